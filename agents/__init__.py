@@ -1,0 +1,1 @@
+"""hedgearena.agents: learned hedgers (stable-baselines3 agents, deep hedging)."""

@@ -1,0 +1,1 @@
+"""hedgearena.baselines: classical hedgers and the scoring arena."""

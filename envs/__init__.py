@@ -1,0 +1,11 @@
+"""hedgearena.envs: the market, the option book, the frictions and the hedging environments.
+
+Importing the package registers the Gymnasium ids ``hedgearena/ShortCall-v0``,
+``hedgearena/OptionBook-v0`` and ``hedgearena/HistoricalReplay-v0``.
+"""
+
+from hedgearena.envs.registered import ENV_IDS, register_envs
+
+register_envs()
+
+__all__ = ["ENV_IDS", "register_envs"]

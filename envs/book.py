@@ -1,0 +1,404 @@
+"""The option book: instruments, client order flow, and the book's marks and greeks along paths.
+
+A book holds European calls and puts on one underlying. Its contents are exogenous to the hedger:
+the initial positions are fixed and client trades arrive at random (Poisson) times with random
+strikes near the money, so the whole book can be sampled once per episode, after the market
+paths, and valued on every path and step in one vectorised pass. The hedger only chooses the
+hedge; :mod:`hedgearena.envs.core` books the P&L.
+
+Units: quantities in units of the underlying (contracts times multiplier; negative = short),
+strikes and marks in currency, times in years, expiries as steps of the market grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgearena.envs.black_scholes import black_scholes_greeks
+from hedgearena.envs.market import FloatArray, MarketPaths
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One European option position of the initial book.
+
+    Attributes:
+        moneyness: strike as a fraction of the initial spot (1.0 = at the money).
+        expiry_steps: expiry in steps of the market grid from the episode's start (>= 1).
+        contracts: signed number of contracts (negative = short).
+        is_call: call (True) or put (False).
+        multiplier: units of the underlying per contract.
+    """
+
+    moneyness: float = 1.0
+    expiry_steps: int = 20
+    contracts: float = -1.0
+    is_call: bool = True
+    multiplier: float = 100.0
+
+    def __post_init__(self) -> None:
+        _require(self.moneyness > 0, f"Option.moneyness must be > 0, got {self.moneyness}")
+        _require(
+            int(self.expiry_steps) == self.expiry_steps and self.expiry_steps >= 1,
+            f"Option.expiry_steps must be an integer >= 1, got {self.expiry_steps}",
+        )
+        _require(self.multiplier > 0, f"Option.multiplier must be > 0, got {self.multiplier}")
+        _require(
+            np.isfinite(self.contracts), f"Option.contracts must be finite, got {self.contracts}"
+        )
+
+
+@dataclass(frozen=True)
+class ClientFlow:
+    """Clients trading options with the dealer at random times (the market-maker case).
+
+    Arrivals are Poisson with ``rate`` trades per year on every path. Each trade is a call or put
+    (``call_probability``), struck at ``spot * m`` with ``m`` uniform in ``moneyness_range``
+    rounded to ``strike_step`` currency, expiring ``expiry_steps`` steps after its arrival (one of
+    the given values, uniformly); the client buys with probability ``buy_probability`` (so the
+    dealer goes short) in ``contracts`` contracts. The dealer earns the half-spread,
+    ``half_spread_vol`` vol points times the option's vega per unit, on every trade.
+
+    Attributes:
+        rate: expected client trades per year (per path).
+        buy_probability: probability a client buys (the dealer sells); 0.5 = balanced flow.
+        call_probability: probability a trade is a call.
+        moneyness_range: (low, high) strike / spot at arrival.
+        strike_step: strikes are rounded to multiples of this (currency; 0 = no rounding).
+        expiry_steps: possible maturities in market steps from the arrival.
+        contracts: contracts per client trade.
+        multiplier: units of the underlying per contract.
+        half_spread_vol: half bid-ask spread the dealer earns, in vol points (0.01 = 1 vol point).
+        max_trades: capacity of client trades per episode (arrivals beyond it are dropped).
+    """
+
+    rate: float = 250.0
+    buy_probability: float = 0.6
+    call_probability: float = 0.5
+    moneyness_range: tuple[float, float] = (0.9, 1.1)
+    strike_step: float = 1.0
+    expiry_steps: tuple[int, ...] = (20, 40, 60)
+    contracts: float = 1.0
+    multiplier: float = 100.0
+    half_spread_vol: float = 0.005
+    max_trades: int = 64
+
+    def __post_init__(self) -> None:
+        _require(self.rate >= 0, f"ClientFlow.rate must be >= 0 trades per year, got {self.rate}")
+        for name in ("buy_probability", "call_probability"):
+            value = getattr(self, name)
+            _require(0 <= value <= 1, f"ClientFlow.{name} must be in [0, 1], got {value}")
+        low, high = self.moneyness_range
+        _require(
+            0 < low <= high,
+            f"ClientFlow.moneyness_range must satisfy 0 < low <= high, got {self.moneyness_range}",
+        )
+        _require(
+            self.strike_step >= 0, f"ClientFlow.strike_step must be >= 0, got {self.strike_step}"
+        )
+        _require(
+            len(self.expiry_steps) > 0 and all(int(e) == e and e >= 1 for e in self.expiry_steps),
+            f"ClientFlow.expiry_steps must be integers >= 1, got {self.expiry_steps}",
+        )
+        _require(self.contracts > 0, f"ClientFlow.contracts must be > 0, got {self.contracts}")
+        _require(self.multiplier > 0, f"ClientFlow.multiplier must be > 0, got {self.multiplier}")
+        _require(
+            self.half_spread_vol >= 0,
+            f"ClientFlow.half_spread_vol must be >= 0, got {self.half_spread_vol}",
+        )
+        _require(self.max_trades >= 1, f"ClientFlow.max_trades must be >= 1, got {self.max_trades}")
+
+
+@dataclass(frozen=True)
+class OptionBook:
+    """The book's specification: initial options, an initial stock position and client flow.
+
+    Attributes:
+        options: the initial option positions.
+        stock: initial position in the underlying that belongs to the book (units), e.g. the
+            long equity portfolio of portfolio insurance; the hedge is separate.
+        client_flow: random client trades, or None for a static book.
+    """
+
+    options: tuple[Option, ...] = (Option(),)
+    stock: float = 0.0
+    client_flow: ClientFlow | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            len(self.options) > 0 or self.client_flow is not None,
+            "OptionBook needs at least one option or a client_flow",
+        )
+
+    @property
+    def notional(self) -> float:
+        """Reference size in units of the underlying: the largest position of one trade."""
+        sizes = [abs(o.contracts) * o.multiplier for o in self.options]
+        if self.client_flow is not None:
+            sizes.append(self.client_flow.contracts * self.client_flow.multiplier)
+        return max(sizes)
+
+
+class BookPaths(NamedTuple):
+    """The sampled contents of the book on every path; arrays ``(n_paths, n_instruments)``.
+
+    Padding slots have ``quantity == 0``. ``start`` is the step an instrument enters the book
+    (0 for the initial book) and ``expiry`` the step it settles (may lie past the episode's end,
+    in which case it is still held, marked to model, at the end).
+    """
+
+    strike: FloatArray
+    quantity: FloatArray
+    is_call: NDArray[np.bool_]
+    start: NDArray[np.int64]
+    expiry: NDArray[np.int64]
+    half_spread_vol: FloatArray
+
+
+def sample_book(book: OptionBook, market: MarketPaths, rng: np.random.Generator) -> BookPaths:
+    """Sample the book's instruments on every path (the initial options plus client trades).
+
+    Args:
+        book: the book's specification.
+        market: the episode's market paths (client strikes are set relative to their spot).
+        rng: the source of the client flow's randomness.
+
+    Returns:
+        The instruments, ``(n_paths, len(book.options) + max_trades)`` arrays.
+    """
+    n_paths = market.n_paths
+    s0 = market.spot[:, :1]
+    initial = BookPaths(
+        strike=s0 * np.array([[o.moneyness for o in book.options]]),
+        quantity=np.broadcast_to(
+            np.array([[o.contracts * o.multiplier for o in book.options]]),
+            (n_paths, len(book.options)),
+        ).astype(np.float64),
+        is_call=np.broadcast_to(
+            np.array([[o.is_call for o in book.options]]), (n_paths, len(book.options))
+        ),
+        start=np.zeros((n_paths, len(book.options)), dtype=np.int64),
+        expiry=np.broadcast_to(
+            np.array([[o.expiry_steps for o in book.options]], dtype=np.int64),
+            (n_paths, len(book.options)),
+        ),
+        half_spread_vol=np.zeros((n_paths, len(book.options))),
+    )
+    if book.client_flow is None:
+        return initial
+    flow = sample_client_flow(book.client_flow, market, rng)
+    return BookPaths(*(np.concatenate([a, b], axis=1) for a, b in zip(initial, flow, strict=True)))
+
+
+def sample_client_flow(
+    flow: ClientFlow, market: MarketPaths, rng: np.random.Generator
+) -> BookPaths:
+    """Sample client trades: Poisson arrival steps, strikes near the spot, sides and maturities.
+
+    Arrivals can happen at steps ``1 .. n_steps - 1`` (none at the start, none at the end), at
+    most one per step and path for a rate small against the grid (the Poisson count per step is
+    capped at one; with ``rate * dt`` of 1 or more every step trades once). Trades beyond
+    ``max_trades`` on a path are dropped.
+    """
+    n_paths, n_steps = market.n_paths, market.n_steps
+    dt = float(market.times[1] - market.times[0]) if n_steps > 0 else 0.0
+    probability = 1.0 - np.exp(-flow.rate * dt)
+    arrive = rng.random((n_paths, n_steps)) < probability
+    arrive[:, 0] = False
+    # Keep the first max_trades arrivals of each path, in time order.
+    order = np.cumsum(arrive, axis=1)
+    arrive &= order <= flow.max_trades
+    n_slots = flow.max_trades
+    path_idx, step_idx = np.nonzero(arrive)
+    slot = (np.cumsum(arrive, axis=1) - 1)[path_idx, step_idx]
+    shape = (n_paths, n_slots)
+    strike = np.full(shape, 1.0)
+    quantity = np.zeros(shape)
+    is_call = np.ones(shape, dtype=bool)
+    start = np.zeros(shape, dtype=np.int64)
+    expiry = np.ones(shape, dtype=np.int64)
+    n = len(path_idx)
+    raw = market.spot[path_idx, step_idx] * rng.uniform(*flow.moneyness_range, size=n)
+    strike[path_idx, slot] = (
+        np.round(raw / flow.strike_step) * flow.strike_step if flow.strike_step else raw
+    )
+    strike[path_idx, slot] = np.maximum(strike[path_idx, slot], flow.strike_step or 1e-8)
+    side = np.where(rng.random(n) < flow.buy_probability, -1.0, 1.0)
+    quantity[path_idx, slot] = side * flow.contracts * flow.multiplier
+    is_call[path_idx, slot] = rng.random(n) < flow.call_probability
+    start[path_idx, slot] = step_idx
+    expiry[path_idx, slot] = step_idx + rng.choice(
+        np.asarray(flow.expiry_steps, dtype=np.int64), size=n
+    )
+    half_spread = np.zeros(shape)
+    half_spread[path_idx, slot] = flow.half_spread_vol
+    return BookPaths(strike, quantity, is_call, start, expiry, half_spread)
+
+
+class BookMarks(NamedTuple):
+    """The book's value, greeks and cash flows on every path and step.
+
+    Arrays are ``(n_paths, n_steps + 1)``.
+
+    ``value`` is the mark of the options held after the step's arrivals and settlements;
+    ``delta`` (units of the underlying), ``gamma`` (units per currency), ``vega`` (currency per
+    1.00 of vol) and ``theta`` (currency per year) are the options' greeks (the book's stock
+    position adds ``stock`` to the delta, not included here); ``premium`` is the cash the dealer
+    receives for the options that arrive at the step (negative when it pays), ``spread_income``
+    the half-spread it earns on them and ``settlement`` the cash paid to it by options expiring
+    at the step.
+    """
+
+    value: FloatArray
+    delta: FloatArray
+    gamma: FloatArray
+    vega: FloatArray
+    theta: FloatArray
+    premium: FloatArray
+    spread_income: FloatArray
+    settlement: FloatArray
+
+
+def mark_book(instruments: BookPaths, market: MarketPaths) -> BookMarks:
+    """Value the book on every path and step (one vectorised pass over paths x steps x instruments).
+
+    Args:
+        instruments: the sampled book.
+        market: the episode's market paths; options are marked at the surface's implied vol.
+
+    Returns:
+        The book's marks, greeks and cash flows, ``(n_paths, n_steps + 1)`` arrays.
+    """
+    steps = np.arange(market.n_steps + 1)[None, :, None]
+    start, expiry = instruments.start[:, None, :], instruments.expiry[:, None, :]
+    held = (steps >= start) & (steps < expiry)
+    qty = instruments.quantity[:, None, :]
+    spot = market.spot[:, :, None]
+    times = market.times[None, :, None]
+    expiry_time = _expiry_time(market, instruments.expiry)[:, None, :]
+    tau = np.maximum(expiry_time - times, 0.0)
+    strike = instruments.strike[:, None, :]
+    vol = market.surface.implied_vol(
+        spot,
+        strike,
+        tau,
+        market.vol_state[:, :, None],
+        market.spot[:, :1, None],
+        market.rate,
+        market.dividend,
+    )
+    greeks = black_scholes_greeks(
+        spot, strike, tau, vol, market.rate, market.dividend, instruments.is_call[:, None, :]
+    )
+    arriving = steps == start
+    settling = steps == expiry
+    held_qty = np.where(held, qty, 0.0)
+
+    def book_sum(values: FloatArray, weights: FloatArray) -> FloatArray:
+        return np.einsum("pti,pti->pt", values, weights)
+
+    return BookMarks(
+        value=book_sum(greeks.price, held_qty),
+        delta=book_sum(greeks.delta, held_qty),
+        gamma=book_sum(greeks.gamma, held_qty),
+        vega=book_sum(greeks.vega, held_qty),
+        theta=book_sum(greeks.theta, held_qty),
+        premium=-book_sum(greeks.price, np.where(arriving & held, qty, 0.0)),
+        spread_income=book_sum(
+            greeks.vega,
+            np.where(arriving & held, np.abs(qty) * instruments.half_spread_vol[:, None, :], 0.0),
+        ),
+        settlement=book_sum(greeks.price, np.where(settling, qty, 0.0)),
+    )
+
+
+def _expiry_time(market: MarketPaths, expiry_steps: NDArray[np.int64]) -> FloatArray:
+    """Expiry in years from the episode start, for expiry steps possibly past the grid's end."""
+    dt = float(market.times[1] - market.times[0]) if market.n_steps > 0 else 0.0
+    return expiry_steps.astype(np.float64) * dt
+
+
+@dataclass(frozen=True)
+class HedgeOption:
+    """A listed option the hedger may trade for gamma and vega (delta-gamma / delta-vega hedging).
+
+    It is struck at ``moneyness`` times the episode's initial spot and expires ``expiry_steps``
+    market steps after the start, which must lie beyond the episode's end (it is marked, not
+    settled, at the end). Trading it costs ``half_spread_vol`` vol points times its vega per unit.
+
+    Attributes:
+        moneyness: strike / initial spot.
+        expiry_steps: expiry in market steps from the start.
+        is_call: call or put.
+        half_spread_vol: half bid-ask spread paid when trading it, in vol points.
+    """
+
+    moneyness: float = 1.0
+    expiry_steps: int = 90
+    is_call: bool = True
+    half_spread_vol: float = 0.005
+
+    def __post_init__(self) -> None:
+        _require(self.moneyness > 0, f"HedgeOption.moneyness must be > 0, got {self.moneyness}")
+        _require(
+            self.expiry_steps >= 1,
+            f"HedgeOption.expiry_steps must be >= 1, got {self.expiry_steps}",
+        )
+        _require(
+            self.half_spread_vol >= 0,
+            f"HedgeOption.half_spread_vol must be >= 0, got {self.half_spread_vol}",
+        )
+
+
+class HedgeOptionMarks(NamedTuple):
+    """Mark and greeks of one unit of the hedging option; arrays ``(n_paths, n_steps + 1)``."""
+
+    price: FloatArray
+    delta: FloatArray
+    gamma: FloatArray
+    vega: FloatArray
+
+
+def mark_hedge_option(option: HedgeOption, market: MarketPaths) -> HedgeOptionMarks:
+    """Mark the hedging option on every path and step."""
+    _require(
+        option.expiry_steps > market.n_steps,
+        f"HedgeOption.expiry_steps ({option.expiry_steps}) must exceed the episode's "
+        f"{market.n_steps} steps",
+    )
+    dt = float(market.times[1] - market.times[0])
+    tau = option.expiry_steps * dt - market.times[None, :]
+    strike = option.moneyness * market.spot[:, :1]
+    vol = market.surface.implied_vol(
+        market.spot, strike, tau, market.vol_state, market.spot[:, :1], market.rate, market.dividend
+    )
+    g = black_scholes_greeks(
+        market.spot, strike, tau, vol, market.rate, market.dividend, option.is_call
+    )
+    return HedgeOptionMarks(g.price, g.delta, g.gamma, g.vega)
+
+
+# Re-exported for type hints of callers.
+__all__ = [
+    "BookMarks",
+    "BookPaths",
+    "ClientFlow",
+    "HedgeOption",
+    "HedgeOptionMarks",
+    "Option",
+    "OptionBook",
+    "field",
+    "mark_book",
+    "mark_hedge_option",
+    "sample_book",
+    "sample_client_flow",
+]

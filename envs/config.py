@@ -1,0 +1,285 @@
+"""Environment configuration: one frozen, validated object per env, buildable from keywords.
+
+Every keyword of ``gym.make("hedgearena/...", **kwargs)`` is a field of :class:`EnvConfig`.
+Objects (a market model, a cost model, an option book) may be given directly, or as plain data:
+``market="heston", market_kwargs={"kappa": 2.0}``, ``cost={"proportional": 0.01}``,
+``book={"options": [{"moneyness": 1.0, "expiry_steps": 60}]}``, which is what YAML configs hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
+from hedgearena.envs.core import INITIAL_HEDGES, CoreConfig
+from hedgearena.envs.market import MarketModel
+
+MARKET_MODELS = ("gbm", "heston", "sabr", "merton", "historical")
+
+
+def make_market(name: str, **kwargs: Any) -> MarketModel:
+    """Build a market model from its name and keyword arguments.
+
+    Args:
+        name: one of :data:`MARKET_MODELS`.
+        **kwargs: the model's fields (``historical`` takes the keywords of
+            :meth:`hedgearena.envs.historical.HistoricalReplay.sp500`).
+    """
+    if name == "gbm":
+        from hedgearena.envs.gbm import GBM
+
+        return GBM(**kwargs)
+    if name == "heston":
+        from hedgearena.envs.heston import Heston
+
+        return Heston(**kwargs)
+    if name == "sabr":
+        from hedgearena.envs.sabr import SABR
+
+        return SABR(**kwargs)
+    if name == "merton":
+        from hedgearena.envs.merton import MertonJumpDiffusion
+
+        return MertonJumpDiffusion(**kwargs)
+    if name == "historical":
+        from hedgearena.envs.historical import HistoricalReplay
+
+        return HistoricalReplay.sp500(**kwargs)
+    raise ValueError(
+        f"market must be one of {', '.join(MARKET_MODELS)} or a MarketModel; got {name!r}"
+    )
+
+
+def make_book(spec: OptionBook | dict[str, Any]) -> OptionBook:
+    """An :class:`OptionBook` from itself or from plain data (lists of option dicts)."""
+    if isinstance(spec, OptionBook):
+        return spec
+    if not isinstance(spec, dict):
+        raise ValueError(f"book must be an OptionBook or a dict, got {type(spec).__name__}")
+    data = dict(spec)
+    options = tuple(o if isinstance(o, Option) else Option(**o) for o in data.pop("options", ()))
+    flow = data.pop("client_flow", None)
+    if isinstance(flow, dict):
+        flow = ClientFlow(**{k: tuple(v) if isinstance(v, list) else v for k, v in flow.items()})
+    return OptionBook(options=options, client_flow=flow, **data)
+
+
+def make_cost(spec: Any) -> Any:
+    """A cost model from itself, a number (proportional rate) or a dict of named models."""
+    from hedgearena.envs.frictions import CostModel, ProportionalCost, cost_model_from_config
+
+    if isinstance(spec, CostModel):
+        return spec
+    if isinstance(spec, int | float):
+        return ProportionalCost(float(spec))
+    if isinstance(spec, dict):
+        return cost_model_from_config(spec)
+    raise ValueError(f"cost must be a CostModel, a number or a dict of cost models; got {spec!r}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Everything that defines a hedging environment.
+
+    Attributes:
+        market: the market model (an object, or a name of :data:`MARKET_MODELS`).
+        market_kwargs: keywords of the named market model.
+        book: the option book to hedge.
+        cost: the cost of trading the underlying (see :mod:`hedgearena.envs.frictions`).
+        hedge_option: a listed option the hedger may also trade, or None.
+        n_steps: market steps per episode (default: the latest expiry of the initial options).
+        days_per_year: market steps per year (250 or 252 trading days; ``dt = 1 / days``).
+        rebalance_every: market steps per decision (must divide ``n_steps``).
+        initial_hedge: ``zero`` (start unhedged) or ``delta`` (the first trade's target is the
+            model delta whatever the action; it pays its cost).
+        action_mode, reward_mode, risk_aversion, position_limit, trade_limit, band_limit,
+        lot_size, unwind: see :class:`hedgearena.envs.core.CoreConfig`.
+        reward_scale: currency per unit of reward; None = the premium of an at-the-money option
+            on the book's notional, ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and
+            Subrahmanyam 1988) with the market's initial vol.
+        realised_vol_halflife: half-life, in market steps, of the EWMA realised-vol feature.
+        max_episode_steps: None; episodes end at the book's horizon (``terminated``).
+    """
+
+    market: Any = "gbm"
+    market_kwargs: dict[str, Any] = field(default_factory=dict)
+    book: Any = field(default_factory=OptionBook)
+    cost: Any = 0.01
+    hedge_option: Any = None
+    n_steps: int | None = None
+    days_per_year: float = 252.0
+    rebalance_every: int = 1
+    initial_hedge: str = "zero"
+    action_mode: str = "target"
+    reward_mode: str = "pnl"
+    risk_aversion: float = 0.0
+    position_limit: float = 1.5
+    trade_limit: float = 0.5
+    band_limit: float = 0.5
+    lot_size: float = 0.0
+    unwind: bool = True
+    reward_scale: float | None = None
+    realised_vol_halflife: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.market, str):
+            object.__setattr__(self, "market", make_market(self.market, **self.market_kwargs))
+        elif self.market_kwargs:
+            raise ValueError("market_kwargs is only used with a market name (e.g. market='heston')")
+        if not isinstance(self.market, MarketModel):
+            raise ValueError(
+                f"market must be a MarketModel or a name, got {type(self.market).__name__}"
+            )
+        object.__setattr__(self, "book", make_book(self.book))
+        object.__setattr__(self, "cost", make_cost(self.cost))
+        if isinstance(self.hedge_option, dict):
+            object.__setattr__(self, "hedge_option", HedgeOption(**self.hedge_option))
+        elif self.hedge_option is True:
+            object.__setattr__(self, "hedge_option", HedgeOption())
+        if self.hedge_option is not None and not isinstance(self.hedge_option, HedgeOption):
+            raise ValueError(
+                "hedge_option must be a HedgeOption, a dict, True or None; "
+                f"got {self.hedge_option!r}"
+            )
+        if self.n_steps is None:
+            horizon = max((o.expiry_steps for o in self.book.options), default=0)
+            if horizon == 0:
+                raise ValueError("n_steps is required for a book with no initial options")
+            object.__setattr__(self, "n_steps", int(horizon))
+        self._validate()
+
+    def _validate(self) -> None:
+        n_steps = self.n_steps
+        assert n_steps is not None
+        if int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        if not (math.isfinite(self.days_per_year) and self.days_per_year > 0):
+            raise ValueError(
+                f"days_per_year must be > 0 (e.g. 250 or 252), got {self.days_per_year!r}"
+            )
+        if n_steps % self.rebalance_every:
+            raise ValueError(
+                f"rebalance_every ({self.rebalance_every}) must divide n_steps ({n_steps})"
+            )
+        if self.initial_hedge not in INITIAL_HEDGES:
+            raise ValueError(
+                f"initial_hedge must be one of {', '.join(INITIAL_HEDGES)}; "
+                f"got {self.initial_hedge!r}"
+            )
+        if self.hedge_option is not None and self.hedge_option.expiry_steps <= n_steps:
+            raise ValueError(
+                f"hedge_option.expiry_steps ({self.hedge_option.expiry_steps}) must exceed "
+                f"n_steps ({n_steps})"
+            )
+        if self.reward_scale is not None and not (
+            math.isfinite(self.reward_scale) and self.reward_scale > 0
+        ):
+            raise ValueError(f"reward_scale must be > 0 or None, got {self.reward_scale!r}")
+        if not self.realised_vol_halflife > 0:
+            raise ValueError(
+                f"realised_vol_halflife must be > 0 steps, got {self.realised_vol_halflife!r}"
+            )
+        self.core(1.0)  # validates the core's fields
+
+    @property
+    def dt(self) -> float:
+        """Years per market step."""
+        return 1.0 / self.days_per_year
+
+    @property
+    def n_decisions(self) -> int:
+        """Decisions per episode."""
+        assert self.n_steps is not None
+        return self.n_steps // self.rebalance_every
+
+    @property
+    def action_dim(self) -> int:
+        """1 (the underlying) or 2 (the underlying and the hedging option)."""
+        return 1 if self.hedge_option is None else 2
+
+    def core(self, reward_scale: float) -> CoreConfig:
+        """The transition's conventions."""
+        return CoreConfig(
+            action_mode=self.action_mode,
+            reward_mode=self.reward_mode,
+            risk_aversion=self.risk_aversion,
+            reward_scale=reward_scale,
+            notional=self.book.notional,
+            position_limit=self.position_limit,
+            trade_limit=self.trade_limit,
+            band_limit=self.band_limit,
+            lot_size=self.lot_size,
+            unwind=self.unwind,
+            rebalance_every=self.rebalance_every,
+        )
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain description for logs and saved configs (objects shown by their repr)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = (
+                value if isinstance(value, int | float | str | bool | type(None)) else repr(value)
+            )
+        return out
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "ShortCall": {
+        "market": "gbm",
+        "market_kwargs": {"mu": 0.05, "sigma": 0.2, "spot0": 100.0},
+        "book": OptionBook(options=(Option(moneyness=1.0, expiry_steps=20, contracts=-1.0),)),
+        "cost": 0.01,
+        "days_per_year": 250.0,
+    },
+    "OptionBook": {
+        "market": "heston",
+        "market_kwargs": {
+            "kappa": 2.0,
+            "theta": 0.04,
+            "xi": 0.5,
+            "rho": -0.7,
+            "v0": 0.04,
+            "spot0": 100.0,
+        },
+        "book": OptionBook(options=(), client_flow=ClientFlow()),
+        "n_steps": 60,
+        "cost": {"proportional": 0.0005, "spread": {"half_spread": 0.0005}},
+        "hedge_option": None,
+        "days_per_year": 252.0,
+    },
+    "HistoricalReplay": {
+        "market": "historical",
+        "book": OptionBook(options=(Option(moneyness=1.0, expiry_steps=21, contracts=-1.0),)),
+        "cost": 0.001,
+        "days_per_year": 252.0,
+    },
+}
+
+
+def make_config(preset: str | None = None, **overrides: Any) -> EnvConfig:
+    """The config of a registered env with keyword overrides.
+
+    ``preset`` is ``ShortCall``, ``OptionBook`` or ``HistoricalReplay``; None starts from
+    :class:`EnvConfig`'s defaults.
+    """
+    if preset is None:
+        return EnvConfig(**overrides)
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+    kwargs = dict(PRESETS[preset])
+    if "market" in overrides and "market_kwargs" not in overrides:
+        kwargs.pop("market_kwargs", None)
+    kwargs.update(overrides)
+    names = {f.name for f in dataclasses.fields(EnvConfig)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise ValueError(f"unknown env keyword(s) {unknown}; allowed: {sorted(names)}")
+    return EnvConfig(**kwargs)

@@ -1,0 +1,560 @@
+"""Historical replay: market paths cut from a real daily series of closes and implied vols.
+
+An episode of ``n_steps`` steps is a window of ``n_steps + 1`` consecutive rows of the series;
+the step length ``dt`` is the environment's day-count convention (years per row, e.g. 1/252), so
+``times = dt * arange(n_steps + 1)`` whatever the calendar gaps (weekends, holidays) between rows.
+Windows are drawn at random (:meth:`HistoricalReplay.simulate`), chosen explicitly
+(:meth:`HistoricalReplay.window`) or laid end to end through the series
+(:meth:`HistoricalReplay.walk_forward_starts`); :meth:`HistoricalReplay.between` restricts the
+series to a date range (crisis windows: 2008, May 2010, Aug 2011, early 2018).
+
+The implied vol of a row is either given (VIX/100 for the S&P 500, or the user's column) or,
+where none exists, estimated by :func:`garch_implied_vol`. The column ``vol_estimated`` of
+:attr:`HistoricalReplay.data` says which rows carry an estimate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
+from hedgearena.envs.vol_surface import FlatVol
+
+TRADING_DAYS_PER_YEAR = 252
+"""Trading days per year used to annualise daily variances."""
+
+GARCH_HORIZON_DAYS = 21
+"""Trading days averaged by the GARCH vol estimate: 30 calendar days, the VIX's horizon."""
+
+MAX_VOL = 5.0
+"""Largest annualised implied vol accepted (500%); larger values are taken for a unit error."""
+
+MIN_GARCH_ROWS = 100
+"""Fewest rows of closes from which a GARCH(1,1) is fitted."""
+
+_CSV_ERRORS = (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
+
+COLUMNS = ("close", "implied_vol", "vol_estimated")
+"""Columns of :attr:`HistoricalReplay.data`."""
+
+
+@dataclass(frozen=True, eq=False)
+class HistoricalReplay:
+    """Replays windows of a daily series of closes and implied vols as :class:`MarketPaths`.
+
+    Build one with :meth:`sp500` (the embedded default), :meth:`from_frame` or :meth:`from_csv`.
+    Each replayed path has ``spot`` = the closes of its window, ``vol_state`` = the implied vols
+    (the level of ``surface``, at-the-money vol for :class:`FlatVol`), ``variance`` = the implied
+    vol squared, ``liquidity`` = 1 and ``dates`` = the window's calendar dates.
+
+    Attributes:
+        data: the validated series: a sorted, duplicate-free ``DatetimeIndex`` and the columns
+            ``close`` (currency, > 0), ``implied_vol`` (annualised, in ``(0, MAX_VOL]``) and
+            ``vol_estimated`` (bool: True where ``implied_vol`` is the GARCH estimate).
+        rate: continuously compounded risk-free rate, per year.
+        dividend: continuous dividend yield, per year.
+        surface: the implied-volatility surface, driven by ``implied_vol``.
+        name: a label for reports (e.g. ``"S&P 500"``).
+
+    Examples:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame(
+        ...     {"close": [100.0, 101.0, 99.0, 102.0], "iv": [0.2, 0.21, 0.22, 0.2]},
+        ...     index=pd.date_range("2020-01-01", periods=4),
+        ... )
+        >>> replay = HistoricalReplay.from_frame(frame, price_column="close", vol_column="iv")
+        >>> paths = replay.window([1], n_steps=2, dt=1 / 252)
+        >>> paths.spot
+        array([[101.,  99., 102.]])
+        >>> paths.dates[0, 0]
+        np.datetime64('2020-01-02')
+    """
+
+    data: pd.DataFrame = field(repr=False)
+    rate: float = 0.0
+    dividend: float = 0.0
+    surface: VolSurface = field(default_factory=FlatVol)
+    name: str = "custom"
+    _close: FloatArray = field(init=False, repr=False)
+    _vol: FloatArray = field(init=False, repr=False)
+    _dates: NDArray[np.datetime64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in COLUMNS if c not in self.data.columns]
+        if missing:
+            raise ValueError(
+                f"data is missing the column(s) {missing}; it has {list(self.data.columns)}, "
+                f"needs {list(COLUMNS)}"
+            )
+        _check_index(self.data.index, "data index")
+        _check_prices(self.data["close"], "close")
+        _check_vols(self.data["implied_vol"], "implied_vol")
+        for name in ("rate", "dividend"):
+            if not np.isfinite(getattr(self, name)):
+                value = getattr(self, name)
+                raise ValueError(f"{name} must be a finite number per year, got {value}")
+        data = self.data.loc[:, list(COLUMNS)].copy()
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "_close", _readonly(data["close"].to_numpy(np.float64)))
+        object.__setattr__(self, "_vol", _readonly(data["implied_vol"].to_numpy(np.float64)))
+        object.__setattr__(self, "_dates", _readonly(_as_days(pd.DatetimeIndex(data.index))))
+
+    def __repr__(self) -> str:
+        first, last = self.data.index[0].date(), self.data.index[-1].date()
+        return (
+            f"HistoricalReplay(name={self.name!r}, rows={len(self)}, {first}..{last}, "
+            f"estimated_vol_rows={int(self.data['vol_estimated'].sum())}, rate={self.rate}, "
+            f"dividend={self.dividend}, surface={self.surface!r})"
+        )
+
+    def __len__(self) -> int:
+        """Number of rows (trading days) in the series."""
+        return len(self.data)
+
+    # ----------------------------------------------------------------------------- constructors
+
+    @classmethod
+    def sp500(
+        cls, *, rate: float = 0.0, dividend: float = 0.0, surface: VolSurface | None = None
+    ) -> HistoricalReplay:
+        """S&P 500 daily closes 1999-01-04..2018-12-31 with VIX/100 as implied vol where known.
+
+        The closes are ``arch.data.sp500``'s "Adj Close", which for this price index equals
+        "Close" (no dividend adjustment: use ``dividend`` for the yield). The implied vol is
+        ``arch.data.vix`` / 100 on the dates it covers (2014-01-03 onwards, 1257 rows) and the
+        :func:`garch_implied_vol` estimate elsewhere (1999-2013 and 2014-01-02; ``vol_estimated``
+        marks them). Beware that the estimate is a physical-measure forecast: it runs a little
+        below VIX (no variance risk premium) and rests on parameters fitted on the whole sample.
+        The series is loaded and fitted once per process.
+
+        Args:
+            rate: risk-free rate, per year.
+            dividend: dividend yield, per year.
+            surface: the implied-vol surface (default :class:`FlatVol`).
+        """
+        return cls(_sp500_frame(), rate, dividend, surface or FlatVol(), "S&P 500")
+
+    @classmethod
+    def nasdaq(
+        cls, *, rate: float = 0.0, dividend: float = 0.0, surface: VolSurface | None = None
+    ) -> HistoricalReplay:
+        """NASDAQ Composite daily closes 1999-2018 ("Adj Close" of ``arch.data.nasdaq``).
+
+        No implied-vol index ships with ``arch``, so every row carries the
+        :func:`garch_implied_vol` estimate. Arguments as for :meth:`sp500`.
+        """
+        return cls(_nasdaq_frame(), rate, dividend, surface or FlatVol(), "NASDAQ Composite")
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        price_column: str = "close",
+        vol_column: str | None = None,
+        date_column: str | None = None,
+        vol_scale: float = 1.0,
+        fill_missing_vol: bool = False,
+        rate: float = 0.0,
+        dividend: float = 0.0,
+        surface: VolSurface | None = None,
+        name: str = "custom",
+    ) -> HistoricalReplay:
+        """A replay of the user's daily series.
+
+        Args:
+            frame: one row per trading day.
+            price_column: column of closing prices, currency (> 0, no missing values).
+            vol_column: column of annualised implied vols; None estimates all of them with
+                :func:`garch_implied_vol` (needs at least ``MIN_GARCH_ROWS`` rows).
+            date_column: column of dates; None uses the frame's index, which must then be a
+                ``DatetimeIndex``.
+            vol_scale: factor applied to ``vol_column``: 0.01 for vols quoted in percent (VIX).
+            fill_missing_vol: estimate missing values of ``vol_column`` with the GARCH estimate
+                instead of rejecting them.
+            rate: risk-free rate, per year.
+            dividend: dividend yield, per year.
+            surface: the implied-vol surface (default :class:`FlatVol`).
+            name: a label for reports.
+
+        Raises:
+            ValueError: a missing column, a non-datetime, unsorted or duplicated date, a missing,
+                non-positive or absurd value; the message names the first offending date.
+        """
+        _check_columns(frame, [c for c in (price_column, vol_column, date_column) if c])
+        index = _date_index(frame, date_column)
+        close = pd.Series(frame[price_column].to_numpy(), index=index, name=price_column)
+        _check_index(index, "date_column" if date_column else "index")
+        _check_prices(close, price_column)
+        close = close.astype(np.float64)
+        if vol_column is None:
+            vol, estimated = garch_implied_vol(close), pd.Series(True, index=index)
+        else:
+            if not (np.isfinite(vol_scale) and vol_scale > 0):
+                raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale}")
+            raw = pd.Series(frame[vol_column].to_numpy(), index=index, name=vol_column)
+            vol = pd.Series(_numeric(raw, vol_column) * vol_scale, index=index)
+            estimated = vol.isna()
+            if fill_missing_vol and estimated.any():
+                vol = vol.where(~estimated, garch_implied_vol(close))
+            _check_vols(vol, vol_column, vol_scale)
+        data = pd.DataFrame(
+            {"close": close, "implied_vol": vol.astype(np.float64), "vol_estimated": estimated}
+        )
+        return cls(data, rate, dividend, surface or FlatVol(), name)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | Path,
+        *,
+        date_column: str = "date",
+        price_column: str = "close",
+        vol_column: str | None = None,
+        **kwargs: Any,
+    ) -> HistoricalReplay:
+        """A replay of a CSV file with one row per trading day (see :meth:`from_frame`).
+
+        Args:
+            path: the CSV file.
+            date_column: column of dates (any format ``pandas.to_datetime`` reads).
+            price_column: column of closing prices, currency.
+            vol_column: column of annualised implied vols, or None for the GARCH estimate.
+            **kwargs: the other keyword arguments of :meth:`from_frame`.
+
+        Raises:
+            ValueError: the file cannot be read, or its content is invalid.
+        """
+        try:
+            frame = pd.read_csv(path)
+        except _CSV_ERRORS as err:
+            raise ValueError(f"cannot read the CSV file {str(path)!r}: {err}") from err
+        kwargs.setdefault("name", Path(path).stem)
+        return cls.from_frame(
+            frame, price_column=price_column, vol_column=vol_column, date_column=date_column,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------------ window selection
+
+    def between(self, start: Any = None, end: Any = None) -> HistoricalReplay:
+        """A replay of the rows dated within ``[start, end]`` (inclusive; None = unbounded).
+
+        Examples:
+            >>> len(HistoricalReplay.sp500().between("2008-09-01", "2008-09-30"))
+            21
+        """
+        dates = self.data.index
+        lo = dates[0] if start is None else pd.Timestamp(start)
+        hi = dates[-1] if end is None else pd.Timestamp(end)
+        mask = (dates >= lo) & (dates <= hi)
+        if mask.sum() < 2:
+            raise ValueError(
+                f"between({start!r}, {end!r}) keeps {int(mask.sum())} row(s), at least 2 are "
+                f"needed; the series runs from {dates[0].date()} to {dates[-1].date()}"
+            )
+        return dataclasses.replace(self, data=self.data.loc[mask])
+
+    def window_starts(self, n_steps: int) -> int:
+        """Number of distinct windows of ``n_steps`` steps: valid starts are ``0..result-1``."""
+        _check_n_steps(n_steps)
+        if len(self) < n_steps + 1:
+            raise ValueError(
+                f"a window of n_steps={n_steps} needs n_steps + 1 = {n_steps + 1} rows, the series "
+                f"has {len(self)} ({self.data.index[0].date()}..{self.data.index[-1].date()})"
+            )
+        return len(self) - n_steps
+
+    def walk_forward_starts(
+        self, n_steps: int, stride: int | None = None, *, start: Any = None, end: Any = None
+    ) -> NDArray[np.int64]:
+        """Start rows of windows laid end to end through the series, in date order.
+
+        With the default ``stride = n_steps`` each window starts on the row where the previous
+        one ended, so every daily move of the series is replayed exactly once (no two windows
+        share a step); ``stride = n_steps + 1`` also keeps their rows disjoint. A tail shorter
+        than a window is dropped.
+
+        Args:
+            n_steps: steps per window.
+            stride: rows between consecutive starts (>= 1); default ``n_steps``.
+            start: first date a window may cover (None = the series' first).
+            end: last date a window may cover (None = the series' last).
+
+        Returns:
+            ``(n_windows,)`` row indices into :attr:`data`, for :meth:`window`.
+
+        Examples:
+            >>> HistoricalReplay.sp500().walk_forward_starts(21, start="2008-09-01")[:3]
+            array([2430, 2451, 2472])
+        """
+        stride = n_steps if stride is None else stride
+        if not (isinstance(stride, (int, np.integer)) and stride >= 1):
+            raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+        dates = self.data.index
+        first = 0 if start is None else int(dates.searchsorted(pd.Timestamp(start), "left"))
+        stop = len(self) if end is None else int(dates.searchsorted(pd.Timestamp(end), "right"))
+        sub = self.between(start, end) if (start, end) != (None, None) else self
+        sub.window_starts(n_steps)
+        return np.arange(first, stop - n_steps, stride, dtype=np.int64)
+
+    def window(self, starts: Any, n_steps: int, dt: float) -> MarketPaths:
+        """The paths of the windows starting at the rows ``starts``.
+
+        Args:
+            starts: ``(n_paths,)`` row indices into :attr:`data`, each in ``[0, len - n_steps)``.
+            n_steps: steps per window (the window has ``n_steps + 1`` rows).
+            dt: years per row (the day-count convention, e.g. 1/252).
+
+        Returns:
+            :class:`MarketPaths` of shape ``(n_paths, n_steps + 1)`` with ``dates`` filled.
+        """
+        n_starts = self.window_starts(n_steps)
+        _check_dt(dt)
+        starts = np.asarray(starts)
+        if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer):
+            raise ValueError(f"starts must be a 1-d array of integer rows, got {starts!r}")
+        bad = (starts < 0) | (starts >= n_starts)
+        if bad.any():
+            raise ValueError(
+                f"start row {int(starts[bad][0])} is out of range: windows of n_steps={n_steps} "
+                f"start in [0, {n_starts - 1}] for a series of {len(self)} rows"
+            )
+        rows = starts[:, None] + np.arange(n_steps + 1)
+        vol = self._vol[rows]
+        return MarketPaths(
+            times=dt * np.arange(n_steps + 1, dtype=np.float64), spot=self._close[rows],
+            variance=vol**2, vol_state=vol, surface=self.surface, rate=self.rate,
+            dividend=self.dividend, dates=self._dates[rows],
+        )
+
+    def simulate(
+        self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
+    ) -> MarketPaths:
+        """``n_paths`` windows with starts drawn uniformly (with replacement) from ``rng``.
+
+        Examples:
+            >>> import numpy as np
+            >>> replay = HistoricalReplay.sp500()
+            >>> replay.simulate(4, 10, 1 / 252, np.random.default_rng(0)).spot.shape
+            (4, 11)
+        """
+        if not (isinstance(n_paths, (int, np.integer)) and n_paths >= 1):
+            raise ValueError(f"n_paths must be an integer >= 1, got {n_paths!r}")
+        starts = rng.integers(0, self.window_starts(n_steps), size=n_paths)
+        return self.window(starts, n_steps, dt)
+
+
+# --------------------------------------------------------------------------- GARCH vol estimate
+
+
+def garch_implied_vol(close: pd.Series, horizon: int = GARCH_HORIZON_DAYS) -> pd.Series:
+    """A VIX-like vol estimate: GARCH(1,1)'s mean forecast variance over the next ``horizon`` days.
+
+    A GARCH(1,1) with constant mean and normal innovations (Bollerslev 1986) is fitted by
+    ``arch.arch_model`` to the percent log returns ``r_t = 100 log(S_t / S_{t-1})``, once, on the
+    whole sample. On each date ``t`` it forecasts the variance of the next ``horizon`` returns from
+    the returns up to ``t`` only (no look-ahead in the filter; the *parameters*, however, use the
+    whole sample):
+
+        sigma2[t+k | t] = vbar + (alpha + beta)^(k-1) * (sigma2[t+1 | t] - vbar),
+        vbar = omega / (1 - alpha - beta)      (Bollerslev 1986),
+
+    and the estimate is ``sqrt(252 * mean_k sigma^2_{t+k|t}) / 100``, the annualised vol expected
+    over ``horizon`` trading days (21 = the 30 calendar days of the VIX). With
+    ``alpha + beta >= 1`` the one-step forecast is used. On the first date the one-step forecast
+    is the fit's back-cast variance.
+
+    Args:
+        close: daily closes (> 0, at least ``MIN_GARCH_ROWS``) indexed by date.
+        horizon: trading days averaged (>= 1).
+
+    Returns:
+        Annualised vols (0.2 = 20%), indexed like ``close``.
+    """
+    if len(close) < MIN_GARCH_ROWS:
+        raise ValueError(
+            f"the GARCH vol estimate needs at least {MIN_GARCH_ROWS} closes, got {len(close)}; "
+            "give a vol column instead"
+        )
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 trading day, got {horizon}")
+    next_var, omega, persistence = _garch_one_step(close.to_numpy(np.float64))
+    weight = float(np.mean(persistence ** np.arange(horizon))) if persistence < 1 else 1.0
+    long_run = omega / (1 - persistence) if persistence < 1 else 0.0
+    mean_var = (1 - weight) * long_run + weight * next_var
+    return pd.Series(np.sqrt(TRADING_DAYS_PER_YEAR * mean_var) / 100, index=close.index)
+
+
+def _garch_one_step(close: FloatArray) -> tuple[FloatArray, float, float]:
+    """GARCH(1,1) one-step forecast variances ``sigma^2_{t+1|t}`` (percent^2), omega, alpha+beta."""
+    from arch import arch_model  # imported lazily: arch is slow to import
+
+    returns = 100 * np.diff(np.log(close))
+    result = arch_model(returns, mean="Constant", vol="GARCH", p=1, q=1, dist="normal").fit(
+        disp="off"
+    )
+    omega, alpha, beta = (float(result.params[k]) for k in ("omega", "alpha[1]", "beta[1]"))
+    resid = np.asarray(result.resid, dtype=np.float64)
+    cond_var = np.asarray(result.conditional_volatility, dtype=np.float64) ** 2
+    next_var = np.concatenate([cond_var[:1], omega + alpha * resid**2 + beta * cond_var])
+    return next_var, omega, alpha + beta
+
+
+@functools.cache
+def _sp500_frame() -> pd.DataFrame:
+    """S&P 500 closes with VIX/100 where known and the GARCH estimate elsewhere (cached)."""
+    from arch.data import sp500, vix
+
+    close = sp500.load()["Adj Close"].astype(np.float64)
+    implied = vix.load()["vix"].reindex(close.index) / 100
+    frame = pd.DataFrame({"close": close, "vix": implied})
+    return HistoricalReplay.from_frame(
+        frame, price_column="close", vol_column="vix", fill_missing_vol=True
+    ).data
+
+
+@functools.cache
+def _nasdaq_frame() -> pd.DataFrame:
+    """NASDAQ Composite closes with the GARCH vol estimate on every row (cached)."""
+    from arch.data import nasdaq
+
+    frame = nasdaq.load()[["Adj Close"]].astype(np.float64)
+    return HistoricalReplay.from_frame(frame, price_column="Adj Close").data
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """``array``, made read-only so that replays cannot be altered through their paths."""
+    array.flags.writeable = False
+    return array
+
+
+def _as_days(index: pd.DatetimeIndex) -> NDArray[np.datetime64]:
+    """Calendar dates (``datetime64[D]``, local dates for a tz-aware index)."""
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    return index.to_numpy().astype("datetime64[D]")
+
+
+def _check_columns(frame: pd.DataFrame, needed: list[str]) -> None:
+    """Raise if a needed column is missing, listing the available ones."""
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"column(s) {missing} not found; available columns: {list(frame.columns)}"
+        )
+
+
+def _date_index(frame: pd.DataFrame, date_column: str | None) -> pd.DatetimeIndex:
+    """The dates of ``frame``: parsed from ``date_column``, or its index if that is datetime."""
+    if date_column is None:
+        if not isinstance(frame.index, pd.DatetimeIndex):
+            first = f" (first value {frame.index[0]!r})" if len(frame.index) else ""
+            raise ValueError(
+                f"the index must be a DatetimeIndex, got {type(frame.index).__name__}{first}; "
+                "pass date_column= to parse a column of dates"
+            )
+        return frame.index
+    parsed = pd.to_datetime(frame[date_column], errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"date_column {date_column!r} has a missing or unparsable date at row {row}: "
+            f"{frame[date_column].iloc[row]!r}; dates must be readable by pandas.to_datetime"
+        )
+    return pd.DatetimeIndex(parsed, name=date_column)
+
+
+def _check_index(index: pd.Index, what: str) -> None:
+    """Raise unless ``index`` is a non-empty, strictly increasing ``DatetimeIndex``."""
+    if not isinstance(index, pd.DatetimeIndex):
+        raise ValueError(f"{what} must be a DatetimeIndex, got {type(index).__name__}")
+    if len(index) < 2:
+        raise ValueError(f"{what} has {len(index)} row(s); a replay needs at least 2")
+    if index.hasnans:
+        row = int(np.argmax(index.isna()))
+        raise ValueError(f"{what} has a missing date (NaT) at row {row}")
+    steps = np.diff(index.asi8)
+    if (steps <= 0).any():
+        row = int(np.argmax(steps <= 0)) + 1
+        problem = "duplicate" if steps[row - 1] == 0 else "unsorted (earlier than the row before)"
+        raise ValueError(
+            f"{what} has a {problem} date {index[row].date()} at row {row}; dates must be "
+            "strictly increasing (sort the data and drop duplicates)"
+        )
+
+
+def _first_bad(values: pd.Series, bad: NDArray[np.bool_]) -> str:
+    """'<date> (row <i>)' of the first True in ``bad``."""
+    row = int(np.argmax(bad))
+    label = values.index[row]
+    where = label.date() if isinstance(label, pd.Timestamp) else repr(label)
+    return f"{where} (row {row})"
+
+
+def _numeric(values: pd.Series, column: str) -> FloatArray:
+    """The values as float64, or an error naming the first non-numeric one."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    bad = np.isnan(numbers) & values.notna().to_numpy()
+    if bad.any():
+        raise ValueError(
+            f"column {column!r} has a non-numeric value {values.iloc[int(np.argmax(bad))]!r} "
+            f"on {_first_bad(values, bad)}"
+        )
+    return numbers
+
+
+def _check_prices(close: pd.Series, column: str) -> None:
+    """Raise on a missing, non-finite or non-positive price, naming the first offending date."""
+    prices = _numeric(close, column)
+    for bad, problem in (
+        (np.isnan(prices), "a missing value"),
+        (~np.isfinite(prices) | (prices <= 0), "a non-positive or infinite price"),
+    ):
+        if bad.any():
+            raise ValueError(
+                f"column {column!r} has {problem} ({prices[bad][0]}) on {_first_bad(close, bad)}; "
+                "prices must be finite and > 0 (fill or drop the row)"
+            )
+
+
+def _check_vols(vol: pd.Series, column: str, scale: float = 1.0) -> None:
+    """Raise on a missing, non-positive or absurd implied vol, naming the first offending date."""
+    vols = _numeric(vol, column)
+    if np.isnan(vols).any():
+        bad = np.isnan(vols)
+        raise ValueError(
+            f"column {column!r} has a missing value on {_first_bad(vol, bad)}; fill it, drop the "
+            "row or pass fill_missing_vol=True for the GARCH estimate"
+        )
+    bad = ~((vols > 0) & (vols <= MAX_VOL))
+    if bad.any():
+        raise ValueError(
+            f"column {column!r} has implied vol {vols[bad][0]} (after vol_scale={scale}) on "
+            f"{_first_bad(vol, bad)}; allowed: annualised fractions in (0, {MAX_VOL}] "
+            "(0.2 = 20%); for vols in percent pass vol_scale=0.01"
+        )
+
+
+def _check_n_steps(n_steps: int) -> None:
+    """Raise unless ``n_steps`` is an integer >= 1."""
+    if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 1):
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+
+
+def _check_dt(dt: float) -> None:
+    """Raise unless ``dt`` (years per row) is finite and > 0."""
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number of years per row > 0 (e.g. 1/252), got {dt}")

@@ -1,0 +1,131 @@
+"""The exogenous market: what every market model returns and what a volatility surface is.
+
+A market model simulates a whole batch of paths at once and returns a :class:`MarketPaths`:
+spot prices, the instantaneous variance a hedger may observe, the state of the implied-volatility
+surface, a liquidity multiplier and (for historical replay) the dates. Nothing in here depends on
+the hedger's own trades; those are stepped by the environments' core.
+
+Units: prices in currency, time in years, volatilities annualised (0.2 = 20%), variance annualised
+(0.04 = 20% vol squared). Arrays are float64 with shape ``(n_paths, n_steps + 1)``: column ``j``
+is the state at time ``times[j]``, column 0 the start of the episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+@runtime_checkable
+class VolSurface(Protocol):
+    """An implied-volatility surface driven by a per-path state.
+
+    The surface maps an option (strike, time to expiry) to the Black-Scholes implied volatility
+    that prices it, given the current spot, the path's surface state ``level`` (what it means is
+    the surface's own: the at-the-money vol for flat and smile surfaces, SABR's alpha, Heston's
+    instantaneous variance) and the ``anchor`` spot at which a sticky-strike smile was struck
+    (the episode's initial spot). All arguments broadcast against each other.
+    """
+
+    def implied_vol(
+        self,
+        spot: Any,
+        strike: Any,
+        tau: Any,
+        level: Any,
+        anchor: Any,
+        rate: float,
+        dividend: float,
+    ) -> Any:
+        """Implied vol (annualised) of the option ``(strike, tau)``; shape of the broadcast."""
+        ...
+
+
+@dataclass(frozen=True)
+class MarketPaths:
+    """A batch of simulated (or replayed) market paths.
+
+    Attributes:
+        times: ``(n_steps + 1,)`` years since the start of the episode; ``times[0] == 0``.
+        spot: ``(n_paths, n_steps + 1)`` price of the underlying, currency.
+        variance: ``(n_paths, n_steps + 1)`` instantaneous variance of the underlying's log
+            return, annualised; what a hedger may observe about the current volatility.
+        vol_state: ``(n_paths, n_steps + 1)`` the ``level`` the surface takes (see
+            :class:`VolSurface`).
+        surface: the implied-volatility surface that marks options on these paths.
+        rate: continuously compounded risk-free rate, per year.
+        dividend: continuous dividend yield of the underlying, per year.
+        liquidity: ``(n_paths, n_steps + 1)`` multiplier of spreads and impact (1 = normal,
+            larger = less liquid).
+        dates: ``(n_paths, n_steps + 1)`` ``datetime64[D]`` calendar dates for replayed paths,
+            ``None`` for simulated ones.
+    """
+
+    times: FloatArray
+    spot: FloatArray
+    variance: FloatArray
+    vol_state: FloatArray
+    surface: VolSurface
+    rate: float = 0.0
+    dividend: float = 0.0
+    liquidity: FloatArray = field(default=None)  # type: ignore[assignment]
+    dates: NDArray[np.datetime64] | None = None
+
+    def __post_init__(self) -> None:
+        shape = self.spot.shape
+        if self.spot.ndim != 2:
+            raise ValueError(f"spot must have shape (n_paths, n_steps + 1), got {shape}")
+        if self.times.shape != (shape[1],):
+            raise ValueError(f"times must have shape ({shape[1]},), got {self.times.shape}")
+        for name in ("variance", "vol_state"):
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {getattr(self, name).shape}")
+        if self.liquidity is None:
+            object.__setattr__(self, "liquidity", np.ones(shape))
+        elif self.liquidity.shape != shape:
+            raise ValueError(f"liquidity must have shape {shape}, got {self.liquidity.shape}")
+
+    @property
+    def n_paths(self) -> int:
+        """Number of paths in the batch."""
+        return int(self.spot.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        """Number of time steps (the grid has ``n_steps + 1`` points)."""
+        return int(self.spot.shape[1] - 1)
+
+    def implied_vol(self, strike: Any, tau: Any, step: int | None = None) -> FloatArray:
+        """Implied vol of options ``(strike, tau)`` on every path, at one step or at all steps.
+
+        Args:
+            strike: strike(s), currency; broadcast against ``(n_paths, 1)`` (or
+                ``(n_paths, n_steps + 1)`` when ``step`` is None).
+            tau: time(s) to expiry, years; broadcast likewise.
+            step: grid column, or None for every column.
+
+        Returns:
+            Annualised implied vols, ``(n_paths, ...)``.
+        """
+        cols = slice(None) if step is None else slice(step, step + 1)
+        vol = self.surface.implied_vol(
+            self.spot[:, cols], strike, tau, self.vol_state[:, cols], self.spot[:, :1],
+            self.rate, self.dividend,
+        )
+        return np.asarray(vol, dtype=np.float64)
+
+
+@runtime_checkable
+class MarketModel(Protocol):
+    """Anything that simulates :class:`MarketPaths` for a batch at once."""
+
+    def simulate(
+        self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
+    ) -> MarketPaths:
+        """Simulate ``n_paths`` paths of ``n_steps`` steps of ``dt`` years each, from ``rng``."""
+        ...

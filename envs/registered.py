@@ -1,0 +1,241 @@
+"""The registered environments and their manuals (Gymnasium classic_control style).
+
+Each id is a preset of :class:`hedgearena.envs.config.EnvConfig`; every field can be overridden
+by a keyword of ``gym.make`` / ``gym.make_vec``. The manuals are assembled from the same tables
+that build the observations, so they cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from hedgearena.envs.core import ACTION_MODES, REWARD_MODES
+from hedgearena.envs.episode import (
+    EXOGENOUS_FEATURES,
+    OPTION_FEATURES,
+    OPTION_POSITION_FEATURES,
+    POSITION_FEATURES,
+)
+from hedgearena.envs.hedging_env import INFO_KEYS, HedgingEnv
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+_COMMON = """
+## Action Space
+
+`Box(-1, 1, (d,), float32)`: d = 1 (the underlying) or 2 (the underlying, then the hedging
+option when `hedge_option` is set). Values outside [-1, 1] are clipped; NaN or inf raise
+`ValueError`. `action_mode` says what an action means (N = the book's notional in units of the
+underlying, `model` = the model's position: minus the book delta, or delta-gamma neutral with a
+hedging option):
+
+| action_mode | position after the trade                                | default range       |
+|-------------|---------------------------------------------------------|---------------------|
+| `target`    | `a * position_limit * N`                                | +-1.5 N             |
+| `trade`     | `previous + a * trade_limit * N`                        | trades of +-0.5 N   |
+| `fraction`  | `previous + (a + 1) / 2 * (model - previous)`           | 0 (keep), 1 (model) |
+| `band`      | `previous` clipped into `model +- (a+1)/2 * band_limit * N` | half-width 0-0.5 N |
+
+Trades are rounded to `lot_size` units when it is set. Every trade pays the cost model's cost.
+
+## Observation Space
+
+`Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option). T is the
+episode's length in years, sigma_t the at-the-money implied vol, N the notional:
+
+| index | name | definition |
+|-------|------|------------|
+{table}
+
+The unnormalised state (spot, tau, greeks, cost coefficient, positions, cash...) is the env's
+`state` attribute (a dict of floats; of arrays on the vector env), for classical hedgers.
+
+## Rewards
+
+P&L in currency divided by `reward_scale` (by default the premium of an at-the-money option on
+the notional, `0.4 sigma_0 sqrt(T) S_0 N`; also in `info["reward_scale"]`). `reward_mode`:
+`pnl` (the decision interval's P&L: the objective of a risk-neutral hedger; sums to the
+episode's P&L), `mean_variance` (`x - risk_aversion / 2 * x^2` with x the scaled step P&L, Kolm
+and Ritter 2019: a local mean-variance objective whose sum penalises P&L variance), `terminal`
+(the scaled episode P&L on the last step, 0 before: for objectives of the whole distribution).
+The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income - cost`
+(see `hedgearena.envs.core`).
+
+## Info
+
+The same keys every step: {info_keys}. On the last step `episode` adds the episode's totals
+(every component, `pnl`, `turnover`, `trades`, `terminal_pnl` = final minus initial wealth,
+which equals the sum of `pnl`, and `initial_premium`).
+
+## Episode End
+
+`terminated` when the book's horizon (`n_steps` market steps) is reached; the hedge is then
+sold at the last spot paying costs when `unwind=True`. `truncated` is never set by the env
+(time limits are the user's wrappers).
+
+## Arguments
+
+Every field of `hedgearena.envs.config.EnvConfig` is a keyword: `market` (a `MarketModel` or
+`"gbm"`, `"heston"`, `"sabr"`, `"merton"`, `"historical"` with `market_kwargs`), `book`
+(`OptionBook` or dict), `cost` (a `CostModel`, a proportional rate, or a dict such as
+`{{"proportional": 0.001, "spread": {{"half_spread": 5e-4}}}}`), `hedge_option`, `n_steps`,
+`days_per_year`, `rebalance_every`, `initial_hedge` (`zero` or `delta`), `action_mode`
+({actions}), `reward_mode` ({rewards}), `risk_aversion`, `position_limit`, `trade_limit`,
+`band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`; or
+`config=EnvConfig(...)`. The vector env adds `num_envs` and `autoreset_mode`.
+
+## Version History
+
+* v0: initial release.
+"""
+
+
+def _table() -> str:
+    rows = EXOGENOUS_FEATURES + OPTION_FEATURES + POSITION_FEATURES + OPTION_POSITION_FEATURES
+    option_names = {name for name, _ in OPTION_FEATURES + OPTION_POSITION_FEATURES}
+    lines = []
+    for i, (name, text) in enumerate(rows):
+        note = " (with a hedging option)" if name in option_names else ""
+        lines.append(f"| {i} | `{name}` | {text}{note} |")
+    lines.append("")
+    lines.append(
+        "Without a hedging option the option rows are absent and `hedge` follows `liquidity`."
+    )
+    return "\n".join(lines)
+
+
+def _manual(description: str) -> str:
+    common = _COMMON.format(
+        n_plain=len(EXOGENOUS_FEATURES) + len(POSITION_FEATURES),
+        n_option=len(
+            EXOGENOUS_FEATURES + OPTION_FEATURES + POSITION_FEATURES + OPTION_POSITION_FEATURES
+        ),
+        table=_table(),
+        info_keys=", ".join(f"`{k}`" for k in INFO_KEYS),
+        actions=", ".join(f"`{m}`" for m in ACTION_MODES),
+        rewards=", ".join(f"`{m}`" for m in REWARD_MODES),
+    )
+    return description.strip() + "\n" + common
+
+
+_SHORT_CALL = """
+`hedgearena/ShortCall-v0`: hedge one short European call with the underlying.
+
+## Description
+
+A dealer has sold one at-the-money call (1 contract on 100 shares, 20 trading days, 250 days a
+year) and hedges it daily with the stock, paying 1% of traded value on every trade, including
+the sale of the hedge at expiry. The stock follows geometric Brownian motion (mu = 5%, sigma =
+20%, S0 = 100, r = q = 0), the option is marked by Black-Scholes at the market's implied vol.
+This is the case of Cao, Chen, Hull and Poulos (2021), "Deep hedging of derivatives using
+reinforcement learning": daily delta hedging overtrades under 1% costs, no hedging leaves the
+whole risk; the agent learns how much to trade. Its defaults make the env the benchmark case.
+
+## Starting State
+
+Flat hedge (0 shares; `initial_hedge="delta"` starts at the model delta), cash = the premium
+received; a new GBM path each episode.
+"""
+
+_OPTION_BOOK = """
+`hedgearena/OptionBook-v0`: a market maker's option book fed by client flow.
+
+## Description
+
+Clients buy and sell calls and puts with the dealer at Poisson times (250 a year by default,
+60% buys), struck near the money (90%-110% of spot, rounded to 1), expiring 20, 40 or 60 days
+after the trade. The dealer earns half a vol point of vega on each (`spread_income`), and its
+exposure accumulates: mostly short gamma and vega. The market is Heston (kappa 2, theta 0.04, xi
+0.5, rho -0.7), options are marked at the expected average variance (a term structure, see
+`HestonTermVol`); the episode lasts 60 days. Options expire and settle in cash inside the
+episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day at-the-money
+call as well, for delta-gamma hedging (the action gets a second dimension).
+
+## Starting State
+
+An empty book and a flat hedge; clients arrive from the second step on.
+"""
+
+_HISTORICAL = """
+`hedgearena/HistoricalReplay-v0`: hedge a short one-month call along real S&P 500 history.
+
+## Description
+
+Episodes are random 21-day windows of the S&P 500 daily closes shipped with `arch`
+(`arch.data.sp500`, 1999-2018); the option is marked at VIX / 100 where VIX exists
+(`arch.data.vix`) and otherwise at a GARCH(1,1) estimate (see
+`hedgearena.envs.historical.HistoricalReplay`). Costs are 0.1% of traded value by default.
+The hedger faces real returns: fat tails, volatility clustering, the gap between implied and
+realised volatility.
+
+## Starting State
+
+Flat hedge, cash = the premium received, a random window of history each episode.
+"""
+
+
+class ShortCallEnv(HedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "ShortCall"
+
+
+class OptionBookEnv(HedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "OptionBook"
+
+
+class HistoricalReplayEnv(HedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "HistoricalReplay"
+
+
+class ShortCallVecEnv(VecHedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "ShortCall"
+
+
+class OptionBookVecEnv(VecHedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "OptionBook"
+
+
+class HistoricalReplayVecEnv(VecHedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "HistoricalReplay"
+
+
+for _cls, _text in (
+    (ShortCallEnv, _SHORT_CALL),
+    (OptionBookEnv, _OPTION_BOOK),
+    (HistoricalReplayEnv, _HISTORICAL),
+):
+    _cls.__doc__ = _manual(_text)
+for _cls, _single in (
+    (ShortCallVecEnv, ShortCallEnv),
+    (OptionBookVecEnv, OptionBookEnv),
+    (HistoricalReplayVecEnv, HistoricalReplayEnv),
+):
+    _cls.__doc__ = f"Native vector version of :class:`{_single.__name__}` (see its manual)."
+
+ENV_IDS = {
+    "hedgearena/ShortCall-v0": (ShortCallEnv, ShortCallVecEnv),
+    "hedgearena/OptionBook-v0": (OptionBookEnv, OptionBookVecEnv),
+    "hedgearena/HistoricalReplay-v0": (HistoricalReplayEnv, HistoricalReplayVecEnv),
+}
+
+
+def register_envs() -> None:
+    """Register every id with Gymnasium (single and vector entry points); idempotent."""
+    import gymnasium as gym
+
+    for env_id, (single, vector) in ENV_IDS.items():
+        if env_id in gym.registry:
+            continue
+        gym.register(
+            id=env_id,
+            entry_point=f"{single.__module__}:{single.__name__}",
+            vector_entry_point=f"{vector.__module__}:{vector.__name__}",
+        )

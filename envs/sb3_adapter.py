@@ -1,0 +1,166 @@
+"""stable-baselines3 adapter: the native vector env as an SB3 ``VecEnv``.
+
+stable-baselines3 does not take a Gymnasium ``VectorEnv``; its ``DummyVecEnv`` would hold one
+Python env object per path. :class:`SB3VecEnv` gives SB3 the native :class:`VecHedgingEnv`
+instead: one array step for all paths, SAME_STEP autoreset, ``terminal_observation`` in the
+infos of finished rows, and a Monitor-style ``episode`` entry (``r``, ``l``, ``t``) plus the
+episode's hedging totals, so SB3's ``ep_rew_mean`` and callbacks work unchanged.
+
+Examples:
+    >>> import gymnasium as gym, hedgearena  # doctest: +SKIP
+    >>> from stable_baselines3 import PPO  # doctest: +SKIP
+    >>> venv = SB3VecEnv(gym.make_vec("hedgearena/ShortCall-v0", num_envs=64,
+    ...     vectorization_mode="vector_entry_point", autoreset_mode="same_step"))  # doctest: +SKIP
+    >>> PPO("MlpPolicy", venv).learn(10_000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+HEDGE_TOTALS = ("pnl", "cost", "turnover", "trades", "terminal_pnl")
+
+
+class SB3VecEnv(VecEnv):
+    """Wrap a :class:`VecHedgingEnv` (SAME_STEP autoreset) as a stable-baselines3 ``VecEnv``.
+
+    Args:
+        env: the native vector env, or an object whose ``unwrapped`` is one (``gym.make_vec``'s
+            result); it must use ``autoreset_mode="same_step"``.
+    """
+
+    def __init__(self, env: Any) -> None:
+        venv = getattr(env, "unwrapped", env)
+        if not isinstance(venv, VecHedgingEnv):
+            raise TypeError(f"SB3VecEnv wraps a VecHedgingEnv, got {type(venv).__name__}")
+        if venv.autoreset_mode != AutoresetMode.SAME_STEP:
+            raise ValueError(
+                "SB3VecEnv needs autoreset_mode='same_step' (stable-baselines3's convention), "
+                f"got {venv.autoreset_mode.value!r}"
+            )
+        self.venv = venv
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        self._actions: np.ndarray | None = None
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._t0 = time.perf_counter()
+
+    def reset(self) -> VecEnvObs:
+        """Reset every row (SB3 passes seeds through :meth:`seed`; the first seeds the batch)."""
+        seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else None
+        obs, _ = self.venv.reset(seed=seed)
+        self._reset_seeds()
+        self._reset_options()
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Store the actions, ``(num_envs, action_dim)`` (a flat vector is reshaped)."""
+        self._actions = np.asarray(actions).reshape(self.num_envs, -1)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Step all rows; finished rows are reset and report their terminal observation."""
+        assert self._actions is not None, "step_async must be called before step_wait"
+        obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
+        self._returns += rewards
+        self._lengths += 1
+        dones = terminated | truncated
+        out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            self._finish_rows(np.flatnonzero(dones), truncated, infos, out)
+        return obs, rewards.astype(np.float32), dones, out
+
+    def _finish_rows(
+        self,
+        rows: np.ndarray,
+        truncated: np.ndarray,
+        infos: dict[str, Any],
+        out: list[dict[str, Any]],
+    ) -> None:
+        final_obs = infos["final_obs"]
+        totals = infos["final_info"].get("episode", {})
+        elapsed = round(time.perf_counter() - self._t0, 6)
+        for i in rows.tolist():
+            out[i] = {
+                "terminal_observation": final_obs[i],
+                "TimeLimit.truncated": bool(truncated[i]),
+                "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": elapsed},
+                "hedge": {key: float(totals[key][i]) for key in HEDGE_TOTALS if key in totals},
+            }
+        self._returns[rows] = 0.0
+        self._lengths[rows] = 0
+
+    def close(self) -> None:
+        """Close the native env."""
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """The native env's attribute, once per requested row."""
+        return [getattr(self.venv, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the native env (shared by all rows)."""
+        setattr(self.venv, attr_name, value)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        """Call a method of the native env once and report its result for each requested row."""
+        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        """No row is wrapped by a Gymnasium wrapper."""
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """No rendering."""
+        return [None for _ in range(self.num_envs)]
+
+    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+
+def make_sb3_vec_env(
+    env_id: str, num_envs: int, seed: int | None = None, **kwargs: Any
+) -> SB3VecEnv:
+    """The native vector env of ``env_id`` with ``num_envs`` paths, as an SB3 ``VecEnv``.
+
+    That is ``SB3VecEnv(gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point",
+    autoreset_mode="same_step", **kwargs))``, seeded when ``seed`` is given.
+    """
+    import gymnasium as gym
+
+    venv = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        **kwargs,
+    )
+    adapter = SB3VecEnv(venv)
+    if seed is not None:
+        adapter.seed(seed)
+    return adapter

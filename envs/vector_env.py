@@ -1,0 +1,393 @@
+"""The native vector environment: many paths stepped as arrays by the same core."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from hedgearena.envs.config import EnvConfig, make_config
+from hedgearena.envs.core import (
+    ARRAY_OPS,
+    PNL_COMPONENTS,
+    HedgeState,
+    episode_rows,
+    reward,
+    target_position,
+    transition,
+    wealth,
+)
+from hedgearena.envs.episode import (
+    EXOGENOUS_FEATURES,
+    OPTION_FEATURES,
+    EpisodeBatch,
+    Features,
+    market_rows,
+)
+from hedgearena.envs.hedging_env import (
+    INFO_KEYS,
+    action_space,
+    check_actions,
+    default_reward_scale,
+    observation_space,
+)
+from hedgearena.envs.source import EpisodeSource
+
+TOTAL_KEYS = (*PNL_COMPONENTS, "pnl", "turnover", "trades")
+_AUTORESET_NAMES = {
+    "next_step": AutoresetMode.NEXT_STEP,
+    "nextstep": AutoresetMode.NEXT_STEP,
+    "same_step": AutoresetMode.SAME_STEP,
+    "samestep": AutoresetMode.SAME_STEP,
+}
+
+
+def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """``AutoresetMode.NEXT_STEP`` / ``SAME_STEP`` from the enum or a name such as ``"same_step"``.
+
+    Raises:
+        ValueError: for any other mode (``DISABLED`` is not supported).
+    """
+    if isinstance(mode, AutoresetMode) and mode in _AUTORESET_NAMES.values():
+        return mode
+    if isinstance(mode, str) and mode.lower() in _AUTORESET_NAMES:
+        return _AUTORESET_NAMES[mode.lower()]
+    raise ValueError(
+        f"autoreset_mode must be 'next_step' or 'same_step' (or the enum), got {mode!r}"
+    )
+
+
+class VecHedgingEnv(gym.vector.VectorEnv):
+    """``num_envs`` hedging paths stepped together: the vectorised twin of :class:`HedgingEnv`.
+
+    Same keywords, observations, actions, rewards and info keys as the single env (infos are
+    dicts of arrays, Gymnasium's vector convention). ``autoreset_mode`` is ``NEXT_STEP`` (the
+    step after an episode ends resets those rows and ignores their actions; RLlib's convention)
+    or ``SAME_STEP`` (rows reset inside the ending step; the final observation and info are in
+    ``infos["final_obs"]`` / ``infos["final_info"]``; stable-baselines3's convention).
+
+    With ``num_envs=1`` and the same seed it reproduces :class:`HedgingEnv` step by step.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": [],
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+    preset: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: EnvConfig | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        block: int = 256,
+        preset: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if int(num_envs) != num_envs or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if config is not None and kwargs:
+            raise ValueError("give either config=EnvConfig(...) or keyword fields, not both")
+        mode = parse_autoreset_mode(autoreset_mode)
+        self.config = config if config is not None else make_config(preset or self.preset, **kwargs)
+        self.num_envs = int(num_envs)
+        self.metadata = {**self.metadata, "autoreset_mode": mode}
+        self.autoreset_mode = mode
+        self.single_observation_space = observation_space(self.config)
+        self.single_action_space = action_space(self.config)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.reward_scale = self.config.reward_scale or default_reward_scale(self.config)
+        self.core = self.config.core(self.reward_scale)
+        self._with_option = self.config.hedge_option is not None
+        self._hedge_col = len(EXOGENOUS_FEATURES) + (
+            len(OPTION_FEATURES) if self._with_option else 0
+        )
+        self._block = max(block, self.num_envs)
+        self._source: EpisodeSource | None = None
+        self._rows = np.arange(self.num_envs)
+        self._n_steps = int(self.config.n_steps or 0)
+        self._done = np.zeros(self.num_envs, dtype=bool)
+
+    # ----------------------------------------------------------------------------- reset
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start new episodes on every row (a fresh generator when ``seed`` is given)."""
+        super().reset(seed=seed)
+        if seed is not None or self._source is None:
+            self._source = EpisodeSource(self.config, self.np_random, self._block)
+        hedge = float((options or {}).get("hedge", 0.0))
+        self._batch = self._source.take(self.num_envs)
+        self._begin(self._rows, hedge)
+        self._done[:] = False
+        return self._obs(), self._infos(None)
+
+    def _begin(self, rows: np.ndarray, hedge: float = 0.0) -> None:
+        """(Re)initialise the hedger's state of ``rows`` at the start of their episodes."""
+        n = self.num_envs
+        if not hasattr(self, "_hedge") or len(rows) == n:
+            self._hedge, self._option, self._cash = np.zeros(n), np.zeros(n), np.zeros(n)
+            self._t = np.zeros(n, dtype=np.int64)
+            self._wealth0 = np.zeros(n)
+            self._totals = {key: np.zeros(n) for key in TOTAL_KEYS}
+        ep = self._batch.episode
+        self._t[rows] = 0
+        self._hedge[rows] = hedge
+        self._option[rows] = 0.0
+        self._cash[rows] = self._batch.initial_cash[rows] - hedge * ep.spot[0, rows]
+        self._wealth0[rows] = wealth(episode_rows(ep, rows), 0, self._state_of(rows))
+        for total in self._totals.values():
+            total[rows] = 0.0
+
+    def _state_of(self, rows: np.ndarray) -> HedgeState:
+        return HedgeState(self._hedge[rows], self._option[rows], self._cash[rows])
+
+    def _replace_rows(self, rows: np.ndarray) -> None:
+        """Give ``rows`` fresh episodes from the source."""
+        assert self._source is not None
+        if len(rows) == self.num_envs:
+            self._batch = self._source.take(self.num_envs)
+            return
+        new = self._source.take(len(rows))
+        self._batch = _copy_batch(self._batch)  # earlier observations stay as they were returned
+        _write_rows(self._batch, new, rows)
+
+    # ------------------------------------------------------------------------------ step
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Rebalance every row to its action's target and let ``rebalance_every`` steps pass.
+
+        Actions are ``(num_envs, action_dim)`` in [-1, 1] (clipped; NaN/inf raise ValueError).
+        """
+        values = check_actions(actions, (self.num_envs, self.config.action_dim))
+        return self._step(values, from_actions=True)
+
+    def step_targets(
+        self, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Like :meth:`step`, but with the positions to hold, in units, instead of actions.
+
+        ``targets`` is ``(num_envs, action_dim)``: units of the underlying (and of the hedging
+        option). No scaling and no clipping: this is how classical hedgers, which compute
+        positions from :attr:`state`, trade. ``initial_hedge="delta"`` still fixes the first
+        position. Non-finite targets raise ValueError.
+        """
+        values = np.asarray(targets, dtype=np.float64)
+        if values.shape != (self.num_envs, self.config.action_dim):
+            raise ValueError(
+                f"targets must have shape {(self.num_envs, self.config.action_dim)}, "
+                f"got {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError("targets must be finite positions (units of the instrument)")
+        return self._step(values, from_actions=False)
+
+    def _step(
+        self, values: np.ndarray, from_actions: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._source is None:
+            raise RuntimeError("call reset() before step()")
+        resetting = (
+            self._rows[self._done] if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
+        )
+        if resetting is not None and len(resetting):
+            self._replace_rows(resetting)
+            self._begin(resetting)
+        active = self._rows if resetting is None or not len(resetting) else self._rows[~self._done]
+        result = self._advance(active, values[active], from_actions)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        terminated[active] = self._t[active] >= self._n_steps
+        rewards = np.zeros(self.num_envs)
+        rewards[active] = reward(
+            self.core, result.pnl, self._totals["pnl"][active], terminated[active]
+        )
+        infos = self._infos(result, active, terminated)
+        self._done = terminated.copy()
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
+            infos = self._same_step_reset(terminated, infos)
+        return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
+
+    def _targets(self, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions to hold from actions (the action mode's rescaling)."""
+        ep, core, t = self._batch.episode, self.core, self._t[rows]
+        h_target = target_position(
+            core.action_mode,
+            values[:, 0],
+            self._hedge[rows],
+            ep.model_hedge[t, rows],
+            core,
+            ARRAY_OPS,
+        )
+        g_target = (
+            target_position(
+                core.action_mode,
+                values[:, 1],
+                self._option[rows],
+                ep.model_option[t, rows],
+                core,
+                ARRAY_OPS,
+            )
+            if self._with_option
+            else np.zeros(len(rows))
+        )
+        return h_target, g_target
+
+    def _advance(self, rows: np.ndarray, values: np.ndarray, from_actions: bool) -> Any:
+        ep, core, t = self._batch.episode, self.core, self._t[rows]
+        if from_actions:
+            h_target, g_target = self._targets(rows, values)
+        else:
+            h_target = values[:, 0]
+            g_target = values[:, 1] if self._with_option else np.zeros(len(rows))
+        if self.config.initial_hedge == "delta":
+            first = t == 0
+            h_target = np.where(first, ep.model_hedge[t, rows], h_target)
+            g_target = np.where(first, ep.model_option[t, rows], g_target)
+        if len(rows) == self.num_envs and (t == t[0]).all():
+            view, step = ep, int(t[0])  # the common case: contiguous rows of the time-major arrays
+        else:
+            view, step = episode_rows(ep, rows), t
+        result = transition(
+            view, step, self._n_steps, self._state_of(rows), h_target, g_target, core
+        )
+        self._hedge[rows], self._option[rows], self._cash[rows] = result.state
+        self._t[rows] = t + core.rebalance_every
+        totals = self._totals
+        for name in PNL_COMPONENTS:
+            totals[name][rows] += getattr(result, name)
+        totals["pnl"][rows] += result.pnl
+        totals["turnover"][rows] += np.abs(result.trade)
+        totals["trades"][rows] += result.trade != 0
+        return result
+
+    def _same_step_reset(self, terminated: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
+        rows = self._rows[terminated]
+        final_obs = self._obs()
+        final_info = dict(infos)
+        self._replace_rows(rows)
+        self._begin(rows)
+        fresh = self._infos(None)
+        merged = {key: np.where(terminated, fresh[key], infos[key]) for key in INFO_KEYS}
+        merged["final_obs"] = np.where(terminated[:, None], final_obs, 0.0).astype(np.float32)
+        merged["_final_obs"] = terminated.copy()
+        merged["final_info"] = final_info
+        merged["_final_info"] = terminated.copy()
+        self._done[:] = False
+        return merged
+
+    # ------------------------------------------------------------------ observations, infos
+    def _obs(self) -> np.ndarray:
+        """The observations of every row, with the position entries written in.
+
+        With all rows at one step (the common case) this is a view of the batch's time-major
+        array, written once and never changed afterwards.
+        """
+        batch, t = self._batch, self._t
+        uniform = (t == t[0]).all()
+        obs = batch.observations[int(t[0])] if uniform else batch.observations[t, self._rows]
+        column = self._hedge_col
+        obs[:, column] = self._hedge / self.core.notional
+        if self._with_option:
+            obs[:, column + 1] = self._option / self.core.notional
+        if not uniform:
+            batch.observations[t, self._rows] = obs
+        return obs
+
+    def _infos(
+        self, result: Any, rows: np.ndarray | None = None, terminated: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        n, ep, t = self.num_envs, self._batch.episode, self._t
+        full = rows is not None and len(rows) == n
+
+        def entry(name: str) -> np.ndarray:
+            if full:
+                return np.asarray(getattr(result, name), dtype=np.float64)
+            out = np.zeros(n)
+            if result is not None and rows is not None:
+                out[rows] = getattr(result, name)
+            return out
+
+        infos: dict[str, Any] = {
+            name: entry(name) for name in ("pnl", *PNL_COMPONENTS, "trade", "option_trade")
+        }
+        infos["hedge"], infos["option_position"], infos["cash"] = (
+            self._hedge.copy(),
+            self._option.copy(),
+            self._cash.copy(),
+        )
+        view = episode_rows(ep, self._rows)
+        infos["spot"] = view.spot[t]
+        infos["model_hedge"] = view.model_hedge[t]
+        infos["wealth"] = wealth(view, t, self._state_of(self._rows))
+        infos["reward_scale"] = np.full(n, self.reward_scale)
+        infos["step"] = t.astype(np.float64)
+        mask = np.ones(n, dtype=bool)
+        for key in INFO_KEYS:
+            infos["_" + key] = mask
+        if terminated is not None and terminated.any():
+            totals = {key: value.copy() for key, value in self._totals.items()}
+            totals["terminal_pnl"] = infos["wealth"] - self._wealth0
+            totals["initial_premium"] = self._batch.initial_cash.copy()
+            infos["episode"] = totals
+            infos["_episode"] = terminated.copy()
+        return infos
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The unnormalised state of every row (the keys of :attr:`HedgingEnv.state`, as arrays)."""
+        batch, rows, t = self._batch, self._rows, self._t
+        ep = batch.episode
+        out: dict[str, Any] = {"step": t.copy(), "spot": ep.spot[t, rows]}
+        out.update({name: value[rows, t] for name, value in batch.features._asdict().items()})
+        out.update(
+            hedge=self._hedge.copy(),
+            option_position=self._option.copy(),
+            cash=self._cash.copy(),
+            model_hedge=ep.model_hedge[t, rows],
+            model_option=ep.model_option[t, rows],
+            cost_linear=ep.linear[t, rows],
+            rate=batch.market.rate,
+            dividend=batch.market.dividend,
+            dt=self.config.dt,
+        )
+        return out
+
+    @property
+    def batch(self) -> EpisodeBatch:
+        """The current episodes' exogenous arrays (market paths, book marks, features)."""
+        return self._batch
+
+
+def _copy_batch(batch: EpisodeBatch) -> EpisodeBatch:
+    """A deep copy of a batch's arrays (the surface and scalars are shared)."""
+    copy = lambda value: value.copy() if isinstance(value, np.ndarray) else value  # noqa: E731
+    return EpisodeBatch(
+        episode=type(batch.episode)(*(copy(v) for v in batch.episode)),
+        features=Features(*(copy(v) for v in batch.features)),
+        observations=batch.observations.copy(),
+        initial_cash=batch.initial_cash.copy(),
+        market=market_rows(batch.market, np.arange(batch.initial_cash.shape[0])),
+        instruments=type(batch.instruments)(*(copy(v) for v in batch.instruments)),
+    )
+
+
+def _write_rows(batch: EpisodeBatch, new: EpisodeBatch, rows: np.ndarray) -> None:
+    """Overwrite ``rows`` of ``batch``'s arrays with ``new``'s paths, in place."""
+    for name, value in batch.episode._asdict().items():
+        if np.ndim(value) == 2:
+            value[:, rows] = getattr(new.episode, name)
+        elif np.ndim(value) == 1:
+            value[rows] = getattr(new.episode, name)
+    for name in Features._fields:
+        getattr(batch.features, name)[rows] = getattr(new.features, name)
+    batch.observations[:, rows] = new.observations
+    batch.initial_cash[rows] = new.initial_cash
+    for name in ("spot", "variance", "vol_state", "liquidity"):
+        getattr(batch.market, name)[rows] = getattr(new.market, name)
+    for name in batch.instruments._fields:
+        getattr(batch.instruments, name)[rows] = getattr(new.instruments, name)

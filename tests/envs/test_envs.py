@@ -1,0 +1,218 @@
+"""The Gymnasium envs: API checks, single/vector equivalence, autoreset, fuzzing, physics."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.vector import AutoresetMode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import hedgearena  # noqa: F401  (registers the ids)
+from hedgearena.envs.black_scholes import black_scholes_vega
+from hedgearena.envs.hedging_env import INFO_KEYS
+from hedgearena.envs.registered import ENV_IDS
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+IDS = sorted(ENV_IDS)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_and_sb3_check_env(env_id: str) -> None:
+    env = gym.make(env_id)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(gym.make(env_id), warn=True)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_make_vec_gives_native_vector_env(env_id: str) -> None:
+    venv = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point")
+    assert isinstance(venv.unwrapped, VecHedgingEnv)
+    obs, info = venv.reset(seed=0)
+    assert obs.shape == (3, *venv.single_observation_space.shape)
+    assert obs.dtype == np.float32
+    assert set(INFO_KEYS) <= set(info)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {
+            "action_mode": "band",
+            "rebalance_every": 2,
+            "market_kwargs": {"sigma": 0.3, "rate": 0.02},
+        },
+        {"hedge_option": True, "action_mode": "fraction", "initial_hedge": "delta"},
+        {"reward_mode": "mean_variance", "risk_aversion": 0.5, "lot_size": 10.0},
+    ],
+)
+def test_vector_env_of_one_reproduces_single_env(kwargs: dict) -> None:
+    """Same seed and actions: identical observations, rewards, flags and infos, step by step."""
+    single = gym.make("hedgearena/ShortCall-v0", **kwargs).unwrapped
+    vector = VecHedgingEnv(num_envs=1, preset="ShortCall", **kwargs)
+    rng = np.random.default_rng(5)
+    o1, _ = single.reset(seed=11)
+    o2, _ = vector.reset(seed=11)
+    for _ in range(3):
+        np.testing.assert_allclose(o1, o2[0], rtol=1e-6, atol=1e-7)
+        done = False
+        while not done:
+            action = rng.uniform(-1.2, 1.2, size=single.action_space.shape).astype(np.float32)
+            o1, r1, t1, tr1, i1 = single.step(action)
+            o2, r2, t2, tr2, i2 = vector.step(action[None])
+            np.testing.assert_allclose(o1, o2[0], rtol=1e-6, atol=1e-7)
+            assert r1 == pytest.approx(r2[0], rel=1e-9, abs=1e-12)
+            assert (t1, tr1) == (t2[0], tr2[0])
+            for key in INFO_KEYS:
+                assert i1[key] == pytest.approx(i2[key][0], rel=1e-9, abs=1e-9), key
+            done = t1
+        assert i1["episode"]["terminal_pnl"] == pytest.approx(
+            i2["episode"]["terminal_pnl"][0], rel=1e-9
+        )
+        o1, _ = single.reset()
+        o2, *_ = vector.step(np.zeros((1, single.action_space.shape[0])))  # NEXT_STEP reset
+
+
+def test_determinism_by_seed() -> None:
+    def run(seed: int) -> list[float]:
+        env = gym.make("hedgearena/OptionBook-v0")
+        env.reset(seed=seed)
+        out = []
+        for i in range(60):
+            _, r, term, _, _ = env.step(np.array([math.sin(i)], dtype=np.float32))
+            out.append(r)
+            if term:
+                env.reset()
+        return out
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_next_step_autoreset() -> None:
+    env = VecHedgingEnv(num_envs=4, preset="ShortCall", autoreset_mode="next_step")
+    env.reset(seed=0)
+    zeros = np.zeros((4, 1))
+    for _ in range(19):
+        _, _, term, _, _ = env.step(zeros)
+        assert not term.any()
+    obs, _, term, _, info = env.step(zeros)
+    assert term.all()
+    assert "episode" in info
+    assert info["_episode"].all()
+    assert np.all(info["step"] == 20)
+    obs, rewards, term, _, info = env.step(np.ones((4, 1)))  # reset step: action ignored
+    assert not term.any()
+    assert np.all(rewards == 0)
+    assert np.all(info["step"] == 0)
+    assert np.all(info["hedge"] == 0)
+    np.testing.assert_allclose(obs[:, 0], 1.0)  # time_left
+
+
+def test_same_step_autoreset() -> None:
+    env = VecHedgingEnv(num_envs=4, preset="ShortCall", autoreset_mode=AutoresetMode.SAME_STEP)
+    env.reset(seed=0)
+    for _ in range(19):
+        env.step(np.full((4, 1), 0.3))
+    obs, _, term, _, info = env.step(np.full((4, 1), 0.3))
+    assert term.all()
+    assert info["_final_obs"].all()
+    np.testing.assert_allclose(info["final_obs"][:, 0], 0.0)  # the finished episode's last obs
+    np.testing.assert_allclose(obs[:, 0], 1.0)  # already the new episode's first obs
+    assert "episode" in info["final_info"]
+    assert np.all(info["step"] == 0)
+
+
+def test_nan_and_wrong_shape_actions_raise_clear_errors() -> None:
+    env = gym.make("hedgearena/ShortCall-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array([np.nan], dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.array([0.1, 0.2], dtype=np.float32))
+    venv = VecHedgingEnv(num_envs=2, preset="ShortCall")
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="finite"):
+        venv.step(np.array([[0.0], [np.inf]]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    preset=st.sampled_from(["ShortCall", "OptionBook"]),
+    action_mode=st.sampled_from(["target", "trade", "fraction", "band"]),
+    reward_mode=st.sampled_from(["pnl", "mean_variance", "terminal"]),
+    sigma=st.floats(0.01, 1.5),
+    cost=st.floats(0.0, 0.05),
+    hedge_option=st.booleans(),
+    seed=st.integers(0, 2**16),
+    actions=st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=1, max_size=8),
+)
+def test_fuzz_no_nan_leaves_the_env(
+    preset, action_mode, reward_mode, sigma, cost, hedge_option, seed, actions
+):
+    """Random configs and (out-of-range) actions: observations, rewards and infos stay finite."""
+    market_kwargs = (
+        {"sigma": sigma} if preset == "ShortCall" else {"v0": sigma**2, "theta": sigma**2}
+    )
+    env = VecHedgingEnv(
+        num_envs=3,
+        preset=preset,
+        action_mode=action_mode,
+        reward_mode=reward_mode,
+        cost=cost,
+        risk_aversion=1.0,
+        hedge_option={"expiry_steps": 200} if hedge_option else None,
+        market_kwargs=market_kwargs,
+        n_steps=20,
+    )
+    obs, _ = env.reset(seed=seed)
+    assert np.isfinite(obs).all()
+    dim = env.config.action_dim
+    for i in range(25):
+        a = np.full((3, dim), actions[i % len(actions)])
+        obs, rewards, _, _, infos = env.step(a)
+        assert np.isfinite(obs).all()
+        assert np.isfinite(rewards).all()
+        assert all(np.isfinite(infos[k]).all() for k in INFO_KEYS)
+
+
+def test_derman_kamal_hedging_error() -> None:
+    """Zero-cost delta hedge of an ATM call rebalanced N = 252 times over a year.
+
+    Derman and Kamal (1999), "When you cannot hedge continuously: the corrections of
+    Black-Scholes", Risk 12(1): std(P&L) ~= sqrt(pi/4) * vega * sigma / sqrt(N). With 20,000
+    paths the standard error of the sample std is std / sqrt(2n) = 0.5%, so the 5% tolerance
+    is 10 standard errors wide around the asymptotic formula.
+    """
+    n_paths, n_steps, sigma = 20_000, 252, 0.2
+    env = VecHedgingEnv(
+        num_envs=n_paths,
+        block=n_paths,
+        market="gbm",
+        market_kwargs={"mu": 0.0, "sigma": sigma},
+        book={
+            "options": [
+                {"moneyness": 1.0, "expiry_steps": n_steps, "contracts": -1.0, "multiplier": 1.0}
+            ]
+        },
+        cost=0.0,
+        days_per_year=252.0,
+        action_mode="fraction",
+        initial_hedge="delta",
+    )
+    env.reset(seed=2024)
+    ones = np.ones((n_paths, 1))
+    for _ in range(n_steps):
+        _, _, term, _, infos = env.step(ones)  # fraction 1 = all the way to the model delta
+    assert term.all()
+    pnl = infos["episode"]["terminal_pnl"]
+    vega = float(black_scholes_vega(100.0, 100.0, 1.0, sigma))
+    expected = math.sqrt(math.pi / 4) * vega * sigma / math.sqrt(n_steps)
+    assert np.std(pnl) == pytest.approx(expected, rel=0.05)
+    assert abs(np.mean(pnl)) < 4 * np.std(pnl) / math.sqrt(n_paths)  # a fair hedge: no drift

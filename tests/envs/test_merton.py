@@ -1,0 +1,159 @@
+import math
+
+import numpy as np
+import pytest
+import QuantLib as ql  # noqa: N813  (the conventional alias)
+
+from hedgearena.envs.black_scholes import black_scholes_price
+from hedgearena.envs.market import MarketModel
+from hedgearena.envs.merton import MertonJumpDiffusion, jump_compensator, merton_call_price
+from hedgearena.envs.vol_surface import FlatVol
+
+SEED = 20240604
+JUMPS = {"jump_intensity": 2.0, "jump_mean": -0.1, "jump_std": 0.15}
+
+
+def _quantlib_bates_call(spot, strike, days, rate, dividend, sigma, lam, m, s):
+    """Bates with a negligible vol of variance (1e-4) and v0 = theta = sigma^2: Merton's model."""
+    today = ql.Date(2, 1, 2024)
+    ql.Settings.instance().evaluationDate = today
+    day_count = ql.Actual365Fixed()
+    rates = ql.YieldTermStructureHandle(ql.FlatForward(today, rate, day_count))
+    dividends = ql.YieldTermStructureHandle(ql.FlatForward(today, dividend, day_count))
+    process = ql.BatesProcess(
+        rates,
+        dividends,
+        ql.QuoteHandle(ql.SimpleQuote(spot)),
+        sigma**2,
+        1.0,
+        sigma**2,
+        1e-4,
+        0.0,
+        lam,
+        m,
+        s,
+    )
+    option = ql.VanillaOption(
+        ql.PlainVanillaPayoff(ql.Option.Call, strike), ql.EuropeanExercise(today + days)
+    )
+    option.setPricingEngine(ql.BatesEngine(ql.BatesModel(process)))
+    return option.NPV()
+
+
+@pytest.mark.parametrize(
+    ("strike", "days", "rate", "dividend", "lam", "m", "s"),
+    [
+        (100.0, 365, 0.0, 0.0, 1.0, -0.1, 0.15),
+        (90.0, 146, 0.03, 0.01, 1.0, -0.1, 0.15),
+        (120.0, 730, 0.01, 0.02, 3.0, 0.05, 0.3),
+    ],
+)
+def test_series_matches_quantlib_bates_without_vol_of_variance(
+    strike, days, rate, dividend, lam, m, s
+):
+    expected = _quantlib_bates_call(100.0, strike, days, rate, dividend, 0.2, lam, m, s)
+    got = merton_call_price(100.0, strike, days / 365, 0.2, lam, m, s, rate, dividend)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+def test_series_without_jumps_is_black_scholes():
+    strike, tau = np.array([80.0, 100.0, 125.0]), np.array([[0.1], [2.0]])
+    got = merton_call_price(100.0, strike, tau, 0.3, 0.0, -0.2, 0.1, 0.04, 0.01)
+    np.testing.assert_allclose(
+        got, black_scholes_price(100.0, strike, tau, 0.3, 0.04, 0.01), rtol=1e-14
+    )
+    assert got.shape == (2, 3)
+
+
+def test_series_rejects_zero_time_to_expiry():
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        merton_call_price(100.0, 100.0, 0.0, 0.2, 1.0, 0.0, 0.1)
+
+
+def test_shapes_fields_and_variance():
+    model = MertonJumpDiffusion(sigma=0.2, **JUMPS, spot0=50.0, rate=0.02, dividend=0.01)
+    paths = model.simulate(8, 5, 0.01, np.random.default_rng(0))
+    assert isinstance(model, MarketModel)
+    assert paths.spot.shape == (8, 6)
+    np.testing.assert_array_equal(paths.times, 0.01 * np.arange(6))
+    assert (paths.rate, paths.dividend) == (0.02, 0.01)
+    assert paths.surface == FlatVol()
+    total = 0.04 + 2.0 * (0.01 + 0.0225)
+    np.testing.assert_allclose(paths.variance, total)
+    np.testing.assert_allclose(paths.vol_state, math.sqrt(total))
+    assert np.all(paths.spot[:, 0] == 50.0)
+
+
+def test_mc_call_matches_the_series_formula():
+    # risk-neutral exact simulation, T = 1 in 4 steps, 200k paths; 4 SE (payoff std / sqrt(n))
+    n, t, rate, dividend = 200_000, 1.0, 0.03, 0.01
+    model = MertonJumpDiffusion(mu=None, sigma=0.2, **JUMPS, rate=rate, dividend=dividend)
+    s_t = model.simulate(n, 4, t / 4, np.random.default_rng(SEED)).spot[:, -1]
+    for strike in (80.0, 100.0, 120.0):
+        payoff = math.exp(-rate * t) * np.maximum(s_t - strike, 0.0)
+        price = float(
+            merton_call_price(100.0, strike, t, 0.2, **JUMPS, rate=rate, dividend=dividend)
+        )
+        assert abs(payoff.mean() - price) < 4 * payoff.std() / math.sqrt(n), strike
+
+
+def test_expected_spot_grows_at_mu():
+    # compensated jumps: E[S_T] = S0 e^{mu T}; 4 SE; seed SEED
+    n = 200_000
+    s_t = (
+        MertonJumpDiffusion(mu=0.07, **JUMPS)
+        .simulate(n, 2, 0.5, np.random.default_rng(SEED))
+        .spot[:, -1]
+    )
+    assert abs(s_t.mean() - 100.0 * math.exp(0.07)) < 4 * s_t.std() / math.sqrt(n)
+
+
+def test_jump_counts_are_poisson():
+    # mean and variance of the count per step = lambda dt; SE of the mean sqrt(lambda dt / n)
+    model = MertonJumpDiffusion(**JUMPS)
+    counts = model.sample_increments(50_000, 10, 0.1, np.random.default_rng(SEED)).jump_count
+    assert counts.shape == (50_000, 10)
+    assert abs(counts.mean() - 0.2) < 4 * math.sqrt(0.2 / counts.size)
+    # SE of the sample variance sqrt((mu4 - var^2) / n), Poisson mu4 = lambda dt (1 + 3 lambda dt)
+    assert abs(counts.var() - 0.2) < 4 * math.sqrt((0.2 * 1.6 - 0.04) / counts.size)
+    assert np.all(counts == np.round(counts))
+
+
+def test_simulate_uses_the_increments():
+    model = MertonJumpDiffusion(**JUMPS)
+    increments = model.sample_increments(3, 4, 0.1, np.random.default_rng(5)).log_return
+    spot = model.simulate(3, 4, 0.1, np.random.default_rng(5)).spot
+    np.testing.assert_allclose(np.diff(np.log(spot), axis=1), increments, rtol=1e-12, atol=1e-14)
+
+
+def test_jump_compensator():
+    assert jump_compensator(-0.1, 0.15) == pytest.approx(math.exp(-0.1 + 0.5 * 0.0225) - 1.0)
+
+
+def test_same_seed_same_paths():
+    a = MertonJumpDiffusion().simulate(4, 6, 0.1, np.random.default_rng(9)).spot
+    b = MertonJumpDiffusion().simulate(4, 6, 0.1, np.random.default_rng(9)).spot
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sigma": -0.2}, r"MertonJumpDiffusion.sigma must be a finite number > 0.0, got -0.2"),
+        (
+            {"jump_intensity": -1.0},
+            r"MertonJumpDiffusion.jump_intensity must be a finite number >= 0.0",
+        ),
+        (
+            {"jump_std": -0.1},
+            r"MertonJumpDiffusion.jump_std must be a finite number >= 0.0, got -0.1",
+        ),
+        (
+            {"jump_mean": 800.0},
+            r"MertonJumpDiffusion.jump_mean must be < 700 - jump_std\*\*2 / 2, got 800.0",
+        ),
+    ],
+)
+def test_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MertonJumpDiffusion(**kwargs)
