@@ -106,8 +106,8 @@ def round_to_lot(trade: Any, lot: float) -> Any:
     torch tensors.
 
     Examples:
-        >>> round_to_lot(150.0, 100.0), round_to_lot(-49.0, 100.0)
-        (200.0, -0.0)
+        >>> round_to_lot(150.0, 100.0), abs(round_to_lot(-49.0, 100.0))
+        (200.0, 0.0)
     """
     if lot == 0:
         return trade

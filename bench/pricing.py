@@ -1,0 +1,102 @@
+"""Black-Scholes pricing throughput, measured side by side with a bare numpy kernel in one run.
+
+- ``greeks_rate``: inputs/s of ``black_scholes_greeks(..., select=(price, delta, gamma, vega))``
+  on 10^6 random inputs (spot, strike, tau, vol all arrays; r, q scalars; calls), numpy in,
+  numpy out.
+- ``kernel_rate``: inputs/s of the bare kernel on the same inputs: ``d1`` and one
+  ``scipy.special.ndtr(d1)`` (no price, no greeks).
+- ``ratio``: greeks over kernel (target >= 0.5: all four numbers for at most twice the cost of
+  one cdf).
+
+Both run on one core (torch's intra-op threads are set to 1 for the run; the numpy kernel is
+single-threaded anyway); ``greeks_rate_all_threads`` adds the rate with torch's default threads.
+Each figure is the best of ``--repeats`` runs, interleaved.
+
+Usage: ``python bench/pricing.py [--out bench/results/pricing.json] [--n 1000000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import ndtr
+
+from hedgearena.envs.black_scholes import black_scholes_greeks
+
+RATE, DIVIDEND = 0.03, 0.01
+
+
+def inputs(n: int) -> tuple[np.ndarray, ...]:
+    """Random spot, strike, tau (years), vol: the benchmark's inputs."""
+    rng = np.random.default_rng(0)
+    return (
+        rng.uniform(50, 150, n), rng.uniform(50, 150, n), rng.uniform(0.01, 2, n),
+        rng.uniform(0.05, 0.8, n),
+    )
+
+
+def kernel(s: np.ndarray, k: np.ndarray, tau: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The reference: d1 and one normal cdf."""
+    d1 = (np.log(s / k) + (RATE - DIVIDEND + 0.5 * v * v) * tau) / (v * np.sqrt(tau))
+    return ndtr(d1)
+
+
+def greeks(s: np.ndarray, k: np.ndarray, tau: np.ndarray, v: np.ndarray) -> object:
+    """Price, delta, gamma and vega of calls."""
+    return black_scholes_greeks(
+        s, k, tau, v, RATE, DIVIDEND, True, select=("price", "delta", "gamma", "vega")
+    )
+
+
+def rate(fn: object, args: tuple[np.ndarray, ...]) -> float:
+    """Inputs per second of one call."""
+    start = time.perf_counter()
+    fn(*args)  # type: ignore[operator]
+    return args[0].size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Run the benchmark, print the figures and write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results/pricing.json"))
+    parser.add_argument("--n", type=int, default=1_000_000, help="inputs per call")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    data = inputs(args.n)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    greeks(*data), kernel(*data)  # warm up
+    greeks_rates, kernel_rates = [], []
+    for i in range(args.repeats):
+        kernel_rates.append(rate(kernel, data))
+        greeks_rates.append(rate(greeks, data))
+        print(f"repeat {i + 1}/{args.repeats}: kernel {kernel_rates[-1]:,.0f}/s, "
+              f"greeks {greeks_rates[-1]:,.0f}/s", flush=True)
+    torch.set_num_threads(threads)
+    all_threads = max(rate(greeks, data) for _ in range(args.repeats))
+    result = {
+        "n": args.n,
+        "greeks_rate": max(greeks_rates),
+        "kernel_rate": max(kernel_rates),
+        "ratio": max(greeks_rates) / max(kernel_rates),
+        "target_ratio": 0.5,
+        "greeks_rate_all_threads": all_threads,
+        "torch_threads": threads,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+    }
+    for key, value in result.items():
+        print(f"{key:<24} {value:,.3f}" if isinstance(value, float) else f"{key:<24} {value}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

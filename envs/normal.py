@@ -1,0 +1,61 @@
+"""The standard normal distribution for numpy arrays and torch tensors alike.
+
+Pricing formulas call :func:`normal_cdf` and :func:`normal_pdf` on whatever array type they are
+given, so the deep-hedging trainer can differentiate through the same formulas the environments
+use. Both sides use ``N(x) = erfc(-x / sqrt(2)) / 2``, accurate in both tails (erfc of a large
+argument is computed directly, never as ``1 - erf``). For numpy arrays the erfc is torch's
+SIMD-vectorised kernel (SLEEF, within 1 ulp) on a zero-copy view of the array, several times
+faster than ``scipy.special.ndtr``'s scalar loop; they agree to 1e-12 relative down to
+``N(x) ~ 1e-300`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from array_api_compat import is_torch_array
+
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_NEG_INV_SQRT2 = -1.0 / math.sqrt(2.0)
+
+
+def normal_cdf(x: Any) -> Any:
+    """Standard normal cumulative distribution function, elementwise.
+
+    Args:
+        x: a float, numpy array or torch tensor (any shape).
+
+    Returns:
+        ``N(x)`` of the same type and shape (float64 for numpy input).
+
+    Examples:
+        >>> round(float(normal_cdf(1.96)), 6)
+        0.975002
+        >>> float(normal_cdf(-37.0)) > 0.0  # 5.7e-300: the left tail does not underflow early
+        True
+    """
+    if is_torch_array(x):
+        return 0.5 * torch.special.erfc(x * _NEG_INV_SQRT2)
+    values = np.asarray(x, dtype=np.float64)
+    if values.ndim == 0:
+        return 0.5 * math.erfc(float(values) * _NEG_INV_SQRT2)
+    scaled = torch.from_numpy(np.multiply(values, _NEG_INV_SQRT2))
+    torch.special.erfc(scaled, out=scaled)
+    out: np.ndarray = scaled.numpy()
+    out *= 0.5
+    return out
+
+
+def normal_pdf(x: Any) -> Any:
+    """Standard normal density ``exp(-x^2 / 2) / sqrt(2 pi)``, elementwise.
+
+    Examples:
+        >>> round(float(normal_pdf(0.0)), 10)
+        0.3989422804
+    """
+    if is_torch_array(x):
+        return torch.exp(-0.5 * x * x) * INV_SQRT_2PI
+    return np.exp(-0.5 * np.square(x)) * INV_SQRT_2PI
