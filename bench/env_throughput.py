@@ -95,28 +95,29 @@ def main() -> None:
     scale = 10 if args.quick else 1
     steps = 100_000 // scale
     action = np.zeros(1, dtype=np.float32)
-    hedge = best_of(args.repeats, lambda: single_rate("hedgearena/ShortCall-v0", steps, action))
-    cartpole = best_of(args.repeats, lambda: single_rate("CartPole-v1", steps, 0))
-    kernel = best_of(args.repeats, lambda: kernel_rate(1_000_000))
+
+    def measure(name: str, fn: Callable[[], float], repeats: int = args.repeats) -> float:
+        value = best_of(repeats, fn)
+        print(f"  {name}: {value:,.0f}", flush=True)
+        return value
+
+    hedge = measure("ShortCall-v0 steps/s", lambda: single_rate("hedgearena/ShortCall-v0", steps,
+                                                               action))
+    cartpole = measure("CartPole-v1 steps/s", lambda: single_rate("CartPole-v1", steps, 0))
+    kernel = measure("kernel inputs/s", lambda: kernel_rate(1_000_000))
     vector = {
-        n: best_of(args.repeats, lambda n=n: vector_rate(n, max(2_000_000 // scale, 20 * n)))
+        n: measure(f"vector env path-steps/s at {n} paths",
+                   lambda n=n: vector_rate(n, max(1_000_000 // scale // (1 if n > 1 else 10),
+                                                  20 * n)))
         for n in (1, 64, 1024, 16384)
     }
     from stable_baselines3.common.env_util import make_vec_env
 
     n_envs = 16
-    adapter = best_of(
-        1,
-        lambda: sb3_rate(
-            make_sb3_vec_env("hedgearena/ShortCall-v0", n_envs, seed=0), 20_000 // scale
-        ),
-    )
-    dummy = best_of(
-        1,
-        lambda: sb3_rate(
-            make_vec_env("hedgearena/ShortCall-v0", n_envs=n_envs, seed=0), 20_000 // scale
-        ),
-    )
+    adapter = measure("SB3 PPO rollout steps/s, adapter", lambda: sb3_rate(
+        make_sb3_vec_env("hedgearena/ShortCall-v0", n_envs, seed=0), 20_000 // scale), 1)
+    dummy = measure("SB3 PPO rollout steps/s, DummyVecEnv", lambda: sb3_rate(
+        make_vec_env("hedgearena/ShortCall-v0", n_envs=n_envs, seed=0), 20_000 // scale), 1)
     result = {
         "single_steps_per_s": hedge,
         "cartpole_steps_per_s": cartpole,

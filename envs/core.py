@@ -54,6 +54,16 @@ ARRAY_OPS = SimpleNamespace(clip=np.clip)
 """Operations on numpy arrays (the vector env's path)."""
 
 
+def _clip_tensor(x: Any, low: Any, high: Any) -> Any:
+    import torch
+
+    return torch.minimum(torch.maximum(x, low), high)
+
+
+TORCH_OPS = SimpleNamespace(clip=_clip_tensor)
+"""Operations on torch tensors (the deep-hedging trainer's path; differentiable)."""
+
+
 @dataclass(frozen=True)
 class CoreConfig:
     """Conventions of the transition (all lengths in units of the underlying).

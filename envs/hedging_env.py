@@ -99,7 +99,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {
-        "render_modes": ["ansi"],
+        "render_modes": ["ansi", "rgb_array"],
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -151,6 +151,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._state = HedgeState(hedge, 0.0, self._cash0 - hedge * self._ep.spot[0])
         self._wealth0 = self._wealth()
         self._totals = dict.fromkeys((*PNL_COMPONENTS, "pnl", "turnover", "trades"), 0.0)
+        self._story: list[tuple[int, float, float]] = [(0, hedge, 0.0)]  # step, hedge, cost
         return self._obs(), self._info(None)
 
     def _load(self, batch: EpisodeBatch) -> None:
@@ -199,6 +200,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         totals["pnl"] += result.pnl
         totals["turnover"] += abs(result.trade)
         totals["trades"] += result.trade != 0
+        self._story.append((t - core.rebalance_every, hedge + result.trade, totals["cost"]))
         r = reward(core, result.pnl, totals["pnl"], terminated)
         info = self._info(result)
         if terminated:
@@ -289,12 +291,30 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         return out
 
-    def render(self) -> str | None:  # type: ignore[override]
-        """``ansi``: one line of the current step's state."""
-        if self.render_mode != "ansi" or self._batch is None:
+    def render(self) -> str | np.ndarray | None:  # type: ignore[override]
+        """``ansi``: one line of the current step's state; ``rgb_array``: the path's story so far.
+
+        The picture (an ``(H, W, 3)`` uint8 array) shows the spot, the model hedge and the hedge
+        held after each decision (dots at trades), and the cumulative transaction cost.
+        """
+        if self.render_mode is None or self._batch is None:
             return None
-        s = self.state
-        return (
-            f"step {s['step']:4d}  spot {s['spot']:10.4f}  hedge {s['hedge']:10.4f}  "
-            f"model {s['model_hedge']:10.4f}  wealth {self._wealth():12.4f}"
+        if self.render_mode == "ansi":
+            s = self.state
+            return (
+                f"step {s['step']:4d}  spot {s['spot']:10.4f}  hedge {s['hedge']:10.4f}  "
+                f"model {s['model_hedge']:10.4f}  wealth {self._wealth():12.4f}"
+            )
+        from hedgearena.envs.rendering import figure_to_rgb, path_story_figure
+
+        story = [*self._story, (self._t, self._state.hedge, self._totals["cost"])]
+        steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
+        fig = path_story_figure(
+            times=steps,
+            spot=[self._ep.spot[s] for s in steps],
+            model_hedge=[self._ep.model_hedge[s] for s in steps],
+            hedges={"hedge": hedge},
+            costs={"hedge": cost},
+            title=f"{type(self).__name__}: step {self._t} of {self._n_steps}",
         )
+        return figure_to_rgb(fig)

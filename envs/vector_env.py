@@ -116,12 +116,30 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start new episodes on every row (a fresh generator when ``seed`` is given)."""
+        """Start new episodes on every row (a fresh generator when ``seed`` is given).
+
+        ``options`` may hold ``"hedge"`` (units of the underlying held at the start, bought at
+        no cost) and ``"episodes"``: an :class:`EpisodeBatch` of ``num_envs`` paths built by
+        :func:`hedgearena.envs.episode.build_episodes` for this config, to run on given paths
+        (the arena runs every hedger on one batch this way); later autoresets draw from the
+        env's own generator again.
+        """
         super().reset(seed=seed)
         if seed is not None or self._source is None:
             self._source = EpisodeSource(self.config, self.np_random, self._block)
-        hedge = float((options or {}).get("hedge", 0.0))
-        self._batch = self._source.take(self.num_envs)
+        options = options or {}
+        hedge = float(options.get("hedge", 0.0))
+        if not np.isfinite(hedge):
+            raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
+        episodes = options.get("episodes")
+        if episodes is None:
+            self._batch = self._source.take(self.num_envs)
+        elif isinstance(episodes, EpisodeBatch) and len(episodes.initial_cash) == self.num_envs:
+            self._batch = episodes
+        else:
+            raise ValueError(
+                f"options['episodes'] must be an EpisodeBatch of num_envs={self.num_envs} paths"
+            )
         self._begin(self._rows, hedge)
         self._done[:] = False
         return self._obs(), self._infos(None)
