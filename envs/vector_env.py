@@ -230,6 +230,16 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             infos = self._same_step_reset(terminated, infos)
         return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
+    def positions_from_actions(self, actions: np.ndarray) -> np.ndarray:
+        """The positions that :meth:`step` would trade to for ``actions``, ``(num_envs, d)``.
+
+        The action mode's rescaling at the current state (what a learned agent's actions mean
+        in units, e.g. for the arena, which trades positions).
+        """
+        values = check_actions(actions, (self.num_envs, self.config.action_dim))
+        hedge, option = self._targets(self._rows, values)
+        return np.stack([hedge, option][: self.config.action_dim], axis=1)
+
     def _targets(self, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions to hold from actions (the action mode's rescaling)."""
         ep, core, t = self._batch.episode, self.core, self._t[rows]

@@ -1,0 +1,130 @@
+"""The hedger protocol: one small interface for every hedger, classical or learned.
+
+A hedger sees a batch of paths at once. At the start of a batch of episodes the runner calls
+``reset(env)`` (the hedger may read ``env.config``, ``env.batch`` and ``env.core``); at each
+decision it calls ``positions(state, obs)`` with the env's unnormalised state (a dict of
+``(n_paths,)`` arrays, see :attr:`hedgearena.envs.vector_env.VecHedgingEnv.state`) and the
+observations ``(n_paths, n_features)``, and the hedger returns the positions to hold after the
+decision, ``(n_paths, action_dim)`` in units of the underlying (and of the hedging option).
+The env trades to them (:meth:`~hedgearena.envs.vector_env.VecHedgingEnv.step_targets`) and
+books every P&L number, so all hedgers are scored by one set of accounting rules.
+
+A learned agent that outputs actions in [-1, 1] converts them with
+:meth:`~hedgearena.envs.vector_env.VecHedgingEnv.positions_from_actions`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+State = Mapping[str, Any]
+"""The env's state dict: ``(n_paths,)`` arrays (and a few scalars: ``rate``, ``dividend``,
+``dt``)."""
+
+
+class Hedger(ABC):
+    """A hedging strategy over a batch of paths.
+
+    Attributes:
+        name: the hedger's label in tables and plots.
+    """
+
+    name: str = "hedger"
+
+    def reset(self, env: VecHedgingEnv) -> None:  # noqa: B027  (optional hook)
+        """Start of a batch of episodes on ``env`` (read its config, batch or core here)."""
+
+    @abstractmethod
+    def positions(self, state: State, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """The positions to hold after this decision.
+
+        Args:
+            state: the env's unnormalised state, ``(n_paths,)`` arrays.
+            obs: the observations, ``(n_paths, n_features)`` float32.
+
+        Returns:
+            ``(n_paths, action_dim)`` positions, units of each instrument (finite).
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class EpisodeRecord(NamedTuple):
+    """What one hedger did on a batch of episodes.
+
+    ``totals`` holds the env's episode totals, ``(n_paths,)`` each: the P&L components
+    (``option_mtm``, ``hedge_pnl``, ``carry``, ``spread_income``, ``cost``), ``pnl``,
+    ``turnover``, ``trades``, ``terminal_pnl`` and ``initial_premium``. ``steps`` holds the
+    decisions' market steps ``(n_decisions,)``; ``hedge``, ``option``, ``trade`` and ``cost``
+    are ``(n_decisions, n_paths)``: positions held after each decision (before any unwind),
+    executed trades (units) and the transaction cost of each decision (currency, the unwind's
+    included in the last).
+    """
+
+    totals: dict[str, NDArray[np.float64]]
+    steps: NDArray[np.int64]
+    hedge: NDArray[np.float64]
+    option: NDArray[np.float64]
+    trade: NDArray[np.float64]
+    cost: NDArray[np.float64]
+
+
+def run_hedger(
+    env: VecHedgingEnv,
+    hedger: Hedger,
+    seed: int | None = None,
+    episodes: Any = None,
+    on_step: Callable[[int], None] | None = None,
+) -> EpisodeRecord:
+    """Run ``hedger`` on one episode of every row of ``env`` and record what it did.
+
+    Args:
+        env: the native vector env (``num_envs`` paths).
+        hedger: the hedger.
+        seed: seed of the env's reset (ignored when ``episodes`` is given).
+        episodes: an :class:`~hedgearena.envs.episode.EpisodeBatch` to run on (common random
+            numbers: the arena builds one batch and runs every hedger on it).
+        on_step: called with the number of decisions done (progress bars).
+
+    Returns:
+        The episode totals and the per-decision record.
+
+    Raises:
+        ValueError: if the hedger returns positions of the wrong shape or non-finite ones.
+    """
+    options = None if episodes is None else {"episodes": episodes}
+    obs, _ = env.reset(seed=seed, options=options)
+    hedger.reset(env)
+    n, n_decisions = env.num_envs, env.config.n_decisions
+    shape = (n_decisions, n)
+    hedge, option, trade, cost = (np.zeros(shape) for _ in range(4))
+    steps = np.arange(n_decisions, dtype=np.int64) * env.config.rebalance_every
+    infos: dict[str, Any] = {}
+    for k in range(n_decisions):
+        targets = np.asarray(hedger.positions(env.state, obs), dtype=np.float64)
+        if targets.shape != (n, env.config.action_dim):
+            raise ValueError(
+                f"{hedger.name}: positions must have shape {(n, env.config.action_dim)}, "
+                f"got {targets.shape}"
+            )
+        if not np.isfinite(targets).all():
+            raise ValueError(f"{hedger.name}: positions must be finite (units)")
+        obs, _, terminated, _, infos = env.step_targets(targets)
+        trade[k], cost[k] = infos["trade"], infos["cost"]
+        option_trade = infos["option_trade"]
+        hedge[k] = (hedge[k - 1] if k else 0.0) + trade[k]
+        option[k] = (option[k - 1] if k else 0.0) + option_trade
+        if on_step is not None:
+            on_step(k + 1)
+    if not terminated.all():
+        raise RuntimeError("episodes did not end after n_decisions decisions")
+    totals = {key: np.asarray(value, dtype=np.float64) for key, value in infos["episode"].items()}
+    return EpisodeRecord(totals, steps, hedge, option, trade, cost)
