@@ -1,0 +1,333 @@
+"""The benchmark: score a set of hedgers on the same paths and write the report.
+
+``benchmark(config, ["no_hedge", "delta", "ww:best", ...])`` tunes the ``:best`` families on
+their own tuning paths (a different seed: no selection bias on the scoring paths), runs every
+hedger and every member of the band families (the frontier) on the scoring paths with the
+arena, scores them (:mod:`hedgearena.baselines.metrics`, each against the reference hedger on
+the same paths) and, given an output folder, writes the report:
+
+=========================  ====================================================================
+file                       content
+=========================  ====================================================================
+``config.yaml``            the resolved env config, the benchmark settings, the hedgers
+``scores.csv/.json/.md``   one row per hedger (every metric, with standard errors)
+``frontier.csv``           mean and std of cost of each band-family member on the scoring paths
+``distributions.png``      P&L and cost histograms
+``frontier.png``           the cost-vs-risk frontier with each hedger's point
+``path_story.png``         one path: spot, model hedge, positions and cumulative cost
+=========================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hedgearena.baselines import metrics, report
+from hedgearena.baselines.arena import ArenaResult, run_arena
+from hedgearena.baselines.hedger import Hedger
+from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
+from hedgearena.envs.config import EnvConfig
+
+DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "adaptive", "leland")
+"""The classical hedgers of a default benchmark (``:best`` tuned on separate paths)."""
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """How a benchmark is run and scored.
+
+    Attributes:
+        n_paths: scoring paths per hedger.
+        batch_size: paths per batch in memory.
+        seed: seed of the scoring paths (and of the bootstrap).
+        tune_paths: paths of the tuning run of the ``:best`` families.
+        tune_seed: seed of the tuning paths (default ``seed + 1``: disjoint from scoring).
+        c: weight of the cost's std in the objective ``mean(cost) + c std(cost)``.
+        risk_aversion: of the entropic risk, per currency.
+        n_boot: bootstrap resamples of the tail metrics and the paired test.
+        reference: name of the hedger every other one is compared with (paired on the paths).
+        frontier: sweep the band families on the scoring paths for the frontier plot.
+        story_path: index of the path drawn in ``path_story.png``.
+        progress: show progress bars.
+    """
+
+    n_paths: int = 100_000
+    batch_size: int = 50_000
+    seed: int = 0
+    tune_paths: int = 20_000
+    tune_seed: int | None = None
+    c: float = metrics.DEFAULT_C
+    risk_aversion: float = metrics.DEFAULT_RISK_AVERSION
+    n_boot: int = metrics.DEFAULT_N_BOOT
+    reference: str = "delta"
+    frontier: bool = True
+    story_path: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_paths", "batch_size", "tune_paths", "n_boot"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not (np.isfinite(self.c) and self.c >= 0):
+            raise ValueError(f"c must be a finite number >= 0, got {self.c!r}")
+        if not (np.isfinite(self.risk_aversion) and self.risk_aversion > 0):
+            raise ValueError(
+                f"risk_aversion must be > 0 (per currency), got {self.risk_aversion!r}"
+            )
+        if not 0 <= self.story_path < self.n_paths:
+            raise ValueError(f"story_path must be in [0, n_paths), got {self.story_path!r}")
+
+    @property
+    def tuning_seed(self) -> int:
+        """The seed of the tuning paths."""
+        return self.seed + 1 if self.tune_seed is None else self.tune_seed
+
+
+@dataclass
+class BenchmarkReport:
+    """A benchmark's results.
+
+    Attributes:
+        table: the score table (one row per hedger, :func:`metrics.score_table`).
+        scores: hedger name -> every metric.
+        frontier: family label -> rows of (parameter, mean_cost, std_cost, objective) on the
+            scoring paths.
+        tuned: family key -> its best parameter on the tuning paths.
+        arena: the arena's records and paths.
+        files: name -> path of each file written.
+    """
+
+    table: pd.DataFrame
+    scores: dict[str, dict[str, float]]
+    frontier: dict[str, pd.DataFrame]
+    tuned: dict[str, float]
+    arena: ArenaResult
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def tune_family(
+    config: EnvConfig, family: str, settings: BenchmarkSettings
+) -> tuple[float, pd.DataFrame]:
+    """The member of a band family with the lowest objective on the tuning paths.
+
+    Returns:
+        The best parameter and the sweep (parameter, mean_cost, std_cost, objective).
+    """
+    _, grid = FAMILIES[family]
+    members = [family_member(family, p) for p in grid]
+    result = run_arena(config, members, settings.tune_paths, settings.batch_size,
+                       settings.tuning_seed, progress=settings.progress)
+    sweep = _family_rows(result, members, grid, settings.c)
+    return float(sweep.loc[sweep["objective"].idxmin(), "parameter"]), sweep
+
+
+def _family_rows(
+    result: ArenaResult, members: Sequence[Hedger], grid: Sequence[float], c: float
+) -> pd.DataFrame:
+    rows = []
+    for parameter, hedger in zip(grid, members, strict=True):
+        cost = _cost(result, hedger.name)
+        rows.append({"parameter": parameter, "mean_cost": cost.mean(),
+                     "std_cost": cost.std(ddof=1), "objective": metrics.cost_objective(cost, c)[0]})
+    return pd.DataFrame(rows)
+
+
+def _cost(result: ArenaResult, name: str) -> np.ndarray:
+    totals = result.records[name].totals
+    return metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
+                                result.batch.market.rate, float(result.batch.market.times[-1]))
+
+
+def resolve_hedgers(
+    config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings
+) -> tuple[list[Hedger], dict[str, float]]:
+    """Hedgers from specs (``family:best`` tuned on the tuning paths) or hedger objects."""
+    hedgers: list[Hedger] = []
+    tuned: dict[str, float] = {}
+    for spec in specs:
+        if isinstance(spec, Hedger):
+            hedgers.append(spec)
+            continue
+        family, _, arg = spec.partition(":")
+        if arg == "best":
+            if family not in FAMILIES:
+                raise ValueError(f"{spec!r}: ':best' exists for {sorted(FAMILIES)} only")
+            tuned[family], _ = tune_family(config, family, settings)
+            hedger = family_member(family, tuned[family])
+            hedger.name = f"{FAMILIES[family][0]} {tuned[family]:g} (tuned)"
+            hedgers.append(hedger)
+        else:
+            hedgers.append(parse_hedger(spec))
+    return hedgers, tuned
+
+
+def benchmark(
+    config: EnvConfig,
+    hedgers: Sequence[str | Hedger] = DEFAULT_HEDGERS,
+    settings: BenchmarkSettings | None = None,
+    out_dir: str | Path | None = None,
+    title: str = "",
+) -> BenchmarkReport:
+    """Score hedgers on the same paths; write the report when ``out_dir`` is given.
+
+    Args:
+        config: the env config (market, book, costs, conventions).
+        hedgers: specs (:mod:`hedgearena.baselines.registry`) or :class:`Hedger` objects
+            (trained agents, custom hedgers); the reference must be among them.
+        settings: paths, seeds and scoring parameters.
+        out_dir: folder of the report files (created), or None.
+        title: title of the table and plots.
+
+    Returns:
+        The report.
+    """
+    settings = settings or BenchmarkSettings()
+    main, tuned = resolve_hedgers(config, hedgers, settings)
+    names = [h.name for h in main]
+    if settings.reference not in names:
+        raise ValueError(f"the reference hedger {settings.reference!r} is not among {names}")
+    families = _frontier_members(settings) if settings.frontier else {}
+    everyone = main + [h for members in families.values() for h in members]
+    result = run_arena(config, everyone, settings.n_paths, settings.batch_size, settings.seed,
+                       progress=settings.progress)
+    scores = _score_all(result, names, settings)
+    frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
+                for key, members in families.items()}
+    out = BenchmarkReport(metrics.score_table(scores), scores, frontier, tuned, result)
+    if out_dir is not None:
+        out.files = write_report(out, config, main, settings, Path(out_dir), title)
+    return out
+
+
+def _frontier_members(settings: BenchmarkSettings) -> dict[str, list[Hedger]]:
+    families = {}
+    for key, (label, grid) in FAMILIES.items():
+        members = [family_member(key, p) for p in grid]
+        for member, p in zip(members, grid, strict=True):
+            member.name = f"frontier: {label} {p:g}"
+        families[key] = members
+    return families
+
+
+def _score_all(
+    result: ArenaResult, names: Sequence[str], settings: BenchmarkSettings
+) -> dict[str, dict[str, float]]:
+    reference = result.records[settings.reference]
+    return {
+        name: metrics.score(
+            result.records[name], result.batch, c=settings.c,
+            risk_aversion=settings.risk_aversion,
+            reference=None if name == settings.reference else reference,
+            n_boot=settings.n_boot, seed=settings.seed,
+        )
+        for name in names
+    }
+
+
+# ------------------------------------------------------------------------------- the report
+def write_report(
+    out: BenchmarkReport,
+    config: EnvConfig,
+    hedgers: Sequence[Hedger],
+    settings: BenchmarkSettings,
+    out_dir: Path,
+    title: str = "",
+) -> dict[str, Path]:
+    """Write the report's files into ``out_dir``; return name -> path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"config": _write_config(out_dir / "config.yaml", config, hedgers, settings, out)}
+    tables = report.write_tables(
+        out.table, out_dir, "scores", c=settings.c, risk_aversion=settings.risk_aversion,
+        seed=settings.seed, n_paths=settings.n_paths, extra={"title": title, "tuned": out.tuned},
+    )
+    files.update({f"scores_{ext}": path for ext, path in tables.items()})
+    if out.frontier:
+        frontier = pd.concat(out.frontier, names=["family", "row"]).reset_index(level="row",
+                                                                                drop=True)
+        frontier.to_csv(out_dir / "frontier.csv")
+        files["frontier_csv"] = out_dir / "frontier.csv"
+    files.update(_plots(out, [h.name for h in hedgers], settings, out_dir, title))
+    return files
+
+
+def _write_config(
+    path: Path, config: EnvConfig, hedgers: Sequence[Hedger], settings: BenchmarkSettings,
+    out: BenchmarkReport,
+) -> Path:
+    document = {
+        "env": config.to_dict(),
+        "benchmark": dataclasses.asdict(settings),
+        "hedgers": {h.name: describe(h) for h in hedgers},
+        "tuned": out.tuned,
+        "arena": {"build_seconds": out.arena.build_seconds, "hedger_seconds": out.arena.seconds},
+    }
+    path.write_text(yaml.safe_dump(_plain(document), sort_keys=False))
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe copy: numpy scalars to floats, tuples to lists, others to their repr."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, int | float | str | bool):
+        return value
+    return repr(value)
+
+
+def _plots(
+    out: BenchmarkReport, names: Sequence[str], settings: BenchmarkSettings, out_dir: Path,
+    title: str,
+) -> dict[str, Path]:
+    result = out.arena
+    pnl = {n: result.records[n].totals["terminal_pnl"] for n in names}
+    cost = {n: _cost(result, n) for n in names}
+    files = {"distributions": report.plot_distributions(pnl, cost, out_dir / "distributions.png",
+                                                        title=title)}
+    if out.frontier:
+        families = {label: report.FrontierFamily(rows["parameter"], rows["mean_cost"],
+                                                 rows["std_cost"], _parameter_name(label))
+                    for label, rows in out.frontier.items()}
+        points = {n: (float(cost[n].mean()), float(cost[n].std(ddof=1))) for n in names}
+        files["frontier"] = report.plot_frontier(families, points, out_dir / "frontier.png",
+                                                 c=settings.c, title=title)
+    files["path_story"] = _story(result, story_hedgers(names, settings.reference),
+                                 settings.story_path, out_dir / "path_story.png")
+    return files
+
+
+def story_hedgers(names: Sequence[str], reference: str, limit: int = 4) -> list[str]:
+    """The hedgers drawn in the path story: the reference, then the tuned bands and the hedgers
+    that are not classical (agents), then the rest, at most ``limit``."""
+    def rank(name: str) -> int:
+        return 0 if name == reference else 1 if "(tuned)" in name or "agent" in name else 2
+
+    return sorted(names, key=rank)[:limit]
+
+
+def _parameter_name(label: str) -> str:
+    return {"Whalley-Wilmott": "risk aversion", "fixed band": "tolerance"}.get(label, "")
+
+
+def _story(result: ArenaResult, names: Sequence[str], index: int, path: Path) -> Path:
+    n_steps = result.batch.market.n_steps
+    series = {n: report.story_series(result.records[n], n_steps) for n in names}
+    strikes = result.batch.instruments.strike
+    return report.plot_path_story(
+        index, result.batch.market.times, result.batch.market.spot,
+        result.batch.episode.model_hedge.T, {n: s[0] for n, s in series.items()}, path,
+        costs={n: s[1] for n, s in series.items()},
+        strike=float(strikes[index, 0]) if strikes.shape[1] else None,
+    )

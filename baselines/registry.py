@@ -1,0 +1,116 @@
+"""Hedgers by name: the specs the command line and the configs use.
+
+A spec is ``name`` or ``name:arg[:arg]``:
+
+============================ ==================================================================
+spec                         hedger
+============================ ==================================================================
+``no_hedge``                 :class:`~hedgearena.baselines.delta.NoHedge`
+``delta`` / ``delta:K``      :class:`~hedgearena.baselines.delta.BlackScholesDelta` every K
+``band:TOL`` / ``:centre``   :class:`~hedgearena.baselines.bands.FixedBand`, TOL in delta per
+                             notional, to the edge (default) or the centre
+``ww:A``                     :class:`~hedgearena.baselines.bands.WhalleyWilmott`, risk
+                             aversion A per currency
+``adaptive`` / ``adaptive:B`` :class:`~hedgearena.baselines.bands.AdaptiveBand`, base B
+``leland``                   :class:`~hedgearena.baselines.leland.Leland`
+``delta_gamma``              :class:`~hedgearena.baselines.delta_gamma.DeltaGamma`
+``delta_vega``               :class:`~hedgearena.baselines.delta_gamma.DeltaVega`
+``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`
+``cppi:M``                   :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M
+============================ ==================================================================
+
+``ww:best`` and ``band:best`` name the member of the family with the lowest objective on
+tuning paths (see :mod:`hedgearena.baselines.benchmark`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from hedgearena.baselines.bands import AdaptiveBand, FixedBand, WhalleyWilmott
+from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
+from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
+from hedgearena.baselines.hedger import Hedger
+from hedgearena.baselines.leland import Leland
+from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
+
+
+def _number(spec: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"hedger spec {spec!r}: {text!r} is not a number") from None
+    if not np.isfinite(value):
+        raise ValueError(f"hedger spec {spec!r}: {text!r} is not a finite number")
+    return value
+
+
+def _integer(spec: str, text: str) -> int:
+    value = _number(spec, text)
+    if value != int(value):
+        raise ValueError(f"hedger spec {spec!r}: {text!r} is not an integer")
+    return int(value)
+
+
+def _band(spec: str, args: list[str]) -> Hedger:
+    if not args:
+        raise ValueError(f"hedger spec {spec!r}: give the tolerance, e.g. band:0.05")
+    return FixedBand(_number(spec, args[0]), *(args[1:2] or ["edge"]))
+
+
+BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
+    "no_hedge": (lambda s, a: NoHedge(), "no_hedge"),
+    "delta": (lambda s, a: BlackScholesDelta(_integer(s, a[0]) if a else 1), "delta[:every]"),
+    "band": (_band, "band:tolerance[:edge|centre]"),
+    "ww": (lambda s, a: WhalleyWilmott(_number(s, a[0])), "ww:risk_aversion"),
+    "adaptive": (lambda s, a: AdaptiveBand(_number(s, a[0])) if a else AdaptiveBand(),
+                 "adaptive[:base]"),
+    "leland": (lambda s, a: Leland(), "leland"),
+    "delta_gamma": (lambda s, a: DeltaGamma(), "delta_gamma"),
+    "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
+    "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),
+                      "synthetic_put[:every]"),
+    "cppi": (lambda s, a: CPPI(_number(s, a[0])) if a else CPPI(), "cppi[:multiplier]"),
+}
+"""name -> (builder from the spec and its arguments, usage)."""
+
+FAMILIES: dict[str, tuple[str, tuple[float, ...]]] = {
+    "ww": ("Whalley-Wilmott", tuple(float(x) for x in np.round(np.geomspace(1e-4, 10.0, 11), 6))),
+    "band": ("fixed band", (0.01, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4)),
+}
+"""Band families swept for the frontier and for ``:best``: name -> (label, parameter grid)."""
+
+
+def parse_hedger(spec: str) -> Hedger:
+    """The hedger of a spec (see the module docstring).
+
+    Examples:
+        >>> parse_hedger("delta:5").name
+        'delta every 5'
+        >>> parse_hedger("ww:0.1").name
+        'Whalley-Wilmott 0.1'
+    """
+    name, *args = spec.strip().split(":")
+    if name not in BUILDERS:
+        usage = ", ".join(usage for _, usage in BUILDERS.values())
+        raise ValueError(f"unknown hedger {name!r} in {spec!r}; known: {usage}")
+    if args and args[0] == "best":
+        raise ValueError(f"{spec!r}: ':best' is resolved by the benchmark (tuning), not here")
+    return BUILDERS[name][0](spec, args)
+
+
+def family_member(family: str, parameter: float) -> Hedger:
+    """The hedger of ``family`` (a key of :data:`FAMILIES`) at ``parameter``."""
+    return parse_hedger(f"{family}:{parameter:g}")
+
+
+def describe(hedger: Hedger) -> dict[str, Any]:
+    """A plain description of a hedger for saved configs: its class and public attributes."""
+    fields = {
+        key: value for key, value in vars(hedger).items()
+        if not key.startswith("_") and isinstance(value, int | float | str | bool | tuple)
+    }
+    return {"class": type(hedger).__name__, **fields}
