@@ -309,8 +309,11 @@ def _plots(
 
 
 def story_hedgers(names: Sequence[str], reference: str, limit: int = 4) -> list[str]:
-    """The hedgers drawn in the path story: the reference, then the tuned bands and the hedgers
-    that are not classical (agents), then the rest, at most ``limit``."""
+    """The hedgers drawn in the path story, at most ``limit``.
+
+    The reference first, then the tuned bands and the agents, then the rest.
+    """
+
     def rank(name: str) -> int:
         return 0 if name == reference else 1 if "(tuned)" in name or "agent" in name else 2
 
