@@ -1,1 +1,29 @@
-"""hedgearena.baselines: classical hedgers and the scoring arena."""
+"""hedgearena.baselines: classical hedgers and the scoring arena.
+
+Every hedger is a :class:`~hedgearena.baselines.hedger.Hedger`: ``reset(env)`` at the start of
+a batch, ``positions(state, obs)`` the positions to hold, vectorised over paths;
+:func:`~hedgearena.baselines.hedger.run_hedger` runs one on a vector env.
+"""
+
+from hedgearena.baselines.bands import AdaptiveBand, FixedBand, WhalleyWilmott
+from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
+from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
+from hedgearena.baselines.hedger import EpisodeRecord, Hedger, run_hedger
+from hedgearena.baselines.leland import Leland
+from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
+
+__all__ = [
+    "CPPI",
+    "AdaptiveBand",
+    "BlackScholesDelta",
+    "DeltaGamma",
+    "DeltaVega",
+    "EpisodeRecord",
+    "FixedBand",
+    "Hedger",
+    "Leland",
+    "NoHedge",
+    "SyntheticPut",
+    "WhalleyWilmott",
+    "run_hedger",
+]

@@ -255,6 +255,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "hedge_option": None,
         "days_per_year": 252.0,
     },
+    # Portfolio insurance: the fund owes its investors N max(S_T, K) = N (K - S_T)^+ + N S_T,
+    # N = 100 units of the index, K = 90% of S_0, in 3 months (63 days). Both legs are written
+    # as short options so that their fair value enters the cash account at the start (the
+    # investors' money): the floor put, and the promise of N S_T as a zero-strike call (a
+    # low-exercise-price option, strike 1e-6 S_0: N (S_T - 1e-6 S_0) misses N S_T by 0.01).
+    # See the manual of hedgearena.envs.registered.PortfolioInsuranceEnv.
+    "PortfolioInsurance": {
+        "market": "gbm",
+        "market_kwargs": {"mu": 0.05, "sigma": 0.2, "spot0": 100.0, "rate": 0.02},
+        "book": OptionBook(
+            options=(
+                Option(moneyness=0.9, expiry_steps=63, contracts=-1.0, is_call=False),
+                Option(moneyness=1e-6, expiry_steps=63, contracts=-1.0, is_call=True),
+            )
+        ),
+        "cost": 0.001,
+        "days_per_year": 252.0,
+    },
     "HistoricalReplay": {
         "market": "historical",
         "book": OptionBook(options=(Option(moneyness=1.0, expiry_steps=21, contracts=-1.0),)),
@@ -267,8 +285,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 def make_config(preset: str | None = None, **overrides: Any) -> EnvConfig:
     """The config of a registered env with keyword overrides.
 
-    ``preset`` is ``ShortCall``, ``OptionBook`` or ``HistoricalReplay``; None starts from
-    :class:`EnvConfig`'s defaults.
+    ``preset`` is ``ShortCall``, ``OptionBook``, ``PortfolioInsurance`` or
+    ``HistoricalReplay``; None starts from :class:`EnvConfig`'s defaults.
     """
     if preset is None:
         return EnvConfig(**overrides)

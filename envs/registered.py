@@ -153,6 +153,37 @@ call as well, for delta-gamma hedging (the action gets a second dimension).
 An empty book and a flat hedge; clients arrive from the second step on.
 """
 
+_PORTFOLIO_INSURANCE = """
+`hedgearena/PortfolioInsurance-v0`: deliver an insured equity payoff by trading the index.
+
+## Description
+
+A fund has promised its investors `N max(S_T, K)` in 3 months (63 trading days, 252 a year):
+the upside of N = 100 units of an equity index, with the floor K = 90% of the initial level.
+The book is what the fund owes, `N max(S_T, K) = N (K - S_T)^+ + N S_T`: a short put on N units
+struck at K, and the promise of `N S_T` written as a short zero-strike call (a low-exercise-price
+option, strike `1e-6 S_0`; its payoff differs from `N S_T` by `N * 1e-6 S_0`, 0.01 here). Both
+legs are priced at the start, so the cash account opens with the investors' money, the
+promise's fair value `N (S_0 e^{-qT} + put)`, and wealth `book + hedge * S + cash` starts at 0:
+it is the fund's surplus, its assets (`hedge` units of the index plus cash) minus the promise.
+The episode's P&L is the terminal assets minus `N max(S_T, K)`: how far the strategy missed the
+promised payoff (costs included; the fund sells its index at `T` to pay in cash).
+
+The model hedge is `N e^{-q tau} N(d1)` units, the synthetic put of Rubinstein and Leland (1981);
+CPPI (Perold 1986, Black and Jones 1987) is the model-free alternative (see
+`hedgearena.baselines.portfolio_insurance`). The index follows geometric Brownian motion (mu =
+5%, sigma = 20%, S0 = 100, r = 2%, q = 0); trading it costs 0.1% of traded value. Another floor,
+size or horizon is a `book=OptionBook(options=(Option(moneyness=K / S0, is_call=False,
+contracts=-N / 100, expiry_steps=T), Option(moneyness=1e-6, contracts=-N / 100,
+expiry_steps=T)))`; the put must come first (`log_moneyness` is measured against its strike).
+
+## Starting State
+
+No index held (`initial_hedge="zero"`: the first decision buys the opening allocation and pays
+its cost; `initial_hedge="delta"` opens at the synthetic put), cash = the investors' money; a new
+GBM path each episode.
+"""
+
 _HISTORICAL = """
 `hedgearena/HistoricalReplay-v0`: hedge a short one-month call along real S&P 500 history.
 
@@ -183,6 +214,12 @@ class OptionBookEnv(HedgingEnv):
     preset = "OptionBook"
 
 
+class PortfolioInsuranceEnv(HedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "PortfolioInsurance"
+
+
 class HistoricalReplayEnv(HedgingEnv):
     """Manual set below, from the shared tables."""
 
@@ -201,6 +238,12 @@ class OptionBookVecEnv(VecHedgingEnv):
     preset = "OptionBook"
 
 
+class PortfolioInsuranceVecEnv(VecHedgingEnv):
+    """Manual set below, from the shared tables."""
+
+    preset = "PortfolioInsurance"
+
+
 class HistoricalReplayVecEnv(VecHedgingEnv):
     """Manual set below, from the shared tables."""
 
@@ -210,12 +253,14 @@ class HistoricalReplayVecEnv(VecHedgingEnv):
 for _cls, _text in (
     (ShortCallEnv, _SHORT_CALL),
     (OptionBookEnv, _OPTION_BOOK),
+    (PortfolioInsuranceEnv, _PORTFOLIO_INSURANCE),
     (HistoricalReplayEnv, _HISTORICAL),
 ):
     _cls.__doc__ = _manual(_text)
 for _cls, _single in (
     (ShortCallVecEnv, ShortCallEnv),
     (OptionBookVecEnv, OptionBookEnv),
+    (PortfolioInsuranceVecEnv, PortfolioInsuranceEnv),
     (HistoricalReplayVecEnv, HistoricalReplayEnv),
 ):
     _cls.__doc__ = f"Native vector version of :class:`{_single.__name__}` (see its manual)."
@@ -223,6 +268,7 @@ for _cls, _single in (
 ENV_IDS = {
     "hedgearena/ShortCall-v0": (ShortCallEnv, ShortCallVecEnv),
     "hedgearena/OptionBook-v0": (OptionBookEnv, OptionBookVecEnv),
+    "hedgearena/PortfolioInsurance-v0": (PortfolioInsuranceEnv, PortfolioInsuranceVecEnv),
     "hedgearena/HistoricalReplay-v0": (HistoricalReplayEnv, HistoricalReplayVecEnv),
 }
 

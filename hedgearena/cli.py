@@ -1,96 +1,119 @@
-"""The command line of hedgearena (``python train.py`` or the ``hedgearena`` console script).
+"""The command line of hedgearena: ``python train.py [command] ...`` (or the ``hedgearena`` script).
 
-Until the agents and the arena land, the main job is a demo of the environments: it hedges the
-default case (``hedgearena/ShortCall-v0``: a short one-month at-the-money call, 1% costs) on the
-same paths with no hedge, daily Black-Scholes delta and a fixed no-trade band, through the
-native vector env, and prints the cost and risk of each.
+Commands:
+
+- ``train`` (the default): train an agent on an env, then score it against the classical hedgers
+  on the same fresh paths; writes a run folder (config, checkpoints, model, TensorBoard logs,
+  score tables, plots).
+- ``evaluate RUN_DIR``: load a run's saved agent and score it again (same numbers for the same
+  paths).
+- ``benchmark``: score the classical hedgers alone.
+
+Every command takes ``--config FILE`` (YAML, see :mod:`hedgearena.run_config`) and
+``--set key=value`` overrides; ``python train.py COMMAND --help`` lists the shortcuts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from rich.console import Console
-from rich.table import Table
 
-from hedgearena.envs.vector_env import VecHedgingEnv
+from hedgearena.run_config import RunConfig, load_config
 
-DEMO_POLICIES = {
-    "no hedge": ("target", 0.0),
-    "delta (daily)": ("fraction", 1.0),
-    "band +-0.1 N": ("band", -0.6),
-}
-"""name: (action_mode, constant action); band -0.6 = half-width 0.2 * 0.5 = 0.1 notional."""
+COMMANDS = ("train", "evaluate", "benchmark")
 
 
-def run_demo(paths: int, seed: int, out: Path | None) -> dict[str, dict[str, float]]:
-    """Hedge ``paths`` ShortCall episodes with each demo policy on the same paths (same seed)."""
-    results: dict[str, dict[str, float]] = {}
-    for name, (mode, action) in DEMO_POLICIES.items():
-        env = VecHedgingEnv(num_envs=paths, preset="ShortCall", action_mode=mode, block=paths)
-        env.reset(seed=seed)
-        actions = np.full((paths, 1), action)
-        terminated = np.zeros(paths, dtype=bool)
-        while not terminated.all():
-            _, _, terminated, _, infos = env.step(actions)
-        totals = infos["episode"]
-        hedging_cost = totals["initial_premium"] - totals["terminal_pnl"]
-        results[name] = {
-            "mean_cost": float(np.mean(hedging_cost)),
-            "std_cost": float(np.std(hedging_cost)),
-            "objective": float(np.mean(hedging_cost) + 1.5 * np.std(hedging_cost)),
-            "mean_transaction_cost": float(np.mean(totals["cost"])),
-            "premium": float(np.mean(totals["initial_premium"])),
-        }
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "demo.json").write_text(
-            json.dumps({"paths": paths, "seed": seed, "results": results}, indent=2)
-        )
-    return results
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="a run config (YAML)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config field (repeatable), "
+                        "e.g. --set env.kwargs.cost=0.002")
+    parser.add_argument("--env", help="env id (env.id), e.g. hedgearena/ShortCall-v0")
+    parser.add_argument("--paths", type=int, help="scoring paths per hedger (arena.paths)")
+    parser.add_argument("--seed", type=int, help="seed of training (seed)")
+    parser.add_argument("--arena-seed", type=int, help="seed of the scoring paths (arena.seed)")
+    parser.add_argument("--hedgers", nargs="+", help="baseline hedger specs (arena.hedgers), "
+                        "e.g. no_hedge delta delta:5 band:0.05 ww:best adaptive leland")
+    parser.add_argument("--out", help="parent folder of run folders (out)")
+    parser.add_argument("--name", help="the run folder's name (name)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _print(results: dict[str, dict[str, float]], paths: int, seconds: float) -> None:
-    table = Table(
-        title=f"ShortCall-v0: hedging cost of a short ATM call, {paths:,} paths ({seconds:.1f} s)"
-    )
-    for column in (
-        "hedger",
-        "mean cost",
-        "std cost",
-        "mean + 1.5 std",
-        "transaction cost",
-        "premium",
-    ):
-        table.add_column(column, justify="right")
-    for name, r in results.items():
-        table.add_row(
-            name,
-            f"{r['mean_cost']:.2f}",
-            f"{r['std_cost']:.2f}",
-            f"{r['objective']:.2f}",
-            f"{r['mean_transaction_cost']:.2f}",
-            f"{r['premium']:.2f}",
-        )
-    Console().print(table)
-    print("Hedging cost = premium received - final P&L, currency per option on 100 shares.")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``python train.py [--paths N] [--seed S] [--out DIR]``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--paths", type=int, default=20_000, help="paths per hedger (default 20000)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the common paths")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
-    args = parser.parse_args(argv)
-    if args.paths < 1:
-        parser.error(f"--paths must be >= 1, got {args.paths}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    train = commands.add_parser("train", help="train an agent and score it (the default)")
+    _common(train)
+    train.add_argument("--agent", help="agent algorithm (agent.algo)")
+    evaluate = commands.add_parser("evaluate", help="score a saved agent again")
+    evaluate.add_argument("run_dir", type=Path, help="a run folder written by train")
+    _common(evaluate)
+    bench = commands.add_parser("benchmark", help="score the classical hedgers alone")
+    _common(bench)
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    """The run config of parsed arguments: file, then ``--set``, then the shortcuts."""
+    shortcuts = {
+        "env__id": args.env, "arena__paths": args.paths, "seed": args.seed,
+        "arena__seed": args.arena_seed, "arena__hedgers": args.hedgers, "out": args.out,
+        "name": args.name, "agent__algo": getattr(args, "agent", None),
+    }
+    path = args.config
+    if path is None and getattr(args, "run_dir", None) is not None:
+        path = args.run_dir / "config.yaml"  # evaluate: the run's own config by default
+    return load_config(path, args.overrides, **shortcuts)
+
+
+def run_benchmark(config: RunConfig, progress: bool, console: Console | None = None) -> Path:
+    """Score the classical hedgers of ``config.arena`` on its env; returns the report folder."""
+    from hedgearena.baselines.benchmark import benchmark
+    from hedgearena.baselines.report import print_table
+
+    console = console or Console(width=max(Console().width, 160))
+    env_config = config.env.config()
+    out_dir = config.run_dir if config.name else Path(config.out) / (
+        "benchmark-" + config.env.id.split("/")[-1] + f"-seed{config.arena.seed}")
+    config.dump(out_dir / "run_config.yaml")
+    title = f"{config.env.id}: {config.arena.paths:,} paths, seed {config.arena.seed}"
     start = time.perf_counter()
-    results = run_demo(args.paths, args.seed, args.out)
-    _print(results, args.paths, time.perf_counter() - start)
+    result = benchmark(env_config, config.arena.hedgers, config.arena.settings(progress), out_dir,
+                       title)
+    print_table(result.table, title, console, c=config.arena.c,
+                risk_aversion=config.arena.risk_aversion)
+    console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ "
+                  f"({', '.join(sorted(p.name for p in result.files.values()))})")
+    return out_dir
+
+
+def _dispatch(command: str) -> Callable[[argparse.Namespace, RunConfig], Any]:
+    if command == "benchmark":
+        return lambda args, config: run_benchmark(config, not args.no_progress)
+    from hedgearena import training
+
+    if command == "evaluate":
+        return lambda args, config: training.evaluate_run(args.run_dir, config,
+                                                          progress=not args.no_progress)
+    return lambda args, config: training.train_and_score(config, progress=not args.no_progress)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: ``python train.py [train|evaluate|benchmark] [options]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv = ["train", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = resolve_config(args)
+        _dispatch(args.command)(args, config)
+    except ValueError as error:
+        parser.exit(2, f"train.py {args.command}: error: {error}\n")

@@ -1,0 +1,122 @@
+"""The reference hedges: no hedge, and the Black-Scholes (model) hedge rebalanced on a clock.
+
+The model hedge is the env's: minus the book's delta at the market's implied vols, and with a
+hedging option the gamma-neutral position in it first (``state["model_hedge"]``,
+``state["model_option"]``; see :mod:`hedgearena.envs.episode`). Time-based rebalancing trades
+to it at every ``every``-th decision and holds in between (Boyle and Emanuel 1980, "Discretely
+adjusted option hedges", J. Financial Economics 8(3)): the classical benchmark whose cost grows
+like ``sqrt(number of rebalances)`` while its hedging error shrinks like ``1 / sqrt(...)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+FloatArray = NDArray[np.float64]
+
+
+def time_based_rebalance(
+    previous: FloatArray, target: FloatArray, decision: NDArray[np.int64], every: int
+) -> FloatArray:
+    """Trade to ``target`` at decisions whose index is a multiple of ``every``, else hold.
+
+    ``h_k = target_k`` if ``k mod every == 0``, else ``h_{k-1}`` (Boyle and Emanuel 1980's
+    discretely adjusted hedge; ``every=1`` rebalances at every decision).
+
+    Args:
+        previous: positions held before the decision, ``(n_paths,)``.
+        target: the model's positions, ``(n_paths,)``.
+        decision: the decision's index ``k`` on each path, ``(n_paths,)``.
+        every: decisions per rebalance (>= 1).
+
+    Returns:
+        The positions to hold, ``(n_paths,)``.
+
+    Examples:
+        >>> time_based_rebalance(np.array([1.0, 1.0]), np.array([3.0, 3.0]), np.array([4, 5]), 2)
+        array([3., 1.])
+    """
+    return np.where(decision % every == 0, target, previous)
+
+
+def stack_positions(hedge: FloatArray, option: FloatArray, action_dim: int) -> FloatArray:
+    """``(n_paths, action_dim)`` positions: the underlying, then (if traded) the hedging option.
+
+    Examples:
+        >>> stack_positions(np.array([1.0, 2.0]), np.array([3.0, 4.0]), 1)
+        array([[1.],
+               [2.]])
+    """
+    return np.stack((hedge, option)[:action_dim], axis=1).astype(np.float64)
+
+
+class EnvHedger(Hedger):
+    """A hedger that keeps the env it was reset on (its config, batch and action size)."""
+
+    _env: VecHedgingEnv | None = None
+
+    def reset(self, env: VecHedgingEnv) -> None:
+        """Remember ``env`` (subclasses read its config and batch)."""
+        self._env = env
+
+    @property
+    def env(self) -> VecHedgingEnv:
+        """The env of the last :meth:`reset` (RuntimeError before the first)."""
+        if self._env is None:
+            raise RuntimeError(f"{type(self).__name__}: call reset(env) before positions()")
+        return self._env
+
+    @property
+    def config(self) -> EnvConfig:
+        """The env's config."""
+        return self.env.config
+
+    def decision_index(self, state: State) -> NDArray[np.int64]:
+        """The index of the current decision on each path (market step / rebalance_every)."""
+        return np.asarray(state["step"]) // self.config.rebalance_every
+
+
+class NoHedge(EnvHedger):
+    """Never trade: hold nothing in the underlying (nor in the hedging option).
+
+    The lower benchmark of every comparison: zero cost, the whole risk of the book.
+    """
+
+    name = "no hedge"
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
+        """Zero positions, ``(n_paths, action_dim)``."""
+        return np.zeros((len(state["spot"]), self.config.action_dim))
+
+
+class BlackScholesDelta(EnvHedger):
+    """The model hedge (Black-Scholes delta, delta-gamma with a hedging option) on a clock.
+
+    At decisions whose index is a multiple of ``every`` the hedger trades to the model's
+    positions (``state["model_hedge"]``, and ``state["model_option"]`` with a hedging option);
+    in between it holds (:func:`time_based_rebalance`). ``every=1`` is the textbook daily delta
+    hedge of the env's decision grid.
+
+    Args:
+        every: decisions per rebalance (an integer >= 1).
+    """
+
+    def __init__(self, every: int = 1) -> None:
+        if int(every) != every or every < 1:
+            raise ValueError(f"every must be an integer >= 1 (decisions), got {every!r}")
+        self.every = int(every)
+        self.name = "delta" if self.every == 1 else f"delta every {self.every}"
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
+        """The model's positions at rebalancing decisions, the current ones otherwise."""
+        decision = self.decision_index(state)
+        hedge = time_based_rebalance(state["hedge"], state["model_hedge"], decision, self.every)
+        option = time_based_rebalance(
+            state["option_position"], state["model_option"], decision, self.every
+        )
+        return stack_positions(hedge, option, self.config.action_dim)
