@@ -270,16 +270,16 @@ def _write_config(
         "tuned": out.tuned,
         "arena": {"build_seconds": out.arena.build_seconds, "hedger_seconds": out.arena.seconds},
     }
-    path.write_text(yaml.safe_dump(_plain(document), sort_keys=False))
+    path.write_text(yaml.safe_dump(plain_data(document), sort_keys=False))
     return path
 
 
-def _plain(value: Any) -> Any:
-    """YAML-safe copy: numpy scalars to floats, tuples to lists, others to their repr."""
+def plain_data(value: Any) -> Any:
+    """A YAML- and JSON-safe copy: numpy scalars to floats, tuples to lists, others to repr."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if value is None or isinstance(value, int | float | str | bool):

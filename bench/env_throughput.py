@@ -6,7 +6,12 @@
   episode building included) over the inputs/s of the bare pricing kernel of bench/pricing.py
   (``d1`` and one ``scipy.special.ndtr``) (target >= 0.35); also at 1, 64 and 1024 paths.
 - ``sb3_adapter_vs_dummy``: env-steps/s of stable-baselines3 PPO collecting rollouts through
-  :class:`SB3VecEnv` over the same with SB3's ``DummyVecEnv`` of single envs.
+  :class:`SB3VecEnv` over the same with SB3's ``DummyVecEnv`` of single envs, 16 envs (and
+  ``sb3_adapter_vs_dummy_256`` with 256 envs, where one array step replaces 256 Python steps).
+
+Everything runs on one core: torch's intra-op threads are set to 1 for the run (as in
+bench/pricing.py; the pricing's erfc and the PPO policy use torch). With torch's default threads
+on a machine whose other core is busy, each erfc call can stall on the idle-spinning thread pool.
 
 Usage: ``python bench/env_throughput.py [--out bench/results/env_throughput.json] [--quick]``
 """
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import torch
 from scipy.special import ndtr
 
 import hedgearena  # noqa: F401
@@ -92,6 +98,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    torch.set_num_threads(1)  # one core (see the module docstring)
     scale = 10 if args.quick else 1
     steps = 100_000 // scale
     action = np.zeros(1, dtype=np.float32)
@@ -113,11 +120,17 @@ def main() -> None:
     }
     from stable_baselines3.common.env_util import make_vec_env
 
+    def sb3_pair(n_envs: int) -> tuple[float, float]:
+        steps = max(20_000 // scale, 8 * n_envs)
+        adapter = measure(f"SB3 PPO rollout steps/s, adapter, {n_envs} envs", lambda: sb3_rate(
+            make_sb3_vec_env("hedgearena/ShortCall-v0", n_envs, seed=0), steps), 1)
+        dummy = measure(f"SB3 PPO rollout steps/s, DummyVecEnv, {n_envs} envs", lambda: sb3_rate(
+            make_vec_env("hedgearena/ShortCall-v0", n_envs=n_envs, seed=0), steps), 1)
+        return adapter, dummy
+
     n_envs = 16
-    adapter = measure("SB3 PPO rollout steps/s, adapter", lambda: sb3_rate(
-        make_sb3_vec_env("hedgearena/ShortCall-v0", n_envs, seed=0), 20_000 // scale), 1)
-    dummy = measure("SB3 PPO rollout steps/s, DummyVecEnv", lambda: sb3_rate(
-        make_vec_env("hedgearena/ShortCall-v0", n_envs=n_envs, seed=0), 20_000 // scale), 1)
+    adapter, dummy = sb3_pair(n_envs)
+    adapter_256, dummy_256 = sb3_pair(256)
     result = {
         "single_steps_per_s": hedge,
         "cartpole_steps_per_s": cartpole,
@@ -129,6 +142,10 @@ def main() -> None:
         "sb3_dummy_steps_per_s": dummy,
         "sb3_adapter_vs_dummy": adapter / dummy,
         "sb3_n_envs": n_envs,
+        "sb3_adapter_steps_per_s_256": adapter_256,
+        "sb3_dummy_steps_per_s_256": dummy_256,
+        "sb3_adapter_vs_dummy_256": adapter_256 / dummy_256,
+        "torch_threads": torch.get_num_threads(),
         "quick": args.quick,
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -12,14 +12,15 @@ strikes and marks in currency, times in years, expiries as steps of the market g
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.envs.black_scholes import black_scholes_greeks
-from hedgearena.envs.market import FloatArray, MarketPaths
+from hedgearena.envs.black_scholes import Greeks, black_scholes_greeks
+from hedgearena.envs.market import FloatArray, MarketPaths, time_major
 
 
 def _require(condition: bool, message: str) -> None:
@@ -268,57 +269,140 @@ class BookMarks(NamedTuple):
     settlement: FloatArray
 
 
+BOOK_GREEKS = ("price", "delta", "gamma", "vega", "theta")
+"""The greeks the book's marks need (the pricer skips the others)."""
+
+_BLOCK = 32768
+"""Options (steps x paths x instruments) priced per call of the pricer: a block's temporaries
+stay in the CPU cache, and the sums over instruments are taken while the greeks are still there
+(see ``black_scholes._CHUNK``)."""
+
+
 def mark_book(instruments: BookPaths, market: MarketPaths) -> BookMarks:
-    """Value the book on every path and step (one vectorised pass over paths x steps x instruments).
+    """Value the book on every path and step (vectorised over paths x steps x instruments).
 
     Args:
         instruments: the sampled book.
         market: the episode's market paths; options are marked at the surface's implied vol.
 
     Returns:
-        The book's marks, greeks and cash flows, ``(n_paths, n_steps + 1)`` arrays.
+        The book's marks, greeks and cash flows, ``(n_paths, n_steps + 1)`` arrays (transposed
+        views of :func:`mark_book_time_major`'s).
     """
-    steps = np.arange(market.n_steps + 1)[None, :, None]
-    start, expiry = instruments.start[:, None, :], instruments.expiry[:, None, :]
-    held = (steps >= start) & (steps < expiry)
-    qty = instruments.quantity[:, None, :]
-    spot = market.spot[:, :, None]
-    times = market.times[None, :, None]
-    expiry_time = _expiry_time(market, instruments.expiry)[:, None, :]
-    tau = np.maximum(expiry_time - times, 0.0)
-    strike = instruments.strike[:, None, :]
-    vol = market.surface.implied_vol(
-        spot,
-        strike,
-        tau,
-        market.vol_state[:, :, None],
-        market.spot[:, :1, None],
-        market.rate,
-        market.dividend,
-    )
-    greeks = black_scholes_greeks(
-        spot, strike, tau, vol, market.rate, market.dividend, instruments.is_call[:, None, :]
-    )
-    arriving = steps == start
-    settling = steps == expiry
-    held_qty = np.where(held, qty, 0.0)
+    return BookMarks(*(values.T for values in mark_book_time_major(instruments, market)))
 
-    def book_sum(values: FloatArray, weights: FloatArray) -> FloatArray:
-        return np.einsum("pti,pti->pt", values, weights)
 
-    return BookMarks(
-        value=book_sum(greeks.price, held_qty),
-        delta=book_sum(greeks.delta, held_qty),
-        gamma=book_sum(greeks.gamma, held_qty),
-        vega=book_sum(greeks.vega, held_qty),
-        theta=book_sum(greeks.theta, held_qty),
-        premium=-book_sum(greeks.price, np.where(arriving & held, qty, 0.0)),
-        spread_income=book_sum(
-            greeks.vega,
-            np.where(arriving & held, np.abs(qty) * instruments.half_spread_vol[:, None, :], 0.0),
-        ),
-        settlement=book_sum(greeks.price, np.where(settling, qty, 0.0)),
+def mark_book_time_major(instruments: BookPaths, market: MarketPaths) -> BookMarks:
+    """:func:`mark_book` with time-major arrays, ``(n_steps + 1, n_paths)`` (the core's layout).
+
+    An instrument is held at steps ``start <= s < expiry``; it arrives (premium and half-spread)
+    at ``start`` and settles (its intrinsic value, the price at ``tau = 0``) at ``expiry``.
+    """
+    n_rows, n_paths = market.n_steps + 1, market.n_paths
+    # (1, n_paths or 1, n_instruments): the initial options are the same on every path.
+    quantity, start, expiry, half_spread = (
+        _uniform_rows(values)[None]
+        for values in (
+            instruments.quantity, instruments.start, instruments.expiry,
+            instruments.half_spread_vol,
+        )
     )
+    arrival_quantity = np.abs(quantity) * half_spread
+    # The marks and greeks are written on every step; the cash flows only at their steps.
+    marks = BookMarks(
+        *(np.empty((n_rows, n_paths)) for _ in BOOK_GREEKS),
+        *(np.zeros((n_rows, n_paths)) for _ in BookMarks._fields[len(BOOK_GREEKS) :]),
+    )
+    arrival_rows = _step_flags(instruments.start, instruments.quantity, n_rows)
+    settlement_rows = _step_flags(instruments.expiry, instruments.quantity, n_rows)
+    for rows, greeks in price_on_grid(
+        market, instruments.strike, instruments.expiry, instruments.is_call, BOOK_GREEKS
+    ):
+        steps = np.arange(rows.start, rows.stop)[:, None, None]
+        held = (steps >= start) & (steps < expiry)
+        held_quantity = np.where(held, quantity, 0.0)
+        for name, target in zip(BOOK_GREEKS, marks, strict=False):  # value <- price, then greeks
+            _book_sum(getattr(greeks, name), held_quantity, target[rows])
+        if arrival_rows[rows].any():
+            arriving = (steps == start) & held
+            _book_sum(greeks.price, np.where(arriving, -quantity, 0.0), marks.premium[rows])
+            _book_sum(
+                greeks.vega, np.where(arriving, arrival_quantity, 0.0), marks.spread_income[rows]
+            )
+        if settlement_rows[rows].any():
+            settling = np.where(steps == expiry, quantity, 0.0)
+            _book_sum(greeks.price, settling, marks.settlement[rows])
+    return marks
+
+
+def _step_flags(steps: NDArray[np.int64], quantity: FloatArray, n_rows: int) -> NDArray[np.bool_]:
+    """``(n_rows,)`` flags of the steps at which some instrument of non-zero quantity is."""
+    flags = np.zeros(n_rows + 1, dtype=bool)
+    flags[np.minimum(steps[quantity != 0], n_rows)] = True
+    return flags[:n_rows]
+
+
+def _book_sum(values: FloatArray, weights: FloatArray, out: FloatArray) -> None:
+    """``out[s, p] = sum_i values[s, p, i] * weights[s, p, i]`` (a product for one instrument)."""
+    if values.shape[-1] == 1:
+        np.multiply(values[..., 0], weights[..., 0], out=out)
+    else:
+        np.einsum("tpi,tpi->tp", values, np.broadcast_to(weights, values.shape), out=out)
+
+
+def price_on_grid(
+    market: MarketPaths,
+    strike: FloatArray,
+    expiry: NDArray[np.int64],
+    is_call: NDArray[np.bool_] | bool,
+    select: tuple[str, ...],
+) -> Iterator[tuple[slice, Greeks]]:
+    """Black-Scholes greeks of options on every step and path, a block of steps at a time.
+
+    Options are marked at the surface's implied vol; past their expiry ``tau`` is 0.
+
+    Args:
+        market: the market paths.
+        strike: strikes, ``(n_paths, n_instruments)`` (or broadcastable), currency.
+        expiry: expiry steps from the start (may lie past the grid), same shape.
+        is_call: calls (True) or puts, a bool or a bool array of the same shape.
+        select: the greeks to compute (see :func:`black_scholes_greeks`).
+
+    Yields:
+        ``(rows, greeks)``: a slice of steps and the greeks there, ``(len(rows), n_paths,
+        n_instruments)`` arrays.
+    """
+    spot, vol_state = time_major(market.spot), time_major(market.vol_state)
+    expiry_time = _expiry_time(market, _uniform_rows(expiry))[None]
+    strike = _uniform_rows(np.asarray(strike, dtype=np.float64))[None]
+    call = _uniform_rows(np.asarray(is_call))
+    call_flag = bool(call.flat[0]) if call.size and (call == call.flat[0]).all() else call[None]
+    per_row = spot.shape[1] * strike.shape[-1]
+    n_rows = spot.shape[0]
+    block = max(1, _BLOCK // max(per_row, 1))
+    for lo in range(0, n_rows, block):
+        rows = slice(lo, min(lo + block, n_rows))
+        row_spot = spot[rows, :, None]
+        tau = np.maximum(expiry_time - market.times[rows, None, None], 0.0)
+        vol = market.surface.implied_vol(
+            row_spot, strike, tau, vol_state[rows, :, None], spot[:1, :, None],
+            market.rate, market.dividend,
+        )
+        greeks = black_scholes_greeks(
+            row_spot, strike, tau, vol, market.rate, market.dividend, call_flag, select=select
+        )
+        yield rows, greeks
+
+
+def _uniform_rows(values: NDArray[Any]) -> NDArray[Any]:
+    """``values[:1]`` when every row (path) of a 2-d array is the same, else ``values``.
+
+    The initial options have the same expiry (and quantity) on every path: their time to
+    expiry, and whether they are held, is then one number per step, not an array over paths.
+    """
+    if values.ndim == 2 and values.shape[0] > 1 and (values == values[:1]).all():
+        return values[:1]
+    return values
 
 
 def _expiry_time(market: MarketPaths, expiry_steps: NDArray[np.int64]) -> FloatArray:
@@ -369,26 +453,31 @@ class HedgeOptionMarks(NamedTuple):
 
 
 def mark_hedge_option(option: HedgeOption, market: MarketPaths) -> HedgeOptionMarks:
-    """Mark the hedging option on every path and step."""
+    """Mark the hedging option on every path and step, ``(n_paths, n_steps + 1)`` arrays."""
+    return HedgeOptionMarks(*(v.T for v in mark_hedge_option_time_major(option, market)))
+
+
+def mark_hedge_option_time_major(option: HedgeOption, market: MarketPaths) -> HedgeOptionMarks:
+    """:func:`mark_hedge_option` with time-major arrays, ``(n_steps + 1, n_paths)``."""
     _require(
         option.expiry_steps > market.n_steps,
         f"HedgeOption.expiry_steps ({option.expiry_steps}) must exceed the episode's "
         f"{market.n_steps} steps",
     )
-    dt = float(market.times[1] - market.times[0])
-    tau = option.expiry_steps * dt - market.times[None, :]
+    marks = HedgeOptionMarks(*(np.empty((market.n_steps + 1, market.n_paths)) for _ in range(4)))
     strike = option.moneyness * market.spot[:, :1]
-    vol = market.surface.implied_vol(
-        market.spot, strike, tau, market.vol_state, market.spot[:, :1], market.rate, market.dividend
-    )
-    g = black_scholes_greeks(
-        market.spot, strike, tau, vol, market.rate, market.dividend, option.is_call
-    )
-    return HedgeOptionMarks(g.price, g.delta, g.gamma, g.vega)
+    expiry = np.array([[option.expiry_steps]], dtype=np.int64)
+    for rows, greeks in price_on_grid(
+        market, strike, expiry, option.is_call, HedgeOptionMarks._fields
+    ):
+        for name, target in zip(HedgeOptionMarks._fields, marks, strict=True):
+            target[rows] = getattr(greeks, name)[..., 0]
+    return marks
 
 
 # Re-exported for type hints of callers.
 __all__ = [
+    "BOOK_GREEKS",
     "BookMarks",
     "BookPaths",
     "ClientFlow",
@@ -398,7 +487,10 @@ __all__ = [
     "OptionBook",
     "field",
     "mark_book",
+    "mark_book_time_major",
     "mark_hedge_option",
+    "mark_hedge_option_time_major",
+    "price_on_grid",
     "sample_book",
     "sample_client_flow",
 ]

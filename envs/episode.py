@@ -11,10 +11,18 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.envs.book import BookMarks, BookPaths, mark_book, mark_hedge_option, sample_book
+from hedgearena.envs.book import (
+    BookMarks,
+    BookPaths,
+    HedgeOptionMarks,
+    mark_book_time_major,
+    mark_hedge_option_time_major,
+    sample_book,
+)
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
-from hedgearena.envs.market import FloatArray, MarketPaths
+from hedgearena.envs.frictions import CostCoefficients
+from hedgearena.envs.market import FloatArray, MarketPaths, time_major
 
 # Observation features, in order: (name, definition). The table is the env docs' source.
 EXOGENOUS_FEATURES: tuple[tuple[str, str], ...] = (
@@ -82,6 +90,11 @@ class EpisodeBatch(NamedTuple):
     observation with its position entries (the last one or two) left at 0 for the env to fill;
     ``initial_cash`` the
     cash at the start (premiums of the initial book), ``(n_paths,)``.
+
+    The path-major arrays are mostly transposed views of time-major ones (the layout the batch is
+    computed in), and the fields that are 0 by construction (the hedging option's without one,
+    the cost terms the cost model lacks) share one array of zeros: treat a batch as read-only
+    (the vector env copies one before writing new paths into it).
     """
 
     episode: Episode
@@ -95,6 +108,10 @@ class EpisodeBatch(NamedTuple):
 def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) -> EpisodeBatch:
     """Simulate ``n_paths`` episodes of ``config`` from ``rng`` (market first, then client flow).
 
+    Everything is computed time-major, ``(n_steps + 1, n_paths)``, the core's layout, so a step's
+    values are contiguous; the path-major arrays of the batch (features, marks) are transposed
+    views of time-major ones.
+
     Args:
         config: the env's configuration.
         n_paths: batch size.
@@ -106,56 +123,96 @@ def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) ->
     assert config.n_steps is not None
     market = config.market.simulate(n_paths, config.n_steps, config.dt, rng)
     instruments = sample_book(config.book, market, rng)
+    grid = _Grid(time_major(market.spot), time_major(market.liquidity))
+    zeros = np.zeros(grid.spot.shape)  # shared by every field that is 0 by construction
     marks = _mark_book_chunked(instruments, market)
-    stock = np.full(n_paths, float(config.book.stock))
-    value = marks.value + stock[:, None] * market.spot
-    book_delta = marks.delta + stock[:, None]
-    atm_vol = _atm_vol(market, config)
-    option = _hedge_option_marks(config, market)
-    model_option = (
-        _gamma_neutral(marks.gamma, option[2]) if config.hedge_option else np.zeros_like(value)
+    option = _hedge_option_marks(config, market) or HedgeOptionMarks(zeros, zeros, zeros, zeros)
+    stock = float(config.book.stock)
+    value = marks.value + stock * grid.spot if stock else marks.value
+    book_delta = marks.delta + stock if stock else marks.delta
+    atm_vol = _atm_vol(market, grid.spot, config)
+    if config.hedge_option is None:
+        model_option, model_hedge = zeros, -book_delta
+    else:
+        model_option = _gamma_neutral(marks.gamma, option.gamma)
+        model_hedge = -(book_delta + model_option * option.delta)
+    coefficients = config.cost.coefficients(grid.spot, vol=atm_vol, liquidity=grid.liquidity)
+    costs = CostCoefficients(
+        *(
+            _coefficient(c, zeros, (grid.spot, atm_vol, grid.liquidity))
+            for c in (
+                coefficients.linear, coefficients.quadratic, coefficients.three_halves,
+                coefficients.fixed,
+            )
+        )
     )
-    model_hedge = -(book_delta + model_option * option[1])
-    option_mtm = np.zeros_like(value)
-    option_mtm[:, :-1] = np.diff(value, axis=1) + marks.premium[:, 1:] + marks.settlement[:, 1:]
-    coefficients = config.cost.coefficients(market.spot, vol=atm_vol, liquidity=market.liquidity)
-    half_spread = 0.0 if config.hedge_option is None else config.hedge_option.half_spread_vol
-    episode = Episode(
-        spot=_time_major(market.spot),
-        option_price=_time_major(option[0]),
-        model_hedge=_time_major(model_hedge),
-        model_option=_time_major(model_option),
-        book_value=_time_major(value),
-        option_mtm=_time_major(option_mtm),
-        cash_flow=_time_major(marks.premium + marks.settlement),
-        spread_income=_time_major(marks.spread_income),
-        linear=_time_major(_full(coefficients.linear, value)),
-        quadratic=_time_major(_full(coefficients.quadratic, value)),
-        three_halves=_time_major(_full(coefficients.three_halves, value)),
-        fixed=_time_major(_full(coefficients.fixed, value)),
-        option_linear=_time_major(half_spread * option[3] * market.liquidity),
-        stock=stock,
+    episode = _episode(
+        config, market, grid, marks, value, option, (model_hedge, model_option), costs
+    )
+    features = Features(
+        tau=_repeat_rows(market.times[-1] - market.times, n_paths).T,
+        book_delta=book_delta.T,
+        book_gamma=marks.gamma.T,
+        book_vega=marks.vega.T,
+        book_theta=marks.theta.T,
+        implied_vol=atm_vol.T,
+        realised_vol=_realised_vol(grid.spot, atm_vol[0], config).T,
+        option_delta=option.delta.T,
+        option_gamma=option.gamma.T,
+        option_vega=option.vega.T,
+        liquidity=market.liquidity,
+    )
+    initial_cash = marks.premium[0] + marks.spread_income[0]
+    unobserved = np.empty(0, np.float32)  # the observations are built from the batch's arrays
+    batch = EpisodeBatch(episode, features, unobserved, initial_cash, market, instruments)
+    return batch._replace(observations=_observations(config, batch))
+
+
+class _Grid(NamedTuple):
+    """The market arrays every stage reads, time-major ``(n_steps + 1, n_paths)``."""
+
+    spot: FloatArray
+    liquidity: FloatArray
+
+
+def _episode(
+    config: EnvConfig,
+    market: MarketPaths,
+    grid: _Grid,
+    marks: BookMarks,
+    value: FloatArray,
+    option: HedgeOptionMarks,
+    model: tuple[FloatArray, FloatArray],
+    costs: CostCoefficients,
+) -> Episode:
+    """The core's arrays, time-major; ``model`` is the model's hedge and option position."""
+    option_mtm = np.empty_like(value)
+    np.subtract(value[1:], value[:-1], out=option_mtm[:-1])
+    option_mtm[:-1] += marks.premium[1:]
+    option_mtm[:-1] += marks.settlement[1:]
+    option_mtm[-1] = 0.0
+    if config.hedge_option is None:
+        option_linear = option.vega  # zeros
+    else:
+        option_linear = config.hedge_option.half_spread_vol * option.vega * grid.liquidity
+    return Episode(
+        spot=grid.spot,
+        option_price=option.price,
+        model_hedge=model[0],
+        model_option=model[1],
+        book_value=value,
+        option_mtm=option_mtm,
+        cash_flow=marks.premium + marks.settlement,
+        spread_income=marks.spread_income,
+        linear=costs.linear,
+        quadratic=costs.quadratic,
+        three_halves=costs.three_halves,
+        fixed=costs.fixed,
+        option_linear=option_linear,
+        stock=np.full(value.shape[1], float(config.book.stock)),
         rate_growth=float(np.exp(market.rate * config.dt)),
         dividend_growth=float(np.exp(market.dividend * config.dt)),
     )
-    features = Features(
-        tau=np.broadcast_to(market.times[-1] - market.times, value.shape).copy(),
-        book_delta=book_delta,
-        book_gamma=marks.gamma,
-        book_vega=marks.vega,
-        book_theta=marks.theta,
-        implied_vol=atm_vol,
-        realised_vol=_realised_vol(market, atm_vol[:, 0], config),
-        option_delta=option[1],
-        option_gamma=option[2],
-        option_vega=option[3],
-        liquidity=market.liquidity,
-    )
-    observations = _observations(
-        config, model_hedge, model_option, coefficients.linear, features, instruments, market
-    )
-    initial_cash = marks.premium[:, 0] + marks.spread_income[:, 0]
-    return EpisodeBatch(episode, features, observations, initial_cash, market, instruments)
 
 
 def _gamma_neutral(book_gamma: FloatArray, option_gamma: FloatArray) -> FloatArray:
@@ -164,28 +221,51 @@ def _gamma_neutral(book_gamma: FloatArray, option_gamma: FloatArray) -> FloatArr
     return np.where(usable, -book_gamma / np.where(usable, option_gamma, 1.0), 0.0)
 
 
-def _time_major(values: FloatArray) -> FloatArray:
-    """``(n_paths, n_steps + 1)`` -> contiguous ``(n_steps + 1, n_paths)`` (the core's layout)."""
-    return np.ascontiguousarray(values.T)
+def _coefficient(
+    values: FloatArray | float, zeros: FloatArray, inputs: tuple[FloatArray, ...]
+) -> FloatArray:
+    """A cost coefficient as a float64 array of the batch's (time-major) shape.
+
+    A term the cost model lacks (the number 0) is the batch's shared ``zeros``; an array the
+    model computed for the batch is used as it is; anything else (a number, an array that
+    broadcasts, one of the model's ``inputs`` passed through) is copied into a new array.
+    """
+    if np.ndim(values) == 0 and float(values) == 0.0:  # type: ignore[arg-type]
+        return zeros
+    array = np.asarray(values)
+    own = array.flags.owndata and not any(array is x for x in inputs)
+    if own and array.shape == zeros.shape and array.dtype == np.float64:
+        return array
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), zeros.shape).copy()
 
 
-def _full(values: FloatArray | float, like: FloatArray) -> FloatArray:
-    return np.broadcast_to(np.asarray(values, dtype=np.float64), like.shape).copy()
+def _repeat_rows(values: FloatArray, n_paths: int) -> FloatArray:
+    """``(n,)`` -> ``(n, n_paths)``: ``values[s]`` on every path of row ``s``."""
+    out = np.empty((values.shape[0], n_paths))
+    out[:] = values[:, None]
+    return out
+
+
+_MARK_CHUNK = 2_000_000
+"""Options of one step (paths x instruments) marked per chunk of paths."""
 
 
 def _mark_book_chunked(instruments: BookPaths, market: MarketPaths) -> BookMarks:
-    """:func:`mark_book` in chunks of paths, so big batches of big books fit in memory."""
-    per_path = (market.n_steps + 1) * instruments.strike.shape[1]
-    chunk = max(1, 2_000_000 // max(per_path, 1))
+    """:func:`mark_book_time_major` in chunks of paths, so big batches of big books fit in memory.
+
+    Memory goes with a step's options, ``n_paths x n_instruments`` (the marking works a block of
+    steps at a time); a chunk holds at most about :data:`_MARK_CHUNK`.
+    """
+    chunk = max(1, _MARK_CHUNK // max(instruments.strike.shape[1], 1))
     if market.n_paths <= chunk:
-        return mark_book(instruments, market)
+        return mark_book_time_major(instruments, market)
     parts = []
     for lo in range(0, market.n_paths, chunk):
         rows = slice(lo, lo + chunk)
         sub_market = market_rows(market, rows)
         sub_book = BookPaths(*(a[rows] for a in instruments))
-        parts.append(mark_book(sub_book, sub_market))
-    return BookMarks(*(np.concatenate(p, axis=0) for p in zip(*parts, strict=True)))
+        parts.append(mark_book_time_major(sub_book, sub_market))
+    return BookMarks(*(np.concatenate(p, axis=1) for p in zip(*parts, strict=True)))
 
 
 def market_rows(market: MarketPaths, rows: slice | NDArray[np.intp]) -> MarketPaths:
@@ -203,80 +283,106 @@ def market_rows(market: MarketPaths, rows: slice | NDArray[np.intp]) -> MarketPa
     )
 
 
-def _atm_vol(market: MarketPaths, config: EnvConfig) -> FloatArray:
-    """At-the-money implied vol for the time left in the episode (at least one step)."""
-    tau = np.maximum(market.times[-1] - market.times, config.dt)[None, :]
-    forward = market.spot * np.exp((market.rate - market.dividend) * tau)
-    return market.implied_vol(forward, tau)
+def _atm_vol(market: MarketPaths, spot: FloatArray, config: EnvConfig) -> FloatArray:
+    """At-the-money implied vol for the time left in the episode (at least one step).
+
+    ``spot`` is the market's spot, time-major; so is the result, ``(n_steps + 1, n_paths)``.
+    """
+    tau = np.maximum(market.times[-1] - market.times, config.dt)[:, None]
+    carry = market.rate - market.dividend
+    forward = spot * np.exp(carry * tau) if carry else spot  # e^0 = 1: the forward is the spot
+    vol = market.surface.implied_vol(
+        spot, forward, tau, time_major(market.vol_state), spot[:1], market.rate, market.dividend
+    )
+    return np.asarray(vol, dtype=np.float64)
 
 
-def _hedge_option_marks(config: EnvConfig, market: MarketPaths) -> tuple[FloatArray, ...]:
+def _hedge_option_marks(config: EnvConfig, market: MarketPaths) -> HedgeOptionMarks | None:
+    """The hedging option's marks, time-major (None without a hedging option)."""
     if config.hedge_option is None:
-        zeros = np.zeros_like(market.spot)
-        return zeros, zeros, zeros, zeros
-    marks = mark_hedge_option(config.hedge_option, market)
-    return marks.price, marks.delta, marks.gamma, marks.vega
+        return None
+    return mark_hedge_option_time_major(config.hedge_option, market)
 
 
-def _realised_vol(market: MarketPaths, initial_vol: FloatArray, config: EnvConfig) -> FloatArray:
+def _realised_vol(spot: FloatArray, initial_vol: FloatArray, config: EnvConfig) -> FloatArray:
     """EWMA of squared daily log returns, annualised, started at the initial implied vol.
 
     ``v_s = (1 - a) v_{s-1} + a r_s^2 / dt`` with ``a = 1 - 2^{-1/halflife}``; returns sqrt(v).
+    ``spot`` is time-major, ``(n_steps + 1, n_paths)``, and so is the result: the recursion runs
+    over the steps, each one vectorised over the paths (a contiguous row).
     """
     alpha = 1.0 - 0.5 ** (1.0 / config.realised_vol_halflife)
-    returns2 = np.diff(np.log(market.spot), axis=1) ** 2 / config.dt
-    variance = np.empty_like(market.spot)
-    variance[:, 0] = initial_vol**2
-    for s in range(market.n_steps):
-        variance[:, s + 1] = (1.0 - alpha) * variance[:, s] + alpha * returns2[:, s]
-    return np.sqrt(variance)
+    log_spot = np.log(spot)
+    innovation = np.subtract(log_spot[1:], log_spot[:-1], out=log_spot[1:])  # in place: r_s
+    np.square(innovation, out=innovation)
+    innovation /= config.dt
+    innovation *= alpha  # a r_s^2 / dt
+    variance = np.empty_like(spot)
+    variance[0] = initial_vol**2
+    for s in range(spot.shape[0] - 1):
+        np.multiply(variance[s], 1.0 - alpha, out=variance[s + 1])
+        variance[s + 1] += innovation[s]
+    return np.sqrt(variance, out=variance)
 
 
-def _observations(
-    config: EnvConfig,
-    model_hedge: FloatArray,
-    model_option: FloatArray,
-    linear_cost: FloatArray | float,
-    features: Features,
-    instruments: BookPaths,
-    market: MarketPaths,
-) -> NDArray[np.float32]:
-    """Observations of every step and path, ``(n_steps + 1, n_paths, n_features)`` float32.
+def _write_features(
+    part: NDArray[np.float32], config: EnvConfig, batch: EpisodeBatch, rows: slice
+) -> None:
+    """Write the exogenous observation entries at the steps ``rows`` into ``part``.
 
-    The exogenous entries are filled (see :data:`EXOGENOUS_FEATURES`), the positions left at 0.
+    ``part[i]`` is entry ``i`` of :data:`EXOGENOUS_FEATURES` (then :data:`OPTION_FEATURES`), a
+    ``(len(rows), n_paths)`` float32 block. Each entry is computed in float64 and rounded to
+    float32 once, by its last operation (``out=``); products of constants are grouped, which
+    may move an entry by a float64 rounding, far below float32's.
     """
     assert config.n_steps is not None
-    notional = config.book.notional
-    spot = market.spot
-    sigma = np.maximum(features.implied_vol, 1e-8)
-    root_t = np.sqrt(config.n_steps * config.dt)
-    strike = instruments.strike[:, :1] if config.book.options else spot[:, :1]
-    steps = np.arange(config.n_steps + 1)
-    time_left = (config.n_steps - steps) / config.n_steps
-    columns = [
-        np.broadcast_to(time_left, spot.shape),
-        np.log(spot / strike),
-        features.book_delta / notional,
-        features.book_gamma * spot * sigma * root_t / notional,
-        features.book_vega / (notional * spot * root_t),
-        features.book_theta * root_t / (notional * spot * sigma),
-        model_hedge / notional,
-        features.implied_vol,
-        features.realised_vol,
-        np.broadcast_to(100.0 * linear_cost / spot, spot.shape),
-        features.liquidity,
-    ]
+    episode, features = batch.episode, batch.features
+    notional, n_steps = config.book.notional, config.n_steps
+    spot = episode.spot[rows]
+    implied_vol = features.implied_vol.T[rows]
+    sigma = np.maximum(implied_vol, 1e-8)
+    root_t = np.sqrt(n_steps * config.dt)
+    strike = batch.instruments.strike[:, 0] if config.book.options else episode.spot[0]
+    to32 = {"casting": "same_kind"}
+    spot_sigma = spot * sigma  # shared by the gamma and theta entries
+    part[0] = ((n_steps - np.arange(n_steps + 1)[rows]) / n_steps)[:, None]
+    np.log(spot / strike, out=part[1], **to32)
+    np.divide(features.book_delta.T[rows], notional, out=part[2], **to32)
+    np.multiply(features.book_gamma.T[rows] * spot_sigma, root_t / notional, out=part[3], **to32)
+    np.divide(features.book_vega.T[rows], spot * (notional * root_t), out=part[4], **to32)
+    np.divide(features.book_theta.T[rows] * (root_t / notional), spot_sigma, out=part[5], **to32)
+    np.divide(episode.model_hedge[rows], notional, out=part[6], **to32)
+    part[7] = implied_vol
+    part[8] = features.realised_vol.T[rows]
+    np.divide(100.0 * episode.linear[rows], spot, out=part[9], **to32)
+    part[10] = features.liquidity.T[rows]
     if config.hedge_option is not None:
-        columns += [
-            model_option / notional,
-            features.option_delta,
-            features.option_gamma * spot * sigma * root_t,
-            features.option_vega / (spot * root_t),
-        ]
-    with_option = config.hedge_option is not None
-    out = np.zeros(
-        (spot.shape[1], spot.shape[0], len(feature_names(with_option))), dtype=np.float32
-    )
-    for i, column in enumerate(columns):
-        out[:, :, i] = column.T
+        np.divide(episode.model_option[rows], notional, out=part[11], **to32)
+        part[12] = features.option_delta.T[rows]
+        np.multiply(features.option_gamma.T[rows] * spot_sigma, root_t, out=part[13], **to32)
+        np.divide(features.option_vega.T[rows], spot * root_t, out=part[14], **to32)
+
+
+def _observations(config: EnvConfig, batch: EpisodeBatch) -> NDArray[np.float32]:
+    """Observations of every step and path, ``(n_steps + 1, n_paths, n_features)`` float32.
+
+    The exogenous entries are filled from the batch's arrays (see :func:`_write_features`), the
+    positions (the entries after them) left at 0. The work goes a block of steps at a time, so
+    its temporaries stay in cache: the entries are written feature-major (contiguous float32
+    rows), then interleaved into the observations' rows.
+    """
+    n_rows, n_paths = batch.episode.spot.shape
+    n_features = len(feature_names(config.hedge_option is not None))
+    block = max(1, _BLOCK // n_paths)
+    stack = np.zeros((n_features, min(block, n_rows), n_paths), dtype=np.float32)
+    out = np.empty((n_rows, n_paths, n_features), dtype=np.float32)
+    for lo in range(0, n_rows, block):
+        rows = slice(lo, min(lo + block, n_rows))
+        part = stack[:, : rows.stop - lo]
+        _write_features(part, config, batch, rows)
+        out[rows] = part.transpose(1, 2, 0)
     return out
+
+
+_BLOCK = 32768
+"""Observation entries (steps x paths) computed per block in :func:`_observations`."""

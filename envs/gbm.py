@@ -96,18 +96,27 @@ class GBM:
         """Simulate ``n_paths`` paths of ``n_steps`` exact steps of ``dt`` years from ``rng``.
 
         Shape:
-            Every array of the result is ``(n_paths, n_steps + 1)``.
+            Every array of the result is ``(n_paths, n_steps + 1)``: the transpose of a
+            C-contiguous time-major block (see :func:`hedgearena.envs.market.time_major`).
         """
         times = time_grid(type(self).__name__, n_paths, n_steps, dt)
         drift = (price_drift(self.mu, self.rate, self.dividend) - 0.5 * self.sigma**2) * dt
-        steps = drift + self.sigma * math.sqrt(dt) * rng.standard_normal((n_paths, n_steps))
-        log_spot = np.concatenate([np.zeros((n_paths, 1)), np.cumsum(steps, axis=1)], axis=1)
-        constant = np.full((n_paths, n_steps + 1), self.sigma)
+        # Time-major storage (see hedgearena.envs.market): row s holds every path at step s, and
+        # the normals are drawn in that order. The arrays handed out are the transposes.
+        log_spot = np.empty((n_steps + 1, n_paths))
+        log_spot[0] = 0.0
+        steps = log_spot[1:]
+        rng.standard_normal(out=steps)
+        steps *= self.sigma * math.sqrt(dt)
+        steps += drift
+        np.cumsum(steps, axis=0, out=steps)
+        spot = np.exp(log_spot, out=log_spot)
+        spot *= self.spot0
         return MarketPaths(
             times=times,
-            spot=self.spot0 * np.exp(log_spot),
-            variance=constant**2,
-            vol_state=constant,
+            spot=spot.T,
+            variance=np.full((n_steps + 1, n_paths), self.sigma * self.sigma).T,
+            vol_state=np.full((n_steps + 1, n_paths), self.sigma).T,
             surface=self.surface,
             rate=self.rate,
             dividend=self.dividend,

@@ -38,6 +38,8 @@ INFO_KEYS = (
     "step",
 )
 """Keys of ``info`` on every step (the last step adds ``episode``, the episode's totals)."""
+TOTAL_KEYS = (*PNL_COMPONENTS, "pnl", "turnover", "trades")
+"""The sums over an episode in ``info["episode"]`` (with ``terminal_pnl``, ``initial_premium``)."""
 
 
 def default_reward_scale(config: EnvConfig) -> float:
@@ -84,10 +86,14 @@ _NO_STEP = StepResult(HedgeState(0.0, 0.0, 0.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0
 """The P&L entries of the info returned by ``reset`` (no decision yet)."""
 
 
-def _one_path(value: Any) -> Any:
-    """A field of a one-path time-major episode as Python floats (a list over steps)."""
+def _per_path(value: Any) -> Any:
+    """A field of a time-major episode as Python floats, indexed by path first.
+
+    ``(n_steps + 1, n_paths)`` arrays become a list (over paths) of lists (over steps),
+    ``(n_paths,)`` arrays a list of floats; numbers stay as they are.
+    """
     ndim = np.ndim(value)
-    return value[:, 0].tolist() if ndim == 2 else float(value[0]) if ndim == 1 else value
+    return value.T.tolist() if ndim == 2 else value.tolist() if ndim == 1 else value
 
 
 class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -125,9 +131,16 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.reward_scale = self.config.reward_scale or default_reward_scale(self.config)
         self.core = self.config.core(self.reward_scale)
         self._with_option = self.config.hedge_option is not None
+        self._hedge_col = len(EXOGENOUS_FEATURES) + (
+            len(OPTION_FEATURES) if self._with_option else 0
+        )
+        self._delta_start = self.config.initial_hedge == "delta"
+        self._action_dim = self.config.action_dim
         self._block = block
         self._source: EpisodeSource | None = None
-        self._batch: EpisodeBatch | None = None
+        self._batch: EpisodeBatch | None = None  # the current block; the episode is one row
+        self._row = 0
+        self._lists: tuple[EpisodeBatch | None, list[Any]] = (None, [])
         self._t = 0
         self._n_steps = int(self.config.n_steps or 0)
 
@@ -142,27 +155,28 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None or self._source is None:
             self._source = EpisodeSource(self.config, self.np_random, self._block)
-        self._batch = self._source.take(1)
-        self._load(self._batch)
+        batch, rows = self._source.next_rows(1)
+        self._load(batch, rows.start)
         hedge = float((options or {}).get("hedge", 0.0))
         if not math.isfinite(hedge):
             raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
         self._t = 0
         self._state = HedgeState(hedge, 0.0, self._cash0 - hedge * self._ep.spot[0])
         self._wealth0 = self._wealth()
-        self._totals = dict.fromkeys((*PNL_COMPONENTS, "pnl", "turnover", "trades"), 0.0)
+        self._totals = dict.fromkeys(TOTAL_KEYS, 0.0)
         self._story: list[tuple[int, float, float]] = [(0, hedge, 0.0)]  # step, hedge, cost
         return self._obs(), self._info(None)
 
-    def _load(self, batch: EpisodeBatch) -> None:
-        """Copy the one path's arrays into Python lists (the scalar path reads those)."""
-        ep = batch.episode
-        self._ep = Episode(**{name: _one_path(value) for name, value in ep._asdict().items()})
-        self._obs_rows = np.ascontiguousarray(batch.observations[:, 0])
-        self._hedge_col = len(EXOGENOUS_FEATURES) + (
-            len(OPTION_FEATURES) if self._with_option else 0
-        )
-        self._cash0 = float(batch.initial_cash[0])
+    def _load(self, batch: EpisodeBatch, row: int) -> None:
+        """Make path ``row`` of the block ``batch`` the episode (Python floats: the scalar path).
+
+        A block's arrays are turned into per-path Python lists once, on its first episode.
+        """
+        if self._lists[0] is not batch:
+            self._lists = (batch, [_per_path(value) for value in batch.episode])
+        self._ep = Episode(*(v[row] if isinstance(v, list) else v for v in self._lists[1]))
+        self._batch, self._row = batch, row
+        self._cash0 = float(batch.initial_cash[row])
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Rebalance to the action's target, then let ``rebalance_every`` market steps pass.
@@ -171,26 +185,36 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         if self._batch is None:
             raise RuntimeError("call reset() before step()")
-        if self._t >= self._n_steps:
+        t = self._t
+        if t >= self._n_steps:
             raise RuntimeError("the episode has ended: call reset()")
         a, b = self._read_action(action)
-        ep, t, core = self._ep, self._t, self.core
-        hedge, option, _ = self._state
-        if self.config.initial_hedge == "delta" and t == 0:
+        ep, core, state = self._ep, self.core, self._state
+        if self._delta_start and t == 0:
             h_target, g_target = ep.model_hedge[0], ep.model_option[0]
         else:
-            h_target = target_position(
-                core.action_mode, a, hedge, ep.model_hedge[t], core, SCALAR_OPS
-            )
+            mode = core.action_mode
+            h_target = target_position(mode, a, state.hedge, ep.model_hedge[t], core, SCALAR_OPS)
             g_target = (
-                target_position(core.action_mode, b, option, ep.model_option[t], core, SCALAR_OPS)
+                target_position(mode, b, state.option, ep.model_option[t], core, SCALAR_OPS)
                 if self._with_option
                 else 0.0
             )
-        result = transition(ep, t, self._n_steps, self._state, h_target, g_target, core)
+        result = transition(ep, t, self._n_steps, state, h_target, g_target, core)
         self._state = result.state
-        self._t = t = t + core.rebalance_every
-        terminated = t >= self._n_steps
+        self._t = t + core.rebalance_every
+        terminated = self._t >= self._n_steps
+        totals = self._add_to_totals(result)
+        if self.render_mode == "rgb_array":
+            self._story.append((t, state.hedge + result.trade, totals["cost"]))
+        r = reward(core, result.pnl, totals["pnl"], terminated)
+        info = self._info(result)
+        if terminated:
+            info["episode"] = self._episode_totals()
+        return self._obs(), float(r), terminated, False, info
+
+    def _add_to_totals(self, result: StepResult) -> dict[str, float]:
+        """Add a decision's P&L components, turnover and trade count to the episode's totals."""
         totals = self._totals
         totals["option_mtm"] += result.option_mtm
         totals["hedge_pnl"] += result.hedge_pnl
@@ -200,22 +224,19 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         totals["pnl"] += result.pnl
         totals["turnover"] += abs(result.trade)
         totals["trades"] += result.trade != 0
-        self._story.append((t - core.rebalance_every, hedge + result.trade, totals["cost"]))
-        r = reward(core, result.pnl, totals["pnl"], terminated)
-        info = self._info(result)
-        if terminated:
-            info["episode"] = self._episode_totals()
-        return self._obs(), float(r), bool(terminated), False, info
+        return totals
 
     def _read_action(self, action: Any) -> tuple[float, float]:
+        """The action as clipped Python floats (the second 0 without a hedging option)."""
         try:
-            a = float(action[0])
-            b = float(action[1]) if self._with_option else 0.0
-            ok = len(action) == self.config.action_dim and math.isfinite(a) and math.isfinite(b)
+            values = action.tolist() if isinstance(action, np.ndarray) else list(action)
+            a = float(values[0])
+            b = float(values[1]) if self._with_option else 0.0
+            ok = len(values) == self._action_dim and math.isfinite(a) and math.isfinite(b)
         except (TypeError, IndexError, ValueError):
             ok = False
         if not ok:
-            check_actions(action, (self.config.action_dim,))  # raises with the reason
+            check_actions(action, (self._action_dim,))  # raises with the reason
             raise ValueError(
                 f"action must be an array of shape ({self.config.action_dim},), got {action!r}"
             )
@@ -224,7 +245,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         )
 
     def _obs(self) -> np.ndarray:
-        obs = self._obs_rows[self._t].copy()
+        obs = self._batch.observations[self._t, self._row].copy()  # type: ignore[union-attr]
         notional = self.core.notional
         obs[self._hedge_col] = self._state.hedge / notional
         if self._with_option:
@@ -275,9 +296,9 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         if self._batch is None:
             raise RuntimeError("call reset() first")
-        t = self._t
+        t, row = self._t, self._row
         out: dict[str, Any] = {"step": t, "spot": self._ep.spot[t]}
-        out.update({name: float(v[0, t]) for name, v in self._batch.features._asdict().items()})
+        out.update({name: float(v[row, t]) for name, v in self._batch.features._asdict().items()})
         out.update(
             hedge=self._state.hedge,
             option_position=self._state.option,

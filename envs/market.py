@@ -8,6 +8,10 @@ the hedger's own trades; those are stepped by the environments' core.
 Units: prices in currency, time in years, volatilities annualised (0.2 = 20%), variance annualised
 (0.04 = 20% vol squared). Arrays are float64 with shape ``(n_paths, n_steps + 1)``: column ``j``
 is the state at time ``times[j]``, column 0 the start of the episode.
+
+Memory layout: the environments work time-major (a step's values of all paths side by side), so a
+model may store its arrays as ``(n_steps + 1, n_paths)`` C-contiguous blocks and hand out their
+transposes; :func:`time_major` then gets the time-major block back for free.
 """
 
 from __future__ import annotations
@@ -19,6 +23,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+
+
+def time_major(values: FloatArray) -> FloatArray:
+    """``(n_paths, n_steps + 1)`` -> C-contiguous ``(n_steps + 1, n_paths)``.
+
+    A view (no copy) when ``values`` is the transpose of a C-contiguous time-major array, as the
+    arrays of :class:`MarketPaths` built by :class:`hedgearena.envs.gbm.GBM` are; a copy otherwise.
+
+    Examples:
+        >>> paths = np.arange(6.0).reshape(3, 2)  # 3 paths, 2 points
+        >>> time_major(paths).tolist()
+        [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]]
+        >>> block = np.zeros((2, 3))  # stored time-major, handed out as block.T
+        >>> np.shares_memory(time_major(block.T), block)
+        True
+    """
+    return np.ascontiguousarray(values.T)
 
 
 @runtime_checkable
@@ -85,8 +106,8 @@ class MarketPaths:
         for name in ("variance", "vol_state"):
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {getattr(self, name).shape}")
-        if self.liquidity is None:
-            object.__setattr__(self, "liquidity", np.ones(shape))
+        if self.liquidity is None:  # stored time-major (see the module docstring)
+            object.__setattr__(self, "liquidity", np.ones(shape[::-1]).T)
         elif self.liquidity.shape != shape:
             raise ValueError(f"liquidity must have shape {shape}, got {self.liquidity.shape}")
 

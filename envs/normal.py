@@ -12,6 +12,8 @@ faster than ``scipy.special.ndtr``'s scalar loop; they agree to 1e-12 relative d
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -43,10 +45,32 @@ def normal_cdf(x: Any) -> Any:
     if values.ndim == 0:
         return 0.5 * math.erfc(float(values) * _NEG_INV_SQRT2)
     scaled = torch.from_numpy(np.multiply(values, _NEG_INV_SQRT2))
-    torch.special.erfc(scaled, out=scaled)
+    with _one_thread():
+        torch.special.erfc(scaled, out=scaled)
     out: np.ndarray = scaled.numpy()
     out *= 0.5
     return out
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch single-threaded for a moment (restoring the caller's setting afterwards).
+
+    Torch splits even a few thousand erfc evaluations over its intra-op threads; when another
+    process keeps a core busy (a 2-core machine running tests in parallel), the split call
+    waits for it and runs 40-100x slower than on one thread. The blocks given here are small
+    (see :data:`hedgearena.envs.black_scholes._CHUNK`), so one thread is also the fast choice.
+    Not thread-safe against other Python threads changing torch's thread count meanwhile.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def normal_pdf(x: Any) -> Any:

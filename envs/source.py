@@ -37,12 +37,19 @@ class EpisodeSource:
 
     def take(self, n: int) -> EpisodeBatch:
         """The next ``n`` episodes (a new block is built when the current one runs out)."""
+        return slice_batch(*self.next_rows(n))
+
+    def next_rows(self, n: int) -> tuple[EpisodeBatch, slice]:
+        """The block that holds the next ``n`` episodes, and their rows in it (no copies).
+
+        A new block is built when the current one runs out.
+        """
         if self._batch is None or self._next + n > self._batch.initial_cash.shape[0]:
             self._batch = build_episodes(self.config, max(n, self.block), self.rng)
             self._next = 0
         rows = slice(self._next, self._next + n)
         self._next += n
-        return slice_batch(self._batch, rows)
+        return self._batch, rows
 
 
 def _episode_rows(value: Any, rows: slice | np.ndarray) -> Any:

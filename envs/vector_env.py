@@ -29,6 +29,7 @@ from hedgearena.envs.episode import (
 )
 from hedgearena.envs.hedging_env import (
     INFO_KEYS,
+    TOTAL_KEYS,
     action_space,
     check_actions,
     default_reward_scale,
@@ -36,7 +37,8 @@ from hedgearena.envs.hedging_env import (
 )
 from hedgearena.envs.source import EpisodeSource
 
-TOTAL_KEYS = (*PNL_COMPONENTS, "pnl", "turnover", "trades")
+STEP_INFO_KEYS = ("pnl", *PNL_COMPONENTS, "trade", "option_trade")
+"""The info entries that come from the step's result (0 on a reset)."""
 _AUTORESET_NAMES = {
     "next_step": AutoresetMode.NEXT_STEP,
     "nextstep": AutoresetMode.NEXT_STEP,
@@ -111,6 +113,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._rows = np.arange(self.num_envs)
         self._n_steps = int(self.config.n_steps or 0)
         self._done = np.zeros(self.num_envs, dtype=bool)
+        self._set_steps(np.zeros(self.num_envs, dtype=np.int64), 0)
 
     # ----------------------------------------------------------------------------- reset
     def reset(
@@ -140,28 +143,41 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             raise ValueError(
                 f"options['episodes'] must be an EpisodeBatch of num_envs={self.num_envs} paths"
             )
-        self._begin(self._rows, hedge)
-        self._done[:] = False
-        return self._obs(), self._infos(None)
+        self._begin(ALL_ROWS, hedge)
+        self._done = np.zeros(self.num_envs, dtype=bool)
+        return self._obs(), self._infos(None, ALL_ROWS)
 
-    def _begin(self, rows: np.ndarray, hedge: float = 0.0) -> None:
-        """(Re)initialise the hedger's state of ``rows`` at the start of their episodes."""
-        n = self.num_envs
-        if not hasattr(self, "_hedge") or len(rows) == n:
-            self._hedge, self._option, self._cash = np.zeros(n), np.zeros(n), np.zeros(n)
-            self._t = np.zeros(n, dtype=np.int64)
-            self._wealth0 = np.zeros(n)
+    def _begin(self, rows: Rows, hedge: float = 0.0) -> None:
+        """(Re)initialise the hedger's state of ``rows`` at the start of their episodes.
+
+        The position, cash and step arrays are replaced, never written in place, so the arrays
+        already handed out (in infos) keep their values without being copied.
+        """
+        n, ep = self.num_envs, self._batch.episode
+        if isinstance(rows, slice):
+            self._set_steps(np.zeros(n, dtype=np.int64), 0)
+            self._hedge, self._option = np.full(n, hedge), np.zeros(n)
+            self._cash = self._batch.initial_cash - hedge * ep.spot[0]
+            self._wealth0 = wealth(ep, 0, self._state_of(rows))
             self._totals = {key: np.zeros(n) for key in TOTAL_KEYS}
-        ep = self._batch.episode
-        self._t[rows] = 0
-        self._hedge[rows] = hedge
-        self._option[rows] = 0.0
-        self._cash[rows] = self._batch.initial_cash[rows] - hedge * ep.spot[0, rows]
+            return
+        self._set_steps(_with_rows(self._t, rows, 0))
+        self._hedge = _with_rows(self._hedge, rows, hedge)
+        self._option = _with_rows(self._option, rows, 0.0)
+        cash = self._batch.initial_cash[rows] - hedge * ep.spot[0, rows]
+        self._cash = _with_rows(self._cash, rows, cash)
         self._wealth0[rows] = wealth(episode_rows(ep, rows), 0, self._state_of(rows))
         for total in self._totals.values():
             total[rows] = 0.0
 
-    def _state_of(self, rows: np.ndarray) -> HedgeState:
+    def _set_steps(self, steps: np.ndarray, common: int | None = None) -> None:
+        """Set every row's market step; ``common`` is the step of all rows when known."""
+        self._t = steps
+        if common is None and len(steps) and (steps == steps[0]).all():
+            common = int(steps[0])
+        self._common_step = common
+
+    def _state_of(self, rows: Rows) -> HedgeState:
         return HedgeState(self._hedge[rows], self._option[rows], self._cash[rows])
 
     def _replace_rows(self, rows: np.ndarray) -> None:
@@ -210,25 +226,25 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._source is None:
             raise RuntimeError("call reset() before step()")
-        resetting = (
-            self._rows[self._done] if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
-        )
-        if resetting is not None and len(resetting):
-            self._replace_rows(resetting)
-            self._begin(resetting)
-        active = self._rows if resetting is None or not len(resetting) else self._rows[~self._done]
-        result = self._advance(active, values[active], from_actions)
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        terminated[active] = self._t[active] >= self._n_steps
-        rewards = np.zeros(self.num_envs)
-        rewards[active] = reward(
-            self.core, result.pnl, self._totals["pnl"][active], terminated[active]
-        )
-        infos = self._infos(result, active, terminated)
+        rows = self._rows_to_step()
+        stepping = isinstance(rows, slice) or len(rows) > 0
+        result = self._advance(rows, values, from_actions) if stepping else None
+        terminated = self._t >= self._n_steps  # rows reset by this step are at step 0
+        rewards = self._rewards(rows, result, terminated)
+        infos = self._infos(result, rows, terminated)
         self._done = terminated.copy()
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             infos = self._same_step_reset(terminated, infos)
         return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
+
+    def _rows_to_step(self) -> Rows:
+        """The rows this step advances: all, or (``NEXT_STEP``) those it does not reset."""
+        if self.autoreset_mode != AutoresetMode.NEXT_STEP or not self._done.any():
+            return ALL_ROWS
+        resetting = np.flatnonzero(self._done)
+        self._replace_rows(resetting)
+        self._begin(ALL_ROWS if len(resetting) == self.num_envs else resetting)
+        return np.flatnonzero(~self._done)
 
     def positions_from_actions(self, actions: np.ndarray) -> np.ndarray:
         """The positions that :meth:`step` would trade to for ``actions``, ``(num_envs, d)``.
@@ -237,75 +253,106 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         in units, e.g. for the arena, which trades positions).
         """
         values = check_actions(actions, (self.num_envs, self.config.action_dim))
-        hedge, option = self._targets(self._rows, values)
+        hedge, option = self._targets(ALL_ROWS, values, *self._episode_view(ALL_ROWS))
         return np.stack([hedge, option][: self.config.action_dim], axis=1)
 
-    def _targets(self, rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _episode_view(self, rows: Rows) -> tuple[Any, Any]:
+        """The episode arrays of ``rows`` and the rows' step, to index them with.
+
+        With every row at one step (the common case) these are the batch's time-major arrays
+        and an int, so each step's values are a contiguous row; otherwise a per-row view.
+        """
+        ep = self._batch.episode
+        if isinstance(rows, slice) and self._common_step is not None:
+            return ep, self._common_step
+        rows = self._rows if isinstance(rows, slice) else rows
+        return episode_rows(ep, rows), self._t[rows]
+
+    def _targets(
+        self, rows: Rows, values: np.ndarray, view: Any, t: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Positions to hold from actions (the action mode's rescaling)."""
-        ep, core, t = self._batch.episode, self.core, self._t[rows]
+        core = self.core
         h_target = target_position(
-            core.action_mode,
-            values[:, 0],
-            self._hedge[rows],
-            ep.model_hedge[t, rows],
-            core,
-            ARRAY_OPS,
+            core.action_mode, values[:, 0], self._hedge[rows], view.model_hedge[t], core, ARRAY_OPS
         )
         g_target = (
             target_position(
                 core.action_mode,
                 values[:, 1],
                 self._option[rows],
-                ep.model_option[t, rows],
+                view.model_option[t],
                 core,
                 ARRAY_OPS,
             )
             if self._with_option
-            else np.zeros(len(rows))
+            else np.zeros(len(values))
         )
         return h_target, g_target
 
-    def _advance(self, rows: np.ndarray, values: np.ndarray, from_actions: bool) -> Any:
-        ep, core, t = self._batch.episode, self.core, self._t[rows]
+    def _advance(self, rows: Rows, values: np.ndarray, from_actions: bool) -> Any:
+        core = self.core
+        view, t = self._episode_view(rows)
+        values = values if isinstance(rows, slice) else values[rows]
         if from_actions:
-            h_target, g_target = self._targets(rows, values)
+            h_target, g_target = self._targets(rows, values, view, t)
         else:
             h_target = values[:, 0]
-            g_target = values[:, 1] if self._with_option else np.zeros(len(rows))
+            g_target = values[:, 1] if self._with_option else np.zeros(len(values))
         if self.config.initial_hedge == "delta":
             first = t == 0
-            h_target = np.where(first, ep.model_hedge[t, rows], h_target)
-            g_target = np.where(first, ep.model_option[t, rows], g_target)
-        if len(rows) == self.num_envs and (t == t[0]).all():
-            view, step = ep, int(t[0])  # the common case: contiguous rows of the time-major arrays
-        else:
-            view, step = episode_rows(ep, rows), t
+            h_target = np.where(first, view.model_hedge[t], h_target)
+            g_target = np.where(first, view.model_option[t], g_target)
         result = transition(
-            view, step, self._n_steps, self._state_of(rows), h_target, g_target, core
+            view, t, self._n_steps, self._state_of(rows), h_target, g_target, core
         )
-        self._hedge[rows], self._option[rows], self._cash[rows] = result.state
-        self._t[rows] = t + core.rebalance_every
+        if isinstance(rows, slice):
+            self._hedge, self._option, self._cash = result.state
+            common = None if self._common_step is None else self._common_step + core.rebalance_every
+            self._set_steps(self._t + core.rebalance_every, common)
+        else:
+            self._hedge = _with_rows(self._hedge, rows, result.state.hedge)
+            self._option = _with_rows(self._option, rows, result.state.option)
+            self._cash = _with_rows(self._cash, rows, result.state.cash)
+            self._set_steps(_with_rows(self._t, rows, t + core.rebalance_every))
         totals = self._totals
         for name in PNL_COMPONENTS:
-            totals[name][rows] += getattr(result, name)
-        totals["pnl"][rows] += result.pnl
-        totals["turnover"][rows] += np.abs(result.trade)
-        totals["trades"][rows] += result.trade != 0
+            _add_rows(totals[name], rows, getattr(result, name))
+        _add_rows(totals["pnl"], rows, result.pnl)
+        _add_rows(totals["turnover"], rows, np.abs(result.trade))
+        _add_rows(totals["trades"], rows, result.trade != 0)
         return result
 
+    def _rewards(self, rows: Rows, result: Any, terminated: np.ndarray) -> np.ndarray:
+        """The rewards of the rows stepped (0 for the rows this step reset)."""
+        rewards = np.zeros(self.num_envs)
+        if result is not None:
+            rewards[rows] = reward(
+                self.core, result.pnl, self._totals["pnl"][rows], terminated[rows]
+            )
+        return rewards
+
     def _same_step_reset(self, terminated: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
-        rows = self._rows[terminated]
+        rows = np.flatnonzero(terminated)
+        everyone = len(rows) == self.num_envs
         final_obs = self._obs()
         final_info = dict(infos)
         self._replace_rows(rows)
-        self._begin(rows)
-        fresh = self._infos(None)
-        merged = {key: np.where(terminated, fresh[key], infos[key]) for key in INFO_KEYS}
-        merged["final_obs"] = np.where(terminated[:, None], final_obs, 0.0).astype(np.float32)
+        self._begin(ALL_ROWS if everyone else rows)
+        fresh = self._infos(None, ALL_ROWS)
+        merged = {
+            key: fresh[key] if everyone else np.where(terminated, fresh[key], infos[key])
+            for key in INFO_KEYS
+        }
+        merged["final_obs"] = (
+            final_obs.copy()
+            if everyone
+            else np.where(terminated[:, None], final_obs, 0.0).astype(np.float32)
+        )
         merged["_final_obs"] = terminated.copy()
         merged["final_info"] = final_info
         merged["_final_info"] = terminated.copy()
-        self._done[:] = False
+        self._done = np.zeros(self.num_envs, dtype=bool)
         return merged
 
     # ------------------------------------------------------------------ observations, infos
@@ -315,45 +362,39 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         With all rows at one step (the common case) this is a view of the batch's time-major
         array, written once and never changed afterwards.
         """
-        batch, t = self._batch, self._t
-        uniform = (t == t[0]).all()
-        obs = batch.observations[int(t[0])] if uniform else batch.observations[t, self._rows]
-        column = self._hedge_col
-        obs[:, column] = self._hedge / self.core.notional
+        batch, step, column = self._batch, self._common_step, self._hedge_col
+        obs = (
+            batch.observations[step]
+            if step is not None
+            else batch.observations[self._t, self._rows]
+        )
+        notional = self.core.notional
+        np.divide(self._hedge, notional, out=obs[:, column], casting="same_kind")
         if self._with_option:
-            obs[:, column + 1] = self._option / self.core.notional
-        if not uniform:
-            batch.observations[t, self._rows] = obs
+            np.divide(self._option, notional, out=obs[:, column + 1], casting="same_kind")
+        if step is None:
+            batch.observations[self._t, self._rows] = obs
         return obs
 
     def _infos(
-        self, result: Any, rows: np.ndarray | None = None, terminated: np.ndarray | None = None
+        self, result: Any, rows: Rows, terminated: np.ndarray | None = None
     ) -> dict[str, Any]:
-        n, ep, t = self.num_envs, self._batch.episode, self._t
-        full = rows is not None and len(rows) == n
-
-        def entry(name: str) -> np.ndarray:
-            if full:
-                return np.asarray(getattr(result, name), dtype=np.float64)
-            out = np.zeros(n)
-            if result is not None and rows is not None:
-                out[rows] = getattr(result, name)
-            return out
-
+        """The info dict of a step (``result`` of the ``rows`` stepped; None: no step)."""
+        n = self.num_envs
         infos: dict[str, Any] = {
-            name: entry(name) for name in ("pnl", *PNL_COMPONENTS, "trade", "option_trade")
+            name: self._step_entry(result, rows, name) for name in STEP_INFO_KEYS
         }
         infos["hedge"], infos["option_position"], infos["cash"] = (
-            self._hedge.copy(),
-            self._option.copy(),
-            self._cash.copy(),
+            self._hedge,  # replaced, never written in place (see _begin): no copies needed
+            self._option,
+            self._cash,
         )
-        view = episode_rows(ep, self._rows)
-        infos["spot"] = view.spot[t]
-        infos["model_hedge"] = view.model_hedge[t]
-        infos["wealth"] = wealth(view, t, self._state_of(self._rows))
+        view, t = self._episode_view(ALL_ROWS)
+        infos["spot"] = np.array(view.spot[t], dtype=np.float64)  # a copy of the batch's row
+        infos["model_hedge"] = np.array(view.model_hedge[t], dtype=np.float64)
+        infos["wealth"] = wealth(view, t, self._state_of(ALL_ROWS))
         infos["reward_scale"] = np.full(n, self.reward_scale)
-        infos["step"] = t.astype(np.float64)
+        infos["step"] = self._t.astype(np.float64)
         mask = np.ones(n, dtype=bool)
         for key in INFO_KEYS:
             infos["_" + key] = mask
@@ -365,20 +406,39 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             infos["_episode"] = terminated.copy()
         return infos
 
+    def _step_entry(self, result: Any, rows: Rows, name: str) -> np.ndarray:
+        """The ``name`` entry of a step's result for every row (0 for the rows not stepped)."""
+        n = self.num_envs
+        if result is None:
+            return np.zeros(n)
+        value = getattr(result, name)
+        if isinstance(rows, slice) and isinstance(value, np.ndarray) and value.shape == (n,):
+            return value  # a fresh array of the transition's
+        out = np.zeros(n)
+        out[rows] = value
+        return out
+
     @property
     def state(self) -> dict[str, np.ndarray]:
         """The unnormalised state of every row (the keys of :attr:`HedgingEnv.state`, as arrays)."""
-        batch, rows, t = self._batch, self._rows, self._t
-        ep = batch.episode
-        out: dict[str, Any] = {"step": t.copy(), "spot": ep.spot[t, rows]}
-        out.update({name: value[rows, t] for name, value in batch.features._asdict().items()})
+        batch, step = self._batch, self._common_step
+        view, t = self._episode_view(ALL_ROWS)
+
+        def now(path_major: np.ndarray) -> np.ndarray:
+            """Every row's value at its step, copied (features are ``(n_paths, n_steps + 1)``)."""
+            if step is not None:
+                return path_major[:, step].copy()
+            return path_major[self._rows, self._t]
+
+        out: dict[str, Any] = {"step": self._t.copy(), "spot": np.array(view.spot[t])}
+        out.update({name: now(value) for name, value in batch.features._asdict().items()})
         out.update(
             hedge=self._hedge.copy(),
             option_position=self._option.copy(),
             cash=self._cash.copy(),
-            model_hedge=ep.model_hedge[t, rows],
-            model_option=ep.model_option[t, rows],
-            cost_linear=ep.linear[t, rows],
+            model_hedge=np.array(view.model_hedge[t]),
+            model_option=np.array(view.model_option[t]),
+            cost_linear=np.array(view.linear[t]),
             rate=batch.market.rate,
             dividend=batch.market.dividend,
             dt=self.config.dt,
@@ -389,6 +449,26 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     def batch(self) -> EpisodeBatch:
         """The current episodes' exogenous arrays (market paths, book marks, features)."""
         return self._batch
+
+
+Rows = slice | np.ndarray
+"""The rows a step works on: :data:`ALL_ROWS` (the common case: views, no gathers) or indices."""
+ALL_ROWS = slice(None)
+
+
+def _with_rows(values: np.ndarray, rows: np.ndarray, new: Any) -> np.ndarray:
+    """A copy of ``values`` with ``rows`` set to ``new`` (``values`` is left as it was)."""
+    out = values.copy()
+    out[rows] = new
+    return out
+
+
+def _add_rows(total: np.ndarray, rows: Rows, values: Any) -> None:
+    """``total[rows] += values`` in place (without the write-back of a view for all rows)."""
+    if isinstance(rows, slice):
+        total += values
+    else:
+        total[rows] += values
 
 
 def _copy_batch(batch: EpisodeBatch) -> EpisodeBatch:

@@ -14,7 +14,11 @@ from hedgearena.envs.core import (
     PNL_COMPONENTS,
     SCALAR_OPS,
     CoreConfig,
+    Episode,
+    HedgeState,
+    StepResult,
     target_position,
+    transition,
 )
 from hedgearena.envs.frictions import cost_polynomial, round_to_lot
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -160,3 +164,86 @@ def test_config_errors_name_the_field() -> None:
         make_config("ShortCall", market="bachelier")
     with pytest.raises(ValueError, match=r"hedge_option\.expiry_steps"):
         make_config("ShortCall", hedge_option={"expiry_steps": 10})
+
+
+def _random_episode(rng: np.random.Generator, n_steps: int, n_paths: int, rates: bool) -> Episode:
+    """An Episode of random time-major arrays; cost terms are zero at some steps, not others."""
+    shape = (n_steps + 1, n_paths)
+    sparse = [rng.uniform(0, 0.1, shape) * (rng.random((n_steps + 1, 1)) < 0.5) for _ in range(4)]
+    return Episode(
+        spot=rng.uniform(80, 120, shape),
+        option_price=rng.uniform(1, 5, shape),
+        model_hedge=rng.normal(0, 50, shape),
+        model_option=rng.normal(0, 1, shape),
+        book_value=rng.normal(0, 100, shape),
+        option_mtm=rng.normal(0, 10, shape),
+        cash_flow=rng.normal(0, 10, shape),
+        spread_income=rng.uniform(0, 1, shape),
+        linear=rng.uniform(0, 1, shape),
+        quadratic=sparse[0],
+        three_halves=sparse[1],
+        fixed=sparse[2],
+        option_linear=sparse[3],
+        stock=rng.normal(0, 10, n_paths),
+        rate_growth=math.exp(0.03 / 250) if rates else 1.0,
+        dividend_growth=math.exp(0.01 / 250) if rates else 1.0,
+    )
+
+
+def _one_path(episode: Episode, p: int) -> Episode:
+    return Episode(
+        *(v[:, p].tolist() if np.ndim(v) == 2 else float(v[p]) if np.ndim(v) == 1 else v
+          for v in episode)
+    )
+
+
+@pytest.mark.parametrize("rates", [False, True])
+@pytest.mark.parametrize("rebalance_every", [1, 2])
+def test_transition_on_arrays_equals_transition_on_floats(
+    rates: bool, rebalance_every: int
+) -> None:
+    """The vector path (which skips cost terms and carry that are 0) books what the scalar does."""
+    rng = np.random.default_rng(11)
+    n_steps, n_paths = 6, 5
+    episode = _random_episode(rng, n_steps, n_paths, rates)
+    config = CoreConfig(rebalance_every=rebalance_every, lot_size=0.5)
+    state = HedgeState(
+        rng.normal(0, 50, n_paths), rng.normal(0, 1, n_paths), rng.normal(0, 99, n_paths)
+    )
+    for step in range(0, n_steps, rebalance_every):
+        h, g = rng.normal(0, 50, n_paths), rng.normal(0, 1, n_paths) * (step % 4 != 0)
+        vector = transition(episode, step, n_steps, state, h, g, config)
+        for p in range(n_paths):
+            one = HedgeState(*(float(x[p]) for x in state))
+            scalar = transition(_one_path(episode, p), step, n_steps, one, float(h[p]), float(g[p]),
+                                config)
+            for name, got, want in zip(StepResult._fields, vector, scalar, strict=True):
+                if name == "state":
+                    np.testing.assert_allclose([x[p] for x in got], want, rtol=1e-13, atol=1e-12)
+                else:
+                    assert np.shape(got) == (n_paths,), name
+                    assert got[p] == pytest.approx(want, rel=1e-13, abs=1e-12), name
+        state = vector.state
+
+
+def test_transition_on_torch_tensors_matches_numpy() -> None:
+    """The deep-hedging trainer's path: tensors in, tensors of the batch's shape out."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    episode = _random_episode(rng, 4, 3, rates=False)
+    tensors = Episode(
+        *(torch.as_tensor(v) if isinstance(v, np.ndarray) else v for v in episode)
+    )
+    config = CoreConfig(lot_size=0.0)
+    state = HedgeState(*(rng.normal(0, 10, 3) for _ in range(3)))
+    h = rng.normal(0, 50, 3)
+    g = rng.normal(0, 1, 3)
+    want = transition(episode, 3, 4, state, h, g, config)
+    got = transition(
+        tensors, 3, 4, HedgeState(*(torch.as_tensor(x) for x in state)), torch.as_tensor(h),
+        torch.as_tensor(g), config,
+    )
+    for name, a, b in zip(StepResult._fields[1:], got[1:], want[1:], strict=True):
+        assert isinstance(a, torch.Tensor), name
+        assert tuple(a.shape) == (3,), name
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-13, atol=1e-12, err_msg=name)

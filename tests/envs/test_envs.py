@@ -216,3 +216,38 @@ def test_derman_kamal_hedging_error() -> None:
     expected = math.sqrt(math.pi / 4) * vega * sigma / math.sqrt(n_steps)
     assert np.std(pnl) == pytest.approx(expected, rel=0.05)
     assert abs(np.mean(pnl)) < 4 * np.std(pnl) / math.sqrt(n_paths)  # a fair hedge: no drift
+
+
+def test_rows_out_of_phase_keep_their_own_accounts() -> None:
+    """Rows that reset at different steps (the vector env's per-row paths) book their P&L right.
+
+    Two rows are reset early (white box: marked done), so from then on the rows sit at different
+    steps; every finished episode's summed P&L must still equal its wealth change, and the step,
+    the time-left entry and the reset rows' zero rewards must be each row's own.
+    """
+    n, n_steps = 6, 20
+    env = VecHedgingEnv(num_envs=n, preset="ShortCall", hedge_option=True, lot_size=1.0)
+    env.reset(seed=4)
+    rng = np.random.default_rng(4)
+    sums, finished, steps = np.zeros(n), 0, np.zeros(n, dtype=int)
+    for i in range(70):
+        if i == 3:
+            env._done[[0, 2]] = True  # reset on the next step, mid-episode
+            steps[[0, 2]] = -1
+            sums[[0, 2]] = 0.0
+        obs, rewards, terminated, _, infos = env.step(rng.uniform(-1, 1, (n, 2)))
+        steps = np.where(steps < 0, 0, steps + 1)
+        np.testing.assert_array_equal(infos["step"], steps)
+        np.testing.assert_allclose(obs[:, 0], (n_steps - steps) / n_steps, rtol=1e-6)
+        assert np.all(rewards[steps == 0] == 0.0)
+        sums += infos["pnl"]
+        if terminated.any():
+            rows = np.flatnonzero(terminated)
+            np.testing.assert_allclose(
+                sums[rows], infos["episode"]["terminal_pnl"][rows], rtol=1e-9, atol=1e-6
+            )
+            finished += len(rows)
+            sums[rows] = 0.0
+            steps[rows] = -1
+    assert finished >= 2 * n
+    assert len(set(steps.tolist())) > 1  # still out of phase
