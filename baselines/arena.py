@@ -204,7 +204,8 @@ def concat_records(records: Sequence[EpisodeRecord]) -> EpisodeRecord:
     totals = {key: np.concatenate([r.totals[key] for r in records]) for key in first.totals}
     stacked = {
         name: np.concatenate([getattr(r, name) for r in records], axis=1)
-        for name in ("hedge", "option", "trade", "cost")
+        for name in EpisodeRecord._fields[2:]
+        if getattr(first, name) is not None
     }
     return EpisodeRecord(totals=totals, steps=first.steps, **stacked)
 
@@ -238,10 +239,11 @@ def _concat_episode_field(values: list[Any]) -> Any:
 
 
 def _concat_market(markets: list[MarketPaths]) -> MarketPaths:
+    """Join the per-path arrays of market paths (optional ones stay None when absent)."""
     first = markets[0]
-    arrays = {
-        name: np.concatenate([getattr(m, name) for m in markets])
-        for name in ("spot", "variance", "vol_state", "liquidity")
-    }
-    dates = None if first.dates is None else np.concatenate([m.dates for m in markets])
-    return dataclasses.replace(first, dates=dates, **arrays)
+    changes = {}
+    for name in ("spot", "variance", "vol_state", "liquidity", "dates", "fill_fraction",
+                 "fill_cap"):
+        if getattr(first, name) is not None:
+            changes[name] = np.concatenate([getattr(m, name) for m in markets])
+    return dataclasses.replace(first, **changes)

@@ -61,12 +61,16 @@ class EpisodeRecord(NamedTuple):
     """What one hedger did on a batch of episodes.
 
     ``totals`` holds the env's episode totals, ``(n_paths,)`` each: the P&L components
-    (``option_mtm``, ``hedge_pnl``, ``carry``, ``spread_income``, ``cost``), ``pnl``,
-    ``turnover``, ``trades``, ``terminal_pnl`` and ``initial_premium``. ``steps`` holds the
-    decisions' market steps ``(n_decisions,)``; ``hedge``, ``option``, ``trade`` and ``cost``
-    are ``(n_decisions, n_paths)``: positions held after each decision (before any unwind),
+    (``option_mtm``, ``hedge_pnl``, ``carry``, ``spread_income``, ``impact_pnl``, ``cost``),
+    ``pnl``, ``turnover``, ``trades``, ``unfilled``, ``option_unfilled``, ``slippage``,
+    ``breaches``, ``terminal_pnl`` and ``initial_premium``. ``steps`` holds the decisions'
+    market steps ``(n_decisions,)``; ``hedge``, ``option``, ``trade`` and ``cost`` are
+    ``(n_decisions, n_paths)``: positions held after each decision (before any unwind),
     executed trades (units) and the transaction cost of each decision (currency, the unwind's
-    included in the last).
+    included in the last). ``unfilled`` (units of the underlying not executed), ``slippage``
+    (currency) and ``breach`` (the risk limits crossed, a bit mask of
+    :data:`hedgearena.envs.limits.BREACH_FLAGS`) are per decision too. A path whose episode a
+    risk limit ended early has zeros for the decisions after (and its positions stay).
     """
 
     totals: dict[str, NDArray[np.float64]]
@@ -75,6 +79,9 @@ class EpisodeRecord(NamedTuple):
     option: NDArray[np.float64]
     trade: NDArray[np.float64]
     cost: NDArray[np.float64]
+    unfilled: NDArray[np.float64] | None = None
+    slippage: NDArray[np.float64] | None = None
+    breach: NDArray[np.int64] | None = None
 
 
 def run_hedger(
@@ -105,26 +112,56 @@ def run_hedger(
     hedger.reset(env)
     n, n_decisions = env.num_envs, env.config.n_decisions
     shape = (n_decisions, n)
-    hedge, option, trade, cost = (np.zeros(shape) for _ in range(4))
+    hedge, option, trade, cost, unfilled, slippage = (np.zeros(shape) for _ in range(6))
+    breach = np.zeros(shape, dtype=np.int64)
     steps = np.arange(n_decisions, dtype=np.int64) * env.config.rebalance_every
-    infos: dict[str, Any] = {}
+    running = np.ones(n, dtype=bool)  # rows still in their first episode
+    totals: dict[str, NDArray[np.float64]] = {}
     for k in range(n_decisions):
-        targets = np.asarray(hedger.positions(env.state, obs), dtype=np.float64)
-        if targets.shape != (n, env.config.action_dim):
-            raise ValueError(
-                f"{hedger.name}: positions must have shape {(n, env.config.action_dim)}, "
-                f"got {targets.shape}"
-            )
-        if not np.isfinite(targets).all():
-            raise ValueError(f"{hedger.name}: positions must be finite (units)")
+        targets = _checked_positions(hedger, env, obs)
         obs, _, terminated, _, infos = env.step_targets(targets)
-        trade[k], cost[k] = infos["trade"], infos["cost"]
-        option_trade = infos["option_trade"]
+        for out, key in ((trade, "trade"), (cost, "cost"), (unfilled, "unfilled"),
+                         (slippage, "slippage"), (breach, "breach")):
+            out[k] = np.where(running, infos[key], 0)
         hedge[k] = (hedge[k - 1] if k else 0.0) + trade[k]
-        option[k] = (option[k - 1] if k else 0.0) + option_trade
+        option[k] = (option[k - 1] if k else 0.0) + np.where(running, infos["option_trade"], 0.0)
+        _collect_totals(totals, infos, terminated & running)
+        running &= ~terminated
         if on_step is not None:
             on_step(k + 1)
-    if not terminated.all():
+        if not running.any():
+            break
+    if running.any():
         raise RuntimeError("episodes did not end after n_decisions decisions")
-    totals = {key: np.asarray(value, dtype=np.float64) for key, value in infos["episode"].items()}
-    return EpisodeRecord(totals, steps, hedge, option, trade, cost)
+    return EpisodeRecord(totals, steps, hedge, option, trade, cost, unfilled, slippage, breach)
+
+
+def _checked_positions(
+    hedger: Hedger, env: VecHedgingEnv, obs: NDArray[np.float32]
+) -> NDArray[np.float64]:
+    """The hedger's positions, checked: ``(num_envs, action_dim)`` finite units."""
+    n = env.num_envs
+    targets = np.asarray(hedger.positions(env.state, obs), dtype=np.float64)
+    if targets.shape != (n, env.config.action_dim):
+        raise ValueError(
+            f"{hedger.name}: positions must have shape {(n, env.config.action_dim)}, "
+            f"got {targets.shape}"
+        )
+    if not np.isfinite(targets).all():
+        raise ValueError(f"{hedger.name}: positions must be finite (units)")
+    return targets
+
+
+def _collect_totals(
+    totals: dict[str, NDArray[np.float64]], infos: dict[str, Any], ended: NDArray[np.bool_]
+) -> None:
+    """Keep the episode totals of the rows ``ended`` (the env's ``episode`` info).
+
+    With ``same_step`` autoreset the totals are in ``infos["final_info"]``.
+    """
+    if not ended.any():
+        return
+    source = infos.get("final_info", infos)["episode"]
+    for key, value in source.items():
+        total = totals.setdefault(key, np.zeros(len(ended)))
+        total[ended] = np.asarray(value, dtype=np.float64)[ended]

@@ -15,6 +15,7 @@ from typing import Any
 
 from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
 from hedgearena.envs.core import INITIAL_HEDGES, CoreConfig
+from hedgearena.envs.limits import RiskLimits
 from hedgearena.envs.market import MarketModel
 
 MARKET_MODELS = ("gbm", "heston", "sabr", "merton", "historical")
@@ -101,6 +102,18 @@ class EnvConfig:
             on the book's notional, ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and
             Subrahmanyam 1988) with the market's initial vol.
         realised_vol_halflife: half-life, in market steps, of the EWMA realised-vol feature.
+        permanent_impact: permanent price impact of the hedger's own trades, the log move of
+            the spot per notional traded (>= 0, default 0 = none): buying (selling) ``N`` units
+            multiplies the spot by ``e^k`` (``e^-k``, about ``1 - k``) for the rest of the
+            episode; see :mod:`hedgearena.envs.core`.
+        execution: how a decision's order is executed over its ``rebalance_every`` market
+            steps: ``immediate`` (default), ``twap`` or ``participation`` (see
+            :mod:`hedgearena.envs.execution`).
+        execution_rate: ``participation``'s largest child order per market step, as a
+            fraction of the notional at normal liquidity (divided by the step's ``liquidity``
+            multiplier), > 0; default 0.1.
+        risk_limits: a :class:`hedgearena.envs.limits.RiskLimits`, a dict of its fields, or
+            None (default: no limits).
         max_episode_steps: None; episodes end at the book's horizon (``terminated``).
     """
 
@@ -123,6 +136,10 @@ class EnvConfig:
     unwind: bool = True
     reward_scale: float | None = None
     realised_vol_halflife: float = 10.0
+    permanent_impact: float = 0.0
+    execution: str = "immediate"
+    execution_rate: float = 0.1
+    risk_limits: Any = None
 
     def __post_init__(self) -> None:
         if isinstance(self.market, str):
@@ -144,6 +161,7 @@ class EnvConfig:
                 "hedge_option must be a HedgeOption, a dict, True or None; "
                 f"got {self.hedge_option!r}"
             )
+        object.__setattr__(self, "risk_limits", RiskLimits.from_spec(self.risk_limits))
         if self.n_steps is None:
             horizon = max((o.expiry_steps for o in self.book.options), default=0)
             if horizon == 0:
@@ -182,6 +200,14 @@ class EnvConfig:
             raise ValueError(
                 f"realised_vol_halflife must be > 0 steps, got {self.realised_vol_halflife!r}"
             )
+        if not (
+            isinstance(self.execution_rate, int | float)
+            and math.isfinite(self.execution_rate) and self.execution_rate > 0
+        ):
+            raise ValueError(
+                "execution_rate must be a finite number > 0 (fraction of the notional per "
+                f"market step), got {self.execution_rate!r}"
+            )
         self.core(1.0)  # validates the core's fields
 
     @property
@@ -214,6 +240,9 @@ class EnvConfig:
             lot_size=self.lot_size,
             unwind=self.unwind,
             rebalance_every=self.rebalance_every,
+            execution=self.execution,
+            permanent_impact=self.permanent_impact,
+            risk_limits=self.risk_limits,
         )
 
     def replace(self, **changes: Any) -> EnvConfig:

@@ -24,24 +24,75 @@ next decision, the P&L of ``(s, s+1]`` is::
     dW          = option_mtm + hedge_pnl + carry + spread - cost
 
 The sum of the components over an episode equals ``W_T - W_0`` (a test checks it on every path).
+
+Stress mechanics (all off by default; the default path below is then the one that runs). When a
+setting is on, the decision is executed by :func:`_stressed_transition`, market step by market
+step, with the formulas of :mod:`hedgearena.envs.execution`:
+
+- Partial fills (``Episode.fill_fraction``, ``Episode.fill_cap``, from the market paths): an
+  order fills ``q * fill_fraction_s``, or nothing past ``fill_cap_s`` units. The unfilled part
+  stays as exposure (the position is simply not reached) and is reported as ``unfilled``
+  (``option_unfilled`` for the hedging option); costs are paid on the filled part only. The
+  unwind at the end is subject to the last step's fills: what does not fill stays held, marked
+  at the last step's prices (wealth stays honest) and reported in the last ``unfilled``.
+- Child orders (``CoreConfig.execution``): ``immediate`` (the whole order at the decision step),
+  ``twap`` (``1 / rebalance_every`` of it at each market step of the interval) or
+  ``participation`` (at most ``Episode.child_cap`` units a step, ``execution_rate * N /
+  liquidity_s``, the rest carried on within the interval and dropped at the next decision).
+  Each child pays its own step's price and cost.
+  ``slippage`` = sum over the fills of ``q (executed price - decision price)`` (currency; the
+  cost of delay and of impact, part of the P&L through the marks, reported apart from ``cost``).
+- Permanent impact (``CoreConfig.permanent_impact`` = k): every unit traded moves the log spot
+  by ``k / notional`` for the rest of the episode, so the traded spot is ``S_t e^{I_t}``,
+  ``I_t = k sum(q) / N`` (``HedgeState.impact``); buying pushes the price up. A trade executes
+  at the average price along its move (:func:`~hedgearena.envs.execution.average_price_factor`),
+  then the book, the spot and the hedging option are re-marked exactly at the new spot
+  (``transition``'s ``remark``, in place) and the revaluation is booked as::
+
+    impact_pnl = (B' - B) + (h + q) S' - h S - q * price + (g + q_g) (O' - O)
+
+  (primes after the trade). Rows whose impact is non-zero are re-marked at every later step
+  before their P&L is booked.
+
+- Risk limits (``CoreConfig.risk_limits``, :mod:`hedgearena.envs.limits`) are watched by the
+  envs after each decision, per row: a breach is reported, or forces the next decision to the
+  model's position (``flatten``), or ends the episode (``terminate``), the positions then sold
+  by :func:`liquidate` (the unwind's rules, at the breach step). They book no P&L of their own.
+
+With the stress settings ``dW = option_mtm + hedge_pnl + carry + spread + impact_pnl - cost``,
+and the identity holds in every mode. Fills and child orders work on torch tensors too
+(differentiable); permanent impact and risk limits raise a ``ValueError`` there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from hedgearena.envs.execution import (
+    EXECUTIONS,
+    average_price_factor,
+    child_order,
+    filled_order,
+)
 from hedgearena.envs.frictions import cost_polynomial, round_to_lot
+from hedgearena.envs.limits import RiskLimits
 from hedgearena.envs.market import FloatArray
 
 ACTION_MODES = ("target", "trade", "fraction", "band")
 REWARD_MODES = ("pnl", "mean_variance", "terminal")
 INITIAL_HEDGES = ("zero", "delta")
-PNL_COMPONENTS = ("option_mtm", "hedge_pnl", "carry", "spread_income", "cost")
+ALL_FILLED = 1.0
+"""``Episode.fill_fraction`` of episodes where every order fills (the default)."""
+NO_CAP = math.inf
+"""``Episode.fill_cap`` and ``Episode.child_cap`` without a cap (the default)."""
+PNL_COMPONENTS = ("option_mtm", "hedge_pnl", "carry", "spread_income", "impact_pnl", "cost")
 
 
 def _clip_scalar(x: float, low: float, high: float) -> float:
@@ -82,6 +133,13 @@ class CoreConfig:
         lot_size: trades are rounded to multiples of it (0 = no rounding).
         unwind: sell the hedge (paying costs) at the episode's end.
         rebalance_every: market steps per decision.
+        execution: how a decision's order is executed over its interval: ``immediate``,
+            ``twap`` or ``participation`` (see :mod:`hedgearena.envs.execution`).
+        permanent_impact: log move of the spot per notional traded (>= 0; 0 = none): buying
+            ``N`` units multiplies the spot by ``e^k`` for the rest of the episode.
+        risk_limits: the limits the envs enforce (None = none); on torch tensors
+            :func:`transition` refuses them (the envs, not the core, handle breaches).
+        stressed: whether any stress mechanic is on (derived; not an argument).
     """
 
     action_mode: str = "target"
@@ -95,10 +153,26 @@ class CoreConfig:
     lot_size: float = 0.0
     unwind: bool = True
     rebalance_every: int = 1
+    execution: str = "immediate"
+    permanent_impact: float = 0.0
+    risk_limits: RiskLimits | None = None
+    stressed: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         _choice("action_mode", self.action_mode, ACTION_MODES)
         _choice("reward_mode", self.reward_mode, REWARD_MODES)
+        _choice("execution", self.execution, EXECUTIONS)
+        impact = self.permanent_impact
+        if not (isinstance(impact, int | float) and math.isfinite(impact) and impact >= 0):
+            raise ValueError(
+                f"permanent_impact must be a finite number >= 0 (log move of the spot per "
+                f"notional traded), got {self.permanent_impact!r}"
+            )
+        stressed = (
+            self.execution != "immediate" or self.permanent_impact != 0
+            or self.risk_limits is not None
+        )
+        object.__setattr__(self, "stressed", stressed)
         for name in ("reward_scale", "notional", "position_limit", "trade_limit", "band_limit"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -145,6 +219,12 @@ class Episode(NamedTuple):
         stock: the book's own stock position, ``(n_paths,)``.
         rate_growth: ``e^{r dt}`` (scalar).
         dividend_growth: ``e^{q dt}`` (scalar).
+        fill_fraction: fraction of an order that fills at the step, in [0, 1] (a number: the
+            same at every step; default :data:`ALL_FILLED`).
+        fill_cap: largest order that fills at the step, units (all or nothing past it; a
+            number: the same at every step; default :data:`NO_CAP`).
+        child_cap: ``participation`` execution's largest child order at the step, units
+            (default :data:`NO_CAP`).
     """
 
     spot: FloatArray
@@ -163,14 +243,22 @@ class Episode(NamedTuple):
     stock: FloatArray
     rate_growth: float
     dividend_growth: float
+    fill_fraction: FloatArray | float = ALL_FILLED
+    fill_cap: FloatArray | float = NO_CAP
+    child_cap: FloatArray | float = NO_CAP
 
 
 class HedgeState(NamedTuple):
-    """The hedger's part of the state: floats for one path or ``(n_paths,)`` arrays."""
+    """The hedger's part of the state: floats for one path or ``(n_paths,)`` arrays.
+
+    ``impact`` is the cumulative log move of the spot caused by the hedger's own trades
+    (0 without permanent impact): the traded spot is the market's times ``e^impact``.
+    """
 
     hedge: Any
     option: Any
     cash: Any
+    impact: Any = 0.0
 
 
 class StepResult(NamedTuple):
@@ -178,6 +266,10 @@ class StepResult(NamedTuple):
 
     ``trade`` and ``option_trade`` are the executed trades (units); ``cost`` is positive and
     enters the P&L with a minus sign; ``pnl`` is the sum of the components less ``cost``.
+    ``impact_pnl`` is the revaluation caused by the hedger's own permanent impact (a P&L
+    component); ``unfilled`` and ``option_unfilled`` the units of the decision's orders (and
+    of the unwind, on the last decision) that were not executed; ``slippage`` the executed
+    price minus the decision price, times the units (currency; a diagnostic, inside the P&L).
     """
 
     state: HedgeState
@@ -189,6 +281,10 @@ class StepResult(NamedTuple):
     spread_income: Any
     cost: Any
     pnl: Any
+    impact_pnl: Any = 0.0
+    unfilled: Any = 0.0
+    option_unfilled: Any = 0.0
+    slippage: Any = 0.0
 
 
 def target_position(
@@ -228,6 +324,7 @@ def transition(
     hedge_target: Any,
     option_target: Any,
     config: CoreConfig,
+    remark: Any = None,
 ) -> StepResult:
     """Trade to the targets at market step ``step`` and book the P&L until the next decision.
 
@@ -240,13 +337,54 @@ def transition(
         hedge_target: position to hold in the underlying.
         option_target: position to hold in the hedging option.
         config: the conventions.
+        remark: with permanent impact, the episode's re-marker: ``remark(step, impact, mask,
+            flows)`` re-marks step ``step`` of the rows ``mask`` at the spot moved by
+            ``impact``, in place (see :class:`hedgearena.envs.episode.Remarker`).
 
     Returns:
         The new state and the interval's P&L components; when the interval ends the episode and
         ``config.unwind`` is set, the hedge (and hedging option) is sold at the last step's
         prices and its cost included.
+
+    Raises:
+        ValueError: for permanent impact or risk limits on torch tensors, or for a setting the
+            episode lacks the arrays of (see :func:`_check_stress`).
     """
-    hedge, option, cash = state
+    if is_stressed(episode, config):
+        return _stressed_transition(
+            episode, step, n_steps, state, hedge_target, option_target, config, remark
+        )
+    return default_transition(episode, step, n_steps, state, hedge_target, option_target, config)
+
+
+def is_stressed(episode: Episode, config: CoreConfig) -> bool:
+    """Whether a decision needs the stressed path: a stress setting, or fills in the episode.
+
+    Identity tests against the defaults (fast); any other value of the fill fields (even an
+    equal one) takes the stressed path, which is general.
+    """
+    return (
+        config.stressed or episode.fill_fraction is not ALL_FILLED
+        or episode.fill_cap is not NO_CAP
+    )
+
+
+def default_transition(
+    episode: Episode,
+    step: Any,
+    n_steps: int,
+    state: HedgeState,
+    hedge_target: Any,
+    option_target: Any,
+    config: CoreConfig,
+) -> StepResult:
+    """:func:`transition` without stress: the whole order at the decision step, all filled.
+
+    What :func:`transition` runs when :func:`is_stressed` is False; a caller that knows it (the
+    single env, once per episode) may call it directly. The holding P&L formulas of every path
+    are these: the stressed path holds each market step through this function, trading 0.
+    """
+    hedge, option, cash, impact = state
     trade = round_to_lot(hedge_target - hedge, config.lot_size)
     option_trade = option_target - option
     cost = _cost_at(episode, step, trade, option_trade)
@@ -280,7 +418,7 @@ def transition(
         cost = cost + unwind_cost
     pnl = option_mtm + hedge_pnl + carry + spread - cost
     return StepResult(
-        HedgeState(hedge, option, cash),
+        HedgeState(hedge, option, cash, impact),
         trade,
         option_trade,
         option_mtm,
@@ -292,12 +430,228 @@ def transition(
     )
 
 
+@functools.cache
+def _holding(config: CoreConfig) -> CoreConfig:
+    """The conventions under which :func:`transition` holds for one market step, trading 0.
+
+    The stressed path books each market step's P&L through the default path with these (so the
+    holding formulas are written once): one step, no unwind, no lots, no stress mechanics.
+    """
+    return dataclasses.replace(
+        config, rebalance_every=1, unwind=False, lot_size=0.0, execution="immediate",
+        permanent_impact=0.0, risk_limits=None,
+    )
+
+
+class _Account:
+    """The hedger's positions and the running P&L of one decision (the stressed path's ledger).
+
+    Attributes are floats, arrays or tensors; they are rebound, never changed in place (so
+    torch's autograd and the arrays already handed out are safe).
+    """
+
+    def __init__(self, state: HedgeState, remark: Any) -> None:
+        self.hedge, self.option, self.cash, self.impact = state
+        self.remark = remark
+        self.traded = self.option_traded = 0.0
+        self.option_mtm = self.hedge_pnl = self.carry = self.spread = 0.0
+        self.cost = self.impact_pnl = self.slippage = 0.0
+        self.unfilled = self.option_unfilled = 0.0
+
+    def state(self) -> HedgeState:
+        """The positions, cash and impact now."""
+        return HedgeState(self.hedge, self.option, self.cash, self.impact)
+
+    def result(self) -> StepResult:
+        """The decision's :class:`StepResult`."""
+        pnl = (
+            self.option_mtm + self.hedge_pnl + self.carry + self.spread + self.impact_pnl
+            - self.cost
+        )
+        return StepResult(
+            self.state(), self.traded, self.option_traded, self.option_mtm, self.hedge_pnl,
+            self.carry, self.spread, self.cost, pnl, self.impact_pnl, self.unfilled,
+            self.option_unfilled, self.slippage,
+        )
+
+
+def _stressed_transition(
+    episode: Episode,
+    step: Any,
+    n_steps: int,
+    state: HedgeState,
+    hedge_target: Any,
+    option_target: Any,
+    config: CoreConfig,
+    remark: Any,
+) -> StepResult:
+    """:func:`transition` with fills, child orders and permanent impact, step by step."""
+    _check_stress(config, hedge_target, remark)
+    parent = round_to_lot(hedge_target - state.hedge, config.lot_size)
+    option_parent = option_target - state.option
+    decision = (episode.spot[step] + 0.0, episode.option_price[step] + 0.0)  # copies
+    account = _Account(state, remark)
+    n_children = config.rebalance_every
+    holding = _holding(config)  # a zero trade and one market step held, by the default path
+    filled_in = episode._replace(fill_fraction=ALL_FILLED, fill_cap=NO_CAP)  # (fills done)
+    for k in range(n_children):
+        s = step + k
+        if k == 0 or config.execution != "immediate":
+            cap = _at(episode.child_cap, s)
+            order = child_order(
+                config.execution, parent - account.traded, parent, n_children, cap
+            )
+            option_order = child_order(
+                config.execution, option_parent - account.option_traded, option_parent,
+                n_children, cap,
+            )
+            filled, option_filled = _execute(
+                episode, s, account, (order, option_order), config, decision
+            )
+            account.traded = account.traded + filled
+            account.option_traded = account.option_traded + option_filled
+        if config.permanent_impact:  # re-mark the next step where the spot has moved
+            remark(s + 1, account.impact, account.impact != 0, True)
+        held = default_transition(
+            filled_in, s, n_steps, account.state(), account.hedge, account.option, holding
+        )
+        account.cash = held.state.cash
+        account.option_mtm = account.option_mtm + held.option_mtm
+        account.hedge_pnl = account.hedge_pnl + held.hedge_pnl
+        account.carry = account.carry + held.carry
+        account.spread = account.spread + held.spread_income
+    account.unfilled = parent - account.traded
+    account.option_unfilled = option_parent - account.option_traded
+    ending = config.unwind and step + n_children >= n_steps
+    if ending is not False:
+        _close(episode, n_steps, account, ending, config)
+    return account.result()
+
+
+def _at(values: Any, step: Any) -> Any:
+    """``values[step]``, or ``values`` itself when it is a number (the same at every step)."""
+    return values if isinstance(values, float | int) else values[step]
+
+
+def _check_stress(config: CoreConfig, target: Any, remark: Any) -> None:
+    """Refuse what the stressed path cannot do, with the reason."""
+    numeric = isinstance(target, float | int | np.ndarray | np.generic)
+    if config.permanent_impact and not numeric:
+        raise ValueError(
+            "permanent_impact is not supported on torch tensors (the book is re-marked by the "
+            "numpy pricer); use permanent_impact=0 with the deep-hedging trainer"
+        )
+    if config.risk_limits is not None and not numeric:
+        raise ValueError(
+            "risk_limits are enforced by the envs, not by transition on torch tensors; "
+            "use risk_limits=None with the deep-hedging trainer"
+        )
+    if config.permanent_impact and remark is None:
+        raise ValueError(
+            "permanent_impact needs the episode's re-marker (transition's remark argument; the "
+            "envs pass a hedgearena.envs.episode.Remarker of their batch)"
+        )
+
+
+def _execute(
+    episode: Episode,
+    step: Any,
+    account: _Account,
+    orders: tuple[Any, Any],
+    config: CoreConfig,
+    decision: tuple[Any, Any] | None,
+) -> tuple[Any, Any]:
+    """Execute orders in the underlying and the hedging option at one market step.
+
+    The orders fill as the step's fills allow; the filled units pay the step's cost and trade
+    at the step's price, moved by their own permanent impact (then the step is re-marked and
+    the revaluation booked as ``impact_pnl``). ``decision`` holds the decision's prices for the
+    slippage (None: not part of a decision's order, e.g. the unwind).
+
+    Returns:
+        The filled units of the underlying and of the hedging option.
+    """
+    fraction, cap = _at(episode.fill_fraction, step), _at(episode.fill_cap, step)
+    filled = filled_order(orders[0], fraction, cap)
+    option_filled = filled_order(orders[1], fraction, cap)
+    cost = _cost_at(episode, step, filled, option_filled)
+    spot0, opt0 = episode.spot[step] + 0.0, episode.option_price[step] + 0.0  # copies
+    price = spot0
+    if config.permanent_impact:
+        move = (config.permanent_impact / config.notional) * filled
+        price = spot0 * average_price_factor(move)
+        book0 = episode.book_value[step] + 0.0
+        account.impact = account.impact + move
+        account.remark(step, account.impact, filled != 0, False)
+        spot1, opt1 = episode.spot[step], episode.option_price[step]
+        account.impact_pnl = account.impact_pnl + (
+            (episode.book_value[step] - book0)
+            + (account.hedge + filled) * spot1 - account.hedge * spot0 - filled * price
+            + (account.option + option_filled) * (opt1 - opt0)
+        )
+    account.cash = account.cash - filled * price - option_filled * opt0 - cost
+    account.cost = account.cost + cost
+    if decision is not None:
+        account.slippage = account.slippage + (
+            filled * (price - decision[0]) + option_filled * (opt0 - decision[1])
+        )
+    account.hedge, account.option = account.hedge + filled, account.option + option_filled
+    return filled, option_filled
+
+
+def _close(episode: Episode, step: Any, account: _Account, where: Any, config: CoreConfig) -> None:
+    """Sell the positions at market step ``step`` where ``where`` (True, or a bool array).
+
+    Subject to the step's fills: what does not fill stays held (added to ``unfilled``).
+    """
+    orders = (-account.hedge * where, -account.option * where)
+    filled, option_filled = _execute(episode, step, account, orders, config, None)
+    account.unfilled = account.unfilled + (orders[0] - filled)
+    account.option_unfilled = account.option_unfilled + (orders[1] - option_filled)
+
+
+def liquidate(
+    episode: Episode, step: Any, result: StepResult, config: CoreConfig, where: Any,
+    remark: Any = None,
+) -> StepResult:
+    """Add the sale of ``result``'s positions at market step ``step`` to a decision's result.
+
+    What the envs do when a risk limit ends an episode early with ``unwind`` set: the positions
+    are sold like the unwind at the horizon (fills, costs and impact of the step), the cost and
+    impact added to the decision's, what does not fill to ``unfilled``.
+
+    Args:
+        episode: the episode (or the rows' view).
+        step: the market step of the sale (the step the decision's interval ended at).
+        result: the decision's result.
+        config: the conventions.
+        where: True, or a bool array of the rows to sell.
+        remark: the episode's re-marker (with permanent impact; see :func:`transition`).
+    """
+    account = _Account(result.state, remark)
+    _close(episode, step, account, where, config)
+    cost, impact_pnl = account.cost, account.impact_pnl
+    return result._replace(
+        state=account.state(),
+        cost=result.cost + cost,
+        impact_pnl=result.impact_pnl + impact_pnl,
+        pnl=result.pnl + impact_pnl - cost,
+        unfilled=result.unfilled + account.unfilled,
+        option_unfilled=result.option_unfilled + account.option_unfilled,
+    )
+
+
 def _cost_at(episode: Episode, step: Any, trade: Any, option_trade: Any) -> Any:
     """The cost of trading ``trade`` units of the underlying and ``option_trade`` of the option."""
     linear, quadratic = episode.linear[step], episode.quadratic[step]
     three_halves, fixed = episode.three_halves[step], episode.fixed[step]
     option_linear = episode.option_linear[step]
-    if not isinstance(trade, np.ndarray):  # floats (one path) or tensors: the whole polynomial
+    if isinstance(trade, float):  # one path: skip the terms that are 0, as arrays do below
+        cost = linear * abs(trade)
+        if quadratic or three_halves or fixed:
+            cost = cost_polynomial(trade, linear, quadratic, three_halves, fixed)
+        return cost + option_linear * abs(option_trade) if option_linear else cost
+    if not isinstance(trade, np.ndarray):  # tensors: the whole polynomial (differentiable)
         cost = cost_polynomial(trade, linear, quadratic, three_halves, fixed)
         return cost + option_linear * abs(option_trade)
     if quadratic.any() or three_halves.any() or fixed.any():

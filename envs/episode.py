@@ -11,10 +11,13 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.book import (
+    BOOK_GREEKS,
     BookMarks,
     BookPaths,
     HedgeOptionMarks,
+    _expiry_time,
     mark_book_time_major,
     mark_hedge_option_time_major,
     sample_book,
@@ -148,7 +151,7 @@ def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) ->
     )
     episode = _episode(
         config, market, grid, marks, value, option, (model_hedge, model_option), costs
-    )
+    )._replace(**_execution_fields(config, market, grid))
     features = Features(
         tau=_repeat_rows(market.times[-1] - market.times, n_paths).T,
         book_delta=book_delta.T,
@@ -213,6 +216,21 @@ def _episode(
         rate_growth=float(np.exp(market.rate * config.dt)),
         dividend_growth=float(np.exp(market.dividend * config.dt)),
     )
+
+
+def _execution_fields(config: EnvConfig, market: MarketPaths, grid: _Grid) -> dict[str, FloatArray]:
+    """The episode's fill and child-order caps, time-major (absent: the defaults, no limits).
+
+    ``fill_cap`` and ``child_cap`` are converted from multiples of the notional to units.
+    """
+    notional, fields = config.book.notional, {}
+    if market.fill_fraction is not None:
+        fields["fill_fraction"] = time_major(market.fill_fraction)
+    if market.fill_cap is not None:
+        fields["fill_cap"] = time_major(market.fill_cap) * notional
+    if config.execution == "participation":
+        fields["child_cap"] = (config.execution_rate * notional) / grid.liquidity
+    return fields
 
 
 def _gamma_neutral(book_gamma: FloatArray, option_gamma: FloatArray) -> FloatArray:
@@ -280,6 +298,8 @@ def market_rows(market: MarketPaths, rows: slice | NDArray[np.intp]) -> MarketPa
         dividend=market.dividend,
         liquidity=market.liquidity[rows],
         dates=None if market.dates is None else market.dates[rows],
+        fill_fraction=None if market.fill_fraction is None else market.fill_fraction[rows],
+        fill_cap=None if market.fill_cap is None else market.fill_cap[rows],
     )
 
 
@@ -325,42 +345,95 @@ def _realised_vol(spot: FloatArray, initial_vol: FloatArray, config: EnvConfig) 
     return np.sqrt(variance, out=variance)
 
 
+class FeatureInputs(NamedTuple):
+    """What the observation's exogenous entries are computed from (arrays that broadcast).
+
+    ``steps`` are market steps, ``strike`` the first initial option's strike (else the initial
+    spot); the others are the batch's values of the same names (see :class:`Features` and
+    :class:`hedgearena.envs.core.Episode`).
+    """
+
+    steps: NDArray[np.int64]
+    spot: FloatArray
+    strike: FloatArray
+    implied_vol: FloatArray
+    realised_vol: FloatArray
+    liquidity: FloatArray
+    linear: FloatArray
+    book_delta: FloatArray
+    book_gamma: FloatArray
+    book_vega: FloatArray
+    book_theta: FloatArray
+    model_hedge: FloatArray
+    model_option: FloatArray
+    option_delta: FloatArray
+    option_gamma: FloatArray
+    option_vega: FloatArray
+
+
 def _write_features(
     part: NDArray[np.float32], config: EnvConfig, batch: EpisodeBatch, rows: slice
 ) -> None:
     """Write the exogenous observation entries at the steps ``rows`` into ``part``.
 
     ``part[i]`` is entry ``i`` of :data:`EXOGENOUS_FEATURES` (then :data:`OPTION_FEATURES`), a
-    ``(len(rows), n_paths)`` float32 block. Each entry is computed in float64 and rounded to
-    float32 once, by its last operation (``out=``); products of constants are grouped, which
-    may move an entry by a float64 rounding, far below float32's.
+    ``(len(rows), n_paths)`` float32 block (see :func:`feature_entries`).
     """
     assert config.n_steps is not None
     episode, features = batch.episode, batch.features
-    notional, n_steps = config.book.notional, config.n_steps
-    spot = episode.spot[rows]
-    implied_vol = features.implied_vol.T[rows]
-    sigma = np.maximum(implied_vol, 1e-8)
-    root_t = np.sqrt(n_steps * config.dt)
     strike = batch.instruments.strike[:, 0] if config.book.options else episode.spot[0]
+    inputs = FeatureInputs(
+        steps=np.arange(config.n_steps + 1)[rows][:, None],
+        spot=episode.spot[rows],
+        strike=strike,
+        implied_vol=features.implied_vol.T[rows],
+        realised_vol=features.realised_vol.T[rows],
+        liquidity=features.liquidity.T[rows],
+        linear=episode.linear[rows],
+        book_delta=features.book_delta.T[rows],
+        book_gamma=features.book_gamma.T[rows],
+        book_vega=features.book_vega.T[rows],
+        book_theta=features.book_theta.T[rows],
+        model_hedge=episode.model_hedge[rows],
+        model_option=episode.model_option[rows],
+        option_delta=features.option_delta.T[rows],
+        option_gamma=features.option_gamma.T[rows],
+        option_vega=features.option_vega.T[rows],
+    )
+    feature_entries(part, config, inputs)
+
+
+def feature_entries(part: NDArray[np.float32], config: EnvConfig, x: FeatureInputs) -> None:
+    """The exogenous observation entries (the table :data:`EXOGENOUS_FEATURES`) into ``part``.
+
+    ``part[i]`` is entry ``i`` (then :data:`OPTION_FEATURES`'), a float32 array of the inputs'
+    broadcast shape. Each entry is computed in float64 and rounded to float32 once, by its last
+    operation (``out=``); products of constants are grouped, which may move an entry by a
+    float64 rounding, far below float32's.
+    """
+    assert config.n_steps is not None
+    notional, n_steps = config.book.notional, config.n_steps
+    spot = x.spot
+    sigma = np.maximum(x.implied_vol, 1e-8)
+    root_t = np.sqrt(n_steps * config.dt)
     to32 = {"casting": "same_kind"}
     spot_sigma = spot * sigma  # shared by the gamma and theta entries
-    part[0] = ((n_steps - np.arange(n_steps + 1)[rows]) / n_steps)[:, None]
-    np.log(spot / strike, out=part[1], **to32)
-    np.divide(features.book_delta.T[rows], notional, out=part[2], **to32)
-    np.multiply(features.book_gamma.T[rows] * spot_sigma, root_t / notional, out=part[3], **to32)
-    np.divide(features.book_vega.T[rows], spot * (notional * root_t), out=part[4], **to32)
-    np.divide(features.book_theta.T[rows] * (root_t / notional), spot_sigma, out=part[5], **to32)
-    np.divide(episode.model_hedge[rows], notional, out=part[6], **to32)
-    part[7] = implied_vol
-    part[8] = features.realised_vol.T[rows]
-    np.divide(100.0 * episode.linear[rows], spot, out=part[9], **to32)
-    part[10] = features.liquidity.T[rows]
+    part[0] = (n_steps - x.steps) / n_steps
+    np.log(spot / x.strike, out=part[1], **to32)
+    np.divide(x.book_delta, notional, out=part[2], **to32)
+    np.multiply(x.book_gamma * spot_sigma, root_t / notional, out=part[3], **to32)
+    np.divide(x.book_vega, spot * (notional * root_t), out=part[4], **to32)
+    np.divide(x.book_theta * (root_t / notional), spot_sigma, out=part[5], **to32)
+    np.divide(x.model_hedge, notional, out=part[6], **to32)
+    part[7] = x.implied_vol
+    part[8] = x.realised_vol
+    np.divide(100.0 * x.linear, spot, out=part[9], **to32)
+    part[10] = x.liquidity
     if config.hedge_option is not None:
-        np.divide(episode.model_option[rows], notional, out=part[11], **to32)
-        part[12] = features.option_delta.T[rows]
-        np.multiply(features.option_gamma.T[rows] * spot_sigma, root_t, out=part[13], **to32)
-        np.divide(features.option_vega.T[rows], spot * root_t, out=part[14], **to32)
+        np.divide(x.model_option, notional, out=part[11], **to32)
+        part[12] = x.option_delta
+        np.multiply(x.option_gamma * spot_sigma, root_t, out=part[13], **to32)
+        np.divide(x.option_vega, spot * root_t, out=part[14], **to32)
 
 
 def _observations(config: EnvConfig, batch: EpisodeBatch) -> NDArray[np.float32]:
@@ -386,3 +459,262 @@ def _observations(config: EnvConfig, batch: EpisodeBatch) -> NDArray[np.float32]
 
 _BLOCK = 32768
 """Observation entries (steps x paths) computed per block in :func:`_observations`."""
+
+
+# ------------------------------------------------------------------ re-marking (own impact)
+class StepMarks(NamedTuple):
+    """Everything the batch holds about some (step, path) pairs, at a given spot; ``(k,)``.
+
+    ``book_*`` are the book's marks and greeks (``book_delta`` with its stock), ``premium``,
+    ``spread_income`` and ``settlement`` its cash flows at the step, ``option_*`` the hedging
+    option's (zeros without one), ``implied_vol`` the at-the-money vol, ``model_*`` the model's
+    positions, ``costs`` the cost polynomial's coefficients (numbers where the model lacks a
+    term) and ``option_linear`` the hedging option's cost per unit.
+    """
+
+    spot: FloatArray
+    book_value: FloatArray
+    book_delta: FloatArray
+    book_gamma: FloatArray
+    book_vega: FloatArray
+    book_theta: FloatArray
+    premium: FloatArray
+    spread_income: FloatArray
+    settlement: FloatArray
+    option_price: FloatArray
+    option_delta: FloatArray
+    option_gamma: FloatArray
+    option_vega: FloatArray
+    implied_vol: FloatArray
+    model_hedge: FloatArray
+    model_option: FloatArray
+    costs: CostCoefficients
+    option_linear: FloatArray
+
+
+def mark_step(
+    config: EnvConfig,
+    market: MarketPaths,
+    instruments: BookPaths,
+    steps: NDArray[np.int64],
+    rows: NDArray[np.intp],
+    spot: FloatArray,
+) -> StepMarks:
+    """Mark the book, the hedging option and the costs of paths ``rows`` at ``steps``, at ``spot``.
+
+    What :func:`build_episodes` computes for a (step, path), with the spot replaced (the
+    market's other state, the surface's level and anchor, stays): exactly the batch's numbers
+    when ``spot`` is the market's (a test checks it), the exact re-marks at a spot moved by the
+    hedger's own permanent impact otherwise.
+
+    Args:
+        config: the env's configuration.
+        market: the batch's (exogenous) market paths.
+        instruments: the batch's book.
+        steps: market step of each pair, ``(k,)``.
+        rows: path of each pair, ``(k,)``.
+        spot: the spot to mark at, ``(k,)`` currency.
+    """
+    level, anchor = market.vol_state[rows, steps], market.spot[rows, 0]
+    book = _book_at(config, market, instruments, (steps, rows), (spot, level, anchor))
+    option = _hedge_option_at(config, market, steps, (spot, level, anchor))
+    tau = np.maximum(market.times[-1] - market.times[steps], config.dt)
+    carry = market.rate - market.dividend
+    forward = spot * np.exp(carry * tau) if carry else spot
+    atm_vol = np.asarray(
+        market.surface.implied_vol(
+            spot, forward, tau, level, anchor, market.rate, market.dividend
+        ),
+        dtype=np.float64,
+    )
+    liquidity = market.liquidity[rows, steps]
+    costs = config.cost.coefficients(spot, vol=atm_vol, liquidity=liquidity)
+    book_delta = book.delta + float(config.book.stock)
+    if config.hedge_option is None:
+        model_option, model_hedge = np.zeros_like(spot), -book_delta
+        option_linear = np.zeros_like(spot)
+    else:
+        model_option = _gamma_neutral(book.gamma, option.gamma)
+        model_hedge = -(book_delta + model_option * option.delta)
+        option_linear = config.hedge_option.half_spread_vol * option.vega * liquidity
+    return StepMarks(
+        spot, book.value + float(config.book.stock) * spot, book_delta, book.gamma, book.vega,
+        book.theta, book.premium, book.spread_income, book.settlement, *option, atm_vol,
+        model_hedge, model_option, costs, option_linear,
+    )
+
+
+def _book_at(
+    config: EnvConfig,
+    market: MarketPaths,
+    instruments: BookPaths,
+    where: tuple[NDArray[np.int64], NDArray[np.intp]],
+    state: tuple[FloatArray, FloatArray, FloatArray],
+) -> BookMarks:
+    """The book's options at (step, path) pairs ``where``, marked at the market ``state``.
+
+    ``state`` is the spot, the surface's level and its anchor, ``(k,)`` each. The rules of
+    :func:`hedgearena.envs.book.mark_book_time_major`: an option is held at
+    ``start <= s < expiry``, arrives (premium, half-spread) at ``start``, settles at ``expiry``.
+    """
+    steps, rows = where
+    spot, level, anchor = (x[:, None] for x in state)
+    strike, quantity = instruments.strike[rows], instruments.quantity[rows]
+    start, expiry = instruments.start[rows], instruments.expiry[rows]
+    step = steps[:, None]
+    tau = np.maximum(_expiry_time(market, expiry) - market.times[steps][:, None], 0.0)
+    vol = market.surface.implied_vol(
+        spot, strike, tau, level, anchor, market.rate, market.dividend
+    )
+    greeks = black_scholes_greeks(
+        spot, strike, tau, vol, market.rate, market.dividend, instruments.is_call[rows],
+        select=BOOK_GREEKS,
+    )
+    held = (step >= start) & (step < expiry)
+    held_quantity = np.where(held, quantity, 0.0)
+    arriving = (step == start) & held
+    total = lambda values, weights: np.einsum("pi,pi->p", values, weights)  # noqa: E731
+    return BookMarks(
+        value=total(greeks.price, held_quantity),
+        delta=total(greeks.delta, held_quantity),
+        gamma=total(greeks.gamma, held_quantity),
+        vega=total(greeks.vega, held_quantity),
+        theta=total(greeks.theta, held_quantity),
+        premium=total(greeks.price, np.where(arriving, -quantity, 0.0)),
+        spread_income=total(
+            greeks.vega, np.where(arriving, np.abs(quantity) * instruments.half_spread_vol[rows],
+                                  0.0)
+        ),
+        settlement=total(greeks.price, np.where(step == expiry, quantity, 0.0)),
+    )
+
+
+def _hedge_option_at(
+    config: EnvConfig,
+    market: MarketPaths,
+    steps: NDArray[np.int64],
+    state: tuple[FloatArray, FloatArray, FloatArray],
+) -> HedgeOptionMarks:
+    """The hedging option's price and greeks at ``steps`` and the market ``state``.
+
+    Zeros without a hedging option; ``state`` as in :func:`_book_at`.
+    """
+    spot, level, anchor = state
+    if config.hedge_option is None:
+        zeros = np.zeros_like(spot)
+        return HedgeOptionMarks(zeros, zeros, zeros, zeros)
+    option = config.hedge_option
+    strike = option.moneyness * anchor
+    expiry = _expiry_time(market, np.array([option.expiry_steps], dtype=np.int64))
+    tau = expiry - market.times[steps]
+    vol = market.surface.implied_vol(
+        spot, strike, tau, level, anchor, market.rate, market.dividend
+    )
+    greeks = black_scholes_greeks(
+        spot, strike, tau, vol, market.rate, market.dividend, option.is_call,
+        select=HedgeOptionMarks._fields,
+    )
+    return HedgeOptionMarks(*(getattr(greeks, name) for name in HedgeOptionMarks._fields))
+
+
+class Remarker:
+    """Re-marks (step, path) pairs of a batch at the spot moved by the hedger's own trades.
+
+    The core calls ``remark(step, impact, mask, flows)`` (see
+    :func:`hedgearena.envs.core.transition`): for the rows ``mask`` it marks step ``step`` at
+    ``S_step e^impact`` (:func:`mark_step`) and writes the result into the batch, in place. After
+    a trade at the step (``flows=False``) only the spot, the hedging option's mark and the
+    book's mark are written (the step's cash flows were booked before the trade); when a step is
+    reached (``flows=True``) everything the batch holds of it: marks, greeks, model positions,
+    cash flows, the previous step's ``option_mtm``, cost coefficients, features and the
+    observation's exogenous entries (``realised_vol`` stays the market's).
+
+    The batch must be the caller's own (:func:`hedgearena.envs.source.copy_batch`): the market
+    paths are read, never written; everything else is.
+
+    Args:
+        config: the env's configuration.
+        batch: the batch to re-mark.
+        rows: the batch's paths the calls' rows are (default: all, in order).
+    """
+
+    def __init__(
+        self, config: EnvConfig, batch: EpisodeBatch, rows: NDArray[np.intp] | None = None
+    ) -> None:
+        self.config, self.batch = config, batch
+        n_paths = batch.initial_cash.shape[0]
+        self.rows = np.arange(n_paths) if rows is None else np.asarray(rows, dtype=np.intp)
+
+    def restrict(self, rows: NDArray[np.intp]) -> Remarker:
+        """The re-marker of some of this one's rows (for per-row steps)."""
+        return Remarker(self.config, self.batch, self.rows[rows])
+
+    def __call__(self, step: object, impact: object, mask: object, flows: bool) -> None:
+        """Re-mark step ``step`` (an int, or one per row) of the rows ``mask`` at ``impact``."""
+        shape = self.rows.shape
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), shape)
+        if not mask.any():
+            return
+        rows = self.rows[mask]
+        steps = np.broadcast_to(np.asarray(step, dtype=np.int64), shape)[mask]
+        impact = np.broadcast_to(np.asarray(impact, dtype=np.float64), shape)[mask]
+        market = self.batch.market
+        spot = market.spot[rows, steps] * np.exp(impact)
+        marks = mark_step(self.config, market, self.batch.instruments, steps, rows, spot)
+        episode = self.batch.episode
+        episode.spot[steps, rows] = marks.spot
+        episode.option_price[steps, rows] = marks.option_price
+        episode.book_value[steps, rows] = marks.book_value
+        if flows:
+            self._write_step(steps, rows, marks)
+
+    def _write_step(
+        self, steps: NDArray[np.int64], rows: NDArray[np.intp], marks: StepMarks
+    ) -> None:
+        """Write everything else of a step reached (see the class docstring)."""
+        episode, features, config = self.batch.episode, self.batch.features, self.config
+        with_option = config.hedge_option is not None
+        episode.model_hedge[steps, rows] = marks.model_hedge
+        episode.cash_flow[steps, rows] = marks.premium + marks.settlement
+        episode.spread_income[steps, rows] = marks.spread_income
+        episode.option_mtm[steps - 1, rows] = (
+            marks.book_value - episode.book_value[steps - 1, rows]
+            + episode.cash_flow[steps, rows]
+        )
+        for name in CostCoefficients.__dataclass_fields__:
+            value = getattr(marks.costs, name)
+            if np.ndim(value) or value != 0:  # a term the model lacks stays the batch's 0
+                getattr(episode, name)[steps, rows] = value
+        names = ["book_delta", "book_gamma", "book_vega", "book_theta", "implied_vol"]
+        if with_option:
+            episode.model_option[steps, rows] = marks.model_option
+            episode.option_linear[steps, rows] = marks.option_linear
+            names += ["option_delta", "option_gamma", "option_vega"]
+        for name in names:
+            getattr(features, name)[rows, steps] = getattr(marks, name)
+        self._write_observations(steps, rows, marks)
+
+    def _write_observations(
+        self, steps: NDArray[np.int64], rows: NDArray[np.intp], marks: StepMarks
+    ) -> None:
+        """Recompute the observations' exogenous entries of the pairs (:func:`feature_entries`)."""
+        config, batch = self.config, self.batch
+        features, episode = batch.features, batch.episode
+        strike = (
+            batch.instruments.strike[rows, 0] if config.book.options else batch.market.spot[rows, 0]
+        )
+        inputs = FeatureInputs(
+            steps=steps, spot=marks.spot, strike=strike, implied_vol=marks.implied_vol,
+            realised_vol=features.realised_vol[rows, steps],
+            liquidity=features.liquidity[rows, steps], linear=episode.linear[steps, rows],
+            book_delta=marks.book_delta, book_gamma=marks.book_gamma, book_vega=marks.book_vega,
+            book_theta=marks.book_theta, model_hedge=marks.model_hedge,
+            model_option=marks.model_option, option_delta=marks.option_delta,
+            option_gamma=marks.option_gamma, option_vega=marks.option_vega,
+        )
+        n_exogenous = len(EXOGENOUS_FEATURES) + (
+            len(OPTION_FEATURES) if config.hedge_option is not None else 0
+        )
+        part = np.empty((n_exogenous, len(rows)), dtype=np.float32)
+        feature_entries(part, config, inputs)
+        batch.observations[steps, rows, :n_exogenous] = part.T

@@ -16,12 +16,29 @@ from hedgearena.envs.core import (
     Episode,
     HedgeState,
     StepResult,
+    default_transition,
+    is_stressed,
+    liquidate,
     reward,
     target_position,
     transition,
 )
-from hedgearena.envs.episode import EXOGENOUS_FEATURES, OPTION_FEATURES, EpisodeBatch, feature_names
-from hedgearena.envs.source import EpisodeSource
+from hedgearena.envs.episode import (
+    EXOGENOUS_FEATURES,
+    OPTION_FEATURES,
+    EpisodeBatch,
+    Remarker,
+    feature_names,
+)
+from hedgearena.envs.limits import (
+    LIMIT_GREEKS,
+    count_breaches,
+    exposures,
+    first_breach,
+    new_breaches,
+    over_limits,
+)
+from hedgearena.envs.source import EpisodeSource, copy_batch, slice_batch
 
 INFO_KEYS = (
     "pnl",
@@ -36,10 +53,22 @@ INFO_KEYS = (
     "wealth",
     "reward_scale",
     "step",
+    "unfilled",
+    "option_unfilled",
+    "slippage",
+    "breach",
+    "termination_reason",
 )
 """Keys of ``info`` on every step (the last step adds ``episode``, the episode's totals)."""
-TOTAL_KEYS = (*PNL_COMPONENTS, "pnl", "turnover", "trades")
-"""The sums over an episode in ``info["episode"]`` (with ``terminal_pnl``, ``initial_premium``)."""
+TOTAL_KEYS = (
+    *PNL_COMPONENTS, "pnl", "turnover", "trades", "unfilled", "option_unfilled", "slippage",
+    "breaches",
+)
+"""The sums over an episode in ``info["episode"]`` (with ``terminal_pnl``, ``initial_premium``);
+``unfilled`` and ``option_unfilled`` sum absolute units, ``breaches`` counts limit breaches."""
+EXPIRY = "expiry"
+"""``info["termination_reason"]`` at the book's horizon ("" before; a limit's name when a
+``terminate`` risk limit ends the episode)."""
 
 
 def default_reward_scale(config: EnvConfig) -> float:
@@ -82,8 +111,22 @@ def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.clip(values, -1.0, 1.0)
 
 
+_INFO_TEMPLATE: dict[str, Any] = {
+    **dict.fromkeys(INFO_KEYS, 0.0), "breach": 0, "termination_reason": ""
+}
+"""Every info key, in order, with the value of a step without stress (see ``_info``)."""
 _NO_STEP = StepResult(HedgeState(0.0, 0.0, 0.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 """The P&L entries of the info returned by ``reset`` (no decision yet)."""
+
+
+def _column(value: Any) -> Any:
+    """A field of a one-path time-major episode as the single env holds it with impact.
+
+    ``(n_steps + 1, 1)`` arrays become ``(n_steps + 1,)`` views (indexing gives numpy floats;
+    the core's re-marks write through them), ``(1,)`` arrays a float; numbers stay.
+    """
+    ndim = np.ndim(value)
+    return value[:, 0] if ndim == 2 else float(value[0]) if ndim == 1 else value
 
 
 def _per_path(value: Any) -> Any:
@@ -134,7 +177,6 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._hedge_col = len(EXOGENOUS_FEATURES) + (
             len(OPTION_FEATURES) if self._with_option else 0
         )
-        self._delta_start = self.config.initial_hedge == "delta"
         self._action_dim = self.config.action_dim
         self._block = block
         self._source: EpisodeSource | None = None
@@ -143,6 +185,11 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._lists: tuple[EpisodeBatch | None, list[Any]] = (None, [])
         self._t = 0
         self._n_steps = int(self.config.n_steps or 0)
+        self._limits = self.config.risk_limits
+        self._remark: Remarker | None = None
+        self._end = self._n_steps  # the episode's last step (earlier when a limit ends it)
+        self._model_step = -1  # the step whose target is the model's position, whatever the action
+        self._stressed = self.core.stressed  # or the episode has fills (see _load)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -160,23 +207,37 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         hedge = float((options or {}).get("hedge", 0.0))
         if not math.isfinite(hedge):
             raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
-        self._t = 0
+        self._t, self._end = 0, self._n_steps
+        self._model_step = 0 if self.config.initial_hedge == "delta" else -1
         self._state = HedgeState(hedge, 0.0, self._cash0 - hedge * self._ep.spot[0])
         self._wealth0 = self._wealth()
         self._totals = dict.fromkeys(TOTAL_KEYS, 0.0)
+        self._peak, self._over, self._breach = self._wealth0, 0, 0  # risk limits
+        self._reason = EXPIRY  # the termination reason, unless a limit ends the episode
         self._story: list[tuple[int, float, float]] = [(0, hedge, 0.0)]  # step, hedge, cost
         return self._obs(), self._info(None)
 
     def _load(self, batch: EpisodeBatch, row: int) -> None:
         """Make path ``row`` of the block ``batch`` the episode (Python floats: the scalar path).
 
-        A block's arrays are turned into per-path Python lists once, on its first episode.
+        A block's arrays are turned into per-path Python lists once, on its first episode. With
+        permanent impact the path is copied into a batch of its own, which the core re-marks in
+        place (:class:`Remarker`), and the episode's fields are views of it.
         """
+        if self.core.permanent_impact:
+            own = copy_batch(slice_batch(batch, slice(row, row + 1)))
+            self._remark = Remarker(self.config, own)
+            self._ep = Episode(*(_column(value) for value in own.episode))
+            self._batch, self._row = own, 0
+            self._cash0 = float(own.initial_cash[0])
+            self._stressed = True
+            return
         if self._lists[0] is not batch:
             self._lists = (batch, [_per_path(value) for value in batch.episode])
         self._ep = Episode(*(v[row] if isinstance(v, list) else v for v in self._lists[1]))
         self._batch, self._row = batch, row
         self._cash0 = float(batch.initial_cash[row])
+        self._stressed = is_stressed(self._ep, self.core)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Rebalance to the action's target, then let ``rebalance_every`` market steps pass.
@@ -186,12 +247,12 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._batch is None:
             raise RuntimeError("call reset() before step()")
         t = self._t
-        if t >= self._n_steps:
+        if t >= self._end:
             raise RuntimeError("the episode has ended: call reset()")
         a, b = self._read_action(action)
         ep, core, state = self._ep, self.core, self._state
-        if self._delta_start and t == 0:
-            h_target, g_target = ep.model_hedge[0], ep.model_option[0]
+        if t == self._model_step:  # initial_hedge="delta", or a breach's "flatten"
+            h_target, g_target = ep.model_hedge[t], ep.model_option[t]
         else:
             mode = core.action_mode
             h_target = target_position(mode, a, state.hedge, ep.model_hedge[t], core, SCALAR_OPS)
@@ -200,18 +261,72 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
                 if self._with_option
                 else 0.0
             )
-        result = transition(ep, t, self._n_steps, state, h_target, g_target, core)
+        if self._stressed:
+            result = transition(ep, t, self._n_steps, state, h_target, g_target, core, self._remark)
+        else:  # what transition would do, without its check (known at the episode's start)
+            result = default_transition(ep, t, self._n_steps, state, h_target, g_target, core)
         self._state = result.state
         self._t = t + core.rebalance_every
         terminated = self._t >= self._n_steps
+        if self._stressed:  # a stress mechanic is on (else the step is the default one)
+            result, terminated = self._stress_step(result, terminated)
         totals = self._add_to_totals(result)
         if self.render_mode == "rgb_array":
             self._story.append((t, state.hedge + result.trade, totals["cost"]))
         r = reward(core, result.pnl, totals["pnl"], terminated)
         info = self._info(result)
         if terminated:
+            info["termination_reason"] = self._reason
             info["episode"] = self._episode_totals()
         return self._obs(), float(r), terminated, False, info
+
+    def _stress_step(self, result: StepResult, terminated: bool) -> tuple[StepResult, bool]:
+        """The stress mechanics' part of a step: risk limits, and the totals of the new entries.
+
+        Returns:
+            The result (with a sale if a limit ends the episode) and whether the episode ends.
+        """
+        self._breach = 0
+        if self._limits is not None:
+            result, self._breach, stop = self._watch_limits(result, terminated)
+            if stop:
+                terminated, self._end = True, self._t
+        totals = self._totals
+        totals["impact_pnl"] += result.impact_pnl
+        totals["unfilled"] += abs(result.unfilled)
+        totals["option_unfilled"] += abs(result.option_unfilled)
+        totals["slippage"] += result.slippage
+        return result, terminated
+
+    def _watch_limits(self, result: StepResult, ending: bool) -> tuple[StepResult, int, bool]:
+        """Check the risk limits after a decision; act on the limits crossed now.
+
+        Returns:
+            The decision's result (with the sale of the positions when a ``terminate`` limit
+            ends the episode and ``unwind`` is set), the mask of the limits crossed now, and
+            whether a limit ends the episode.
+        """
+        assert self._limits is not None
+        wealth, t, row, core = self._wealth(), self._t, self._row, self.core
+        self._peak = max(self._peak, wealth)
+        greeks = {name: float(getattr(self._batch.features, name)[row, t]) for name in LIMIT_GREEKS}
+        state = self._state
+        exposure = exposures(
+            greeks, self._ep.spot[t], state.hedge, state.option, self._peak - wealth, core.notional
+        )
+        over = over_limits(self._limits, exposure)
+        breach, self._over = new_breaches(over, self._over), over
+        self._totals["breaches"] += count_breaches(breach)
+        action = self._limits.action if breach else "report"
+        if action == "flatten":
+            self._model_step = t  # the next decision trades to the model's position
+        stop = action == "terminate" and not ending
+        if stop:
+            self._reason = first_breach(breach)
+        if stop and core.unwind:
+            result = liquidate(self._ep, t, result, core, True, self._remark)
+            self._state = result.state
+        return result, breach, stop
 
     def _add_to_totals(self, result: StepResult) -> dict[str, float]:
         """Add a decision's P&L components, turnover and trade count to the episode's totals."""
@@ -253,30 +368,41 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         return obs
 
     def _wealth(self) -> float:
-        t, ep, (hedge, option, cash) = self._t, self._ep, self._state
+        t, ep, (hedge, option, cash, _) = self._t, self._ep, self._state
         return ep.book_value[t] + hedge * ep.spot[t] + option * ep.option_price[t] + cash
 
     def _info(self, result: StepResult | None) -> dict[str, Any]:
-        t, ep, (hedge, option, cash) = self._t, self._ep, self._state
+        """The step's info (:data:`INFO_KEYS`).
+
+        Filled into a copy of a template: a dict of more than 16 keys is much faster to copy
+        than to build from a literal.
+        """
+        t, ep, (hedge, option, cash, _) = self._t, self._ep, self._state
         r = _NO_STEP if result is None else result
-        return {
-            "pnl": r.pnl,
-            "option_mtm": r.option_mtm,
-            "hedge_pnl": r.hedge_pnl,
-            "carry": r.carry,
-            "spread_income": r.spread_income,
-            "cost": r.cost,
-            "trade": r.trade,
-            "option_trade": r.option_trade,
-            "hedge": hedge,
-            "option_position": option,
-            "cash": cash,
-            "spot": ep.spot[t],
-            "model_hedge": ep.model_hedge[t],
-            "wealth": ep.book_value[t] + hedge * ep.spot[t] + option * ep.option_price[t] + cash,
-            "reward_scale": self.reward_scale,
-            "step": t,
-        }
+        info = _INFO_TEMPLATE.copy()
+        info["pnl"] = r.pnl
+        info["option_mtm"] = r.option_mtm
+        info["hedge_pnl"] = r.hedge_pnl
+        info["carry"] = r.carry
+        info["spread_income"] = r.spread_income
+        info["cost"] = r.cost
+        info["trade"] = r.trade
+        info["option_trade"] = r.option_trade
+        info["hedge"] = hedge
+        info["option_position"] = option
+        info["cash"] = cash
+        info["spot"] = spot = ep.spot[t]
+        info["model_hedge"] = ep.model_hedge[t]
+        info["wealth"] = ep.book_value[t] + hedge * spot + option * ep.option_price[t] + cash
+        info["reward_scale"] = self.reward_scale
+        info["step"] = t
+        if self._stressed:  # else the template's zeros
+            info["impact_pnl"] = r.impact_pnl
+            info["unfilled"] = r.unfilled
+            info["option_unfilled"] = r.option_unfilled
+            info["slippage"] = r.slippage
+            info["breach"] = self._breach if result is not None else 0
+        return info
 
     def _episode_totals(self) -> dict[str, float]:
         totals = dict(self._totals)

@@ -85,6 +85,14 @@ class MarketPaths:
             larger = less liquid).
         dates: ``(n_paths, n_steps + 1)`` ``datetime64[D]`` calendar dates for replayed paths,
             ``None`` for simulated ones.
+        fill_fraction: ``(n_paths, n_steps + 1)`` in [0, 1], the fraction of an order that
+            fills at the step (a liquidity drought); None = everything fills.
+        fill_cap: ``(n_paths, n_steps + 1)`` >= 0 (``inf`` allowed), multiples of the book's
+            notional: an order that is larger in absolute size after the fill fraction does
+            not fill at all (all or nothing past a size limit); None = no cap.
+
+    The hedger's orders are executed against ``fill_fraction`` and ``fill_cap`` by the core (see
+    :mod:`hedgearena.envs.execution`); the unfilled part stays as exposure.
     """
 
     times: FloatArray
@@ -96,6 +104,8 @@ class MarketPaths:
     dividend: float = 0.0
     liquidity: FloatArray = field(default=None)  # type: ignore[assignment]
     dates: NDArray[np.datetime64] | None = None
+    fill_fraction: FloatArray | None = None
+    fill_cap: FloatArray | None = None
 
     def __post_init__(self) -> None:
         shape = self.spot.shape
@@ -110,6 +120,7 @@ class MarketPaths:
             object.__setattr__(self, "liquidity", np.ones(shape[::-1]).T)
         elif self.liquidity.shape != shape:
             raise ValueError(f"liquidity must have shape {shape}, got {self.liquidity.shape}")
+        _check_fills(self.fill_fraction, self.fill_cap, shape)
 
     @property
     def n_paths(self) -> int:
@@ -139,6 +150,19 @@ class MarketPaths:
             self.rate, self.dividend,
         )
         return np.asarray(vol, dtype=np.float64)
+
+
+def _check_fills(
+    fraction: FloatArray | None, cap: FloatArray | None, shape: tuple[int, ...]
+) -> None:
+    """Validate the optional fill arrays: their shape and range (no NaN)."""
+    for name, values in (("fill_fraction", fraction), ("fill_cap", cap)):
+        if values is not None and np.shape(values) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {np.shape(values)}")
+    if fraction is not None and not ((fraction >= 0) & (fraction <= 1)).all():
+        raise ValueError("fill_fraction must lie in [0, 1] (the fraction of an order that fills)")
+    if cap is not None and not (cap >= 0).all():
+        raise ValueError("fill_cap must be >= 0 (multiples of the notional; inf = no cap), no NaN")
 
 
 @runtime_checkable

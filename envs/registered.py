@@ -35,6 +35,26 @@ hedging option):
 
 Trades are rounded to `lot_size` units when it is set. Every trade pays the cost model's cost.
 
+Execution (all off by default; see `hedgearena.envs.core` and `hedgearena.envs.execution`):
+
+- Fills (`MarketPaths.fill_fraction`, `fill_cap`, set by a market model or a scenario): an
+  order `q` at step s fills `q * fill_fraction_s` (a fraction in [0, 1]), and nothing if that
+  exceeds `fill_cap_s * N` (multiples of N); the rest stays as exposure. Costs are paid on the
+  filled part. Default: everything fills.
+- `execution`: `immediate` (default: all at the decision step), `twap` (`1 / rebalance_every`
+  of the order at each market step of the interval) or `participation` (at most
+  `execution_rate * N / liquidity_s` units a step, the rest carried within the interval and
+  dropped at the next decision). Each child pays its own step's price and cost.
+- `permanent_impact` k (default 0): each unit traded moves the log spot by `k / N` for the rest
+  of the episode (buying pushes it up; selling N units multiplies the spot by `e^-k`, about
+  `1 - k`); a trade executes at the average price along its own move, and the book and the
+  hedging option are re-marked exactly at the moved spot (observations and `state` too, except
+  `realised_vol`, which stays the market's).
+
+Fills and child orders apply to the hedging option's orders too (same fraction and caps, in its
+units); only trades in the underlying move the spot. `risk_limits` may override the action: with
+`action="flatten"` the decision after a breach trades to the model's position.
+
 ## Observation Space
 
 `Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option). T is the
@@ -55,20 +75,35 @@ the notional, `0.4 sigma_0 sqrt(T) S_0 N`; also in `info["reward_scale"]`). `rew
 episode's P&L), `mean_variance` (`x - risk_aversion / 2 * x^2` with x the scaled step P&L, Kolm
 and Ritter 2019: a local mean-variance objective whose sum penalises P&L variance), `terminal`
 (the scaled episode P&L on the last step, 0 before: for objectives of the whole distribution).
-The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income - cost`
-(see `hedgearena.envs.core`).
+The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pnl - cost`
+(see `hedgearena.envs.core`; `impact_pnl` is 0 without `permanent_impact`).
 
 ## Info
 
 The same keys every step: {info_keys}. On the last step `episode` adds the episode's totals
-(every component, `pnl`, `turnover`, `trades`, `terminal_pnl` = final minus initial wealth,
+(every component, `pnl`, `turnover`, `trades`, `unfilled` and `option_unfilled` as sums of
+absolute units, `slippage`, `breaches` (a count), `terminal_pnl` = final minus initial wealth,
 which equals the sum of `pnl`, and `initial_premium`).
+
+`impact_pnl` (currency, a P&L component, 0 without `permanent_impact`) is the revaluation of
+the book and the positions caused by the hedger's own trades, net of the average execution price.
+`trade` and `option_trade` are the units executed; `unfilled` and `option_unfilled` the units
+of the decision's orders not executed (with the unwind's on the last step). `slippage` is the
+executed price minus the decision step's price, times the units executed (currency; already in
+the P&L through the marks; 0 for immediate execution without impact). `breach` is a bit mask of
+the risk limits crossed at this step (1 delta, 2 gamma, 4 vega, 8 drawdown; 0 = none; a limit
+counts again only after coming back within it); `termination_reason` is `""`, `"expiry"` at
+the horizon, or the name of the limit that ended the episode.
 
 ## Episode End
 
 `terminated` when the book's horizon (`n_steps` market steps) is reached; the hedge is then
-sold at the last spot paying costs when `unwind=True`. `truncated` is never set by the env
-(time limits are the user's wrappers).
+sold at the last spot paying costs when `unwind=True` (subject to the last step's fills: what
+does not fill stays held, marked at the last prices). With `risk_limits` and
+`action="terminate"`, `terminated` also comes when a limit is crossed, after the decision's
+interval: `info["termination_reason"]` names the limit and, with `unwind=True`, the positions
+are sold at that step like the unwind (the book stays, marked). `truncated` is never set by the
+env (time limits are the user's wrappers).
 
 ## Arguments
 
@@ -78,12 +113,21 @@ Every field of `hedgearena.envs.config.EnvConfig` is a keyword: `market` (a `Mar
 `{{"proportional": 0.001, "spread": {{"half_spread": 5e-4}}}}`), `hedge_option`, `n_steps`,
 `days_per_year`, `rebalance_every`, `initial_hedge` (`zero` or `delta`), `action_mode`
 ({actions}), `reward_mode` ({rewards}), `risk_aversion`, `position_limit`, `trade_limit`,
-`band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`; or
-`config=EnvConfig(...)`. The vector env adds `num_envs` and `autoreset_mode`.
+`band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`,
+`permanent_impact` (>= 0, log move of the spot per notional traded; default 0), `execution`
+(`immediate`, `twap`, `participation`), `execution_rate` (> 0, participation's child size as a
+fraction of N per market step at normal liquidity; default 0.1), `risk_limits` (None, a
+`hedgearena.envs.limits.RiskLimits` or a dict such as `{{"delta": 0.5, "drawdown": 500.0,
+"action": "terminate"}}`: `delta` max `|book delta + hedge + g option delta| / N`, `gamma` max
+`|net gamma| * S * 1% / N`, `vega` max `|net vega|` per vol point (currency), `drawdown` max fall
+of wealth below its episode peak (currency), each optional; `action` `report`, `flatten` or
+`terminate`); or `config=EnvConfig(...)`. The vector env adds `num_envs` and `autoreset_mode`;
+it handles fills, limits and breaches per row.
 
 ## Version History
 
-* v0: initial release.
+* v0: initial release; execution and risk mechanics (fills, child orders, permanent impact,
+  risk limits) added as options, off by default (the default env is unchanged).
 """
 
 

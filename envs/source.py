@@ -70,3 +70,20 @@ def slice_batch(batch: EpisodeBatch, rows: slice | np.ndarray) -> EpisodeBatch:
         market=market_rows(batch.market, rows),
         instruments=BookPaths(*(a[rows] for a in batch.instruments)),
     )
+
+
+def copy_batch(batch: EpisodeBatch) -> EpisodeBatch:
+    """A deep copy of a batch's arrays (the surface and scalars are shared).
+
+    Every array is its own afterwards (the fields that shared one array of zeros no longer do),
+    so the copy may be written: an env that re-marks its paths (permanent impact) works on one.
+    """
+    copy = lambda value: value.copy() if isinstance(value, np.ndarray) else value  # noqa: E731
+    return EpisodeBatch(
+        episode=type(batch.episode)(*(copy(v) for v in batch.episode)),
+        features=Features(*(copy(v) for v in batch.features)),
+        observations=batch.observations.copy(),
+        initial_cash=batch.initial_cash.copy(),
+        market=market_rows(batch.market, np.arange(batch.initial_cash.shape[0])),
+        instruments=type(batch.instruments)(*(copy(v) for v in batch.instruments)),
+    )

@@ -14,7 +14,10 @@ from hedgearena.envs.core import (
     ARRAY_OPS,
     PNL_COMPONENTS,
     HedgeState,
+    StepResult,
     episode_rows,
+    is_stressed,
+    liquidate,
     reward,
     target_position,
     transition,
@@ -25,9 +28,10 @@ from hedgearena.envs.episode import (
     OPTION_FEATURES,
     EpisodeBatch,
     Features,
-    market_rows,
+    Remarker,
 )
 from hedgearena.envs.hedging_env import (
+    EXPIRY,
     INFO_KEYS,
     TOTAL_KEYS,
     action_space,
@@ -35,10 +39,24 @@ from hedgearena.envs.hedging_env import (
     default_reward_scale,
     observation_space,
 )
-from hedgearena.envs.source import EpisodeSource
+from hedgearena.envs.limits import (
+    LIMIT_GREEKS,
+    LIMITS,
+    count_breaches,
+    exposures,
+    first_breach,
+    new_breaches,
+    over_limits,
+)
+from hedgearena.envs.source import EpisodeSource, copy_batch
 
-STEP_INFO_KEYS = ("pnl", *PNL_COMPONENTS, "trade", "option_trade")
+STRESS_KEYS = ("impact_pnl", "unfilled", "option_unfilled", "slippage")
+"""The step results that are 0 without a stress mechanic (not summed nor copied then)."""
+STEP_INFO_KEYS = ("pnl", *PNL_COMPONENTS, "trade", "option_trade", *STRESS_KEYS[1:])
 """The info entries that come from the step's result (0 on a reset)."""
+_PLAIN_COMPONENTS = tuple(name for name in PNL_COMPONENTS if name not in STRESS_KEYS)
+_REASON = f"<U{max(len(x) for x in (*LIMITS, EXPIRY))}"
+"""dtype of ``info["termination_reason"]``."""
 _AUTORESET_NAMES = {
     "next_step": AutoresetMode.NEXT_STEP,
     "nextstep": AutoresetMode.NEXT_STEP,
@@ -114,6 +132,10 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._n_steps = int(self.config.n_steps or 0)
         self._done = np.zeros(self.num_envs, dtype=bool)
         self._set_steps(np.zeros(self.num_envs, dtype=np.int64), 0)
+        self._limits = self.config.risk_limits
+        self._remark: Remarker | None = None
+        self._constants = _Constants(self.num_envs)
+        self._stressed = self.core.stressed  # or the batch has fills (see _set_batch)
 
     # ----------------------------------------------------------------------------- reset
     def reset(
@@ -136,9 +158,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
         episodes = options.get("episodes")
         if episodes is None:
-            self._batch = self._source.take(self.num_envs)
+            self._set_batch(self._source.take(self.num_envs))
         elif isinstance(episodes, EpisodeBatch) and len(episodes.initial_cash) == self.num_envs:
-            self._batch = episodes
+            self._set_batch(episodes)
         else:
             raise ValueError(
                 f"options['episodes'] must be an EpisodeBatch of num_envs={self.num_envs} paths"
@@ -156,19 +178,27 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         n, ep = self.num_envs, self._batch.episode
         if isinstance(rows, slice):
             self._set_steps(np.zeros(n, dtype=np.int64), 0)
-            self._hedge, self._option = np.full(n, hedge), np.zeros(n)
+            self._hedge, self._option, self._impact = np.full(n, hedge), np.zeros(n), np.zeros(n)
             self._cash = self._batch.initial_cash - hedge * ep.spot[0]
             self._wealth0 = wealth(ep, 0, self._state_of(rows))
             self._totals = {key: np.zeros(n) for key in TOTAL_KEYS}
+            self._stopped = np.zeros(n, dtype=bool)  # ended by a risk limit
+            self._stop_breach = np.zeros(n, dtype=np.int64)  # the breach that ended it
+            self._peak, self._over = self._wealth0.copy(), np.zeros(n, dtype=np.int64)
+            self._flatten = np.zeros(n, dtype=bool)
             return
         self._set_steps(_with_rows(self._t, rows, 0))
         self._hedge = _with_rows(self._hedge, rows, hedge)
         self._option = _with_rows(self._option, rows, 0.0)
         cash = self._batch.initial_cash[rows] - hedge * ep.spot[0, rows]
         self._cash = _with_rows(self._cash, rows, cash)
+        self._impact = _with_rows(self._impact, rows, 0.0)
         self._wealth0[rows] = wealth(episode_rows(ep, rows), 0, self._state_of(rows))
         for total in self._totals.values():
             total[rows] = 0.0
+        self._stopped[rows], self._flatten[rows], self._over[rows] = False, False, 0
+        self._stop_breach[rows] = 0
+        self._peak[rows] = self._wealth0[rows]
 
     def _set_steps(self, steps: np.ndarray, common: int | None = None) -> None:
         """Set every row's market step; ``common`` is the step of all rows when known."""
@@ -178,17 +208,32 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._common_step = common
 
     def _state_of(self, rows: Rows) -> HedgeState:
-        return HedgeState(self._hedge[rows], self._option[rows], self._cash[rows])
+        return HedgeState(
+            self._hedge[rows], self._option[rows], self._cash[rows], self._impact[rows]
+        )
+
+    def _set_batch(self, batch: EpisodeBatch, own: bool = False) -> None:
+        """Make ``batch`` the current episodes.
+
+        With permanent impact the env re-marks its paths in place, so it works on a copy of its
+        own (``own``: the batch is one already) with a :class:`Remarker` of it.
+        """
+        if self.core.permanent_impact:
+            batch = batch if own else copy_batch(batch)
+            self._remark = Remarker(self.config, batch)
+        self._batch = batch
+        self._stressed = is_stressed(batch.episode, self.core)
 
     def _replace_rows(self, rows: np.ndarray) -> None:
         """Give ``rows`` fresh episodes from the source."""
         assert self._source is not None
         if len(rows) == self.num_envs:
-            self._batch = self._source.take(self.num_envs)
+            self._set_batch(self._source.take(self.num_envs))
             return
         new = self._source.take(len(rows))
-        self._batch = _copy_batch(self._batch)  # earlier observations stay as they were returned
-        _write_rows(self._batch, new, rows)
+        batch = copy_batch(self._batch)  # earlier observations stay as they were returned
+        _write_rows(batch, new, rows)
+        self._set_batch(batch, own=True)
 
     # ------------------------------------------------------------------------------ step
     def step(
@@ -228,10 +273,12 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             raise RuntimeError("call reset() before step()")
         rows = self._rows_to_step()
         stepping = isinstance(rows, slice) or len(rows) > 0
-        result = self._advance(rows, values, from_actions) if stepping else None
+        result, breach = self._advance(rows, values, from_actions) if stepping else (None, None)
         terminated = self._t >= self._n_steps  # rows reset by this step are at step 0
+        if self._limits is not None:
+            terminated |= self._stopped
         rewards = self._rewards(rows, result, terminated)
-        infos = self._infos(result, rows, terminated)
+        infos = self._infos(result, rows, terminated, breach)
         self._done = terminated.copy()
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             infos = self._same_step_reset(terminated, infos)
@@ -299,29 +346,85 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         else:
             h_target = values[:, 0]
             g_target = values[:, 1] if self._with_option else np.zeros(len(values))
-        if self.config.initial_hedge == "delta":
-            first = t == 0
-            h_target = np.where(first, view.model_hedge[t], h_target)
-            g_target = np.where(first, view.model_option[t], g_target)
+        model = self.config.initial_hedge == "delta"
+        model = (t == 0) if model else None
+        if self._limits is not None and self._flatten[rows].any():  # forced by a breach
+            flatten = self._flatten[rows].copy()
+            model = flatten if model is None else model | flatten
+            self._flatten[rows] = False
+        if model is not None:
+            h_target = np.where(model, view.model_hedge[t], h_target)
+            g_target = np.where(model, view.model_option[t], g_target)
+        remark = self._remark
+        if remark is not None and not isinstance(rows, slice):
+            remark = remark.restrict(rows)
         result = transition(
-            view, t, self._n_steps, self._state_of(rows), h_target, g_target, core
+            view, t, self._n_steps, self._state_of(rows), h_target, g_target, core, remark
         )
+        t = t + core.rebalance_every
+        breach = None
+        if self._limits is not None:
+            result, breach = self._watch_limits(rows, view, t, result, remark)
+        self._store(rows, t, result)
+        return result, breach
+
+    def _store(self, rows: Rows, t: Any, result: StepResult) -> None:
+        """Keep the rows' new state and step (arrays replaced, see :meth:`_begin`), add totals."""
         if isinstance(rows, slice):
-            self._hedge, self._option, self._cash = result.state
-            common = None if self._common_step is None else self._common_step + core.rebalance_every
-            self._set_steps(self._t + core.rebalance_every, common)
+            self._hedge, self._option, self._cash, self._impact = result.state
+            common = None if self._common_step is None else int(t)
+            self._set_steps(self._t + self.core.rebalance_every, common)
         else:
             self._hedge = _with_rows(self._hedge, rows, result.state.hedge)
             self._option = _with_rows(self._option, rows, result.state.option)
             self._cash = _with_rows(self._cash, rows, result.state.cash)
-            self._set_steps(_with_rows(self._t, rows, t + core.rebalance_every))
+            self._impact = _with_rows(self._impact, rows, result.state.impact)
+            self._set_steps(_with_rows(self._t, rows, t))
         totals = self._totals
-        for name in PNL_COMPONENTS:
+        for name in _PLAIN_COMPONENTS:
             _add_rows(totals[name], rows, getattr(result, name))
         _add_rows(totals["pnl"], rows, result.pnl)
         _add_rows(totals["turnover"], rows, np.abs(result.trade))
         _add_rows(totals["trades"], rows, result.trade != 0)
-        return result
+        if self._stressed:  # else these are 0
+            _add_rows(totals["impact_pnl"], rows, result.impact_pnl)
+            _add_rows(totals["unfilled"], rows, abs(result.unfilled))
+            _add_rows(totals["option_unfilled"], rows, abs(result.option_unfilled))
+            _add_rows(totals["slippage"], rows, result.slippage)
+
+    def _watch_limits(
+        self, rows: Rows, view: Any, t: Any, result: StepResult, remark: Any
+    ) -> tuple[StepResult, np.ndarray]:
+        """Check the stepped rows' risk limits at their new step ``t``; act on new breaches.
+
+        Returns:
+            The result (the rows a ``terminate`` limit stops sell their positions when
+            ``unwind`` is set) and the mask of the limits each row crossed now.
+        """
+        limits, core, state = self._limits, self.core, result.state
+        assert limits is not None
+        now = wealth(view, t, state)
+        peak = np.maximum(self._peak[rows], now)
+        self._peak[rows] = peak
+        features = self._batch.features
+        index = (self._rows[rows], t)
+        greeks = {name: getattr(features, name)[index] for name in LIMIT_GREEKS}
+        exposure = exposures(
+            greeks, view.spot[t], state.hedge, state.option, peak - now, core.notional
+        )
+        over = over_limits(limits, exposure) + np.zeros(len(now), dtype=np.int64)
+        breach = new_breaches(over, self._over[rows])
+        self._over[rows] = over
+        _add_rows(self._totals["breaches"], rows, count_breaches(breach))
+        if limits.action == "flatten":
+            self._flatten[rows] |= breach != 0
+        elif limits.action == "terminate":
+            stop = (breach != 0) & (t < self._n_steps)
+            self._stopped[rows] |= stop
+            self._stop_breach[rows] = np.where(stop, breach, 0)
+            if core.unwind and stop.any():
+                result = liquidate(view, t, result, core, stop, remark)
+        return result, breach
 
     def _rewards(self, rows: Rows, result: Any, terminated: np.ndarray) -> np.ndarray:
         """The rewards of the rows stepped (0 for the rows this step reset)."""
@@ -377,12 +480,22 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         return obs
 
     def _infos(
-        self, result: Any, rows: Rows, terminated: np.ndarray | None = None
+        self,
+        result: Any,
+        rows: Rows,
+        terminated: np.ndarray | None = None,
+        breach: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """The info dict of a step (``result`` of the ``rows`` stepped; None: no step)."""
+        """The info dict of a step (``result`` of the ``rows`` stepped; None: no step).
+
+        ``breach`` holds the stepped rows' new limit breaches (None: no limits).
+        """
         n = self.num_envs
+        stressed = result is not None and self._stressed
         infos: dict[str, Any] = {
-            name: self._step_entry(result, rows, name) for name in STEP_INFO_KEYS
+            name: self._step_entry(result, rows, name)
+            if stressed or name not in STRESS_KEYS else self._constants.zeros
+            for name in STEP_INFO_KEYS
         }
         infos["hedge"], infos["option_position"], infos["cash"] = (
             self._hedge,  # replaced, never written in place (see _begin): no copies needed
@@ -395,16 +508,38 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         infos["wealth"] = wealth(view, t, self._state_of(ALL_ROWS))
         infos["reward_scale"] = np.full(n, self.reward_scale)
         infos["step"] = self._t.astype(np.float64)
+        infos["breach"] = self._constants.no_breach
+        if breach is not None:
+            infos["breach"] = np.zeros(n, dtype=np.int64)
+            infos["breach"][rows] = breach
+        ending = terminated is not None and bool(terminated.any())
+        infos["termination_reason"] = self._termination_reasons(terminated, ending)
         mask = np.ones(n, dtype=bool)
         for key in INFO_KEYS:
             infos["_" + key] = mask
-        if terminated is not None and terminated.any():
+        if ending:
             totals = {key: value.copy() for key, value in self._totals.items()}
             totals["terminal_pnl"] = infos["wealth"] - self._wealth0
             totals["initial_premium"] = self._batch.initial_cash.copy()
             infos["episode"] = totals
             infos["_episode"] = terminated.copy()
         return infos
+
+    def _termination_reasons(self, terminated: np.ndarray | None, ending: bool) -> np.ndarray:
+        """``info["termination_reason"]``: "", "expiry" or the limit that ended the row.
+
+        ``ending``: whether any row is ``terminated``.
+        """
+        constants = self._constants
+        if terminated is None or not ending:
+            return constants.no_reason
+        stopped = self._stopped.any()
+        if terminated.all() and not stopped:
+            return constants.expiry  # the common case (all rows at the horizon): no new array
+        reason: Any = EXPIRY
+        if stopped:
+            reason = np.where(self._stopped, first_breach(self._stop_breach), EXPIRY)
+        return np.where(terminated, reason, "").astype(_REASON)
 
     def _step_entry(self, result: Any, rows: Rows, name: str) -> np.ndarray:
         """The ``name`` entry of a step's result for every row (0 for the rows not stepped)."""
@@ -414,6 +549,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         value = getattr(result, name)
         if isinstance(rows, slice) and isinstance(value, np.ndarray) and value.shape == (n,):
             return value  # a fresh array of the transition's
+        if isinstance(value, float) and value == 0.0 and isinstance(rows, slice):
+            return self._constants.zeros  # a component the default path does not have
         out = np.zeros(n)
         out[rows] = value
         return out
@@ -451,6 +588,18 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         return self._batch
 
 
+class _Constants:
+    """Read-only info arrays of the entries that do not change on a step (shared, not copied)."""
+
+    def __init__(self, n: int) -> None:
+        self.zeros = np.zeros(n)
+        self.no_breach = np.zeros(n, dtype=np.int64)
+        self.no_reason = np.full(n, "", dtype=_REASON)
+        self.expiry = np.full(n, EXPIRY, dtype=_REASON)
+        for value in (self.zeros, self.no_breach, self.no_reason, self.expiry):
+            value.flags.writeable = False
+
+
 Rows = slice | np.ndarray
 """The rows a step works on: :data:`ALL_ROWS` (the common case: views, no gathers) or indices."""
 ALL_ROWS = slice(None)
@@ -465,23 +614,12 @@ def _with_rows(values: np.ndarray, rows: np.ndarray, new: Any) -> np.ndarray:
 
 def _add_rows(total: np.ndarray, rows: Rows, values: Any) -> None:
     """``total[rows] += values`` in place (without the write-back of a view for all rows)."""
+    if isinstance(values, float) and values == 0.0:
+        return  # a component the default path does not have
     if isinstance(rows, slice):
         total += values
     else:
         total[rows] += values
-
-
-def _copy_batch(batch: EpisodeBatch) -> EpisodeBatch:
-    """A deep copy of a batch's arrays (the surface and scalars are shared)."""
-    copy = lambda value: value.copy() if isinstance(value, np.ndarray) else value  # noqa: E731
-    return EpisodeBatch(
-        episode=type(batch.episode)(*(copy(v) for v in batch.episode)),
-        features=Features(*(copy(v) for v in batch.features)),
-        observations=batch.observations.copy(),
-        initial_cash=batch.initial_cash.copy(),
-        market=market_rows(batch.market, np.arange(batch.initial_cash.shape[0])),
-        instruments=type(batch.instruments)(*(copy(v) for v in batch.instruments)),
-    )
 
 
 def _write_rows(batch: EpisodeBatch, new: EpisodeBatch, rows: np.ndarray) -> None:
@@ -495,7 +633,8 @@ def _write_rows(batch: EpisodeBatch, new: EpisodeBatch, rows: np.ndarray) -> Non
         getattr(batch.features, name)[rows] = getattr(new.features, name)
     batch.observations[:, rows] = new.observations
     batch.initial_cash[rows] = new.initial_cash
-    for name in ("spot", "variance", "vol_state", "liquidity"):
-        getattr(batch.market, name)[rows] = getattr(new.market, name)
+    for name in ("spot", "variance", "vol_state", "liquidity", "fill_fraction", "fill_cap"):
+        if getattr(batch.market, name) is not None:
+            getattr(batch.market, name)[rows] = getattr(new.market, name)
     for name in batch.instruments._fields:
         getattr(batch.instruments, name)[rows] = getattr(new.instruments, name)

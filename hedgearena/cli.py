@@ -8,6 +8,8 @@ Commands:
 - ``evaluate RUN_DIR``: load a run's saved agent and score it again (same numbers for the same
   paths).
 - ``benchmark``: score the classical hedgers alone.
+- ``stress``: every hedger (the baselines, and saved agents with ``--agent RUN_DIR``) across the
+  stress scenarios of :mod:`hedgearena.envs.scenarios`: tables, heat maps and worst paths.
 
 Every command takes ``--config FILE`` (YAML, see :mod:`hedgearena.run_config`) and
 ``--set key=value`` overrides; ``python train.py COMMAND --help`` lists the shortcuts.
@@ -26,7 +28,7 @@ from rich.console import Console
 
 from hedgearena.run_config import RunConfig, load_config
 
-COMMANDS = ("train", "evaluate", "benchmark")
+COMMANDS = ("train", "evaluate", "benchmark", "stress")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
     _common(evaluate)
     bench = commands.add_parser("benchmark", help="score the classical hedgers alone")
     _common(bench)
+    _stress_options(commands.add_parser(
+        "stress", help="every hedger across the stress scenarios (crashes, droughts, crowding)"))
     return parser
+
+
+def _stress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="a run config (YAML); its stress section")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config field (repeatable), "
+                        "e.g. --set stress.cost=0.001 --set stress.risk_limits={delta: 0.5}")
+    parser.add_argument("--env", help="env id (env.id); default: the first agent's, else "
+                        "hedgearena/ShortCall-v0")
+    parser.add_argument("--agent", dest="agents", action="extend", nargs="+", type=Path,
+                        default=[], metavar="RUN_DIR", help="saved agent run folder(s) to stress "
+                        "beside the baselines")
+    parser.add_argument("--scenarios", nargs="+", help="scenario names (stress.scenarios), "
+                        "e.g. base gap flash_crash crowding crisis_2008")
+    parser.add_argument("--hedgers", nargs="+", help="baseline hedger specs (stress.hedgers)")
+    parser.add_argument("--paths", type=int, help="paths per hedger and scenario (stress.paths)")
+    parser.add_argument("--seed", type=int, help="seed of the paths (stress.seed)")
+    parser.add_argument("--out", help="parent folder of report folders (out)")
+    parser.add_argument("--name", help="the report folder's name (name)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The run config of parsed arguments: file, then ``--set``, then the shortcuts."""
+    if args.command == "stress":
+        return resolve_stress_config(args)
     shortcuts = {
         "env__id": args.env, "arena__paths": args.paths, "seed": args.seed,
         "arena__seed": args.arena_seed, "arena__hedgers": args.hedgers, "out": args.out,
@@ -94,7 +120,80 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
     return out_dir
 
 
+def resolve_stress_config(args: argparse.Namespace) -> RunConfig:
+    """The run config of ``stress``: file, ``--set``, the shortcuts; the first agent's env.
+
+    With ``--agent`` and no env given (``--env``, ``--config`` or ``--set env...``), the env is
+    the first agent's (its run's ``config.yaml``).
+    """
+    shortcuts = {
+        "env__id": args.env, "stress__paths": args.paths, "stress__seed": args.seed,
+        "stress__scenarios": args.scenarios, "stress__hedgers": args.hedgers, "out": args.out,
+        "name": args.name,
+    }
+    config = load_config(args.config, args.overrides, **shortcuts)
+    env_given = args.env or args.config or any(o.startswith("env.") for o in args.overrides)
+    if args.agents and not env_given:
+        config = config.model_copy(update={"env": _agent_config(args.agents[0]).env})
+    return config
+
+
+def _agent_config(run_dir: Path) -> RunConfig:
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"--agent {run_dir}: not a run folder (config.yaml is missing)")
+    return load_config(run_dir / "config.yaml")
+
+
+def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
+    """The saved agents of run folders as hedgers (their names made unique by the folder).
+
+    Raises:
+        ValueError: a folder that is no run, or an agent trained on another env id.
+    """
+    from hedgearena.training import load_agent
+
+    agents = []
+    for run_dir in run_dirs:
+        saved = _agent_config(run_dir)
+        if saved.env.id != config.env.id:
+            raise ValueError(f"--agent {run_dir} was trained on {saved.env.id}, the stress env "
+                             f"is {config.env.id}: pass --env {saved.env.id}")
+        agents.append(load_agent(run_dir, saved))
+    names = [a.name for a in agents]
+    for agent, run_dir in zip(agents, run_dirs, strict=True):
+        if names.count(agent.name) > 1:
+            agent.name = f"{agent.name} ({run_dir.name})"
+    return agents
+
+
+def run_stress(
+    config: RunConfig, agents: Sequence[Path] = (), progress: bool = True,
+    console: Console | None = None,
+) -> Path:
+    """Stress the baselines of ``config.stress`` and the saved ``agents``; returns the folder."""
+    from hedgearena.baselines.stress import print_stress_table, stress_test
+
+    console = console or Console(width=max(Console().width, 160))
+    spec = config.stress
+    env_config = spec.env_config(config.env)
+    out_dir = config.run_dir if config.name else Path(config.out) / (
+        "stress-" + config.env.id.split("/")[-1].removesuffix("-v0") + f"-seed{spec.seed}")
+    config.dump(out_dir / "run_config.yaml")
+    hedgers = [*spec.hedgers, *load_agents(agents, config)]
+    title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
+    start = time.perf_counter()
+    result = stress_test(env_config, hedgers, spec.scenario_objects(), spec.settings(progress),
+                         out_dir, title)
+    print_stress_table(result, title, console)
+    console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ (stress.md, "
+                  "stress.csv, stress.json, heatmap_objective.png, heatmap_es95.png, "
+                  "worst_paths/)")
+    return out_dir
+
+
 def _dispatch(command: str) -> Callable[[argparse.Namespace, RunConfig], Any]:
+    if command == "stress":
+        return lambda args, config: run_stress(config, args.agents, not args.no_progress)
     if command == "benchmark":
         return lambda args, config: run_benchmark(config, not args.no_progress)
     from hedgearena import training
@@ -106,7 +205,7 @@ def _dispatch(command: str) -> Callable[[argparse.Namespace, RunConfig], Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: ``python train.py [train|evaluate|benchmark] [options]``."""
+    """Entry point: ``python train.py [train|evaluate|benchmark|stress] [options]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
         argv = ["train", *argv]

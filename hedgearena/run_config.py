@@ -27,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
+from hedgearena.baselines.stress import DEFAULT_STRESS_COST, DEFAULT_STRESS_HEDGERS, StressSettings
 from hedgearena.envs.config import EnvConfig, make_config
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -56,11 +57,48 @@ class EnvSpec(BaseModel):
 
 
 class AgentSpec(BaseModel):
-    """The agent: its algorithm and hyperparameters (the algorithm's own keys)."""
+    """The agent: its algorithm, hyperparameters and view of the env.
+
+    Attributes:
+        algo: ``deep_hedging`` or a stable-baselines3 agent (``ppo``, ``sac``, ``td3``,
+            ``ddpg``, ``tqc``, ``recurrent_ppo``).
+        hyperparams: the algorithm's keys (for SB3: rl-zoo keys on top of
+            ``configs/<algo>.yml``; for deep hedging: trainer and policy fields).
+        env_kwargs: how an SB3 agent sees the env (``action_mode``, ``reward_mode``,
+            ``risk_aversion``, limits...): fields that change its actions and rewards, never
+            the market, book or costs (the arena scores it on the run's env).
+        eval_freq: env steps between validations (0: ten per run).
+        eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``).
+        checkpoint_freq: env steps between checkpoints (0: five per run).
+    """
 
     model_config = _STRICT
     algo: str = "deep_hedging"
     hyperparams: dict[str, Any] = Field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_freq: int = Field(0, ge=0)
+    eval_paths: int = Field(4096, ge=1)
+    checkpoint_freq: int = Field(0, ge=0)
+
+    @field_validator("algo")
+    @classmethod
+    def _known_algo(cls, value: str) -> str:
+        from hedgearena.agents.sb3 import SB3_ALGOS
+
+        allowed = ("deep_hedging", *SB3_ALGOS)
+        if value not in allowed:
+            raise ValueError(f"agent.algo must be one of {allowed}, got {value!r}")
+        return value
+
+    @field_validator("env_kwargs")
+    @classmethod
+    def _agent_view_only(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from hedgearena.baselines.arena import ENV_OVERRIDES
+
+        bad = sorted(set(value) - set(ENV_OVERRIDES))
+        if bad:
+            raise ValueError(f"agent.env_kwargs may only set {ENV_OVERRIDES}, got {bad}")
+        return value
 
 
 class ArenaSpec(BaseModel):
@@ -88,6 +126,90 @@ class ArenaSpec(BaseModel):
         )
 
 
+def _all_scenarios() -> list[str | dict[str, dict[str, Any]]]:
+    from hedgearena.envs.scenarios import SCENARIOS
+
+    return list(SCENARIOS)
+
+
+class StressSpec(BaseModel):
+    """The stress report (``train.py stress``; see :mod:`hedgearena.baselines.stress`).
+
+    Attributes:
+        paths: paths per hedger and scenario.
+        batch_size: paths per batch in memory.
+        seed: seed of the paths (the same in every scenario) and of the bootstrap.
+        tune_paths: tuning paths of ``:best`` hedgers (on the unstressed env).
+        c: weight of the cost's std in the objective.
+        risk_aversion: of the entropic risk, per currency.
+        n_boot: bootstrap resamples.
+        reference: the hedger the others are compared with, path by path.
+        hedgers: baseline hedger specs (saved agents come from ``--agent RUN_DIR``).
+        scenarios: names of ``hedgearena.envs.scenarios.SCENARIOS``, or one-key mappings of a
+            name to its parameters (``{gap: {size: -0.3}}``).
+        cost: the env's cost during the stress (spreads and impact that scale with the
+            scenarios' liquidity, by default); null keeps the env's own.
+        risk_limits: the env's risk limits (``hedgearena.envs.limits.RiskLimits`` fields), or
+            null for the env's own.
+        worst_paths: draw every hedger's worst path in every scenario.
+    """
+
+    model_config = _STRICT
+    paths: int = Field(20_000, ge=1)
+    batch_size: int = Field(20_000, ge=1)
+    seed: int = 2024
+    tune_paths: int = Field(20_000, ge=1)
+    c: float = Field(1.5, ge=0)
+    risk_aversion: float = Field(0.01, gt=0)
+    n_boot: int = Field(100, ge=1)
+    reference: str = "delta"
+    hedgers: list[str] = Field(default_factory=lambda: list(DEFAULT_STRESS_HEDGERS))
+    scenarios: list[str | dict[str, dict[str, Any]]] = Field(default_factory=_all_scenarios)
+    cost: Any = Field(default_factory=lambda: dict(DEFAULT_STRESS_COST))
+    risk_limits: dict[str, Any] | None = None
+    worst_paths: bool = True
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(
+        cls, value: list[str | dict[str, dict[str, Any]]]
+    ) -> list[str | dict[str, dict[str, Any]]]:
+        from hedgearena.envs.scenarios import make_scenario
+
+        if not value:
+            raise ValueError("stress.scenarios must name at least one scenario")
+        for item in value:
+            if isinstance(item, dict) and len(item) != 1:
+                raise ValueError(f"a scenario with parameters is {{name: {{...}}}}, got {item!r}")
+            name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+            make_scenario(name, **(params or {}))  # raises naming the scenario or parameter
+        return value
+
+    def scenario_objects(self) -> list[Any]:
+        """The :class:`hedgearena.envs.scenarios.Scenario` objects of :attr:`scenarios`."""
+        from hedgearena.envs.scenarios import make_scenario
+
+        out = []
+        for item in self.scenarios:
+            name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+            out.append(make_scenario(name, **(params or {})))
+        return out
+
+    def env_config(self, env: EnvSpec) -> EnvConfig:
+        """The unstressed env config of the stress: ``env``'s, with :attr:`cost` if set."""
+        config = env.config()
+        return config if self.cost is None else config.replace(market_kwargs={}, cost=self.cost)
+
+    def settings(self, progress: bool = True) -> StressSettings:
+        """The stress settings of this spec."""
+        return StressSettings(
+            n_paths=self.paths, batch_size=self.batch_size, seed=self.seed,
+            tune_paths=self.tune_paths, c=self.c, risk_aversion=self.risk_aversion,
+            n_boot=self.n_boot, reference=self.reference, risk_limits=self.risk_limits,
+            worst_paths=self.worst_paths, progress=progress,
+        )
+
+
 class RunConfig(BaseModel):
     """Everything that defines a run.
 
@@ -95,6 +217,7 @@ class RunConfig(BaseModel):
         env: the env id and its keyword overrides.
         agent: the agent's algorithm and hyperparameters.
         arena: the scoring of the agent against the baselines.
+        stress: the stress report (``train.py stress``).
         seed: seed of training (the arena's paths have their own, ``arena.seed``).
         out: parent folder of run folders.
         name: the run's folder name (default: ``<algo>-<env>-seed<seed>``).
@@ -104,6 +227,7 @@ class RunConfig(BaseModel):
     env: EnvSpec = Field(default_factory=EnvSpec)
     agent: AgentSpec = Field(default_factory=AgentSpec)
     arena: ArenaSpec = Field(default_factory=ArenaSpec)
+    stress: StressSpec = Field(default_factory=StressSpec)
     seed: int = 0
     out: str = "runs"
     name: str | None = None

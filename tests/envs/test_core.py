@@ -166,6 +166,10 @@ def test_config_errors_name_the_field() -> None:
         make_config("ShortCall", hedge_option={"expiry_steps": 10})
 
 
+DEFAULT_PATH_ZEROS = ("impact_pnl", "unfilled", "option_unfilled", "slippage")
+"""StepResult fields the default path leaves at 0.0 (no impact, fills or child orders)."""
+
+
 def _random_episode(rng: np.random.Generator, n_steps: int, n_paths: int, rates: bool) -> Episode:
     """An Episode of random time-major arrays; cost terms are zero at some steps, not others."""
     shape = (n_steps + 1, n_paths)
@@ -214,12 +218,15 @@ def test_transition_on_arrays_equals_transition_on_floats(
         h, g = rng.normal(0, 50, n_paths), rng.normal(0, 1, n_paths) * (step % 4 != 0)
         vector = transition(episode, step, n_steps, state, h, g, config)
         for p in range(n_paths):
-            one = HedgeState(*(float(x[p]) for x in state))
+            one = HedgeState(*(float(np.broadcast_to(x, (n_paths,))[p]) for x in state))
             scalar = transition(_one_path(episode, p), step, n_steps, one, float(h[p]), float(g[p]),
                                 config)
             for name, got, want in zip(StepResult._fields, vector, scalar, strict=True):
                 if name == "state":
-                    np.testing.assert_allclose([x[p] for x in got], want, rtol=1e-13, atol=1e-12)
+                    got = [np.broadcast_to(x, (n_paths,))[p] for x in got]
+                    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-12)
+                elif name in DEFAULT_PATH_ZEROS:  # the default path has none of these
+                    assert got == want == 0.0, name
                 else:
                     assert np.shape(got) == (n_paths,), name
                     assert got[p] == pytest.approx(want, rel=1e-13, abs=1e-12), name
@@ -244,6 +251,9 @@ def test_transition_on_torch_tensors_matches_numpy() -> None:
         torch.as_tensor(g), config,
     )
     for name, a, b in zip(StepResult._fields[1:], got[1:], want[1:], strict=True):
+        if name in DEFAULT_PATH_ZEROS:
+            assert a == b == 0.0, name
+            continue
         assert isinstance(a, torch.Tensor), name
         assert tuple(a.shape) == (3,), name
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-13, atol=1e-12, err_msg=name)

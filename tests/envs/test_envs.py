@@ -179,7 +179,7 @@ def test_fuzz_no_nan_leaves_the_env(
         obs, rewards, _, _, infos = env.step(a)
         assert np.isfinite(obs).all()
         assert np.isfinite(rewards).all()
-        assert all(np.isfinite(infos[k]).all() for k in INFO_KEYS)
+        assert all(np.isfinite(infos[k]).all() for k in INFO_KEYS if k != "termination_reason")
 
 
 def test_derman_kamal_hedging_error() -> None:

@@ -1,0 +1,287 @@
+"""stable-baselines3 agents on the native vector env: PPO, SAC, TD3, DDPG, TQC, RecurrentPPO.
+
+Hyperparameters use rl-baselines3-zoo's YAML format (``configs/<algo>.yml``, keyed by env id)
+so ``python -m rl_zoo3.train --algo ppo --env hedgearena/ShortCall-v0 --gym-packages hedgearena
+-conf configs/ppo.yml`` trains with the same settings. The keys this module reads like the zoo:
+
+==================  ===============================================================================
+key                 meaning
+==================  ===============================================================================
+``n_envs``          paths stepped together (one native :class:`VecHedgingEnv`, not n Python envs)
+``n_timesteps``     training budget, env steps (decisions) summed over paths
+``policy``          ``MlpPolicy`` (``MlpLstmPolicy`` for RecurrentPPO)
+``normalize``       ``true``/``false`` or ``"{'norm_obs': True, 'norm_reward': False}"``
+                    (:class:`~stable_baselines3.common.vec_env.VecNormalize`)
+``policy_kwargs``   a dict or the zoo's string, e.g. ``"dict(net_arch=[64, 64])"``
+``noise_type``      ``normal`` or ``ornstein-uhlenbeck`` action noise (TD3, DDPG, SAC), with
+``noise_std``       its standard deviation (actions live in [-1, 1])
+anything else       a keyword of the algorithm's constructor (``learning_rate``, ``n_steps``...)
+==================  ===============================================================================
+
+Learning-rate schedules in the zoo's ``lin_<value>`` form are understood.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.envs.sb3_adapter import make_sb3_vec_env
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "policy_kwargs", "noise_type",
+            "noise_std")
+"""Keys of a zoo hyperparameter block that are not constructor keywords."""
+
+
+def algorithms() -> dict[str, type[BaseAlgorithm]]:
+    """Algorithm name -> class (sb3-contrib's TQC and RecurrentPPO included)."""
+    from sb3_contrib import TQC, RecurrentPPO
+    from stable_baselines3 import DDPG, PPO, SAC, TD3
+
+    return {"ppo": PPO, "sac": SAC, "td3": TD3, "ddpg": DDPG, "tqc": TQC,
+            "recurrent_ppo": RecurrentPPO}
+
+
+SB3_ALGOS = ("ppo", "sac", "td3", "ddpg", "tqc", "recurrent_ppo")
+"""The stable-baselines3 agents this module trains."""
+OFF_POLICY = ("sac", "td3", "ddpg", "tqc")
+"""Agents with a replay buffer (saved with checkpoints)."""
+
+
+def algorithm(name: str) -> type[BaseAlgorithm]:
+    """The class of an algorithm name (ValueError naming the allowed ones)."""
+    table = algorithms()
+    if name not in table:
+        raise ValueError(f"agent.algo must be one of {sorted(table)} or deep_hedging, "
+                         f"got {name!r}")
+    return table[name]
+
+
+# --------------------------------------------------------------------------- hyperparameters
+def zoo_file(algo: str, root: str | Path = "configs") -> Path:
+    """The zoo hyperparameter file of ``algo`` (``configs/<algo>.yml``)."""
+    return Path(root) / f"{algo}.yml"
+
+
+def load_hyperparams(
+    algo: str, env_id: str, path: str | Path | None = None, overrides: Mapping[str, Any] = ()
+) -> dict[str, Any]:
+    """The zoo hyperparameters of ``algo`` for ``env_id``, with ``overrides`` on top.
+
+    Args:
+        algo: a name of :data:`SB3_ALGOS`.
+        env_id: the env id (the block of the YAML file).
+        path: the YAML file (default: ``configs/<algo>.yml`` beside the project; missing file or
+            block: the algorithm's defaults).
+        overrides: keys replacing the file's (e.g. from ``agent.hyperparams`` of a run config).
+    """
+    source = Path(path) if path is not None else _default_zoo_file(algo)
+    params: dict[str, Any] = {}
+    if source is not None and source.is_file():
+        document = yaml.safe_load(source.read_text()) or {}
+        if not isinstance(document, dict):
+            raise ValueError(f"{source}: a zoo hyperparameter file maps env ids to settings")
+        params = dict(document.get(env_id) or {})
+    elif path is not None:
+        raise ValueError(f"hyperparameter file {str(path)!r} does not exist")
+    params.update(dict(overrides))
+    return params
+
+
+def _default_zoo_file(algo: str) -> Path | None:
+    here = Path(__file__).resolve().parent.parent / "configs" / f"{algo}.yml"
+    return here if here.is_file() else None
+
+
+def parse_policy_kwargs(value: Any) -> dict[str, Any]:
+    """``policy_kwargs`` as a dict: given as one, or as the zoo's Python-expression string.
+
+    The string is evaluated with only ``dict``, ``nn`` (``torch.nn``) and no builtins.
+
+    Examples:
+        >>> parse_policy_kwargs("dict(net_arch=[64, 64])")
+        {'net_arch': [64, 64]}
+    """
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        import torch.nn as nn
+
+        try:
+            result = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": nn})
+        except Exception as error:
+            raise ValueError(f"policy_kwargs {value!r} is not an expression: {error}") from None
+        if isinstance(result, dict):
+            return result
+    raise ValueError(f"policy_kwargs must be a dict or a 'dict(...)' string, got {value!r}")
+
+
+def parse_normalize(value: Any) -> dict[str, Any] | None:
+    """VecNormalize keywords from the zoo's ``normalize`` (None: no normalisation).
+
+    Examples:
+        >>> parse_normalize("{'norm_obs': True, 'norm_reward': False}")
+        {'norm_obs': True, 'norm_reward': False}
+        >>> parse_normalize(True)
+        {}
+    """
+    if value in (None, False):
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, str):
+        value = yaml.safe_load(value.replace("True", "true").replace("False", "false"))
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise ValueError(f"normalize must be true, false or a dict, got {value!r}")
+
+
+def _schedule(value: Any) -> Any:
+    """The zoo's ``lin_<x>`` linear schedule, or the value itself."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        start = float(value[4:])
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+def _action_noise(params: dict[str, Any], action_dim: int) -> Any:
+    kind, std = params.pop("noise_type", None), params.pop("noise_std", 0.1)
+    if kind is None:
+        return None
+    mean, sigma = np.zeros(action_dim), float(std) * np.ones(action_dim)
+    if kind == "normal":
+        return NormalActionNoise(mean, sigma)
+    if kind == "ornstein-uhlenbeck":
+        return OrnsteinUhlenbeckActionNoise(mean, sigma)
+    raise ValueError(f"noise_type must be 'normal' or 'ornstein-uhlenbeck', got {kind!r}")
+
+
+# ------------------------------------------------------------------------------ environment
+def make_training_env(
+    env_id: str, env_kwargs: Mapping[str, Any], n_envs: int, seed: int,
+    normalize: dict[str, Any] | None, gamma: float = 0.99,
+) -> VecEnv:
+    """The native vector env of ``env_id`` as an SB3 VecEnv, normalised when asked.
+
+    Args:
+        env_id: a registered id.
+        env_kwargs: its keyword overrides (the case plus the agent's view: action and reward
+            modes).
+        n_envs: paths stepped together.
+        seed: seed of the paths.
+        normalize: VecNormalize keywords, or None.
+        gamma: discount of the reward normaliser (the algorithm's).
+    """
+    venv: VecEnv = make_sb3_vec_env(env_id, n_envs, seed=seed, **dict(env_kwargs))
+    if normalize is not None:
+        venv = VecNormalize(venv, gamma=gamma, **{"norm_reward": False, **normalize})
+    return venv
+
+
+def build_model(
+    algo: str, venv: VecEnv, hyperparams: Mapping[str, Any], seed: int,
+    tensorboard_log: str | None = None,
+) -> BaseAlgorithm:
+    """A new model of ``algo`` on ``venv`` from zoo hyperparameters."""
+    params = {k: v for k, v in hyperparams.items() if k not in ("n_envs", "n_timesteps",
+                                                                 "normalize")}
+    policy = params.pop("policy", "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy")
+    params["policy_kwargs"] = parse_policy_kwargs(params.get("policy_kwargs"))
+    noise = _action_noise(params, int(np.prod(venv.action_space.shape)))
+    if noise is not None:
+        params["action_noise"] = noise
+    for key in ("learning_rate", "clip_range"):
+        if key in params:
+            params[key] = _schedule(params[key])
+    cls = algorithm(algo)
+    return cls(policy, venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log,
+               **params)
+
+
+# ------------------------------------------------------------------------------- the hedger
+class ObsNormalizer:
+    """A frozen copy of VecNormalize's observation statistics (what the agent was trained on)."""
+
+    def __init__(self, mean: NDArray[np.float64], var: NDArray[np.float64], clip: float,
+                 epsilon: float) -> None:
+        self.mean, self.var, self.clip, self.epsilon = mean, var, clip, epsilon
+
+    @classmethod
+    def of(cls, venv: VecEnv | None) -> ObsNormalizer | None:
+        """The statistics of ``venv`` if it is a VecNormalize normalising observations."""
+        if not isinstance(venv, VecNormalize) or not venv.norm_obs:
+            return None
+        rms = venv.obs_rms
+        return cls(rms.mean.copy(), rms.var.copy(), float(venv.clip_obs), float(venv.epsilon))
+
+    def __call__(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Normalised observations, as VecNormalize.normalize_obs computes them."""
+        scaled = (obs - self.mean) / np.sqrt(self.var + self.epsilon)
+        return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
+
+
+class SB3Hedger(Hedger):
+    """A trained stable-baselines3 agent as an arena hedger.
+
+    Its actions are read with the action mode it was trained with (``env_overrides``), turned
+    into positions by the env (:meth:`VecHedgingEnv.positions_from_actions`) and traded like
+    any hedger's; observations are normalised with the training statistics; recurrent agents
+    carry their LSTM state over the episode. Deterministic actions.
+
+    Args:
+        model: the trained model.
+        normalizer: the observation statistics (None if the agent saw raw observations).
+        env_overrides: the config fields of the agent's view of the env (action mode, reward).
+        name: the label in tables.
+    """
+
+    def __init__(self, model: BaseAlgorithm, normalizer: ObsNormalizer | None,
+                 env_overrides: Mapping[str, Any], name: str = "agent") -> None:
+        self.model, self.normalizer, self.name = model, normalizer, name
+        self.env_overrides = dict(env_overrides)
+        self._env: VecHedgingEnv | None = None
+        self._lstm: Any = None
+        self._start: NDArray[np.bool_] | None = None
+
+    def reset(self, env: VecHedgingEnv) -> None:
+        """Remember the env; recurrent agents start a new LSTM state."""
+        self._env, self._lstm = env, None
+        self._start = np.ones(env.num_envs, dtype=bool)
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """The agent's deterministic actions as positions."""
+        if self._env is None or self._start is None:
+            raise RuntimeError(f"{self.name}: call reset(env) before positions()")
+        x = self.normalizer(obs) if self.normalizer is not None else obs
+        actions, self._lstm = self.model.predict(x, state=self._lstm,
+                                                 episode_start=self._start, deterministic=True)
+        self._start = np.zeros_like(self._start)
+        return self._env.positions_from_actions(np.asarray(actions, dtype=np.float64))
+
+
+def agent_view(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The env fields of an agent's view (:data:`hedgearena.baselines.arena.ENV_OVERRIDES`)."""
+    from hedgearena.baselines.arena import ENV_OVERRIDES
+
+    return {k: v for k, v in env_kwargs.items() if k in ENV_OVERRIDES}
+
+
+def timesteps(hyperparams: Mapping[str, Any], default: int) -> int:
+    """The training budget of zoo hyperparameters (``n_timesteps``), env steps."""
+    value = hyperparams.get("n_timesteps", default)
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 1):
+        raise ValueError(f"n_timesteps must be a number >= 1, got {value!r}")
+    return int(value)

@@ -1,0 +1,144 @@
+"""Training stable-baselines3 agents for a run: the env, the callbacks, resume, save and load.
+
+The agent trains on the run's env with its own view (``agent.env_kwargs``: action and reward
+modes), through the native vector env and the SB3 adapter (normalised by VecNormalize when its
+hyperparameters say so). Every ``eval_freq`` env steps it is scored on fixed validation paths
+like any arena hedger, next to delta and a band (TensorBoard ``hedge/*``), and the best model
+is kept; checkpoints let an interrupted run resume with its step count.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from hedgearena.agents.callbacks import (
+    CheckpointCallback,
+    HedgingEvalCallback,
+    latest_checkpoint,
+    save_agent,
+)
+from hedgearena.agents.sb3 import (
+    OFF_POLICY,
+    ObsNormalizer,
+    SB3Hedger,
+    algorithm,
+    build_model,
+    load_hyperparams,
+    make_training_env,
+    parse_normalize,
+    timesteps,
+)
+from hedgearena.baselines.bands import FixedBand
+from hedgearena.baselines.delta import BlackScholesDelta
+from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.sb3_adapter import make_sb3_vec_env
+from hedgearena.run_config import RunConfig
+
+DEFAULT_TIMESTEPS = 200_000
+"""The budget when neither the zoo file nor the run config gives ``n_timesteps``."""
+AGENT_FILE = "agent.json"
+"""Written beside a saved SB3 model: the algorithm and the agent's view of the env."""
+
+
+def run_hyperparams(config: RunConfig) -> dict[str, Any]:
+    """The zoo hyperparameters of the run's agent (``configs/<algo>.yml`` + overrides)."""
+    return load_hyperparams(config.agent.algo, config.env.id,
+                            overrides=config.agent.hyperparams)
+
+
+def _env(config: RunConfig, params: dict[str, Any], folder: Path | None) -> VecEnv:
+    """The training env; with ``folder``, the normaliser's statistics are loaded from it."""
+    kwargs = {**config.env.kwargs, **config.agent.env_kwargs}
+    n_envs = int(params.get("n_envs", 64))
+    normalize = parse_normalize(params.get("normalize"))
+    gamma = float(params.get("gamma", 0.99))
+    if folder is None or normalize is None:
+        return make_training_env(config.env.id, kwargs, n_envs, config.seed, normalize, gamma)
+    raw = make_sb3_vec_env(config.env.id, n_envs, seed=config.seed, **kwargs)
+    return VecNormalize.load(str(folder / "vecnormalize.pkl"), raw)
+
+
+def _callbacks(
+    config: RunConfig, env_config: EnvConfig, run_dir: Path, budget: int
+) -> tuple[HedgingEvalCallback, CheckpointCallback]:
+    agent = config.agent
+    view = dict(agent.env_kwargs)
+
+    def make_hedger(model: Any, normalizer: ObsNormalizer | None) -> SB3Hedger:
+        return SB3Hedger(model, normalizer, view, name="agent")
+
+    baselines = [BlackScholesDelta(), FixedBand(0.1)]
+    evaluation = HedgingEvalCallback(
+        env_config, baselines, make_hedger, agent.eval_freq or max(budget // 10, 1),
+        agent.eval_paths, config.arena.seed + 1, config.arena.c, run_dir / "best",
+    )
+    checkpoints = CheckpointCallback(run_dir / "checkpoints",
+                                     agent.checkpoint_freq or max(budget // 5, 1), agent.algo)
+    return evaluation, checkpoints
+
+
+def train_sb3(
+    config: RunConfig, env_config: EnvConfig, run_dir: Path, progress: bool
+) -> dict[str, Any]:
+    """Train (or resume) the run's SB3 agent; the best validated model goes to ``run_dir/model``.
+
+    Returns:
+        A summary: algorithm, env steps, the validation history and the best objective.
+    """
+    params = run_hyperparams(config)
+    budget = timesteps(params, DEFAULT_TIMESTEPS)
+    resume = latest_checkpoint(run_dir / "checkpoints")
+    venv = _env(config, params, resume[0] if resume else None)
+    if resume is None:
+        model = build_model(config.agent.algo, venv, params, config.seed, str(run_dir / "tb"))
+    else:
+        model = algorithm(config.agent.algo).load(resume[0] / "model.zip", env=venv,
+                                                  device="cpu")
+        if config.agent.algo in OFF_POLICY and (resume[0] / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(resume[0] / "replay_buffer.pkl")
+    evaluation, checkpoints = _callbacks(config, env_config, run_dir, budget)
+    remaining = max(budget - model.num_timesteps, 0)
+    model.learn(remaining, callback=[evaluation, checkpoints], progress_bar=progress,
+                reset_num_timesteps=resume is None, tb_log_name=config.agent.algo)
+    checkpoints.save()
+    _publish(run_dir, config, model, venv)
+    return {"algo": config.agent.algo, "timesteps": int(model.num_timesteps),
+            "resumed_from": resume[1] if resume else None, "best_objective": evaluation.best,
+            "history": evaluation.history, "hyperparams": _jsonable(params)}
+
+
+def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None:
+    """Copy the best validated model (or the last one) to ``run_dir/model`` with agent.json."""
+    target = run_dir / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    best = run_dir / "best"
+    if (best / "model.zip").is_file():
+        shutil.copytree(best, target)
+    else:
+        save_agent(model, venv, target)
+    view = {"algo": config.agent.algo, "env_kwargs": config.agent.env_kwargs}
+    (target / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
+
+
+def load_sb3_hedger(model_dir: Path, config: RunConfig, name: str) -> SB3Hedger:
+    """The saved SB3 agent of ``model_dir`` as an arena hedger (deterministic actions)."""
+    view = json.loads((model_dir / AGENT_FILE).read_text())
+    model = algorithm(view["algo"]).load(model_dir / "model.zip", device="cpu")
+    normalizer = None
+    stats = model_dir / "vecnormalize.pkl"
+    if stats.is_file():
+        with stats.open("rb") as handle:
+            normalizer = ObsNormalizer.of(pickle.load(handle))  # our own file
+    return SB3Hedger(model, normalizer, view["env_kwargs"], name=name)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, int | float | str | bool | type(None) | list | dict) else repr(v)
+            for k, v in params.items()}

@@ -1,0 +1,537 @@
+"""The stress report: every hedger across every stress scenario, scored by the arena's rules.
+
+``stress_test(config, hedgers, scenarios, settings, out_dir)`` applies each scenario of
+:mod:`hedgearena.envs.scenarios` to the env config, runs every hedger on the same paths of the
+stressed config with the arena (the same seed in every scenario: a scenario's paths share their
+random numbers with the base's), scores them (:func:`hedgearena.baselines.metrics.score`, each
+against the reference hedger on the same paths), counts the risk-limit breaches and finds each
+hedger's worst path. Hedgers are specs (``ww:best`` is tuned once, on the unstressed config:
+parameters chosen in normal markets, then stressed) or :class:`Hedger` objects (saved agents).
+
+=================================  ================================================================
+file                               content
+=================================  ================================================================
+``stress_config.yaml``             the env config, the settings, the hedgers, every scenario's
+                                   parameters and the execution mechanics it switches on
+``stress.csv`` / ``.json``         one row per (scenario, hedger): every metric, the breaches and
+                                   the worst path (its index and P&L)
+``stress.md``                      objective and ES 95% tables (hedger x scenario), the scenarios
+``heatmap_objective.png``          hedger x scenario heat map of the objective
+``heatmap_es95.png``               the same for the expected shortfall (95%) of the loss
+``worst_paths/<scenario>__<h>.png`` the path story of each hedger's worst path in each scenario
+=================================  ================================================================
+
+Units: currency per episode (per path), in each scenario's own scale: a historical window's
+prices are S&P 500 index points, so its numbers are not comparable with a simulated scenario's.
+The heat maps colour each scenario's column from its best hedger to its worst.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hedgearena.baselines import metrics, report
+from hedgearena.baselines.arena import ArenaResult, run_arena
+from hedgearena.baselines.benchmark import BenchmarkSettings, plain_data, resolve_hedgers
+from hedgearena.baselines.hedger import EpisodeRecord, Hedger
+from hedgearena.baselines.registry import describe
+from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
+
+DEFAULT_STRESS_HEDGERS = ("no_hedge", "delta", "delta:5", "ww:best", "adaptive", "leland")
+"""The classical hedgers of a default stress report (``ww:best`` tuned on the unstressed env)."""
+
+DEFAULT_STRESS_COST: dict[str, Any] = {
+    "proportional": 0.0005,
+    "spread": {"half_spread": 0.0005, "vol_sensitivity": 1.0},
+    "sqrt_impact": {"coefficient": 1.0, "daily_volume": 2000.0},
+}
+"""The cost of the ``stress`` command's env: a 5 bp fee, a 5 bp half-spread widening with vol
+and square-root impact against a daily volume of 20 notionals (of the ShortCall book), so that
+spreads and impact scale with the scenarios' liquidity multiplier (a flat fee would not)."""
+
+HEATMAP_METRICS = {
+    "objective": ("objective", "Y = mean(cost) + c std(cost)"),
+    "es95": ("expected_shortfall_95", "expected shortfall 95% of the loss"),
+}
+"""File tag -> (score key, label) of the heat maps."""
+
+
+@dataclass(frozen=True)
+class StressSettings:
+    """How a stress test is run and scored.
+
+    Attributes:
+        n_paths: paths per hedger and scenario.
+        batch_size: paths per batch in memory.
+        seed: seed of the paths (the same in every scenario) and of the bootstrap.
+        tune_paths: paths of the tuning run of ``:best`` specs (on the unstressed config).
+        c: weight of the cost's std in the objective ``mean(cost) + c std(cost)``.
+        risk_aversion: of the entropic risk, per currency.
+        n_boot: bootstrap resamples of the tail metrics and the paired test.
+        reference: the hedger every other one is compared with (skipped if absent).
+        risk_limits: the env's risk limits in every scenario (a dict of
+            ``hedgearena.envs.limits.RiskLimits`` fields), or None for the config's own.
+        worst_paths: draw the worst path of every hedger in every scenario.
+        progress: show progress bars.
+    """
+
+    n_paths: int = 20_000
+    batch_size: int = 20_000
+    seed: int = 0
+    tune_paths: int = 20_000
+    c: float = metrics.DEFAULT_C
+    risk_aversion: float = metrics.DEFAULT_RISK_AVERSION
+    n_boot: int = 100
+    reference: str = "delta"
+    risk_limits: Mapping[str, Any] | None = None
+    worst_paths: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_paths", "batch_size", "tune_paths", "n_boot"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"StressSettings.{name} must be an integer >= 1, got {value!r}")
+        if not (math.isfinite(self.c) and self.c >= 0):
+            raise ValueError(f"StressSettings.c must be a finite number >= 0, got {self.c!r}")
+        if not (math.isfinite(self.risk_aversion) and self.risk_aversion > 0):
+            raise ValueError(
+                f"StressSettings.risk_aversion must be > 0 per currency, got {self.risk_aversion!r}"
+            )
+
+    def benchmark(self) -> BenchmarkSettings:
+        """The benchmark settings that tune ``:best`` specs."""
+        return BenchmarkSettings(n_paths=self.n_paths, batch_size=self.batch_size,
+                                 seed=self.seed, tune_paths=self.tune_paths, c=self.c,
+                                 risk_aversion=self.risk_aversion, n_boot=self.n_boot,
+                                 reference=self.reference, frontier=False,
+                                 progress=self.progress)
+
+
+@dataclass
+class StressReport:
+    """A stress test's results.
+
+    Attributes:
+        table: one row per (scenario, hedger) (a two-level index), every metric of
+            :func:`metrics.score` plus ``mean_breaches``, ``breach_probability``,
+            ``worst_path`` and ``worst_pnl``.
+        scenarios: name -> the scenario as run.
+        pnl: scenario -> hedger -> ``(n_paths,)`` terminal P&L, currency per episode.
+        tuned: family -> the parameter of each ``:best`` spec.
+        hedgers: the hedgers' names, in order.
+        files: name -> path of each file written.
+    """
+
+    table: pd.DataFrame
+    scenarios: dict[str, Scenario]
+    pnl: dict[str, dict[str, np.ndarray]]
+    tuned: dict[str, float]
+    hedgers: list[str]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def pivot(self, key: str) -> pd.DataFrame:
+        """The metric ``key`` as a hedger x scenario table (scenarios in the run's order)."""
+        wide = self.table[key].unstack("scenario")
+        return wide.reindex(index=self.hedgers, columns=list(self.scenarios))
+
+
+def resolve_scenarios(scenarios: Sequence[str | Scenario] | None) -> dict[str, Scenario]:
+    """Scenarios from names of :data:`SCENARIOS` or :class:`Scenario` objects (None: all)."""
+    chosen = list(SCENARIOS) if scenarios is None else list(scenarios)
+    out: dict[str, Scenario] = {}
+    for item in chosen:
+        scenario = item if isinstance(item, Scenario) else make_scenario(item)
+        if scenario.name in out:
+            raise ValueError(f"scenario {scenario.name!r} is given twice")
+        out[scenario.name] = scenario
+    if not out:
+        raise ValueError("give at least one scenario")
+    return out
+
+
+def with_risk_limits(config: EnvConfig, limits: Mapping[str, Any] | None) -> EnvConfig:
+    """``config`` with ``risk_limits`` set (``config`` itself when ``limits`` is None)."""
+    if limits is None:
+        return config
+    return config.replace(market_kwargs={}, risk_limits=dict(limits))
+
+
+def breach_counts(totals: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Limit breaches per path from an episode's totals (None when the env reports none).
+
+    Reads ``totals["breaches"]`` (the env's count per episode), else sums the totals whose
+    key contains ``breach``.
+
+    Examples:
+        >>> breach_counts({"breaches": np.array([0.0, 2.0])}).tolist()
+        [0.0, 2.0]
+        >>> breach_counts({"pnl": np.zeros(2)}) is None
+        True
+    """
+    if "breaches" in totals:
+        return np.asarray(totals["breaches"], dtype=np.float64)
+    keys = [k for k in totals if "breach" in k]
+    if not keys:
+        return None
+    return np.sum([np.asarray(totals[k], dtype=np.float64) for k in keys], axis=0)
+
+
+def stress_test(
+    config: EnvConfig,
+    hedgers: Sequence[str | Hedger] = DEFAULT_STRESS_HEDGERS,
+    scenarios: Sequence[str | Scenario] | None = None,
+    settings: StressSettings | None = None,
+    out_dir: str | Path | None = None,
+    title: str = "",
+) -> StressReport:
+    """Every hedger across every scenario on the same paths; write the report to ``out_dir``.
+
+    Args:
+        config: the unstressed env config (market, book, costs, conventions).
+        hedgers: specs (:mod:`hedgearena.baselines.registry`) or :class:`Hedger` objects.
+        scenarios: names of :data:`SCENARIOS` or :class:`Scenario` objects; None = all.
+        settings: paths, seeds and scoring parameters.
+        out_dir: folder of the report files (created), or None for no files.
+        title: title of the tables and plots.
+
+    Returns:
+        The report.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> settings = StressSettings(n_paths=256, n_boot=10, worst_paths=False, progress=False)
+        >>> out = stress_test(make_config("ShortCall"), ["no_hedge", "delta"], ["base", "gap"],
+        ...                   settings)
+        >>> out.pivot("objective").shape
+        (2, 2)
+    """
+    settings = settings or StressSettings()
+    chosen = resolve_scenarios(scenarios)
+    config = with_risk_limits(config, settings.risk_limits)
+    main, tuned = resolve_hedgers(config, hedgers, settings.benchmark())
+    names = [h.name for h in main]
+    out_path = None if out_dir is None else Path(out_dir)
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    pnl: dict[str, dict[str, np.ndarray]] = {}
+    files: dict[str, Path] = {}
+    with _bar(settings.progress, len(chosen)) as bar:
+        for name, scenario in chosen.items():
+            bar.set_postfix_str(name)
+            stressed = scenario.apply(config)
+            result = run_arena(stressed, main, settings.n_paths, settings.batch_size,
+                               settings.seed, progress=settings.progress)
+            for hedger in names:
+                rows[name, hedger] = _score(result, hedger, settings)
+            pnl[name] = {h: result.records[h].totals["terminal_pnl"].copy() for h in names}
+            if settings.worst_paths and out_path is not None:
+                files.update(_worst_stories(result, name, names, rows, settings, out_path))
+            bar.update(1)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
+    out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names)
+    if out_path is not None:
+        files.update(write_report(out, config, main, settings, out_path, title))
+        out.files = files
+    return out
+
+
+def _score(result: ArenaResult, hedger: str, settings: StressSettings) -> dict[str, float]:
+    """Every metric of one hedger in one scenario, the breaches and the worst path."""
+    record = result.records[hedger]
+    use_reference = settings.reference in result.records and hedger != settings.reference
+    scores = metrics.score(
+        record, result.batch, c=settings.c, risk_aversion=settings.risk_aversion,
+        reference=result.records[settings.reference] if use_reference else None,
+        n_boot=settings.n_boot, seed=settings.seed,
+    )
+    scores.update(_breach_columns(record))
+    terminal = record.totals["terminal_pnl"]
+    worst = int(np.argmin(terminal))
+    scores.update(worst_path=float(worst), worst_pnl=float(terminal[worst]))
+    return scores
+
+
+def _breach_columns(record: EpisodeRecord) -> dict[str, float]:
+    counts = breach_counts(record.totals)
+    if counts is None:
+        return {"mean_breaches": math.nan, "breach_probability": math.nan}
+    return {"mean_breaches": float(counts.mean()), "breach_probability": float((counts > 0).mean())}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a label.
+
+    Examples:
+        >>> slug("Whalley-Wilmott 0.1 (tuned)")
+        'Whalley-Wilmott_0.1_tuned'
+    """
+    return re.sub(r"[^A-Za-z0-9.\-]+", "_", text).strip("_")
+
+
+def _worst_stories(
+    result: ArenaResult, scenario: str, names: Sequence[str],
+    rows: Mapping[tuple[str, str], Mapping[str, float]], settings: StressSettings, out_dir: Path,
+) -> dict[str, Path]:
+    """The path story of each hedger's worst path (with the reference's positions beside)."""
+    batch = result.batch
+    n_steps = batch.market.n_steps
+    strikes = batch.instruments.strike
+    series = {n: report.story_series(result.records[n], n_steps) for n in names}
+    files = {}
+    for hedger in names:
+        index = int(rows[scenario, hedger]["worst_path"])
+        shown = [hedger] + [settings.reference] * (
+            settings.reference in series and settings.reference != hedger)
+        path = out_dir / "worst_paths" / f"{slug(scenario)}__{slug(hedger)}.png"
+        worst = format(rows[scenario, hedger]["worst_pnl"], ",.0f")
+        files[f"worst_{scenario}_{hedger}"] = report.plot_path_story(
+            index, batch.market.times, batch.market.spot, batch.episode.model_hedge.T,
+            {n: series[n][0] for n in shown}, path, costs={n: series[n][1] for n in shown},
+            strike=float(strikes[index, 0]) if strikes.shape[1] else None,
+            title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})",
+        )
+    return files
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        del n
+
+    def set_postfix_str(self, text: str) -> None:
+        del text
+
+
+class _bar:  # noqa: N801  (a context manager used like a function)
+    """A tqdm bar over the scenarios (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return _NoBar()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc="stress", unit="scenario")
+        return self.bar
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------- the report
+def write_report(
+    out: StressReport, config: EnvConfig, hedgers: Sequence[Hedger], settings: StressSettings,
+    out_dir: Path, title: str = "",
+) -> dict[str, Path]:
+    """Write the tables, heat maps and config of a stress report into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"config": _write_config(out_dir / "stress_config.yaml", out, config, hedgers,
+                                     settings)}
+    files.update(write_tables(out, out_dir, settings, title))
+    for tag, (key, label) in HEATMAP_METRICS.items():
+        files[f"heatmap_{tag}"] = plot_heatmap(
+            out.pivot(key), out_dir / f"heatmap_{tag}.png",
+            title=f"{title}\n{label}" if title else label,
+            colorbar_label="colour: within each scenario, best to worst",
+        )
+    return files
+
+
+def _write_config(
+    path: Path, out: StressReport, config: EnvConfig, hedgers: Sequence[Hedger],
+    settings: StressSettings,
+) -> Path:
+    document = {
+        "env": config.to_dict(),
+        "stress": dataclasses.asdict(settings),
+        "hedgers": {h.name: describe(h) for h in hedgers},
+        "tuned": out.tuned,
+        "scenarios": {
+            name: {"description": s.description, "parameters": dict(s.parameters),
+                   "mechanics": list(s.mechanics)}
+            for name, s in out.scenarios.items()
+        },
+    }
+    path.write_text(yaml.safe_dump(plain_data(document), sort_keys=False))
+    return path
+
+
+def write_tables(
+    out: StressReport, out_dir: Path, settings: StressSettings, title: str = ""
+) -> dict[str, Path]:
+    """``stress.csv`` (every column), ``stress.json`` (with units) and ``stress.md``."""
+    paths = {ext: out_dir / f"stress.{ext}" for ext in ("csv", "json", "md")}
+    out.table.to_csv(paths["csv"])
+    units = metrics.column_units(list(out.table.columns))
+    units.update(mean_breaches="count", breach_probability="probability", worst_path="index")
+    records = []
+    columns = [str(c) for c in out.table.columns]
+    for (scenario, hedger), row in zip(out.table.index, out.table.to_numpy(), strict=True):
+        values = {k: (float(v) if math.isfinite(v) else None) for k, v in zip(columns, row,
+                                                                              strict=True)}
+        records.append({"scenario": scenario, "hedger": hedger, **values})
+    document = {
+        "metadata": {"title": title, "c": settings.c, "risk_aversion": settings.risk_aversion,
+                     "n_paths": settings.n_paths, "seed": settings.seed, "tuned": out.tuned},
+        "units": units,
+        "records": records,
+    }
+    paths["json"].write_text(json.dumps(plain_data(document), indent=2, allow_nan=False) + "\n")
+    paths["md"].write_text(markdown_report(out, settings, title))
+    return paths
+
+
+def markdown_report(out: StressReport, settings: StressSettings, title: str = "") -> str:
+    """The objective and ES tables (scenario rows, hedger columns) and the scenarios' list."""
+    lines = [f"# {title or 'Stress report'}", ""]
+    for key, se_key, label in (
+        ("objective", "objective_se",
+         f"Objective Y = mean(cost) + {settings.c:g} std(cost) (lower is better)"),
+        ("expected_shortfall_95", None, "Expected shortfall 95% of the loss (lower is better)"),
+        ("worst_pnl", None, "Worst path's P&L (higher is better)"),
+    ):
+        lines += [f"## {label}", "", _pivot_markdown(out, key, se_key), ""]
+    lines += ["## Scenarios", "", "| scenario | what it does | execution mechanics |",
+              "|:---|:---|:---|"]
+    for name, scenario in out.scenarios.items():
+        mechanics = ", ".join(scenario.mechanics) or "-"
+        lines.append(f"| {name} | {scenario.description} | {mechanics} |")
+    lines += ["", report.caption(settings.c, settings.risk_aversion),
+              "Each scenario in its own price scale (historical windows: S&P 500 points). "
+              "Bold: the best hedger of each scenario.", ""]
+    return "\n".join(lines)
+
+
+def _pivot_markdown(out: StressReport, key: str, se_key: str | None) -> str:
+    values = out.pivot(key).T  # scenario rows, hedger columns
+    array = values.to_numpy(dtype=np.float64)
+    errors = out.pivot(se_key).T.to_numpy(dtype=np.float64) if se_key else None
+    best = np.nanargmin(array, axis=1) if key != "worst_pnl" else np.nanargmax(array, axis=1)
+    header = "| scenario | " + " | ".join(str(h).replace("|", "\\|") for h in values.columns)
+    lines = [header + " |", "|:---|" + "---:|" * len(values.columns)]
+    for i, scenario in enumerate(values.index):
+        cells = []
+        for j, value in enumerate(array[i]):
+            text = report.format_number(float(value))
+            if errors is not None and math.isfinite(value):
+                text += f" ± {report.format_se(float(errors[i, j]))}"
+            cells.append(f"**{text}**" if j == best[i] else text)
+        lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def print_stress_table(out: StressReport, title: str = "", console: Any = None) -> Any:
+    """Print the objective and ES 95% of every hedger (columns) in every scenario (rows).
+
+    Each cell is ``Y / ES``; the scenario's lowest objective is green. Returns the rich table.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    objective, shortfall = out.pivot("objective").T, out.pivot("expected_shortfall_95").T
+    table = Table(title=title or "Stress report", box=box.SIMPLE_HEAD,
+                  caption="cell: objective Y = mean(cost) + c std(cost) / ES 95% of the loss, "
+                  "currency per episode, lower is better (green: the scenario's best Y)",
+                  caption_justify="left")
+    table.add_column("scenario", style="bold", no_wrap=True)
+    for hedger in objective.columns:
+        table.add_column(str(hedger), justify="right")
+    values = objective.to_numpy(dtype=np.float64)
+    tails = shortfall.to_numpy(dtype=np.float64)
+    for i, scenario in enumerate(objective.index):
+        best = int(np.nanargmin(values[i]))
+        cells = [
+            f"{'[green]' if j == best else ''}{report.format_number(float(values[i, j]))}"
+            f"{'[/green]' if j == best else ''} / {report.format_number(float(tails[i, j]))}"
+            for j in range(values.shape[1])
+        ]
+        table.add_row(str(scenario), *cells)
+    (console or Console()).print(table)
+    return table
+
+
+def column_scale(values: pd.DataFrame) -> np.ndarray:
+    """Each column scaled to [0, 1], its lowest value 0 and its highest 1 (0.5 if constant).
+
+    Examples:
+        >>> column_scale(pd.DataFrame({"a": [1.0, 3.0, 2.0], "b": [5.0, 5.0, 5.0]})).tolist()
+        [[0.0, 0.5], [1.0, 0.5], [0.5, 0.5]]
+    """
+    array = values.to_numpy(dtype=np.float64)
+    low, high = np.nanmin(array, axis=0), np.nanmax(array, axis=0)
+    span = high - low
+    flat = ~(span > 0)
+    scaled = (array - low) / np.where(flat, 1.0, span)
+    return np.where(flat[None, :], 0.5, scaled)
+
+
+def plot_heatmap(
+    values: pd.DataFrame, path: str | Path, *, title: str = "", colorbar_label: str = "",
+) -> Path:
+    """A hedger x scenario heat map: each cell annotated with its value, coloured by column.
+
+    Colours run from green (the scenario's lowest value, the best) to red (its highest), so
+    scenarios of different scales share one picture; the best cell of each column is bold.
+
+    Args:
+        values: hedgers as rows, scenarios as columns (lower is better).
+        path: the PNG to write.
+        title: the figure's title.
+        colorbar_label: the colour bar's label.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = values.shape
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.15 * n_cols + 3.0), max(3.0, 0.55 * n_rows + 2.2)))
+    scaled = column_scale(values)
+    image = ax.imshow(scaled, cmap="RdYlGn_r", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(n_cols), [str(c) for c in values.columns], rotation=35, ha="right",
+                  rotation_mode="anchor", fontsize=9)
+    ax.set_yticks(range(n_rows), [str(r) for r in values.index], fontsize=9)
+    array = values.to_numpy(dtype=np.float64)
+    best = np.nanargmin(np.where(np.isnan(array), np.inf, array), axis=0)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            dark = not 0.2 <= scaled[i, j] <= 0.8  # white text on the deep greens and reds
+            ax.text(j, i, report.format_number(float(array[i, j])), ha="center", va="center",
+                    fontsize=8, color="white" if dark else "black",
+                    fontweight="bold" if best[j] == i else "normal")
+    ax.set_xticks(np.arange(n_cols + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(n_rows + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("scenario")
+    ax.set_ylabel("hedger")
+    bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, ticks=[0.0, 1.0])
+    bar.ax.set_yticklabels(["best", "worst"])
+    bar.set_label(colorbar_label, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

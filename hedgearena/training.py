@@ -1,0 +1,164 @@
+"""The main job: train an agent on an env, then score it against the classical hedgers.
+
+A run folder (``runs/<name>/``) holds:
+
+==========================  ======================================================================
+path                        content
+==========================  ======================================================================
+``config.yaml``             the resolved run config (what :func:`load_config` reads back)
+``env.yaml``                the resolved env config
+``checkpoints/``            periodic checkpoints (model, normaliser or optimiser, step count)
+``model/``                  the final agent (the best on the validation paths)
+``tb/``                     TensorBoard events: RL losses and the hedging metrics
+``report/``                 the arena's tables (CSV, JSON, Markdown) and plots, agent included
+``training.json``           training seconds, steps, validation history
+==========================  ======================================================================
+
+Run ``python train.py`` again with the same config to resume an interrupted run: it continues
+from the last checkpoint and its step count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data
+from hedgearena.baselines.hedger import Hedger
+from hedgearena.envs.config import EnvConfig
+from hedgearena.run_config import RunConfig, load_config
+
+DEEP_HEDGING = "deep_hedging"
+
+
+def agent_name(config: RunConfig) -> str:
+    """The agent's label in tables: ``"<algo> agent"``."""
+    return f"{config.agent.algo.replace('_', ' ')} agent"
+
+
+def _write_yaml(path: Path, data: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def train_and_score(config: RunConfig, progress: bool = True) -> Path:
+    """Train ``config``'s agent, save it and write the arena report; returns the run folder."""
+    from rich.console import Console
+
+    console = Console(width=max(Console().width, 160))
+    run_dir = config.run_dir
+    config.dump(run_dir / "config.yaml")
+    env_config = config.env.config()
+    _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
+    console.print(f"[bold]hedgearena[/]: training {agent_name(config)} on {config.env.id} "
+                  f"-> {run_dir}/")
+    start = time.perf_counter()
+    info = train_agent(config, env_config, run_dir, progress)
+    info["seconds"] = time.perf_counter() - start
+    (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
+    console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
+    hedger = load_agent(run_dir, config)
+    score_agent(config, env_config, hedger, run_dir / "report", progress, console)
+    return run_dir
+
+
+def train_agent(
+    config: RunConfig, env_config: EnvConfig, run_dir: Path, progress: bool
+) -> dict[str, Any]:
+    """Train the agent of ``config`` into ``run_dir/model`` (resuming from checkpoints)."""
+    if config.agent.algo == DEEP_HEDGING:
+        return _train_deep_hedging(config, env_config, run_dir, progress)
+    from hedgearena.agents.training import train_sb3
+
+    return train_sb3(config, env_config, run_dir, progress)
+
+
+def load_agent(run_dir: Path, config: RunConfig) -> Hedger:
+    """The trained agent of a run folder as an arena hedger."""
+    model_dir = run_dir / "model"
+    if not model_dir.is_dir():
+        raise ValueError(f"{run_dir} has no trained model (model/ is missing): train it first")
+    if config.agent.algo == DEEP_HEDGING:
+        from hedgearena.agents.deep_hedging import DeepHedger
+
+        return DeepHedger.load(model_dir, name=agent_name(config))
+    from hedgearena.agents.training import load_sb3_hedger
+
+    return load_sb3_hedger(model_dir, config, agent_name(config))
+
+
+def score_agent(
+    config: RunConfig, env_config: EnvConfig, hedger: Hedger, out_dir: Path, progress: bool,
+    console: Any = None,
+) -> BenchmarkReport:
+    """Score the agent and the baselines of ``config.arena`` on the same paths; write the report."""
+    from hedgearena.baselines.report import print_table
+
+    specs: list[str | Hedger] = [*config.arena.hedgers, hedger]
+    title = (f"{config.env.id}: {agent_name(config)} vs baselines, {config.arena.paths:,} paths, "
+             f"seed {config.arena.seed}")
+    result = benchmark(env_config, specs, config.arena.settings(progress), out_dir, title)
+    print_table(result.table, title, console, c=config.arena.c,
+                risk_aversion=config.arena.risk_aversion)
+    return result
+
+
+def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Path:
+    """Score a run's saved agent again, into ``run_dir/evaluation/``.
+
+    The same arena settings give the same numbers as the run's own report.
+    """
+    if not run_dir.is_dir():
+        raise ValueError(f"run folder {str(run_dir)!r} does not exist")
+    saved = load_config(run_dir / "config.yaml")
+    if saved.agent != config.agent or saved.env != config.env:
+        raise ValueError("evaluate scores the run's own agent on its own env: change only "
+                         "arena.* (paths, seed, hedgers) when evaluating")
+    hedger = load_agent(run_dir, config)
+    out_dir = run_dir / "evaluation"
+    config.dump(out_dir / "config.yaml")
+    score_agent(config, config.env.config(), hedger, out_dir, progress)
+    return out_dir
+
+
+# ----------------------------------------------------------------------------- deep hedging
+def split_deep_hedging_params(hyperparams: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                     dict[str, Any]]:
+    """Split flat hyperparameters into trainer settings and policy fields (errors name keys)."""
+    from hedgearena.agents.deep_hedging import TrainerConfig
+    from hedgearena.agents.policies import PolicySpec
+
+    trainer_keys = {f.name for f in dataclasses.fields(TrainerConfig)}
+    policy_keys = {f.name for f in dataclasses.fields(PolicySpec)} - {
+        "observation", "action_dim", "notional"}
+    unknown = sorted(set(hyperparams) - trainer_keys - policy_keys)
+    if unknown:
+        raise ValueError(f"unknown deep_hedging hyperparameter(s) {unknown}; allowed: "
+                         f"{sorted(trainer_keys | policy_keys)}")
+    trainer = {k: v for k, v in hyperparams.items() if k in trainer_keys}
+    policy = {k: tuple(v) if isinstance(v, list) else v for k, v in hyperparams.items()
+              if k in policy_keys}
+    return trainer, policy
+
+
+def _train_deep_hedging(
+    config: RunConfig, env_config: EnvConfig, run_dir: Path, progress: bool
+) -> dict[str, Any]:
+    from hedgearena.agents.deep_hedging import DeepHedgingTrainer, TrainerConfig
+
+    trainer_params, policy_fields = split_deep_hedging_params(dict(config.agent.hyperparams))
+    trainer_params.setdefault("seed", config.seed)
+    trainer = DeepHedgingTrainer(
+        env_config, config=TrainerConfig(**trainer_params), log_dir=run_dir / "tb",
+        checkpoint_dir=run_dir / "checkpoints", progress=progress, **policy_fields,
+    )
+    result = trainer.train()
+    trainer.save(run_dir / "model")
+    return {"algo": DEEP_HEDGING, "steps": result.step, "best_step": result.best_step,
+            "best_validation": result.best, "history": result.history}
