@@ -688,6 +688,7 @@ class DeepHedger(Hedger):
 
     def _wealth(self, state: State) -> Tensor:
         """Wealth ``B + h S + g O + cash`` of every row, by the core's formula (float64)."""
+        assert self._env is not None, "call reset(env) first"
         episode = self._env.batch.episode
         rows = np.arange(len(state["step"]))
         held = HedgeState(state["hedge"], state["option_position"], state["cash"])

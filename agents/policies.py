@@ -165,6 +165,10 @@ class HedgingPolicy(nn.Module):
         (torch.Size([3]), True)
     """
 
+    input_index: Tensor
+    input_mean: Tensor
+    input_std: Tensor
+
     def __init__(self, spec: PolicySpec) -> None:
         super().__init__()
         self.spec = spec

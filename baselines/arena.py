@@ -112,8 +112,7 @@ def hedger_config(config: EnvConfig, hedger: Hedger) -> EnvConfig:
         raise ValueError(
             f"{hedger.name}: env_overrides may only change {ENV_OVERRIDES}, got {bad}"
         )
-    # The market is already built: its keywords are not passed again.
-    return config.replace(market_kwargs={}, **overrides) if overrides else config
+    return config.replace(**overrides) if overrides else config
 
 
 def run_arena(

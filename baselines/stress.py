@@ -166,7 +166,7 @@ def with_risk_limits(config: EnvConfig, limits: Mapping[str, Any] | None) -> Env
     """``config`` with ``risk_limits`` set (``config`` itself when ``limits`` is None)."""
     if limits is None:
         return config
-    return config.replace(market_kwargs={}, risk_limits=dict(limits))
+    return config.replace(risk_limits=dict(limits))
 
 
 def breach_counts(totals: Mapping[str, np.ndarray]) -> np.ndarray | None:

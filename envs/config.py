@@ -246,7 +246,18 @@ class EnvConfig:
         )
 
     def replace(self, **changes: Any) -> EnvConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        The market is already built, so its keywords are not passed again unless a new market
+        name comes with them (``replace(market="heston", market_kwargs={...})``).
+
+        Examples:
+            >>> config = make_config("ShortCall")
+            >>> config.replace(cost=0.002).cost
+            ProportionalCost(rate=0.002)
+        """
+        if "market" not in changes:
+            changes.setdefault("market_kwargs", {})
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -283,6 +294,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cost": {"proportional": 0.0005, "spread": {"half_spread": 0.0005}},
         "hedge_option": None,
         "days_per_year": 252.0,
+        # The book accumulates dozens of client trades (the notional is one trade): the
+        # action ranges cover its delta (99th percentile about 7 notionals) and most of the
+        # hedging option needed for gamma neutrality.
+        "position_limit": 10.0,
+        "trade_limit": 2.0,
+        "band_limit": 2.0,
     },
     # Portfolio insurance: the fund owes its investors N max(S_T, K) = N (K - S_T)^+ + N S_T,
     # N = 100 units of the index, K = 90% of S_0, in 3 months (63 days). Both legs are written

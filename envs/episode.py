@@ -137,7 +137,8 @@ def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) ->
     if config.hedge_option is None:
         model_option, model_hedge = zeros, -book_delta
     else:
-        model_option = _gamma_neutral(marks.gamma, option.gamma)
+        tau = config.hedge_option.expiry_steps * config.dt - market.times[:, None]
+        model_option = _gamma_neutral(marks.gamma, option, grid.spot, tau, _option_cap(config))
         model_hedge = -(book_delta + model_option * option.delta)
     coefficients = config.cost.coefficients(grid.spot, vol=atm_vol, liquidity=grid.liquidity)
     costs = CostCoefficients(
@@ -233,10 +234,38 @@ def _execution_fields(config: EnvConfig, market: MarketPaths, grid: _Grid) -> di
     return fields
 
 
-def _gamma_neutral(book_gamma: FloatArray, option_gamma: FloatArray) -> FloatArray:
-    """Units of the hedging option that cancel the book's gamma (0 where its gamma vanishes)."""
-    usable = np.abs(option_gamma) > 1e-12
-    return np.where(usable, -book_gamma / np.where(usable, option_gamma, 1.0), 0.0)
+GAMMA_HEDGE_MIN_DENSITY = 1e-4
+"""The hedging option is used for gamma only while ``vega / (S sqrt(tau))`` (the normal density
+at its d1, times ``e^{-q tau}``) exceeds this: about ``|d1| < 4.3``. Farther out of the money
+its gamma is a rounding error and dividing by it would ask for absurd positions (e.g. 10^12
+units when a Heston path's implied vol collapses to 1%)."""
+
+
+MODEL_OPTION_CAP = 10.0
+"""The model never holds more than this many notionals of the hedging option (or the action
+range of ``target`` mode, if larger)."""
+
+
+def _option_cap(config: EnvConfig) -> float:
+    """The largest model position in the hedging option, units (see :data:`MODEL_OPTION_CAP`)."""
+    return max(config.position_limit, MODEL_OPTION_CAP) * config.book.notional
+
+
+def _gamma_neutral(
+    book_gamma: FloatArray, option: HedgeOptionMarks, spot: FloatArray, tau: FloatArray,
+    cap: float,
+) -> FloatArray:
+    """Units of the hedging option that cancel the book's gamma, within ``+-cap`` units.
+
+    Zero where the option is too far out of the money to carry gamma
+    (:data:`GAMMA_HEDGE_MIN_DENSITY`); clipped to ``+-cap`` where cancelling would need more
+    (a short-dated client option near the money can carry thousands of times the gamma of a
+    three-month one). Arrays broadcast, time-major or flat alike.
+    """
+    density = option.vega / (spot * np.sqrt(np.maximum(tau, 1e-12)))
+    usable = (density > GAMMA_HEDGE_MIN_DENSITY) & (option.gamma > 0)
+    units = np.where(usable, -book_gamma / np.where(usable, option.gamma, 1.0), 0.0)
+    return np.clip(units, -cap, cap)
 
 
 def _coefficient(
@@ -534,7 +563,8 @@ def mark_step(
         model_option, model_hedge = np.zeros_like(spot), -book_delta
         option_linear = np.zeros_like(spot)
     else:
-        model_option = _gamma_neutral(book.gamma, option.gamma)
+        option_tau = config.hedge_option.expiry_steps * config.dt - market.times[steps]
+        model_option = _gamma_neutral(book.gamma, option, spot, option_tau, _option_cap(config))
         model_hedge = -(book_delta + model_option * option.delta)
         option_linear = config.hedge_option.half_spread_vol * option.vega * liquidity
     return StepMarks(

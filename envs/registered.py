@@ -190,7 +190,10 @@ exposure accumulates: mostly short gamma and vega. The market is Heston (kappa 2
 0.5, rho -0.7), options are marked at the expected average variance (a term structure, see
 `HestonTermVol`); the episode lasts 60 days. Options expire and settle in cash inside the
 episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day at-the-money
-call as well, for delta-gamma hedging (the action gets a second dimension).
+call as well, for delta-gamma hedging (the action gets a second dimension). The model's position
+in it is gamma neutral within 10 notionals (the action range `position_limit` is 10 notionals
+here too, as the book grows to several notionals of delta) and zero while it is too far out of
+the money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
 
 ## Starting State
 

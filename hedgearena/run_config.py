@@ -198,7 +198,7 @@ class StressSpec(BaseModel):
     def env_config(self, env: EnvSpec) -> EnvConfig:
         """The unstressed env config of the stress: ``env``'s, with :attr:`cost` if set."""
         config = env.config()
-        return config if self.cost is None else config.replace(market_kwargs={}, cost=self.cost)
+        return config if self.cost is None else config.replace(cost=self.cost)
 
     def settings(self, progress: bool = True) -> StressSettings:
         """The stress settings of this spec."""
