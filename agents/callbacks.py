@@ -32,14 +32,12 @@ def validation_scores(
     config: EnvConfig, hedgers: Sequence[Hedger], n_paths: int, seed: int, c: float
 ) -> dict[str, dict[str, float]]:
     """Mean and std of cost, the objective and turnover of each hedger on fixed paths."""
-    result = run_arena(config, hedgers, n_paths=n_paths, batch_size=n_paths, seed=seed,
-                       progress=False)
-    horizon = float(result.batch.market.times[-1])
+    result = run_arena(config, hedgers, n_paths=n_paths, seed=seed, progress=False)
     out = {}
     for hedger in hedgers:
         totals = result.records[hedger.name].totals
         cost = metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
-                                    result.batch.market.rate, horizon)
+                                    result.rate, result.horizon)
         out[hedger.name] = {
             "objective": float(metrics.cost_objective(cost, c)[0]),
             "mean_cost": float(cost.mean()),

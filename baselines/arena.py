@@ -2,9 +2,8 @@
 
 Paths come in blocks of :data:`PATH_BLOCK`: block ``k`` of a run with seed ``s`` is built from
 the generator ``default_rng(SeedSequence([s, k]))`` (the last block may be shorter), so the paths
-depend on the seed and the number of paths only, not on the batch size that memory allows, and
-every hedger of a run sees exactly the same paths (common random numbers). Hedgers step through
-batches of whole blocks.
+depend on the seed and the number of paths only, every hedger of a run sees exactly the same
+paths (common random numbers), and memory holds one block's full arrays at a time.
 Each hedger trades through a :class:`~hedgearena.envs.vector_env.VecHedgingEnv` of the same
 config (its P&L is booked by the env's core), so the records of all hedgers differ only by their
 decisions. Scoring (:mod:`hedgearena.baselines.metrics`) and reports
@@ -44,34 +43,63 @@ ENV_OVERRIDES = (
 how a learned agent's actions and observations are read, never the market, book or costs."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ArenaResult:
-    """The records of every hedger on the same paths.
+    """What every hedger did on the same paths, and what scoring and plots need of the paths.
+
+    The arena keeps per-path summaries, not the paths' full arrays (which are built and dropped
+    block by block so that big runs fit memory): the spot and the model hedge of every path (for
+    path stories) and each hedger's P&L attribution (computed on each block while it exists).
 
     Attributes:
         config: the env config every hedger ran on.
         records: hedger name -> its :class:`EpisodeRecord` over all paths (concatenated).
-        batch: the paths' exogenous arrays (market, book marks, features), all paths.
+        attribution: hedger name -> term -> ``(n_paths,)`` P&L attribution
+            (:func:`hedgearena.baselines.metrics.pnl_attribution`), currency per episode.
+        times: ``(n_steps + 1,)`` years of the market grid.
+        spot: ``(n_paths, n_steps + 1)`` the underlying's price.
+        model_hedge: ``(n_paths, n_steps + 1)`` the model's hedge, units.
+        strike: ``(n_paths,)`` strike of the book's first initial option, or None.
+        rate: the market's rate (to discount the P&L in the hedging cost).
         seed: the run's seed.
-        seconds: hedger name -> wall-clock seconds spent stepping it (episode building excluded).
+        seconds: hedger name -> wall-clock seconds spent stepping and recording it.
         build_seconds: seconds spent building the paths.
+        batches: the blocks' full :class:`EpisodeBatch` es (only with ``keep_batches=True``).
     """
 
     config: EnvConfig
     records: dict[str, EpisodeRecord]
-    batch: EpisodeBatch
+    attribution: dict[str, dict[str, np.ndarray]]
+    times: np.ndarray
+    spot: np.ndarray
+    model_hedge: np.ndarray
+    strike: np.ndarray | None
+    rate: float
     seed: int
     seconds: dict[str, float]
     build_seconds: float
+    batches: list[EpisodeBatch] = dataclasses.field(default_factory=list)
 
     @property
     def n_paths(self) -> int:
         """Number of paths."""
-        return int(self.batch.initial_cash.shape[0])
+        return int(self.spot.shape[0])
+
+    @property
+    def horizon(self) -> float:
+        """The episode's length, years."""
+        return float(self.times[-1])
+
+    @property
+    def batch(self) -> EpisodeBatch:
+        """All paths' full arrays (kept with ``run_arena(..., keep_batches=True)`` only)."""
+        if not self.batches:
+            raise ValueError("the paths' full arrays were not kept: run_arena(keep_batches=True)")
+        return concat_batches(self.batches)
 
 
-PATH_BLOCK = 4096
-"""Paths per independently seeded block (see the module docstring)."""
+PATH_BLOCK = 16_384
+"""Paths per independently seeded block, built and stepped at once (see the module docstring)."""
 
 
 def block_generator(seed: int, index: int) -> np.random.Generator:
@@ -79,29 +107,17 @@ def block_generator(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
 
 
-def batch_blocks(n_paths: int, batch_size: int) -> list[list[tuple[int, int]]]:
-    """Group the blocks of ``n_paths`` paths into batches of about ``batch_size`` paths.
-
-    Returns:
-        For each batch, its blocks as ``(block index, paths in the block)``.
+def path_blocks(n_paths: int) -> list[tuple[int, int]]:
+    """The blocks of a run of ``n_paths`` paths, as ``(block index, paths in the block)``.
 
     Examples:
-        >>> batch_blocks(10_000, 8192)
-        [[(0, 4096), (1, 4096)], [(2, 1808)]]
+        >>> path_blocks(40_000)
+        [(0, 16384), (1, 16384), (2, 7232)]
     """
-    if n_paths < 1 or batch_size < 1:
-        raise ValueError(f"n_paths and batch_size must be >= 1, got {n_paths}, {batch_size}")
-    sizes = [min(PATH_BLOCK, n_paths - lo) for lo in range(0, n_paths, PATH_BLOCK)]
-    per_batch = max(1, batch_size // PATH_BLOCK)
-    blocks = list(enumerate(sizes))
-    return [blocks[i : i + per_batch] for i in range(0, len(blocks), per_batch)]
-
-
-def build_paths(config: EnvConfig, blocks: Sequence[tuple[int, int]], seed: int) -> EpisodeBatch:
-    """The paths of the given blocks of a run with ``seed``, as one batch."""
-    return concat_batches(
-        [build_episodes(config, size, block_generator(seed, index)) for index, size in blocks]
-    )
+    if int(n_paths) != n_paths or n_paths < 1:
+        raise ValueError(f"n_paths must be an integer >= 1, got {n_paths!r}")
+    starts = range(0, n_paths, PATH_BLOCK)
+    return [(k, min(PATH_BLOCK, n_paths - lo)) for k, lo in enumerate(starts)]
 
 
 def hedger_config(config: EnvConfig, hedger: Hedger) -> EnvConfig:
@@ -119,48 +135,86 @@ def run_arena(
     config: EnvConfig,
     hedgers: Sequence[Hedger],
     n_paths: int = 100_000,
-    batch_size: int = 50_000,
     seed: int = 0,
     progress: bool = True,
+    keep_batches: bool = False,
 ) -> ArenaResult:
     """Run every hedger on the same ``n_paths`` paths of ``config``.
 
     Args:
         config: the env config (market, book, costs, conventions).
         hedgers: the hedgers; their names must be unique.
-        n_paths: number of paths.
-        batch_size: paths per batch, rounded down to whole blocks of :data:`PATH_BLOCK` (memory:
-            about ``n_steps * batch_size * 200`` bytes); does not change the paths.
+        n_paths: number of paths (built and stepped in blocks of :data:`PATH_BLOCK`, so memory
+            holds one block's full arrays at a time).
         seed: seed of the paths (block ``k`` uses :func:`block_generator`).
-        progress: show a progress bar (decisions stepped over all hedgers and batches).
+        progress: show a progress bar (decisions stepped over all hedgers and blocks).
+        keep_batches: keep every block's full arrays in the result (``result.batch``).
 
     Returns:
-        The records of every hedger and the paths.
+        The records of every hedger, their P&L attribution and the paths' summaries.
     """
     names = [h.name for h in hedgers]
     if len(set(names)) != len(names):
         raise ValueError(f"hedger names must be unique, got {names}")
     configs = {h.name: hedger_config(config, h) for h in hedgers}
-    batches_of_blocks = batch_blocks(n_paths, batch_size)
-    parts: dict[str, list[EpisodeRecord]] = {name: [] for name in names}
-    batches: list[EpisodeBatch] = []
-    seconds = dict.fromkeys(names, 0.0)
-    build = 0.0
-    with _progress(progress, len(batches_of_blocks) * len(hedgers) * config.n_decisions) as bar:
-        for blocks in batches_of_blocks:
+    blocks = path_blocks(n_paths)
+    runs = _Runs(names)
+    with _progress(progress, len(blocks) * len(hedgers) * config.n_decisions) as bar:
+        for index, size in blocks:
             start = _now()
-            batch = build_paths(config, blocks, seed)
-            size = int(batch.initial_cash.shape[0])
-            build += _now() - start
-            batches.append(batch)
+            batch = build_episodes(config, size, block_generator(seed, index))
+            runs.build += _now() - start
+            runs.add_block(batch, keep_batches)
             for hedger in hedgers:
                 start = _now()
                 env = VecHedgingEnv(num_envs=size, config=configs[hedger.name], block=size)
-                parts[hedger.name].append(run_hedger(env, hedger, episodes=batch,
-                                                     on_step=lambda _: bar.update(1)))
-                seconds[hedger.name] += _now() - start
-    records = {name: concat_records(parts[name]) for name in names}
-    return ArenaResult(config, records, concat_batches(batches), seed, seconds, build)
+                record = run_hedger(env, hedger, episodes=batch, on_step=lambda _: bar.update(1))
+                runs.add_record(hedger.name, record, batch)
+                runs.seconds[hedger.name] += _now() - start
+    return runs.result(config, seed, batch)
+
+
+class _Runs:
+    """What the arena gathers block by block."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.parts: dict[str, list[EpisodeRecord]] = {name: [] for name in names}
+        self.attribution: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
+        self.summaries: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self.kept: list[EpisodeBatch] = []
+        self.seconds = dict.fromkeys(names, 0.0)
+        self.build = 0.0
+
+    def add_block(self, batch: EpisodeBatch, keep: bool) -> None:
+        """Keep the block's spot, model hedge and first strike (and all of it if ``keep``)."""
+        strikes = batch.instruments.strike
+        self.summaries.append((
+            np.array(batch.market.spot), np.ascontiguousarray(batch.episode.model_hedge.T),
+            np.array(strikes[:, 0]) if strikes.shape[1] else None,
+        ))
+        if keep:
+            self.kept.append(batch)
+
+    def add_record(self, name: str, record: EpisodeRecord, batch: EpisodeBatch) -> None:
+        """Keep a hedger's record of a block and its P&L attribution on the block."""
+        from hedgearena.baselines.metrics import pnl_attribution
+
+        self.parts[name].append(record)
+        self.attribution[name].append(pnl_attribution(record, batch))
+
+    def result(self, config: EnvConfig, seed: int, last: EpisodeBatch) -> ArenaResult:
+        """The concatenated result."""
+        spot, model_hedge, strike = (
+            None if column[0] is None else np.concatenate(column)
+            for column in zip(*self.summaries, strict=True)
+        )
+        records = {name: concat_records(parts) for name, parts in self.parts.items()}
+        attribution = {
+            name: {term: np.concatenate([a[term] for a in blocks]) for term in blocks[0]}
+            for name, blocks in self.attribution.items()
+        }
+        return ArenaResult(config, records, attribution, last.market.times, spot, model_hedge,
+                           strike, last.market.rate, seed, self.seconds, self.build, self.kept)
 
 
 def _now() -> float:

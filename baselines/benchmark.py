@@ -46,7 +46,6 @@ class BenchmarkSettings:
 
     Attributes:
         n_paths: scoring paths per hedger.
-        batch_size: paths per batch in memory.
         seed: seed of the scoring paths (and of the bootstrap).
         tune_paths: paths of the tuning run of the ``:best`` families.
         tune_seed: seed of the tuning paths (default ``seed + 1``: disjoint from scoring).
@@ -60,7 +59,6 @@ class BenchmarkSettings:
     """
 
     n_paths: int = 100_000
-    batch_size: int = 50_000
     seed: int = 0
     tune_paths: int = 20_000
     tune_seed: int | None = None
@@ -73,7 +71,7 @@ class BenchmarkSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("n_paths", "batch_size", "tune_paths", "n_boot"):
+        for name in ("n_paths", "tune_paths", "n_boot"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -124,8 +122,8 @@ def tune_family(
     """
     _, grid = FAMILIES[family]
     members = [family_member(family, p) for p in grid]
-    result = run_arena(config, members, settings.tune_paths, settings.batch_size,
-                       settings.tuning_seed, progress=settings.progress)
+    result = run_arena(config, members, settings.tune_paths, settings.tuning_seed,
+                       progress=settings.progress)
     sweep = _family_rows(result, members, grid, settings.c)
     return float(sweep.loc[sweep["objective"].idxmin(), "parameter"]), sweep
 
@@ -144,7 +142,21 @@ def _family_rows(
 def _cost(result: ArenaResult, name: str) -> np.ndarray:
     totals = result.records[name].totals
     return metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
-                                result.batch.market.rate, float(result.batch.market.times[-1]))
+                                result.rate, result.horizon)
+
+
+def score_hedger(
+    result: ArenaResult, name: str, *, c: float, risk_aversion: float, reference: str | None,
+    n_boot: int, seed: int,
+) -> dict[str, float]:
+    """Every metric of hedger ``name`` of an arena run (paired with ``reference`` if given)."""
+    paired = reference is not None and reference != name and reference in result.records
+    return metrics.score(
+        result.records[name], None, attribution=result.attribution[name],
+        rate_time=(result.rate, result.horizon), c=c, risk_aversion=risk_aversion,
+        reference=result.records[reference] if paired and reference else None,
+        n_boot=n_boot, seed=seed,
+    )
 
 
 def resolve_hedgers(
@@ -197,7 +209,7 @@ def benchmark(
         raise ValueError(f"the reference hedger {settings.reference!r} is not among {names}")
     families = _frontier_members(settings) if settings.frontier else {}
     everyone = main + [h for members in families.values() for h in members]
-    result = run_arena(config, everyone, settings.n_paths, settings.batch_size, settings.seed,
+    result = run_arena(config, everyone, settings.n_paths, settings.seed,
                        progress=settings.progress)
     scores = _score_all(result, names, settings)
     frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
@@ -221,14 +233,10 @@ def _frontier_members(settings: BenchmarkSettings) -> dict[str, list[Hedger]]:
 def _score_all(
     result: ArenaResult, names: Sequence[str], settings: BenchmarkSettings
 ) -> dict[str, dict[str, float]]:
-    reference = result.records[settings.reference]
     return {
-        name: metrics.score(
-            result.records[name], result.batch, c=settings.c,
-            risk_aversion=settings.risk_aversion,
-            reference=None if name == settings.reference else reference,
-            n_boot=settings.n_boot, seed=settings.seed,
-        )
+        name: score_hedger(result, name, c=settings.c, risk_aversion=settings.risk_aversion,
+                           reference=settings.reference, n_boot=settings.n_boot,
+                           seed=settings.seed)
         for name in names
     }
 
@@ -325,12 +333,10 @@ def _parameter_name(label: str) -> str:
 
 
 def _story(result: ArenaResult, names: Sequence[str], index: int, path: Path) -> Path:
-    n_steps = result.batch.market.n_steps
+    n_steps = len(result.times) - 1
     series = {n: report.story_series(result.records[n], n_steps) for n in names}
-    strikes = result.batch.instruments.strike
     return report.plot_path_story(
-        index, result.batch.market.times, result.batch.market.spot,
-        result.batch.episode.model_hedge.T, {n: s[0] for n, s in series.items()}, path,
-        costs={n: s[1] for n, s in series.items()},
-        strike=float(strikes[index, 0]) if strikes.shape[1] else None,
+        index, result.times, result.spot, result.model_hedge,
+        {n: s[0] for n, s in series.items()}, path, costs={n: s[1] for n, s in series.items()},
+        strike=None if result.strike is None else float(result.strike[index]),
     )

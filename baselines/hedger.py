@@ -120,11 +120,14 @@ def run_hedger(
     for k in range(n_decisions):
         targets = _checked_positions(hedger, env, obs)
         obs, _, terminated, _, infos = env.step_targets(targets)
+        every = bool(running.all())  # the common case: no row has ended early
         for out, key in ((trade, "trade"), (cost, "cost"), (unfilled, "unfilled"),
                          (slippage, "slippage"), (breach, "breach")):
-            out[k] = np.where(running, infos[key], 0)
+            out[k] = infos[key] if every else np.where(running, infos[key], 0)
+        option_trade = infos["option_trade"] if every else np.where(running,
+                                                                     infos["option_trade"], 0.0)
         hedge[k] = (hedge[k - 1] if k else 0.0) + trade[k]
-        option[k] = (option[k - 1] if k else 0.0) + np.where(running, infos["option_trade"], 0.0)
+        option[k] = (option[k - 1] if k else 0.0) + option_trade
         _collect_totals(totals, infos, terminated & running)
         running &= ~terminated
         if on_step is not None:

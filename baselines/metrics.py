@@ -534,8 +534,9 @@ def _paired_p_value(diff: Estimate, n: int) -> float:
 # --------------------------------------------------------------------------------- scoring
 def score(
     record: EpisodeRecord,
-    batch: EpisodeBatch,
+    batch: EpisodeBatch | None,
     *,
+    attribution: Mapping[str, FloatArray] | None = None,
     c: float = DEFAULT_C,
     risk_aversion: float = DEFAULT_RISK_AVERSION,
     reference: EpisodeRecord | None = None,
@@ -548,7 +549,9 @@ def score(
 
     Args:
         record: what the hedger did (:func:`hedgearena.baselines.hedger.run_hedger`).
-        batch: the paths it ran on (greeks for the attribution, rate and horizon).
+        batch: the paths it ran on (greeks for the attribution, rate and horizon); None when
+            ``attribution`` and ``rate_time`` are given (the arena computes them block by block).
+        attribution: the record's :func:`pnl_attribution` (computed from ``batch`` if None).
         c: weight of the cost's standard deviation in the objective.
         risk_aversion: of the entropic risk, per currency.
         reference: the reference hedger's record on the same paths (e.g. delta), for the paired
@@ -566,7 +569,12 @@ def score(
         :func:`pnl_attribution` term; with a reference, :func:`paired_comparison`.
     """
     pnl = _sample(record.totals["terminal_pnl"], "terminal_pnl")
-    rate, horizon = rate_time or (batch.market.rate, float(batch.market.times[-1]))
+    if batch is None and (attribution is None or rate_time is None):
+        raise ValueError("score needs the batch, or both attribution and rate_time")
+    if rate_time is None:
+        assert batch is not None
+        rate_time = (batch.market.rate, float(batch.market.times[-1]))
+    rate, horizon = rate_time
     cost = hedging_cost(pnl, record.totals["initial_premium"], rate, horizon)
     out: dict[str, float] = {"n_paths": float(pnl.size)}
     for name, est in (
@@ -581,7 +589,9 @@ def score(
     out.update(tail_risk(pnl, levels=levels, risk_aversion=risk_aversion, n_boot=n_boot,
                          seed=seed))
     out.update(trading_activity(record.totals))
-    attribution = pnl_attribution(record, batch)
+    if attribution is None:
+        assert batch is not None
+        attribution = pnl_attribution(record, batch)
     out.update({f"pnl_{name}": float(values.mean()) for name, values in attribution.items()})
     if reference is not None:
         ref_pnl = _sample(reference.totals["terminal_pnl"], "reference terminal_pnl")

@@ -43,7 +43,12 @@ import yaml
 
 from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
-from hedgearena.baselines.benchmark import BenchmarkSettings, plain_data, resolve_hedgers
+from hedgearena.baselines.benchmark import (
+    BenchmarkSettings,
+    plain_data,
+    resolve_hedgers,
+    score_hedger,
+)
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger
 from hedgearena.baselines.registry import describe
 from hedgearena.envs.config import EnvConfig
@@ -74,7 +79,6 @@ class StressSettings:
 
     Attributes:
         n_paths: paths per hedger and scenario.
-        batch_size: paths per batch in memory.
         seed: seed of the paths (the same in every scenario) and of the bootstrap.
         tune_paths: paths of the tuning run of ``:best`` specs (on the unstressed config).
         c: weight of the cost's std in the objective ``mean(cost) + c std(cost)``.
@@ -88,7 +92,6 @@ class StressSettings:
     """
 
     n_paths: int = 20_000
-    batch_size: int = 20_000
     seed: int = 0
     tune_paths: int = 20_000
     c: float = metrics.DEFAULT_C
@@ -100,7 +103,7 @@ class StressSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("n_paths", "batch_size", "tune_paths", "n_boot"):
+        for name in ("n_paths", "tune_paths", "n_boot"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"StressSettings.{name} must be an integer >= 1, got {value!r}")
@@ -113,8 +116,8 @@ class StressSettings:
 
     def benchmark(self) -> BenchmarkSettings:
         """The benchmark settings that tune ``:best`` specs."""
-        return BenchmarkSettings(n_paths=self.n_paths, batch_size=self.batch_size,
-                                 seed=self.seed, tune_paths=self.tune_paths, c=self.c,
+        return BenchmarkSettings(n_paths=self.n_paths, seed=self.seed, tune_paths=self.tune_paths,
+                                 c=self.c,
                                  risk_aversion=self.risk_aversion, n_boot=self.n_boot,
                                  reference=self.reference, frontier=False,
                                  progress=self.progress)
@@ -231,8 +234,8 @@ def stress_test(
         for name, scenario in chosen.items():
             bar.set_postfix_str(name)
             stressed = scenario.apply(config)
-            result = run_arena(stressed, main, settings.n_paths, settings.batch_size,
-                               settings.seed, progress=settings.progress)
+            result = run_arena(stressed, main, settings.n_paths, settings.seed,
+                               progress=settings.progress)
             for hedger in names:
                 rows[name, hedger] = _score(result, hedger, settings)
             pnl[name] = {h: result.records[h].totals["terminal_pnl"].copy() for h in names}
@@ -251,12 +254,9 @@ def stress_test(
 def _score(result: ArenaResult, hedger: str, settings: StressSettings) -> dict[str, float]:
     """Every metric of one hedger in one scenario, the breaches and the worst path."""
     record = result.records[hedger]
-    use_reference = settings.reference in result.records and hedger != settings.reference
-    scores = metrics.score(
-        record, result.batch, c=settings.c, risk_aversion=settings.risk_aversion,
-        reference=result.records[settings.reference] if use_reference else None,
-        n_boot=settings.n_boot, seed=settings.seed,
-    )
+    scores = score_hedger(result, hedger, c=settings.c, risk_aversion=settings.risk_aversion,
+                          reference=settings.reference, n_boot=settings.n_boot,
+                          seed=settings.seed)
     scores.update(_breach_columns(record))
     terminal = record.totals["terminal_pnl"]
     worst = int(np.argmin(terminal))
@@ -286,9 +286,7 @@ def _worst_stories(
     rows: Mapping[tuple[str, str], Mapping[str, float]], settings: StressSettings, out_dir: Path,
 ) -> dict[str, Path]:
     """The path story of each hedger's worst path (with the reference's positions beside)."""
-    batch = result.batch
-    n_steps = batch.market.n_steps
-    strikes = batch.instruments.strike
+    n_steps = len(result.times) - 1
     series = {n: report.story_series(result.records[n], n_steps) for n in names}
     files = {}
     for hedger in names:
@@ -298,9 +296,9 @@ def _worst_stories(
         path = out_dir / "worst_paths" / f"{slug(scenario)}__{slug(hedger)}.png"
         worst = format(rows[scenario, hedger]["worst_pnl"], ",.0f")
         files[f"worst_{scenario}_{hedger}"] = report.plot_path_story(
-            index, batch.market.times, batch.market.spot, batch.episode.model_hedge.T,
+            index, result.times, result.spot, result.model_hedge,
             {n: series[n][0] for n in shown}, path, costs={n: series[n][1] for n in shown},
-            strike=float(strikes[index, 0]) if strikes.shape[1] else None,
+            strike=None if result.strike is None else float(result.strike[index]),
             title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})",
         )
     return files

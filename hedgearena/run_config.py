@@ -106,7 +106,6 @@ class ArenaSpec(BaseModel):
 
     model_config = _STRICT
     paths: int = Field(100_000, ge=1)
-    batch_size: int = Field(50_000, ge=1)
     seed: int = 2024
     tune_paths: int = Field(20_000, ge=1)
     c: float = Field(1.5, ge=0)
@@ -119,7 +118,7 @@ class ArenaSpec(BaseModel):
     def settings(self, progress: bool = True) -> BenchmarkSettings:
         """The benchmark settings of this spec."""
         return BenchmarkSettings(
-            n_paths=self.paths, batch_size=self.batch_size, seed=self.seed,
+            n_paths=self.paths, seed=self.seed,
             tune_paths=self.tune_paths, c=self.c, risk_aversion=self.risk_aversion,
             n_boot=self.n_boot, reference=self.reference, frontier=self.frontier,
             progress=progress,
@@ -137,7 +136,6 @@ class StressSpec(BaseModel):
 
     Attributes:
         paths: paths per hedger and scenario.
-        batch_size: paths per batch in memory.
         seed: seed of the paths (the same in every scenario) and of the bootstrap.
         tune_paths: tuning paths of ``:best`` hedgers (on the unstressed env).
         c: weight of the cost's std in the objective.
@@ -156,7 +154,6 @@ class StressSpec(BaseModel):
 
     model_config = _STRICT
     paths: int = Field(20_000, ge=1)
-    batch_size: int = Field(20_000, ge=1)
     seed: int = 2024
     tune_paths: int = Field(20_000, ge=1)
     c: float = Field(1.5, ge=0)
@@ -203,7 +200,7 @@ class StressSpec(BaseModel):
     def settings(self, progress: bool = True) -> StressSettings:
         """The stress settings of this spec."""
         return StressSettings(
-            n_paths=self.paths, batch_size=self.batch_size, seed=self.seed,
+            n_paths=self.paths, seed=self.seed,
             tune_paths=self.tune_paths, c=self.c, risk_aversion=self.risk_aversion,
             n_boot=self.n_boot, reference=self.reference, risk_limits=self.risk_limits,
             worst_paths=self.worst_paths, progress=progress,

@@ -387,15 +387,18 @@ def test_hedging_cost_discounts_with_the_rate() -> None:
     assert torch.allclose(run.hedging_cost, expected)
 
 
-def test_scored_by_the_arena_like_the_baselines() -> None:
-    """run_arena over two batches: the recurrent state is reset per batch, the P&L is ours."""
+def test_scored_by_the_arena_like_the_baselines(monkeypatch) -> None:
+    """run_arena over two blocks: the recurrent state is reset per block, the P&L is ours."""
+    from hedgearena.baselines import arena
     from hedgearena.baselines.arena import run_arena
 
+    monkeypatch.setattr(arena, "PATH_BLOCK", 200)
     config = short_call(6)
     spec = PolicySpec.for_env(config, kind="gru", inputs=(*feature_names(False), "pnl"))
     policy = scrambled(HedgingPolicy(spec).double())
-    result = run_arena(config, [Delta(), DeepHedger(policy)], n_paths=300, batch_size=200,
-                       seed=0, progress=False)
+    result = run_arena(config, [Delta(), DeepHedger(policy)], n_paths=300, seed=0,
+                       progress=False, keep_batches=True)
+    assert len(result.batches) == 2
     with torch.no_grad():
         ours = rollout(policy, path_tensors(result.batch, config, torch.float64), config)
     np.testing.assert_allclose(result.records["deep hedging"].totals["pnl"], ours.pnl.numpy(),
