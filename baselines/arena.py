@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger, run_hedger
 from hedgearena.envs.book import BookPaths
@@ -36,8 +37,8 @@ from hedgearena.envs.market import MarketPaths
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 ENV_OVERRIDES = (
-    "action_mode", "reward_mode", "risk_aversion", "position_limit", "trade_limit", "band_limit",
-    "reward_scale", "realised_vol_halflife",
+    "action_mode", "reward_mode", "risk_aversion", "pnl_reference", "position_limit",
+    "trade_limit", "band_limit", "reward_scale", "realised_vol_halflife", "observe_pnl",
 )
 """Config fields a hedger may override (``hedger.env_overrides``) without changing the paths:
 how a learned agent's actions and observations are read, never the market, book or costs."""
@@ -159,7 +160,9 @@ def run_arena(
     configs = {h.name: hedger_config(config, h) for h in hedgers}
     blocks = path_blocks(n_paths)
     runs = _Runs(names)
-    with _progress(progress, len(blocks) * len(hedgers) * config.n_decisions) as bar:
+    total = len(blocks) * len(hedgers) * config.n_decisions
+    with tqdm(total=total, desc="arena", unit="decision", leave=False,
+              disable=not progress) as bar:
         for index, size in blocks:
             start = _now()
             batch = build_episodes(config, size, block_generator(seed, index))
@@ -221,31 +224,6 @@ def _now() -> float:
     import time
 
     return time.perf_counter()
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        del n
-
-
-class _progress:  # noqa: N801  (a context manager used like a function)
-    """A tqdm bar (or nothing) as a context manager."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return _NoBar()
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.total, desc="arena", unit="decision", leave=False)
-        return self.bar
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # --------------------------------------------------------------------------- concatenation

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from tqdm.auto import tqdm
 
 from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
@@ -230,7 +231,8 @@ def stress_test(
     rows: dict[tuple[str, str], dict[str, float]] = {}
     pnl: dict[str, dict[str, np.ndarray]] = {}
     files: dict[str, Path] = {}
-    with _bar(settings.progress, len(chosen)) as bar:
+    with tqdm(total=len(chosen), desc="stress", unit="scenario",
+              disable=not settings.progress) as bar:
         for name, scenario in chosen.items():
             bar.set_postfix_str(name)
             stressed = scenario.apply(config)
@@ -302,34 +304,6 @@ def _worst_stories(
             title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})",
         )
     return files
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        del n
-
-    def set_postfix_str(self, text: str) -> None:
-        del text
-
-
-class _bar:  # noqa: N801  (a context manager used like a function)
-    """A tqdm bar over the scenarios (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return _NoBar()
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=self.total, desc="stress", unit="scenario")
-        return self.bar
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 # ------------------------------------------------------------------------------- the report
