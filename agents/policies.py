@@ -65,8 +65,8 @@ class PolicySpec:
         action_dim: 1 (the underlying) or 2 (and the hedging option).
         notional: the book's notional; positions enter and widths leave in units of it.
         kind: ``mlp`` (feed-forward) or ``gru`` (recurrent, hidden state over decisions).
-        output: ``band``, ``shifted_band``, ``position``, ``fraction`` or ``trade`` (see
-            the module docs).
+        output: ``band``, ``shifted_band`` (the default), ``position``, ``fraction`` or
+            ``trade`` (see the module docs).
         hidden: widths of the hidden layers (for ``gru`` the first is the GRU's state size).
         activation: ``relu``, ``silu`` or ``tanh``.
         position_limit: ``position`` spans ``[-limit, limit] * notional``.
@@ -79,7 +79,7 @@ class PolicySpec:
     action_dim: int = 1
     notional: float = 100.0
     kind: str = "mlp"
-    output: str = "band"
+    output: str = "shifted_band"
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "silu"
     position_limit: float = 1.5
@@ -116,10 +116,17 @@ class PolicySpec:
 
     @classmethod
     def for_env(cls, config: EnvConfig, **fields: Any) -> PolicySpec:
-        """The spec of a policy for ``config``'s observations, actions and limits."""
+        """The spec of a policy for ``config``'s observations, actions and limits.
+
+        Unless ``fields`` say otherwise the policy reads the whole observation and its P&L so
+        far (``pnl``: the objectives of the whole episode's cost are not time-consistent, see
+        the module docs) and outputs a ``shifted_band`` (``position`` with a hedging option).
+        """
         with_option = config.hedge_option is not None
+        observation = feature_names(with_option)
         defaults: dict[str, Any] = {
-            "observation": feature_names(with_option),
+            "observation": observation,
+            "inputs": (*observation, *EXTRA_INPUTS),
             "action_dim": config.action_dim,
             "notional": config.book.notional,
             "position_limit": config.position_limit,
@@ -160,7 +167,7 @@ class HedgingPolicy(nn.Module):
         >>> policy = HedgingPolicy(PolicySpec.for_env(make_config("ShortCall")))
         >>> obs, zero = torch.zeros(3, 12), torch.zeros(3)
         >>> model = torch.full((3,), 50.0)
-        >>> hedge, _, _ = policy.step(obs, zero, zero, model, zero)
+        >>> hedge, _, _ = policy.step(obs, zero, zero, model, zero, pnl=zero)
         >>> hedge.shape, bool((hedge < 50.0).all() and (hedge > 35.0).all())  # 50 - ~10
         (torch.Size([3]), True)
     """

@@ -191,11 +191,29 @@ def make_training_env(
     return venv
 
 
+RESERVED = {
+    "seed": "the seed is the run config's top-level `seed` (--seed)",
+    "env": "the env is the run config's `env` section (--env)",
+    "device": "agents train on the CPU",
+    "verbose": "progress is the run's progress bar (--no-progress)",
+    "tensorboard_log": "TensorBoard logs go to the run folder's tb/",
+}
+"""Model keywords hedgearena sets itself, with where to set them instead."""
+
+
 def build_model(
     algo: str, venv: VecEnv, hyperparams: Mapping[str, Any], seed: int,
     tensorboard_log: str | None = None,
 ) -> BaseAlgorithm:
-    """A new model of ``algo`` on ``venv`` from zoo hyperparameters."""
+    """A new model of ``algo`` on ``venv`` from zoo hyperparameters.
+
+    Raises:
+        ValueError: the hyperparameters set a key hedgearena sets itself (:data:`RESERVED`).
+    """
+    reserved = sorted(set(hyperparams) & set(RESERVED))
+    if reserved:
+        raise ValueError(f"hyperparameter(s) {reserved} are set by hedgearena: "
+                         + "; ".join(RESERVED[key] for key in reserved))
     params = {k: v for k, v in hyperparams.items() if k not in ("n_envs", "n_timesteps",
                                                                  "normalize")}
     policy = params.pop("policy", "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy")

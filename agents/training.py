@@ -40,10 +40,59 @@ from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.run_config import RunConfig
 
+AUTO = "auto"
+"""A view's ``risk_aversion`` / ``pnl_reference`` calibrated on delta (:func:`resolve_view`)."""
+DEFAULT_VIEW: dict[str, Any] = {
+    "action_mode": "band", "reward_mode": "terminal_mean_variance", "observe_pnl": True,
+    "risk_aversion": AUTO, "pnl_reference": AUTO,
+}
+"""The view of an SB3 agent whose run config gives none: a no-trade band around the model delta,
+the P&L so far observed, and the terminal mean-variance reward matched to ``mean + c std`` of
+the hedging cost (see :func:`hedgearena.envs.core.reward`)."""
 DEFAULT_TIMESTEPS = 200_000
 """The budget when neither the zoo file nor the run config gives ``n_timesteps``."""
 AGENT_FILE = "agent.json"
 """Written beside a saved SB3 model: the algorithm and the agent's view of the env."""
+
+
+def resolve_view(config: RunConfig) -> RunConfig:
+    """``config`` with its SB3 agent's view complete (defaults, ``auto`` calibrated).
+
+    A config whose ``agent.env_kwargs`` is empty gets :data:`DEFAULT_VIEW`.
+    ``auto`` risk aversion and reference P&L match the episode's mean-variance criterion to
+    ``mean + c std`` of the cost (``c = arena.c``) to first order: with ``X`` the episode P&L
+    of delta over the reward scale on ``agent.eval_paths`` paths (seed ``arena.seed + 2``),
+    ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]``. The values are written into
+    the returned config (so the run's ``config.yaml`` holds numbers); a config without
+    ``auto`` comes back unchanged.
+    """
+    from hedgearena.training import DEEP_HEDGING
+
+    agent = config.agent
+    if agent.algo == DEEP_HEDGING:
+        return config
+    view = dict(agent.env_kwargs) or dict(DEFAULT_VIEW)
+    auto = [key for key in ("risk_aversion", "pnl_reference") if view.get(key) == AUTO]
+    if auto:
+        env_config = config.env.config().replace(
+            **{k: v for k, v in view.items() if v != AUTO})
+        x = _delta_scaled_pnl(env_config, agent.eval_paths, config.arena.seed + 2)
+        calibrated = {"risk_aversion": config.arena.c / float(x.std(ddof=1)),
+                      "pnl_reference": float(x.mean())}
+        view.update({key: round(calibrated[key], 4) for key in auto})
+    if view == agent.env_kwargs:
+        return config
+    return config.model_copy(update={"agent": agent.model_copy(update={"env_kwargs": view})})
+
+
+def _delta_scaled_pnl(env_config: EnvConfig, n_paths: int, seed: int) -> Any:
+    """Episode P&L of the daily delta hedge over the reward scale, ``(n_paths,)``."""
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.envs.hedging_env import default_reward_scale
+
+    result = run_arena(env_config, [BlackScholesDelta()], n_paths, seed=seed, progress=False)
+    scale = env_config.reward_scale or default_reward_scale(env_config)
+    return result.records["delta"].totals["pnl"] / scale
 
 
 def run_hyperparams(config: RunConfig) -> dict[str, Any]:

@@ -96,12 +96,17 @@ class EnvConfig:
         rebalance_every: market steps per decision (must divide ``n_steps``).
         initial_hedge: ``zero`` (start unhedged) or ``delta`` (the first trade's target is the
             model delta whatever the action; it pays its cost).
-        action_mode, reward_mode, risk_aversion, position_limit, trade_limit, band_limit,
-        lot_size, unwind: see :class:`hedgearena.envs.core.CoreConfig`.
+        action_mode, reward_mode, risk_aversion, pnl_reference, position_limit, trade_limit,
+        band_limit, lot_size, unwind: see :class:`hedgearena.envs.core.CoreConfig`.
         reward_scale: currency per unit of reward; None = the premium of an at-the-money option
             on the book's notional, ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and
             Subrahmanyam 1988) with the market's initial vol.
         realised_vol_halflife: half-life, in market steps, of the EWMA realised-vol feature.
+        observe_pnl: append the episode's P&L so far, ``(W_t - W_0) / reward_scale``, to the
+            observation (an entry ``pnl`` after the positions; default False). An objective
+            of the whole episode's P&L such as ``mean + c std`` of the hedging cost is not
+            time-consistent: its best policy depends on the P&L made so far, which a policy of
+            the market state alone cannot see (see the ``terminal_mean_variance`` reward).
         permanent_impact: permanent price impact of the hedger's own trades, the log move of
             the spot per notional traded (>= 0, default 0 = none): buying (selling) ``N`` units
             multiplies the spot by ``e^k`` (``e^-k``, about ``1 - k``) for the rest of the
@@ -129,6 +134,7 @@ class EnvConfig:
     action_mode: str = "target"
     reward_mode: str = "pnl"
     risk_aversion: float = 0.0
+    pnl_reference: float = 0.0
     position_limit: float = 1.5
     trade_limit: float = 0.5
     band_limit: float = 0.5
@@ -136,6 +142,7 @@ class EnvConfig:
     unwind: bool = True
     reward_scale: float | None = None
     realised_vol_halflife: float = 10.0
+    observe_pnl: bool = False
     permanent_impact: float = 0.0
     execution: str = "immediate"
     execution_rate: float = 0.1
@@ -200,6 +207,8 @@ class EnvConfig:
             raise ValueError(
                 f"realised_vol_halflife must be > 0 steps, got {self.realised_vol_halflife!r}"
             )
+        if not isinstance(self.observe_pnl, bool):
+            raise ValueError(f"observe_pnl must be True or False, got {self.observe_pnl!r}")
         if not (
             isinstance(self.execution_rate, int | float)
             and math.isfinite(self.execution_rate) and self.execution_rate > 0
@@ -232,6 +241,7 @@ class EnvConfig:
             action_mode=self.action_mode,
             reward_mode=self.reward_mode,
             risk_aversion=self.risk_aversion,
+            pnl_reference=self.pnl_reference,
             reward_scale=reward_scale,
             notional=self.book.notional,
             position_limit=self.position_limit,

@@ -86,7 +86,7 @@ from hedgearena.envs.limits import RiskLimits
 from hedgearena.envs.market import FloatArray
 
 ACTION_MODES = ("target", "trade", "fraction", "band")
-REWARD_MODES = ("pnl", "mean_variance", "terminal")
+REWARD_MODES = ("pnl", "mean_variance", "terminal", "terminal_mean_variance")
 INITIAL_HEDGES = ("zero", "delta")
 ALL_FILLED = 1.0
 """``Episode.fill_fraction`` of episodes where every order fills (the default)."""
@@ -122,9 +122,13 @@ class CoreConfig:
     Attributes:
         action_mode: how an action in [-1, 1] becomes a hedge; see :func:`target_position`.
         reward_mode: ``pnl`` (step P&L), ``mean_variance`` (step P&L minus
-            ``risk_aversion / 2`` times its square, Kolm and Ritter 2019) or ``terminal``
-            (the episode's P&L on the last step, zero before).
-        risk_aversion: kappa of the mean-variance reward, per unit of scaled P&L.
+            ``risk_aversion / 2`` times its square, Kolm and Ritter 2019), ``terminal``
+            (the episode's P&L on the last step, zero before) or ``terminal_mean_variance``
+            (step P&L, and on the last step minus ``risk_aversion / 2`` times the squared
+            distance of the episode's P&L from ``pnl_reference``); see :func:`reward`.
+        risk_aversion: kappa of the mean-variance rewards, per unit of scaled P&L.
+        pnl_reference: m of ``terminal_mean_variance``: the reference level of the episode's
+            P&L, in units of ``reward_scale`` (best set to the episode P&L's mean).
         reward_scale: currency per unit of reward (rewards are P&L divided by it).
         notional: the book's reference size; action ranges are multiples of it.
         position_limit: ``target`` mode spans positions in ``[-limit, limit] * notional``.
@@ -145,6 +149,7 @@ class CoreConfig:
     action_mode: str = "target"
     reward_mode: str = "pnl"
     risk_aversion: float = 0.0
+    pnl_reference: float = 0.0
     reward_scale: float = 1.0
     notional: float = 100.0
     position_limit: float = 1.5
@@ -180,6 +185,11 @@ class CoreConfig:
         if not (math.isfinite(self.risk_aversion) and self.risk_aversion >= 0):
             raise ValueError(
                 f"risk_aversion must be a finite number >= 0, got {self.risk_aversion!r}"
+            )
+        if not (isinstance(self.pnl_reference, int | float) and math.isfinite(self.pnl_reference)):
+            raise ValueError(
+                f"pnl_reference must be a finite number (episode P&L over reward_scale), "
+                f"got {self.pnl_reference!r}"
             )
         if not (math.isfinite(self.lot_size) and self.lot_size >= 0):
             raise ValueError(f"lot_size must be a finite number >= 0, got {self.lot_size!r}")
@@ -703,19 +713,40 @@ def wealth(episode: Episode, step: Any, state: HedgeState) -> Any:
 def reward(config: CoreConfig, pnl: Any, episode_pnl: Any, done: Any) -> Any:
     """The reward of a decision from its P&L (currency), in units of ``config.reward_scale``.
 
+    ``pnl`` is the decision's P&L, ``episode_pnl`` the episode's P&L so far with it included
+    (the sum of the decisions' P&L), ``done`` whether the episode ends with the decision.
+
     - ``pnl``: ``pnl / scale``.
     - ``mean_variance``: ``x - risk_aversion / 2 * x^2`` with ``x = pnl / scale`` (Kolm and
       Ritter 2019, "Dynamic replication and hedging: a reinforcement learning approach").
     - ``terminal``: ``episode_pnl / scale`` on the last decision, 0 before.
+    - ``terminal_mean_variance``: ``x``, and on the last decision also
+      ``-risk_aversion / 2 * (X - m)^2`` with ``X = episode_pnl / scale`` and
+      ``m = pnl_reference``. The rewards of an episode sum to ``X - kappa/2 (X - m)^2``, whose
+      expectation is ``E[X] - kappa/2 (Var[X] + (E[X] - m)^2)``: with ``m = E[X]`` it is the
+      mean-variance criterion of the episode's P&L, and maximising over the policy and ``m``
+      together maximises ``E[X] - kappa/2 Var[X]`` (the embedding of Li and Ng 2000,
+      "Optimal dynamic portfolio selection: multiperiod mean-variance formulation", Math.
+      Finance 10(3)). For a fixed ``m`` the objective is an expected sum of rewards: an MDP
+      once the P&L so far is part of the state (``observe_pnl``). ``E[X] - c Std[X]`` is
+      reached near ``kappa = c / Std[X]`` and ``m = E[X]`` of the hedger sought (the minimiser
+      of ``mean + c std`` of the hedging cost, a first-order match of the two criteria).
 
     Examples:
         >>> config = CoreConfig(reward_mode="mean_variance", risk_aversion=1.0, reward_scale=2.0)
         >>> reward(config, 4.0, 0.0, False)  # x = 2: 2 - 0.5 * 4
         0.0
+        >>> config = CoreConfig(reward_mode="terminal_mean_variance", risk_aversion=2.0,
+        ...                     pnl_reference=-1.0, reward_scale=2.0)
+        >>> reward(config, 1.0, -4.0, False), reward(config, 1.0, -4.0, True)  # X = -2
+        (0.5, -0.5)
     """
     if config.reward_mode == "terminal":
         return done * (episode_pnl / config.reward_scale)
     x = pnl / config.reward_scale
     if config.reward_mode == "mean_variance":
         return x - 0.5 * config.risk_aversion * (x * x)
+    if config.reward_mode == "terminal_mean_variance":
+        gap = episode_pnl / config.reward_scale - config.pnl_reference
+        return x - done * (0.5 * config.risk_aversion * (gap * gap))
     return x

@@ -55,11 +55,32 @@ OPTION_POSITION_FEATURES: tuple[tuple[str, str], ...] = (
 )
 
 
+PNL_FEATURES: tuple[tuple[str, str], ...] = (
+    ("pnl", "episode P&L so far (W_t - W_0) / reward_scale (with observe_pnl)"),
+)
+"""The agent-view entry appended by the envs when ``observe_pnl`` is set (not in batches)."""
+
+
 def feature_names(with_option: bool) -> tuple[str, ...]:
-    """Names of the observation's entries, in order."""
+    """Names of the observation's entries held by a batch (and the deep hedger's), in order."""
     table = EXOGENOUS_FEATURES + (OPTION_FEATURES if with_option else ())
     table += POSITION_FEATURES + (OPTION_POSITION_FEATURES if with_option else ())
     return tuple(name for name, _ in table)
+
+
+def observation_names(config: EnvConfig) -> tuple[str, ...]:
+    """Names of the envs' observation entries for ``config``, in order.
+
+    :func:`feature_names`, then ``pnl`` when ``config.observe_pnl`` is set (the envs append
+    it; it is not part of :attr:`EpisodeBatch.observations`).
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> observation_names(make_config("ShortCall", observe_pnl=True))[-3:]
+        ('liquidity', 'hedge', 'pnl')
+    """
+    names = feature_names(config.hedge_option is not None)
+    return names + tuple(name for name, _ in PNL_FEATURES) if config.observe_pnl else names
 
 
 class Features(NamedTuple):

@@ -28,7 +28,7 @@ from hedgearena.envs.episode import (
     OPTION_FEATURES,
     EpisodeBatch,
     Remarker,
-    feature_names,
+    observation_names,
 )
 from hedgearena.envs.limits import (
     LIMIT_GREEKS,
@@ -88,7 +88,7 @@ def default_reward_scale(config: EnvConfig) -> float:
 
 def observation_space(config: EnvConfig) -> gym.spaces.Box:
     """The float32 observation Box (unbounded; entries are documented in the env's manual)."""
-    dim = len(feature_names(config.hedge_option is not None))
+    dim = len(observation_names(config))
     return gym.spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
 
 
@@ -365,6 +365,8 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         obs[self._hedge_col] = self._state.hedge / notional
         if self._with_option:
             obs[self._hedge_col + 1] = self._state.option / notional
+        if self.config.observe_pnl:  # the P&L so far (the sum of the decisions' P&L)
+            return np.append(obs, np.float32(self._totals["pnl"] / self.reward_scale))
         return obs
 
     def _wealth(self) -> float:

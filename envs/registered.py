@@ -12,6 +12,7 @@ from hedgearena.envs.episode import (
     EXOGENOUS_FEATURES,
     OPTION_FEATURES,
     OPTION_POSITION_FEATURES,
+    PNL_FEATURES,
     POSITION_FEATURES,
 )
 from hedgearena.envs.hedging_env import INFO_KEYS, HedgingEnv
@@ -57,7 +58,8 @@ units); only trades in the underlying move the spot. `risk_limits` may override 
 
 ## Observation Space
 
-`Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option). T is the
+`Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option; one more
+with `observe_pnl=True`). T is the
 episode's length in years, sigma_t the at-the-money implied vol, N the notional:
 
 | index | name | definition |
@@ -74,7 +76,12 @@ the notional, `0.4 sigma_0 sqrt(T) S_0 N`; also in `info["reward_scale"]`). `rew
 `pnl` (the decision interval's P&L: the objective of a risk-neutral hedger; sums to the
 episode's P&L), `mean_variance` (`x - risk_aversion / 2 * x^2` with x the scaled step P&L, Kolm
 and Ritter 2019: a local mean-variance objective whose sum penalises P&L variance), `terminal`
-(the scaled episode P&L on the last step, 0 before: for objectives of the whole distribution).
+(the scaled episode P&L on the last step, 0 before: for objectives of the whole distribution),
+`terminal_mean_variance` (x, and on the last step also `-risk_aversion / 2 * (X - m)^2` with X
+the scaled episode P&L and m = `pnl_reference`: the rewards sum to `X - kappa/2 (X - m)^2`, whose
+mean is the mean-variance criterion `E[X] - kappa/2 Var[X]` of the episode's P&L when m = E[X]
+(Li and Ng 2000). `mean + c std` of the hedging cost is matched near `kappa = c / Std[X]`; the
+best policy depends on the P&L so far, so use it with `observe_pnl=True`).
 The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pnl - cost`
 (see `hedgearena.envs.core`; `impact_pnl` is 0 without `permanent_impact`).
 
@@ -113,7 +120,9 @@ Every field of `hedgearena.envs.config.EnvConfig` is a keyword: `market` (a `Mar
 `{{"proportional": 0.001, "spread": {{"half_spread": 5e-4}}}}`), `hedge_option`, `n_steps`,
 `days_per_year`, `rebalance_every`, `initial_hedge` (`zero` or `delta`), `action_mode`
 ({actions}), `reward_mode` ({rewards}), `risk_aversion`, `position_limit`, `trade_limit`,
-`band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`,
+`band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`, `observe_pnl`
+(append the scaled P&L so far to the observation), `pnl_reference` (m of
+`terminal_mean_variance`, in units of `reward_scale`),
 `permanent_impact` (>= 0, log move of the spot per notional traded; default 0), `execution`
 (`immediate`, `twap`, `participation`), `execution_rate` (> 0, participation's child size as a
 fraction of N per market step at normal liquidity; default 0.1), `risk_limits` (None, a
@@ -127,12 +136,16 @@ it handles fills, limits and breaches per row.
 ## Version History
 
 * v0: initial release; execution and risk mechanics (fills, child orders, permanent impact,
-  risk limits) added as options, off by default (the default env is unchanged).
+  risk limits) added as options, off by default (the default env is unchanged); the agent-view
+  options `observe_pnl` and `reward_mode="terminal_mean_variance"` (off by default).
 """
 
 
 def _table() -> str:
-    rows = EXOGENOUS_FEATURES + OPTION_FEATURES + POSITION_FEATURES + OPTION_POSITION_FEATURES
+    rows = (
+        EXOGENOUS_FEATURES + OPTION_FEATURES + POSITION_FEATURES + OPTION_POSITION_FEATURES
+        + PNL_FEATURES
+    )
     option_names = {name for name, _ in OPTION_FEATURES + OPTION_POSITION_FEATURES}
     lines = []
     for i, (name, text) in enumerate(rows):
@@ -140,7 +153,8 @@ def _table() -> str:
         lines.append(f"| {i} | `{name}` | {text}{note} |")
     lines.append("")
     lines.append(
-        "Without a hedging option the option rows are absent and `hedge` follows `liquidity`."
+        "Without a hedging option the option rows are absent and `hedge` follows `liquidity`; "
+        "`pnl` is there with `observe_pnl=True` only (the last entry)."
     )
     return "\n".join(lines)
 

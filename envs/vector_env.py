@@ -463,7 +463,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         """The observations of every row, with the position entries written in.
 
         With all rows at one step (the common case) this is a view of the batch's time-major
-        array, written once and never changed afterwards.
+        array, written once and never changed afterwards; with ``observe_pnl`` a new array with
+        the P&L so far appended.
         """
         batch, step, column = self._batch, self._common_step, self._hedge_col
         obs = (
@@ -477,6 +478,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             np.divide(self._option, notional, out=obs[:, column + 1], casting="same_kind")
         if step is None:
             batch.observations[self._t, self._rows] = obs
+        if self.config.observe_pnl:  # the P&L so far (the sum of the decisions' P&L)
+            pnl = np.divide(self._totals["pnl"], self.reward_scale)
+            return np.concatenate([obs, pnl[:, None].astype(np.float32)], axis=1)
         return obs
 
     def _infos(

@@ -10,6 +10,12 @@ Commands:
 - ``benchmark``: score the classical hedgers alone.
 - ``stress``: every hedger (the baselines, and saved agents with ``--agent RUN_DIR``) across the
   stress scenarios of :mod:`hedgearena.envs.scenarios`: tables, heat maps and worst paths.
+- ``sweep``: a Ray Tune sweep of training runs over seeds and any config field (the config's
+  ``sweep`` section; ``--resume`` continues an interrupted one): see :mod:`hedgearena.sweep`.
+- ``rllib``: train an RLlib agent (the config's ``rllib`` section) with several env runners on
+  the native vector env, then score it like ``train``: see :mod:`hedgearena.agents.rllib`.
+  ``sweep`` and ``rllib`` need the ``ray`` extra; they start a local Ray instance
+  (``--num-cpus``) or join a cluster (``--address``).
 
 Every command takes ``--config FILE`` (YAML, see :mod:`hedgearena.run_config`) and
 ``--set key=value`` overrides; ``python train.py COMMAND --help`` lists the shortcuts.
@@ -28,7 +34,7 @@ from rich.console import Console
 
 from hedgearena.run_config import RunConfig, load_config
 
-COMMANDS = ("train", "evaluate", "benchmark", "stress")
+COMMANDS = ("train", "evaluate", "benchmark", "stress", "sweep", "rllib")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bench)
     _stress_options(commands.add_parser(
         "stress", help="every hedger across the stress scenarios (crashes, droughts, crowding)"))
+    sweep = commands.add_parser("sweep", help="a Ray Tune sweep of training runs (seeds, "
+                                "costs, hyperparameters); needs the ray extra")
+    _common(sweep)
+    sweep.add_argument("--agent", help="agent algorithm of every trial (agent.algo)")
+    sweep.add_argument("--resume", action="store_true", help="continue the sweep in the folder "
+                       "(finished trials are not run again; failed ones are retried)")
+    _ray_options(sweep)
+    rllib = commands.add_parser("rllib", help="train an RLlib agent (the config's rllib "
+                                "section) and score it; needs the ray extra")
+    _common(rllib)
+    _ray_options(rllib)
     return parser
+
+
+def _ray_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance "
+                        "(ray.num_cpus; default: all cores)")
+    parser.add_argument("--address", help="join an existing Ray cluster instead "
+                        "(ray.address), e.g. auto or ray://head:10001")
 
 
 def _stress_options(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +116,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         "env__id": args.env, "arena__paths": args.paths, "seed": args.seed,
         "arena__seed": args.arena_seed, "arena__hedgers": args.hedgers, "out": args.out,
         "name": args.name, "agent__algo": getattr(args, "agent", None),
+        "ray__num_cpus": getattr(args, "num_cpus", None),
+        "ray__address": getattr(args, "address", None),
     }
     path = args.config
     if path is None and getattr(args, "run_dir", None) is not None:
@@ -191,7 +217,46 @@ def run_stress(
     return out_dir
 
 
+def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
+                      console: Console | None = None) -> Path:
+    """Run (or resume) the sweep of ``config.sweep``; print its table; returns the folder."""
+    from hedgearena.sweep import run_sweep
+
+    console = console or Console(width=max(Console().width, 160))
+    start = time.perf_counter()
+    result = run_sweep(config, resume=resume, progress=progress)
+    console.print(result.files["md"].read_text())
+    unfinished = int((result.table["status"] == "unfinished").sum())
+    if unfinished:
+        console.print(f"{unfinished} trial(s) unfinished: continue with the same command and "
+                      "--resume")
+    console.print(f"{time.perf_counter() - start:.1f} s; results in {result.folder}/ "
+                  f"({', '.join(sorted(p.name for p in result.files.values()))})")
+    return result.folder
+
+
+def _needs_ray(run: Callable[[argparse.Namespace, RunConfig], Any]
+               ) -> Callable[[argparse.Namespace, RunConfig], Any]:
+    """``run`` with a missing ``ray`` extra reported as a usage error naming the extra."""
+    from hedgearena.sweep import MissingRayError
+
+    def wrapped(args: argparse.Namespace, config: RunConfig) -> Any:
+        try:
+            return run(args, config)
+        except MissingRayError as error:
+            raise ValueError(str(error)) from None
+
+    return wrapped
+
+
 def _dispatch(command: str) -> Callable[[argparse.Namespace, RunConfig], Any]:
+    if command == "sweep":
+        return _needs_ray(lambda args, config: run_sweep_command(config, args.resume,
+                                                                 not args.no_progress))
+    if command == "rllib":
+        from hedgearena.agents.rllib import train_and_score_rllib
+
+        return _needs_ray(lambda args, config: train_and_score_rllib(config, not args.no_progress))
     if command == "stress":
         return lambda args, config: run_stress(config, args.agents, not args.no_progress)
     if command == "benchmark":
@@ -199,13 +264,23 @@ def _dispatch(command: str) -> Callable[[argparse.Namespace, RunConfig], Any]:
     from hedgearena import training
 
     if command == "evaluate":
-        return lambda args, config: training.evaluate_run(args.run_dir, config,
-                                                          progress=not args.no_progress)
+        return lambda args, config: _evaluate(args, config)
     return lambda args, config: training.train_and_score(config, progress=not args.no_progress)
 
 
+def _evaluate(args: argparse.Namespace, config: RunConfig) -> Path:
+    """``evaluate``: the run's own kind of agent (RLlib runs need the ray extra)."""
+    from hedgearena import training
+    from hedgearena.agents.rllib import evaluate_rllib_run, is_rllib_run
+
+    if is_rllib_run(args.run_dir):
+        return _needs_ray(lambda a, c: evaluate_rllib_run(a.run_dir, c, not a.no_progress))(
+            args, config)
+    return training.evaluate_run(args.run_dir, config, progress=not args.no_progress)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: ``python train.py [train|evaluate|benchmark|stress] [options]``."""
+    """Entry point: ``python train.py [train|evaluate|benchmark|stress|sweep|rllib] [options]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
         argv = ["train", *argv]

@@ -20,8 +20,10 @@ that name the key and list the allowed ones. Every run writes its resolved confi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -207,6 +209,205 @@ class StressSpec(BaseModel):
         )
 
 
+# ------------------------------------------------------------------ scaling out (Ray extra)
+SEARCH_ALGOS = ("grid", "random", "optuna")
+"""``sweep.search``: Tune's grid/random variant generator, or Optuna's TPE sampler."""
+DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
+"""The kinds of a ``sweep.space`` axis (``{kind: values}``; a bare list is a grid)."""
+NOT_SWEPT = ("sweep", "ray", "out", "name")
+"""Top-level sections no trial may change (the sweep's own settings and folders)."""
+
+
+_EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _number(value: Any) -> Any:
+    """``"1e-4"`` -> ``0.0001``: YAML 1.1 reads exponents without a dot as strings.
+
+    Examples:
+        >>> _number("1e-4"), _number("band"), _number(3)
+        (0.0001, 'band', 3)
+    """
+    return float(value) if isinstance(value, str) and _EXPONENT.match(value) else value
+
+
+def _check_axis(key: str, axis: Any) -> dict[str, list[Any]]:
+    """One axis of ``sweep.space`` as ``{kind: values}``, checked (errors name the key)."""
+    if isinstance(axis, list):
+        axis = {"grid": axis}
+    if not (isinstance(axis, dict) and len(axis) == 1 and next(iter(axis)) in DISTRIBUTIONS):
+        raise ValueError(f"sweep.space.{key} must be a list (a grid) or one of "
+                         f"{{kind: values}} with kind in {DISTRIBUTIONS}, got {axis!r}")
+    kind, values = next(iter(axis.items()))
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"sweep.space.{key}.{kind} must be a non-empty list, got {values!r}")
+    values = [_number(v) for v in values]
+    if kind in ("uniform", "loguniform", "randint"):
+        numbers = len(values) == 2 and all(isinstance(v, int | float) for v in values)
+        if not (numbers and values[0] < values[1]) or (kind == "loguniform" and values[0] <= 0):
+            low = "0 < low" if kind == "loguniform" else "low"
+            raise ValueError(f"sweep.space.{key}.{kind} must be [low, high] with {low} < high, "
+                             f"got {values!r}")
+        if kind == "randint" and not all(isinstance(v, int) for v in values):
+            raise ValueError(f"sweep.space.{key}.randint takes integers [low, high), "
+                             f"got {values!r}")
+    return {kind: values}
+
+
+def _check_dotted_key(key: str) -> None:
+    """Raise ValueError unless ``key`` names a run-config field a trial may set."""
+    model: type[BaseModel] = RunConfig
+    parts = key.split(".")
+    if parts[0] in NOT_SWEPT:
+        raise ValueError(f"sweep.space: {key!r} cannot be swept (the sections {NOT_SWEPT} "
+                         "belong to the sweep)")
+    for depth, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:depth]) or "the run config"
+            raise ValueError(f"sweep.space: {key!r}: {part!r} is not a field of {where}; "
+                             f"allowed: {sorted(set(fields) - set(NOT_SWEPT))}")
+        annotation = fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            continue
+        free = get_origin(annotation) is dict  # env.kwargs, agent.hyperparams...: any key
+        if depth < len(parts) - 1 and not free:
+            raise ValueError(f"sweep.space: {key!r}: {part!r} is a value, not a section")
+        return
+    raise ValueError(f"sweep.space: {key!r} is a section: name one of its fields")
+
+
+class SweepSpec(BaseModel):
+    """A Ray Tune sweep of training runs (``train.py sweep``; see :mod:`hedgearena.sweep`).
+
+    Attributes:
+        space: dotted run-config keys (as for ``--set``) -> their values: ``{grid: [...]}``
+            (every value), ``{choice: [...]}``, ``{uniform: [low, high]}``,
+            ``{loguniform: [low, high]}``, ``{randint: [low, high]}`` (high excluded); a
+            bare list is a grid. E.g. ``seed: [0, 1, 2]``, ``env.kwargs.cost: [0.001, 0.01]``,
+            ``agent.hyperparams.lr: {loguniform: [1e-4, 1e-2]}``.
+        search: ``grid`` (every combination of the grids, each ``num_samples`` times with the
+            other axes drawn at random), ``random`` (``num_samples`` trials, grids drawn like
+            choices) or ``optuna`` (``num_samples`` trials proposed by Optuna's TPE sampler
+            from the results so far; grids are choices).
+        num_samples: see ``search``.
+        metric: what the search optimises and the table sorts by (a key of
+            :data:`hedgearena.sweep.TRIAL_METRICS`).
+        mode: ``min`` or ``max`` of the metric.
+        max_concurrent: trials running at once (0: as many as the CPUs allow).
+        cpus_per_trial: CPUs reserved by each trial (its torch threads).
+        max_failures: retries of a failed trial before it is reported as failed.
+        seed: seed of the random draws of the search.
+    """
+
+    model_config = _STRICT
+    space: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    search: str = "grid"
+    num_samples: int = Field(1, ge=1)
+    metric: str = "objective"
+    mode: str = "min"
+    max_concurrent: int = Field(0, ge=0)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    max_failures: int = Field(1, ge=0)
+    seed: int = 0
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _known_axes(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"sweep.space maps dotted keys to values, got {value!r}")
+        for key in value:
+            _check_dotted_key(str(key))
+        return {str(key): _check_axis(str(key), axis) for key, axis in value.items()}
+
+    @field_validator("search")
+    @classmethod
+    def _known_search(cls, value: str) -> str:
+        if value not in SEARCH_ALGOS:
+            raise ValueError(f"sweep.search must be one of {SEARCH_ALGOS}, got {value!r}")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        from hedgearena.sweep import TRIAL_METRICS
+
+        if value not in TRIAL_METRICS:
+            raise ValueError(f"sweep.metric must be one of {sorted(TRIAL_METRICS)}, "
+                             f"got {value!r}")
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in ("min", "max"):
+            raise ValueError(f"sweep.mode must be 'min' or 'max', got {value!r}")
+        return value
+
+
+class RllibSpec(BaseModel):
+    """An RLlib agent (``train.py rllib``; see :mod:`hedgearena.agents.rllib`).
+
+    Attributes:
+        algo: the RLlib algorithm (``PPO``).
+        hyperparams: keys of the algorithm's ``training()`` (``lr``, ``gamma``, ``lambda_``,
+            ``clip_param``, ``train_batch_size_per_learner``, ``minibatch_size``,
+            ``num_epochs``...), of ``env_runners()`` (``rollout_fragment_length``...) and of
+            the default model (``fcnet_hiddens``, ``fcnet_activation``, ``vf_share_layers``...).
+        env_kwargs: the agent's view of the env (``action_mode``, ``reward_mode``...), as
+            ``agent.env_kwargs``.
+        n_timesteps: training budget, env steps summed over paths and runners.
+        num_env_runners: sampling actors (one CPU each; 0 samples in the driver).
+        num_envs_per_env_runner: paths of each runner's native vector env.
+        eval_freq: env steps between validations (0: ten per run).
+        eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``).
+        checkpoint_freq: env steps between checkpoints (0: five per run).
+    """
+
+    model_config = _STRICT
+    algo: str = "PPO"
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    n_timesteps: int = Field(200_000, ge=1)
+    num_env_runners: int = Field(2, ge=0)
+    num_envs_per_env_runner: int = Field(64, ge=1)
+    eval_freq: int = Field(0, ge=0)
+    eval_paths: int = Field(4096, ge=1)
+    checkpoint_freq: int = Field(0, ge=0)
+
+    @field_validator("algo")
+    @classmethod
+    def _known_algo(cls, value: str) -> str:
+        if value not in ("PPO",):
+            raise ValueError(f"rllib.algo must be one of ('PPO',), got {value!r}")
+        return value
+
+    @field_validator("env_kwargs")
+    @classmethod
+    def _agent_view_only(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from hedgearena.baselines.arena import ENV_OVERRIDES
+
+        bad = sorted(set(value) - set(ENV_OVERRIDES))
+        if bad:
+            raise ValueError(f"rllib.env_kwargs may only set {ENV_OVERRIDES}, got {bad}")
+        return value
+
+
+class RaySpec(BaseModel):
+    """Where Ray runs (``sweep`` and ``rllib``).
+
+    Attributes:
+        address: an existing Ray cluster (``auto``, ``ray://head:10001``, ``head:6379``); null
+            starts a local Ray instance for the command and stops it at the end.
+        num_cpus: CPUs of that local instance (null: all cores); ignored with ``address``.
+    """
+
+    model_config = _STRICT
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+
+
 class RunConfig(BaseModel):
     """Everything that defines a run.
 
@@ -215,6 +416,9 @@ class RunConfig(BaseModel):
         agent: the agent's algorithm and hyperparameters.
         arena: the scoring of the agent against the baselines.
         stress: the stress report (``train.py stress``).
+        sweep: a Ray Tune sweep of runs (``train.py sweep``, the ``ray`` extra).
+        rllib: an RLlib agent (``train.py rllib``, the ``ray`` extra).
+        ray: where Ray runs (a local instance, or a cluster's address).
         seed: seed of training (the arena's paths have their own, ``arena.seed``).
         out: parent folder of run folders.
         name: the run's folder name (default: ``<algo>-<env>-seed<seed>``).
@@ -225,6 +429,9 @@ class RunConfig(BaseModel):
     agent: AgentSpec = Field(default_factory=AgentSpec)
     arena: ArenaSpec = Field(default_factory=ArenaSpec)
     stress: StressSpec = Field(default_factory=StressSpec)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    rllib: RllibSpec = Field(default_factory=RllibSpec)
+    ray: RaySpec = Field(default_factory=RaySpec)
     seed: int = 0
     out: str = "runs"
     name: str | None = None
@@ -323,3 +530,29 @@ def _explain(error: ValidationError, path: str | Path | None) -> str:
         lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     lines.append(f"  allowed top-level keys: {sorted(RunConfig.model_fields)}")
     return "\n".join(lines)
+
+
+def apply_overrides(config: RunConfig, values: Mapping[str, Any], **fields: Any) -> RunConfig:
+    """A copy of ``config`` with dotted keys set, as ``--set`` sets them (a sweep's trials).
+
+    Args:
+        config: the base config.
+        values: dotted keys -> values (``{"env.kwargs.cost": 0.002, "seed": 1}``).
+        **fields: dotted keys with ``__`` for dots, applied last.
+
+    Raises:
+        ValueError: naming the key and what is allowed.
+
+    Examples:
+        >>> apply_overrides(RunConfig(), {"env.kwargs.cost": 0.002}, seed=3).env.kwargs
+        {'cost': 0.002}
+    """
+    tree = config.model_dump(mode="json")
+    for key, value in values.items():
+        _set(tree, key, value)
+    for key, value in fields.items():
+        _set(tree, key.replace("__", "."), value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as error:
+        raise ValueError(_explain(error, None)) from None

@@ -52,6 +52,7 @@ def train_and_score(config: RunConfig, progress: bool = True) -> Path:
     from rich.console import Console
 
     console = Console(width=max(Console().width, 160))
+    config = resolve_agent_view(config)
     run_dir = config.run_dir
     config.dump(run_dir / "config.yaml")
     env_config = config.env.config()
@@ -71,12 +72,24 @@ def train_and_score(config: RunConfig, progress: bool = True) -> Path:
 def train_agent(
     config: RunConfig, env_config: EnvConfig, run_dir: Path, progress: bool
 ) -> dict[str, Any]:
-    """Train the agent of ``config`` into ``run_dir/model`` (resuming from checkpoints)."""
+    """Train the agent of ``config`` into ``run_dir/model`` (resuming from checkpoints).
+
+    An SB3 agent's view is completed first (:func:`resolve_agent_view`).
+    """
     if config.agent.algo == DEEP_HEDGING:
         return _train_deep_hedging(config, env_config, run_dir, progress)
     from hedgearena.agents.training import train_sb3
 
-    return train_sb3(config, env_config, run_dir, progress)
+    return train_sb3(resolve_agent_view(config), env_config, run_dir, progress)
+
+
+def resolve_agent_view(config: RunConfig) -> RunConfig:
+    """``config`` with its SB3 agent's view resolved (see ``agents.training.resolve_view``)."""
+    if config.agent.algo == DEEP_HEDGING:
+        return config
+    from hedgearena.agents.training import resolve_view
+
+    return resolve_view(config)
 
 
 def load_agent(run_dir: Path, config: RunConfig) -> Hedger:

@@ -270,8 +270,9 @@ def test_save_policy_float64_round_trip(tmp_path: Path) -> None:
     assert loaded.input_mean.dtype == torch.float64
     obs, zero = torch.randn(7, 12, dtype=torch.float64), torch.zeros(7, dtype=torch.float64)
     model = torch.full((7,), 50.0, dtype=torch.float64)
-    assert torch.equal(policy.step(obs, zero, zero, model, zero)[0],
-                       loaded.step(obs, zero, zero, model, zero)[0])
+    pnl = torch.linspace(-300.0, 100.0, 7, dtype=torch.float64)
+    assert torch.equal(policy.step(obs, zero, zero, model, zero, pnl=pnl)[0],
+                       loaded.step(obs, zero, zero, model, zero, pnl=pnl)[0])
 
 
 # --------------------------------------------------------------------------------- resume

@@ -1,0 +1,410 @@
+"""RLlib agents on the native vector env: ``python train.py rllib --config configs/rllib_ppo.yml``.
+
+RLlib's new API stack samples with env runners (Ray actors), each stepping a Gymnasium vector
+env with NEXT_STEP autoreset. :func:`register_rllib_envs` registers every hedgearena id with
+``ray.tune.registry.register_env`` under its own name: the env creator returns the native
+:class:`~hedgearena.envs.vector_env.VecHedgingEnv` (``gym.make_vec(id, num_envs,
+vectorization_mode="vector_entry_point", autoreset_mode="next_step")``), and the config sets
+``env_runners(gym_env_vectorize_mode="vector_entry_point")`` so RLlib asks the creator for the
+whole vector (``num_envs_per_env_runner`` paths stepped as arrays) instead of wrapping
+single envs::
+
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from hedgearena.agents.rllib import register_rllib_envs
+
+    register_rllib_envs()
+    config = (PPOConfig().environment("hedgearena/ShortCall-v0", env_config={"cost": 0.002})
+              .env_runners(num_env_runners=2, num_envs_per_env_runner=64,
+                           gym_env_vectorize_mode="vector_entry_point"))
+
+:func:`train_and_score_rllib` is the ``rllib`` command: it trains the run config's ``rllib``
+section (:class:`hedgearena.run_config.RllibSpec`) with validation on fixed paths (the best
+module is kept), checkpoints and resume, then scores the agent in the arena against the
+baselines on the same paths, like any hedger: :class:`RLlibHedger` feeds the observations to
+the RLlib module and turns its deterministic actions into positions with
+:meth:`VecHedgingEnv.positions_from_actions`. The run folder
+(``runs/rllib_ppo-<env>-seed<seed>/``) is laid out like :mod:`hedgearena.training`'s, with the
+RLlib module in ``model/module/`` and ``model/rllib.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import yaml
+from numpy.typing import NDArray
+
+from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data
+from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.vector_env import VecHedgingEnv
+from hedgearena.run_config import RllibSpec, RunConfig, load_config
+from hedgearena.sweep import ray_session, require
+
+AGENT_FILE = "rllib.json"
+"""Written beside a saved RLlib module: the algorithm and the agent's view of the env."""
+LATEST = "latest.json"
+"""The checkpoint folder's pointer to its newest checkpoint and step count."""
+
+
+def make_vector_env(env_id: str, env_config: Mapping[str, Any]) -> gym.vector.VectorEnv:
+    """The native vector env of ``env_id`` for an RLlib env runner (NEXT_STEP autoreset).
+
+    Args:
+        env_id: a registered hedgearena id.
+        env_config: RLlib's env config: ``num_envs`` (set by the env runner) and keyword
+            overrides of the env's config (``cost``, ``action_mode``...).
+    """
+    import hedgearena  # noqa: F401  (registers the ids in the env runner's process)
+
+    kwargs = dict(env_config)
+    num_envs = int(kwargs.pop("num_envs", 1))
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                        autoreset_mode="next_step", **kwargs)
+
+
+def register_rllib_envs() -> list[str]:
+    """Register every hedgearena id for RLlib (``config.environment("hedgearena/...")``)."""
+    from hedgearena.envs.registered import ENV_IDS
+
+    register_env = require("ray.tune.registry").register_env
+    for env_id in ENV_IDS:
+        register_env(env_id, functools.partial(make_vector_env, env_id))
+    return sorted(ENV_IDS)
+
+
+# ------------------------------------------------------------------------ the algorithm
+def _keywords(method: Any) -> set[str]:
+    return {p.name for p in inspect.signature(method).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def split_hyperparams(algo_cls: Any, hyperparams: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """Split flat hyperparameters into ``training()``, ``env_runners()`` and model keywords.
+
+    Raises:
+        ValueError: a key of none of them (the allowed ones listed).
+    """
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    training = _keywords(algo_cls.training) | _keywords(AlgorithmConfig.training)
+    runners = _keywords(AlgorithmConfig.env_runners) - {
+        "num_env_runners", "num_envs_per_env_runner", "gym_env_vectorize_mode"}
+    model = {f.name for f in dataclasses.fields(DefaultModelConfig)}
+    unknown = sorted(set(hyperparams) - training - runners - model)
+    if unknown:
+        raise ValueError(f"unknown rllib.hyperparams {unknown}; allowed: training keys "
+                         f"{sorted(training)}, env runner keys {sorted(runners)}, model keys "
+                         f"{sorted(model)}")
+    parts = ({k: v for k, v in hyperparams.items() if k in keys}
+             for keys in (training, runners - training, model - training - runners))
+    return tuple(parts)
+
+
+def algorithm_config(spec: RllibSpec, env_id: str, env_kwargs: Mapping[str, Any],
+                     seed: int) -> Any:
+    """The RLlib ``AlgorithmConfig`` of ``spec`` on the native vector env of ``env_id``."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    algo_cls = {"PPO": PPOConfig}[spec.algo]
+    training, runners, model = split_hyperparams(algo_cls, spec.hyperparams)
+    return (
+        algo_cls()
+        .environment(env_id, env_config=dict(env_kwargs))
+        .env_runners(num_env_runners=spec.num_env_runners,
+                     num_envs_per_env_runner=spec.num_envs_per_env_runner,
+                     gym_env_vectorize_mode="vector_entry_point", **runners)
+        .training(**training)
+        .rl_module(model_config=DefaultModelConfig(**model))
+        .debugging(seed=seed)
+    )
+
+
+# --------------------------------------------------------------------------- the hedger
+class RLlibHedger(Hedger):
+    """A trained RLlib module as an arena hedger (deterministic actions).
+
+    The module's action distribution is read at its mode (the Gaussian's mean for PPO), the
+    actions clipped to [-1, 1] and turned into positions by the env with the action mode the
+    agent was trained with (``env_overrides``).
+
+    Args:
+        module: the RLlib ``RLModule`` (torch).
+        env_overrides: the agent's view of the env (``action_mode``, ``reward_mode``...).
+        name: the label in tables.
+    """
+
+    def __init__(self, module: Any, env_overrides: Mapping[str, Any],
+                 name: str = "rllib ppo agent") -> None:
+        self.module, self.name = module, name
+        self.env_overrides = dict(env_overrides)
+        self._env: VecHedgingEnv | None = None
+
+    def reset(self, env: VecHedgingEnv) -> None:
+        """Remember the env (its action mode turns actions into positions)."""
+        self._env = env
+
+    def actions(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """The module's deterministic actions in [-1, 1], ``(n_paths, action_dim)``."""
+        import torch
+
+        with torch.no_grad():
+            out = self.module.forward_inference({"obs": torch.as_tensor(obs, dtype=torch.float32)})
+            dist = self.module.get_inference_action_dist_cls().from_logits(
+                out["action_dist_inputs"])
+            actions = dist.to_deterministic().sample().cpu().numpy()
+        return np.clip(np.asarray(actions, dtype=np.float64).reshape(len(obs), -1), -1.0, 1.0)
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """The agent's deterministic actions as positions (units)."""
+        if self._env is None:
+            raise RuntimeError(f"{self.name}: call reset(env) before positions()")
+        return self._env.positions_from_actions(self.actions(obs))
+
+
+def agent_name(spec: RllibSpec) -> str:
+    """The agent's label in tables: ``"rllib <algo> agent"``."""
+    return f"rllib {spec.algo.lower()} agent"
+
+
+def save_module(module: Any, folder: Path, spec: RllibSpec) -> Path:
+    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, agent's view)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    module.save_to_path(str((folder / "module").resolve()))
+    view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs}
+    (folder / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
+    return folder
+
+
+def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
+    """The saved RLlib agent of ``model_dir`` as an arena hedger (no Ray instance needed)."""
+    if not (model_dir / AGENT_FILE).is_file():
+        raise ValueError(f"{model_dir} holds no RLlib agent ({AGENT_FILE} is missing)")
+    rl_module = require("ray.rllib.core.rl_module.rl_module")
+    view = json.loads((model_dir / AGENT_FILE).read_text())
+    module = rl_module.RLModule.from_checkpoint(str((model_dir / "module").resolve()))
+    return RLlibHedger(module, view["env_kwargs"],
+                       name or f"rllib {view['algo'].lower()} agent")
+
+
+# ----------------------------------------------------------------------------- training
+def rllib_run_dir(config: RunConfig) -> Path:
+    """The run folder: ``<out>/<name>``, by default ``<out>/rllib_<algo>-<env>-seed<seed>``."""
+    env = config.env.id.split("/")[-1].removesuffix("-v0")
+    return Path(config.out) / (config.name or
+                               f"rllib_{config.rllib.algo.lower()}-{env}-seed{config.seed}")
+
+
+@dataclasses.dataclass
+class _Progress:
+    """What the training loop carries: step count, validation history, the best objective."""
+
+    steps: int = 0
+    iterations: int = 0
+    best: float = float("inf")
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    last_eval: int = 0
+    last_checkpoint: int = 0
+
+
+def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
+                progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the run's RLlib agent; the best validated module goes to ``model/``.
+
+    Needs a Ray instance (see :func:`hedgearena.sweep.ray_session`).
+
+    Returns:
+        A summary: algorithm, env steps, iterations, the validation history, the best objective.
+    """
+    spec = config.rllib
+    register_rllib_envs()
+    env_kwargs = {**config.env.kwargs, **spec.env_kwargs}
+    algo = algorithm_config(spec, config.env.id, env_kwargs, config.seed).build_algo()
+    state = _resume(algo, run_dir / "checkpoints")
+    resumed_from = state.steps or None
+    eval_freq = spec.eval_freq or max(spec.n_timesteps // 10, 1)
+    checkpoint_freq = spec.checkpoint_freq or max(spec.n_timesteps // 5, 1)
+    writer = _tensorboard(run_dir / "tb")
+    bar = _bar(progress, spec.n_timesteps, state.steps)
+    try:
+        while state.steps < spec.n_timesteps:
+            result = algo.train()
+            state.iterations += 1
+            state.steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+            _log_iteration(writer, bar, result, state.steps)
+            if state.steps - state.last_eval >= eval_freq:
+                _validate(algo, config, env_config, run_dir, state, writer)
+            if state.steps - state.last_checkpoint >= checkpoint_freq:
+                _checkpoint(algo, run_dir / "checkpoints", state)
+        if state.last_eval < state.steps or not (run_dir / "best").is_dir():
+            _validate(algo, config, env_config, run_dir, state, writer)
+        if state.last_checkpoint < state.steps:
+            _checkpoint(algo, run_dir / "checkpoints", state)
+    finally:
+        bar.close()
+        writer.close()
+        algo.stop()
+    _publish(run_dir)
+    return {"algo": f"rllib_{spec.algo.lower()}", "timesteps": state.steps,
+            "iterations": state.iterations, "resumed_from": resumed_from,
+            "best_objective": state.best, "history": state.history}
+
+
+def _resume(algo: Any, folder: Path) -> _Progress:
+    """Restore the newest checkpoint of ``folder`` into ``algo`` (if any); its progress."""
+    pointer = folder / LATEST
+    if not pointer.is_file():
+        return _Progress()
+    data = json.loads(pointer.read_text())
+    algo.restore_from_path(str((folder / data["path"]).resolve()))
+    steps = int(data["timesteps"])
+    return _Progress(steps=steps, iterations=int(data["iterations"]), best=float(data["best"]),
+                     history=list(data["history"]), last_eval=steps, last_checkpoint=steps)
+
+
+def _checkpoint(algo: Any, folder: Path, state: _Progress) -> Path:
+    """Save the whole algorithm (learner, optimiser, env runners) as ``step_<n>``."""
+    target = folder / f"step_{state.steps}"
+    algo.save_to_path(str(target.resolve()))
+    state.last_checkpoint = state.steps
+    pointer = {"path": target.name, "timesteps": state.steps, "iterations": state.iterations,
+               "best": state.best, "history": state.history}
+    (folder / LATEST).write_text(json.dumps(pointer, default=float) + "\n")
+    return target
+
+
+def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path,
+              state: _Progress, writer: Any) -> dict[str, float]:
+    """Score the current module on the fixed validation paths; keep it if it is the best."""
+    from hedgearena.agents.callbacks import validation_scores
+
+    spec = config.rllib
+    hedger = RLlibHedger(algo.get_module(), spec.env_kwargs, name="agent")
+    current = validation_scores(env_config, [hedger], spec.eval_paths, config.arena.seed + 1,
+                                config.arena.c)["agent"]
+    for key, value in current.items():
+        writer.add_scalar(f"hedge/{key}", value, state.steps)
+    state.history.append({"timesteps": float(state.steps), **current})
+    state.last_eval = state.steps
+    if current["objective"] < state.best:
+        state.best = current["objective"]
+        save_module(algo.get_module(), run_dir / "best", spec)
+    return current
+
+
+def _publish(run_dir: Path) -> None:
+    """Copy the best validated module to ``run_dir/model``."""
+    target = run_dir / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(run_dir / "best", target)
+
+
+def _tensorboard(folder: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder / "rllib"))
+
+
+LEARNER_STATS = ("total_loss", "policy_loss", "vf_loss", "entropy", "mean_kl_loss")
+
+
+def _log_iteration(writer: Any, bar: Any, result: Mapping[str, Any], steps: int) -> None:
+    """Episode return and learner losses to TensorBoard; the progress bar to ``steps``."""
+    runners = result.get("env_runners", {})
+    episode_return = runners.get("episode_return_mean")
+    if episode_return is not None and np.isfinite(episode_return):
+        writer.add_scalar("rllib/episode_return_mean", float(episode_return), steps)
+        bar.set_postfix(episode_return=f"{episode_return:.3g}", refresh=False)
+    learner = result.get("learners", {}).get("default_policy", {})
+    for key in LEARNER_STATS:
+        if key in learner:
+            writer.add_scalar(f"rllib/{key}", float(learner[key]), steps)
+    bar.update(max(steps - bar.n, 0))
+
+
+def _bar(progress: bool, total: int, initial: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="rllib", unit="step", disable=not progress)
+
+
+# ------------------------------------------------------------------ the command and scoring
+def score_rllib(config: RunConfig, env_config: EnvConfig, hedger: Hedger, out_dir: Path,
+                progress: bool, console: Any = None) -> BenchmarkReport:
+    """Score the agent and the baselines of ``config.arena`` on the same paths; write the report."""
+    from hedgearena.baselines.report import print_table
+
+    title = (f"{config.env.id}: {hedger.name} vs baselines, {config.arena.paths:,} paths, "
+             f"seed {config.arena.seed}")
+    result = benchmark(env_config, [*config.arena.hedgers, hedger],
+                       config.arena.settings(progress), out_dir, title)
+    print_table(result.table, title, console, c=config.arena.c,
+                risk_aversion=config.arena.risk_aversion)
+    return result
+
+
+def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
+    """Train the run's RLlib agent on Ray, save it and write the arena report; the run folder.
+
+    Ray runs where ``config.ray`` says (a local instance started for the command, or a
+    cluster); running the command again resumes from the last checkpoint.
+    """
+    from rich.console import Console
+
+    require("ray.rllib")  # before anything is written
+    console = Console(width=max(Console().width, 160))
+    run_dir = rllib_run_dir(config)
+    config.dump(run_dir / "config.yaml")
+    env_config = config.env.config()
+    (run_dir / "env.yaml").write_text(yaml.safe_dump(plain_data(env_config.to_dict()),
+                                                     sort_keys=False))
+    spec = config.rllib
+    console.print(f"[bold]hedgearena[/]: training {agent_name(spec)} on {config.env.id} with "
+                  f"{spec.num_env_runners} env runners x {spec.num_envs_per_env_runner} paths "
+                  f"-> {run_dir}/")
+    start = time.perf_counter()
+    with ray_session(config.ray):
+        info = train_rllib(config, env_config, run_dir, progress)
+    info["seconds"] = time.perf_counter() - start
+    (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
+    console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
+    hedger = load_rllib_hedger(run_dir / "model", agent_name(spec))
+    score_rllib(config, env_config, hedger, run_dir / "report", progress, console)
+    return run_dir
+
+
+def is_rllib_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a run folder of an RLlib agent."""
+    return (run_dir / "model" / AGENT_FILE).is_file()
+
+
+def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Path:
+    """Score a saved RLlib agent again, into ``run_dir/evaluation/`` (same paths, same numbers).
+
+    Raises:
+        ValueError: a config whose env or agent differs from the run's.
+    """
+    saved = load_config(run_dir / "config.yaml")
+    if saved.rllib != config.rllib or saved.env != config.env:
+        raise ValueError("evaluate scores the run's own agent on its own env: change only "
+                         "arena.* (paths, seed, hedgers) when evaluating")
+    hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
+    out_dir = run_dir / "evaluation"
+    config.dump(out_dir / "config.yaml")
+    score_rllib(config, config.env.config(), hedger, out_dir, progress)
+    return out_dir

@@ -1,0 +1,507 @@
+"""Seed and hyperparameter sweeps on Ray Tune: ``python train.py sweep --config sweep.yml``.
+
+A sweep is a Tune experiment whose trials are ordinary hedgearena training runs: each trial
+takes the run config with its own values of the swept keys (dotted keys, as ``--set``: ``seed``,
+``env.kwargs.cost``, ``agent.hyperparams.learning_rate``...), trains and scores the agent with
+:func:`hedgearena.training.train_and_score` and reports the arena's numbers to Tune
+(:data:`TRIAL_METRICS`: the agent's objective, mean and std of cost..., and delta's on the same
+paths). The run config's ``sweep`` section (:class:`hedgearena.run_config.SweepSpec`) holds the
+space, the search (``grid``, ``random`` or ``optuna``), the metric, concurrency, CPUs per trial
+and retries; its ``ray`` section says where Ray runs (a local instance started for the command,
+or ``address`` of a cluster). Ray is an optional extra (``pip install "hedgearena[ray]"``),
+imported only when a sweep runs.
+
+The sweep folder (``<out>/<name>/``, by default ``runs/sweep-<algo>-<env>/``) holds:
+
+=======================  ==========================================================================
+path                     content
+=======================  ==========================================================================
+``config.yaml``          the resolved run config of the sweep (its ``sweep`` section included)
+``trials/<trial>/``      each trial's run folder (config, model, report...), ``trial.log`` (its
+                         output) and ``attempts.json`` (how often it was started)
+``tune/``                Tune's experiment state (what ``--resume`` restores) and trial results
+``results.csv/.json``    one row per trial: status, attempts, the swept values, the metrics
+``results.md``           the same as a Markdown table, the best trial first
+``sweep.png``            the agent's and delta's objective against each swept key
+=======================  ==========================================================================
+
+A failed trial is retried ``sweep.max_failures`` times (resuming from its checkpoints), then
+reported in the table with its error. ``--resume`` continues an interrupted sweep: finished
+trials are kept as they are, unfinished and failed ones run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hedgearena.run_config import RaySpec, RunConfig, SweepSpec, apply_overrides, load_config
+
+RAY_EXTRA = 'pip install "hedgearena[ray]"'
+"""How to install what sweeps and RLlib need."""
+AGENT_METRICS = ("objective", "objective_se", "mean_cost", "std_cost", "expected_shortfall_95",
+                 "mean_transaction_cost", "mean_turnover")
+"""Columns of the agent's row of ``report/scores.json`` a trial reports under the same name."""
+REFERENCE = "delta"
+"""The hedger whose objective, mean and std of cost a trial reports as ``delta_*``."""
+REFERENCE_METRICS = ("objective", "mean_cost", "std_cost")
+TRIAL_METRICS = {
+    "objective": "the agent's objective Y = mean(cost) + c std(cost), currency per episode",
+    "objective_se": "its standard error",
+    "mean_cost": "the agent's mean hedging cost",
+    "std_cost": "the std of the agent's hedging cost",
+    "expected_shortfall_95": "the agent's expected shortfall of the loss at 95%",
+    "mean_transaction_cost": "the agent's mean transaction cost",
+    "mean_turnover": "the agent's mean turnover, units of the underlying",
+    "delta_objective": "Black-Scholes delta's objective on the same paths",
+    "delta_mean_cost": "delta's mean hedging cost",
+    "delta_std_cost": "the std of delta's hedging cost",
+    "objective_vs_delta": "the agent's objective minus delta's (negative: the agent is better)",
+}
+"""What every trial reports to Tune (``sweep.metric`` is one of these keys)."""
+TUNE_DIR = "tune"
+TRIALS_DIR = "trials"
+ATTEMPTS_FILE = "attempts.json"
+
+
+class MissingRayError(ImportError):
+    """Ray (or Optuna) is not installed: the ``ray`` extra is missing."""
+
+
+def require(module: str) -> Any:
+    """Import an optional module of the ``ray`` extra, or fail naming the extra.
+
+    Raises:
+        MissingRayError: the module is not installed.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingRayError(
+            f"{module} is not installed: sweeps and RLlib need the optional extra "
+            f"`ray` ({RAY_EXTRA}); missing module {error.name!r}"
+        ) from None
+
+
+@contextlib.contextmanager
+def ray_session(spec: RaySpec) -> Iterator[Any]:
+    """Ray for the duration of a command: connect to ``spec.address`` or start a local instance.
+
+    A local instance started here (``spec.num_cpus`` CPUs, no dashboard) is shut down at the
+    end; an instance that was already running (a notebook's, a test's) is left alone.
+
+    Yields:
+        The ``ray`` module.
+    """
+    ray = require("ray")
+    started = not ray.is_initialized()
+    if started and spec.address:
+        ray.init(address=spec.address)
+    elif started:
+        ray.init(num_cpus=spec.num_cpus, include_dashboard=False)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def sweep_dir(config: RunConfig) -> Path:
+    """The sweep's folder: ``<out>/<name>``, by default ``<out>/sweep-<algo>-<env>``."""
+    env = config.env.id.split("/")[-1].removesuffix("-v0")
+    return Path(config.out) / (config.name or f"sweep-{config.agent.algo}-{env}")
+
+
+# ---------------------------------------------------------------------------- the search
+def search_space(spec: SweepSpec) -> dict[str, Any]:
+    """Tune's ``param_space`` of ``spec.space`` (flat: dotted keys -> Tune domains).
+
+    Grids are ``tune.grid_search`` with ``search: grid`` and ``tune.choice`` otherwise.
+    """
+    tune = require("ray.tune")
+    space = {}
+    for key, axis in spec.space.items():
+        kind, values = next(iter(axis.items()))
+        if kind == "grid":
+            space[key] = tune.grid_search(values) if spec.search == "grid" else tune.choice(values)
+        elif kind == "choice":
+            space[key] = tune.choice(values)
+        elif kind == "randint":
+            space[key] = tune.randint(*values)
+        else:
+            space[key] = getattr(tune, kind)(*values)  # uniform, loguniform
+    return space
+
+
+def search_algorithm(spec: SweepSpec) -> Any:
+    """Tune's variant generator (``grid``, ``random``) or Optuna's sampler, seeded.
+
+    The variant generator limits concurrency itself; Optuna is limited by Tune
+    (``max_concurrent_trials``, see :func:`make_tuner`).
+    """
+    if spec.search == "optuna":
+        require("optuna")
+        return require("ray.tune.search.optuna").OptunaSearch(seed=spec.seed)
+    basic = require("ray.tune.search.basic_variant")
+    return basic.BasicVariantGenerator(max_concurrent=spec.max_concurrent,
+                                       random_state=spec.seed)
+
+
+# ------------------------------------------------------------------------------- a trial
+def trial_config(base: Mapping[str, Any], params: Mapping[str, Any], trials_dir: Path,
+                 trial: str) -> RunConfig:
+    """The run config of one trial: ``base`` with the trial's values, in ``trials_dir/trial``.
+
+    The ``sweep`` and ``ray`` sections go back to their defaults (a trial is a plain run).
+    """
+    config = RunConfig.model_validate({k: v for k, v in base.items() if k not in ("sweep", "ray")})
+    values = {key: _plain(value) for key, value in params.items()}
+    return apply_overrides(config, values, out=str(trials_dir), name=trial)
+
+
+def _plain(value: Any) -> Any:
+    """Tune's draws (numpy scalars) as Python numbers, for pydantic and YAML."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def trial_metrics(scores_json: Path, agent: str) -> dict[str, float]:
+    """The numbers a trial reports (:data:`TRIAL_METRICS`) from its ``report/scores.json``."""
+    records = {r["hedger"]: r for r in json.loads(scores_json.read_text())["records"]}
+    if agent not in records:
+        raise ValueError(f"{scores_json} has no row {agent!r} (rows: {sorted(records)})")
+    out = {key: _number(records[agent].get(key)) for key in AGENT_METRICS}
+    reference = records.get(REFERENCE, {})
+    for key in REFERENCE_METRICS:
+        out[f"delta_{key}"] = _number(reference.get(key))
+    out["objective_vs_delta"] = out["objective"] - out["delta_objective"]
+    return out
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def count_attempt(run_dir: Path) -> int:
+    """Add one to the trial's ``attempts.json`` (created at 1); returns the new count."""
+    path = run_dir / ATTEMPTS_FILE
+    attempts = json.loads(path.read_text())["attempts"] + 1 if path.is_file() else 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"attempts": attempts}) + "\n")
+    return attempts
+
+
+def read_attempts(run_dir: Path) -> int:
+    """How often a trial was started (0 if never)."""
+    path = run_dir / ATTEMPTS_FILE
+    return int(json.loads(path.read_text())["attempts"]) if path.is_file() else 0
+
+
+def run_trial(params: dict[str, Any], base: dict[str, Any], trials_dir: str,
+              threads: int) -> None:
+    """Tune's trainable: one hedgearena run with the trial's ``params``, reported to Tune.
+
+    Args:
+        params: the trial's values of the swept keys (Tune's config).
+        base: the sweep's run config as a dict.
+        trials_dir: the folder of the trials' run folders.
+        threads: torch threads of the trial (its CPUs).
+    """
+    import torch
+
+    from hedgearena.training import agent_name, train_and_score
+
+    tune = require("ray.tune")
+    trial = tune.get_context().get_trial_id()
+    config = trial_config(base, params, Path(trials_dir), trial)
+    attempts = count_attempt(config.run_dir)
+    torch.set_num_threads(max(1, threads))
+    with _output_to(config.run_dir / "trial.log"):
+        train_and_score(config, progress=False)
+    metrics = trial_metrics(config.run_dir / "report" / "scores.json", agent_name(config))
+    tune.report({**metrics, "attempts": attempts})
+
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send stdout and stderr to ``path`` (a trial's tables and logs stay in its folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle):
+        yield
+
+
+def trial_dirname(trial: Any) -> str:
+    """A trial's folder name in ``tune/`` (and ``trials/``): its id."""
+    return str(trial.trial_id)
+
+
+# ------------------------------------------------------------------------------ the sweep
+@dataclass
+class SweepResult:
+    """A finished (or stopped) sweep.
+
+    Attributes:
+        folder: the sweep folder.
+        table: one row per trial (see :func:`results_table`).
+        files: name -> path of the files written.
+    """
+
+    folder: Path
+    table: pd.DataFrame
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
+              callbacks: Sequence[Any] = ()) -> SweepResult:
+    """Run (or resume) the sweep of ``config.sweep`` on Ray Tune; write its table and plot.
+
+    Args:
+        config: the run config: its ``sweep`` section and the base of every trial.
+        resume: continue the sweep in the folder (finished trials are not run again).
+        progress: show Tune's progress table.
+        callbacks: ``ray.tune.Callback`` objects (e.g. Tune's MLflow or W&B loggers); kept in
+            the sweep's state, so a resumed sweep has them too.
+
+    Raises:
+        ValueError: an empty space, a folder that holds another sweep (or none to resume).
+        MissingRayError: the ``ray`` extra is not installed.
+    """
+    if not config.sweep.space:
+        raise ValueError("sweep.space is empty: name at least one key to sweep, e.g. "
+                         "sweep: {space: {seed: [0, 1, 2], env.kwargs.cost: [0.001, 0.01]}}")
+    folder = sweep_dir(config).resolve()
+    _check_folder(folder, config, resume)
+    config.dump(folder / "config.yaml")
+    with ray_session(config.ray):
+        results = make_tuner(config, folder, resume, progress, callbacks).fit()
+        configs = trial_configs(results.experiment_path)
+    table = results_table(results, configs, config.sweep, folder / TRIALS_DIR)
+    return SweepResult(folder, table, write_results(table, config, folder))
+
+
+def _check_folder(folder: Path, config: RunConfig, resume: bool) -> None:
+    tune = require("ray.tune")
+    exists = tune.Tuner.can_restore(str(folder / TUNE_DIR))
+    if resume and not exists:
+        raise ValueError(f"--resume: {folder} holds no sweep to resume")
+    if not resume and exists:
+        raise ValueError(f"{folder} already holds a sweep: pass --resume to continue it "
+                         "(finished trials are not run again), or choose another --name")
+    if resume:
+        saved = load_config(folder / "config.yaml").model_dump(exclude={"ray"})
+        if saved != config.model_dump(exclude={"ray"}):
+            changed = sorted(k for k in saved if saved[k] != config.model_dump()[k])
+            raise ValueError(f"--resume continues the sweep of {folder / 'config.yaml'} as it "
+                             f"was: the config differs in {changed} (only ray.* may change)")
+
+
+def make_tuner(config: RunConfig, folder: Path, resume: bool, progress: bool,
+               callbacks: Sequence[Any] = ()) -> Any:
+    """The Tune experiment of the sweep in ``folder`` (restored from ``folder/tune`` to resume)."""
+    tune = require("ray.tune")
+    spec = config.sweep
+    trials_dir = str(folder / TRIALS_DIR)
+    optuna_limit = spec.max_concurrent or None if spec.search == "optuna" else None
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
+                             trials_dir=trials_dir, threads=math.ceil(spec.cpus_per_trial)),
+        {"cpu": spec.cpus_per_trial},
+    )
+    if resume:
+        return tune.Tuner.restore(str(folder / TUNE_DIR), trainable, resume_errored=True)
+    return tune.Tuner(
+        trainable,
+        param_space=search_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode, search_alg=search_algorithm(spec),
+            num_samples=spec.num_samples,
+            max_concurrent_trials=optuna_limit,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR, storage_path=str(folder), callbacks=list(callbacks),
+            verbose=1 if progress else 0,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------- the table
+def trial_configs(experiment_path: str) -> dict[str, dict[str, Any]]:
+    """Trial id -> its Tune config (the swept keys' values), for every trial, started or not."""
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # not warn about the metrics of trials not started yet
+    try:
+        return require("ray.tune").ExperimentAnalysis(experiment_path).get_all_configs()
+    finally:
+        logger.setLevel(level)
+
+
+def results_table(results: Any, configs: Mapping[str, Mapping[str, Any]], spec: SweepSpec,
+                  trials_dir: Path) -> pd.DataFrame:
+    """One row per trial of a Tune ``ResultGrid``, the best (by ``spec.metric``) first.
+
+    Args:
+        results: the ``ResultGrid``.
+        configs: trial id -> its values of the swept keys (``ExperimentAnalysis``'s configs).
+        spec: the sweep.
+        trials_dir: the folder of the trials' run folders.
+
+    Returns:
+        Columns ``trial``, ``status`` (``ok``, ``failed`` or ``unfinished``), ``attempts``, the
+        swept keys, :data:`TRIAL_METRICS`, ``error`` (its last line) and ``run_dir``.
+    """
+    rows = []
+    for result in results:
+        trial = Path(result.path).name
+        metrics = result.metrics or {}
+        status = "failed" if result.error else "ok" if "objective" in metrics else "unfinished"
+        params = configs.get(trial) or {}
+        rows.append({
+            "trial": trial, "status": status, "attempts": read_attempts(trials_dir / trial),
+            **{key: _plain(params.get(key)) for key in spec.space},
+            **{key: _number(metrics.get(key)) for key in TRIAL_METRICS},
+            "error": _last_line(result.error), "run_dir": str(trials_dir / trial),
+        })
+    table = pd.DataFrame(rows, columns=["trial", "status", "attempts", *spec.space,
+                                        *TRIAL_METRICS, "error", "run_dir"])
+    return table.sort_values([spec.metric, "trial"], ascending=[spec.mode == "min", True],
+                             na_position="last", ignore_index=True)
+
+
+def _last_line(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(error).__name__
+
+
+def write_results(table: pd.DataFrame, config: RunConfig, folder: Path) -> dict[str, Path]:
+    """Write ``results.csv``, ``results.json``, ``results.md`` and ``sweep.png`` in ``folder``."""
+    spec = config.sweep
+    files = {"csv": folder / "results.csv", "json": folder / "results.json",
+             "md": folder / "results.md"}
+    table.to_csv(files["csv"], index=False)
+    records = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in row.items()} for row in table.to_dict(orient="records")]
+    document = {"metadata": {"metric": spec.metric, "mode": spec.mode, "search": spec.search,
+                             "space": spec.space, "c": config.arena.c,
+                             "units": "currency per episode", "metrics": TRIAL_METRICS},
+                "records": records}
+    files["json"].write_text(json.dumps(document, indent=2, default=str) + "\n")
+    files["md"].write_text(markdown_results(table, spec, config.arena.c))
+    files["plot"] = plot_sweep(table, spec, folder / "sweep.png", config.arena.c)
+    return files
+
+
+MARKDOWN_METRICS = ("objective", "mean_cost", "std_cost", "delta_objective", "delta_mean_cost",
+                    "delta_std_cost", "objective_vs_delta")
+
+
+def markdown_results(table: pd.DataFrame, spec: SweepSpec, c: float) -> str:
+    """The results as a Markdown table (the best trial first) with a caption."""
+    from hedgearena.baselines.report import format_number
+
+    columns = ["trial", "status", "attempts", *spec.space, *MARKDOWN_METRICS, "error"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in table.iterrows():
+        cells = [_cell(row[col], format_number) for col in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    ok = int((table["status"] == "ok").sum())
+    caption = (f"\n{len(table)} trials ({ok} ok), sorted by {spec.metric} ({spec.mode}). "
+               f"Currency per episode; objective Y = mean(cost) + {c:g} std(cost), lower is "
+               "better; delta_* is Black-Scholes delta on the same paths.\n")
+    return "\n".join(lines) + "\n" + caption
+
+
+def _cell(value: Any, fmt: Any) -> str:
+    if isinstance(value, float):
+        return fmt(value) if math.isfinite(value) else "-"
+    return str(value).replace("|", "/")
+
+
+# ------------------------------------------------------------------------------ the plot
+def plot_sweep(table: pd.DataFrame, spec: SweepSpec, path: Path, c: float) -> Path:
+    """The agent's and delta's objective against each swept key (one panel per key).
+
+    Seeds are replicates: they get a panel only when nothing else is swept. Delta is drawn
+    against the keys that can change it (``env.*``, ``arena.*``). Where a value repeats (grids,
+    seeds), a line joins the mean objective at each value (over the trials with that value: a
+    marginal mean when other keys are swept too).
+    """
+    from hedgearena.baselines.report import _pyplot, _save
+
+    plt = _pyplot()
+    keys = [key for key in spec.space if key != "seed"] or list(spec.space)
+    cols = min(len(keys), 3)
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows), squeeze=False)
+    done = table[table["status"] == "ok"]
+    for ax, key in zip(axes.flat, keys, strict=False):
+        kind = next(iter(spec.space[key]))
+        _objective_panel(ax, done, key, log=_log_axis(kind, done[key]))
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle(f"objective Y = mean(cost) + {c:g} std(cost) per trial, lower is better\n"
+                 f"({len(done)} of {len(table)} trials ok)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _log_axis(kind: str, values: pd.Series) -> bool:
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    if kind == "loguniform":
+        return True
+    return bool(len(numbers) and (numbers > 0).all() and numbers.max() >= 20 * numbers.min())
+
+
+def _objective_panel(ax: Any, done: pd.DataFrame, key: str, log: bool) -> None:
+    """Points of each trial and the mean per value (grids), for the agent and delta."""
+    x, labels = _positions(done[key])
+    series = [("objective", "agent", "o", "C0")]
+    if key.split(".")[0] in ("env", "arena"):  # delta does not depend on the agent or its seed
+        series.append(("delta_objective", "delta", "^", "C1"))
+    for column, label, marker, color in series:
+        y = done[column].to_numpy(dtype=float)
+        ax.scatter(x, y, marker=marker, alpha=0.75, color=color, label=label)
+        _mean_line(ax, x, y, color)
+    if labels is not None:
+        ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+    elif log:
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(key)
+    ax.set_ylabel("objective (currency per episode)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _positions(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric x of the values, or category positions and their labels."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if len(values) and not numbers.isna().any():
+        return numbers.to_numpy(dtype=float), None
+    labels = sorted({str(v) for v in values})
+    return np.array([labels.index(str(v)) for v in values], dtype=float), labels
+
+
+def _mean_line(ax: Any, x: np.ndarray, y: np.ndarray, color: Any) -> None:
+    """Connect the mean objective at each distinct x when values repeat (grids, seeds)."""
+    distinct = np.unique(x)
+    if len(distinct) < 2 or len(distinct) == len(x):
+        return
+    means = [np.nanmean(y[x == value]) for value in distinct]
+    ax.plot(distinct, means, color=color, lw=1.2, alpha=0.8)
