@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Any, ClassVar, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -58,7 +58,31 @@ class EnvSpec(BaseModel):
         return make_config(ENV_IDS[self.id][0].preset, **self.kwargs)
 
 
-class AgentSpec(BaseModel):
+class _LearnerSpec(BaseModel):
+    """What every trained agent's section holds (see :class:`AgentSpec`)."""
+
+    model_config = _STRICT
+    algo: str
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_freq: int = Field(0, ge=0)
+    eval_paths: int = Field(4096, ge=1)
+    checkpoint_freq: int = Field(0, ge=0)
+    section: ClassVar[str] = "agent"
+    """The section's name in error messages."""
+
+    @field_validator("env_kwargs")
+    @classmethod
+    def _agent_view_only(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from hedgearena.baselines.arena import ENV_OVERRIDES
+
+        bad = sorted(set(value) - set(ENV_OVERRIDES))
+        if bad:
+            raise ValueError(f"{cls.section}.env_kwargs may only set {ENV_OVERRIDES}, got {bad}")
+        return value
+
+
+class AgentSpec(_LearnerSpec):
     """The agent: its algorithm, hyperparameters and view of the env.
 
     Attributes:
@@ -74,13 +98,7 @@ class AgentSpec(BaseModel):
         checkpoint_freq: env steps between checkpoints (0: five per run).
     """
 
-    model_config = _STRICT
     algo: str = "deep_hedging"
-    hyperparams: dict[str, Any] = Field(default_factory=dict)
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    eval_freq: int = Field(0, ge=0)
-    eval_paths: int = Field(4096, ge=1)
-    checkpoint_freq: int = Field(0, ge=0)
 
     @field_validator("algo")
     @classmethod
@@ -92,15 +110,6 @@ class AgentSpec(BaseModel):
             raise ValueError(f"agent.algo must be one of {allowed}, got {value!r}")
         return value
 
-    @field_validator("env_kwargs")
-    @classmethod
-    def _agent_view_only(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from hedgearena.baselines.arena import ENV_OVERRIDES
-
-        bad = sorted(set(value) - set(ENV_OVERRIDES))
-        if bad:
-            raise ValueError(f"agent.env_kwargs may only set {ENV_OVERRIDES}, got {bad}")
-        return value
 
 
 class ArenaSpec(BaseModel):
@@ -346,7 +355,7 @@ class SweepSpec(BaseModel):
         return value
 
 
-class RllibSpec(BaseModel):
+class RllibSpec(_LearnerSpec):
     """An RLlib agent (``train.py rllib``; see :mod:`hedgearena.agents.rllib`).
 
     Attributes:
@@ -365,16 +374,11 @@ class RllibSpec(BaseModel):
         checkpoint_freq: env steps between checkpoints (0: five per run).
     """
 
-    model_config = _STRICT
     algo: str = "PPO"
-    hyperparams: dict[str, Any] = Field(default_factory=dict)
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
     n_timesteps: int = Field(200_000, ge=1)
     num_env_runners: int = Field(2, ge=0)
     num_envs_per_env_runner: int = Field(64, ge=1)
-    eval_freq: int = Field(0, ge=0)
-    eval_paths: int = Field(4096, ge=1)
-    checkpoint_freq: int = Field(0, ge=0)
+    section: ClassVar[str] = "rllib"
 
     @field_validator("algo")
     @classmethod
@@ -383,15 +387,6 @@ class RllibSpec(BaseModel):
             raise ValueError(f"rllib.algo must be one of ('PPO',), got {value!r}")
         return value
 
-    @field_validator("env_kwargs")
-    @classmethod
-    def _agent_view_only(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from hedgearena.baselines.arena import ENV_OVERRIDES
-
-        bad = sorted(set(value) - set(ENV_OVERRIDES))
-        if bad:
-            raise ValueError(f"rllib.env_kwargs may only set {ENV_OVERRIDES}, got {bad}")
-        return value
 
 
 class RaySpec(BaseModel):

@@ -20,7 +20,6 @@ from hedgearena.baselines.delta import BlackScholesDelta
 from hedgearena.envs.config import make_config
 from hedgearena.envs.core import REWARD_MODES, CoreConfig, reward
 from hedgearena.envs.episode import feature_names, observation_names
-from hedgearena.envs.hedging_env import INFO_KEYS
 from hedgearena.envs.registered import ShortCallEnv
 from hedgearena.envs.vector_env import VecHedgingEnv
 
@@ -43,40 +42,6 @@ def test_the_manual_lists_the_pnl_entry_and_the_reward() -> None:
     manual = ShortCallEnv.__doc__ or ""
     for word in ("`pnl`", "observe_pnl", "terminal_mean_variance", "pnl_reference"):
         assert word in manual
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        VIEW | {"action_mode": "band"},
-        VIEW | {"action_mode": "target", "rebalance_every": 2},
-        VIEW | {"hedge_option": True, "action_mode": "fraction", "initial_hedge": "delta"},
-        {"observe_pnl": True, "reward_mode": "mean_variance", "risk_aversion": 0.5},
-    ],
-)
-def test_vector_env_of_one_reproduces_single_env(kwargs: dict) -> None:
-    """Same seed and actions: identical observations (pnl included), rewards, flags, infos."""
-    single = gym.make("hedgearena/ShortCall-v0", **kwargs).unwrapped
-    vector = VecHedgingEnv(num_envs=1, preset="ShortCall", **kwargs)
-    assert single.observation_space == vector.single_observation_space
-    rng = np.random.default_rng(5)
-    o1, _ = single.reset(seed=11)
-    o2, _ = vector.reset(seed=11)
-    for _ in range(3):
-        np.testing.assert_allclose(o1, o2[0], rtol=1e-6, atol=1e-7)
-        done = False
-        while not done:
-            action = rng.uniform(-1.2, 1.2, size=single.action_space.shape).astype(np.float32)
-            o1, r1, t1, _, i1 = single.step(action)
-            o2, r2, t2, _, i2 = vector.step(action[None])
-            np.testing.assert_allclose(o1, o2[0], rtol=1e-6, atol=1e-7)
-            assert r1 == pytest.approx(r2[0], rel=1e-9, abs=1e-12)
-            assert t1 == t2[0]
-            for key in INFO_KEYS:
-                assert i1[key] == pytest.approx(i2[key][0], rel=1e-9, abs=1e-9), key
-            done = t1
-        o1, _ = single.reset()
-        o2, *_ = vector.step(np.zeros((1, single.action_space.shape[0])))  # NEXT_STEP reset
 
 
 def test_pnl_entry_is_the_pnl_so_far_over_the_reward_scale() -> None:

@@ -50,12 +50,18 @@ def test_make_vec_gives_native_vector_env(env_id: str) -> None:
         },
         {"hedge_option": True, "action_mode": "fraction", "initial_hedge": "delta"},
         {"reward_mode": "mean_variance", "risk_aversion": 0.5, "lot_size": 10.0},
+        # the agent view: the P&L so far observed, the terminal mean-variance reward
+        {"observe_pnl": True, "reward_mode": "terminal_mean_variance", "risk_aversion": 4.0,
+         "pnl_reference": -0.7, "action_mode": "band"},
+        {"observe_pnl": True, "reward_mode": "terminal_mean_variance", "risk_aversion": 4.0,
+         "hedge_option": True, "action_mode": "fraction", "initial_hedge": "delta"},
     ],
 )
 def test_vector_env_of_one_reproduces_single_env(kwargs: dict) -> None:
     """Same seed and actions: identical observations, rewards, flags and infos, step by step."""
     single = gym.make("hedgearena/ShortCall-v0", **kwargs).unwrapped
     vector = VecHedgingEnv(num_envs=1, preset="ShortCall", **kwargs)
+    assert single.observation_space == vector.single_observation_space
     rng = np.random.default_rng(5)
     o1, _ = single.reset(seed=11)
     o2, _ = vector.reset(seed=11)
