@@ -22,6 +22,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy envs baselines agents hedgearena
 	$(PY) -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from hedgearena.agents.sb3 import OFF_POLICY, ObsNormalizer, SB3Hedger
@@ -142,6 +143,7 @@ class CheckpointCallback(BaseCallback):
         folder = self.folder / f"step_{self.num_timesteps}"
         target = save_agent(self.model, self.training_env, folder)
         if self.algo in OFF_POLICY:
+            assert isinstance(self.model, OffPolicyAlgorithm)  # SAC, TD3, DDPG and TQC all are
             self.model.save_replay_buffer(target / "replay_buffer.pkl")
         (self.folder / LATEST).write_text(json.dumps({"path": target.name,
                                                       "timesteps": self.num_timesteps}))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ import yaml
 from numpy.typing import NDArray
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from hedgearena.baselines.hedger import Hedger, State
@@ -75,7 +77,8 @@ def zoo_file(algo: str, root: str | Path = "configs") -> Path:
 
 
 def load_hyperparams(
-    algo: str, env_id: str, path: str | Path | None = None, overrides: Mapping[str, Any] = ()
+    algo: str, env_id: str, path: str | Path | None = None,
+    overrides: Mapping[str, Any] = MappingProxyType({}),
 ) -> dict[str, Any]:
     """The zoo hyperparameters of ``algo`` for ``env_id``, with ``overrides`` on top.
 
@@ -218,6 +221,7 @@ def build_model(
                                                                  "normalize")}
     policy = params.pop("policy", "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy")
     params["policy_kwargs"] = parse_policy_kwargs(params.get("policy_kwargs"))
+    assert venv.action_space.shape is not None  # the env's Box
     noise = _action_noise(params, int(np.prod(venv.action_space.shape)))
     if noise is not None:
         params["action_noise"] = noise
@@ -243,6 +247,7 @@ class ObsNormalizer:
         if not isinstance(venv, VecNormalize) or not venv.norm_obs:
             return None
         rms = venv.obs_rms
+        assert isinstance(rms, RunningMeanStd)  # a Box observation space's (not a Dict's)
         return cls(rms.mean.copy(), rms.var.copy(), float(venv.clip_obs), float(venv.epsilon))
 
     def __call__(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:

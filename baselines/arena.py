@@ -211,6 +211,8 @@ class _Runs:
             None if column[0] is None else np.concatenate(column)
             for column in zip(*self.summaries, strict=True)
         )
+        assert spot is not None  # every block has a spot and a model hedge; the strike may not
+        assert model_hedge is not None
         records = {name: concat_records(parts) for name, parts in self.parts.items()}
         attribution = {
             name: {term: np.concatenate([a[term] for a in blocks]) for term in blocks[0]}

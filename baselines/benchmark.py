@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -125,7 +125,8 @@ def tune_family(
     result = run_arena(config, members, settings.tune_paths, settings.tuning_seed,
                        progress=settings.progress)
     sweep = _family_rows(result, members, grid, settings.c)
-    return float(sweep.loc[sweep["objective"].idxmin(), "parameter"]), sweep
+    best = cast(int, sweep["objective"].idxmin())  # a label of the sweep's RangeIndex
+    return float(cast(float, sweep.loc[best, "parameter"])), sweep
 
 
 def _family_rows(

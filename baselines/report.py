@@ -380,22 +380,26 @@ def plot_frontier(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 6.0))
     xs, ys = [], []
+    labels: list[tuple[str, float, float, tuple[int, int], int]] = []  # hedgers' first
+    markers = "sDv^<>pP*Xh"
+    for i, (name, (mean, std)) in enumerate(points.items()):
+        ax.plot([mean], [std], markers[i % len(markers)], ms=7, label=name)
+        labels.append((name, mean, std, (6, -10), 8))
+        xs.append(np.array([mean]))
+        ys.append(np.array([std]))
     for name, family in families.items():
         x, y = np.asarray(family.mean_cost, float), np.asarray(family.std_cost, float)
         label = f"{name} ({family.parameter_name})" if family.parameter_name else name
         ax.plot(x, y, "o-", ms=4, lw=1.3, label=label)
         for p, xi, yi in zip(np.asarray(family.parameter).ravel(), x, y, strict=True):
-            ax.annotate(f"{p:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            labels.append((f"{p:g}", float(xi), float(yi), (4, 4), 7))
         xs.append(x)
         ys.append(y)
-    for name, (mean, std) in points.items():
-        ax.plot([mean], [std], "s", ms=7, label=name)
-        ax.annotate(name, (mean, std), textcoords="offset points", xytext=(6, -10), fontsize=8)
-        xs.append(np.array([mean]))
-        ys.append(np.array([std]))
     ax.margins(0.08)
     if xs:
         _iso_objective_lines(ax, c, np.concatenate(xs), np.concatenate(ys))
+    fig.tight_layout()  # the final layout: labels are laid out in its pixels
+    _annotate_apart(fig, ax, labels)
     ax.set_xlabel("mean hedging cost (currency per episode)")
     ax.set_ylabel("std of hedging cost (currency per episode)")
     ax.set_title(title or f"Cost vs risk (dotted: mean + {c:g} std = Y)", fontsize=11)
@@ -403,6 +407,26 @@ def plot_frontier(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _annotate_apart(
+    fig: Any, ax: Any, labels: list[tuple[str, float, float, tuple[int, int], int]]
+) -> None:
+    """Annotate ``(text, x, y, offset, fontsize)`` in order, skipping overlapping labels.
+
+    A label whose box would overlap one already written is left out (the legend still names
+    every marker), so the first labels (the hedgers') win.
+    """
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for text, x, y, offset, size in labels:
+        note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset,
+                           fontsize=size)
+        box = note.get_window_extent(renderer).expanded(1.05, 1.15)
+        if any(box.overlaps(other) for other in placed):
+            note.remove()
+        else:
+            placed.append(box)
 
 
 def story_series(record: EpisodeRecord, n_steps: int) -> tuple[NDArray[np.float64], ...]:

@@ -262,7 +262,7 @@ def _greeks_chunked(
     for lo in range(0, size, _CHUNK):
         part = [v if v.ndim == 0 else v[lo : lo + _CHUNK] for v in flat]
         is_call = part[4] if part[4].ndim else bool(part[4])
-        block = _greeks(*part[:4], rate, dividend, is_call, select)
+        block = _greeks(part[0], part[1], part[2], part[3], rate, dividend, is_call, select)
         for name in select:
             out[name][lo : lo + _CHUNK] = getattr(block, name)
     return Greeks(**{name: out[name].reshape(shape) if name in out else None for name in GREEKS})

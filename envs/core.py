@@ -693,7 +693,7 @@ class RowView:
 
 def episode_rows(episode: Episode, rows: Any) -> Episode:
     """A view of the paths ``rows`` of a time-major episode, for per-row steps."""
-    fields = {}
+    fields: dict[str, Any] = {}
     for name, value in episode._asdict().items():
         ndim = np.ndim(value)
         fields[name] = RowView(value, rows) if ndim == 2 else value[rows] if ndim == 1 else value

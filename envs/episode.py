@@ -6,10 +6,10 @@ and steps; :mod:`hedgearena.envs.core` then steps only the hedger's positions an
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.book import (
@@ -298,7 +298,7 @@ def _coefficient(
     model computed for the batch is used as it is; anything else (a number, an array that
     broadcasts, one of the model's ``inputs`` passed through) is copied into a new array.
     """
-    if np.ndim(values) == 0 and float(values) == 0.0:  # type: ignore[arg-type]
+    if np.ndim(values) == 0 and float(values) == 0.0:
         return zeros
     array = np.asarray(values)
     own = array.flags.owndata and not any(array is x for x in inputs)
@@ -466,7 +466,7 @@ def feature_entries(part: NDArray[np.float32], config: EnvConfig, x: FeatureInpu
     spot = x.spot
     sigma = np.maximum(x.implied_vol, 1e-8)
     root_t = np.sqrt(n_steps * config.dt)
-    to32 = {"casting": "same_kind"}
+    to32: dict[str, Any] = {"casting": "same_kind"}
     spot_sigma = spot * sigma  # shared by the gamma and theta entries
     part[0] = (n_steps - x.steps) / n_steps
     np.log(spot / x.strike, out=part[1], **to32)
@@ -590,7 +590,8 @@ def mark_step(
         option_linear = config.hedge_option.half_spread_vol * option.vega * liquidity
     return StepMarks(
         spot, book.value + float(config.book.stock) * spot, book_delta, book.gamma, book.vega,
-        book.theta, book.premium, book.spread_income, book.settlement, *option, atm_vol,
+        book.theta, book.premium, book.spread_income, book.settlement, option.price,
+        option.delta, option.gamma, option.vega, atm_vol,
         model_hedge, model_option, costs, option_linear,
     )
 
@@ -700,7 +701,7 @@ class Remarker:
         """The re-marker of some of this one's rows (for per-row steps)."""
         return Remarker(self.config, self.batch, self.rows[rows])
 
-    def __call__(self, step: object, impact: object, mask: object, flows: bool) -> None:
+    def __call__(self, step: ArrayLike, impact: ArrayLike, mask: ArrayLike, flows: bool) -> None:
         """Re-mark step ``step`` (an int, or one per row) of the rows ``mask`` at ``impact``."""
         shape = self.rows.shape
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), shape)

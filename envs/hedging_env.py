@@ -147,7 +147,8 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
     :class:`ShortCallEnv` for the full manual; the conventions are shared by all ids.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    # declared an instance variable by gymnasium.Env (mypy rejects a ClassVar override)
+    metadata: dict[str, Any] = {  # noqa: RUF012
         "render_modes": ["ansi", "rgb_array"],
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
@@ -307,6 +308,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             whether a limit ends the episode.
         """
         assert self._limits is not None
+        assert self._batch is not None
         wealth, t, row, core = self._wealth(), self._t, self._row, self.core
         self._peak = max(self._peak, wealth)
         greeks = {name: float(getattr(self._batch.features, name)[row, t]) for name in LIMIT_GREEKS}

@@ -80,7 +80,9 @@ def implied_vol_status(
     bad = ~(np.isfinite(p) & np.isfinite(s) & np.isfinite(k) & np.isfinite(t))
     bad |= (s <= 0) | (k <= 0) | (t < 0)
     safe = [np.where(bad, 1.0, v) for v in (s, k, t)]
-    intrinsic, upper, _ = _bounds(np.where(bad, 0.0, p), *safe, rate, dividend, c)
+    intrinsic, upper, _ = _bounds(
+        np.where(bad, 0.0, p), safe[0], safe[1], safe[2], rate, dividend, c
+    )
     tol = 1e-13 * upper
     status[p < intrinsic - tol] = BELOW_INTRINSIC
     status[(p >= upper) & (status == OK)] = ABOVE_UPPER_BOUND

@@ -17,7 +17,7 @@ transposes; :func:`time_major` then gets the time-major block back for free.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -102,7 +102,7 @@ class MarketPaths:
     surface: VolSurface
     rate: float = 0.0
     dividend: float = 0.0
-    liquidity: FloatArray = field(default=None)  # type: ignore[assignment]
+    liquidity: FloatArray = field(default=cast(FloatArray, None))  # None: ones (__post_init__)
     dates: NDArray[np.datetime64] | None = None
     fill_fraction: FloatArray | None = None
     fill_cap: FloatArray | None = None

@@ -92,7 +92,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     With ``num_envs=1`` and the same seed it reproduces :class:`HedgingEnv` step by step.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    # an instance variable in gymnasium (and replaced in __init__), so not a ClassVar
+    metadata: dict[str, Any] = {  # noqa: RUF012
         "render_modes": [],
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -522,6 +523,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         for key in INFO_KEYS:
             infos["_" + key] = mask
         if ending:
+            assert terminated is not None  # ending: some row is terminated
             totals = {key: value.copy() for key, value in self._totals.items()}
             totals["terminal_pnl"] = infos["wealth"] - self._wealth0
             totals["initial_premium"] = self._batch.initial_cash.copy()

@@ -71,8 +71,8 @@ def require_number(
         ...
         ValueError: GBM.sigma must be a finite number > 0.0, got -0.2
     """
-    limits = [(sym, op, bound) for (sym, op), bound in zip(_BOUNDS, (gt, ge, lt, le), strict=True)]
-    limits = [(sym, op, bound) for sym, op, bound in limits if bound is not None]
+    pairs = zip(_BOUNDS, (gt, ge, lt, le), strict=True)
+    limits = [(sym, op, bound) for (sym, op), bound in pairs if bound is not None]
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and all(op(value, bound) for _, op, bound in limits)
     allowed = " and ".join(f"{sym} {bound}" for sym, _, bound in limits)

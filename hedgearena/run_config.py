@@ -65,9 +65,9 @@ class _LearnerSpec(BaseModel):
     algo: str
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    eval_freq: int = Field(0, ge=0)
-    eval_paths: int = Field(4096, ge=1)
-    checkpoint_freq: int = Field(0, ge=0)
+    eval_freq: int = Field(default=0, ge=0)
+    eval_paths: int = Field(default=4096, ge=1)
+    checkpoint_freq: int = Field(default=0, ge=0)
     section: ClassVar[str] = "agent"
     """The section's name in error messages."""
 
@@ -116,12 +116,12 @@ class ArenaSpec(BaseModel):
     """How hedgers are scored (see :class:`hedgearena.baselines.benchmark.BenchmarkSettings`)."""
 
     model_config = _STRICT
-    paths: int = Field(100_000, ge=1)
+    paths: int = Field(default=100_000, ge=1)
     seed: int = 2024
-    tune_paths: int = Field(20_000, ge=1)
-    c: float = Field(1.5, ge=0)
-    risk_aversion: float = Field(0.01, gt=0)
-    n_boot: int = Field(200, ge=1)
+    tune_paths: int = Field(default=20_000, ge=1)
+    c: float = Field(default=1.5, ge=0)
+    risk_aversion: float = Field(default=0.01, gt=0)
+    n_boot: int = Field(default=200, ge=1)
     reference: str = "delta"
     hedgers: list[str] = Field(default_factory=lambda: list(DEFAULT_HEDGERS))
     frontier: bool = True
@@ -164,12 +164,12 @@ class StressSpec(BaseModel):
     """
 
     model_config = _STRICT
-    paths: int = Field(20_000, ge=1)
+    paths: int = Field(default=20_000, ge=1)
     seed: int = 2024
-    tune_paths: int = Field(20_000, ge=1)
-    c: float = Field(1.5, ge=0)
-    risk_aversion: float = Field(0.01, gt=0)
-    n_boot: int = Field(100, ge=1)
+    tune_paths: int = Field(default=20_000, ge=1)
+    c: float = Field(default=1.5, ge=0)
+    risk_aversion: float = Field(default=0.01, gt=0)
+    n_boot: int = Field(default=100, ge=1)
     reference: str = "delta"
     hedgers: list[str] = Field(default_factory=lambda: list(DEFAULT_STRESS_HEDGERS))
     scenarios: list[str | dict[str, dict[str, Any]]] = Field(default_factory=_all_scenarios)
@@ -313,12 +313,12 @@ class SweepSpec(BaseModel):
     model_config = _STRICT
     space: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     search: str = "grid"
-    num_samples: int = Field(1, ge=1)
+    num_samples: int = Field(default=1, ge=1)
     metric: str = "objective"
     mode: str = "min"
-    max_concurrent: int = Field(0, ge=0)
-    cpus_per_trial: float = Field(1.0, gt=0)
-    max_failures: int = Field(1, ge=0)
+    max_concurrent: int = Field(default=0, ge=0)
+    cpus_per_trial: float = Field(default=1.0, gt=0)
+    max_failures: int = Field(default=1, ge=0)
     seed: int = 0
 
     @field_validator("space", mode="before")
@@ -375,9 +375,9 @@ class RllibSpec(_LearnerSpec):
     """
 
     algo: str = "PPO"
-    n_timesteps: int = Field(200_000, ge=1)
-    num_env_runners: int = Field(2, ge=0)
-    num_envs_per_env_runner: int = Field(64, ge=1)
+    n_timesteps: int = Field(default=200_000, ge=1)
+    num_env_runners: int = Field(default=2, ge=0)
+    num_envs_per_env_runner: int = Field(default=64, ge=1)
     section: ClassVar[str] = "rllib"
 
     @field_validator("algo")
@@ -400,7 +400,7 @@ class RaySpec(BaseModel):
 
     model_config = _STRICT
     address: str | None = None
-    num_cpus: int | None = Field(None, ge=1)
+    num_cpus: int | None = Field(default=None, ge=1)
 
 
 class RunConfig(BaseModel):
