@@ -41,7 +41,9 @@ from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.run_config import RunConfig
 
 AUTO = "auto"
-"""A view's ``risk_aversion`` / ``pnl_reference`` calibrated on delta (:func:`resolve_view`)."""
+"""A view's ``risk_aversion`` / ``pnl_reference`` calibrated on a band (:func:`resolve_view`)."""
+CALIBRATION_BAND = 0.1
+"""Tolerance (delta per unit of notional) of the band hedge ``auto`` is calibrated on."""
 DEFAULT_VIEW: dict[str, Any] = {
     "action_mode": "band", "reward_mode": "terminal_mean_variance", "observe_pnl": True,
     "risk_aversion": AUTO, "pnl_reference": AUTO,
@@ -60,11 +62,12 @@ def resolve_view(config: RunConfig) -> RunConfig:
 
     A config whose ``agent.env_kwargs`` is empty gets :data:`DEFAULT_VIEW`.
     ``auto`` risk aversion and reference P&L match the episode's mean-variance criterion to
-    ``mean + c std`` of the cost (``c = arena.c``) to first order: with ``X`` the episode P&L
-    of delta over the reward scale on ``agent.eval_paths`` paths (seed ``arena.seed + 2``),
-    ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]``. The values are written into
-    the returned config (so the run's ``config.yaml`` holds numbers); a config without
-    ``auto`` comes back unchanged.
+    ``mean + c std`` of the cost (``c = arena.c``) to first order around a good classical hedge:
+    with ``X`` the episode P&L over the reward scale of the constant band of tolerance
+    :data:`CALIBRATION_BAND` (the validation's band) on ``agent.eval_paths`` paths (seed
+    ``arena.seed + 2``), ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]``. The
+    values are written into the returned config (so the run's ``config.yaml`` holds numbers);
+    a config without ``auto`` comes back unchanged.
     """
     from hedgearena.training import DEEP_HEDGING
 
@@ -76,7 +79,7 @@ def resolve_view(config: RunConfig) -> RunConfig:
     if auto:
         env_config = config.env.config().replace(
             **{k: v for k, v in view.items() if v != AUTO})
-        x = _delta_scaled_pnl(env_config, agent.eval_paths, config.arena.seed + 2)
+        x = _band_scaled_pnl(env_config, agent.eval_paths, config.arena.seed + 2)
         calibrated = {"risk_aversion": config.arena.c / float(x.std(ddof=1)),
                       "pnl_reference": float(x.mean())}
         view.update({key: round(calibrated[key], 4) for key in auto})
@@ -85,14 +88,15 @@ def resolve_view(config: RunConfig) -> RunConfig:
     return config.model_copy(update={"agent": agent.model_copy(update={"env_kwargs": view})})
 
 
-def _delta_scaled_pnl(env_config: EnvConfig, n_paths: int, seed: int) -> Any:
-    """Episode P&L of the daily delta hedge over the reward scale, ``(n_paths,)``."""
+def _band_scaled_pnl(env_config: EnvConfig, n_paths: int, seed: int) -> Any:
+    """Episode P&L of the calibration band over the reward scale, ``(n_paths,)``."""
     from hedgearena.baselines.arena import run_arena
     from hedgearena.envs.hedging_env import default_reward_scale
 
-    result = run_arena(env_config, [BlackScholesDelta()], n_paths, seed=seed, progress=False)
+    band = FixedBand(CALIBRATION_BAND)
+    result = run_arena(env_config, [band], n_paths, seed=seed, progress=False)
     scale = env_config.reward_scale or default_reward_scale(env_config)
-    return result.records["delta"].totals["pnl"] / scale
+    return result.records[band.name].totals["pnl"] / scale
 
 
 def run_hyperparams(config: RunConfig) -> dict[str, Any]:
@@ -122,7 +126,7 @@ def _callbacks(
     def make_hedger(model: Any, normalizer: ObsNormalizer | None) -> SB3Hedger:
         return SB3Hedger(model, normalizer, view, name="agent")
 
-    baselines = [BlackScholesDelta(), FixedBand(0.1)]
+    baselines = [BlackScholesDelta(), FixedBand(CALIBRATION_BAND)]
     evaluation = HedgingEvalCallback(
         env_config, baselines, make_hedger, agent.eval_freq or max(budget // 10, 1),
         agent.eval_paths, config.arena.seed + 1, config.arena.c, run_dir / "best",

@@ -122,16 +122,17 @@ def test_bad_configs_fail_with_a_named_error(args, message, tmp_path, capsys) ->
     assert message in capsys.readouterr().err
 
 
-def test_an_sb3_agent_without_a_view_gets_the_default_one_calibrated_on_delta(tmp_path) -> None:
-    """``auto``: pnl_reference = E[X], risk_aversion = c / Std[X], X = delta's P&L / scale.
+def test_an_sb3_agent_without_a_view_gets_the_default_one_calibrated_on_a_band(tmp_path) -> None:
+    """``auto``: pnl_reference = E[X], risk_aversion = c / Std[X], X = the 0.1 band's P&L / scale.
 
-    Checked against the hedging cost of delta on the same paths (the arena's scoring code, not
-    the calibration's): with r = 0, P&L = premium - cost, so E[X] = (premium - E[cost]) / scale.
+    Checked against the hedging cost of the band on the same paths (the arena's scoring code,
+    not the calibration's): with r = 0, P&L = premium - cost, so E[X] = (premium - E[cost]) /
+    scale.
     """
     from hedgearena.agents.training import AUTO, DEFAULT_VIEW, resolve_view
     from hedgearena.baselines import metrics
     from hedgearena.baselines.arena import run_arena
-    from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.baselines.bands import FixedBand
     from hedgearena.envs.hedging_env import default_reward_scale
     from hedgearena.run_config import RunConfig
 
@@ -139,15 +140,15 @@ def test_an_sb3_agent_without_a_view_gets_the_default_one_calibrated_on_delta(tm
     resolved = resolve_view(config).agent.env_kwargs
     assert {k: v for k, v in DEFAULT_VIEW.items() if v != AUTO}.items() <= resolved.items()
     env_config = config.env.config()
-    result = run_arena(env_config, [BlackScholesDelta()], 2000, seed=config.arena.seed + 2,
-                       progress=False)
-    totals = result.records["delta"].totals
+    band = FixedBand(0.1)
+    result = run_arena(env_config, [band], 2000, seed=config.arena.seed + 2, progress=False)
+    totals = result.records[band.name].totals
     cost = metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"], 0.0, 1.0)
     scale = default_reward_scale(env_config)
     x = (totals["initial_premium"] - cost) / scale
     assert resolved["pnl_reference"] == pytest.approx(x.mean(), abs=1e-4)
     assert resolved["risk_aversion"] == pytest.approx(1.5 / x.std(ddof=1), abs=1e-4)
-    assert -2.0 < resolved["pnl_reference"] < 0.0  # delta loses money on a 1% cost
+    assert -2.0 < resolved["pnl_reference"] < 0.0  # a hedge loses money on a 1% cost
     explicit = config.model_copy(update={"agent": config.agent.model_copy(
         update={"env_kwargs": {"action_mode": "trade"}})})
     assert resolve_view(explicit) == explicit  # a given view is kept as it is
