@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from hedgearena.baselines.hedger import EpisodeRecord, Hedger, run_hedger
+from hedgearena.baselines.hedger import (
+    EpisodeRecord,
+    Hedger,
+    record_arrays,
+    run_hedger,
+    uses_observations,
+)
 from hedgearena.envs.book import BookPaths
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
@@ -159,67 +165,129 @@ def run_arena(
         raise ValueError(f"hedger names must be unique, got {names}")
     configs = {h.name: hedger_config(config, h) for h in hedgers}
     blocks = path_blocks(n_paths)
-    runs = _Runs(names)
+    runs = _Runs(names, n_paths, config.n_decisions)
+    observe = keep_batches or any(uses_observations(h) for h in hedgers)
+    envs = _Envs()
     total = len(blocks) * len(hedgers) * config.n_decisions
     with tqdm(total=total, desc="arena", unit="decision", leave=False,
               disable=not progress) as bar:
         for index, size in blocks:
             start = _now()
-            batch = build_episodes(config, size, block_generator(seed, index))
+            batch = build_episodes(config, size, block_generator(seed, index), observe)
             runs.build += _now() - start
-            runs.add_block(batch, keep_batches)
+            lo = index * PATH_BLOCK
+            runs.add_block(batch, lo, keep_batches)
+            market = _market_attribution(batch)  # the attribution's terms shared by the hedgers
             for hedger in hedgers:
                 start = _now()
-                env = VecHedgingEnv(num_envs=size, config=configs[hedger.name], block=size)
-                record = run_hedger(env, hedger, episodes=batch, on_step=lambda _: bar.update(1))
-                runs.add_record(hedger.name, record, batch)
+                env = envs.get(hedger, configs[hedger.name], size)
+                record = run_hedger(env, hedger, episodes=batch, on_step=lambda _: bar.update(1),
+                                    out=runs.out(hedger.name, lo, size))
+                runs.add_record(hedger.name, record, batch, market)
                 runs.seconds[hedger.name] += _now() - start
     return runs.result(config, seed, batch)
 
 
-class _Runs:
-    """What the arena gathers block by block."""
+class _Envs:
+    """One env per hedger and block size, reused from block to block (each reset on new paths).
 
-    def __init__(self, names: Sequence[str]) -> None:
-        self.parts: dict[str, list[EpisodeRecord]] = {name: [] for name in names}
+    A hedger that reads no observations (``uses_observations = False``) gets a state-only env.
+    """
+
+    def __init__(self) -> None:
+        self._envs: dict[tuple[str, int], VecHedgingEnv] = {}
+
+    def get(self, hedger: Hedger, config: EnvConfig, size: int) -> VecHedgingEnv:
+        """The env of ``hedger`` for blocks of ``size`` paths."""
+        key = (hedger.name, size)
+        if key not in self._envs:
+            self._envs[key] = VecHedgingEnv(
+                num_envs=size, config=config, block=size, observations=uses_observations(hedger)
+            )
+        return self._envs[key]
+
+
+class _Runs:
+    """What the arena gathers block by block, written into the run's arrays as it goes.
+
+    The per-decision records and the paths' summaries are allocated once for all paths (zeros)
+    and every block writes its columns (rows) in place: no per-block arrays to concatenate.
+    """
+
+    def __init__(self, names: Sequence[str], n_paths: int, n_decisions: int) -> None:
+        self.n_paths = n_paths
+        shape = (n_decisions, n_paths)
+        self.arrays = {name: record_arrays(shape) for name in names}
+        self.totals: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
+        self.steps: dict[str, np.ndarray] = {}
         self.attribution: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
-        self.summaries: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self.summaries: list[np.ndarray | None] = []  # spot, model hedge, strike (or None)
         self.kept: list[EpisodeBatch] = []
         self.seconds = dict.fromkeys(names, 0.0)
         self.build = 0.0
 
-    def add_block(self, batch: EpisodeBatch, keep: bool) -> None:
-        """Keep the block's spot, model hedge and first strike (and all of it if ``keep``)."""
+    def add_block(self, batch: EpisodeBatch, lo: int, keep: bool) -> None:
+        """Keep the spot, model hedge and first strike of the block's paths from path ``lo``.
+
+        All of the block is kept too if ``keep``.
+        """
         strikes = batch.instruments.strike
-        self.summaries.append((
-            np.array(batch.market.spot), np.ascontiguousarray(batch.episode.model_hedge.T),
-            np.array(strikes[:, 0]) if strikes.shape[1] else None,
-        ))
+        parts = (batch.market.spot, batch.episode.model_hedge.T,
+                 strikes[:, 0] if strikes.shape[1] else None)
+        if not self.summaries:
+            self.summaries = [
+                None if part is None else np.empty((self.n_paths, *part.shape[1:]), part.dtype)
+                for part in parts
+            ]
+        for whole, part in zip(self.summaries, parts, strict=True):
+            if whole is not None:
+                whole[lo:lo + len(part)] = part
         if keep:
             self.kept.append(batch)
 
-    def add_record(self, name: str, record: EpisodeRecord, batch: EpisodeBatch) -> None:
-        """Keep a hedger's record of a block and its P&L attribution on the block."""
+    def out(self, name: str, lo: int, size: int) -> list[np.ndarray]:
+        """The columns of paths ``lo`` to ``lo + size`` of hedger ``name``'s record arrays."""
+        return [values[:, lo:lo + size] for values in self.arrays[name]]
+
+    def add_record(
+        self, name: str, record: EpisodeRecord, batch: EpisodeBatch, market: dict[str, Any]
+    ) -> None:
+        """Keep a hedger's totals on a block and its P&L attribution on the block.
+
+        ``market`` holds the block's hedger-independent attribution terms
+        (:func:`hedgearena.baselines.metrics.market_attribution`).
+        """
         from hedgearena.baselines.metrics import pnl_attribution
 
-        self.parts[name].append(record)
-        self.attribution[name].append(pnl_attribution(record, batch))
+        self.totals[name].append(record.totals)
+        self.steps[name] = record.steps
+        self.attribution[name].append(pnl_attribution(record, batch, market))
 
     def result(self, config: EnvConfig, seed: int, last: EpisodeBatch) -> ArenaResult:
-        """The concatenated result."""
-        spot, model_hedge, strike = (
-            None if column[0] is None else np.concatenate(column)
-            for column in zip(*self.summaries, strict=True)
-        )
+        """The run's result (the totals and attribution of the blocks concatenated)."""
+        spot, model_hedge, strike = self.summaries
         assert spot is not None  # every block has a spot and a model hedge; the strike may not
         assert model_hedge is not None
-        records = {name: concat_records(parts) for name, parts in self.parts.items()}
+        records = {
+            name: EpisodeRecord(
+                {key: np.concatenate([t[key] for t in blocks]) for key in blocks[0]},
+                self.steps[name], *self.arrays[name],
+            )
+            for name, blocks in self.totals.items()
+        }
         attribution = {
             name: {term: np.concatenate([a[term] for a in blocks]) for term in blocks[0]}
             for name, blocks in self.attribution.items()
         }
         return ArenaResult(config, records, attribution, last.market.times, spot, model_hedge,
                            strike, last.market.rate, seed, self.seconds, self.build, self.kept)
+
+
+def _market_attribution(batch: EpisodeBatch) -> dict[str, np.ndarray]:
+    """:func:`hedgearena.baselines.metrics.market_attribution` (imported late: metrics is big)."""
+    from hedgearena.baselines.metrics import market_attribution
+
+    return market_attribution(batch)
 
 
 def _now() -> float:

@@ -157,6 +157,8 @@ class FixedBand(EnvHedger):
         to: rebalance to the band's ``"edge"`` (fewer trades) or its ``"centre"``.
     """
 
+    uses_observations = False  # reads the state only
+
     def __init__(self, tolerance: float, to: str = "edge") -> None:
         if not (math.isfinite(tolerance) and tolerance >= 0):
             raise ValueError(f"tolerance must be >= 0 (delta per notional), got {tolerance!r}")
@@ -188,6 +190,8 @@ class WhalleyWilmott(EnvHedger):
         risk_aversion: absolute risk aversion of the exponential utility, per currency (> 0).
             Larger = narrower band, more trading.
     """
+
+    uses_observations = False  # reads the state only
 
     def __init__(self, risk_aversion: float) -> None:
         if not (math.isfinite(risk_aversion) and risk_aversion > 0):
@@ -229,6 +233,8 @@ class AdaptiveBand(EnvHedger):
         scale_range: ``(low, high)`` bounds of the scale factor, ``0 <= low <= high``.
         to: rebalance to the band's ``"edge"`` or its ``"centre"``.
     """
+
+    uses_observations = False  # reads the state only
 
     def __init__(
         self,

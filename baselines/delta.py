@@ -87,6 +87,8 @@ class NoHedge(EnvHedger):
     The lower benchmark of every comparison: zero cost, the whole risk of the book.
     """
 
+    uses_observations = False  # reads the state only
+
     name = "no hedge"
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
@@ -105,6 +107,8 @@ class BlackScholesDelta(EnvHedger):
     Args:
         every: decisions per rebalance (an integer >= 1).
     """
+
+    uses_observations = False  # reads the state only
 
     def __init__(self, every: int = 1) -> None:
         if int(every) != every or every < 1:

@@ -87,6 +87,7 @@ class DeltaGamma(_OptionHedger):
     """
 
     name = "delta-gamma"
+    uses_observations = False  # reads the state only
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The delta-gamma neutral positions, ``(n_paths, 2)``."""
@@ -104,6 +105,7 @@ class DeltaVega(_OptionHedger):
     """
 
     name = "delta-vega"
+    uses_observations = False  # reads the state only
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The delta-vega neutral positions, ``(n_paths, 2)``."""

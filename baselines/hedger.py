@@ -16,7 +16,7 @@ A learned agent that outputs actions in [-1, 1] converts them with
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,9 +34,14 @@ class Hedger(ABC):
 
     Attributes:
         name: the hedger's label in tables and plots.
+        uses_observations: whether :meth:`positions` reads ``obs``. A hedger that reads only
+            the state sets it to False (in the class that defines its ``positions``): the
+            arena then skips building the float32 observations and passes an empty
+            ``(n_paths, 0)`` array. Default True; see :func:`uses_observations`.
     """
 
     name: str = "hedger"
+    uses_observations: bool = True
 
     def reset(self, env: VecHedgingEnv) -> None:  # noqa: B027  (optional hook)
         """Start of a batch of episodes on ``env`` (read its config, batch or core here)."""
@@ -84,12 +89,39 @@ class EpisodeRecord(NamedTuple):
     breach: NDArray[np.int64] | None = None
 
 
+def uses_observations(hedger: Hedger) -> bool:
+    """Whether ``hedger`` reads observations: True unless it says ``uses_observations = False``.
+
+    The flag counts when the instance, or the class that defines the hedger's ``positions``
+    (or a subclass of it), sets it: a subclass of a state-only baseline that overrides
+    ``positions`` reads observations unless it says otherwise.
+
+    Examples:
+        >>> from hedgearena.baselines.delta import BlackScholesDelta
+        >>> class Reader(BlackScholesDelta):
+        ...     def positions(self, state, obs):
+        ...         return super().positions(state, obs)
+        >>> uses_observations(BlackScholesDelta()), uses_observations(Reader())
+        (False, True)
+    """
+    own = getattr(hedger, "__dict__", {})
+    if "uses_observations" in own:
+        return bool(own["uses_observations"])
+    for cls in type(hedger).__mro__:
+        if "uses_observations" in vars(cls):
+            return bool(vars(cls)["uses_observations"])
+        if "positions" in vars(cls):
+            return True  # positions is defined below any class that set the flag
+    return True
+
+
 def run_hedger(
     env: VecHedgingEnv,
     hedger: Hedger,
     seed: int | None = None,
     episodes: Any = None,
     on_step: Callable[[int], None] | None = None,
+    out: Sequence[NDArray[Any]] | None = None,
 ) -> EpisodeRecord:
     """Run ``hedger`` on one episode of every row of ``env`` and record what it did.
 
@@ -100,6 +132,10 @@ def run_hedger(
         episodes: an :class:`~hedgearena.envs.episode.EpisodeBatch` to run on (common random
             numbers: the arena builds one batch and runs every hedger on it).
         on_step: called with the number of decisions done (progress bars).
+        out: the record's per-decision arrays to write into, zeros of ``(n_decisions,
+            num_envs)``: ``hedge``, ``option``, ``trade``, ``cost``, ``unfilled``, ``slippage``
+            (float64) and ``breach`` (int64), e.g. column blocks of a bigger run's arrays (the
+            arena writes every block into its run's arrays). None: new arrays.
 
     Returns:
         The episode totals and the per-decision record.
@@ -112,18 +148,19 @@ def run_hedger(
     hedger.reset(env)
     n, n_decisions = env.num_envs, env.config.n_decisions
     shape = (n_decisions, n)
-    hedge, option, trade, cost, unfilled, slippage = (np.zeros(shape) for _ in range(6))
-    breach = np.zeros(shape, dtype=np.int64)
+    hedge, option, trade, cost, unfilled, slippage, breach = (
+        record_arrays(shape) if out is None else _checked_out(out, shape)
+    )
     steps = np.arange(n_decisions, dtype=np.int64) * env.config.rebalance_every
     running = np.ones(n, dtype=bool)  # rows still in their first episode
     totals: dict[str, NDArray[np.float64]] = {}
     for k in range(n_decisions):
         targets = _checked_positions(hedger, env, obs)
-        obs, _, terminated, _, infos = env.step_targets(targets)
+        obs, _, terminated, _, infos = env.step_targets(targets, full_infos=False)
         every = bool(running.all())  # the common case: no row has ended early
-        for out, key in ((trade, "trade"), (cost, "cost"), (unfilled, "unfilled"),
-                         (slippage, "slippage"), (breach, "breach")):
-            out[k] = infos[key] if every else np.where(running, infos[key], 0)
+        for values, key in ((trade, "trade"), (cost, "cost"), (unfilled, "unfilled"),
+                            (slippage, "slippage"), (breach, "breach")):
+            values[k] = infos[key] if every else np.where(running, infos[key], 0)
         option_trade = infos["option_trade"] if every else np.where(running,
                                                                      infos["option_trade"], 0.0)
         hedge[k] = (hedge[k - 1] if k else 0.0) + trade[k]
@@ -137,6 +174,25 @@ def run_hedger(
     if running.any():
         raise RuntimeError("episodes did not end after n_decisions decisions")
     return EpisodeRecord(totals, steps, hedge, option, trade, cost, unfilled, slippage, breach)
+
+
+def record_arrays(shape: tuple[int, int]) -> list[NDArray[Any]]:
+    """Zeros for a record's per-decision arrays, ``shape`` each, in its order.
+
+    ``hedge``, ``option``, ``trade``, ``cost``, ``unfilled``, ``slippage`` (float64), ``breach``
+    (int64): the fields of :class:`EpisodeRecord` after ``steps``.
+    """
+    return [*(np.zeros(shape) for _ in range(6)), np.zeros(shape, dtype=np.int64)]
+
+
+def _checked_out(out: Sequence[NDArray[Any]], shape: tuple[int, int]) -> list[NDArray[Any]]:
+    """``run_hedger``'s ``out`` arrays, checked: seven of ``shape`` (``breach`` int64 last)."""
+    arrays = list(out)
+    if len(arrays) != 7 or any(a.shape != shape for a in arrays):
+        raise ValueError(f"out must hold 7 arrays of shape {shape}")
+    if arrays[-1].dtype != np.int64:
+        raise ValueError("out's last array (breach) must be int64")
+    return arrays
 
 
 def _checked_positions(

@@ -84,6 +84,8 @@ class Leland(EnvHedger):
     Leland's hedge uses the underlying only: with a hedging option it holds none.
     """
 
+    uses_observations = False  # reads the state only
+
     name = "Leland"
 
     def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:

@@ -437,7 +437,30 @@ def held_positions(record: EpisodeRecord, n_steps: int) -> tuple[FloatArray, Flo
     return record.hedge[decision].T, record.option[decision].T
 
 
-def pnl_attribution(record: EpisodeRecord, batch: EpisodeBatch) -> dict[str, FloatArray]:
+def market_attribution(batch: EpisodeBatch) -> dict[str, FloatArray]:
+    """The hedger-independent parts of :func:`pnl_attribution` on ``batch``.
+
+    Returns:
+        ``d_spot`` and ``d_option`` (the changes of the spot and the hedging option's mark,
+        ``(n_paths, n_steps)``) and the book's ``gamma``, ``theta`` and ``vega`` terms summed
+        over the episode, ``(n_paths,)`` currency: computed once per batch when several hedgers
+        are scored on it (the arena).
+    """
+    f = batch.features
+    d_spot = np.diff(batch.market.spot, axis=1)
+    option_price = np.asarray(batch.episode.option_price).T
+    terms = {
+        "gamma": 0.5 * f.book_gamma[:, :-1] * d_spot**2,
+        "theta": f.book_theta[:, :-1] * np.diff(batch.market.times)[None, :],
+        "vega": f.book_vega[:, :-1] * np.diff(f.implied_vol, axis=1),
+    }
+    return {"d_spot": d_spot, "d_option": np.diff(option_price, axis=1),
+            **{name: values.sum(axis=1) for name, values in terms.items()}}
+
+
+def pnl_attribution(
+    record: EpisodeRecord, batch: EpisodeBatch, market: Mapping[str, FloatArray] | None = None
+) -> dict[str, FloatArray]:
     """Split every path's P&L into greek terms, carry, spread income, costs and a residual.
 
     With ``h``, ``g`` the positions held over ``(s, s+1]`` (:func:`held_positions`), ``dS``,
@@ -455,25 +478,26 @@ def pnl_attribution(record: EpisodeRecord, batch: EpisodeBatch) -> dict[str, Flo
         cost          = -transaction costs            (a P&L term: negative)
         residual      = PnL - all of the above        higher-order terms, jumps, arrivals
 
+    Args:
+        record: the hedger's record on ``batch``.
+        batch: the paths.
+        market: :func:`market_attribution` of ``batch`` (None: computed here).
+
     Returns:
         Term -> ``(n_paths,)`` currency per episode, keys :data:`ATTRIBUTION_TERMS`; the terms
         sum to ``record.totals["terminal_pnl"]``.
     """
-    n_steps = batch.market.n_steps
-    hedge, option = held_positions(record, n_steps)
-    f = batch.features
-    d_spot = np.diff(batch.market.spot, axis=1)
-    option_price = np.asarray(batch.episode.option_price).T
+    market = market_attribution(batch) if market is None else market
+    hedge, option = held_positions(record, batch.market.n_steps)
+    f, d_spot = batch.features, market["d_spot"]
     option_delta = option * f.option_delta[:, :-1] * d_spot
     terms = {
         "delta": (f.book_delta[:, :-1] + hedge) * d_spot,
         "option_delta": option_delta,
-        "option_other": option * np.diff(option_price, axis=1) - option_delta,
-        "gamma": 0.5 * f.book_gamma[:, :-1] * d_spot**2,
-        "theta": f.book_theta[:, :-1] * np.diff(batch.market.times)[None, :],
-        "vega": f.book_vega[:, :-1] * np.diff(f.implied_vol, axis=1),
+        "option_other": option * market["d_option"] - option_delta,
     }
     out = {name: values.sum(axis=1) for name, values in terms.items()}
+    out.update({name: market[name] for name in ("gamma", "theta", "vega")})
     totals = record.totals
     out["carry"] = np.asarray(totals["carry"], dtype=np.float64)
     out["spread_income"] = np.asarray(totals["spread_income"], dtype=np.float64)

@@ -140,6 +140,8 @@ class CPPI(EnvHedger):
         leverage: cap of the exposure as a multiple of the assets (> 0; 1 = no borrowing).
     """
 
+    uses_observations = False  # reads the state only
+
     def __init__(
         self, multiplier: float = 4.0, floor: float | None = None, leverage: float = 1.0
     ) -> None:

@@ -4,8 +4,10 @@ Case: 100,000 paths x 30 daily steps, GBM sigma 0.2, a short at-the-money call (
 100 shares), 1e-3 proportional cost. ``seconds`` is the wall time of
 ``run_arena(config, [delta, Whalley-Wilmott, no hedge], 100_000)``: building the paths (market,
 book marks, features) once and stepping the three hedgers through the env's core, best of
-``--repeats``. For reference, pfhedge 0.23 scores its BS delta hedger alone on this case in about
-0.2 s on one of these machines (target: all three in less than that).
+``--repeats``. The three read the env's state only (``uses_observations = False``), so the
+arena builds no float32 observations for them. For reference, pfhedge 0.23 scores its BS delta
+hedger alone on this case in about 0.2 s on one of these machines (target: all three in less
+than that).
 
 Usage: ``python bench/arena.py [--out bench/results/arena.json] [--paths 100000]``
 """

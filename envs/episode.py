@@ -111,7 +111,8 @@ class EpisodeBatch(NamedTuple):
     path-major, ``(n_paths, ...)``.
 
     ``observations`` is time-major ``(n_steps + 1, n_paths, n_features)`` float32, the whole
-    observation with its position entries (the last one or two) left at 0 for the env to fill;
+    observation with its position entries (the last one or two) left at 0 for the env to fill
+    (``(n_steps + 1, n_paths, 0)`` when built without them, see :func:`build_episodes`);
     ``initial_cash`` the
     cash at the start (premiums of the initial book), ``(n_paths,)``.
 
@@ -129,7 +130,9 @@ class EpisodeBatch(NamedTuple):
     instruments: BookPaths
 
 
-def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) -> EpisodeBatch:
+def build_episodes(
+    config: EnvConfig, n_paths: int, rng: np.random.Generator, observations: bool = True
+) -> EpisodeBatch:
     """Simulate ``n_paths`` episodes of ``config`` from ``rng`` (market first, then client flow).
 
     Everything is computed time-major, ``(n_steps + 1, n_paths)``, the core's layout, so a step's
@@ -140,6 +143,10 @@ def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) ->
         config: the env's configuration.
         n_paths: batch size.
         rng: the source of all randomness of the batch.
+        observations: build the float32 observations too; without them (for hedgers that read
+            the env's state only) ``observations`` is an empty ``(n_steps + 1, n_paths, 0)``
+            array (see :func:`has_observations`, :func:`with_observations`). The other arrays
+            are the same either way (the observations draw no random numbers).
 
     Returns:
         The batch, with every array computed for every path and market step.
@@ -188,8 +195,23 @@ def build_episodes(config: EnvConfig, n_paths: int, rng: np.random.Generator) ->
         liquidity=market.liquidity,
     )
     initial_cash = marks.premium[0] + marks.spread_income[0]
-    unobserved = np.empty(0, np.float32)  # the observations are built from the batch's arrays
+    unobserved = np.empty((*grid.spot.shape, 0), np.float32)
     batch = EpisodeBatch(episode, features, unobserved, initial_cash, market, instruments)
+    return with_observations(config, batch) if observations else batch
+
+
+def has_observations(batch: EpisodeBatch) -> bool:
+    """Whether ``batch`` holds its observations (see ``build_episodes(observations=False)``)."""
+    return batch.observations.shape[-1] > 0
+
+
+def with_observations(config: EnvConfig, batch: EpisodeBatch) -> EpisodeBatch:
+    """``batch`` with its observations (built from its arrays when it lacks them).
+
+    Building them later gives the same float32 array as :func:`build_episodes` would have.
+    """
+    if has_observations(batch):
+        return batch
     return batch._replace(observations=_observations(config, batch))
 
 
@@ -749,8 +771,13 @@ class Remarker:
     def _write_observations(
         self, steps: NDArray[np.int64], rows: NDArray[np.intp], marks: StepMarks
     ) -> None:
-        """Recompute the observations' exogenous entries of the pairs (:func:`feature_entries`)."""
+        """Recompute the observations' exogenous entries of the pairs (:func:`feature_entries`).
+
+        A batch built without observations has none to recompute.
+        """
         config, batch = self.config, self.batch
+        if not has_observations(batch):
+            return
         features, episode = batch.features, batch.episode
         strike = (
             batch.instruments.strike[rows, 0] if config.book.options else batch.market.spot[rows, 0]

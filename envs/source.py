@@ -26,12 +26,17 @@ class EpisodeSource:
         config: the env's configuration.
         rng: the generator all episodes come from.
         block: paths built per call to :func:`build_episodes` (at least the request's size).
+        observations: build the batches' observations (``build_episodes``'s keyword).
     """
 
-    def __init__(self, config: EnvConfig, rng: np.random.Generator, block: int = 256) -> None:
+    def __init__(
+        self, config: EnvConfig, rng: np.random.Generator, block: int = 256,
+        observations: bool = True,
+    ) -> None:
         if block < 1:
             raise ValueError(f"block must be >= 1, got {block}")
         self.config, self.rng, self.block = config, rng, block
+        self.observations = observations
         self._batch: EpisodeBatch | None = None
         self._next = 0
 
@@ -45,7 +50,9 @@ class EpisodeSource:
         A new block is built when the current one runs out.
         """
         if self._batch is None or self._next + n > self._batch.initial_cash.shape[0]:
-            self._batch = build_episodes(self.config, max(n, self.block), self.rng)
+            self._batch = build_episodes(
+                self.config, max(n, self.block), self.rng, self.observations
+            )
             self._next = 0
         rows = slice(self._next, self._next + n)
         self._next += n

@@ -29,6 +29,8 @@ from hedgearena.envs.episode import (
     EpisodeBatch,
     Features,
     Remarker,
+    has_observations,
+    with_observations,
 )
 from hedgearena.envs.hedging_env import (
     EXPIRY,
@@ -90,6 +92,11 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     ``infos["final_obs"]`` / ``infos["final_info"]``; stable-baselines3's convention).
 
     With ``num_envs=1`` and the same seed it reproduces :class:`HedgingEnv` step by step.
+
+    ``observations=False`` makes a state-only env for hedgers that read :attr:`state` only (the
+    arena's classical baselines): no observations are built nor written, and ``reset`` and the
+    steps return an empty ``(num_envs, 0)`` float32 array in their place. Everything else (the
+    state, rewards, infos, the P&L) is the same.
     """
 
     # an instance variable in gymnasium (and replaced in __init__), so not a ClassVar
@@ -106,6 +113,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         block: int = 256,
         preset: str | None = None,
+        observations: bool = True,
         **kwargs: Any,
     ) -> None:
         if int(num_envs) != num_envs or num_envs < 1:
@@ -128,6 +136,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             len(OPTION_FEATURES) if self._with_option else 0
         )
         self._block = max(block, self.num_envs)
+        self._observe = bool(observations)
+        self._no_obs = np.zeros((self.num_envs, 0), dtype=np.float32)
+        self._no_obs.flags.writeable = False
         self._source: EpisodeSource | None = None
         self._rows = np.arange(self.num_envs)
         self._n_steps = int(self.config.n_steps or 0)
@@ -152,7 +163,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         """
         super().reset(seed=seed)
         if seed is not None or self._source is None:
-            self._source = EpisodeSource(self.config, self.np_random, self._block)
+            self._source = EpisodeSource(
+                self.config, self.np_random, self._block, self._observe
+            )
         options = options or {}
         hedge = float(options.get("hedge", 0.0))
         if not np.isfinite(hedge):
@@ -219,6 +232,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         With permanent impact the env re-marks its paths in place, so it works on a copy of its
         own (``own``: the batch is one already) with a :class:`Remarker` of it.
         """
+        if self._observe and not has_observations(batch):  # built for a state-only env
+            batch = with_observations(self.config, batch)  # (its other arrays are shared)
         if self.core.permanent_impact:
             batch = batch if own else copy_batch(batch)
             self._remark = Remarker(self.config, batch)
@@ -248,7 +263,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         return self._step(values, from_actions=True)
 
     def step_targets(
-        self, targets: np.ndarray
+        self, targets: np.ndarray, full_infos: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Like :meth:`step`, but with the positions to hold, in units, instead of actions.
 
@@ -256,6 +271,11 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         option). No scaling and no clipping: this is how classical hedgers, which compute
         positions from :attr:`state`, trade. ``initial_hedge="delta"`` still fixes the first
         position. Non-finite targets raise ValueError.
+
+        ``full_infos=False`` (``NEXT_STEP`` autoreset only; ignored otherwise) leaves out of the
+        infos what :func:`hedgearena.baselines.hedger.run_hedger` does not read: they hold the
+        step's result (:data:`STEP_INFO_KEYS`), ``breach`` and, when episodes end, ``episode``
+        and ``_episode``, the same arrays as with the full infos.
         """
         values = np.asarray(targets, dtype=np.float64)
         if values.shape != (self.num_envs, self.config.action_dim):
@@ -265,10 +285,10 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             )
         if not np.isfinite(values).all():
             raise ValueError("targets must be finite positions (units of the instrument)")
-        return self._step(values, from_actions=False)
+        return self._step(values, from_actions=False, full_infos=full_infos)
 
     def _step(
-        self, values: np.ndarray, from_actions: bool
+        self, values: np.ndarray, from_actions: bool, full_infos: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._source is None:
             raise RuntimeError("call reset() before step()")
@@ -279,7 +299,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         if self._limits is not None:
             terminated |= self._stopped
         rewards = self._rewards(rows, result, terminated)
-        infos = self._infos(result, rows, terminated, breach)
+        full = full_infos or self.autoreset_mode != AutoresetMode.NEXT_STEP
+        infos = self._infos(result, rows, terminated, breach, full)
         self._done = terminated.copy()
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             infos = self._same_step_reset(terminated, infos)
@@ -465,8 +486,11 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
         With all rows at one step (the common case) this is a view of the batch's time-major
         array, written once and never changed afterwards; with ``observe_pnl`` a new array with
-        the P&L so far appended.
+        the P&L so far appended. A state-only env (``observations=False``) returns an empty
+        ``(num_envs, 0)`` array.
         """
+        if not self._observe:
+            return self._no_obs
         batch, step, column = self._batch, self._common_step, self._hedge_col
         obs = (
             batch.observations[step]
@@ -490,10 +514,13 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         rows: Rows,
         terminated: np.ndarray | None = None,
         breach: np.ndarray | None = None,
+        full: bool = True,
     ) -> dict[str, Any]:
         """The info dict of a step (``result`` of the ``rows`` stepped; None: no step).
 
-        ``breach`` holds the stepped rows' new limit breaches (None: no limits).
+        ``breach`` holds the stepped rows' new limit breaches (None: no limits). Without
+        ``full`` only the step's result, ``breach`` and the episode totals (see
+        :meth:`step_targets`).
         """
         n = self.num_envs
         stressed = result is not None and self._stressed
@@ -502,34 +529,47 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             if stressed or name not in STRESS_KEYS else self._constants.zeros
             for name in STEP_INFO_KEYS
         }
-        infos["hedge"], infos["option_position"], infos["cash"] = (
-            self._hedge,  # replaced, never written in place (see _begin): no copies needed
-            self._option,
-            self._cash,
-        )
         view, t = self._episode_view(ALL_ROWS)
-        infos["spot"] = np.array(view.spot[t], dtype=np.float64)  # a copy of the batch's row
-        infos["model_hedge"] = np.array(view.model_hedge[t], dtype=np.float64)
-        infos["wealth"] = wealth(view, t, self._state_of(ALL_ROWS))
-        infos["reward_scale"] = np.full(n, self.reward_scale)
-        infos["step"] = self._t.astype(np.float64)
-        infos["breach"] = self._constants.no_breach
-        if breach is not None:
-            infos["breach"] = np.zeros(n, dtype=np.int64)
-            infos["breach"][rows] = breach
+        if full:
+            infos.update(self._position_infos(view, t))
         ending = terminated is not None and bool(terminated.any())
-        infos["termination_reason"] = self._termination_reasons(terminated, ending)
-        mask = np.ones(n, dtype=bool)
-        for key in INFO_KEYS:
-            infos["_" + key] = mask
+        infos["breach"] = self._breach_info(rows, breach)
+        if full:
+            infos["termination_reason"] = self._termination_reasons(terminated, ending)
+            mask = np.ones(n, dtype=bool)
+            for key in INFO_KEYS:
+                infos["_" + key] = mask
         if ending:
             assert terminated is not None  # ending: some row is terminated
+            now = infos["wealth"] if full else wealth(view, t, self._state_of(ALL_ROWS))
             totals = {key: value.copy() for key, value in self._totals.items()}
-            totals["terminal_pnl"] = infos["wealth"] - self._wealth0
+            totals["terminal_pnl"] = now - self._wealth0
             totals["initial_premium"] = self._batch.initial_cash.copy()
             infos["episode"] = totals
             infos["_episode"] = terminated.copy()
         return infos
+
+    def _position_infos(self, view: Any, t: Any) -> dict[str, Any]:
+        """The info entries of the positions, market and wealth now, ``(num_envs,)`` each."""
+        n = self.num_envs
+        return {
+            "hedge": self._hedge,  # replaced, never written in place (see _begin): no copies
+            "option_position": self._option,
+            "cash": self._cash,
+            "spot": np.array(view.spot[t], dtype=np.float64),  # a copy of the batch's row
+            "model_hedge": np.array(view.model_hedge[t], dtype=np.float64),
+            "wealth": wealth(view, t, self._state_of(ALL_ROWS)),
+            "reward_scale": np.full(n, self.reward_scale),
+            "step": self._t.astype(np.float64),
+        }
+
+    def _breach_info(self, rows: Rows, breach: np.ndarray | None) -> np.ndarray:
+        """``info["breach"]``: every row's new limit breaches (the stepped ``rows``' ``breach``)."""
+        if breach is None:
+            return self._constants.no_breach
+        out = np.zeros(self.num_envs, dtype=np.int64)
+        out[rows] = breach
+        return out
 
     def _termination_reasons(self, terminated: np.ndarray | None, ending: bool) -> np.ndarray:
         """``info["termination_reason"]``: "", "expiry" or the limit that ended the row.
@@ -637,7 +677,8 @@ def _write_rows(batch: EpisodeBatch, new: EpisodeBatch, rows: np.ndarray) -> Non
             value[rows] = getattr(new.episode, name)
     for name in Features._fields:
         getattr(batch.features, name)[rows] = getattr(new.features, name)
-    batch.observations[:, rows] = new.observations
+    if has_observations(batch) and has_observations(new):  # a state-only env's may lack them
+        batch.observations[:, rows] = new.observations
     batch.initial_cash[rows] = new.initial_cash
     for name in ("spot", "variance", "vol_state", "liquidity", "fill_fraction", "fill_cap"):
         if getattr(batch.market, name) is not None:

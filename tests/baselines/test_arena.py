@@ -126,3 +126,182 @@ class Broken(Hedger):
 def test_a_hedger_returning_nan_is_refused() -> None:
     with pytest.raises(ValueError, match="broken: positions must be finite"):
         run_arena(make_config("ShortCall"), [Broken()], n_paths=10, progress=False)
+
+
+# ---------------------------------------------------------------- state-only hedgers and envs
+class ObsReader(Hedger):
+    """Reads its observations (the default ``uses_observations``) and keeps them."""
+
+    name = "obs reader"
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def positions(self, state, obs):
+        self.seen.append(np.array(obs))
+        return state["model_hedge"][:, None]
+
+
+def _state_only_hedgers():
+    from hedgearena.baselines.bands import WhalleyWilmott
+    from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
+
+    return [BlackScholesDelta(), WhalleyWilmott(0.1), NoHedge()]
+
+
+def test_classical_baselines_read_no_observations_and_others_do() -> None:
+    from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.baselines.hedger import uses_observations
+
+    class Reader(BlackScholesDelta):  # a subclass whose positions may read observations
+        def positions(self, state, obs):
+            return super().positions(state, obs)
+
+    class Quiet(Reader):
+        uses_observations = False
+
+    assert not any(uses_observations(h) for h in _state_only_hedgers())
+    assert uses_observations(Delta())
+    assert uses_observations(ObsReader())
+    assert uses_observations(Reader())
+    assert not uses_observations(Quiet())
+    told = Reader()
+    told.uses_observations = False
+    assert not uses_observations(told)
+
+
+def test_state_only_arena_equals_one_with_observations_built() -> None:
+    config = make_config("ShortCall", cost=1e-3)
+    n = PATH_BLOCK + 300
+    lean = run_arena(config, _state_only_hedgers(), n_paths=n, seed=2, progress=False)
+    built = run_arena(config, [*_state_only_hedgers(), ObsReader()], n_paths=n, seed=2,
+                      progress=False)
+    np.testing.assert_array_equal(lean.spot, built.spot)
+    for name, record in lean.records.items():
+        other = built.records[name]
+        for key, value in record.totals.items():
+            np.testing.assert_array_equal(value, other.totals[key], err_msg=f"{name} {key}")
+        for field in ("steps", "hedge", "option", "trade", "cost", "unfilled", "slippage",
+                      "breach"):
+            np.testing.assert_array_equal(getattr(record, field), getattr(other, field))
+        for term, value in lean.attribution[name].items():
+            np.testing.assert_array_equal(value, built.attribution[name][term], err_msg=term)
+
+
+def test_a_hedger_reading_observations_gets_them_next_to_state_only_ones() -> None:
+    from hedgearena.baselines.arena import block_generator
+    from hedgearena.envs.episode import build_episodes, feature_names
+
+    config = make_config("ShortCall", cost=1e-3)
+    reader = ObsReader()
+    run_arena(config, [*_state_only_hedgers(), reader], n_paths=500, seed=4, progress=False)
+    direct = ObsReader()
+    batch = build_episodes(config, 500, block_generator(4, 0))
+    run_hedger(VecHedgingEnv(num_envs=500, config=config), direct, episodes=batch)
+    assert reader.seen[0].shape == (500, len(feature_names(False)))
+    assert len(reader.seen) == len(direct.seen) == config.n_decisions
+    for ours, theirs in zip(reader.seen, direct.seen, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_state_only_env_steps_like_the_full_one() -> None:
+    config = make_config("ShortCall", cost=1e-3)
+    full, lean = (VecHedgingEnv(num_envs=64, config=config, observations=o) for o in (True, False))
+    obs, _ = full.reset(seed=7)
+    empty, _ = lean.reset(seed=7)
+    assert obs.shape == (64, len(full.single_observation_space.low))
+    assert empty.shape == (64, 0)
+    for _ in range(config.n_decisions + 2):  # across an autoreset
+        targets = full.state["model_hedge"][:, None]
+        one = full.step_targets(targets)
+        two = lean.step_targets(targets)
+        assert two[0].shape == (64, 0)
+        for a, b in zip(one[1:4], two[1:4], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for key, value in one[4].items():
+            if key != "episode":
+                np.testing.assert_array_equal(value, two[4][key], err_msg=key)
+        for key, value in full.state.items():
+            np.testing.assert_array_equal(value, lean.state[key], err_msg=key)
+
+
+def test_an_env_builds_the_observations_a_batch_lacks() -> None:
+    from hedgearena.envs.episode import build_episodes, has_observations
+
+    config = make_config("ShortCall", cost=1e-3)
+    batch = build_episodes(config, 50, np.random.default_rng(3), observations=False)
+    assert not has_observations(batch)
+    assert batch.observations.shape == (config.n_steps + 1, 50, 0)
+    built = build_episodes(config, 50, np.random.default_rng(3))
+    env, reference = VecHedgingEnv(num_envs=50, config=config), VecHedgingEnv(50, config=config)
+    obs, _ = env.reset(options={"episodes": batch})
+    expected, _ = reference.reset(options={"episodes": built})
+    np.testing.assert_array_equal(obs, expected)
+    for _ in range(3):
+        targets = env.state["model_hedge"][:, None]
+        np.testing.assert_array_equal(env.step_targets(targets)[0],
+                                      reference.step_targets(targets)[0])
+    assert not has_observations(batch)  # the given batch is left as it was
+
+
+def test_lean_infos_are_the_full_ones_run_hedger_reads() -> None:
+    config = make_config("ShortCall", cost=1e-3)
+    full, lean = VecHedgingEnv(num_envs=32, config=config), VecHedgingEnv(32, config=config)
+    full.reset(seed=1)
+    lean.reset(seed=1)
+    for _ in range(config.n_decisions):
+        targets = 0.5 * full.state["model_hedge"][:, None]
+        infos = full.step_targets(targets)[4]
+        few = lean.step_targets(targets, full_infos=False)[4]
+        assert set(few) < set(infos)
+        for key, value in few.items():
+            if key == "episode":
+                for total, array in value.items():
+                    np.testing.assert_array_equal(array, infos[key][total], err_msg=total)
+            else:
+                np.testing.assert_array_equal(value, infos[key], err_msg=key)
+    assert "episode" in few
+
+
+def test_run_hedger_writes_into_given_arrays() -> None:
+    from hedgearena.baselines.hedger import record_arrays
+
+    config = make_config("ShortCall", cost=1e-3)
+    arrays = record_arrays((config.n_decisions, 40))
+    env = VecHedgingEnv(num_envs=30, config=config)
+    record = run_hedger(env, Half(), seed=0, out=[a[:, 5:35] for a in arrays])
+    fresh = run_hedger(VecHedgingEnv(num_envs=30, config=config), Half(), seed=0)
+    np.testing.assert_array_equal(arrays[2][:, 5:35], fresh.trade)
+    np.testing.assert_array_equal(record.hedge, fresh.hedge)
+    assert not arrays[2][:, :5].any()
+    assert not arrays[2][:, 35:].any()
+    with pytest.raises(ValueError, match="7 arrays"):
+        run_hedger(env, Half(), seed=0, out=arrays)
+
+
+def test_attribution_with_shared_market_terms_is_the_same() -> None:
+    from hedgearena.baselines.metrics import market_attribution, pnl_attribution
+
+    config = make_config("ShortCall", cost=1e-3)
+    result = run_arena(config, [Half()], n_paths=200, seed=1, progress=False, keep_batches=True)
+    record, batch = result.records["half delta"], result.batch
+    shared = pnl_attribution(record, batch, market_attribution(batch))
+    for term, value in pnl_attribution(record, batch).items():
+        np.testing.assert_array_equal(shared[term], value, err_msg=term)
+        np.testing.assert_array_equal(result.attribution["half delta"][term], value)
+
+
+def test_a_re_marking_env_leaves_a_given_batch_without_observations_as_it_was() -> None:
+    from hedgearena.envs.episode import build_episodes, has_observations
+
+    config = make_config("ShortCall", cost=1e-3, permanent_impact=0.05)
+    batch = build_episodes(config, 20, np.random.default_rng(5), observations=False)
+    spot = batch.episode.spot.copy()
+    env = VecHedgingEnv(num_envs=20, config=config)
+    env.reset(options={"episodes": batch})
+    for _ in range(3):
+        obs = env.step_targets(np.full((20, 1), 80.0))[0]
+    assert np.isfinite(obs).all()
+    assert not np.array_equal(env.batch.episode.spot, spot)  # the env re-marked its own copy
+    np.testing.assert_array_equal(batch.episode.spot, spot)
+    assert not has_observations(batch)
