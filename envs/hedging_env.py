@@ -133,10 +133,27 @@ def _per_path(value: Any) -> Any:
     """A field of a time-major episode as Python floats, indexed by path first.
 
     ``(n_steps + 1, n_paths)`` arrays become a list (over paths) of lists (over steps),
-    ``(n_paths,)`` arrays a list of floats; numbers stay as they are.
+    ``(n_paths,)`` arrays a list of floats; numbers stay as they are. An array of +0.0 only
+    (absent costs, no hedging option) becomes one shared list of zeros: the core only reads
+    the lists.
     """
     ndim = np.ndim(value)
-    return value.T.tolist() if ndim == 2 else value.tolist() if ndim == 1 else value
+    if ndim == 2:
+        if not value.any() and not np.signbit(value).any():
+            return [[0.0] * value.shape[0]] * value.shape[1]
+        return value.T.tolist()
+    return value.tolist() if ndim == 1 else value
+
+
+def _episodes(episode: Episode) -> list[tuple[Any, ...]]:
+    """The fields of every path of a time-major episode block, a tuple of Python values each.
+
+    ``Episode._make(_episodes(block)[row])`` is path ``row``'s episode (see :func:`_per_path`).
+    """
+    columns = [_per_path(value) for value in episode]
+    n_paths = len(episode.stock) if np.ndim(episode.stock) else np.shape(episode.spot)[1]
+    return list(zip(*(c if isinstance(c, list) else [c] * n_paths for c in columns),
+                    strict=True))
 
 
 class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -183,7 +200,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._source: EpisodeSource | None = None
         self._batch: EpisodeBatch | None = None  # the current block; the episode is one row
         self._row = 0
-        self._lists: tuple[EpisodeBatch | None, list[Any]] = (None, [])
+        self._lists: tuple[EpisodeBatch | None, list[tuple[Any, ...]]] = (None, [])
         self._t = 0
         self._n_steps = int(self.config.n_steps or 0)
         self._limits = self.config.risk_limits
@@ -234,8 +251,8 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             self._stressed = True
             return
         if self._lists[0] is not batch:
-            self._lists = (batch, [_per_path(value) for value in batch.episode])
-        self._ep = Episode(*(v[row] if isinstance(v, list) else v for v in self._lists[1]))
+            self._lists = (batch, _episodes(batch.episode))
+        self._ep = Episode._make(self._lists[1][row])
         self._batch, self._row = batch, row
         self._cash0 = float(batch.initial_cash[row])
         self._stressed = is_stressed(self._ep, self.core)
