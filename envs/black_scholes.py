@@ -140,12 +140,17 @@ def _price(t: _Terms) -> Any:
     return _signed(t.sign, t.spot_df * t.cdf1 - t.strike_df * t.cdf2)
 
 
+def _discounted(t: _Terms, x: Any) -> Any:
+    """``e^{-q tau} x``, without a multiplication by 1 when ``q == 0`` (the same numbers)."""
+    return x if isinstance(t.q_df, float) and t.q_df == 1.0 else t.q_df * x
+
+
 def _delta(t: _Terms) -> Any:
-    return _signed(t.sign, t.q_df * t.cdf1)
+    return _signed(t.sign, _discounted(t, t.cdf1))
 
 
 def _gamma(t: _Terms) -> Any:
-    return t.q_df * t.pdf1 / (t.spot * t.total)
+    return _discounted(t, t.pdf1) / (t.spot * t.total)
 
 
 def _vega(t: _Terms) -> Any:
@@ -154,9 +159,10 @@ def _vega(t: _Terms) -> Any:
 
 def _theta(t: _Terms) -> Any:
     xp = t.xp
-    decay = t.spot_df * t.pdf1 * t.vol / (2.0 * xp.where(t.sqrt_tau > 0, t.sqrt_tau, 1.0))
-    if not (t.rate or t.dividend):
-        return -decay
+    twice_root = 2.0 * xp.where(t.sqrt_tau > 0, t.sqrt_tau, 1.0)
+    if not (t.rate or t.dividend):  # -decay, the sign put on the divisor (often a row): exact
+        return t.spot_df * t.pdf1 * t.vol / -twice_root
+    decay = t.spot_df * t.pdf1 * t.vol / twice_root
     carry = _signed(t.sign, t.dividend * t.spot_df * t.cdf1 - t.rate * t.strike_df * t.cdf2)
     return xp.where(t.tau > 0, carry, 0.0) - decay
 

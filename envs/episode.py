@@ -401,20 +401,25 @@ def _realised_vol(spot: FloatArray, initial_vol: FloatArray, config: EnvConfig) 
 
     ``v_s = (1 - a) v_{s-1} + a r_s^2 / dt`` with ``a = 1 - 2^{-1/halflife}``; returns sqrt(v).
     ``spot`` is time-major, ``(n_steps + 1, n_paths)``, and so is the result: the recursion runs
-    over the steps, each one vectorised over the paths (a contiguous row).
+    over the steps, each one vectorised over the paths (a contiguous row, its log return
+    computed while it is in cache; two rows of logs are all the temporaries).
     """
     alpha = 1.0 - 0.5 ** (1.0 / config.realised_vol_halflife)
-    log_spot = np.log(spot)
-    innovation = np.subtract(log_spot[1:], log_spot[:-1], out=log_spot[1:])  # in place: r_s
-    np.square(innovation, out=innovation)
-    innovation /= config.dt
-    innovation *= alpha  # a r_s^2 / dt
     variance = np.empty_like(spot)
     variance[0] = initial_vol**2
+    previous, current = np.log(spot[0]), np.empty(spot.shape[1])
     for s in range(spot.shape[0] - 1):
+        np.log(spot[s + 1], out=current)
+        innovation = np.subtract(current, previous, out=previous)  # r_s (previous is done)
+        np.square(innovation, out=innovation)
+        innovation /= config.dt
+        innovation *= alpha  # a r_s^2 / dt
         np.multiply(variance[s], 1.0 - alpha, out=variance[s + 1])
-        variance[s + 1] += innovation[s]
-    return np.sqrt(variance, out=variance)
+        variance[s + 1] += innovation
+        np.sqrt(variance[s], out=variance[s])
+        previous, current = current, previous
+    np.sqrt(variance[-1], out=variance[-1])
+    return variance
 
 
 class FeatureInputs(NamedTuple):

@@ -50,6 +50,39 @@ def price_drift(mu: float | None, rate: float, dividend: float) -> float:
     return rate - dividend if mu is None else mu
 
 
+def log_normal_walk(
+    out: FloatArray, scale: float, drift: float, spot0: float, rng: np.random.Generator
+) -> FloatArray:
+    """Spots of time-major log-normal paths, written into ``out`` row by row; returns ``out``.
+
+    ``out`` is ``(n_steps + 1, n_paths)`` C-contiguous; row 0 becomes ``spot0`` and row ``s``
+    ``spot0 * exp(x_1 + ... + x_s)`` with ``x_s = scale * Z_s + drift`` (``scale`` and ``drift``
+    per step, in log units), the normals ``Z`` drawn from ``rng`` in row order.
+
+    The same numbers as drawing the whole block at once and taking ``np.cumsum(axis=0)``,
+    ``exp`` and the product by ``spot0`` over it (the same draws and elementwise operations in
+    the same order), but a row's draws, sum and exponential are done while it is in cache, and
+    the sum runs along contiguous rows (numpy's accumulation along axis 0 walks the columns).
+    """
+    out[0] = 0.0
+    for s in range(1, out.shape[0]):
+        row = out[s]
+        rng.standard_normal(out=row)
+        row *= scale
+        row += drift
+        if s > 1:
+            row += out[s - 1]  # the log spot: the previous row is not exponentiated yet
+        _exp_row(out[s - 1], spot0)
+    _exp_row(out[-1], spot0)
+    return out
+
+
+def _exp_row(log_spot: FloatArray, spot0: float) -> None:
+    """``spot0 * exp(log_spot)`` in place."""
+    np.exp(log_spot, out=log_spot)
+    log_spot *= spot0
+
+
 @dataclass(frozen=True)
 class GBM:
     r"""Geometric Brownian motion :math:`dS_t = \mu S_t\,dt + \sigma S_t\,dW_t`.
@@ -103,15 +136,9 @@ class GBM:
         drift = (price_drift(self.mu, self.rate, self.dividend) - 0.5 * self.sigma**2) * dt
         # Time-major storage (see hedgearena.envs.market): row s holds every path at step s, and
         # the normals are drawn in that order. The arrays handed out are the transposes.
-        log_spot = np.empty((n_steps + 1, n_paths))
-        log_spot[0] = 0.0
-        steps = log_spot[1:]
-        rng.standard_normal(out=steps)
-        steps *= self.sigma * math.sqrt(dt)
-        steps += drift
-        np.cumsum(steps, axis=0, out=steps)
-        spot = np.exp(log_spot, out=log_spot)
-        spot *= self.spot0
+        spot = log_normal_walk(
+            np.empty((n_steps + 1, n_paths)), self.sigma * math.sqrt(dt), drift, self.spot0, rng
+        )
         return MarketPaths(
             times=times,
             spot=spot.T,
