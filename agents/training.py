@@ -58,7 +58,7 @@ AGENT_FILE = "agent.json"
 
 
 def resolve_view(config: RunConfig) -> RunConfig:
-    """``config`` with its SB3 agent's view complete (defaults, ``auto`` calibrated).
+    """``config`` (of an SB3 agent) with the agent's view complete (defaults, ``auto`` calibrated).
 
     A config whose ``agent.env_kwargs`` is empty gets :data:`DEFAULT_VIEW`.
     ``auto`` risk aversion and reference P&L match the episode's mean-variance criterion to
@@ -69,11 +69,7 @@ def resolve_view(config: RunConfig) -> RunConfig:
     values are written into the returned config (so the run's ``config.yaml`` holds numbers);
     a config without ``auto`` comes back unchanged.
     """
-    from hedgearena.training import DEEP_HEDGING
-
     agent = config.agent
-    if agent.algo == DEEP_HEDGING:
-        return config
     view = dict(agent.env_kwargs) or dict(DEFAULT_VIEW)
     auto = [key for key in ("risk_aversion", "pnl_reference") if view.get(key) == AUTO]
     if auto:
@@ -91,12 +87,11 @@ def resolve_view(config: RunConfig) -> RunConfig:
 def _band_scaled_pnl(env_config: EnvConfig, n_paths: int, seed: int) -> Any:
     """Episode P&L of the calibration band over the reward scale, ``(n_paths,)``."""
     from hedgearena.baselines.arena import run_arena
-    from hedgearena.envs.hedging_env import default_reward_scale
+    from hedgearena.envs.hedging_env import reward_scale
 
     band = FixedBand(CALIBRATION_BAND)
     result = run_arena(env_config, [band], n_paths, seed=seed, progress=False)
-    scale = env_config.reward_scale or default_reward_scale(env_config)
-    return result.records[band.name].totals["pnl"] / scale
+    return result.records[band.name].totals["pnl"] / reward_scale(env_config)
 
 
 def run_hyperparams(config: RunConfig) -> dict[str, Any]:

@@ -86,6 +86,11 @@ def default_reward_scale(config: EnvConfig) -> float:
     )
 
 
+def reward_scale(config: EnvConfig) -> float:
+    """Currency per unit of reward: ``config.reward_scale``, or :func:`default_reward_scale`."""
+    return config.reward_scale or default_reward_scale(config)
+
+
 def observation_space(config: EnvConfig) -> gym.spaces.Box:
     """The float32 observation Box (unbounded; entries are documented in the env's manual)."""
     dim = len(observation_names(config))
@@ -189,7 +194,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
-        self.reward_scale = self.config.reward_scale or default_reward_scale(self.config)
+        self.reward_scale = reward_scale(self.config)
         self.core = self.config.core(self.reward_scale)
         self._with_option = self.config.hedge_option is not None
         self._hedge_col = len(EXOGENOUS_FEATURES) + (

@@ -38,8 +38,8 @@ from hedgearena.envs.hedging_env import (
     TOTAL_KEYS,
     action_space,
     check_actions,
-    default_reward_scale,
     observation_space,
+    reward_scale,
 )
 from hedgearena.envs.limits import (
     LIMIT_GREEKS,
@@ -129,7 +129,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self.single_action_space = action_space(self.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.reward_scale = self.config.reward_scale or default_reward_scale(self.config)
+        self.reward_scale = reward_scale(self.config)
         self.core = self.config.core(self.reward_scale)
         self._with_option = self.config.hedge_option is not None
         self._hedge_col = len(EXOGENOUS_FEATURES) + (

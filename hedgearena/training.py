@@ -74,13 +74,13 @@ def train_agent(
 ) -> dict[str, Any]:
     """Train the agent of ``config`` into ``run_dir/model`` (resuming from checkpoints).
 
-    An SB3 agent's view is completed first (:func:`resolve_agent_view`).
+    An SB3 agent's view is completed first (``agents.training.resolve_view``).
     """
     if config.agent.algo == DEEP_HEDGING:
         return _train_deep_hedging(config, env_config, run_dir, progress)
-    from hedgearena.agents.training import train_sb3
+    from hedgearena.agents.training import resolve_view, train_sb3
 
-    return train_sb3(resolve_agent_view(config), env_config, run_dir, progress)
+    return train_sb3(resolve_view(config), env_config, run_dir, progress)
 
 
 def resolve_agent_view(config: RunConfig) -> RunConfig:
