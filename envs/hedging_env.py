@@ -156,7 +156,7 @@ def _episodes(episode: Episode) -> list[tuple[Any, ...]]:
     ``Episode._make(_episodes(block)[row])`` is path ``row``'s episode (see :func:`_per_path`).
     """
     columns = [_per_path(value) for value in episode]
-    n_paths = len(episode.stock) if np.ndim(episode.stock) else np.shape(episode.spot)[1]
+    n_paths = np.shape(episode.spot)[1]  # time-major: (n_steps + 1, n_paths)
     return list(zip(*(c if isinstance(c, list) else [c] * n_paths for c in columns),
                     strict=True))
 
