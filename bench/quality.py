@@ -52,7 +52,7 @@ from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import family_member
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.run_config import RunConfig, load_config
-from hedgearena.training import agent_name, load_agent, train_agent
+from hedgearena.training import agent_name, load_agent, train_run
 
 ROOT = Path(__file__).resolve().parent.parent
 MATURITIES = {"1m": 20, "3m": 60}
@@ -105,17 +105,10 @@ def load_run(path: Path, maturity: str, runs: Path, quick: bool) -> RunConfig:
 
 def train(config: RunConfig, progress: bool) -> tuple[Hedger, float]:
     """Train an agent from scratch (its old run folder removed); the hedger and the seconds."""
-    run_dir = config.run_dir
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    config.dump(run_dir / "config.yaml")
-    env_config = config.env.config()
-    start = time.perf_counter()
-    info = train_agent(config, env_config, run_dir, progress)
-    seconds = time.perf_counter() - start
-    info["seconds"] = seconds
-    (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
-    return load_agent(run_dir, config), seconds
+    if config.run_dir.exists():
+        shutil.rmtree(config.run_dir)
+    config, info = train_run(config, progress)
+    return load_agent(config.run_dir, config), info["seconds"]
 
 
 def score(cost: np.ndarray, y_delta: float | None) -> dict[str, float]:

@@ -52,21 +52,32 @@ def train_and_score(config: RunConfig, progress: bool = True) -> Path:
     from rich.console import Console
 
     console = Console(width=max(Console().width, 160))
+    run_dir = config.run_dir
+    console.print(f"[bold]hedgearena[/]: training {agent_name(config)} on {config.env.id} "
+                  f"-> {run_dir}/")
+    config, info = train_run(config, progress)
+    console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
+    hedger = load_agent(run_dir, config)
+    score_agent(config, config.env.config(), hedger, run_dir / "report", progress, console)
+    return run_dir
+
+
+def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict[str, Any]]:
+    """Train ``config``'s agent into its run folder (resuming from its checkpoints).
+
+    Writes the resolved ``config.yaml`` and ``env.yaml`` first, ``training.json`` (with the
+    training ``seconds``) last. Returns the resolved config and the training summary.
+    """
     config = resolve_agent_view(config)
     run_dir = config.run_dir
     config.dump(run_dir / "config.yaml")
     env_config = config.env.config()
     _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
-    console.print(f"[bold]hedgearena[/]: training {agent_name(config)} on {config.env.id} "
-                  f"-> {run_dir}/")
     start = time.perf_counter()
     info = train_agent(config, env_config, run_dir, progress)
     info["seconds"] = time.perf_counter() - start
     (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
-    console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
-    hedger = load_agent(run_dir, config)
-    score_agent(config, env_config, hedger, run_dir / "report", progress, console)
-    return run_dir
+    return config, info
 
 
 def train_agent(
