@@ -44,12 +44,13 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data
+from hedgearena.baselines.benchmark import plain_data
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.run_config import RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
+from hedgearena.training import score_agent
 
 AGENT_FILE = "rllib.json"
 """Written beside a saved RLlib module: the algorithm and the agent's view of the env."""
@@ -344,20 +345,6 @@ def _bar(progress: bool, total: int, initial: int) -> Any:
 
 
 # ------------------------------------------------------------------ the command and scoring
-def score_rllib(config: RunConfig, env_config: EnvConfig, hedger: Hedger, out_dir: Path,
-                progress: bool, console: Any = None) -> BenchmarkReport:
-    """Score the agent and the baselines of ``config.arena`` on the same paths; write the report."""
-    from hedgearena.baselines.report import print_table
-
-    title = (f"{config.env.id}: {hedger.name} vs baselines, {config.arena.paths:,} paths, "
-             f"seed {config.arena.seed}")
-    result = benchmark(env_config, [*config.arena.hedgers, hedger],
-                       config.arena.settings(progress), out_dir, title)
-    print_table(result.table, title, console, c=config.arena.c,
-                risk_aversion=config.arena.risk_aversion)
-    return result
-
-
 def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     """Train the run's RLlib agent on Ray, save it and write the arena report; the run folder.
 
@@ -384,7 +371,7 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
     console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
     hedger = load_rllib_hedger(run_dir / "model", agent_name(spec))
-    score_rllib(config, env_config, hedger, run_dir / "report", progress, console)
+    score_agent(config, env_config, hedger, run_dir / "report", progress, console)
     return run_dir
 
 
@@ -406,5 +393,5 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
     hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "config.yaml")
-    score_rllib(config, config.env.config(), hedger, out_dir, progress)
+    score_agent(config, config.env.config(), hedger, out_dir, progress)
     return out_dir

@@ -125,7 +125,7 @@ def score_agent(
     from hedgearena.baselines.report import print_table
 
     specs: list[str | Hedger] = [*config.arena.hedgers, hedger]
-    title = (f"{config.env.id}: {agent_name(config)} vs baselines, {config.arena.paths:,} paths, "
+    title = (f"{config.env.id}: {hedger.name} vs baselines, {config.arena.paths:,} paths, "
              f"seed {config.arena.seed}")
     result = benchmark(env_config, specs, config.arena.settings(progress), out_dir, title)
     print_table(result.table, title, console, c=config.arena.c,
