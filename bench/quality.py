@@ -21,7 +21,9 @@ For each maturity the script
 4. prints the table and writes JSON: under ``1m`` and ``3m``, ``Y_delta``, ``Y_ww``,
    ``Y_best_band``, ``Y_best_agent``, ``Y_sb3`` (the best stable-baselines3 agent's), each
    hedger's ``Y``, its standard error, ``mean``, ``std`` and the agents' training seconds, the
-   improvement ratios ``1 - Y / Y_delta`` and the paths' seed.
+   improvement ratios ``1 - Y / Y_delta`` and the paths' seed; and under ``net_of_premium``
+   the same ``Y``'s less the premium received with their improvements over delta (see
+   :func:`net_of_premium`).
 
 Usage::
 
@@ -160,6 +162,8 @@ def run_maturity(maturity: str, args: argparse.Namespace) -> dict[str, Any]:
         hedgers[name] = {**score(cost(hedger.name), y_delta), "train_seconds": seconds,
                          "algo": algo, "config": f"configs/quality_{maturity}_{name}.yml"}
     section = summary(hedgers, agents, y_delta)
+    premium = float(np.mean(result.records["delta"].totals["initial_premium"]))
+    section["net_of_premium"] = net_of_premium(hedgers, premium)
     section.update({"days": config.n_steps, "paths": args.paths, "seed": args.seed,
                     "tune_paths": args.tune_paths, "tune_seed": args.tune_seed,
                     "hedgers": hedgers})
@@ -184,6 +188,29 @@ def summary(hedgers: dict[str, dict[str, Any]], agents: dict[str, Any],
         out[f"{key}_improvement_vs_delta"] = None if y is None else 1.0 - y / y_delta
         out[f"{key}_improvement_vs_best_band"] = None if y is None else 1.0 - y / y_band
         out[f"{key}_improvement_vs_ww"] = None if y is None else 1.0 - y / y_ww
+    return out
+
+
+def net_of_premium(hedgers: dict[str, dict[str, Any]], premium: float) -> dict[str, Any]:
+    """Every hedger's ``Y`` less the premium received, and its improvement over delta's.
+
+    The hedging cost ``C`` counts what the book pays out, not the premium it received
+    (a perfect hedge costs the premium). Netting the premium (the same number on every path:
+    the option's Black-Scholes value at the start) is the accounting-P&L reading of the cost,
+    ``C - premium = -(sum of the steps' accounting P&L)`` with the option marked to model:
+    ``std`` is unchanged, ``Y`` shifts by ``premium``, and ratios ``1 - Y / Y_delta`` grow.
+    Reported because published improvements (e.g. Cao et al.'s) may use either reading.
+
+    Examples:
+        >>> net = net_of_premium({"delta": {"Y": 300.0}, "ww": {"Y": 250.0}}, 100.0)
+        >>> net["premium"], net["ww"]
+        (100.0, {'Y': 150.0, 'improvement_vs_delta': 0.25})
+    """
+    y_delta = hedgers["delta"]["Y"] - premium
+    out: dict[str, Any] = {"premium": premium}
+    for name, row in hedgers.items():
+        y = row["Y"] - premium
+        out[name] = {"Y": y, "improvement_vs_delta": 1.0 - y / y_delta}
     return out
 
 
