@@ -30,7 +30,9 @@ from torch import Tensor
 
 from hedgearena.agents.objectives import parse_objective
 from hedgearena.agents.policies import HedgingPolicy, PolicySpec
+from hedgearena.agents.saved import loading, read_json, required_file
 from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.envs.checks import is_integer, is_real
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import (
     CoreConfig,
@@ -275,11 +277,14 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objective", str(parse_objective(self.objective)))
-        for name in ("steps", "batch_size", "n_valid", "eval_every", "checkpoint_every",
-                     "build_chunk"):
+        counts = ("steps", "batch_size", "n_valid", "eval_every", "checkpoint_every",
+                  "build_chunk", *(() if self.fresh_batches else ("n_train",)))
+        for name in counts:
             value = getattr(self, name)
-            if int(value) != value or value < 1:
+            if not (is_integer(value, integral_floats=True) and value >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.fresh_batches, bool):
+            raise ValueError(f"fresh_batches must be true or false, got {self.fresh_batches!r}")
         if not self.fresh_batches and self.n_train < self.batch_size:
             raise ValueError(
                 f"n_train ({self.n_train}) must be >= batch_size ({self.batch_size}) "
@@ -287,10 +292,13 @@ class TrainerConfig:
             )
         for name in ("learning_rate", "final_learning_rate"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
+            if not (is_real(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        norm = self.max_grad_norm
+        if norm is not None and not (is_real(norm) and math.isfinite(norm) and norm > 0):
+            raise ValueError(f"max_grad_norm must be a finite number > 0 or None, got {norm!r}")
+        if not is_integer(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
@@ -642,12 +650,21 @@ def save_policy(policy: HedgingPolicy, path: str | Path,
 
 
 def load_policy(path: str | Path) -> HedgingPolicy:
-    """The policy saved by :func:`save_policy` (bit-identical positions)."""
+    """The policy saved by :func:`save_policy` (bit-identical positions).
+
+    Raises:
+        FileNotFoundError: ``policy.pt`` or ``settings.json`` is missing (named).
+        ValueError: either file is corrupt or does not describe a policy (named).
+    """
     folder = Path(path)
-    settings = json.loads((folder / SETTINGS_FILE).read_text())
-    policy = HedgingPolicy(PolicySpec.from_dict(settings["policy"]))
-    policy = policy.to(DTYPES[settings.get("dtype", "float32")])
-    policy.load_state_dict(torch.load(folder / WEIGHTS_FILE, weights_only=True))
+    settings_file = folder / SETTINGS_FILE
+    settings = read_json(settings_file, "deep-hedging settings", ("policy",))
+    weights = required_file(folder / WEIGHTS_FILE, "deep-hedging weights")
+    with loading(settings_file, "deep-hedging settings"):
+        policy = HedgingPolicy(PolicySpec.from_dict(settings["policy"]))
+        policy = policy.to(DTYPES[settings.get("dtype", "float32")])
+    with loading(weights, "deep-hedging weights"):
+        policy.load_state_dict(torch.load(weights, weights_only=True))
     return policy.eval()
 
 

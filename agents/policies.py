@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hedgearena.envs.checks import is_integer, is_real
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import TORCH_OPS, CoreConfig, target_position
 from hedgearena.envs.episode import feature_names
@@ -88,6 +89,7 @@ class PolicySpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "observation", tuple(self.observation))
+        _check_hidden(self.hidden)
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         if self.inputs is not None:
             object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -111,7 +113,7 @@ class PolicySpec:
             )
         for name in ("notional", "position_limit", "trade_limit", "initial_width"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
+            if not (is_real(value) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
     @classmethod
@@ -144,6 +146,18 @@ class PolicySpec:
     def from_dict(cls, data: dict[str, Any]) -> PolicySpec:
         """The spec from :meth:`to_dict`'s output."""
         return cls(**data)
+
+
+def _check_hidden(hidden: Any) -> None:
+    """Raise unless ``hidden`` is a non-empty list (or tuple) of integer widths >= 1."""
+    ok = isinstance(hidden, list | tuple) and len(hidden) > 0 and all(
+        is_integer(h, integral_floats=True) and h >= 1 for h in hidden
+    )
+    if not ok:
+        raise ValueError(
+            f"hidden must be a non-empty list of integer widths >= 1 (e.g. [64, 64]), "
+            f"got {hidden!r}"
+        )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -211,12 +211,14 @@ def build_model(
     """A new model of ``algo`` on ``venv`` from zoo hyperparameters.
 
     Raises:
-        ValueError: the hyperparameters set a key hedgearena sets itself (:data:`RESERVED`).
+        ValueError: the hyperparameters set a key hedgearena sets itself (:data:`RESERVED`),
+            or a key that is neither a zoo key nor a keyword of the algorithm.
     """
     reserved = sorted(set(hyperparams) & set(RESERVED))
     if reserved:
         raise ValueError(f"hyperparameter(s) {reserved} are set by hedgearena: "
                          + "; ".join(RESERVED[key] for key in reserved))
+    check_hyperparams(algo, hyperparams)
     params = {k: v for k, v in hyperparams.items() if k not in ("n_envs", "n_timesteps",
                                                                  "normalize")}
     policy = params.pop("policy", "MlpLstmPolicy" if algo == "recurrent_ppo" else "MlpPolicy")
@@ -231,6 +233,17 @@ def build_model(
     cls = algorithm(algo)
     return cls(policy, venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log,
                **params)
+
+
+def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the keys that are neither zoo keys nor ``algo``'s keywords."""
+    from hedgearena.envs.config import keywords
+
+    own = {k for k in keywords(algorithm(algo)) if not k.startswith("_")}
+    allowed = sorted((own | set(ZOO_KEYS)) - set(RESERVED))
+    unknown = sorted(str(key) for key in set(hyperparams) - set(allowed) - set(RESERVED))
+    if unknown:
+        raise ValueError(f"unknown {algo} hyperparameter(s) {unknown}; allowed: {allowed}")
 
 
 # ------------------------------------------------------------------------------- the hedger

@@ -23,6 +23,7 @@ from hedgearena.agents.callbacks import (
     latest_checkpoint,
     save_agent,
 )
+from hedgearena.agents.saved import loading, read_json, required_file
 from hedgearena.agents.sb3 import (
     OFF_POLICY,
     ObsNormalizer,
@@ -177,12 +178,15 @@ def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None
 
 def load_sb3_hedger(model_dir: Path, config: RunConfig, name: str) -> SB3Hedger:
     """The saved SB3 agent of ``model_dir`` as an arena hedger (deterministic actions)."""
-    view = json.loads((model_dir / AGENT_FILE).read_text())
-    model = algorithm(view["algo"]).load(model_dir / "model.zip", device="cpu")
+    view = read_json(model_dir / AGENT_FILE, "SB3 agent description", ("algo", "env_kwargs"))
+    cls = algorithm(view["algo"])
+    weights = required_file(model_dir / "model.zip", "SB3 model")
+    with loading(weights, "SB3 model"):
+        model = cls.load(weights, device="cpu")
     normalizer = None
     stats = model_dir / "vecnormalize.pkl"
     if stats.is_file():
-        with stats.open("rb") as handle:
+        with loading(stats, "SB3 normaliser"), stats.open("rb") as handle:
             normalizer = ObsNormalizer.of(pickle.load(handle))  # our own file
     return SB3Hedger(model, normalizer, view["env_kwargs"], name=name)
 

@@ -21,7 +21,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from hedgearena.baselines.hedger import (
     uses_observations,
 )
 from hedgearena.envs.book import BookPaths
+from hedgearena.envs.checks import is_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
 from hedgearena.envs.episode import EpisodeBatch, Features, build_episodes
@@ -121,7 +122,7 @@ def path_blocks(n_paths: int) -> list[tuple[int, int]]:
         >>> path_blocks(40_000)
         [(0, 16384), (1, 16384), (2, 7232)]
     """
-    if int(n_paths) != n_paths or n_paths < 1:
+    if not (is_integer(n_paths) and n_paths >= 1):
         raise ValueError(f"n_paths must be an integer >= 1, got {n_paths!r}")
     starts = range(0, n_paths, PATH_BLOCK)
     return [(k, min(PATH_BLOCK, n_paths - lo)) for k, lo in enumerate(starts)]
@@ -129,7 +130,11 @@ def path_blocks(n_paths: int) -> list[tuple[int, int]]:
 
 def hedger_config(config: EnvConfig, hedger: Hedger) -> EnvConfig:
     """The config ``hedger`` runs on: ``config`` with the hedger's allowed overrides."""
-    overrides = dict(getattr(hedger, "env_overrides", {}) or {})
+    overrides = getattr(hedger, "env_overrides", {}) or {}
+    if not isinstance(overrides, Mapping):
+        raise ValueError(
+            f"{hedger.name}: env_overrides must be a dict of config fields, got {overrides!r}"
+        )
     bad = sorted(set(overrides) - set(ENV_OVERRIDES))
     if bad:
         raise ValueError(
@@ -160,6 +165,7 @@ def run_arena(
     Returns:
         The records of every hedger, their P&L attribution and the paths' summaries.
     """
+    check_arena_inputs(config, hedgers, seed)
     names = [h.name for h in hedgers]
     if len(set(names)) != len(names):
         raise ValueError(f"hedger names must be unique, got {names}")
@@ -186,6 +192,32 @@ def run_arena(
                 runs.add_record(hedger.name, record, batch, market)
                 runs.seconds[hedger.name] += _now() - start
     return runs.result(config, seed, batch)
+
+
+def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:
+    """Raise ``ValueError`` naming what is wrong with :func:`run_arena`'s arguments.
+
+    ``config`` must be an :class:`EnvConfig`, ``hedgers`` a non-empty sequence of hedgers
+    (:class:`Hedger` or alike) with non-empty string names, ``seed`` an integer >= 0.
+    """
+    if not isinstance(config, EnvConfig):
+        raise ValueError(
+            "config must be an EnvConfig (hedgearena.envs.config.make_config), "
+            f"got {type(config).__name__}"
+        )
+    if not isinstance(hedgers, Sequence) or isinstance(hedgers, str) or not hedgers:
+        raise ValueError(f"hedgers must be a non-empty list of Hedger objects, got {hedgers!r}")
+    for hedger in hedgers:
+        if not all(callable(getattr(hedger, m, None)) for m in ("reset", "positions")):
+            raise ValueError(
+                "hedgers must be Hedger objects (hedgearena.baselines.hedger.Hedger, with "
+                "reset(env) and positions(state, obs); specs such as 'delta' go through "
+                f"parse_hedger or benchmark), got {hedger!r}"
+            )
+        if not (isinstance(getattr(hedger, "name", None), str) and hedger.name):
+            raise ValueError(f"a hedger's name must be a non-empty string, got {hedger.name!r}")
+    if not (is_integer(seed) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 class _Envs:

@@ -200,7 +200,14 @@ def _checked_positions(
 ) -> NDArray[np.float64]:
     """The hedger's positions, checked: ``(num_envs, action_dim)`` finite units."""
     n = env.num_envs
-    targets = np.asarray(hedger.positions(env.state, obs), dtype=np.float64)
+    positions = hedger.positions(env.state, obs)
+    try:
+        targets = np.asarray(positions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{hedger.name}: positions must be numbers (units), an array of shape "
+            f"{(n, env.config.action_dim)}; got {type(positions).__name__}"
+        ) from None
     if targets.shape != (n, env.config.action_dim):
         raise ValueError(
             f"{hedger.name}: positions must have shape {(n, env.config.action_dim)}, "

@@ -56,8 +56,6 @@ def _integer(spec: str, text: str) -> int:
 
 
 def _band(spec: str, args: list[str]) -> Hedger:
-    if not args:
-        raise ValueError(f"hedger spec {spec!r}: give the tolerance, e.g. band:0.05")
     return FixedBand(_number(spec, args[0]), *(args[1:2] or ["edge"]))
 
 
@@ -93,13 +91,38 @@ def parse_hedger(spec: str) -> Hedger:
         >>> parse_hedger("ww:0.1").name
         'Whalley-Wilmott 0.1'
     """
+    if not isinstance(spec, str):
+        raise ValueError(f"a hedger spec is a string such as 'delta:5', got {spec!r}")
     name, *args = spec.strip().split(":")
     if name not in BUILDERS:
         usage = ", ".join(usage for _, usage in BUILDERS.values())
         raise ValueError(f"unknown hedger {name!r} in {spec!r}; known: {usage}")
     if args and args[0] == "best":
         raise ValueError(f"{spec!r}: ':best' is resolved by the benchmark (tuning), not here")
-    return BUILDERS[name][0](spec, args)
+    builder, usage = BUILDERS[name]
+    low, high = arity(usage)
+    if not low <= len(args) <= high:
+        takes = "no argument" if high == 0 else f"{low}" if low == high else f"{low} to {high}"
+        raise ValueError(
+            f"hedger spec {spec!r} has {len(args)} argument(s); {name} takes {takes}: {usage}"
+        )
+    try:
+        return builder(spec, args)
+    except ValueError as error:
+        if repr(spec) in str(error):
+            raise
+        raise ValueError(f"hedger spec {spec!r}: {error}") from None
+
+
+def arity(usage: str) -> tuple[int, int]:
+    """The fewest and most arguments of a spec's usage (optional ones in brackets).
+
+    Examples:
+        >>> arity("delta[:every]"), arity("band:tolerance[:edge|centre]"), arity("leland")
+        ((0, 1), (1, 2), (0, 0))
+    """
+    required, _, optional = usage.partition("[")
+    return required.count(":"), required.count(":") + optional.count(":")
 
 
 def family_member(family: str, parameter: float) -> Hedger:

@@ -20,6 +20,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.envs.black_scholes import Greeks, black_scholes_greeks
+from hedgearena.envs.checks import (
+    is_integer,
+    is_real,
+    require_bool,
+    require_field,
+    require_integer,
+    require_number,
+)
 from hedgearena.envs.market import FloatArray, MarketPaths, time_major
 
 
@@ -47,15 +55,11 @@ class Option:
     multiplier: float = 100.0
 
     def __post_init__(self) -> None:
-        _require(self.moneyness > 0, f"Option.moneyness must be > 0, got {self.moneyness}")
-        _require(
-            int(self.expiry_steps) == self.expiry_steps and self.expiry_steps >= 1,
-            f"Option.expiry_steps must be an integer >= 1, got {self.expiry_steps}",
-        )
-        _require(self.multiplier > 0, f"Option.multiplier must be > 0, got {self.multiplier}")
-        _require(
-            np.isfinite(self.contracts), f"Option.contracts must be finite, got {self.contracts}"
-        )
+        require_number("Option", "moneyness", self.moneyness, gt=0.0)
+        require_integer("Option", "expiry_steps", self.expiry_steps, integral_floats=True)
+        require_number("Option", "multiplier", self.multiplier, gt=0.0)
+        require_number("Option", "contracts", self.contracts)
+        require_bool("Option", "is_call", self.is_call)
 
 
 @dataclass(frozen=True)
@@ -94,29 +98,33 @@ class ClientFlow:
     max_trades: int = 64
 
     def __post_init__(self) -> None:
-        _require(self.rate >= 0, f"ClientFlow.rate must be >= 0 trades per year, got {self.rate}")
+        require_number("ClientFlow", "rate", self.rate, ge=0.0)  # trades per year
         for name in ("buy_probability", "call_probability"):
-            value = getattr(self, name)
-            _require(0 <= value <= 1, f"ClientFlow.{name} must be in [0, 1], got {value}")
-        low, high = self.moneyness_range
-        _require(
-            0 < low <= high,
-            f"ClientFlow.moneyness_range must satisfy 0 < low <= high, got {self.moneyness_range}",
-        )
-        _require(
-            self.strike_step >= 0, f"ClientFlow.strike_step must be >= 0, got {self.strike_step}"
-        )
-        _require(
-            len(self.expiry_steps) > 0 and all(int(e) == e and e >= 1 for e in self.expiry_steps),
-            f"ClientFlow.expiry_steps must be integers >= 1, got {self.expiry_steps}",
-        )
-        _require(self.contracts > 0, f"ClientFlow.contracts must be > 0, got {self.contracts}")
-        _require(self.multiplier > 0, f"ClientFlow.multiplier must be > 0, got {self.multiplier}")
-        _require(
-            self.half_spread_vol >= 0,
-            f"ClientFlow.half_spread_vol must be >= 0, got {self.half_spread_vol}",
-        )
-        _require(self.max_trades >= 1, f"ClientFlow.max_trades must be >= 1, got {self.max_trades}")
+            require_number("ClientFlow", name, getattr(self, name), ge=0.0, le=1.0)
+        _check_range("ClientFlow", "moneyness_range", self.moneyness_range)
+        require_number("ClientFlow", "strike_step", self.strike_step, ge=0.0)
+        _check_steps("ClientFlow", "expiry_steps", self.expiry_steps)
+        require_number("ClientFlow", "contracts", self.contracts, gt=0.0)
+        require_number("ClientFlow", "multiplier", self.multiplier, gt=0.0)
+        require_number("ClientFlow", "half_spread_vol", self.half_spread_vol, ge=0.0)
+        require_integer("ClientFlow", "max_trades", self.max_trades)
+
+
+def _check_range(owner: str, name: str, value: Any) -> None:
+    """Raise unless ``value`` is a pair ``(low, high)`` of finite numbers, ``0 < low <= high``."""
+    pair = isinstance(value, tuple | list | np.ndarray) and len(value) == 2 and all(
+        map(is_real, value)
+    )
+    ok = pair and bool(np.isfinite(value).all()) and 0 < value[0] <= value[1]
+    require_field(owner, name, value, ok, "a pair (low, high) of finite numbers, 0 < low <= high")
+
+
+def _check_steps(owner: str, name: str, value: Any) -> None:
+    """Raise unless ``value`` is a non-empty tuple (or list) of integers >= 1."""
+    ok = isinstance(value, tuple | list | np.ndarray) and len(value) > 0 and all(
+        is_integer(e, integral_floats=True) and e >= 1 for e in value
+    )
+    require_field(owner, name, value, ok, "a non-empty list of integers >= 1")
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,12 @@ class OptionBook:
     client_flow: ClientFlow | None = None
 
     def __post_init__(self) -> None:
+        bad = [o for o in self.options if not isinstance(o, Option)]
+        require_field("OptionBook", "options", self.options, not bad, "a sequence of Option")
+        require_number("OptionBook", "stock", self.stock)  # units of the underlying
+        flow = self.client_flow
+        require_field("OptionBook", "client_flow", flow,
+                      flow is None or isinstance(flow, ClientFlow), "a ClientFlow or None")
         _require(
             len(self.options) > 0 or self.client_flow is not None,
             "OptionBook needs at least one option or a client_flow",
@@ -432,15 +446,10 @@ class HedgeOption:
     half_spread_vol: float = 0.005
 
     def __post_init__(self) -> None:
-        _require(self.moneyness > 0, f"HedgeOption.moneyness must be > 0, got {self.moneyness}")
-        _require(
-            self.expiry_steps >= 1,
-            f"HedgeOption.expiry_steps must be >= 1, got {self.expiry_steps}",
-        )
-        _require(
-            self.half_spread_vol >= 0,
-            f"HedgeOption.half_spread_vol must be >= 0, got {self.half_spread_vol}",
-        )
+        require_number("HedgeOption", "moneyness", self.moneyness, gt=0.0)
+        require_integer("HedgeOption", "expiry_steps", self.expiry_steps, integral_floats=True)
+        require_bool("HedgeOption", "is_call", self.is_call)
+        require_number("HedgeOption", "half_spread_vol", self.half_spread_vol, ge=0.0)
 
 
 class HedgeOptionMarks(NamedTuple):

@@ -9,16 +9,74 @@ Objects (a market model, a cost model, an option book) may be given directly, or
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
+from hedgearena.envs.checks import is_integer, is_real
 from hedgearena.envs.core import INITIAL_HEDGES, CoreConfig
 from hedgearena.envs.limits import RiskLimits
 from hedgearena.envs.market import MarketModel
 
 MARKET_MODELS = ("gbm", "heston", "sabr", "merton", "historical")
+
+
+def keywords(factory: Callable[..., Any]) -> list[str]:
+    """The keyword arguments ``factory`` takes (a class's ``__init__`` or a function's)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in inspect.signature(factory).parameters.items() if p.kind in kinds]
+
+
+def checked_keywords(what: str, given: Any, allowed: Iterable[str]) -> dict[str, Any]:
+    """``given`` as a dict of keywords, or ``ValueError`` naming the unknown keys and the allowed.
+
+    Examples:
+        >>> checked_keywords("book", {"option": []}, ["options", "stock", "client_flow"])
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown book key(s) ['option']; allowed: ['client_flow', 'options', 'stock']
+    """
+    if not isinstance(given, Mapping):
+        raise ValueError(f"{what} must be a dict of keywords, got {given!r}")
+    unknown = sorted(str(key) for key in set(given) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {what} key(s) {unknown}; allowed: {sorted(allowed)}")
+    return dict(given)
+
+
+def _positive(value: Any) -> bool:
+    """Whether ``value`` is a finite real number > 0 (booleans and strings are not)."""
+    return is_real(value) and math.isfinite(value) and value > 0
+
+
+def _market_factory(name: str) -> Callable[..., MarketModel]:
+    """The constructor of the market model called ``name``."""
+    if name == "gbm":
+        from hedgearena.envs.gbm import GBM
+
+        return GBM
+    if name == "heston":
+        from hedgearena.envs.heston import Heston
+
+        return Heston
+    if name == "sabr":
+        from hedgearena.envs.sabr import SABR
+
+        return SABR
+    if name == "merton":
+        from hedgearena.envs.merton import MertonJumpDiffusion
+
+        return MertonJumpDiffusion
+    if name == "historical":
+        from hedgearena.envs.historical import HistoricalReplay
+
+        return HistoricalReplay.sp500
+    raise ValueError(
+        f"market must be one of {', '.join(MARKET_MODELS)} or a MarketModel; got {name!r}"
+    )
 
 
 def make_market(name: str, **kwargs: Any) -> MarketModel:
@@ -28,30 +86,28 @@ def make_market(name: str, **kwargs: Any) -> MarketModel:
         name: one of :data:`MARKET_MODELS`.
         **kwargs: the model's fields (``historical`` takes the keywords of
             :meth:`hedgearena.envs.historical.HistoricalReplay.sp500`).
+
+    Raises:
+        ValueError: an unknown name, or a keyword the model does not take (the allowed listed).
     """
-    if name == "gbm":
-        from hedgearena.envs.gbm import GBM
+    factory = _market_factory(name)
+    return factory(**checked_keywords(f"market_kwargs (market={name!r})", kwargs,
+                                      keywords(factory)))
 
-        return GBM(**kwargs)
-    if name == "heston":
-        from hedgearena.envs.heston import Heston
 
-        return Heston(**kwargs)
-    if name == "sabr":
-        from hedgearena.envs.sabr import SABR
+def _make_option(spec: Any) -> Option:
+    """An :class:`Option` from itself or a dict of its fields."""
+    if isinstance(spec, Option):
+        return spec
+    return Option(**checked_keywords("book option", spec, keywords(Option)))
 
-        return SABR(**kwargs)
-    if name == "merton":
-        from hedgearena.envs.merton import MertonJumpDiffusion
 
-        return MertonJumpDiffusion(**kwargs)
-    if name == "historical":
-        from hedgearena.envs.historical import HistoricalReplay
-
-        return HistoricalReplay.sp500(**kwargs)
-    raise ValueError(
-        f"market must be one of {', '.join(MARKET_MODELS)} or a MarketModel; got {name!r}"
-    )
+def _make_flow(spec: Any) -> ClientFlow | None:
+    """A :class:`ClientFlow` from itself, None or a dict of its fields (lists as tuples)."""
+    if spec is None or isinstance(spec, ClientFlow):
+        return spec
+    data = checked_keywords("book client_flow", spec, keywords(ClientFlow))
+    return ClientFlow(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def make_book(spec: OptionBook | dict[str, Any]) -> OptionBook:
@@ -60,12 +116,23 @@ def make_book(spec: OptionBook | dict[str, Any]) -> OptionBook:
         return spec
     if not isinstance(spec, dict):
         raise ValueError(f"book must be an OptionBook or a dict, got {type(spec).__name__}")
-    data = dict(spec)
-    options = tuple(o if isinstance(o, Option) else Option(**o) for o in data.pop("options", ()))
-    flow = data.pop("client_flow", None)
-    if isinstance(flow, dict):
-        flow = ClientFlow(**{k: tuple(v) if isinstance(v, list) else v for k, v in flow.items()})
-    return OptionBook(options=options, client_flow=flow, **data)
+    data = checked_keywords("book", spec, keywords(OptionBook))
+    options = data.pop("options", ())
+    if not isinstance(options, list | tuple):
+        raise ValueError(f"book options must be a list of option dicts, got {options!r}")
+    flow = _make_flow(data.pop("client_flow", None))
+    return OptionBook(options=tuple(map(_make_option, options)), client_flow=flow, **data)
+
+
+def make_hedge_option(spec: Any) -> HedgeOption | None:
+    """The hedging option from itself, a dict of its fields, True (the default one) or None."""
+    if spec is None or isinstance(spec, HedgeOption):
+        return spec
+    if spec is True:
+        return HedgeOption()
+    if isinstance(spec, dict):
+        return HedgeOption(**checked_keywords("hedge_option", spec, keywords(HedgeOption)))
+    raise ValueError(f"hedge_option must be a HedgeOption, a dict, True or None; got {spec!r}")
 
 
 def make_cost(spec: Any) -> Any:
@@ -149,6 +216,11 @@ class EnvConfig:
     risk_limits: Any = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.market_kwargs, Mapping):
+            raise ValueError(
+                f"market_kwargs must be a dict of the market model's keywords, "
+                f"got {self.market_kwargs!r}"
+            )
         if isinstance(self.market, str):
             object.__setattr__(self, "market", make_market(self.market, **self.market_kwargs))
         elif self.market_kwargs:
@@ -159,15 +231,7 @@ class EnvConfig:
             )
         object.__setattr__(self, "book", make_book(self.book))
         object.__setattr__(self, "cost", make_cost(self.cost))
-        if isinstance(self.hedge_option, dict):
-            object.__setattr__(self, "hedge_option", HedgeOption(**self.hedge_option))
-        elif self.hedge_option is True:
-            object.__setattr__(self, "hedge_option", HedgeOption())
-        if self.hedge_option is not None and not isinstance(self.hedge_option, HedgeOption):
-            raise ValueError(
-                "hedge_option must be a HedgeOption, a dict, True or None; "
-                f"got {self.hedge_option!r}"
-            )
+        object.__setattr__(self, "hedge_option", make_hedge_option(self.hedge_option))
         object.__setattr__(self, "risk_limits", RiskLimits.from_spec(self.risk_limits))
         if self.n_steps is None:
             horizon = max((o.expiry_steps for o in self.book.options), default=0)
@@ -177,11 +241,44 @@ class EnvConfig:
         self._validate()
 
     def _validate(self) -> None:
+        self._validate_grid()
+        notional = self.book.notional
+        if not _positive(notional):
+            raise ValueError(
+                "the book's notional (the largest |contracts| * multiplier of an option or a "
+                f"client trade) must be a finite number > 0, got {notional!r}: give an option "
+                "non-zero contracts"
+            )
+        if self.initial_hedge not in INITIAL_HEDGES:
+            raise ValueError(
+                f"initial_hedge must be one of {', '.join(INITIAL_HEDGES)}; "
+                f"got {self.initial_hedge!r}"
+            )
+        if self.reward_scale is not None and not _positive(self.reward_scale):
+            raise ValueError(f"reward_scale must be > 0 or None, got {self.reward_scale!r}")
+        if not _positive(self.realised_vol_halflife):
+            raise ValueError(
+                "realised_vol_halflife must be a finite number > 0 steps, "
+                f"got {self.realised_vol_halflife!r}"
+            )
+        if not isinstance(self.observe_pnl, bool):
+            raise ValueError(f"observe_pnl must be True or False, got {self.observe_pnl!r}")
+        if not _positive(self.execution_rate):
+            raise ValueError(
+                "execution_rate must be a finite number > 0 (fraction of the notional per "
+                f"market step), got {self.execution_rate!r}"
+            )
+        self.core(1.0)  # validates the core's fields
+
+    def _validate_grid(self) -> None:
+        """Check the grid: ``n_steps``, ``rebalance_every``, ``days_per_year``, option expiry."""
         n_steps = self.n_steps
         assert n_steps is not None
-        if int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-        if not (math.isfinite(self.days_per_year) and self.days_per_year > 0):
+        for name in ("n_steps", "rebalance_every"):
+            value = getattr(self, name)
+            if not (is_integer(value) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not _positive(self.days_per_year):
             raise ValueError(
                 f"days_per_year must be > 0 (e.g. 250 or 252), got {self.days_per_year!r}"
             )
@@ -189,35 +286,11 @@ class EnvConfig:
             raise ValueError(
                 f"rebalance_every ({self.rebalance_every}) must divide n_steps ({n_steps})"
             )
-        if self.initial_hedge not in INITIAL_HEDGES:
-            raise ValueError(
-                f"initial_hedge must be one of {', '.join(INITIAL_HEDGES)}; "
-                f"got {self.initial_hedge!r}"
-            )
         if self.hedge_option is not None and self.hedge_option.expiry_steps <= n_steps:
             raise ValueError(
                 f"hedge_option.expiry_steps ({self.hedge_option.expiry_steps}) must exceed "
                 f"n_steps ({n_steps})"
             )
-        if self.reward_scale is not None and not (
-            math.isfinite(self.reward_scale) and self.reward_scale > 0
-        ):
-            raise ValueError(f"reward_scale must be > 0 or None, got {self.reward_scale!r}")
-        if not self.realised_vol_halflife > 0:
-            raise ValueError(
-                f"realised_vol_halflife must be > 0 steps, got {self.realised_vol_halflife!r}"
-            )
-        if not isinstance(self.observe_pnl, bool):
-            raise ValueError(f"observe_pnl must be True or False, got {self.observe_pnl!r}")
-        if not (
-            isinstance(self.execution_rate, int | float)
-            and math.isfinite(self.execution_rate) and self.execution_rate > 0
-        ):
-            raise ValueError(
-                "execution_rate must be a finite number > 0 (fraction of the notional per "
-                f"market step), got {self.execution_rate!r}"
-            )
-        self.core(1.0)  # validates the core's fields
 
     @property
     def dt(self) -> float:

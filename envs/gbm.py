@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hedgearena.envs.checks import require_field, require_number, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
-from hedgearena.envs.vol_surface import FlatVol, require_field, require_number
+from hedgearena.envs.vol_surface import FlatVol
 
 
 def time_grid(owner: str, n_paths: int, n_steps: int, dt: float) -> FloatArray:
@@ -121,6 +122,7 @@ class GBM:
 
     def __post_init__(self) -> None:
         validate_market(type(self).__name__, self.spot0, self.rate, self.dividend, self.mu)
+        require_surface(type(self).__name__, self.surface)
         require_number(type(self).__name__, "sigma", self.sigma, gt=0.0)
 
     def simulate(

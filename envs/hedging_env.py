@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from hedgearena.envs.checks import is_real
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.envs.core import (
     PNL_COMPONENTS,
@@ -102,13 +104,47 @@ def action_space(config: EnvConfig) -> gym.spaces.Box:
     return gym.spaces.Box(-1.0, 1.0, shape=(config.action_dim,), dtype=np.float32)
 
 
+def check_config(config: Any) -> None:
+    """Raise ``ValueError`` unless ``config`` is an :class:`EnvConfig` or None."""
+    if config is not None and not isinstance(config, EnvConfig):
+        raise ValueError(
+            "config must be an EnvConfig (hedgearena.envs.config.make_config) or None, "
+            f"got {type(config).__name__}; pass the fields as keywords instead"
+        )
+
+
+def reset_hedge(options: Any, allowed: tuple[str, ...]) -> float:
+    """``options["hedge"]`` of a reset (0 by default), checked with the option keys.
+
+    Raises:
+        ValueError: ``options`` is not a dict, has a key not in ``allowed``, or a ``hedge``
+            that is not a finite number.
+    """
+    if options is None:
+        return 0.0
+    if not isinstance(options, Mapping):
+        raise ValueError(f"reset options must be a dict or None, got {options!r}")
+    unknown = sorted(str(key) for key in set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(allowed)}")
+    hedge = options.get("hedge", 0.0)
+    if not (is_real(hedge) and math.isfinite(hedge)):
+        raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
+    return float(hedge)
+
+
 def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Validate actions: the right shape and finite; then clip into [-1, 1] (documented).
 
     Raises:
-        ValueError: naming the shape or the non-finite entries.
+        ValueError: naming the shape, a non-numeric action or the non-finite entries.
     """
-    values = np.asarray(actions, dtype=np.float64)
+    try:
+        values = np.asarray(actions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"action must be an array of numbers of shape {shape}, got {actions!r}"
+        ) from None
     if values.shape != shape:
         raise ValueError(f"action must have shape {shape}, got {values.shape}")
     if not np.isfinite(values).all():
@@ -186,6 +222,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> None:
         if config is not None and kwargs:
             raise ValueError("give either config=EnvConfig(...) or keyword fields, not both")
+        check_config(config)
         self.config = config if config is not None else make_config(self.preset, **kwargs)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -225,11 +262,9 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if seed is not None or self._source is None:
             self._source = EpisodeSource(self.config, self.np_random, self._block)
+        hedge = reset_hedge(options, ("hedge",))
         batch, rows = self._source.next_rows(1)
         self._load(batch, rows.start)
-        hedge = float((options or {}).get("hedge", 0.0))
-        if not math.isfinite(hedge):
-            raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
         self._t, self._end = 0, self._n_steps
         self._model_step = 0 if self.config.initial_hedge == "delta" else -1
         self._state = HedgeState(hedge, 0.0, self._cash0 - hedge * self._ep.spot[0])

@@ -23,9 +23,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hedgearena.envs.checks import require_field, require_number, require_surface
 from hedgearena.envs.gbm import price_drift, time_grid, validate_market
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
-from hedgearena.envs.vol_surface import HestonTermVol, require_field, require_number
+from hedgearena.envs.vol_surface import HestonTermVol
 
 SCHEMES = ("qe", "full_truncation")
 PSI_CRITICAL = 1.5
@@ -165,6 +166,8 @@ class Heston:
     def __post_init__(self) -> None:
         name = type(self).__name__
         validate_market(name, self.spot0, self.rate, self.dividend, self.mu)
+        if self.surface is not None:  # None: the model's own HestonTermVol
+            require_surface(name, self.surface)
         require_number(name, "kappa", self.kappa, gt=0.0)
         require_number(name, "theta", self.theta, gt=0.0)
         require_number(name, "xi", self.xi, gt=0.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from hedgearena.envs.checks import is_real, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
@@ -88,6 +90,7 @@ class HistoricalReplay:
     _dates: NDArray[np.datetime64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_frame(self.data, "data")
         missing = [c for c in COLUMNS if c not in self.data.columns]
         if missing:
             raise ValueError(
@@ -98,9 +101,10 @@ class HistoricalReplay:
         _check_prices(self.data["close"], "close")
         _check_vols(self.data["implied_vol"], "implied_vol")
         for name in ("rate", "dividend"):
-            if not np.isfinite(getattr(self, name)):
-                value = getattr(self, name)
-                raise ValueError(f"{name} must be a finite number per year, got {value}")
+            value = getattr(self, name)
+            if not (is_real(value) and np.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number per year, got {value!r}")
+        require_surface("HistoricalReplay", self.surface)
         data = self.data.loc[:, list(COLUMNS)].copy()
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "_close", _readonly(data["close"].to_numpy(np.float64)))
@@ -189,6 +193,7 @@ class HistoricalReplay:
             ValueError: a missing column, a non-datetime, unsorted or duplicated date, a missing,
                 non-positive or absurd value; the message names the first offending date.
         """
+        _check_frame(frame, "frame")
         _check_columns(frame, [c for c in (price_column, vol_column, date_column) if c])
         index = _date_index(frame, date_column)
         close = pd.Series(frame[price_column].to_numpy(), index=index, name=price_column)
@@ -198,8 +203,8 @@ class HistoricalReplay:
         if vol_column is None:
             vol, estimated = garch_implied_vol(close), pd.Series(True, index=index)
         else:
-            if not (np.isfinite(vol_scale) and vol_scale > 0):
-                raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale}")
+            if not (is_real(vol_scale) and np.isfinite(vol_scale) and vol_scale > 0):
+                raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale!r}")
             raw = pd.Series(frame[vol_column].to_numpy(), index=index, name=vol_column)
             vol = pd.Series(_numeric(raw, vol_column) * vol_scale, index=index)
             estimated = vol.isna()
@@ -233,6 +238,8 @@ class HistoricalReplay:
         Raises:
             ValueError: the file cannot be read, or its content is invalid.
         """
+        if not isinstance(path, str | os.PathLike):
+            raise ValueError(f"path must be a CSV file's path (str or Path), got {path!r}")
         try:
             frame = pd.read_csv(path)
         except _CSV_ERRORS as err:
@@ -253,8 +260,8 @@ class HistoricalReplay:
             21
         """
         dates = self.data.index
-        lo = dates[0] if start is None else pd.Timestamp(start)
-        hi = dates[-1] if end is None else pd.Timestamp(end)
+        lo = dates[0] if start is None else _timestamp("start", start)
+        hi = dates[-1] if end is None else _timestamp("end", end)
         mask = (dates >= lo) & (dates <= hi)
         if mask.sum() < 2:
             raise ValueError(
@@ -300,8 +307,10 @@ class HistoricalReplay:
         if not (isinstance(stride, (int, np.integer)) and stride >= 1):
             raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
         dates = self.data.index
-        first = 0 if start is None else int(dates.searchsorted(pd.Timestamp(start), "left"))
-        stop = len(self) if end is None else int(dates.searchsorted(pd.Timestamp(end), "right"))
+        lo = None if start is None else _timestamp("start", start)
+        hi = None if end is None else _timestamp("end", end)
+        first = 0 if lo is None else int(dates.searchsorted(lo, "left"))
+        stop = len(self) if hi is None else int(dates.searchsorted(hi, "right"))
         sub = self.between(start, end) if (start, end) != (None, None) else self
         sub.window_starts(n_steps)
         return np.arange(first, stop - n_steps, stride, dtype=np.int64)
@@ -447,6 +456,29 @@ def _as_days(index: pd.DatetimeIndex) -> NDArray[np.datetime64]:
     return index.to_numpy().astype("datetime64[D]")
 
 
+def _check_frame(frame: Any, what: str) -> None:
+    """Raise unless ``frame`` is a pandas DataFrame."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(
+            f"{what} must be a pandas DataFrame (one row per trading day), "
+            f"got {type(frame).__name__}; read a file with HistoricalReplay.from_csv"
+        )
+
+
+def _timestamp(name: str, value: Any) -> pd.Timestamp:
+    """``value`` as a timestamp, or an error naming the argument."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
+        raise ValueError(
+            f"{name} must be a date readable by pandas.Timestamp (e.g. '2008-09-01') or None, "
+            f"got {value!r}"
+        )
+    return stamp
+
+
 def _check_columns(frame: pd.DataFrame, needed: list[str]) -> None:
     """Raise if a needed column is missing, listing the available ones."""
     missing = [c for c in needed if c not in frame.columns]
@@ -466,7 +498,14 @@ def _date_index(frame: pd.DataFrame, date_column: str | None) -> pd.DatetimeInde
                 "pass date_column= to parse a column of dates"
             )
         return frame.index
-    parsed = pd.to_datetime(frame[date_column], errors="coerce")
+    column = frame[date_column]
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        raise ValueError(
+            f"date_column {date_column!r} holds numbers (first {column.iloc[0]}), which "
+            "pandas would read as nanoseconds since 1970; give dates as text such as "
+            "2021-01-04, or convert the column first (e.g. pd.to_datetime(col.astype(str)))"
+        )
+    parsed = pd.to_datetime(column, errors="coerce")
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
@@ -556,5 +595,7 @@ def _check_n_steps(n_steps: int) -> None:
 
 def _check_dt(dt: float) -> None:
     """Raise unless ``dt`` (years per row) is finite and > 0."""
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number of years per row > 0 (e.g. 1/252), got {dt}")
+    if not (is_real(dt) and np.isfinite(dt) and dt > 0):
+        raise ValueError(
+            f"dt must be a finite number of years per row > 0 (e.g. 1/252), got {dt!r}"
+        )

@@ -21,9 +21,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hedgearena.envs.black_scholes import black_scholes_price
+from hedgearena.envs.checks import require_field, require_number, require_surface
 from hedgearena.envs.gbm import price_drift, time_grid, validate_market
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
-from hedgearena.envs.vol_surface import FlatVol, require_field, require_number
+from hedgearena.envs.vol_surface import FlatVol
 
 
 def jump_compensator(jump_mean: float, jump_std: float) -> float:
@@ -151,6 +152,7 @@ class MertonJumpDiffusion:
     def __post_init__(self) -> None:
         name = type(self).__name__
         validate_market(name, self.spot0, self.rate, self.dividend, self.mu)
+        require_surface(name, self.surface)
         require_number(name, "sigma", self.sigma, gt=0.0)
         require_number(name, "jump_intensity", self.jump_intensity, ge=0.0)
         require_number(name, "jump_mean", self.jump_mean)

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hedgearena.envs.checks import require_number
 from hedgearena.envs.gbm import time_grid, validate_market
 from hedgearena.envs.market import FloatArray, MarketPaths
-from hedgearena.envs.vol_surface import SABRSurface, require_number, validate_sabr
+from hedgearena.envs.vol_surface import SABRSurface, validate_sabr
 
 ABSORPTION_LEVEL = 1e-12
 """A simulated forward below this fraction of its initial value is absorbed at 0."""

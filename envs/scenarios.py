@@ -55,15 +55,11 @@ from array_api_compat import array_namespace, is_array_api_obj
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from hedgearena.envs.checks import require_field, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.gbm import GBM, price_drift
 from hedgearena.envs.market import FloatArray, MarketModel, MarketPaths, VolSurface, time_major
-from hedgearena.envs.vol_surface import (
-    HestonTermVol,
-    heston_average_variance,
-    require_field,
-    require_number,
-)
+from hedgearena.envs.vol_surface import HestonTermVol, heston_average_variance
 
 FILL_FIELDS = ("fill_fraction", "fill_cap")
 """Optional arrays of :class:`MarketPaths` for partial fills (the core's execution mechanics)."""

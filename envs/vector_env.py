@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from hedgearena.envs.checks import is_integer
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.envs.core import (
     ARRAY_OPS,
@@ -38,7 +39,9 @@ from hedgearena.envs.hedging_env import (
     TOTAL_KEYS,
     action_space,
     check_actions,
+    check_config,
     observation_space,
+    reset_hedge,
     reward_scale,
 )
 from hedgearena.envs.limits import (
@@ -116,10 +119,11 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         observations: bool = True,
         **kwargs: Any,
     ) -> None:
-        if int(num_envs) != num_envs or num_envs < 1:
+        if not (is_integer(num_envs, integral_floats=True) and num_envs >= 1):
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if config is not None and kwargs:
             raise ValueError("give either config=EnvConfig(...) or keyword fields, not both")
+        check_config(config)
         mode = parse_autoreset_mode(autoreset_mode)
         self.config = config if config is not None else make_config(preset or self.preset, **kwargs)
         self.num_envs = int(num_envs)
@@ -166,11 +170,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             self._source = EpisodeSource(
                 self.config, self.np_random, self._block, self._observe
             )
-        options = options or {}
-        hedge = float(options.get("hedge", 0.0))
-        if not np.isfinite(hedge):
-            raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
-        episodes = options.get("episodes")
+        hedge = reset_hedge(options, ("hedge", "episodes"))
+        episodes = (options or {}).get("episodes")
         if episodes is None:
             self._set_batch(self._source.take(self.num_envs))
         elif isinstance(episodes, EpisodeBatch) and len(episodes.initial_cash) == self.num_envs:

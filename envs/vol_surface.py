@@ -19,64 +19,15 @@ with ``array-api-compat``), and stays finite at expiry (``tau == 0``).
 
 from __future__ import annotations
 
-import math
-import numbers
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
 
+from hedgearena.envs.checks import require_field, require_number
+
 STICKY_MODES = ("delta", "strike")
-
-
-def require_field(owner: str, name: str, value: Any, ok: bool, allowed: str) -> None:
-    """Raise ``ValueError`` naming the field, its value and what is allowed, unless ``ok``.
-
-    Examples:
-        >>> require_field("SmileSurface", "sticky", "spot", False, "one of ('delta', 'strike')")
-        Traceback (most recent call last):
-        ...
-        ValueError: SmileSurface.sticky must be one of ('delta', 'strike'), got 'spot'
-    """
-    if not ok:
-        raise ValueError(f"{owner}.{name} must be {allowed}, got {value!r}")
-
-
-_BOUNDS: tuple[tuple[str, Callable[[float, float], bool]], ...] = (
-    (">", operator.gt),
-    (">=", operator.ge),
-    ("<", operator.lt),
-    ("<=", operator.le),
-)
-
-
-def require_number(
-    owner: str,
-    name: str,
-    value: Any,
-    *,
-    gt: float | None = None,
-    ge: float | None = None,
-    lt: float | None = None,
-    le: float | None = None,
-) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite real number within the given bounds.
-
-    Examples:
-        >>> require_number("GBM", "sigma", -0.2, gt=0.0)
-        Traceback (most recent call last):
-        ...
-        ValueError: GBM.sigma must be a finite number > 0.0, got -0.2
-    """
-    pairs = zip(_BOUNDS, (gt, ge, lt, le), strict=True)
-    limits = [(sym, op, bound) for (sym, op), bound in pairs if bound is not None]
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and all(op(value, bound) for _, op, bound in limits)
-    allowed = " and ".join(f"{sym} {bound}" for sym, _, bound in limits)
-    require_field(owner, name, value, ok, f"a finite number {allowed}".rstrip())
 
 
 def _arrays(*values: Any) -> tuple[Any, list[Any]]:

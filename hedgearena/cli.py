@@ -289,5 +289,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = resolve_config(args)
         _dispatch(args.command)(args, config)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:  # bad input: named, without a traceback
         parser.exit(2, f"train.py {args.command}: error: {error}\n")

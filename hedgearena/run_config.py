@@ -26,16 +26,42 @@ from pathlib import Path
 from typing import Any, ClassVar, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
 from hedgearena.baselines.stress import DEFAULT_STRESS_COST, DEFAULT_STRESS_HEDGERS, StressSettings
 from hedgearena.envs.config import EnvConfig, make_config
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+_NUMBERS = (int, float, int | None, float | None)
 
 
-class EnvSpec(BaseModel):
+class _Section(BaseModel):
+    """A config section: unknown keys are errors, and so are booleans given for numbers.
+
+    Pydantic's lax mode would read ``seed: true`` as 1; a YAML ``yes``/``true`` where a number
+    belongs is a mistake, reported with the field's name.
+    """
+
+    model_config = _STRICT
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
+            raise ValueError(f"must be a number, not a boolean ({value!r})")
+        return value
+
+
+class EnvSpec(_Section):
     """The env: a registered id and keyword overrides of its config (``EnvConfig`` fields)."""
 
     model_config = _STRICT
@@ -58,7 +84,7 @@ class EnvSpec(BaseModel):
         return make_config(ENV_IDS[self.id][0].preset, **self.kwargs)
 
 
-class _LearnerSpec(BaseModel):
+class _LearnerSpec(_Section):
     """What every trained agent's section holds (see :class:`AgentSpec`)."""
 
     model_config = _STRICT
@@ -112,12 +138,12 @@ class AgentSpec(_LearnerSpec):
 
 
 
-class ArenaSpec(BaseModel):
+class ArenaSpec(_Section):
     """How hedgers are scored (see :class:`hedgearena.baselines.benchmark.BenchmarkSettings`)."""
 
     model_config = _STRICT
     paths: int = Field(default=100_000, ge=1)
-    seed: int = 2024
+    seed: int = Field(default=2024, ge=0)
     tune_paths: int = Field(default=20_000, ge=1)
     c: float = Field(default=1.5, ge=0)
     risk_aversion: float = Field(default=0.01, gt=0)
@@ -142,7 +168,7 @@ def _all_scenarios() -> list[str | dict[str, dict[str, Any]]]:
     return list(SCENARIOS)
 
 
-class StressSpec(BaseModel):
+class StressSpec(_Section):
     """The stress report (``train.py stress``; see :mod:`hedgearena.baselines.stress`).
 
     Attributes:
@@ -165,7 +191,7 @@ class StressSpec(BaseModel):
 
     model_config = _STRICT
     paths: int = Field(default=20_000, ge=1)
-    seed: int = 2024
+    seed: int = Field(default=2024, ge=0)
     tune_paths: int = Field(default=20_000, ge=1)
     c: float = Field(default=1.5, ge=0)
     risk_aversion: float = Field(default=0.01, gt=0)
@@ -287,7 +313,7 @@ def _check_dotted_key(key: str) -> None:
     raise ValueError(f"sweep.space: {key!r} is a section: name one of its fields")
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(_Section):
     """A Ray Tune sweep of training runs (``train.py sweep``; see :mod:`hedgearena.sweep`).
 
     Attributes:
@@ -389,7 +415,7 @@ class RllibSpec(_LearnerSpec):
 
 
 
-class RaySpec(BaseModel):
+class RaySpec(_Section):
     """Where Ray runs (``sweep`` and ``rllib``).
 
     Attributes:
@@ -403,7 +429,7 @@ class RaySpec(BaseModel):
     num_cpus: int | None = Field(default=None, ge=1)
 
 
-class RunConfig(BaseModel):
+class RunConfig(_Section):
     """Everything that defines a run.
 
     Attributes:
@@ -427,7 +453,7 @@ class RunConfig(BaseModel):
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     rllib: RllibSpec = Field(default_factory=RllibSpec)
     ray: RaySpec = Field(default_factory=RaySpec)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     out: str = "runs"
     name: str | None = None
 

@@ -1,0 +1,110 @@
+"""Checks of user input: each raises ``ValueError`` naming the field, its value and what is allowed.
+
+Used by the market models, surfaces, books, configs and envs, so every bad input reads alike:
+``Owner.field must be <allowed>, got <value>``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def require_field(owner: str, name: str, value: Any, ok: bool, allowed: str) -> None:
+    """Raise ``ValueError`` naming the field, its value and what is allowed, unless ``ok``.
+
+    Examples:
+        >>> require_field("SmileSurface", "sticky", "spot", False, "one of ('delta', 'strike')")
+        Traceback (most recent call last):
+        ...
+        ValueError: SmileSurface.sticky must be one of ('delta', 'strike'), got 'spot'
+    """
+    if not ok:
+        raise ValueError(f"{owner}.{name} must be {allowed}, got {value!r}")
+
+
+_BOUNDS: tuple[tuple[str, Callable[[float, float], bool]], ...] = (
+    (">", operator.gt),
+    (">=", operator.ge),
+    ("<", operator.lt),
+    ("<=", operator.le),
+)
+
+
+def require_number(
+    owner: str,
+    name: str,
+    value: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite real number within the given bounds.
+
+    Examples:
+        >>> require_number("GBM", "sigma", -0.2, gt=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: GBM.sigma must be a finite number > 0.0, got -0.2
+    """
+    pairs = zip(_BOUNDS, (gt, ge, lt, le), strict=True)
+    limits = [(sym, op, bound) for (sym, op), bound in pairs if bound is not None]
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and all(op(value, bound) for _, op, bound in limits)
+    allowed = " and ".join(f"{sym} {bound}" for sym, _, bound in limits)
+    require_field(owner, name, value, ok, f"a finite number {allowed}".rstrip())
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (Python or numpy), booleans excluded.
+
+    Examples:
+        >>> is_real(0.5), is_real(np.int64(3)), is_real(True), is_real("1")
+        (True, True, False, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def is_integer(value: Any, *, integral_floats: bool = False) -> bool:
+    """Whether ``value`` is an integer (booleans excluded; ``20.0`` too if ``integral_floats``).
+
+    Examples:
+        >>> is_integer(3), is_integer(3.0), is_integer(3.0, integral_floats=True), is_integer(True)
+        (True, False, True, False)
+    """
+    if isinstance(value, numbers.Integral):
+        return not isinstance(value, bool | np.bool_)
+    return integral_floats and is_real(value) and math.isfinite(value) and value == int(value)
+
+
+def require_integer(
+    owner: str, name: str, value: Any, *, ge: int = 1, integral_floats: bool = False
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer ``>= ge`` (see :func:`is_integer`).
+
+    Examples:
+        >>> require_integer("Option", "expiry_steps", 2.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: Option.expiry_steps must be an integer >= 1, got 2.5
+    """
+    ok = is_integer(value, integral_floats=integral_floats) and value >= ge
+    require_field(owner, name, value, ok, f"an integer >= {ge}")
+
+
+def require_surface(owner: str, surface: Any) -> None:
+    """Raise ``ValueError`` unless ``surface`` is a vol surface (it has ``implied_vol``)."""
+    ok = callable(getattr(surface, "implied_vol", None))
+    require_field(owner, "surface", surface, ok, "a VolSurface object (e.g. FlatVol())")
+
+
+def require_bool(owner: str, name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (numpy booleans too)."""
+    require_field(owner, name, value, isinstance(value, bool | np.bool_), "True or False")

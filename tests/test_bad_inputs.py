@@ -1,0 +1,470 @@
+"""Bad input at the public entry points fails with an error naming the field and what is allowed.
+
+The project's rule: a bad config value, CSV, action or file gets a clear error (the field, the
+value given, what is allowed); nothing is silently coerced or ignored; no NaN leaves an env.
+Each case here used to fail deep inside numpy, pandas, torch or Python (a bare TypeError,
+ZeroDivisionError, AttributeError...), or was accepted silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+
+import hedgearena.envs  # noqa: F401  (registers the ids)
+from hedgearena.baselines.arena import run_arena
+from hedgearena.baselines.benchmark import BenchmarkSettings
+from hedgearena.baselines.delta import NoHedge
+from hedgearena.baselines.hedger import Hedger
+from hedgearena.baselines.registry import parse_hedger
+from hedgearena.baselines.stress import StressSettings
+from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
+from hedgearena.envs.config import make_config
+from hedgearena.envs.historical import HistoricalReplay
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+SHORT_CALL = "hedgearena/ShortCall-v0"
+
+
+# ------------------------------------------------------------------------ env keyword values
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rebalance_every": 0}, r"rebalance_every must be an integer >= 1, got 0"),  # was / 0
+        ({"rebalance_every": 2.0}, r"rebalance_every must be an integer >= 1, got 2.0"),
+        ({"rebalance_every": "2"}, r"rebalance_every must be an integer >= 1, got '2'"),
+        ({"n_steps": math.nan}, r"n_steps must be an integer >= 1, got nan"),
+        ({"n_steps": True}, r"n_steps must be an integer >= 1, got True"),
+        ({"n_steps": 20.0}, r"n_steps must be an integer >= 1, got 20.0"),  # failed at reset
+        ({"days_per_year": "252"}, r"days_per_year must be > 0 \(e.g. 250 or 252\), got '252'"),
+        ({"risk_aversion": "1"}, r"risk_aversion must be a finite number >= 0, got '1'"),
+        ({"position_limit": "1"}, r"position_limit must be a finite number > 0, got '1'"),
+        ({"lot_size": "1"}, r"lot_size must be a finite number >= 0, got '1'"),
+        ({"reward_scale": "1"}, r"reward_scale must be > 0 or None, got '1'"),
+        ({"realised_vol_halflife": math.inf}, r"realised_vol_halflife must be a finite number"),
+        ({"realised_vol_halflife": "1"}, r"realised_vol_halflife must be a finite number"),
+        ({"execution_rate": True}, r"execution_rate must be a finite number > 0 .* got True"),
+        ({"unwind": "no"}, r"unwind must be True or False, got 'no'"),  # was read as True
+        ({"unwind": None}, r"unwind must be True or False, got None"),
+    ],
+)
+def test_env_fields_of_the_wrong_type_are_named(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config("ShortCall", **kwargs)
+
+
+def test_gym_make_reports_a_zero_rebalance_as_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"rebalance_every must be an integer >= 1, got 0"):
+        gym.make(SHORT_CALL, rebalance_every=0)
+    with pytest.raises(ValueError, match=r"rebalance_every must be an integer >= 1, got 0"):
+        gym.make_vec(SHORT_CALL, num_envs=2, vectorization_mode="vector_entry_point",
+                     rebalance_every=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"market_kwargs": {"bogus": 1}},
+         r"unknown market_kwargs \(market='gbm'\) key\(s\) \['bogus'\]; allowed: \['dividend', "
+         r"'mu', 'rate', 'sigma', 'spot0', 'surface'\]"),
+        ({"market": "merton", "market_kwargs": {"lam": 1.0}},
+         r"unknown market_kwargs \(market='merton'\) key\(s\) \['lam'\]; allowed: "
+         r".*jump_intensity"),
+        ({"market": "historical", "market_kwargs": {"path": "my.csv"}},
+         r"key\(s\) \['path'\]; allowed: \['dividend', 'rate', 'surface'\]"),
+        ({"market_kwargs": None}, r"market_kwargs must be a dict of the market model's keywords"),
+        ({"market_kwargs": [1]}, r"market_kwargs must be a dict .* got \[1\]"),
+        ({"market_kwargs": {"surface": "flat"}},
+         r"GBM.surface must be a VolSurface object \(e.g. FlatVol\(\)\), got 'flat'"),
+    ],
+)
+def test_market_keywords_are_checked(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config("ShortCall", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("book", "message"),
+    [
+        ({"option": []}, r"unknown book key\(s\) \['option'\]; allowed: \['client_flow', "
+                         r"'options', 'stock'\]"),
+        ({"options": [{"strike": 100}]}, r"unknown book option key\(s\) \['strike'\]; allowed: "
+                                         r"\['contracts', 'expiry_steps', 'is_call', "),
+        ({"options": 5}, r"book options must be a list of option dicts, got 5"),
+        ({"options": ["call"]}, r"book option must be a dict of keywords, got 'call'"),
+        ({"options": [{"is_call": "yes"}]}, r"Option.is_call must be True or False, got 'yes'"),
+        ({"options": [{"moneyness": math.inf}]}, r"Option.moneyness must be a finite number > 0"),
+        ({"options": [{"moneyness": "1"}]}, r"Option.moneyness must be a finite number > 0"),
+        ({"options": [{"contracts": "1"}]}, r"Option.contracts must be a finite number, got '1'"),
+        ({"options": [{"expiry_steps": True}]}, r"Option.expiry_steps must be an integer >= 1"),
+        ({"options": [{"multiplier": math.inf}]}, r"Option.multiplier must be a finite number"),
+        ({"options": [{"contracts": 0}]}, r"the book's notional .* must be a finite number > 0, "
+                                          r"got 0.0: give an option non-zero contracts"),
+        ({"options": [{}], "stock": math.nan},
+         r"OptionBook.stock must be a finite number, got nan"),  # was NaN rewards
+        ({"options": [], "client_flow": 5}, r"book client_flow must be a dict of keywords, got 5"),
+        ({"options": [], "client_flow": {"intensity": 1}},
+         r"unknown book client_flow key\(s\) \['intensity'\]; allowed: .*'rate'"),
+        ({"options": [], "client_flow": {"rate": math.inf}}, r"ClientFlow.rate must be a finite"),
+        ({"options": [], "client_flow": {"max_trades": 2.5}},
+         r"ClientFlow.max_trades must be an integer >= 1, got 2.5"),
+        ({"options": [], "client_flow": {"moneyness_range": [0.9]}},
+         r"ClientFlow.moneyness_range must be a pair \(low, high\) of finite numbers"),
+        ({"options": [], "client_flow": {"expiry_steps": 20}},
+         r"ClientFlow.expiry_steps must be a non-empty list of integers >= 1, got 20"),
+    ],
+)
+def test_book_specs_are_checked(book: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config("ShortCall", book=book, n_steps=20)
+
+
+@pytest.mark.parametrize(
+    ("hedge_option", "message"),
+    [
+        ({"strike": 1.0}, r"unknown hedge_option key\(s\) \['strike'\]; allowed: "
+                          r"\['expiry_steps', 'half_spread_vol', 'is_call', 'moneyness'\]"),
+        ({"half_spread_vol": math.inf}, r"HedgeOption.half_spread_vol must be a finite number"),
+        ({"expiry_steps": 30.5}, r"HedgeOption.expiry_steps must be an integer >= 1, got 30.5"),
+        ({"is_call": "no"}, r"HedgeOption.is_call must be True or False, got 'no'"),
+        ({"moneyness": math.inf}, r"HedgeOption.moneyness must be a finite number > 0"),
+    ],
+)
+def test_hedge_option_specs_are_checked(hedge_option: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_config("ShortCall", hedge_option=hedge_option)
+
+
+def test_book_objects_check_their_fields_too() -> None:
+    with pytest.raises(ValueError, match=r"OptionBook.options must be a sequence of Option"):
+        OptionBook(options=({"moneyness": 1.0},))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"OptionBook.client_flow must be a ClientFlow or None"):
+        OptionBook(client_flow={"rate": 1.0})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"ClientFlow.rate must be a finite number >= 0.0"):
+        ClientFlow(rate="250")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"Option.expiry_steps must be an integer >= 1, got nan"):
+        Option(expiry_steps=math.nan)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"HedgeOption.expiry_steps .* got inf"):
+        HedgeOption(expiry_steps=math.inf)  # type: ignore[arg-type]
+    assert Option(expiry_steps=20.0).expiry_steps == 20.0  # type: ignore[arg-type]  # still ok
+
+
+def test_env_constructors_check_config_and_num_envs() -> None:
+    with pytest.raises(ValueError, match=r"config must be an EnvConfig .* got int"):
+        gym.make(SHORT_CALL, config=5)
+    with pytest.raises(ValueError, match=r"config must be an EnvConfig .* got dict"):
+        VecHedgingEnv(num_envs=2, config={"cost": 0.01})  # type: ignore[arg-type]
+    for bad in (None, True, "4"):
+        with pytest.raises(ValueError, match=rf"num_envs must be an integer >= 1, got {bad!r}"):
+            VecHedgingEnv(num_envs=bad, preset="ShortCall")  # type: ignore[arg-type]
+    assert VecHedgingEnv(num_envs=4.0, preset="ShortCall").num_envs == 4  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------- resets and actions
+def test_reset_options_are_checked() -> None:
+    env = gym.make(SHORT_CALL)
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['hegde'\]; allowed: "
+                                         r"\['hedge'\]"):
+        env.reset(seed=0, options={"hegde": 10.0})
+    with pytest.raises(ValueError, match=r"options\['hedge'\] must be a finite number of units, "
+                                         r"got 'x'"):
+        env.reset(seed=0, options={"hedge": "x"})
+    with pytest.raises(ValueError, match=r"options\['hedge'\] .* got True"):
+        env.reset(seed=0, options={"hedge": True})
+    venv = VecHedgingEnv(num_envs=2, preset="ShortCall")
+    with pytest.raises(ValueError, match=r"unknown reset option\(s\) \['bogus'\]; allowed: "
+                                         r"\['hedge', 'episodes'\]"):
+        venv.reset(seed=0, options={"bogus": 1})
+    with pytest.raises(ValueError, match=r"reset options must be a dict or None, got 5"):
+        venv.reset(seed=0, options=5)  # type: ignore[arg-type]
+    obs, info = env.reset(seed=0, options={"hedge": 10})
+    assert info["hedge"] == 10.0
+    assert np.isfinite(obs).all()
+
+
+def test_non_numeric_actions_are_named() -> None:
+    env = gym.make(SHORT_CALL)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an array of numbers of shape \(1,\)"):
+        env.step(np.array(["a"]))
+    with pytest.raises(ValueError, match=r"action must be an array of numbers of shape \(1,\)"):
+        env.step({"a": 1})
+    venv = VecHedgingEnv(num_envs=2, preset="ShortCall")
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an array of numbers of shape \(2, 1\)"):
+        venv.step("x")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------- historical data
+def _replay_frame(rows: int = 25) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"close": 100.0 + np.arange(rows), "iv": 0.2},
+        index=pd.date_range("2021-01-01", periods=rows, name="date"),
+    )
+
+
+def test_historical_arguments_of_the_wrong_type_are_named() -> None:
+    frame = _replay_frame()
+    with pytest.raises(ValueError, match=r"frame must be a pandas DataFrame .* got dict"):
+        HistoricalReplay.from_frame({"close": [1.0, 2.0]})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"data must be a pandas DataFrame .* got list"):
+        HistoricalReplay([1, 2, 3])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"rate must be a finite number per year, got '0.01'"):
+        HistoricalReplay.from_frame(frame, vol_column="iv", rate="0.01")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"dividend must be a finite number per year, got None"):
+        HistoricalReplay.from_frame(frame, vol_column="iv", dividend=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"vol_scale must be finite and > 0, got 'x'"):
+        HistoricalReplay.from_frame(frame, vol_column="iv", vol_scale="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"HistoricalReplay.surface must be a VolSurface"):
+        HistoricalReplay.from_frame(frame, vol_column="iv", surface="flat")  # type: ignore[arg-type]
+    replay = HistoricalReplay.from_frame(frame, vol_column="iv")
+    with pytest.raises(ValueError, match=r"dt must be a finite number of years per row > 0 .* "
+                                         r"got 'x'"):
+        replay.window([0], 3, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"start must be a date readable by pandas.Timestamp .* "
+                                         r"got 'garbage'"):
+        replay.between("garbage")
+    with pytest.raises(ValueError, match=r"end must be a date readable by pandas.Timestamp"):
+        replay.walk_forward_starts(3, end="2021-13-45")
+    with pytest.raises(ValueError, match=r"path must be a CSV file's path \(str or Path\), "
+                                         r"got None"):
+        HistoricalReplay.from_csv(None)  # type: ignore[arg-type]
+
+
+def test_a_csv_of_numeric_dates_is_refused_not_read_as_1970(tmp_path: Path) -> None:
+    path = tmp_path / "days.csv"
+    rows = "\n".join(f"202101{day:02d},{100 + day},0.2" for day in range(1, 26))
+    path.write_text("date,close,iv\n" + rows + "\n")
+    with pytest.raises(ValueError, match=r"date_column 'date' holds numbers \(first 20210101\), "
+                                         r"which pandas would read as nanoseconds since 1970"):
+        HistoricalReplay.from_csv(path, vol_column="iv")
+    path.write_text(path.read_text().replace("202101", "2021-01-"))
+    assert len(HistoricalReplay.from_csv(path, vol_column="iv")) == 25  # dates as text: fine
+
+
+# ------------------------------------------------------------------------------------ arena
+class _Returns(Hedger):
+    def __init__(self, name: Any, value: Any) -> None:
+        self.name, self.value = name, value
+
+    def positions(self, state: Any, obs: Any) -> Any:
+        return self.value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_paths": None}, r"n_paths must be an integer >= 1, got None"),
+        ({"n_paths": True}, r"n_paths must be an integer >= 1, got True"),
+        ({"n_paths": math.nan}, r"n_paths must be an integer >= 1, got nan"),
+        ({"seed": -1}, r"seed must be an integer >= 0, got -1"),
+        ({"seed": 1.5}, r"seed must be an integer >= 0, got 1.5"),  # was truncated to 1
+        ({"seed": None}, r"seed must be an integer >= 0, got None"),
+        ({"hedgers": []}, r"hedgers must be a non-empty list of Hedger objects, got \[\]"),
+        ({"hedgers": NoHedge()}, r"hedgers must be a non-empty list of Hedger objects"),
+        ({"hedgers": ["delta"]}, r"hedgers must be Hedger objects .* parse_hedger .* got 'delta'"),
+        ({"config": {"cost": 0.01}}, r"config must be an EnvConfig .* got dict"),
+        ({"hedgers": [_Returns("", None)]}, r"a hedger's name must be a non-empty string, got ''"),
+        ({"hedgers": [_Returns(5, None)]}, r"a hedger's name must be a non-empty string, got 5"),
+    ],
+)
+def test_arena_arguments_are_checked(kwargs: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {
+        "config": make_config("ShortCall"), "hedgers": [NoHedge()], "n_paths": 8, "seed": 0,
+        "progress": False, **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        run_arena(**arguments)
+
+
+def test_arena_names_a_hedger_returning_non_numbers_or_bad_overrides() -> None:
+    config = make_config("ShortCall")
+    strings = _Returns("strings", np.array([["a"]] * 8))
+    with pytest.raises(ValueError, match=r"strings: positions must be numbers \(units\), an array "
+                                         r"of shape \(8, 1\); got ndarray"):
+        run_arena(config, [strings], n_paths=8, progress=False)
+    overriding = NoHedge()
+    overriding.env_overrides = 5  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"no hedge: env_overrides must be a dict of config "
+                                         r"fields, got 5"):
+        run_arena(config, [overriding], n_paths=8, progress=False)
+
+
+def test_negative_seeds_of_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0, got -1"):
+        BenchmarkSettings(seed=-1)
+    with pytest.raises(ValueError, match=r"tune_seed must be an integer >= 0, got -2"):
+        BenchmarkSettings(tune_seed=-2)
+    with pytest.raises(ValueError, match=r"StressSettings.seed must be an integer >= 0, got -1"):
+        StressSettings(seed=-1)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("leland:1", r"hedger spec 'leland:1' has 1 argument\(s\); leland takes no argument"),
+        ("delta:1:2", r"'delta:1:2' has 2 argument\(s\); delta takes 0 to 1: delta\[:every\]"),
+        ("ww", r"hedger spec 'ww' has 0 argument\(s\); ww takes 1: ww:risk_aversion"),
+        ("band:0.1:centre:x", r"band takes 1 to 2: band:tolerance\[:edge\|centre\]"),
+        ("band:0.1:middle", r"hedger spec 'band:0.1:middle': to must be one of edge, centre"),
+        ("cppi:0", r"hedger spec 'cppi:0': multiplier must be > 0"),
+        (5, r"a hedger spec is a string such as 'delta:5', got 5"),
+    ],
+)
+def test_hedger_specs_with_wrong_arguments_are_refused(spec: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_hedger(spec)
+
+
+# --------------------------------------------------------------------------- agents and runs
+def test_agent_hyperparameters_of_the_wrong_type_are_named() -> None:
+    from hedgearena.agents.deep_hedging import TrainerConfig
+    from hedgearena.agents.policies import PolicySpec
+    from hedgearena.agents.sb3 import check_hyperparams
+
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite number > 0, got 'abc'"):
+        TrainerConfig(learning_rate="abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"steps must be an integer >= 1, got 'ten'"):
+        TrainerConfig(steps="ten")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"max_grad_norm must be a finite number > 0 or None"):
+        TrainerConfig(max_grad_norm="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"fresh_batches must be true or false, got 'yes'"):
+        TrainerConfig(fresh_batches="yes")  # type: ignore[arg-type]
+    for hidden in ("abc", 8, [8, 0]):
+        with pytest.raises(ValueError, match=r"hidden must be a non-empty list of integer widths"):
+            PolicySpec(observation=("spot",), hidden=hidden)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"unknown ppo hyperparameter\(s\) \['lerning_rate'\]; "
+                                         r"allowed: \[.*'learning_rate'"):
+        check_hyperparams("ppo", {"lerning_rate": 3e-4, "n_timesteps": 64})
+    check_hyperparams("sac", {"n_timesteps": 64, "noise_type": "normal", "learning_rate": 1e-3})
+
+
+def test_run_configs_refuse_booleans_for_numbers_and_negative_seeds() -> None:
+    from hedgearena.run_config import load_config
+
+    for override, key in (("seed=true", "seed"), ("arena.paths=yes", "arena.paths"),
+                          ("ray.num_cpus=true", "ray.num_cpus")):
+        with pytest.raises(ValueError, match=rf"{re.escape(key)}: .*must be a number, not a "
+                                             r"boolean"):
+            load_config(None, [override])
+    for override, key in (("seed=-1", "seed"), ("arena.seed=-1", "arena.seed"),
+                          ("stress.seed=-3", "stress.seed")):
+        with pytest.raises(ValueError, match=rf"{re.escape(key)}: Input should be greater than or "
+                                             r"equal to 0"):
+            load_config(None, [override])
+    assert load_config(None, ["arena.frontier=no", "seed=3"]).seed == 3  # booleans for booleans
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("env.kwargs.rebalance_every=0", "rebalance_every must be an integer >= 1, got 0"),
+        ("env.kwargs.market_kwargs.bogus=1", "unknown market_kwargs (market='gbm') key(s)"),
+        ("env.kwargs.book.options=5", "book options must be a list of option dicts, got 5"),
+        ("env.kwargs.days_per_year=abc", "days_per_year must be > 0 (e.g. 250 or 252), got"),
+    ],
+)
+def test_bad_env_kwargs_exit_with_a_usage_error_not_a_traceback(
+    override: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hedgearena.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--out", str(tmp_path), "--paths", "8", "--no-progress",
+              "--set", override])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def _saved_deep_hedging_run(folder: Path) -> Path:
+    """A run folder as ``train`` leaves it (config and an untrained model), without training."""
+    from hedgearena.agents.deep_hedging import save_policy
+    from hedgearena.agents.policies import HedgingPolicy, PolicySpec
+    from hedgearena.run_config import RunConfig
+
+    config = RunConfig()
+    config.dump(folder / "config.yaml")
+    spec = PolicySpec.for_env(config.env.config(), hidden=(4,))
+    save_policy(HedgingPolicy(spec), folder / "model")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "message"),
+    [
+        ("remove policy.pt", FileNotFoundError,
+         r"deep-hedging weights '.*policy.pt' is missing: train the run again"),
+        ("remove settings.json", FileNotFoundError, r"deep-hedging settings '.*' is missing"),
+        ("corrupt policy.pt", ValueError,
+         r"deep-hedging weights '.*policy.pt' cannot be loaded \(UnpicklingError: .*\); it is "
+         r"corrupt"),
+        ("empty policy.pt", ValueError, r"weights '.*' cannot be loaded \(EOFError\)"),
+        ("corrupt settings.json", ValueError, r"settings '.*settings.json' is not valid JSON"),
+        ("list settings.json", ValueError, r"must hold a JSON object, got list"),
+        ("drop settings.json", ValueError, r"settings '.*' lacks the key\(s\) \['policy'\]"),
+    ],
+)
+def test_a_missing_or_corrupt_deep_hedging_model_is_named(
+    damage: str, error: type[Exception], message: str, tmp_path: Path
+) -> None:
+    from hedgearena.agents.deep_hedging import load_policy
+
+    model = _saved_deep_hedging_run(tmp_path) / "model"
+    load_policy(model)  # intact: loads
+    action, name = damage.split(" ")
+    target = model / name
+    if action == "remove":
+        target.unlink()
+    elif action == "corrupt":
+        target.write_text("{garbage")
+    elif action == "empty":
+        target.write_bytes(b"")
+    elif action == "list":
+        target.write_text("[1, 2]")
+    else:
+        settings = json.loads(target.read_text())
+        del settings["policy"]
+        target.write_text(json.dumps(settings))
+    with pytest.raises(error, match=message):
+        load_policy(model)
+
+
+def test_evaluate_reports_a_corrupt_model_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hedgearena.cli import main
+
+    run = _saved_deep_hedging_run(tmp_path / "run")
+    (run / "model" / "policy.pt").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(run), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "policy.pt' is missing: train the run again or restore the file" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_missing_or_corrupt_sb3_model_is_named(tmp_path: Path) -> None:
+    from hedgearena.agents.training import AGENT_FILE, load_sb3_hedger
+    from hedgearena.run_config import RunConfig
+
+    config = RunConfig.model_validate({"agent": {"algo": "ppo"}})
+    with pytest.raises(FileNotFoundError, match=r"SB3 agent description '.*agent.json' is missing"):
+        load_sb3_hedger(tmp_path, config, "ppo agent")
+    (tmp_path / AGENT_FILE).write_text(json.dumps({"algo": "ppo", "env_kwargs": {}}))
+    with pytest.raises(FileNotFoundError, match=r"SB3 model '.*model.zip' is missing"):
+        load_sb3_hedger(tmp_path, config, "ppo agent")
+    (tmp_path / "model.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"SB3 model '.*model.zip' cannot be loaded .* corrupt"):
+        load_sb3_hedger(tmp_path, config, "ppo agent")
+    (tmp_path / AGENT_FILE).write_text(json.dumps({"algo": "ppo"}))
+    with pytest.raises(ValueError, match=r"lacks the key\(s\) \['env_kwargs'\]"):
+        load_sb3_hedger(tmp_path, config, "ppo agent")
