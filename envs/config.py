@@ -73,7 +73,7 @@ def _market_factory(name: str) -> Callable[..., MarketModel]:
     if name == "historical":
         from hedgearena.envs.historical import HistoricalReplay
 
-        return HistoricalReplay.sp500
+        return HistoricalReplay.load
     raise ValueError(
         f"market must be one of {', '.join(MARKET_MODELS)} or a MarketModel; got {name!r}"
     )
@@ -85,7 +85,8 @@ def make_market(name: str, **kwargs: Any) -> MarketModel:
     Args:
         name: one of :data:`MARKET_MODELS`.
         **kwargs: the model's fields (``historical`` takes the keywords of
-            :meth:`hedgearena.envs.historical.HistoricalReplay.sp500`).
+            :meth:`hedgearena.envs.historical.HistoricalReplay.load`: an embedded ``series``
+            or the user's ``csv``, ``start`` and ``end`` dates, ``rate``, ``dividend``).
 
     Raises:
         ValueError: an unknown name, or a keyword the model does not take (the allowed listed).

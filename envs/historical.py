@@ -46,6 +46,8 @@ _CSV_ERRORS = (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.Emp
 
 COLUMNS = ("close", "implied_vol", "vol_estimated")
 """Columns of :attr:`HistoricalReplay.data`."""
+SERIES = ("sp500", "nasdaq")
+"""The embedded series (shipped with ``arch``) that :meth:`HistoricalReplay.load` names."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,6 +251,69 @@ class HistoricalReplay:
             frame, price_column=price_column, vol_column=vol_column, date_column=date_column,
             **kwargs,
         )
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        series: str = "sp500",
+        csv: str | Path | None = None,
+        start: Any = None,
+        end: Any = None,
+        date_column: str = "date",
+        price_column: str = "close",
+        vol_column: str | None = None,
+        vol_scale: float = 1.0,
+        fill_missing_vol: bool = False,
+        rate: float = 0.0,
+        dividend: float = 0.0,
+        surface: VolSurface | None = None,
+    ) -> HistoricalReplay:
+        """The replay of ``market="historical"``: an embedded series or the user's CSV, dated.
+
+        Plain keywords, so YAML run configs and ``gym.make(..., market_kwargs=...)`` reach it;
+        the series is cut to ``[start, end]``.
+
+        Args:
+            series: ``"sp500"`` (:meth:`sp500`) or ``"nasdaq"`` (:meth:`nasdaq`); ignored
+                when ``csv`` is given.
+            csv: a CSV file of the user's daily series (read by :meth:`from_csv`).
+            date_column: the CSV's column of dates (CSV only, like the next four).
+            price_column: the CSV's column of closing prices, currency.
+            vol_column: the CSV's column of annualised implied vols (None: GARCH estimate).
+            vol_scale: factor applied to ``vol_column`` (0.01 for vols in percent).
+            fill_missing_vol: estimate the CSV's missing vols with GARCH.
+            start: first date kept (inclusive; None = from the start), see :meth:`between`.
+            end: last date kept (inclusive; None = to the end).
+            rate: risk-free rate, per year.
+            dividend: dividend yield, per year.
+            surface: the implied-vol surface (default :class:`FlatVol`).
+
+        Raises:
+            ValueError: an unknown ``series``, CSV options without ``csv``, or what
+                :meth:`from_csv` and :meth:`between` raise.
+
+        Examples:
+            >>> HistoricalReplay.load(start="2008-09-01", end="2008-09-30").name
+            'S&P 500'
+            >>> len(HistoricalReplay.load(start="2008-09-01", end="2008-09-30"))
+            21
+        """
+        carry = {"rate": rate, "dividend": dividend, "surface": surface}
+        if csv is not None:
+            replay = cls.from_csv(
+                csv, date_column=date_column, price_column=price_column, vol_column=vol_column,
+                vol_scale=vol_scale, fill_missing_vol=fill_missing_vol, **carry,
+            )
+        else:
+            _check_no_csv_options(date_column, price_column, vol_column, vol_scale,
+                                  fill_missing_vol)
+            if series not in SERIES:
+                raise ValueError(
+                    f"series must be one of {list(SERIES)} (or give csv=<path>), got {series!r}"
+                )
+            replay = getattr(cls, series)(**carry)
+        return replay if start is None and end is None else replay.between(start, end)
 
     # ------------------------------------------------------------------------ window selection
 
@@ -454,6 +519,22 @@ def _as_days(index: pd.DatetimeIndex) -> NDArray[np.datetime64]:
     if index.tz is not None:
         index = index.tz_localize(None)
     return index.to_numpy().astype("datetime64[D]")
+
+
+def _check_no_csv_options(
+    date_column: str, price_column: str, vol_column: str | None, vol_scale: float,
+    fill_missing_vol: bool,
+) -> None:
+    """Raise ``ValueError`` if CSV options of :meth:`HistoricalReplay.load` come without a CSV.
+
+    They would be ignored silently otherwise.
+    """
+    given = {"date_column": date_column != "date", "price_column": price_column != "close",
+             "vol_column": vol_column is not None, "vol_scale": vol_scale != 1.0,
+             "fill_missing_vol": bool(fill_missing_vol)}
+    named = sorted(name for name, changed in given.items() if changed)
+    if named:
+        raise ValueError(f"{named} apply to a CSV file only: give csv=<path> too, or drop them")
 
 
 def _check_frame(frame: Any, what: str) -> None:

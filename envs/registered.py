@@ -257,6 +257,12 @@ Episodes are random 21-day windows of the S&P 500 daily closes shipped with `arc
 The hedger faces real returns: fat tails, volatility clustering, the gap between implied and
 realised volatility.
 
+`market_kwargs` choose the history (`HistoricalReplay.load`): `series="nasdaq"` (GARCH vol
+throughout), `start` / `end` dates that cut it (e.g. `start="2008-01-01", end="2009-12-31"`),
+or the user's own daily series, `csv="prices.csv"` with `date_column`, `price_column`,
+`vol_column` (None: GARCH estimate), `vol_scale` (0.01 for vols in percent) and
+`fill_missing_vol`; and `rate`, `dividend`.
+
 ## Starting State
 
 Flat hedge, cash = the premium received, a random window of history each episode.

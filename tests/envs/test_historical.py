@@ -351,3 +351,36 @@ def test_unreadable_files(tmp_path) -> None:
     expected = r"\['close', 'date'\] not found; available columns: \['Date', 'Close'\]"
     with pytest.raises(ValueError, match=expected):
         HistoricalReplay.from_csv(wrong)
+
+
+def test_gym_make_replays_a_users_csv_from_keywords(tmp_path) -> None:
+    """``market_kwargs={"csv": ...}`` reaches :meth:`HistoricalReplay.load` through gym.make.
+
+    Every episode's spot path is a window of consecutive CSV closes dated within the cut.
+    """
+    import gymnasium as gym
+
+    import hedgearena  # noqa: F401  (registers the ids)
+
+    frame = synthetic(200, seed=3)
+    path = tmp_path / "series.csv"
+    frame.rename_axis("day").reset_index().to_csv(path, index=False)
+    kwargs = {"csv": str(path), "date_column": "day", "price_column": "px", "vol_column": "iv",
+              "start": "2021-04-01"}
+    env = gym.make_vec("hedgearena/HistoricalReplay-v0", num_envs=4,
+                       vectorization_mode="vector_entry_point", market_kwargs=kwargs)
+    env.reset(seed=0)
+    kept = frame.loc["2021-04-01":, "px"].to_numpy()
+    for spot in env.unwrapped.batch.market.spot:
+        first = int(np.flatnonzero(kept == spot[0])[0])
+        np.testing.assert_array_equal(spot, kept[first:first + len(spot)])
+    assert env.unwrapped.config.market.name == "series"
+    assert env.unwrapped.config.market.data.index[0] == pd.Timestamp("2021-04-01")
+
+
+def test_load_names_series_and_refuses_csv_options_without_a_csv() -> None:
+    assert HistoricalReplay.load(series="nasdaq", end="1999-01-31").name == "NASDAQ Composite"
+    with pytest.raises(ValueError, match=r"series must be one of \['sp500', 'nasdaq'\]"):
+        HistoricalReplay.load(series="dax")
+    with pytest.raises(ValueError, match=r"\['vol_column'\] apply to a CSV file only"):
+        HistoricalReplay.load(vol_column="vix")
