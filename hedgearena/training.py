@@ -34,6 +34,9 @@ from hedgearena.envs.config import EnvConfig
 from hedgearena.run_config import RunConfig, load_config
 
 DEEP_HEDGING = "deep_hedging"
+BUDGET_KEYS = ("steps", "n_timesteps")
+"""Hyperparameters a resumed run may change: its training budget (deep hedging's gradient
+steps, an SB3 agent's env steps), so that an interrupted or finished run can train longer."""
 
 
 def agent_name(config: RunConfig) -> str:
@@ -70,6 +73,7 @@ def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict
     """
     config = resolve_agent_view(config)
     run_dir = config.run_dir
+    check_resumable(config)
     config.dump(run_dir / "config.yaml")
     env_config = config.env.config()
     _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
@@ -78,6 +82,63 @@ def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict
     info["seconds"] = time.perf_counter() - start
     (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
     return config, info
+
+
+def check_resumable(config: RunConfig) -> None:
+    """Refuse to resume a run folder's checkpoints under other training settings.
+
+    A run resumes from the checkpoints of its folder; if the folder's ``config.yaml`` trained
+    with another env, seed, algorithm, view or hyperparameters (the budget aside,
+    :data:`BUDGET_KEYS`), the weights would silently carry on under the new settings.
+
+    Raises:
+        ValueError: naming the folder, the settings that differ (old -> new) and the ways out.
+    """
+    run_dir = config.run_dir
+    saved, checkpoints = run_dir / "config.yaml", run_dir / "checkpoints"
+    if not (saved.is_file() and checkpoints.is_dir() and any(checkpoints.iterdir())):
+        return
+    old = _training_settings(yaml.safe_load(saved.read_text()) or {})
+    changed = _differences(old, _training_settings(config.model_dump(mode="json")))
+    if changed:
+        raise ValueError(
+            f"{run_dir} holds checkpoints trained with other settings ({'; '.join(changed)}): "
+            f"resuming would carry those weights on. Give this run another name "
+            f"(--name or --set name=...), or delete {checkpoints} to train from scratch"
+        )
+
+
+def _training_settings(tree: dict[str, Any]) -> dict[str, Any]:
+    """What a run's weights depend on, from its config tree (the budget left out)."""
+    agent = dict(tree.get("agent") or {})
+    params = {k: v for k, v in (agent.get("hyperparams") or {}).items() if k not in BUDGET_KEYS}
+    return {"env": tree.get("env"), "seed": tree.get("seed"), "agent.algo": agent.get("algo"),
+            "agent.env_kwargs": agent.get("env_kwargs"), "agent.hyperparams": params}
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``"key: old -> new"`` for every leaf where two config trees differ (dotted keys).
+
+    Examples:
+        >>> _differences({"env": {"id": "a", "kwargs": {"cost": 0.01}}},
+        ...              {"env": {"id": "a", "kwargs": {"cost": 0.002}}})
+        ['env.kwargs.cost: 0.01 -> 0.002']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for key in sorted(set(old) | set(new), key=str)
+                for line in _differences(old.get(key, _UNSET), new.get(key, _UNSET),
+                                         f"{prefix}{key}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+class _Unset:
+    """A key one config tree lacks (shown as ``unset``)."""
+
+    def __repr__(self) -> str:
+        return "unset"
+
+
+_UNSET = _Unset()
 
 
 def train_agent(

@@ -152,3 +152,16 @@ def test_an_sb3_agent_without_a_view_gets_the_default_one_calibrated_on_a_band(t
     explicit = config.model_copy(update={"agent": config.agent.model_copy(
         update={"env_kwargs": {"action_mode": "trade"}})})
     assert resolve_view(explicit) == explicit  # a given view is kept as it is
+
+
+def test_a_run_refuses_to_resume_checkpoints_of_other_settings(tmp_path, capsys) -> None:
+    """Same folder, another cost: a named error instead of resuming the old weights."""
+    main(_args("deep_hedging", {**DH_TINY, "steps": 3}, tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        main([*_args("deep_hedging", DH_TINY, tmp_path), "--set", "env.kwargs={cost: 0.002}"])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds checkpoints trained with other settings" in err
+    assert "env.kwargs.cost: unset -> 0.002" in err
+    run = tmp_path / "deep_hedging-ShortCall-seed0"
+    assert load_config(run / "config.yaml").env.kwargs == {}  # the folder is left as it was
