@@ -44,6 +44,7 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
+from hedgearena.agents.saved import loading, read_json
 from hedgearena.baselines.benchmark import plain_data
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.config import EnvConfig
@@ -193,11 +194,10 @@ def save_module(module: Any, folder: Path, spec: RllibSpec) -> Path:
 
 def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
     """The saved RLlib agent of ``model_dir`` as an arena hedger (no Ray instance needed)."""
-    if not (model_dir / AGENT_FILE).is_file():
-        raise ValueError(f"{model_dir} holds no RLlib agent ({AGENT_FILE} is missing)")
+    view = read_json(model_dir / AGENT_FILE, "RLlib agent description", ("algo", "env_kwargs"))
     rl_module = require("ray.rllib.core.rl_module.rl_module")
-    view = json.loads((model_dir / AGENT_FILE).read_text())
-    module = rl_module.RLModule.from_checkpoint(str((model_dir / "module").resolve()))
+    with loading(model_dir / "module", "RLlib module checkpoint"):
+        module = rl_module.RLModule.from_checkpoint(str((model_dir / "module").resolve()))
     return RLlibHedger(module, view["env_kwargs"],
                        name or f"rllib {view['algo'].lower()} agent")
 

@@ -238,3 +238,17 @@ def test_yaml_exponents_are_numbers_in_a_space(tmp_path):
     key = "agent.hyperparams.learning_rate"
     config = load_config(_write_config(tmp_path, {"space": {key: ["1e-3", "3e-4", "band"]}}))
     assert config.sweep.space[key]["grid"] == [1e-3, 3e-4, "band"]
+
+
+def test_a_missing_or_corrupt_rllib_agent_is_named(tmp_path: Path) -> None:
+    """The agent's description is read (and checked) before Ray is needed."""
+    from hedgearena.agents.rllib import load_rllib_hedger
+
+    with pytest.raises(FileNotFoundError, match=r"RLlib agent description .* is missing"):
+        load_rllib_hedger(tmp_path)
+    (tmp_path / "rllib.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"RLlib agent description .* is not valid JSON"):
+        load_rllib_hedger(tmp_path)
+    (tmp_path / "rllib.json").write_text(json.dumps({"algo": "PPO"}))
+    with pytest.raises(ValueError, match=r"lacks the key\(s\) \['env_kwargs'\]"):
+        load_rllib_hedger(tmp_path)
