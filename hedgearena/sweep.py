@@ -97,8 +97,10 @@ def require(module: str) -> Any:
 def ray_session(spec: RaySpec) -> Iterator[Any]:
     """Ray for the duration of a command: connect to ``spec.address`` or start a local instance.
 
-    A local instance started here (``spec.num_cpus`` CPUs, no dashboard) is shut down at the
-    end; an instance that was already running (a notebook's, a test's) is left alone.
+    Without an address a private local instance is started (``spec.num_cpus`` CPUs, no
+    dashboard; ``address="local"``, so a cluster started on this machine with ``ray start`` is
+    neither joined nor an obstacle) and shut down at the end; an instance already initialised
+    in this process (a notebook's, a test's) is used and left alone.
 
     Yields:
         The ``ray`` module.
@@ -108,7 +110,7 @@ def ray_session(spec: RaySpec) -> Iterator[Any]:
     if started and spec.address:
         ray.init(address=spec.address)
     elif started:
-        ray.init(num_cpus=spec.num_cpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False)
     try:
         yield ray
     finally:

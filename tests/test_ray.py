@@ -30,7 +30,7 @@ TINY_ARENA = {"paths": 512, "tune_paths": 256, "hedgers": ["delta", "no_hedge"],
 def ray_instance():
     ray = pytest.importorskip("ray")
     pytest.importorskip("optuna")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
