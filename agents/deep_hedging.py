@@ -725,6 +725,7 @@ class DeepHedger(Hedger):
 
 
 def _float64_state(state: State) -> dict[str, Tensor]:
+    """The policy's inputs of the state as float64 tensors (copied: the state is read-only)."""
     keys = ("hedge", "option_position", "model_hedge", "model_option")
-    return {k: torch.as_tensor(np.asarray(state[k], dtype=np.float64)) for k in keys}
+    return {k: torch.tensor(np.asarray(state[k]), dtype=torch.float64) for k in keys}
 

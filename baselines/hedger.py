@@ -25,8 +25,8 @@ from numpy.typing import NDArray
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 State = Mapping[str, Any]
-"""The env's state dict: ``(n_paths,)`` arrays (and a few scalars: ``rate``, ``dividend``,
-``dt``)."""
+"""The env's state dict: read-only ``(n_paths,)`` arrays (and a few scalars: ``rate``,
+``dividend``, ``dt``); compute new arrays from them, do not write into them."""
 
 
 class Hedger(ABC):

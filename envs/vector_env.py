@@ -604,29 +604,34 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        """The unnormalised state of every row (the keys of :attr:`HedgingEnv.state`, as arrays)."""
+        """The unnormalised state of every row (the keys of :attr:`HedgingEnv.state`, as arrays).
+
+        The arrays are read-only snapshots: views of the batch and of the positions when that
+        is safe (every row at one step, and no permanent impact re-marking the batch), copies
+        otherwise. A step replaces the positions' arrays, never writes them, so a state read
+        earlier keeps its values.
+        """
         batch, step = self._batch, self._common_step
         view, t = self._episode_view(ALL_ROWS)
+        share = step is not None and self._remark is None
 
         def now(path_major: np.ndarray) -> np.ndarray:
-            """Every row's value at its step, copied (features are ``(n_paths, n_steps + 1)``)."""
-            if step is not None:
-                return path_major[:, step].copy()
-            return path_major[self._rows, self._t]
+            """Every row's value at its step (features are ``(n_paths, n_steps + 1)``)."""
+            return path_major[:, step] if step is not None else path_major[self._rows, self._t]
 
-        out: dict[str, Any] = {"step": self._t.copy(), "spot": np.array(view.spot[t])}
+        out: dict[str, Any] = {"step": self._t, "spot": view.spot[t]}
         out.update({name: now(value) for name, value in batch.features._asdict().items()})
         out.update(
-            hedge=self._hedge.copy(),
-            option_position=self._option.copy(),
-            cash=self._cash.copy(),
-            model_hedge=np.array(view.model_hedge[t]),
-            model_option=np.array(view.model_option[t]),
-            cost_linear=np.array(view.linear[t]),
-            rate=batch.market.rate,
-            dividend=batch.market.dividend,
-            dt=self.config.dt,
+            hedge=self._hedge,
+            option_position=self._option,
+            cash=self._cash,
+            model_hedge=view.model_hedge[t],
+            model_option=view.model_option[t],
+            cost_linear=view.linear[t],
         )
+        for name, value in out.items():
+            out[name] = _read_only(value, copy=not share)
+        out.update(rate=batch.market.rate, dividend=batch.market.dividend, dt=self.config.dt)
         return out
 
     @property
@@ -650,6 +655,13 @@ class _Constants:
 Rows = slice | np.ndarray
 """The rows a step works on: :data:`ALL_ROWS` (the common case: views, no gathers) or indices."""
 ALL_ROWS = slice(None)
+
+
+def _read_only(values: np.ndarray, copy: bool) -> np.ndarray:
+    """A read-only view of ``values`` (of a copy of them if ``copy``)."""
+    out = (values.copy() if copy else values).view()
+    out.flags.writeable = False
+    return out
 
 
 def _with_rows(values: np.ndarray, rows: np.ndarray, new: Any) -> np.ndarray:

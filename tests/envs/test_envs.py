@@ -257,3 +257,26 @@ def test_rows_out_of_phase_keep_their_own_accounts() -> None:
             steps[rows] = -1
     assert finished >= 2 * n
     assert len(set(steps.tolist())) > 1  # still out of phase
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"permanent_impact": 1e-3}], ids=["views", "copies"])
+def test_vector_state_is_a_read_only_snapshot(kwargs: dict) -> None:
+    """``env.state`` cannot be written, and keeps its values when the env steps on.
+
+    Without permanent impact its arrays are views of the batch and of the positions (which a
+    step replaces, never writes); with it the batch is re-marked in place, so they are copies.
+    """
+    env = VecHedgingEnv(num_envs=8, preset="ShortCall", action_mode="target", **kwargs)
+    env.reset(seed=0)
+    env.step(np.full((8, 1), 0.3))
+    state = env.state
+    arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    before = {k: v.copy() for k, v in arrays.items()}
+    assert {"spot", "hedge", "cash", "model_hedge", "book_gamma", "tau"} <= set(arrays)
+    with pytest.raises(ValueError, match="read-only"):
+        state["hedge"][0] = 1.0
+    for _ in range(3):
+        env.step(np.full((8, 1), -0.5))
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    assert not np.array_equal(env.state["hedge"], before["hedge"])  # the env did move on
