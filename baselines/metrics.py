@@ -431,10 +431,16 @@ def held_positions(record: EpisodeRecord, n_steps: int) -> tuple[FloatArray, Flo
     Returns:
         The underlying's and the hedging option's positions, units.
     """
+    hedge, option = _held_time_major(record, n_steps)
+    return hedge.T, option.T
+
+
+def _held_time_major(record: EpisodeRecord, n_steps: int) -> tuple[FloatArray, FloatArray]:
+    """:func:`held_positions` time-major, ``(n_steps, n_paths)`` (the record's layout)."""
     decision = np.searchsorted(record.steps, np.arange(n_steps), side="right") - 1
     if decision.min() < 0:
         raise ValueError(f"record.steps must start at market step 0, got {record.steps[:1]}")
-    return record.hedge[decision].T, record.option[decision].T
+    return record.hedge[decision], record.option[decision]
 
 
 def market_attribution(batch: EpisodeBatch) -> dict[str, FloatArray]:
@@ -442,20 +448,20 @@ def market_attribution(batch: EpisodeBatch) -> dict[str, FloatArray]:
 
     Returns:
         ``d_spot`` and ``d_option`` (the changes of the spot and the hedging option's mark,
-        ``(n_paths, n_steps)``) and the book's ``gamma``, ``theta`` and ``vega`` terms summed
-        over the episode, ``(n_paths,)`` currency: computed once per batch when several hedgers
-        are scored on it (the arena).
+        time-major ``(n_steps, n_paths)``) and the book's ``gamma``, ``theta`` and ``vega``
+        terms summed over the episode, ``(n_paths,)`` currency: computed once per batch when
+        several hedgers are scored on it (the arena).
     """
-    f = batch.features
-    d_spot = np.diff(batch.market.spot, axis=1)
-    option_price = np.asarray(batch.episode.option_price).T
+    f, episode = batch.features, batch.episode
+    d_spot = np.diff(episode.spot, axis=0)  # time-major: a step's values are contiguous
+    dt = np.diff(batch.market.times)[:, None]
     terms = {
-        "gamma": 0.5 * f.book_gamma[:, :-1] * d_spot**2,
-        "theta": f.book_theta[:, :-1] * np.diff(batch.market.times)[None, :],
-        "vega": f.book_vega[:, :-1] * np.diff(f.implied_vol, axis=1),
+        "gamma": 0.5 * f.book_gamma.T[:-1] * d_spot**2,
+        "theta": f.book_theta.T[:-1] * dt,
+        "vega": f.book_vega.T[:-1] * np.diff(f.implied_vol.T, axis=0),
     }
-    return {"d_spot": d_spot, "d_option": np.diff(option_price, axis=1),
-            **{name: values.sum(axis=1) for name, values in terms.items()}}
+    return {"d_spot": d_spot, "d_option": np.diff(np.asarray(episode.option_price), axis=0),
+            **{name: values.sum(axis=0) for name, values in terms.items()}}
 
 
 def pnl_attribution(
@@ -478,6 +484,9 @@ def pnl_attribution(
         cost          = -transaction costs            (a P&L term: negative)
         residual      = PnL - all of the above        higher-order terms, jumps, arrivals
 
+    The sums run time-major (each market step's values contiguous); the hedging option's
+    terms are 0 on paths that never hold it.
+
     Args:
         record: the hedger's record on ``batch``.
         batch: the paths.
@@ -488,15 +497,15 @@ def pnl_attribution(
         sum to ``record.totals["terminal_pnl"]``.
     """
     market = market_attribution(batch) if market is None else market
-    hedge, option = held_positions(record, batch.market.n_steps)
+    hedge, option = _held_time_major(record, batch.market.n_steps)
     f, d_spot = batch.features, market["d_spot"]
-    option_delta = option * f.option_delta[:, :-1] * d_spot
-    terms = {
-        "delta": (f.book_delta[:, :-1] + hedge) * d_spot,
-        "option_delta": option_delta,
-        "option_other": option * market["d_option"] - option_delta,
-    }
-    out = {name: values.sum(axis=1) for name, values in terms.items()}
+    out = {"delta": ((f.book_delta.T[:-1] + hedge) * d_spot).sum(axis=0)}
+    if option.any():
+        option_delta = option * f.option_delta.T[:-1] * d_spot
+        out["option_delta"] = option_delta.sum(axis=0)
+        out["option_other"] = (option * market["d_option"] - option_delta).sum(axis=0)
+    else:
+        out["option_delta"], out["option_other"] = np.zeros((2, d_spot.shape[1]))
     out.update({name: market[name] for name in ("gamma", "theta", "vega")})
     totals = record.totals
     out["carry"] = np.asarray(totals["carry"], dtype=np.float64)
