@@ -21,7 +21,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,8 @@ class ArenaResult:
         seconds: hedger name -> wall-clock seconds spent stepping and recording it.
         build_seconds: seconds spent building the paths.
         batches: the blocks' full :class:`EpisodeBatch` es (only with ``keep_batches=True``).
+        totals_only: hedger name -> its episode totals, ``(n_paths,)`` each, for the hedgers
+            run with ``totals_only`` (they have no ``records`` nor ``attribution`` entry).
     """
 
     config: EnvConfig
@@ -87,6 +89,11 @@ class ArenaResult:
     seconds: dict[str, float]
     build_seconds: float
     batches: list[EpisodeBatch] = dataclasses.field(default_factory=list)
+    totals_only: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+
+    def totals(self, name: str) -> dict[str, np.ndarray]:
+        """Hedger ``name``'s episode totals, ``(n_paths,)`` each (with a record or not)."""
+        return self.totals_only[name] if name in self.totals_only else self.records[name].totals
 
     @property
     def n_paths(self) -> int:
@@ -150,6 +157,7 @@ def run_arena(
     seed: int = 0,
     progress: bool = True,
     keep_batches: bool = False,
+    totals_only: Collection[str] = (),
 ) -> ArenaResult:
     """Run every hedger on the same ``n_paths`` paths of ``config``.
 
@@ -161,6 +169,10 @@ def run_arena(
         seed: seed of the paths (block ``k`` uses :func:`block_generator`).
         progress: show a progress bar (decisions stepped over all hedgers and blocks).
         keep_batches: keep every block's full arrays in the result (``result.batch``).
+        totals_only: names of hedgers kept by their episode totals alone
+            (``result.totals_only``): no per-decision records over all paths and no P&L
+            attribution, e.g. the many members of a frontier, which would otherwise hold
+            ``7 x n_decisions x n_paths`` numbers each.
 
     Returns:
         The records of every hedger, their P&L attribution and the paths' summaries.
@@ -169,9 +181,12 @@ def run_arena(
     names = [h.name for h in hedgers]
     if len(set(names)) != len(names):
         raise ValueError(f"hedger names must be unique, got {names}")
+    unknown = sorted(set(totals_only) - set(names))
+    if unknown:
+        raise ValueError(f"totals_only names hedgers that are not run: {unknown}")
     configs = {h.name: hedger_config(config, h) for h in hedgers}
     blocks = path_blocks(n_paths)
-    runs = _Runs(names, n_paths, config.n_decisions)
+    runs = _Runs(names, n_paths, config.n_decisions, set(totals_only))
     observe = keep_batches or any(uses_observations(h) for h in hedgers)
     envs = _Envs()
     total = len(blocks) * len(hedgers) * config.n_decisions
@@ -246,10 +261,16 @@ class _Runs:
     and every block writes its columns (rows) in place: no per-block arrays to concatenate.
     """
 
-    def __init__(self, names: Sequence[str], n_paths: int, n_decisions: int) -> None:
+    def __init__(
+        self, names: Sequence[str], n_paths: int, n_decisions: int, totals_only: set[str]
+    ) -> None:
         self.n_paths = n_paths
         shape = (n_decisions, n_paths)
-        self.arrays = {name: record_arrays(shape) for name in names}
+        self.totals_only = totals_only
+        self.arrays = {name: record_arrays(shape) for name in names if name not in totals_only}
+        # one block's scratch arrays, shared by the totals-only hedgers (run one at a time)
+        self.scratch = record_arrays((n_decisions, min(PATH_BLOCK, n_paths))) if totals_only \
+            else []
         self.totals: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
         self.steps: dict[str, np.ndarray] = {}
         self.attribution: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
@@ -278,7 +299,15 @@ class _Runs:
             self.kept.append(batch)
 
     def out(self, name: str, lo: int, size: int) -> list[np.ndarray]:
-        """The columns of paths ``lo`` to ``lo + size`` of hedger ``name``'s record arrays."""
+        """The columns of paths ``lo`` to ``lo + size`` of hedger ``name``'s record arrays.
+
+        A totals-only hedger writes into the shared scratch arrays (zeroed first).
+        """
+        if name in self.totals_only:
+            parts = [values[:, :size] for values in self.scratch]
+            for part in parts:
+                part.fill(0)
+            return parts
         return [values[:, lo:lo + size] for values in self.arrays[name]]
 
     def add_record(
@@ -293,26 +322,27 @@ class _Runs:
 
         self.totals[name].append(record.totals)
         self.steps[name] = record.steps
-        self.attribution[name].append(pnl_attribution(record, batch, market))
+        if name not in self.totals_only:
+            self.attribution[name].append(pnl_attribution(record, batch, market))
 
     def result(self, config: EnvConfig, seed: int, last: EpisodeBatch) -> ArenaResult:
         """The run's result (the totals and attribution of the blocks concatenated)."""
         spot, model_hedge, strike = self.summaries
         assert spot is not None  # every block has a spot and a model hedge; the strike may not
         assert model_hedge is not None
-        records = {
-            name: EpisodeRecord(
-                {key: np.concatenate([t[key] for t in blocks]) for key in blocks[0]},
-                self.steps[name], *self.arrays[name],
-            )
+        totals = {
+            name: {key: np.concatenate([t[key] for t in blocks]) for key in blocks[0]}
             for name, blocks in self.totals.items()
         }
+        records = {name: EpisodeRecord(totals[name], self.steps[name], *arrays)
+                   for name, arrays in self.arrays.items()}
         attribution = {
             name: {term: np.concatenate([a[term] for a in blocks]) for term in blocks[0]}
-            for name, blocks in self.attribution.items()
+            for name, blocks in self.attribution.items() if blocks
         }
         return ArenaResult(config, records, attribution, last.market.times, spot, model_hedge,
-                           strike, last.market.rate, seed, self.seconds, self.build, self.kept)
+                           strike, last.market.rate, seed, self.seconds, self.build, self.kept,
+                           {name: totals[name] for name in self.totals_only})
 
 
 def _market_attribution(batch: EpisodeBatch) -> dict[str, np.ndarray]:

@@ -128,7 +128,7 @@ def tune_family(
     _, grid = FAMILIES[family]
     members = [family_member(family, p) for p in grid]
     result = run_arena(config, members, settings.tune_paths, settings.tuning_seed,
-                       progress=settings.progress)
+                       progress=settings.progress, totals_only=[m.name for m in members])
     sweep = _family_rows(result, members, grid, settings.c)
     best = cast(int, sweep["objective"].idxmin())  # a label of the sweep's RangeIndex
     return float(cast(float, sweep.loc[best, "parameter"])), sweep
@@ -146,7 +146,7 @@ def _family_rows(
 
 
 def _cost(result: ArenaResult, name: str) -> np.ndarray:
-    totals = result.records[name].totals
+    totals = result.totals(name)
     return metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
                                 result.rate, result.horizon)
 
@@ -215,8 +215,9 @@ def benchmark(
         raise ValueError(f"the reference hedger {settings.reference!r} is not among {names}")
     families = _frontier_members(settings) if settings.frontier else {}
     everyone = main + [h for members in families.values() for h in members]
+    frontier_names = [h.name for members in families.values() for h in members]
     result = run_arena(config, everyone, settings.n_paths, settings.seed,
-                       progress=settings.progress)
+                       progress=settings.progress, totals_only=frontier_names)
     scores = _score_all(result, names, settings)
     frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
                 for key, members in families.items()}

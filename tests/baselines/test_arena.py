@@ -305,3 +305,22 @@ def test_a_re_marking_env_leaves_a_given_batch_without_observations_as_it_was() 
     assert not np.array_equal(env.batch.episode.spot, spot)  # the env re-marked its own copy
     np.testing.assert_array_equal(batch.episode.spot, spot)
     assert not has_observations(batch)
+
+
+def test_totals_only_hedgers_keep_their_totals_and_nothing_else(monkeypatch) -> None:
+    """Same totals as a full run on every path (two blocks, so the scratch is reused and
+    re-zeroed), no records over all paths, no attribution; unknown names are refused."""
+    monkeypatch.setattr("hedgearena.baselines.arena.PATH_BLOCK", 600)
+    config = make_config("ShortCall", cost=0.002)
+    hedgers = [Delta(), Half(), Delta("delta again")]
+    full = run_arena(config, hedgers, n_paths=1000, seed=3, progress=False)
+    lean = run_arena(config, hedgers, n_paths=1000, seed=3, progress=False,
+                     totals_only=["half delta", "delta again"])
+    assert set(lean.records) == set(lean.attribution) == {"delta"}
+    assert set(lean.totals_only) == {"half delta", "delta again"}
+    for name in ("delta", "half delta", "delta again"):
+        for key, values in full.records[name].totals.items():
+            np.testing.assert_array_equal(lean.totals(name)[key], values, err_msg=key)
+    np.testing.assert_array_equal(lean.records["delta"].hedge, full.records["delta"].hedge)
+    with pytest.raises(ValueError, match=r"totals_only names hedgers that are not run: \['x'\]"):
+        run_arena(config, hedgers, n_paths=10, progress=False, totals_only=["x"])
