@@ -269,8 +269,8 @@ class _Runs:
         self.totals_only = totals_only
         self.arrays = {name: record_arrays(shape) for name in names if name not in totals_only}
         # one block's scratch arrays, shared by the totals-only hedgers (run one at a time)
-        self.scratch = record_arrays((n_decisions, min(PATH_BLOCK, n_paths))) if totals_only \
-            else []
+        scratch_shape = (n_decisions, min(PATH_BLOCK, n_paths))
+        self.scratch = record_arrays(scratch_shape) if totals_only else []
         self.totals: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
         self.steps: dict[str, np.ndarray] = {}
         self.attribution: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
