@@ -6,6 +6,7 @@ and steps; :mod:`hedgearena.envs.core` then steps only the hedger's positions an
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -153,6 +154,7 @@ def build_episodes(
     """
     assert config.n_steps is not None
     market = config.market.simulate(n_paths, config.n_steps, config.dt, rng)
+    check_spot(market.spot, config)
     instruments = sample_book(config.book, market, rng)
     grid = _Grid(time_major(market.spot), time_major(market.liquidity))
     zeros = np.zeros(grid.spot.shape)  # shared by every field that is 0 by construction
@@ -198,6 +200,24 @@ def build_episodes(
     unobserved = np.empty((*grid.spot.shape, 0), np.float32)
     batch = EpisodeBatch(episode, features, unobserved, initial_cash, market, instruments)
     return with_observations(config, batch) if observations else batch
+
+
+def check_spot(spot: FloatArray, config: EnvConfig) -> None:
+    """Raise ``ValueError`` unless every simulated spot is a finite number > 0.
+
+    Absurd parameters (a drift or volatility of 10^6 a year) overflow or underflow float64;
+    the batch would carry NaN into marks, observations and rewards. Two reductions (min and
+    max; NaN propagates through both) keep the check cheap.
+    """
+    low, high = float(np.min(spot)), float(np.max(spot))
+    if low > 0.0 and math.isfinite(high):
+        return
+    path, step = np.argwhere(~(np.isfinite(spot) & (spot > 0.0)))[0]
+    raise ValueError(
+        f"the market model {config.market!r} simulated a spot of {float(spot[path, step])!r} "
+        f"(path {path}, step {step}): its parameters are beyond what float64 can simulate over "
+        f"{config.n_steps} steps of {config.dt:.4g} years; give a smaller drift or volatility"
+    )
 
 
 def has_observations(batch: EpisodeBatch) -> bool:

@@ -468,3 +468,12 @@ def test_a_missing_or_corrupt_sb3_model_is_named(tmp_path: Path) -> None:
     (tmp_path / AGENT_FILE).write_text(json.dumps({"algo": "ppo"}))
     with pytest.raises(ValueError, match=r"lacks the key\(s\) \['env_kwargs'\]"):
         load_sb3_hedger(tmp_path, config, "ppo agent")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize(("kwargs", "spot"), [({"mu": 1e6}, "inf"), ({"sigma": 1e6}, "0.0")])
+def test_a_market_that_overflows_float64_is_named_not_turned_into_nan(kwargs, spot) -> None:
+    """A drift of 10^6 a year overflowed the spot and sent NaN rewards out of the env."""
+    env = VecHedgingEnv(num_envs=4, preset="ShortCall", market_kwargs=kwargs)
+    with pytest.raises(ValueError, match=rf"simulated a spot of {spot} \(path 0, step 1\)"):
+        env.reset(seed=0)
