@@ -606,14 +606,14 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     def state(self) -> dict[str, np.ndarray]:
         """The unnormalised state of every row (the keys of :attr:`HedgingEnv.state`, as arrays).
 
-        The arrays are read-only snapshots: views of the batch and of the positions when that
-        is safe (every row at one step, and no permanent impact re-marking the batch), copies
-        otherwise. A step replaces the positions' arrays, never writes them, so a state read
-        earlier keeps its values.
+        The arrays are read-only snapshots. The positions and steps are the env's own arrays,
+        which a step replaces and never writes; the batch's values are views of its rows when
+        every row is at one step (gathered into new arrays otherwise), copied only when
+        permanent impact re-marks the batch in place.
         """
         batch, step = self._batch, self._common_step
         view, t = self._episode_view(ALL_ROWS)
-        share = step is not None and self._remark is None
+        copy = step is not None and self._remark is not None  # views of a batch written later
 
         def now(path_major: np.ndarray) -> np.ndarray:
             """Every row's value at its step (features are ``(n_paths, n_steps + 1)``)."""
@@ -630,7 +630,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             cost_linear=view.linear[t],
         )
         for name, value in out.items():
-            out[name] = _read_only(value, copy=not share)
+            out[name] = _read_only(value, copy=copy and name not in _POSITION_STATE)
         out.update(rate=batch.market.rate, dividend=batch.market.dividend, dt=self.config.dt)
         return out
 
@@ -655,6 +655,10 @@ class _Constants:
 Rows = slice | np.ndarray
 """The rows a step works on: :data:`ALL_ROWS` (the common case: views, no gathers) or indices."""
 ALL_ROWS = slice(None)
+
+
+_POSITION_STATE = ("step", "hedge", "option_position", "cash")
+"""The entries of :attr:`VecHedgingEnv.state` that are the env's own arrays, not the batch's."""
 
 
 def _read_only(values: np.ndarray, copy: bool) -> np.ndarray:
