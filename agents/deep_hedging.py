@@ -32,7 +32,7 @@ from hedgearena.agents.objectives import parse_objective
 from hedgearena.agents.policies import HedgingPolicy, PolicySpec
 from hedgearena.agents.saved import loading, read_json, required_file
 from hedgearena.baselines.hedger import Hedger, State
-from hedgearena.envs.checks import is_integer, is_real
+from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import (
     CoreConfig,
@@ -292,10 +292,10 @@ class TrainerConfig:
             )
         for name in ("learning_rate", "final_learning_rate"):
             value = getattr(self, name)
-            if not (is_real(value) and math.isfinite(value) and value > 0):
+            if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         norm = self.max_grad_norm
-        if norm is not None and not (is_real(norm) and math.isfinite(norm) and norm > 0):
+        if norm is not None and not is_number(norm, gt=0.0):
             raise ValueError(f"max_grad_norm must be a finite number > 0 or None, got {norm!r}")
         if not is_integer(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")

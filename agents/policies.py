@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hedgearena.envs.checks import is_integer, is_real
+from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import TORCH_OPS, CoreConfig, target_position
 from hedgearena.envs.episode import feature_names
@@ -113,7 +113,7 @@ class PolicySpec:
             )
         for name in ("notional", "position_limit", "trade_limit", "initial_width"):
             value = getattr(self, name)
-            if not (is_real(value) and math.isfinite(value) and value > 0):
+            if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
     @classmethod

@@ -54,12 +54,37 @@ def require_number(
         ...
         ValueError: GBM.sigma must be a finite number > 0.0, got -0.2
     """
-    pairs = zip(_BOUNDS, (gt, ge, lt, le), strict=True)
-    limits = [(sym, op, bound) for (sym, op), bound in pairs if bound is not None]
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and all(op(value, bound) for _, op, bound in limits)
+    limits = _limits(gt, ge, lt, le)
+    ok = is_number(value, gt=gt, ge=ge, lt=lt, le=le)
     allowed = " and ".join(f"{sym} {bound}" for sym, _, bound in limits)
     require_field(owner, name, value, ok, f"a finite number {allowed}".rstrip())
+
+
+def is_number(
+    value: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> bool:
+    """Whether ``value`` is a finite real number (see :func:`is_real`) within the bounds.
+
+    Examples:
+        >>> is_number(0.5, gt=0.0), is_number(0.0, gt=0.0), is_number(float("inf")), is_number(True)
+        (True, False, False, False)
+    """
+    return is_real(value) and math.isfinite(value) and all(
+        op(value, bound) for _, op, bound in _limits(gt, ge, lt, le)
+    )
+
+
+def _limits(
+    gt: float | None, ge: float | None, lt: float | None, le: float | None
+) -> list[tuple[str, Callable[[float, float], bool], float]]:
+    """The bounds given, as ``(symbol, comparison, bound)``."""
+    pairs = zip(_BOUNDS, (gt, ge, lt, le), strict=True)
+    return [(sym, op, bound) for (sym, op), bound in pairs if bound is not None]
 
 
 def is_real(value: Any) -> bool:

@@ -75,7 +75,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hedgearena.envs.checks import is_integer, is_real
+from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.execution import (
     EXECUTIONS,
     average_price_factor,
@@ -169,7 +169,7 @@ class CoreConfig:
         _choice("reward_mode", self.reward_mode, REWARD_MODES)
         _choice("execution", self.execution, EXECUTIONS)
         impact = self.permanent_impact
-        if not (is_real(impact) and math.isfinite(impact) and impact >= 0):
+        if not is_number(impact, ge=0.0):
             raise ValueError(
                 f"permanent_impact must be a finite number >= 0 (log move of the spot per "
                 f"notional traded), got {self.permanent_impact!r}"
@@ -181,18 +181,18 @@ class CoreConfig:
         object.__setattr__(self, "stressed", stressed)
         for name in ("reward_scale", "notional", "position_limit", "trade_limit", "band_limit"):
             value = getattr(self, name)
-            if not (is_real(value) and math.isfinite(value) and value > 0):
+            if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if not _finite_at_least_zero(self.risk_aversion):
+        if not is_number(self.risk_aversion, ge=0.0):
             raise ValueError(
                 f"risk_aversion must be a finite number >= 0, got {self.risk_aversion!r}"
             )
-        if not (is_real(self.pnl_reference) and math.isfinite(self.pnl_reference)):
+        if not is_number(self.pnl_reference):
             raise ValueError(
                 f"pnl_reference must be a finite number (episode P&L over reward_scale), "
                 f"got {self.pnl_reference!r}"
             )
-        if not _finite_at_least_zero(self.lot_size):
+        if not is_number(self.lot_size, ge=0.0):
             raise ValueError(f"lot_size must be a finite number >= 0, got {self.lot_size!r}")
         if not isinstance(self.unwind, bool | np.bool_):
             raise ValueError(f"unwind must be True or False, got {self.unwind!r}")
@@ -200,10 +200,6 @@ class CoreConfig:
             raise ValueError(
                 f"rebalance_every must be an integer >= 1, got {self.rebalance_every!r}"
             )
-
-
-def _finite_at_least_zero(value: Any) -> bool:
-    return is_real(value) and math.isfinite(value) and value >= 0
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

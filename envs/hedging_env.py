@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from hedgearena.envs.checks import is_real
+from hedgearena.envs.checks import is_number
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.envs.core import (
     PNL_COMPONENTS,
@@ -128,7 +128,7 @@ def reset_hedge(options: Any, allowed: tuple[str, ...]) -> float:
     if unknown:
         raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(allowed)}")
     hedge = options.get("hedge", 0.0)
-    if not (is_real(hedge) and math.isfinite(hedge)):
+    if not is_number(hedge):
         raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
     return float(hedge)
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from hedgearena.envs.checks import is_real, require_surface
+from hedgearena.envs.checks import is_number, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
@@ -104,7 +104,7 @@ class HistoricalReplay:
         _check_vols(self.data["implied_vol"], "implied_vol")
         for name in ("rate", "dividend"):
             value = getattr(self, name)
-            if not (is_real(value) and np.isfinite(value)):
+            if not is_number(value):
                 raise ValueError(f"{name} must be a finite number per year, got {value!r}")
         require_surface("HistoricalReplay", self.surface)
         data = self.data.loc[:, list(COLUMNS)].copy()
@@ -205,7 +205,7 @@ class HistoricalReplay:
         if vol_column is None:
             vol, estimated = garch_implied_vol(close), pd.Series(True, index=index)
         else:
-            if not (is_real(vol_scale) and np.isfinite(vol_scale) and vol_scale > 0):
+            if not is_number(vol_scale, gt=0.0):
                 raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale!r}")
             raw = pd.Series(frame[vol_column].to_numpy(), index=index, name=vol_column)
             vol = pd.Series(_numeric(raw, vol_column) * vol_scale, index=index)
@@ -676,7 +676,7 @@ def _check_n_steps(n_steps: int) -> None:
 
 def _check_dt(dt: float) -> None:
     """Raise unless ``dt`` (years per row) is finite and > 0."""
-    if not (is_real(dt) and np.isfinite(dt) and dt > 0):
+    if not is_number(dt, gt=0.0):
         raise ValueError(
             f"dt must be a finite number of years per row > 0 (e.g. 1/252), got {dt!r}"
         )
