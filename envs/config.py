@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
-from hedgearena.envs.checks import is_integer, is_real
+from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.core import INITIAL_HEDGES, CoreConfig
 from hedgearena.envs.limits import RiskLimits
 from hedgearena.envs.market import MarketModel
@@ -45,11 +44,6 @@ def checked_keywords(what: str, given: Any, allowed: Iterable[str]) -> dict[str,
     if unknown:
         raise ValueError(f"unknown {what} key(s) {unknown}; allowed: {sorted(allowed)}")
     return dict(given)
-
-
-def _positive(value: Any) -> bool:
-    """Whether ``value`` is a finite real number > 0 (booleans and strings are not)."""
-    return is_real(value) and math.isfinite(value) and value > 0
 
 
 def _market_factory(name: str) -> Callable[..., MarketModel]:
@@ -242,9 +236,8 @@ class EnvConfig:
         self._validate()
 
     def _validate(self) -> None:
-        self._validate_grid()
         notional = self.book.notional
-        if not _positive(notional):
+        if not is_number(notional, gt=0.0):
             raise ValueError(
                 "the book's notional (the largest |contracts| * multiplier of an option or a "
                 f"client trade) must be a finite number > 0, got {notional!r}: give an option "
@@ -255,31 +248,33 @@ class EnvConfig:
                 f"initial_hedge must be one of {', '.join(INITIAL_HEDGES)}; "
                 f"got {self.initial_hedge!r}"
             )
-        if self.reward_scale is not None and not _positive(self.reward_scale):
+        if self.reward_scale is not None and not is_number(self.reward_scale, gt=0.0):
             raise ValueError(f"reward_scale must be > 0 or None, got {self.reward_scale!r}")
-        if not _positive(self.realised_vol_halflife):
+        if not is_number(self.realised_vol_halflife, gt=0.0):
             raise ValueError(
                 "realised_vol_halflife must be a finite number > 0 steps, "
                 f"got {self.realised_vol_halflife!r}"
             )
         if not isinstance(self.observe_pnl, bool):
             raise ValueError(f"observe_pnl must be True or False, got {self.observe_pnl!r}")
-        if not _positive(self.execution_rate):
+        if not is_number(self.execution_rate, gt=0.0):
             raise ValueError(
                 "execution_rate must be a finite number > 0 (fraction of the notional per "
                 f"market step), got {self.execution_rate!r}"
             )
-        self.core(1.0)  # validates the core's fields
+        self.core(1.0)  # validates the core's fields (rebalance_every among them)
+        self._validate_grid()
 
     def _validate_grid(self) -> None:
-        """Check the grid: ``n_steps``, ``rebalance_every``, ``days_per_year``, option expiry."""
+        """Check the grid: ``n_steps``, ``days_per_year``, the hedging option's expiry.
+
+        ``rebalance_every`` is checked by the core first; here that it divides ``n_steps``.
+        """
         n_steps = self.n_steps
-        assert n_steps is not None
-        for name in ("n_steps", "rebalance_every"):
-            value = getattr(self, name)
-            if not (is_integer(value) and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not _positive(self.days_per_year):
+        assert n_steps is not None  # set from the book in __post_init__
+        if not (is_integer(n_steps) and n_steps >= 1):
+            raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+        if not is_number(self.days_per_year, gt=0.0):
             raise ValueError(
                 f"days_per_year must be > 0 (e.g. 250 or 252), got {self.days_per_year!r}"
             )
