@@ -34,7 +34,7 @@ from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
-from hedgearena.envs.checks import is_integer
+from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig
 
 DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "adaptive", "leland")
@@ -83,9 +83,8 @@ class BenchmarkSettings:
                 f"risk_aversion must be > 0 (per currency), got {self.risk_aversion!r}"
             )
         for name in ("seed", "tune_seed"):
-            value = getattr(self, name)
-            if value is not None and not (is_integer(value) and value >= 0):
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+            if getattr(self, name) is not None:
+                require_integer("BenchmarkSettings", name, getattr(self, name), ge=0)
         if not 0 <= self.story_path < self.n_paths:
             raise ValueError(f"story_path must be in [0, n_paths), got {self.story_path!r}")
 

@@ -52,7 +52,7 @@ from hedgearena.baselines.benchmark import (
 )
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger
 from hedgearena.baselines.registry import describe
-from hedgearena.envs.checks import is_integer
+from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
 
@@ -115,8 +115,7 @@ class StressSettings:
             raise ValueError(
                 f"StressSettings.risk_aversion must be > 0 per currency, got {self.risk_aversion!r}"
             )
-        if not (is_integer(self.seed) and self.seed >= 0):
-            raise ValueError(f"StressSettings.seed must be an integer >= 0, got {self.seed!r}")
+        require_integer("StressSettings", "seed", self.seed, ge=0)
 
     def benchmark(self) -> BenchmarkSettings:
         """The benchmark settings that tune ``:best`` specs."""
