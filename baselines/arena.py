@@ -179,8 +179,6 @@ def run_arena(
     """
     check_arena_inputs(config, hedgers, seed)
     names = [h.name for h in hedgers]
-    if len(set(names)) != len(names):
-        raise ValueError(f"hedger names must be unique, got {names}")
     unknown = sorted(set(totals_only) - set(names))
     if unknown:
         raise ValueError(f"totals_only names hedgers that are not run: {unknown}")
@@ -213,7 +211,7 @@ def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:
     """Raise ``ValueError`` naming what is wrong with :func:`run_arena`'s arguments.
 
     ``config`` must be an :class:`EnvConfig`, ``hedgers`` a non-empty sequence of hedgers
-    (:class:`Hedger` or alike) with non-empty string names, ``seed`` an integer >= 0.
+    (:class:`Hedger` or alike) with unique non-empty string names, ``seed`` an integer >= 0.
     """
     if not isinstance(config, EnvConfig):
         raise ValueError(
@@ -231,6 +229,9 @@ def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:
             )
         if not (isinstance(getattr(hedger, "name", None), str) and hedger.name):
             raise ValueError(f"a hedger's name must be a non-empty string, got {hedger.name!r}")
+    names = [h.name for h in hedgers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"hedger names must be unique, got {names}")
     if not (is_integer(seed) and seed >= 0):
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
 
