@@ -95,6 +95,17 @@ class ArenaResult:
         """Hedger ``name``'s episode totals, ``(n_paths,)`` each (with a record or not)."""
         return self.totals_only[name] if name in self.totals_only else self.records[name].totals
 
+    def cost(self, name: str) -> np.ndarray:
+        """Hedger ``name``'s hedging cost per path, ``(n_paths,)`` currency.
+
+        :func:`hedgearena.baselines.metrics.hedging_cost` of its totals.
+        """
+        from hedgearena.baselines.metrics import hedging_cost  # late: metrics is big
+
+        totals = self.totals(name)
+        return hedging_cost(totals["terminal_pnl"], totals["initial_premium"], self.rate,
+                            self.horizon)
+
     @property
     def n_paths(self) -> int:
         """Number of paths."""

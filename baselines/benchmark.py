@@ -138,16 +138,10 @@ def _family_rows(
 ) -> pd.DataFrame:
     rows = []
     for parameter, hedger in zip(grid, members, strict=True):
-        cost = _cost(result, hedger.name)
+        cost = result.cost(hedger.name)
         rows.append({"parameter": parameter, "mean_cost": cost.mean(),
                      "std_cost": cost.std(ddof=1), "objective": metrics.cost_objective(cost, c)[0]})
     return pd.DataFrame(rows)
-
-
-def _cost(result: ArenaResult, name: str) -> np.ndarray:
-    totals = result.totals(name)
-    return metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
-                                result.rate, result.horizon)
 
 
 def score_hedger(
@@ -307,7 +301,7 @@ def _plots(
 ) -> dict[str, Path]:
     result = out.arena
     pnl = {n: result.records[n].totals["terminal_pnl"] for n in names}
-    cost = {n: _cost(result, n) for n in names}
+    cost = {n: result.cost(n) for n in names}
     files = {"distributions": report.plot_distributions(pnl, cost, out_dir / "distributions.png",
                                                         title=title)}
     if out.frontier:

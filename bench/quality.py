@@ -149,11 +149,7 @@ def run_maturity(maturity: str, args: argparse.Namespace) -> dict[str, Any]:
     result = run_arena(config, [*baselines, *(a[0] for a in agents.values())], args.paths,
                        seed=args.seed, progress=not args.no_progress)
 
-    def cost(name: str) -> np.ndarray:
-        totals = result.records[name].totals
-        return metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
-                                    result.rate, result.horizon)
-
+    cost = result.cost
     y_delta = metrics.cost_objective(cost("delta"), C).value
     hedgers = {"delta": score(cost("delta"), y_delta),
                "whalley_wilmott": {**score(cost(ww.name), y_delta), "risk_aversion": ww_param},
