@@ -33,13 +33,13 @@ def validation_scores(
     config: EnvConfig, hedgers: Sequence[Hedger], n_paths: int, seed: int, c: float
 ) -> dict[str, dict[str, float]]:
     """Mean and std of cost, the objective and turnover of each hedger on fixed paths."""
-    result = run_arena(config, hedgers, n_paths=n_paths, seed=seed, progress=False)
+    names = [hedger.name for hedger in hedgers]
+    result = run_arena(config, hedgers, n_paths=n_paths, seed=seed, progress=False,
+                       totals_only=names)
     out = {}
-    for hedger in hedgers:
-        totals = result.records[hedger.name].totals
-        cost = metrics.hedging_cost(totals["terminal_pnl"], totals["initial_premium"],
-                                    result.rate, result.horizon)
-        out[hedger.name] = {
+    for name in names:
+        totals, cost = result.totals(name), result.cost(name)
+        out[name] = {
             "objective": float(metrics.cost_objective(cost, c)[0]),
             "mean_cost": float(cost.mean()),
             "std_cost": float(cost.std(ddof=1)) if cost.size > 1 else 0.0,

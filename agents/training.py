@@ -91,8 +91,9 @@ def _band_scaled_pnl(env_config: EnvConfig, n_paths: int, seed: int) -> Any:
     from hedgearena.envs.hedging_env import reward_scale
 
     band = FixedBand(CALIBRATION_BAND)
-    result = run_arena(env_config, [band], n_paths, seed=seed, progress=False)
-    return result.records[band.name].totals["pnl"] / reward_scale(env_config)
+    result = run_arena(env_config, [band], n_paths, seed=seed, progress=False,
+                       totals_only=[band.name])
+    return result.totals(band.name)["pnl"] / reward_scale(env_config)
 
 
 def run_hyperparams(config: RunConfig) -> dict[str, Any]:
