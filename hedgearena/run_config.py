@@ -64,7 +64,6 @@ class _Section(BaseModel):
 class EnvSpec(_Section):
     """The env: a registered id and keyword overrides of its config (``EnvConfig`` fields)."""
 
-    model_config = _STRICT
     id: str = "hedgearena/ShortCall-v0"
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -87,7 +86,6 @@ class EnvSpec(_Section):
 class _LearnerSpec(_Section):
     """What every trained agent's section holds (see :class:`AgentSpec`)."""
 
-    model_config = _STRICT
     algo: str
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -141,7 +139,6 @@ class AgentSpec(_LearnerSpec):
 class ArenaSpec(_Section):
     """How hedgers are scored (see :class:`hedgearena.baselines.benchmark.BenchmarkSettings`)."""
 
-    model_config = _STRICT
     paths: int = Field(default=100_000, ge=1)
     seed: int = Field(default=2024, ge=0)
     tune_paths: int = Field(default=20_000, ge=1)
@@ -189,7 +186,6 @@ class StressSpec(_Section):
         worst_paths: draw every hedger's worst path in every scenario.
     """
 
-    model_config = _STRICT
     paths: int = Field(default=20_000, ge=1)
     seed: int = Field(default=2024, ge=0)
     tune_paths: int = Field(default=20_000, ge=1)
@@ -336,7 +332,6 @@ class SweepSpec(_Section):
         seed: seed of the random draws of the search.
     """
 
-    model_config = _STRICT
     space: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     search: str = "grid"
     num_samples: int = Field(default=1, ge=1)
@@ -424,7 +419,6 @@ class RaySpec(_Section):
         num_cpus: CPUs of that local instance (null: all cores); ignored with ``address``.
     """
 
-    model_config = _STRICT
     address: str | None = None
     num_cpus: int | None = Field(default=None, ge=1)
 
@@ -445,7 +439,6 @@ class RunConfig(_Section):
         name: the run's folder name (default: ``<algo>-<env>-seed<seed>``).
     """
 
-    model_config = _STRICT
     env: EnvSpec = Field(default_factory=EnvSpec)
     agent: AgentSpec = Field(default_factory=AgentSpec)
     arena: ArenaSpec = Field(default_factory=ArenaSpec)
