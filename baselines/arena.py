@@ -29,11 +29,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hedgearena.baselines.hedger import (
+    RECORD_DTYPES,
+    RECORD_FIELDS,
     EpisodeRecord,
     Hedger,
+    live_records,
     record_arrays,
     run_hedger,
     uses_observations,
+    zeros_view,
 )
 from hedgearena.envs.book import BookPaths
 from hedgearena.envs.checks import is_integer
@@ -211,8 +215,9 @@ def run_arena(
             for hedger in hedgers:
                 start = _now()
                 env = envs.get(hedger, configs[hedger.name], size)
+                live = live_records(env.core, env.config.action_dim, batch.episode)
                 record = run_hedger(env, hedger, episodes=batch, on_step=lambda _: bar.update(1),
-                                    out=runs.out(hedger.name, lo, size))
+                                    out=runs.out(hedger.name, lo, size, live))
                 runs.add_record(hedger.name, record, batch, market)
                 runs.seconds[hedger.name] += _now() - start
     return runs.result(config, seed, batch)
@@ -271,22 +276,28 @@ class _Runs:
 
     The per-decision records and the paths' summaries are allocated once for all paths (zeros)
     and every block writes its columns (rows) in place: no per-block arrays to concatenate.
+    A record field is allocated when a block first has it live
+    (:func:`~hedgearena.baselines.hedger.live_records`); one never live stays read-only zeros.
     """
 
     def __init__(
         self, names: Sequence[str], n_paths: int, n_decisions: int, totals_only: set[str]
     ) -> None:
         self.n_paths = n_paths
-        shape = (n_decisions, n_paths)
+        self.shape = (n_decisions, n_paths)
         self.totals_only = totals_only
-        self.arrays = {name: record_arrays(shape) for name in names if name not in totals_only}
+        self.arrays: dict[str, list[np.ndarray | None]] = {
+            name: [None] * len(RECORD_FIELDS) for name in names if name not in totals_only
+        }
         # one block's scratch arrays, shared by the totals-only hedgers (run one at a time)
         scratch_shape = (n_decisions, min(PATH_BLOCK, n_paths))
         self.scratch = record_arrays(scratch_shape) if totals_only else []
         self.totals: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
         self.steps: dict[str, np.ndarray] = {}
         self.attribution: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
-        self.summaries: list[np.ndarray | None] = []  # spot, model hedge, strike (or None)
+        # the paths' summaries, allocated by the first block
+        self.spot, self.model_hedge = np.empty((0, 0)), np.empty((0, 0))
+        self.strike: np.ndarray | None = None
         self.kept: list[EpisodeBatch] = []
         self.seconds = dict.fromkeys(names, 0.0)
         self.build = 0.0
@@ -296,31 +307,39 @@ class _Runs:
 
         All of the block is kept too if ``keep``.
         """
+        spot, model_hedge = batch.market.spot, batch.episode.model_hedge
         strikes = batch.instruments.strike
-        parts = (batch.market.spot, batch.episode.model_hedge.T,
-                 strikes[:, 0] if strikes.shape[1] else None)
-        if not self.summaries:
-            self.summaries = [
-                None if part is None else np.empty((self.n_paths, *part.shape[1:]), part.dtype)
-                for part in parts
-            ]
-        for whole, part in zip(self.summaries, parts, strict=True):
-            if whole is not None:
-                whole[lo:lo + len(part)] = part
+        if not self.spot.size:  # the first block; the model hedge stays time-major
+            self.spot = np.empty((self.n_paths, spot.shape[1]))
+            self.model_hedge = np.empty((model_hedge.shape[0], self.n_paths))
+            self.strike = np.empty(self.n_paths) if strikes.shape[1] else None
+        hi = lo + len(spot)
+        self.spot[lo:hi] = spot
+        self.model_hedge[:, lo:hi] = model_hedge
+        if self.strike is not None:
+            self.strike[lo:hi] = strikes[:, 0]
         if keep:
             self.kept.append(batch)
 
-    def out(self, name: str, lo: int, size: int) -> list[np.ndarray]:
+    def out(self, name: str, lo: int, size: int, live: dict[str, bool]) -> list[np.ndarray]:
         """The columns of paths ``lo`` to ``lo + size`` of hedger ``name``'s record arrays.
 
+        ``live`` says which fields the block can write (the others get read-only zeros).
         A totals-only hedger writes into the shared scratch arrays (zeroed first).
         """
         if name in self.totals_only:
             parts = [values[:, :size] for values in self.scratch]
-            for part in parts:
-                part.fill(0)
+            for part, field in zip(parts, RECORD_FIELDS, strict=True):
+                if live[field]:
+                    part.fill(0)
             return parts
-        return [values[:, lo:lo + size] for values in self.arrays[name]]
+        arrays = self.arrays[name]
+        for i, field in enumerate(RECORD_FIELDS):
+            if live[field] and arrays[i] is None:
+                arrays[i] = np.zeros(self.shape, RECORD_DTYPES[field])
+        return [zeros_view((self.shape[0], size), RECORD_DTYPES[field]) if values is None
+                else values[:, lo:lo + size] for values, field in zip(arrays, RECORD_FIELDS,
+                                                                     strict=True)]
 
     def add_record(
         self, name: str, record: EpisodeRecord, batch: EpisodeBatch, market: dict[str, Any]
@@ -339,21 +358,23 @@ class _Runs:
 
     def result(self, config: EnvConfig, seed: int, last: EpisodeBatch) -> ArenaResult:
         """The run's result (the totals and attribution of the blocks concatenated)."""
-        spot, model_hedge, strike = self.summaries
-        assert spot is not None  # every block has a spot and a model hedge; the strike may not
-        assert model_hedge is not None
         totals = {
             name: {key: np.concatenate([t[key] for t in blocks]) for key in blocks[0]}
             for name, blocks in self.totals.items()
         }
-        records = {name: EpisodeRecord(totals[name], self.steps[name], *arrays)
-                   for name, arrays in self.arrays.items()}
+        records = {
+            name: EpisodeRecord(totals[name], self.steps[name], *(
+                zeros_view(self.shape, RECORD_DTYPES[field]) if values is None else values
+                for values, field in zip(arrays, RECORD_FIELDS, strict=True)))
+            for name, arrays in self.arrays.items()
+        }
         attribution = {
             name: {term: np.concatenate([a[term] for a in blocks]) for term in blocks[0]}
             for name, blocks in self.attribution.items() if blocks
         }
-        return ArenaResult(config, records, attribution, last.market.times, spot, model_hedge,
-                           strike, last.market.rate, seed, self.seconds, self.build, self.kept,
+        return ArenaResult(config, records, attribution, last.market.times, self.spot,
+                           self.model_hedge.T, self.strike, last.market.rate, seed,
+                           self.seconds, self.build, self.kept,
                            {name: totals[name] for name in self.totals_only})
 
 

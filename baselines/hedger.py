@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from hedgearena.envs.core import CoreConfig, Episode, is_stressed
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 State = Mapping[str, Any]
@@ -76,6 +77,11 @@ class EpisodeRecord(NamedTuple):
     (currency) and ``breach`` (the risk limits crossed, a bit mask of
     :data:`hedgearena.envs.limits.BREACH_FLAGS`) are per decision too. A path whose episode a
     risk limit ended early has zeros for the decisions after (and its positions stay).
+
+    The per-decision arrays of a mechanic that is off on the batch (:func:`live_records`:
+    ``option`` without a hedging option, ``unfilled`` and ``slippage`` without stress
+    execution or fills, ``breach`` without risk limits) are read-only zeros of the same shape
+    that take no memory (``np.broadcast_to``).
     """
 
     totals: dict[str, NDArray[np.float64]]
@@ -135,7 +141,9 @@ def run_hedger(
         out: the record's per-decision arrays to write into, zeros of ``(n_decisions,
             num_envs)``: ``hedge``, ``option``, ``trade``, ``cost``, ``unfilled``, ``slippage``
             (float64) and ``breach`` (int64), e.g. column blocks of a bigger run's arrays (the
-            arena writes every block into its run's arrays). None: new arrays.
+            arena writes every block into its run's arrays); the arrays of the fields that
+            :func:`live_records` says are off are not written (they may be read-only zeros,
+            :func:`zeros_view`). None: new arrays (:func:`record_arrays`).
 
     Returns:
         The episode totals and the per-decision record.
@@ -148,9 +156,14 @@ def run_hedger(
     hedger.reset(env)
     n, n_decisions = env.num_envs, env.config.n_decisions
     shape = (n_decisions, n)
+    live = live_records(env.core, env.config.action_dim, env.batch.episode)
     hedge, option, trade, cost, unfilled, slippage, breach = (
-        record_arrays(shape) if out is None else _checked_out(out, shape)
+        record_arrays(shape, live) if out is None else _checked_out(out, shape)
     )
+    written = [(values, key) for values, key, on in (
+        (trade, "trade", True), (cost, "cost", True), (unfilled, "unfilled", live["unfilled"]),
+        (slippage, "slippage", live["slippage"]), (breach, "breach", live["breach"]),
+    ) if on]
     steps = np.arange(n_decisions, dtype=np.int64) * env.config.rebalance_every
     running = np.ones(n, dtype=bool)  # rows still in their first episode
     totals: dict[str, NDArray[np.float64]] = {}
@@ -158,13 +171,13 @@ def run_hedger(
         targets = _checked_positions(hedger, env, obs)
         obs, _, terminated, _, infos = env.step_targets(targets, full_infos=False)
         every = bool(running.all())  # the common case: no row has ended early
-        for values, key in ((trade, "trade"), (cost, "cost"), (unfilled, "unfilled"),
-                            (slippage, "slippage"), (breach, "breach")):
+        for values, key in written:
             values[k] = infos[key] if every else np.where(running, infos[key], 0)
-        option_trade = infos["option_trade"] if every else np.where(running,
-                                                                     infos["option_trade"], 0.0)
         hedge[k] = (hedge[k - 1] if k else 0.0) + trade[k]
-        option[k] = (option[k - 1] if k else 0.0) + option_trade
+        if live["option"]:
+            option_trade = infos["option_trade"]
+            option[k] = (option[k - 1] if k else 0.0) + (
+                option_trade if every else np.where(running, option_trade, 0.0))
         _collect_totals(totals, infos, terminated & running)
         running &= ~terminated
         if on_step is not None:
@@ -176,13 +189,50 @@ def run_hedger(
     return EpisodeRecord(totals, steps, hedge, option, trade, cost, unfilled, slippage, breach)
 
 
-def record_arrays(shape: tuple[int, int]) -> list[NDArray[Any]]:
+RECORD_FIELDS = ("hedge", "option", "trade", "cost", "unfilled", "slippage", "breach")
+"""The per-decision fields of :class:`EpisodeRecord` (after ``steps``), in its order."""
+RECORD_DTYPES = {**dict.fromkeys(RECORD_FIELDS, np.float64), "breach": np.int64}
+"""Each record field's dtype (``breach`` is a bit mask)."""
+
+
+def live_records(core: CoreConfig, action_dim: int, episode: Episode) -> dict[str, bool]:
+    """Which per-decision record fields can be non-zero on a batch (:data:`RECORD_FIELDS`).
+
+    ``option`` needs a hedging option (``action_dim`` 2); ``unfilled`` and ``slippage`` the
+    core's stressed path (:func:`hedgearena.envs.core.is_stressed`: stress execution, permanent
+    impact, risk limits or fills in the ``episode``), which is the only one that books them;
+    ``breach`` risk limits. ``hedge``, ``trade`` and ``cost`` always.
+
+    Examples:
+        >>> env = VecHedgingEnv(num_envs=2, preset="ShortCall")
+        >>> _ = env.reset(seed=0)
+        >>> live = live_records(env.core, env.config.action_dim, env.batch.episode)
+        >>> [name for name in RECORD_FIELDS if live[name]]
+        ['hedge', 'trade', 'cost']
+    """
+    stressed = is_stressed(episode, core)
+    return {"hedge": True, "option": action_dim > 1, "trade": True, "cost": True,
+            "unfilled": stressed, "slippage": stressed, "breach": core.risk_limits is not None}
+
+
+def record_arrays(
+    shape: tuple[int, int], live: Mapping[str, bool] | None = None
+) -> list[NDArray[Any]]:
     """Zeros for a record's per-decision arrays, ``shape`` each, in its order.
 
     ``hedge``, ``option``, ``trade``, ``cost``, ``unfilled``, ``slippage`` (float64), ``breach``
-    (int64): the fields of :class:`EpisodeRecord` after ``steps``.
+    (int64): the fields of :class:`EpisodeRecord` after ``steps`` (:data:`RECORD_FIELDS`).
+    A field that ``live`` says is off gets read-only zeros taking no memory (None: all live).
     """
-    return [*(np.zeros(shape) for _ in range(6)), np.zeros(shape, dtype=np.int64)]
+    return [
+        np.zeros(shape, RECORD_DTYPES[name]) if live is None or live[name]
+        else zeros_view(shape, RECORD_DTYPES[name]) for name in RECORD_FIELDS
+    ]
+
+
+def zeros_view(shape: tuple[int, ...], dtype: Any = np.float64) -> NDArray[Any]:
+    """Read-only zeros of ``shape`` that take no memory (a broadcast of one zero)."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def _checked_out(out: Sequence[NDArray[Any]], shape: tuple[int, int]) -> list[NDArray[Any]]:

@@ -412,14 +412,24 @@ def make_config(preset: str | None = None, **overrides: Any) -> EnvConfig:
 
     ``preset`` is ``ShortCall``, ``OptionBook``, ``PortfolioInsurance`` or
     ``HistoricalReplay``; None starts from :class:`EnvConfig`'s defaults.
+    ``market_kwargs`` update the preset's market keywords (the others keep the preset's
+    values) unless another market is named, which starts from that model's defaults.
+
+    Examples:
+        >>> make_config("PortfolioInsurance", market_kwargs={"sigma": 0.3}).market
+        GBM(mu=0.05, sigma=0.3, spot0=100.0, rate=0.02, dividend=0.0, surface=FlatVol())
     """
     if preset is None:
         return EnvConfig(**overrides)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
     kwargs = dict(PRESETS[preset])
-    if "market" in overrides and "market_kwargs" not in overrides:
+    same_market = overrides.get("market", kwargs["market"]) == kwargs["market"]
+    if not same_market:
         kwargs.pop("market_kwargs", None)
+    elif isinstance(overrides.get("market_kwargs"), Mapping):
+        overrides = {**overrides, "market_kwargs": {**kwargs.get("market_kwargs", {}),
+                                                    **overrides["market_kwargs"]}}
     kwargs.update(overrides)
     names = {f.name for f in dataclasses.fields(EnvConfig)}
     unknown = sorted(set(kwargs) - names)

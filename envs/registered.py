@@ -115,7 +115,8 @@ env (time limits are the user's wrappers).
 ## Arguments
 
 Every field of `hedgearena.envs.config.EnvConfig` is a keyword: `market` (a `MarketModel` or
-`"gbm"`, `"heston"`, `"sabr"`, `"merton"`, `"historical"` with `market_kwargs`), `book`
+`"gbm"`, `"heston"`, `"sabr"`, `"merton"`, `"historical"` with `market_kwargs`, which update
+the preset's market keywords; naming another market starts from its defaults), `book`
 (`OptionBook` or dict), `cost` (a `CostModel`, a proportional rate, or a dict such as
 `{{"proportional": 0.001, "spread": {{"half_spread": 5e-4}}}}`), `hedge_option`, `n_steps`,
 `days_per_year`, `rebalance_every`, `initial_hedge` (`zero` or `delta`), `action_mode`
@@ -197,17 +198,17 @@ _OPTION_BOOK = """
 
 ## Description
 
-Clients buy and sell calls and puts with the dealer at Poisson times (250 a year by default,
-60% buys), struck near the money (90%-110% of spot, rounded to 1), expiring 20, 40 or 60 days
-after the trade. The dealer earns half a vol point of vega on each (`spread_income`), and its
-exposure accumulates: mostly short gamma and vega. The market is Heston (kappa 2, theta 0.04, xi
-0.5, rho -0.7), options are marked at the expected average variance (a term structure, see
-`HestonTermVol`); the episode lasts 60 days. Options expire and settle in cash inside the
-episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day at-the-money
-call as well, for delta-gamma hedging (the action gets a second dimension). The model's position
-in it is gamma neutral within 10 notionals (the action range `position_limit` is 10 notionals
-here too, as the book grows to several notionals of delta) and zero while it is too far out of
-the money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
+Clients buy and sell calls and puts with the dealer at Poisson times (250 a year by default, several
+may arrive at one step, at most 96 an episode; 60% buys), struck near the money (90%-110% of spot,
+rounded to 1), expiring 20, 40 or 60 days after the trade. The dealer earns half a vol point of vega
+on each (`spread_income`), and its exposure accumulates: mostly short gamma and vega. The market is
+Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at the expected average variance
+(a term structure, see `HestonTermVol`); the episode lasts 60 days. Options expire and settle in
+cash inside the episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day
+at-the-money call as well, for delta-gamma hedging (the action gets a second dimension). The model's
+position in it is gamma neutral within 10 notionals (the action range `position_limit` is 10
+notionals here too, as the book grows to several notionals of delta) and zero while it is too far
+out of the money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
 
 ## Starting State
 

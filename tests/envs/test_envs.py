@@ -280,3 +280,18 @@ def test_vector_state_is_a_read_only_snapshot(kwargs: dict) -> None:
     for key, value in arrays.items():
         np.testing.assert_array_equal(value, before[key], err_msg=key)
     assert not np.array_equal(env.state["hedge"], before["hedge"])  # the env did move on
+
+
+def test_market_kwargs_update_the_presets_market_and_another_market_starts_afresh() -> None:
+    """A partial ``market_kwargs`` keeps the preset's other keywords (its drift, its rate)."""
+    from hedgearena.envs.config import make_config
+    from hedgearena.envs.heston import Heston
+
+    insurance = gym.make("hedgearena/PortfolioInsurance-v0", market_kwargs={"sigma": 0.3})
+    market = insurance.unwrapped.config.market
+    assert (market.mu, market.sigma, market.rate) == (0.05, 0.3, 0.02)
+    vec = gym.make_vec("hedgearena/ShortCall-v0", num_envs=2,
+                       vectorization_mode="vector_entry_point", market_kwargs={"spot0": 50.0})
+    assert (vec.unwrapped.config.market.mu, vec.unwrapped.config.market.spot0) == (0.05, 50.0)
+    assert make_config("ShortCall", market="heston").market == Heston()
+    assert make_config("ShortCall", market="gbm", market_kwargs={"mu": 0.0}).market.sigma == 0.2

@@ -581,3 +581,37 @@ def test_run_hedger_records_the_new_keys_and_episodes_a_limit_ends_early() -> No
         assert key in record.totals
     pnl = sum(record.totals[n] for n in PNL_COMPONENTS if n != "cost") - record.totals["cost"]
     np.testing.assert_allclose(pnl, record.totals["terminal_pnl"], rtol=1e-9, atol=1e-9)
+
+
+LIVE_CASES = {
+    "default": ({}, set()),
+    "hedging option": ({"hedge_option": True}, {"option"}),
+    "twap": ({"execution": "twap", "rebalance_every": 2}, {"unfilled", "slippage"}),
+    "permanent impact": ({"permanent_impact": 0.01}, {"unfilled", "slippage"}),
+    "fills": ({"market": DroughtMarket(fraction=0.6)}, {"unfilled", "slippage"}),
+    "limits": ({"risk_limits": {"delta": 0.3, "action": "flatten"}},
+               {"unfilled", "slippage", "breach"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIVE_CASES))
+def test_record_fields_of_mechanics_that_are_off_are_the_zeros_they_would_hold(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """live_records skips exactly the fields the env books as zeros (checked by writing all)."""
+    from hedgearena.baselines import hedger as hedger_module
+    from hedgearena.baselines.delta import BlackScholesDelta
+
+    kwargs, extra = LIVE_CASES[case]
+    always = {"hedge", "trade", "cost"}
+    lean = run_hedger(VecHedgingEnv(num_envs=8, preset="ShortCall", **kwargs),
+                      _Overhedger() if "risk_limits" in kwargs else BlackScholesDelta(), seed=3)
+    monkeypatch.setattr(hedger_module, "live_records",
+                        lambda *_: dict.fromkeys(hedger_module.RECORD_FIELDS, True))
+    full = run_hedger(VecHedgingEnv(num_envs=8, preset="ShortCall", **kwargs),
+                      _Overhedger() if "risk_limits" in kwargs else BlackScholesDelta(), seed=3)
+    for name in hedger_module.RECORD_FIELDS:
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
+        shared = getattr(lean, name).strides == (0, 0)
+        assert shared == (name not in always | extra), name
+    assert np.any(getattr(full, "option" if "option" in extra else "hedge") != 0)
