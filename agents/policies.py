@@ -71,6 +71,7 @@ class PolicySpec:
         hidden: widths of the hidden layers (for ``gru`` the first is the GRU's state size).
         activation: ``relu``, ``silu`` or ``tanh``.
         position_limit: ``position`` spans ``[-limit, limit] * notional``.
+        option_position_limit: the same for the hedging option (the env's).
         trade_limit: ``trade`` spans trades in ``[-limit, limit] * notional``.
         initial_width: the band's half-widths at initialisation, units of the notional.
     """
@@ -84,6 +85,7 @@ class PolicySpec:
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "silu"
     position_limit: float = 1.5
+    option_position_limit: float = 10.0
     trade_limit: float = 0.5
     initial_width: float = 0.1
 
@@ -111,7 +113,8 @@ class PolicySpec:
                 f"inputs must be a non-empty subset of the observation {self.observation} "
                 f"and {EXTRA_INPUTS}; unknown: {unknown}"
             )
-        for name in ("notional", "position_limit", "trade_limit", "initial_width"):
+        for name in ("notional", "position_limit", "option_position_limit", "trade_limit",
+                     "initial_width"):
             value = getattr(self, name)
             if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -132,6 +135,7 @@ class PolicySpec:
             "action_dim": config.action_dim,
             "notional": config.book.notional,
             "position_limit": config.position_limit,
+            "option_position_limit": config.option_position_limit,
             "trade_limit": config.trade_limit,
         }
         if with_option and "output" not in fields:
@@ -205,7 +209,7 @@ class HedgingPolicy(nn.Module):
         self._select = tuple(names) != tuple(spec.observation)
         self.core = CoreConfig(
             notional=spec.notional, position_limit=spec.position_limit,
-            trade_limit=spec.trade_limit,
+            option_position_limit=spec.option_position_limit, trade_limit=spec.trade_limit,
         )
         activation = ACTIVATIONS[spec.activation]
         self.cell = nn.GRUCell(len(names), spec.hidden[0]) if spec.kind == "gru" else None
@@ -307,7 +311,7 @@ class HedgingPolicy(nn.Module):
         if self.spec.action_dim == 1:
             return new_hedge, option * 0.0
         new_option = target_position(mode, action[..., 1], option, model_option, self.core,
-                                     TORCH_OPS)
+                                     TORCH_OPS, option=True)
         return new_hedge, new_option
 
     def step(

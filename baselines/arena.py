@@ -49,6 +49,7 @@ from hedgearena.envs.vector_env import VecHedgingEnv
 
 ENV_OVERRIDES = (
     "action_mode", "reward_mode", "risk_aversion", "pnl_reference", "position_limit",
+    "option_position_limit",
     "trade_limit", "band_limit", "reward_scale", "realised_vol_halflife", "observe_pnl",
 )
 """Config fields a hedger may override (``hedger.env_overrides``) without changing the paths:

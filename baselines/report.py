@@ -1,9 +1,10 @@
 """The arena's outputs: a terminal table, CSV / JSON / Markdown files and PNG plots.
 
 Everything takes the score table of :func:`hedgearena.baselines.metrics.score_table` or plain
-arrays, and writes to the path it is given. Units: P&L, costs and risks are currency per
-episode (per path); turnover is units of the underlying per episode; rebalances a count per
-episode. matplotlib is imported lazily with the Agg backend (no display needed).
+arrays, and writes to the path it is given. Units: P&L, costs and risks are currency per episode
+(per path); turnover is units of the underlying the decisions traded per episode (the unwind at the
+end is a cost, not counted); rebalances a count per episode. matplotlib is imported lazily with the
+Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def caption(c: float | None = None, risk_aversion: float | None = None) -> str:
     c_text = "" if c is None else f" with c = {c:g}"
     a_text = "" if risk_aversion is None else f" at a = {risk_aversion:g} per currency"
     return (
-        "Currency per episode (per path) unless stated; turnover in units of the underlying and "
-        "rebalances in trades per episode; value ± one standard error. "
+        "Currency per episode (per path) unless stated; turnover in units of the underlying "
+        "traded by the decisions (the unwind not counted) and rebalances in trades per episode; "
+        "value ± one standard error. "
         f"{OBJECTIVE_MARK} objective Y = mean(cost) + c std(cost){c_text}, lower is better "
         "(the best highlighted). cost = initial premium - exp(-rT) P&L (Cao et al. 2021); "
         f"loss = -P&L; ES = expected shortfall; entropic risk{a_text}; "

@@ -158,8 +158,10 @@ class EnvConfig:
         rebalance_every: market steps per decision (must divide ``n_steps``).
         initial_hedge: ``zero`` (start unhedged) or ``delta`` (the first trade's target is the
             model delta whatever the action; it pays its cost).
-        action_mode, reward_mode, risk_aversion, pnl_reference, position_limit, trade_limit,
-        band_limit, lot_size, unwind: see :class:`hedgearena.envs.core.CoreConfig`.
+        action_mode, reward_mode, risk_aversion, pnl_reference, position_limit,
+        option_position_limit, trade_limit, band_limit, lot_size, unwind: see
+        :class:`hedgearena.envs.core.CoreConfig`; ``option_position_limit`` also caps the
+        model's position in the hedging option.
         reward_scale: currency per unit of reward; None = the premium of an at-the-money option
             on the book's notional, ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and
             Subrahmanyam 1988) with the market's initial vol.
@@ -198,6 +200,7 @@ class EnvConfig:
     risk_aversion: float = 0.0
     pnl_reference: float = 0.0
     position_limit: float = 1.5
+    option_position_limit: float = 10.0
     trade_limit: float = 0.5
     band_limit: float = 0.5
     lot_size: float = 0.0
@@ -314,6 +317,7 @@ class EnvConfig:
             reward_scale=reward_scale,
             notional=self.book.notional,
             position_limit=self.position_limit,
+            option_position_limit=self.option_position_limit,
             trade_limit=self.trade_limit,
             band_limit=self.band_limit,
             lot_size=self.lot_size,

@@ -133,6 +133,8 @@ class CoreConfig:
         reward_scale: currency per unit of reward (rewards are P&L divided by it).
         notional: the book's reference size; action ranges are multiples of it.
         position_limit: ``target`` mode spans positions in ``[-limit, limit] * notional``.
+        option_position_limit: the same for the hedging option's position (it is larger: a
+            gamma-neutral position takes several notionals of an at-the-money option).
         trade_limit: ``trade`` mode spans trades in ``[-limit, limit] * notional``.
         band_limit: ``band`` mode spans half-widths in ``[0, limit] * notional``.
         lot_size: trades are rounded to multiples of it (0 = no rounding).
@@ -154,6 +156,7 @@ class CoreConfig:
     reward_scale: float = 1.0
     notional: float = 100.0
     position_limit: float = 1.5
+    option_position_limit: float = 10.0
     trade_limit: float = 0.5
     band_limit: float = 0.5
     lot_size: float = 0.0
@@ -179,7 +182,8 @@ class CoreConfig:
             or self.risk_limits is not None
         )
         object.__setattr__(self, "stressed", stressed)
-        for name in ("reward_scale", "notional", "position_limit", "trade_limit", "band_limit"):
+        for name in ("reward_scale", "notional", "position_limit", "option_position_limit",
+                     "trade_limit", "band_limit"):
             value = getattr(self, name)
             if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -301,11 +305,13 @@ class StepResult(NamedTuple):
 
 
 def target_position(
-    mode: str, action: Any, position: Any, model: Any, config: CoreConfig, ops: Any
+    mode: str, action: Any, position: Any, model: Any, config: CoreConfig, ops: Any,
+    option: bool = False,
 ) -> Any:
     """Turn an action in [-1, 1] into the position to hold (units of the instrument).
 
-    - ``target``: ``action * position_limit * notional``.
+    - ``target``: ``action * position_limit * notional`` (``option_position_limit`` for the
+      hedging option, ``option=True``).
     - ``trade``: ``position + action * trade_limit * notional``.
     - ``fraction``: move the fraction ``(action + 1) / 2`` of the way to the model's position.
     - ``band``: a no-trade band of half-width ``(action + 1) / 2 * band_limit * notional`` around
@@ -319,7 +325,8 @@ def target_position(
         30.0
     """
     if mode == "target":
-        return action * (config.position_limit * config.notional)
+        limit = config.option_position_limit if option else config.position_limit
+        return action * (limit * config.notional)
     if mode == "trade":
         return position + action * (config.trade_limit * config.notional)
     fraction = (action + 1.0) * 0.5

@@ -304,14 +304,12 @@ its gamma is a rounding error and dividing by it would ask for absurd positions 
 units when a Heston path's implied vol collapses to 1%)."""
 
 
-MODEL_OPTION_CAP = 10.0
-"""The model never holds more than this many notionals of the hedging option (or the action
-range of ``target`` mode, if larger)."""
-
-
 def _option_cap(config: EnvConfig) -> float:
-    """The largest model position in the hedging option, units (see :data:`MODEL_OPTION_CAP`)."""
-    return max(config.position_limit, MODEL_OPTION_CAP) * config.book.notional
+    """The largest model position in the hedging option, units: ``target`` mode's range for it.
+
+    ``option_position_limit`` notionals, so that an agent can always reach the model's position.
+    """
+    return config.option_position_limit * config.book.notional
 
 
 def _gamma_neutral(

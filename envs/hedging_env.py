@@ -315,7 +315,8 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             mode = core.action_mode
             h_target = target_position(mode, a, state.hedge, ep.model_hedge[t], core, SCALAR_OPS)
             g_target = (
-                target_position(mode, b, state.option, ep.model_option[t], core, SCALAR_OPS)
+                target_position(mode, b, state.option, ep.model_option[t], core, SCALAR_OPS,
+                                option=True)
                 if self._with_option
                 else 0.0
             )

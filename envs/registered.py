@@ -27,11 +27,11 @@ option when `hedge_option` is set). Values outside [-1, 1] are clipped; NaN or i
 underlying, `model` = the model's position: minus the book delta, or delta-gamma neutral with a
 hedging option):
 
-| action_mode | position after the trade                                | default range       |
-|-------------|---------------------------------------------------------|---------------------|
-| `target`    | `a * position_limit * N`                                | +-1.5 N             |
-| `trade`     | `previous + a * trade_limit * N`                        | trades of +-0.5 N   |
-| `fraction`  | `previous + (a + 1) / 2 * (model - previous)`           | 0 (keep), 1 (model) |
+| action_mode | position after the trade                                    | default range    |
+|-------------|-------------------------------------------------------------|------------------|
+| `target`    | `a * position_limit * N` (option: `option_position_limit`)  | +-1.5 N (+-10 N) |
+| `trade`     | `previous + a * trade_limit * N`                            | trades of +-0.5 N |
+| `fraction`  | `previous + (a + 1) / 2 * (model - previous)`               | 0 keep, 1 model  |
 | `band`      | `previous` clipped into `model +- (a+1)/2 * band_limit * N` | half-width 0-0.5 N |
 
 Trades are rounded to `lot_size` units when it is set. Every trade pays the cost model's cost.
@@ -88,19 +88,21 @@ The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pn
 ## Info
 
 The same keys every step: {info_keys}. On the last step `episode` adds the episode's totals
-(every component, `pnl`, `turnover`, `trades`, `unfilled` and `option_unfilled` as sums of
-absolute units, `slippage`, `breaches` (a count), `terminal_pnl` = final minus initial wealth,
-which equals the sum of `pnl`, and `initial_premium`).
+(every component, `pnl`, `turnover` (the sum of the decisions' `|trade|`), `trades` (the number
+of decisions that traded), `unfilled` and `option_unfilled` as sums of absolute units,
+`slippage`, `breaches` (a count), `terminal_pnl` = final minus initial wealth, which equals the
+sum of `pnl`, and `initial_premium`). The unwind's sale at the end is a cost (in `cost` and the
+P&L) but not a decision: it is in neither `trade`, `turnover` nor `trades`.
 
-`impact_pnl` (currency, a P&L component, 0 without `permanent_impact`) is the revaluation of
-the book and the positions caused by the hedger's own trades, net of the average execution price.
-`trade` and `option_trade` are the units executed; `unfilled` and `option_unfilled` the units
-of the decision's orders not executed (with the unwind's on the last step). `slippage` is the
-executed price minus the decision step's price, times the units executed (currency; already in
-the P&L through the marks; 0 for immediate execution without impact). `breach` is a bit mask of
-the risk limits crossed at this step (1 delta, 2 gamma, 4 vega, 8 drawdown; 0 = none; a limit
-counts again only after coming back within it); `termination_reason` is `""`, `"expiry"` at
-the horizon, or the name of the limit that ended the episode.
+`impact_pnl` (currency, a P&L component, 0 without `permanent_impact`) is the revaluation of the
+book and the positions caused by the hedger's own trades, net of the average execution price.
+`trade` and `option_trade` are the units the decision executed (the unwind's not included);
+`unfilled` and `option_unfilled` the units of the decision's orders not executed (with the unwind's
+on the last step). `slippage` is the executed price minus the decision step's price, times the units
+executed (currency; already in the P&L through the marks; 0 for immediate execution without impact).
+`breach` is a bit mask of the risk limits crossed at this step (1 delta, 2 gamma, 4 vega, 8
+drawdown; 0 = none; a limit counts again only after coming back within it); `termination_reason` is
+`""`, `"expiry"` at the horizon, or the name of the limit that ended the episode.
 
 ## Episode End
 
@@ -115,24 +117,24 @@ env (time limits are the user's wrappers).
 ## Arguments
 
 Every field of `hedgearena.envs.config.EnvConfig` is a keyword: `market` (a `MarketModel` or
-`"gbm"`, `"heston"`, `"sabr"`, `"merton"`, `"historical"` with `market_kwargs`, which update
-the preset's market keywords; naming another market starts from its defaults), `book`
-(`OptionBook` or dict), `cost` (a `CostModel`, a proportional rate, or a dict such as
-`{{"proportional": 0.001, "spread": {{"half_spread": 5e-4}}}}`), `hedge_option`, `n_steps`,
-`days_per_year`, `rebalance_every`, `initial_hedge` (`zero` or `delta`), `action_mode`
-({actions}), `reward_mode` ({rewards}), `risk_aversion`, `position_limit`, `trade_limit`,
-`band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`, `observe_pnl`
-(append the scaled P&L so far to the observation), `pnl_reference` (m of
-`terminal_mean_variance`, in units of `reward_scale`),
-`permanent_impact` (>= 0, log move of the spot per notional traded; default 0), `execution`
-(`immediate`, `twap`, `participation`), `execution_rate` (> 0, participation's child size as a
-fraction of N per market step at normal liquidity; default 0.1), `risk_limits` (None, a
-`hedgearena.envs.limits.RiskLimits` or a dict such as `{{"delta": 0.5, "drawdown": 500.0,
-"action": "terminate"}}`: `delta` max `|book delta + hedge + g option delta| / N`, `gamma` max
-`|net gamma| * S * 1% / N`, `vega` max `|net vega|` per vol point (currency), `drawdown` max fall
-of wealth below its episode peak (currency), each optional; `action` `report`, `flatten` or
-`terminate`); or `config=EnvConfig(...)`. The vector env adds `num_envs` and `autoreset_mode`;
-it handles fills, limits and breaches per row.
+`"gbm"`, `"heston"`, `"sabr"`, `"merton"`, `"historical"` with `market_kwargs`, which update the
+preset's market keywords; naming another market starts from its defaults), `book` (`OptionBook` or
+dict), `cost` (a `CostModel`, a proportional rate, or a dict such as `{{"proportional": 0.001,
+"spread": {{"half_spread": 5e-4}}}}`), `hedge_option`, `n_steps`, `days_per_year`,
+`rebalance_every`, `initial_hedge` (`zero`, or `delta`: the first decision trades to the model's
+position whatever the action and pays its cost; the reset observation shows the flat hedge before
+it), `action_mode` ({actions}), `reward_mode` ({rewards}), `risk_aversion`, `position_limit`,
+`trade_limit`, `band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`,
+`observe_pnl` (append the scaled P&L so far to the observation), `pnl_reference` (m of
+`terminal_mean_variance`, in units of `reward_scale`), `permanent_impact` (>= 0, log move of the
+spot per notional traded; default 0), `execution` (`immediate`, `twap`, `participation`),
+`execution_rate` (> 0, participation's child size as a fraction of N per market step at normal
+liquidity; default 0.1), `risk_limits` (None, a `hedgearena.envs.limits.RiskLimits` or a dict such
+as `{{"delta": 0.5, "drawdown": 500.0, "action": "terminate"}}`: `delta` max `|book delta + hedge +
+g option delta| / N`, `gamma` max `|net gamma| * S * 1% / N`, `vega` max `|net vega|` per vol point
+(currency), `drawdown` max fall of wealth below its episode peak (currency), each optional; `action`
+`report`, `flatten` or `terminate`); or `config=EnvConfig(...)`. The vector env adds `num_envs` and
+`autoreset_mode`; it handles fills, limits and breaches per row.
 
 ## Version History
 
@@ -189,8 +191,8 @@ whole risk; the agent learns how much to trade. Its defaults make the env the be
 
 ## Starting State
 
-Flat hedge (0 shares; `initial_hedge="delta"` starts at the model delta), cash = the premium
-received; a new GBM path each episode.
+Flat hedge (0 shares; with `initial_hedge="delta"` the first decision buys the model delta,
+whatever the action), cash = the premium received; a new GBM path each episode.
 """
 
 _OPTION_BOOK = """
@@ -206,9 +208,10 @@ Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at the expect
 (a term structure, see `HestonTermVol`); the episode lasts 60 days. Options expire and settle in
 cash inside the episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day
 at-the-money call as well, for delta-gamma hedging (the action gets a second dimension). The model's
-position in it is gamma neutral within 10 notionals (the action range `position_limit` is 10
-notionals here too, as the book grows to several notionals of delta) and zero while it is too far
-out of the money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
+position in it is gamma neutral within 10 notionals (`option_position_limit`, also the option's
+`target` range; `position_limit` is 10 notionals here too, as the book grows to several notionals of
+delta) and zero while it is too far out of the money to carry gamma; `trade_limit` and `band_limit`
+are 2 notionals.
 
 ## Starting State
 

@@ -354,6 +354,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
                 view.model_option[t],
                 core,
                 ARRAY_OPS,
+                option=True,
             )
             if self._with_option
             else np.zeros(len(values))

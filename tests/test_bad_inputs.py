@@ -47,6 +47,8 @@ SHORT_CALL = "hedgearena/ShortCall-v0"
         ({"days_per_year": "252"}, r"days_per_year must be > 0 \(e.g. 250 or 252\), got '252'"),
         ({"risk_aversion": "1"}, r"risk_aversion must be a finite number >= 0, got '1'"),
         ({"position_limit": "1"}, r"position_limit must be a finite number > 0, got '1'"),
+        ({"option_position_limit": 0.0},
+         r"option_position_limit must be a finite number > 0, got 0.0"),
         ({"lot_size": "1"}, r"lot_size must be a finite number >= 0, got '1'"),
         ({"reward_scale": "1"}, r"reward_scale must be > 0 or None, got '1'"),
         ({"realised_vol_halflife": math.inf}, r"realised_vol_halflife must be a finite number"),

@@ -295,3 +295,23 @@ def test_market_kwargs_update_the_presets_market_and_another_market_starts_afres
     assert (vec.unwrapped.config.market.mu, vec.unwrapped.config.market.spot0) == (0.05, 50.0)
     assert make_config("ShortCall", market="heston").market == Heston()
     assert make_config("ShortCall", market="gbm", market_kwargs={"mu": 0.0}).market.sigma == 0.2
+
+
+@pytest.mark.parametrize("env_id", ["hedgearena/ShortCall-v0", "hedgearena/HistoricalReplay-v0"])
+def test_target_mode_reaches_the_models_position_in_the_hedging_option(env_id: str) -> None:
+    """The option's target range is option_position_limit notionals, the model's cap too."""
+    env = gym.make_vec(env_id, num_envs=64, vectorization_mode="vector_entry_point",
+                       hedge_option=True)
+    env.reset(seed=4)
+    core = env.unwrapped
+    limit = core.config.option_position_limit * core.config.book.notional
+    assert limit == 10.0 * 100.0
+    model = core.batch.episode.model_option
+    assert np.abs(model).max() <= limit
+    assert np.abs(model).max() > 1.5 * 100.0  # beyond the underlying's range of +-1.5 N
+    env.step(np.tile([0.0, 1.0], (64, 1)))
+    np.testing.assert_allclose(core.state["option_position"], limit)
+    narrow = gym.make("hedgearena/ShortCall-v0", hedge_option=True, option_position_limit=2.0)
+    narrow.reset(seed=4)
+    narrow.step(np.array([0.0, -1.0], dtype=np.float32))
+    assert narrow.unwrapped.state["option_position"] == -200.0

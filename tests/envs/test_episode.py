@@ -135,7 +135,7 @@ def test_hedge_option_marks_and_model_positions(built: tuple[EnvConfig, EpisodeB
     density = g.vega / (market.spot * np.sqrt(tau))
     usable = (density > 1e-4) & (g.gamma > 0)
     model_option = np.where(usable, -features.book_gamma / np.where(usable, g.gamma, 1.0), 0.0)
-    cap = max(config.position_limit, 10.0) * config.book.notional
+    cap = config.option_position_limit * config.book.notional
     model_option = np.clip(model_option, -cap, cap)
     np.testing.assert_allclose(episode.model_option, model_option.T, rtol=1e-12, atol=1e-12)
     model_hedge = -(features.book_delta + model_option * g.delta)
