@@ -72,7 +72,8 @@ The unnormalised state (spot, tau, greeks, cost coefficient, positions, cash...)
 ## Rewards
 
 P&L in currency divided by `reward_scale` (by default the premium of an at-the-money option on
-the notional, `0.4 sigma_0 sqrt(T) S_0 N`; also in `info["reward_scale"]`). `reward_mode`:
+the notional, `0.4 sigma_0 sqrt(T) S_0 N`, the median over 256 seeded starting states where they
+vary, as the replay's windows do; also in `info["reward_scale"]`). `reward_mode`:
 `pnl` (the decision interval's P&L: the objective of a risk-neutral hedger; sums to the
 episode's P&L), `mean_variance` (`x - risk_aversion / 2 * x^2` with x the scaled step P&L, Kolm
 and Ritter 2019: a local mean-variance objective whose sum penalises P&L variance), `terminal`

@@ -384,3 +384,25 @@ def test_load_names_series_and_refuses_csv_options_without_a_csv() -> None:
         HistoricalReplay.load(series="dax")
     with pytest.raises(ValueError, match=r"\['vol_column'\] apply to a CSV file only"):
         HistoricalReplay.load(vol_column="vix")
+
+
+def test_default_reward_scale_is_the_median_premium_of_the_replays_windows() -> None:
+    """The replay's windows start at any level of the index (1998: 1,000; 2018: 2,800): its
+    reward scale is the median at-the-money premium of its starting states, not one window's.
+
+    Over 2,000 episodes the scale must sit between the 40th and 60th percentiles of the
+    episodes' own premiums ``0.4 sigma_0 sqrt(T) S_0 N``.
+    """
+    import gymnasium as gym
+
+    import hedgearena  # noqa: F401  (registers the ids)
+
+    env = gym.make_vec("hedgearena/HistoricalReplay-v0", num_envs=2_000,
+                       vectorization_mode="vector_entry_point")
+    env.reset(seed=11)
+    core = env.unwrapped
+    market, config = core.batch.market, core.config
+    premium = (0.4 * np.sqrt(market.variance[:, 0]) * np.sqrt(config.n_steps * config.dt)
+               * market.spot[:, 0] * config.book.notional)
+    low, high = np.percentile(premium, [40, 60])
+    assert low < core.reward_scale < high
