@@ -18,35 +18,24 @@ from hedgearena.envs.vector_env import VecHedgingEnv
 _TINY = 1e-12  # greeks of the hedging option below this count as zero (no usable hedge)
 
 
-def _neutralising_units(exposure: FloatArray, per_unit: FloatArray) -> FloatArray:
-    usable = np.abs(per_unit) > _TINY
-    return np.where(usable, -exposure / np.where(usable, per_unit, 1.0), 0.0)
-
-
-def gamma_neutral_units(book_gamma: FloatArray, option_gamma: FloatArray) -> FloatArray:
-    """Units of the hedging option that cancel the book's gamma: ``-Gamma_book / Gamma_opt``.
-
-    0 where the option has no gamma (``|Gamma_opt| <= 1e-12``).
-
-    Examples:
-        Short 100 at-the-money calls of gamma 0.05 each, hedged with an option of gamma 0.04:
-
-        >>> gamma_neutral_units(np.array([-5.0, 1.0]), np.array([0.04, 0.0]))
-        array([125.,   0.])
-    """
-    return _neutralising_units(book_gamma, option_gamma)
-
-
-def vega_neutral_units(book_vega: FloatArray, option_vega: FloatArray) -> FloatArray:
+def vega_neutral_units(
+    book_vega: FloatArray, option_vega: FloatArray, cap: float = np.inf
+) -> FloatArray:
     """Units of the hedging option that cancel the book's vega: ``-V_book / V_opt``.
 
-    0 where the option has no vega.
+    0 where the option has no vega (``|V_opt| <= 1e-12``); clipped to ``+-cap`` units, the
+    env's cap on the model's position in the option (``option_position_limit`` notionals):
+    a hedging option far out of the money has almost no vega, and cancelling a book's vega
+    with it would ask for absurd positions (10^11 units on Heston paths whose vol collapses).
 
     Examples:
-        >>> vega_neutral_units(np.array([-1200.0]), np.array([24.0]))
-        array([50.])
+        >>> vega_neutral_units(np.array([-1200.0, 5.0, -1e3]), np.array([24.0, 0.0, 1e-9]),
+        ...                    cap=1000.0)
+        array([  50.,    0., 1000.])
     """
-    return _neutralising_units(book_vega, option_vega)
+    usable = np.abs(option_vega) > _TINY
+    units = np.where(usable, -book_vega / np.where(usable, option_vega, 1.0), 0.0)
+    return np.clip(units, -cap, cap)
 
 
 def delta_neutral_hedge(
@@ -68,22 +57,26 @@ def delta_neutral_hedge(
 class _OptionHedger(EnvHedger):
     """A hedger that needs the env's hedging option."""
 
+    cap: float = np.inf  # the env's cap on a position in the hedging option, units
+
     def reset(self, env: VecHedgingEnv) -> None:
-        """Check that ``env`` has a hedging option."""
+        """Check that ``env`` has a hedging option; note its cap on positions in it."""
         if env.config.hedge_option is None:
             raise ValueError(
                 f"{type(self).__name__} hedges with a listed option, but the env has none "
                 "(hedge_option=None): make it with hedge_option=True or a HedgeOption"
             )
+        self.cap = env.config.option_position_limit * env.config.book.notional
         super().reset(env)
 
 
 class DeltaGamma(_OptionHedger):
     """Gamma neutral with the hedging option, then delta neutral with the underlying.
 
-    The option's units are :func:`gamma_neutral_units`, the underlying's
-    :func:`delta_neutral_hedge`; they equal the env's model positions
-    (``state["model_option"]``, ``state["model_hedge"]``), rebalanced at every decision.
+    The env's model positions (``state["model_option"]``, ``state["model_hedge"]``), rebalanced
+    at every decision: ``-Gamma_book / Gamma_opt`` units of the option within ``+-cap``, none
+    while it is too far out of the money to carry gamma (see
+    :mod:`hedgearena.envs.episode`), and the underlying :func:`delta_neutral_hedge`.
     """
 
     name = "delta-gamma"
@@ -91,17 +84,15 @@ class DeltaGamma(_OptionHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The delta-gamma neutral positions, ``(n_paths, 2)``."""
-        option = gamma_neutral_units(state["book_gamma"], state["option_gamma"])
-        hedge = delta_neutral_hedge(state["book_delta"], option, state["option_delta"])
-        return stack_positions(hedge, option, 2)
+        return stack_positions(state["model_hedge"], state["model_option"], 2)
 
 
 class DeltaVega(_OptionHedger):
     """Vega neutral with the hedging option, then delta neutral with the underlying.
 
-    Units of the option ``-V_book / V_opt`` (:func:`vega_neutral_units`), hedge
-    ``-(Delta_book + units Delta_opt)``: protects the book against moves of the implied vol
-    rather than against convexity (the book keeps the gamma left over).
+    Units of the option ``-V_book / V_opt`` within the env's cap (:func:`vega_neutral_units`),
+    hedge ``-(Delta_book + units Delta_opt)``: protects the book against moves of the implied
+    vol rather than against convexity (the book keeps the gamma left over).
     """
 
     name = "delta-vega"
@@ -109,6 +100,6 @@ class DeltaVega(_OptionHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The delta-vega neutral positions, ``(n_paths, 2)``."""
-        option = vega_neutral_units(state["book_vega"], state["option_vega"])
+        option = vega_neutral_units(state["book_vega"], state["option_vega"], self.cap)
         hedge = delta_neutral_hedge(state["book_delta"], option, state["option_delta"])
         return stack_positions(hedge, option, 2)

@@ -292,3 +292,21 @@ def test_positions_before_reset_fail_with_a_clear_error() -> None:
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="reset"):
         BlackScholesDelta().positions(env.state, np.zeros((2, 12), np.float32))
+
+
+def test_option_hedgers_stay_within_the_envs_cap_on_heston_paths_whose_vol_collapses() -> None:
+    """OptionBook (Heston) with a hedging option: its vega and gamma fall near 0 on some
+    paths, where cancelling the book's with it asked for 10^11 units (costs of 10^9 a path).
+    Both hedgers hold at most ``option_position_limit`` notionals and cost about delta's.
+    """
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.envs.config import make_config
+
+    config = make_config("OptionBook", hedge_option=True)
+    result = run_arena(config, [BlackScholesDelta(), DeltaGamma(), DeltaVega()], n_paths=2_000,
+                       seed=0, progress=False)
+    cap = config.option_position_limit * config.book.notional
+    delta_cost = result.cost("delta").mean()
+    for name in ("delta-gamma", "delta-vega"):
+        assert np.abs(result.records[name].option).max() <= cap * (1 + 1e-12)  # sums of trades
+        assert 0.2 * delta_cost < result.cost(name).mean() < 2.0 * delta_cost
