@@ -54,6 +54,7 @@ from hedgearena.baselines.hedger import EpisodeRecord, Hedger
 from hedgearena.baselines.registry import describe
 from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
 
 DEFAULT_STRESS_HEDGERS = ("no_hedge", "delta", "delta:5", "ww:best", "adaptive", "leland")
@@ -139,6 +140,8 @@ class StressReport:
         tuned: family -> the parameter of each ``:best`` spec.
         hedgers: the hedgers' names, in order.
         files: name -> path of each file written.
+        skipped: name -> why, for the scenarios left out as not applicable to the env (see
+            :func:`inapplicable`).
     """
 
     table: pd.DataFrame
@@ -147,6 +150,7 @@ class StressReport:
     tuned: dict[str, float]
     hedgers: list[str]
     files: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def pivot(self, key: str) -> pd.DataFrame:
         """The metric ``key`` as a hedger x scenario table (scenarios in the run's order)."""
@@ -166,6 +170,28 @@ def resolve_scenarios(scenarios: Sequence[str | Scenario] | None) -> dict[str, S
     if not out:
         raise ValueError("give at least one scenario")
     return out
+
+
+def inapplicable(scenario: Scenario, config: EnvConfig) -> str | None:
+    """Why ``scenario`` cannot stress ``config`` (None if it can).
+
+    The scenario is applied and two paths are built: a historical window shorter than the
+    env's episode, or a volatility spike on a market without one constant vol level (Heston,
+    the replay), fails there with the reason.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> from hedgearena.envs.scenarios import make_scenario
+        >>> inapplicable(make_scenario("gap"), make_config("ShortCall")) is None
+        True
+        >>> print(inapplicable(make_scenario("vol_spike"), make_config("OptionBook"))[:46])
+        VolSpike.base must have one constant vol level
+    """
+    try:
+        build_episodes(scenario.apply(config), 2, np.random.default_rng(0), False)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def with_risk_limits(config: EnvConfig, limits: Mapping[str, Any] | None) -> EnvConfig:
@@ -202,6 +228,7 @@ def stress_test(
     settings: StressSettings | None = None,
     out_dir: str | Path | None = None,
     title: str = "",
+    skip_inapplicable: bool | None = None,
 ) -> StressReport:
     """Every hedger across every scenario on the same paths; write the report to ``out_dir``.
 
@@ -212,9 +239,15 @@ def stress_test(
         settings: paths, seeds and scoring parameters.
         out_dir: folder of the report files (created), or None for no files.
         title: title of the tables and plots.
+        skip_inapplicable: leave out the scenarios that cannot stress ``config``
+            (:func:`inapplicable`; listed in ``StressReport.skipped`` and the report) instead of
+            failing on them. None: only when ``scenarios`` is None (all of them).
 
     Returns:
         The report.
+
+    Raises:
+        ValueError: if a scenario does not apply and is not skipped, or none applies.
 
     Examples:
         >>> from hedgearena.envs.config import make_config
@@ -227,6 +260,13 @@ def stress_test(
     settings = settings or StressSettings()
     chosen = resolve_scenarios(scenarios)
     config = with_risk_limits(config, settings.risk_limits)
+    skipped: dict[str, str] = {}
+    if scenarios is None if skip_inapplicable is None else skip_inapplicable:
+        skipped = {name: why for name, s in chosen.items()
+                   if (why := inapplicable(s, config)) is not None}
+        chosen = {name: s for name, s in chosen.items() if name not in skipped}
+        if not chosen:
+            raise ValueError(f"no scenario applies to this env: {skipped}")
     main, tuned = resolve_hedgers(config, hedgers, settings.benchmark())
     names = [h.name for h in main]
     out_path = None if out_dir is None else Path(out_dir)
@@ -248,7 +288,7 @@ def stress_test(
             bar.update(1)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
-    out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names)
+    out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped)
     if out_path is not None:
         files.update(write_report(out, config, main, settings, out_path, title))
         out.files = files
@@ -362,7 +402,8 @@ def write_tables(
         records.append({"scenario": scenario, "hedger": hedger, **values})
     document = {
         "metadata": {"title": title, "c": settings.c, "risk_aversion": settings.risk_aversion,
-                     "n_paths": settings.n_paths, "seed": settings.seed, "tuned": out.tuned},
+                     "n_paths": settings.n_paths, "seed": settings.seed, "tuned": out.tuned,
+                     "skipped": out.skipped},
         "units": units,
         "records": records,
     }
@@ -386,6 +427,9 @@ def markdown_report(out: StressReport, settings: StressSettings, title: str = ""
     for name, scenario in out.scenarios.items():
         mechanics = ", ".join(scenario.mechanics) or "-"
         lines.append(f"| {name} | {scenario.description} | {mechanics} |")
+    if out.skipped:
+        lines += ["", "Not applicable to this env (left out):", ""]
+        lines += [f"- {name}: {why}" for name, why in out.skipped.items()]
     lines += ["", report.caption(settings.c, settings.risk_aversion),
               "Each scenario in its own price scale (historical windows: S&P 500 points). "
               "Bold: the best hedger of each scenario.", ""]

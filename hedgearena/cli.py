@@ -209,8 +209,10 @@ def run_stress(
     title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
     start = time.perf_counter()
     result = stress_test(env_config, hedgers, spec.scenario_objects(), spec.settings(progress),
-                         out_dir, title)
+                         out_dir, title, skip_inapplicable=spec.skip_inapplicable)
     print_stress_table(result, title, console)
+    for name, why in result.skipped.items():
+        console.print(f"[yellow]not applicable to this env, left out:[/yellow] {name}: {why}")
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ (stress.md, "
                   "stress.csv, stress.json, heatmap_objective.png, heatmap_es95.png, "
                   "worst_paths/)")

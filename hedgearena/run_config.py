@@ -184,6 +184,9 @@ class StressSpec(_Section):
         risk_limits: the env's risk limits (``hedgearena.envs.limits.RiskLimits`` fields), or
             null for the env's own.
         worst_paths: draw every hedger's worst path in every scenario.
+        skip_inapplicable: leave out (and list in the report) the scenarios that cannot
+            stress the env, e.g. a historical window shorter than its episode or a vol spike
+            on Heston, instead of failing on them.
     """
 
     paths: int = Field(default=20_000, ge=1)
@@ -198,6 +201,7 @@ class StressSpec(_Section):
     cost: Any = Field(default_factory=lambda: dict(DEFAULT_STRESS_COST))
     risk_limits: dict[str, Any] | None = None
     worst_paths: bool = True
+    skip_inapplicable: bool = True
 
     @field_validator("scenarios")
     @classmethod

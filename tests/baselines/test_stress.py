@@ -140,3 +140,26 @@ def test_stress_command_stresses_a_saved_agent_beside_the_baselines(tmp_path: Pa
     records = json.loads((folder / "stress.json").read_text())["records"]
     assert {r["hedger"] for r in records} == {"delta", "deep hedging agent"}
     assert (folder / "worst_paths" / "gap__deep_hedging_agent.png").exists()
+
+
+def test_scenarios_that_cannot_stress_the_env_are_left_out_and_listed(tmp_path: Path) -> None:
+    """OptionBook (Heston, 60 steps): the vol spike needs one vol level and two historical
+    windows are shorter than its episode; run with all scenarios, they are skipped and listed;
+    named explicitly, they fail with the reason."""
+    from hedgearena.baselines.stress import inapplicable
+    from hedgearena.envs.scenarios import SCENARIOS, make_scenario
+
+    config = make_config("OptionBook")
+    settings = StressSettings(n_paths=64, n_boot=5, seed=3, progress=False, worst_paths=False)
+    report = stress_test(config, ["delta"], None, settings, tmp_path)
+    assert sorted(report.skipped) == ["august_2011", "flash_crash_2010", "vol_spike"]
+    assert "Heston" in report.skipped["vol_spike"]
+    assert "61 rows" in report.skipped["august_2011"]
+    ran = set(report.table.index.get_level_values("scenario"))
+    assert ran == set(SCENARIOS) - set(report.skipped)
+    assert "- vol_spike: VolSpike.base" in (tmp_path / "stress.md").read_text()
+    assert json.loads((tmp_path / "stress.json").read_text())["metadata"]["skipped"] == \
+        report.skipped
+    assert all(inapplicable(make_scenario(name), config) is None for name in ran)
+    with pytest.raises(ValueError, match=r"VolSpike\.base must have one constant vol level"):
+        stress_test(config, ["delta"], ["base", "vol_spike"], settings)
