@@ -50,7 +50,8 @@ Execution (all off by default; see `hedgearena.envs.core` and `hedgearena.envs.e
   of the episode (buying pushes it up; selling N units multiplies the spot by `e^-k`, about
   `1 - k`); a trade executes at the average price along its own move, and the book and the
   hedging option are re-marked exactly at the moved spot (observations and `state` too, except
-  `realised_vol`, which stays the market's).
+  `realised_vol`, which stays the market's, and the final observation after the unwind's sale,
+  which is never acted on: it shows the step as the last decision left it).
 
 Fills and child orders apply to the hedging option's orders too (same fraction and caps, in its
 units); only trades in the underlying move the spot. `risk_limits` may override the action: with
