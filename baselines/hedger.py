@@ -69,14 +69,15 @@ class EpisodeRecord(NamedTuple):
     ``totals`` holds the env's episode totals, ``(n_paths,)`` each: the P&L components
     (``option_mtm``, ``hedge_pnl``, ``carry``, ``spread_income``, ``impact_pnl``, ``cost``),
     ``pnl``, ``turnover``, ``trades``, ``unfilled``, ``option_unfilled``, ``slippage``,
-    ``breaches``, ``terminal_pnl`` and ``initial_premium``. ``steps`` holds the decisions'
-    market steps ``(n_decisions,)``; ``hedge``, ``option``, ``trade`` and ``cost`` are
-    ``(n_decisions, n_paths)``: positions held after each decision (before any unwind),
-    executed trades (units) and the transaction cost of each decision (currency, the unwind's
-    included in the last). ``unfilled`` (units of the underlying not executed), ``slippage``
-    (currency) and ``breach`` (the risk limits crossed, a bit mask of
-    :data:`hedgearena.envs.limits.BREACH_FLAGS`) are per decision too. A path whose episode a
-    risk limit ended early has zeros for the decisions after (and its positions stay).
+    ``breaches``, ``terminal_pnl`` and ``initial_premium``, and ``end_step``: the market step each
+    path's episode ended at (``n_steps``, or earlier where a risk limit ended it). ``steps`` holds
+    the decisions' market steps ``(n_decisions,)``; ``hedge``, ``option``, ``trade`` and ``cost``
+    are ``(n_decisions, n_paths)``: positions held after each decision (before any unwind), executed
+    trades (units) and the transaction cost of each decision (currency, the unwind's included in the
+    last). ``unfilled`` (units of the underlying not executed), ``slippage`` (currency) and
+    ``breach`` (the risk limits crossed, a bit mask of :data:`hedgearena.envs.limits.BREACH_FLAGS`)
+    are per decision too. A path whose episode a risk limit ended early has zeros for the decisions
+    after (and its positions stay).
 
     The per-decision arrays of a mechanic that is off on the batch (:func:`live_records`:
     ``option`` without a hedging option, ``unfilled`` and ``slippage`` without stress
@@ -178,7 +179,11 @@ def run_hedger(
             option_trade = infos["option_trade"]
             option[k] = (option[k - 1] if k else 0.0) + (
                 option_trade if every else np.where(running, option_trade, 0.0))
-        _collect_totals(totals, infos, terminated & running)
+        ended = terminated & running
+        _collect_totals(totals, infos, ended)
+        if ended.any():
+            end = totals.setdefault("end_step", np.zeros(n))
+            end[ended] = steps[k] + env.config.rebalance_every
         running &= ~terminated
         if on_step is not None:
             on_step(k + 1)

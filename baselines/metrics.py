@@ -452,16 +452,20 @@ def market_attribution(batch: EpisodeBatch) -> dict[str, FloatArray]:
         terms summed over the episode, ``(n_paths,)`` currency: computed once per batch when
         several hedgers are scored on it (the arena).
     """
-    f, episode = batch.features, batch.episode
-    d_spot = np.diff(episode.spot, axis=0)  # time-major: a step's values are contiguous
+    d_spot = np.diff(batch.episode.spot, axis=0)  # time-major: a step's values are contiguous
+    return {"d_spot": d_spot, "d_option": np.diff(np.asarray(batch.episode.option_price), axis=0),
+            **{name: values.sum(axis=0) for name, values in _book_terms(batch, d_spot).items()}}
+
+
+def _book_terms(batch: EpisodeBatch, d_spot: FloatArray) -> dict[str, FloatArray]:
+    """The book's gamma, theta and vega P&L of each market step, time-major."""
+    f = batch.features
     dt = np.diff(batch.market.times)[:, None]
-    terms = {
+    return {
         "gamma": 0.5 * f.book_gamma.T[:-1] * d_spot**2,
         "theta": f.book_theta.T[:-1] * dt,
         "vega": f.book_vega.T[:-1] * np.diff(f.implied_vol.T, axis=0),
     }
-    return {"d_spot": d_spot, "d_option": np.diff(np.asarray(episode.option_price), axis=0),
-            **{name: values.sum(axis=0) for name, values in terms.items()}}
 
 
 def pnl_attribution(
@@ -485,7 +489,8 @@ def pnl_attribution(
         residual      = PnL - all of the above        higher-order terms, jumps, arrivals
 
     The sums run time-major (each market step's values contiguous); the hedging option's
-    terms are 0 on paths that never hold it.
+    terms are 0 on paths that never hold it. On a path a risk limit ended early they stop at
+    its ``end_step`` (the record's totals), as its P&L does.
 
     Args:
         record: the hedger's record on ``batch``.
@@ -497,8 +502,16 @@ def pnl_attribution(
         sum to ``record.totals["terminal_pnl"]``.
     """
     market = market_attribution(batch) if market is None else market
-    hedge, option = _held_time_major(record, batch.market.n_steps)
+    n_steps = batch.market.n_steps
+    hedge, option = _held_time_major(record, n_steps)
     f, d_spot = batch.features, market["d_spot"]
+    end = record.totals.get("end_step")
+    live = None if end is None else np.arange(n_steps)[:, None] < np.asarray(end)[None, :]
+    if live is not None and not live.all():  # episodes a risk limit ended early
+        d_spot = d_spot * live
+        book = _book_terms(batch, d_spot)
+        market = {**market, "d_option": market["d_option"] * live,
+                  **{name: (values * live).sum(axis=0) for name, values in book.items()}}
     out = {"delta": ((f.book_delta.T[:-1] + hedge) * d_spot).sum(axis=0)}
     if option.any():
         option_delta = option * f.option_delta.T[:-1] * d_spot

@@ -324,3 +324,27 @@ def test_totals_only_hedgers_keep_their_totals_and_nothing_else(monkeypatch) -> 
     np.testing.assert_array_equal(lean.records["delta"].hedge, full.records["delta"].hedge)
     with pytest.raises(ValueError, match=r"totals_only names hedgers that are not run: \['x'\]"):
         run_arena(config, hedgers, n_paths=10, progress=False, totals_only=["x"])
+
+
+def test_attribution_stops_where_a_risk_limit_ended_the_episode() -> None:
+    """Paths a drawdown limit stops early: the record keeps the last positions, but the P&L
+    stops at the stop; the attribution's terms do too (the delta term is the direct sum
+    ``sum_{s < end} (book_delta_s + h_s) dS_s``) and the residual stays as small as on full
+    paths (it was ten times larger when the terms ran on to expiry)."""
+    from hedgearena.baselines.delta import BlackScholesDelta
+
+    config = make_config("ShortCall", risk_limits={"drawdown": 150.0, "action": "terminate"})
+    result = run_arena(config, [BlackScholesDelta()], n_paths=4_000, seed=0, progress=False,
+                       keep_batches=True)
+    record, batch = result.records["delta"], result.batch
+    end = record.totals["end_step"]
+    early = end < config.n_steps
+    assert 0.1 < early.mean() < 0.9
+    live = np.arange(config.n_steps)[:, None] < end[None, :]
+    d_spot = np.diff(batch.episode.spot, axis=0)
+    direct = ((batch.features.book_delta.T[:-1] + record.hedge) * d_spot * live).sum(axis=0)
+    terms = result.attribution["delta"]
+    np.testing.assert_allclose(terms["delta"], direct, rtol=1e-12, atol=1e-9)
+    residual = np.abs(terms["residual"])
+    assert residual[early].mean() < 2.0 * residual[~early].mean()
+    np.testing.assert_allclose(sum(terms.values()), record.totals["terminal_pnl"], atol=1e-8)
