@@ -43,17 +43,18 @@ from hedgearena.envs.book import BookPaths
 from hedgearena.envs.checks import is_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
-from hedgearena.envs.episode import EpisodeBatch, Features, build_episodes
+from hedgearena.envs.episode import EpisodeBatch, Features, build_episodes, with_realised_vol
 from hedgearena.envs.market import MarketPaths
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 ENV_OVERRIDES = (
     "action_mode", "reward_mode", "risk_aversion", "pnl_reference", "position_limit",
-    "option_position_limit",
     "trade_limit", "band_limit", "reward_scale", "realised_vol_halflife", "observe_pnl",
 )
 """Config fields a hedger may override (``hedger.env_overrides``) without changing the paths:
-how a learned agent's actions and observations are read, never the market, book or costs."""
+how a learned agent's actions and observations are read, never the market, book or costs (a
+hedger with another ``realised_vol_halflife`` gets the block's realised-vol feature recomputed,
+:func:`~hedgearena.envs.episode.with_realised_vol`)."""
 
 
 @dataclass
@@ -213,11 +214,13 @@ def run_arena(
             lo = index * PATH_BLOCK
             runs.add_block(batch, lo, keep_batches)
             market = _market_attribution(batch)  # the attribution's terms shared by the hedgers
+            views = _Views(config, batch)
             for hedger in hedgers:
                 start = _now()
                 env = envs.get(hedger, configs[hedger.name], size)
                 live = live_records(env.core, env.config.action_dim, batch.episode)
-                record = run_hedger(env, hedger, episodes=batch, on_step=lambda _: bar.update(1),
+                record = run_hedger(env, hedger, episodes=views.get(configs[hedger.name]),
+                                    on_step=lambda _: bar.update(1),
                                     out=runs.out(hedger.name, lo, size, live))
                 runs.add_record(hedger.name, record, batch, market)
                 runs.seconds[hedger.name] += _now() - start
@@ -251,6 +254,21 @@ def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:
         raise ValueError(f"hedger names must be unique, got {names}")
     if not (is_integer(seed) and seed >= 0):
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+
+
+class _Views:
+    """A block's batch as each hedger's view of the env sees it (built once per half-life)."""
+
+    def __init__(self, config: EnvConfig, batch: EpisodeBatch) -> None:
+        self._batches = {config.realised_vol_halflife: batch}
+
+    def get(self, config: EnvConfig) -> EpisodeBatch:
+        """The batch with ``config``'s realised-vol half-life."""
+        halflife = config.realised_vol_halflife
+        if halflife not in self._batches:
+            base = next(iter(self._batches.values()))
+            self._batches[halflife] = with_realised_vol(config, base)
+        return self._batches[halflife]
 
 
 class _Envs:

@@ -225,6 +225,21 @@ def has_observations(batch: EpisodeBatch) -> bool:
     return batch.observations.shape[-1] > 0
 
 
+def with_realised_vol(config: EnvConfig, batch: EpisodeBatch) -> EpisodeBatch:
+    """``batch`` with its realised-vol feature (and observations) at ``config``'s half-life.
+
+    The only feature a hedger's view of the env changes (``realised_vol_halflife``): the arena
+    builds a batch once and gives a hedger with another half-life this copy of it. The EWMA
+    starts at the initial implied vol, as :func:`build_episodes` does.
+    """
+    spot = np.ascontiguousarray(batch.market.spot.T)  # time-major, as the build's grid
+    realised = _realised_vol(spot, batch.features.implied_vol[:, 0], config).T
+    out = batch._replace(features=batch.features._replace(realised_vol=realised))
+    if has_observations(batch):
+        out = out._replace(observations=_observations(config, out))
+    return out
+
+
 def with_observations(config: EnvConfig, batch: EpisodeBatch) -> EpisodeBatch:
     """``batch`` with its observations (built from its arrays when it lacks them).
 

@@ -348,3 +348,29 @@ def test_attribution_stops_where_a_risk_limit_ended_the_episode() -> None:
     residual = np.abs(terms["residual"])
     assert residual[early].mean() < 2.0 * residual[~early].mean()
     np.testing.assert_allclose(sum(terms.values()), record.totals["terminal_pnl"], atol=1e-8)
+
+
+def test_a_hedger_with_another_realised_vol_halflife_sees_its_own_feature() -> None:
+    """The one override that changes a feature: the hedger's observations equal those of a
+    batch built from scratch with its half-life (and the others keep the base's)."""
+    from hedgearena.baselines.arena import block_generator
+    from hedgearena.envs.episode import build_episodes
+
+    class Spy(Hedger):
+        def __init__(self, name: str, halflife: float | None) -> None:
+            self.name, self.seen = name, []
+            self.env_overrides = {} if halflife is None else {"realised_vol_halflife": halflife}
+
+        def positions(self, state, obs):  # type: ignore[no-untyped-def]
+            self.seen.append(obs.copy())
+            return np.zeros((len(obs), 1))
+
+    config = make_config("ShortCall")
+    short, base = Spy("short", 2.0), Spy("base", None)
+    run_arena(config, [short, base], n_paths=300, seed=0, progress=False)
+    for spy, halflife in ((short, 2.0), (base, config.realised_vol_halflife)):
+        direct = build_episodes(config.replace(realised_vol_halflife=halflife), 300,
+                                block_generator(0, 0), True)
+        for step, obs in enumerate(spy.seen):
+            np.testing.assert_array_equal(obs, direct.observations[step])
+    assert not np.array_equal(short.seen[5], base.seen[5])
