@@ -181,6 +181,36 @@ def resolve_hedgers(
     return hedgers, tuned
 
 
+def reference_name(
+    reference: str, specs: Sequence[str | Hedger], hedgers: Sequence[Hedger]
+) -> str:
+    """The name of the reference hedger, given by its name or by its spec among ``specs``.
+
+    ``hedgers`` are the hedgers of ``specs`` (:func:`resolve_hedgers`), in order: a spec such
+    as ``leland`` or ``ww:best`` names the hedger it made (``Leland``, ``Whalley-Wilmott 0.1
+    (tuned)``).
+
+    Raises:
+        ValueError: if ``reference`` is neither a name nor a spec of the hedgers.
+
+    Examples:
+        >>> reference_name("leland", ["delta", "leland"], [parse_hedger("delta"),
+        ...                                                 parse_hedger("leland")])
+        'Leland'
+    """
+    names = [h.name for h in hedgers]
+    if reference in names:
+        return reference
+    by_spec = {spec: h.name for spec, h in zip(specs, hedgers, strict=True)
+               if isinstance(spec, str)}
+    if reference in by_spec:
+        return by_spec[reference]
+    raise ValueError(
+        f"the reference hedger {reference!r} is neither a name among {names} nor a spec "
+        f"among {sorted(by_spec)}"
+    )
+
+
 def benchmark(
     config: EnvConfig,
     hedgers: Sequence[str | Hedger] = DEFAULT_HEDGERS,
@@ -204,8 +234,8 @@ def benchmark(
     settings = settings or BenchmarkSettings()
     main, tuned = resolve_hedgers(config, hedgers, settings)
     names = [h.name for h in main]
-    if settings.reference not in names:
-        raise ValueError(f"the reference hedger {settings.reference!r} is not among {names}")
+    settings = dataclasses.replace(
+        settings, reference=reference_name(settings.reference, hedgers, main))
     families = _frontier_members(settings) if settings.frontier else {}
     everyone = main + [h for members in families.values() for h in members]
     frontier_names = [h.name for members in families.values() for h in members]
@@ -250,7 +280,11 @@ def write_report(
     out_dir: Path,
     title: str = "",
 ) -> dict[str, Path]:
-    """Write the report's files into ``out_dir``; return name -> path."""
+    """Write the report's files into ``out_dir``; return name -> path.
+
+    A report file of an earlier run that this one does not write (``frontier.*`` without the
+    frontier) is removed, so the folder holds one run's report only.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"config": _write_config(out_dir / "config.yaml", config, hedgers, settings, out)}
     tables = report.write_tables(
@@ -264,7 +298,14 @@ def write_report(
         frontier.to_csv(out_dir / "frontier.csv")
         files["frontier_csv"] = out_dir / "frontier.csv"
     files.update(_plots(out, [h.name for h in hedgers], settings, out_dir, title))
+    for stale in set(REPORT_FILES) - {path.name for path in files.values()}:
+        (out_dir / stale).unlink(missing_ok=True)
     return files
+
+
+REPORT_FILES = ("config.yaml", "scores.csv", "scores.json", "scores.md", "frontier.csv",
+                "frontier.png", "distributions.png", "path_story.png")
+"""The files a benchmark report may write into its folder."""
 
 
 def _write_config(

@@ -28,6 +28,7 @@ The heat maps colour each scenario's column from its best hedger to its worst.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -47,6 +48,7 @@ from hedgearena.baselines.arena import ArenaResult, run_arena
 from hedgearena.baselines.benchmark import (
     BenchmarkSettings,
     plain_data,
+    reference_name,
     resolve_hedgers,
     score_hedger,
 )
@@ -269,6 +271,10 @@ def stress_test(
             raise ValueError(f"no scenario applies to this env: {skipped}")
     main, tuned = resolve_hedgers(config, hedgers, settings.benchmark())
     names = [h.name for h in main]
+    if settings.reference not in names:  # a spec (leland, ww:best) names its hedger
+        with contextlib.suppress(ValueError):  # none: the hedgers are not paired
+            settings = dataclasses.replace(
+                settings, reference=reference_name(settings.reference, hedgers, main))
     out_path = None if out_dir is None else Path(out_dir)
     rows: dict[tuple[str, str], dict[str, float]] = {}
     pnl: dict[str, dict[str, np.ndarray]] = {}

@@ -37,14 +37,15 @@ from hedgearena.run_config import RunConfig, load_config
 COMMANDS = ("train", "evaluate", "benchmark", "stress", "sweep", "rllib")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, trains: bool = True) -> None:
     parser.add_argument("--config", type=Path, help="a run config (YAML)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field (repeatable), "
                         "e.g. --set env.kwargs.cost=0.002")
     parser.add_argument("--env", help="env id (env.id), e.g. hedgearena/ShortCall-v0")
     parser.add_argument("--paths", type=int, help="scoring paths per hedger (arena.paths)")
-    parser.add_argument("--seed", type=int, help="seed of training (seed)")
+    parser.add_argument("--seed", type=int, help="seed of training (seed)" if trains else
+                        "seed of the scoring paths (arena.seed; as --arena-seed)")
     parser.add_argument("--arena-seed", type=int, help="seed of the scoring paths (arena.seed)")
     parser.add_argument("--hedgers", nargs="+", help="baseline hedger specs (arena.hedgers), "
                         "e.g. no_hedge delta delta:5 band:0.05 ww:best adaptive leland")
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="a run folder written by train")
     _common(evaluate)
     bench = commands.add_parser("benchmark", help="score the classical hedgers alone")
-    _common(bench)
+    _common(bench, trains=False)
     _stress_options(commands.add_parser(
         "stress", help="every hedger across the stress scenarios (crashes, droughts, crowding)"))
     sweep = commands.add_parser("sweep", help="a Ray Tune sweep of training runs (seeds, "
@@ -112,9 +113,12 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The run config of parsed arguments: file, then ``--set``, then the shortcuts."""
     if args.command == "stress":
         return resolve_stress_config(args)
+    seed, arena_seed = args.seed, args.arena_seed
+    if args.command == "benchmark":  # no training: --seed is the scoring paths' seed
+        seed, arena_seed = None, arena_seed if arena_seed is not None else seed
     shortcuts = {
-        "env__id": args.env, "arena__paths": args.paths, "seed": args.seed,
-        "arena__seed": args.arena_seed, "arena__hedgers": args.hedgers, "out": args.out,
+        "env__id": args.env, "arena__paths": args.paths, "seed": seed,
+        "arena__seed": arena_seed, "arena__hedgers": args.hedgers, "out": args.out,
         "name": args.name, "agent__algo": getattr(args, "agent", None),
         "ray__num_cpus": getattr(args, "num_cpus", None),
         "ray__address": getattr(args, "address", None),

@@ -85,7 +85,7 @@ def test_benchmark_scores_are_the_arena_records() -> None:
 
 def test_benchmark_errors_name_the_problem() -> None:
     config = make_config("ShortCall")
-    with pytest.raises(ValueError, match="reference hedger 'delta' is not among"):
+    with pytest.raises(ValueError, match="reference hedger 'delta' is neither a name among"):
         benchmark(config, ["no_hedge"], BenchmarkSettings(n_paths=64, progress=False))
     with pytest.raises(ValueError, match="':best' exists for"):
         benchmark(config, ["delta", "leland:best"], BenchmarkSettings(n_paths=64, progress=False))
@@ -105,3 +105,32 @@ def test_benchmark_writes_the_report(tmp_path) -> None:
                  "distributions.png", "frontier.png", "path_story.png"):
         assert (tmp_path / name).is_file(), name
     assert set(report.frontier) == {"Whalley-Wilmott", "fixed band"}
+
+
+def test_the_reference_may_be_given_by_its_spec_and_a_rerun_leaves_no_stale_files(
+    tmp_path,
+) -> None:
+    """``reference="ww:best"`` names the tuned hedger (whose name holds the tuned parameter);
+    a second report without the frontier removes the first one's frontier files."""
+    settings = BenchmarkSettings(n_paths=512, tune_paths=512, n_boot=5, progress=False,
+                                 reference="ww:best")
+    report = benchmark(make_config("ShortCall"), ["delta", "ww:best"], settings, tmp_path)
+    tuned = next(name for name in report.table.index if "(tuned)" in name)
+    assert math.isnan(report.table.loc[tuned, "cost_diff_p_value"])  # the reference itself
+    assert not math.isnan(report.table.loc["delta", "cost_diff_p_value"])
+    assert (tmp_path / "frontier.png").is_file()
+    lean = BenchmarkSettings(n_paths=512, n_boot=5, progress=False, frontier=False)
+    benchmark(make_config("ShortCall"), ["delta"], lean, tmp_path)
+    assert not (tmp_path / "frontier.png").exists()
+    assert not (tmp_path / "frontier.csv").exists()
+    assert (tmp_path / "scores.md").is_file()
+
+
+def test_benchmark_seed_option_is_the_scoring_paths_seed() -> None:
+    from hedgearena.cli import build_parser, resolve_config
+
+    args = build_parser().parse_args(["benchmark", "--seed", "99"])
+    assert resolve_config(args).arena.seed == 99
+    args = build_parser().parse_args(["train", "--seed", "99"])
+    config = resolve_config(args)
+    assert (config.seed, config.arena.seed) == (99, 2024)
