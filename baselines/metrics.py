@@ -281,7 +281,9 @@ def entropic_risk(pnl: ArrayLike, risk_aversion: float = DEFAULT_RISK_AVERSION) 
     Föllmer and Schied, *Stochastic Finance*, 4th ed., example 4.34; the certainty-equivalent
     loss of exponential utility (Buehler, Gonon, Teichmann and Wood 2019, "Deep hedging").
     ``a`` is per currency; ``rho`` lies between ``-mean(PnL)`` (``a -> 0``) and
-    ``-min(PnL)`` (``a -> inf``).
+    ``-min(PnL)`` (``a -> inf``). The population value is finite only when the loss has an
+    exponential moment (light tails): an unhedged short call under GBM has none, and its
+    sample estimate then grows with the number of paths, carried by the worst few.
 
     Examples:
         >>> entropic_risk([5.0, 5.0], 2.0)  # a constant P&L of 5 is a risk of -5
