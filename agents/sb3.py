@@ -30,7 +30,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import yaml
 from numpy.typing import NDArray
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
@@ -40,6 +39,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.envs.vector_env import VecHedgingEnv
+from hedgearena.yaml_io import load_yaml
 
 ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "policy_kwargs", "noise_type",
             "noise_std")
@@ -92,14 +92,23 @@ def load_hyperparams(
     source = Path(path) if path is not None else _default_zoo_file(algo)
     params: dict[str, Any] = {}
     if source is not None and source.is_file():
-        document = yaml.safe_load(source.read_text()) or {}
+        document = load_yaml(source.read_text()) or {}
         if not isinstance(document, dict):
             raise ValueError(f"{source}: a zoo hyperparameter file maps env ids to settings")
         params = dict(document.get(env_id) or {})
     elif path is not None:
         raise ValueError(f"hyperparameter file {str(path)!r} does not exist")
     params.update(dict(overrides))
+    for key in COUNT_KEYS:  # 1e4 in YAML is the float 10000.0
+        value = params.get(key)
+        if isinstance(value, float) and value.is_integer():
+            params[key] = int(value)
     return params
+
+
+COUNT_KEYS = ("n_envs", "n_timesteps", "n_steps", "batch_size", "n_epochs", "buffer_size",
+              "learning_starts", "gradient_steps", "train_freq")
+"""Hyperparameters that are counts: an integral float (``1e4``) is read as the integer."""
 
 
 def _default_zoo_file(algo: str) -> Path | None:
@@ -146,7 +155,7 @@ def parse_normalize(value: Any) -> dict[str, Any] | None:
     if value is True:
         return {}
     if isinstance(value, str):
-        value = yaml.safe_load(value.replace("True", "true").replace("False", "false"))
+        value = load_yaml(value.replace("True", "true").replace("False", "false"))
     if isinstance(value, Mapping):
         return dict(value)
     raise ValueError(f"normalize must be true, false or a dict, got {value!r}")
@@ -231,8 +240,13 @@ def build_model(
         if key in params:
             params[key] = _schedule(params[key])
     cls = algorithm(algo)
-    return cls(policy, venv, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log,
-               **params)
+    try:
+        return cls(policy, venv, seed=seed, device="cpu", verbose=0,
+                   tensorboard_log=tensorboard_log, **params)
+    except (TypeError, AssertionError, ValueError) as error:  # SB3's own checks, unnamed
+        given = {k: hyperparams[k] for k in hyperparams if k not in ("policy_kwargs",)}
+        raise ValueError(f"{algo} rejected its hyperparameters {given}: "
+                         f"{error or type(error).__name__}") from None
 
 
 def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
@@ -244,6 +258,53 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
     unknown = sorted(str(key) for key in set(hyperparams) - set(allowed) - set(RESERVED))
     if unknown:
         raise ValueError(f"unknown {algo} hyperparameter(s) {unknown}; allowed: {allowed}")
+    for key, value in hyperparams.items():
+        if key in VALUE_RULES and not VALUE_RULES[key][0](value):
+            raise ValueError(f"{algo} hyperparameter {key} must be {VALUE_RULES[key][1]}, "
+                             f"got {value!r}")
+
+
+def _count(low: int) -> Any:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v == int(v) \
+        and v >= low
+
+
+def _rate(v: Any) -> bool:
+    if isinstance(v, str) and v.startswith("lin_"):
+        v = v[4:]
+        try:
+            v = float(v)
+        except ValueError:
+            return False
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")
+
+
+def _fraction(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1
+
+
+def _ent_coef(v: Any) -> bool:
+    if isinstance(v, str):
+        return v == "auto" or (v.startswith("auto_") and _rate(v[5:]))
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < float("inf")
+
+
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "n_envs": (_count(1), "an integer >= 1"),
+    "n_steps": (_count(1), "an integer >= 1"),
+    "batch_size": (_count(1), "an integer >= 1"),
+    "n_epochs": (_count(1), "an integer >= 1"),
+    "buffer_size": (_count(1), "an integer >= 1"),
+    "learning_starts": (_count(0), "an integer >= 0"),
+    "learning_rate": (_rate, "a number > 0 or a linear schedule lin_<number>"),
+    "clip_range": (_rate, "a number > 0 or a linear schedule lin_<number>"),
+    "gamma": (_fraction, "a number in (0, 1]"),
+    "gae_lambda": (_fraction, "a number in (0, 1]"),
+    "tau": (_fraction, "a number in (0, 1]"),
+    "ent_coef": (_ent_coef, "a number >= 0 (or auto / auto_<number> for SAC and TQC)"),
+}
+"""Checks of the common hyperparameters' values, with what is allowed (SB3's own checks are
+asserts without the key's name)."""
 
 
 # ------------------------------------------------------------------------------- the hedger

@@ -38,6 +38,7 @@ from pydantic import (
 from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
 from hedgearena.baselines.stress import DEFAULT_STRESS_COST, DEFAULT_STRESS_HEDGERS, StressSettings
 from hedgearena.envs.config import EnvConfig, make_config
+from hedgearena.yaml_io import load_yaml
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _NUMBERS = (int, float, int | None, float | None)
@@ -499,7 +500,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ValueError(f"an override is key=value (e.g. env.kwargs.cost=0.002), got {text!r}")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError as error:
         raise ValueError(f"override {text!r}: the value is not valid YAML ({error})") from None
     return key.strip(), value
@@ -524,7 +525,7 @@ def load_config(
         if not source.is_file():
             raise ValueError(f"config file {str(source)!r} does not exist")
         try:
-            tree = yaml.safe_load(source.read_text()) or {}
+            tree = load_yaml(source.read_text()) or {}
         except yaml.YAMLError as error:
             raise ValueError(f"config file {str(source)!r} is not valid YAML: {error}") from None
         if not isinstance(tree, dict):

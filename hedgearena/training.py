@@ -32,6 +32,7 @@ from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_dat
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
 from hedgearena.run_config import RunConfig, load_config
+from hedgearena.yaml_io import load_yaml
 
 DEEP_HEDGING = "deep_hedging"
 BUDGET_KEYS = ("steps", "n_timesteps")
@@ -98,7 +99,7 @@ def check_resumable(config: RunConfig) -> None:
     saved, checkpoints = run_dir / "config.yaml", run_dir / "checkpoints"
     if not (saved.is_file() and checkpoints.is_dir() and any(checkpoints.iterdir())):
         return
-    old = _training_settings(yaml.safe_load(saved.read_text()) or {})
+    old = _training_settings(load_yaml(saved.read_text()) or {})
     changed = _differences(old, _training_settings(config.model_dump(mode="json")))
     if changed:
         raise ValueError(

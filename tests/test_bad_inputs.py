@@ -349,6 +349,41 @@ def test_agent_hyperparameters_of_the_wrong_type_are_named() -> None:
     check_hyperparams("sac", {"n_timesteps": 64, "noise_type": "normal", "learning_rate": 1e-3})
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("batch_size", "abc", "batch_size must be an integer >= 1, got 'abc'"),
+    ("n_steps", 0, "n_steps must be an integer >= 1, got 0"),
+    ("n_epochs", -1, "n_epochs must be an integer >= 1, got -1"),
+    ("ent_coef", "abc", "ent_coef must be a number >= 0"),
+    ("clip_range", "abc", "clip_range must be a number > 0 or a linear schedule"),
+    ("learning_rate", "lin_abc", "learning_rate must be a number > 0 or a linear schedule"),
+    ("gamma", 1.5, r"gamma must be a number in \(0, 1\]"),
+])
+def test_sb3_hyperparameter_values_are_named_before_sb3_asserts(
+    key: str, value: Any, message: str
+) -> None:
+    """SB3 checks these with bare asserts (or fails inside learn: n_epochs=-1); ours name them."""
+    from hedgearena.agents.sb3 import check_hyperparams
+
+    with pytest.raises(ValueError, match=f"ppo hyperparameter {message}"):
+        check_hyperparams("ppo", {key: value})
+
+
+def test_numbers_in_exponent_form_are_numbers_in_configs_and_overrides(tmp_path: Path) -> None:
+    """YAML 1.1 reads 3e-4 as a string; configs and --set read it as YAML 1.2 does."""
+    from hedgearena.agents.sb3 import load_hyperparams
+    from hedgearena.run_config import load_config
+
+    path = tmp_path / "run.yml"
+    path.write_text("env: {kwargs: {cost: 1e-3}}\nagent: {hyperparams: {learning_rate: 3e-4}}\n")
+    config = load_config(path, ["agent.hyperparams.n_timesteps=1e4"])
+    assert config.env.kwargs["cost"] == 0.001
+    assert config.agent.hyperparams["learning_rate"] == 3e-4
+    params = load_hyperparams("ppo", "hedgearena/ShortCall-v0", None,
+                              config.agent.hyperparams)
+    assert params["n_timesteps"] == 10_000
+    assert isinstance(params["n_timesteps"], int)
+
+
 def test_run_configs_refuse_booleans_for_numbers_and_negative_seeds() -> None:
     from hedgearena.run_config import load_config
 
