@@ -33,6 +33,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
@@ -137,6 +138,23 @@ class AgentSpec(_LearnerSpec):
 
 
 
+def hedger_name(spec: str) -> str:
+    """The name of the hedger of a spec, checked ("" for ``family:best``, named by tuning).
+
+    Raises:
+        ValueError: naming the spec and what is allowed.
+    """
+    from hedgearena.baselines.benchmark import FAMILIES
+    from hedgearena.baselines.registry import parse_hedger
+
+    family, _, arg = spec.partition(":")
+    if arg == "best":
+        if family not in FAMILIES:
+            raise ValueError(f"{spec!r}: ':best' exists for {sorted(FAMILIES)} only")
+        return ""
+    return parse_hedger(spec).name
+
+
 class ArenaSpec(_Section):
     """How hedgers are scored (see :class:`hedgearena.baselines.benchmark.BenchmarkSettings`)."""
 
@@ -149,6 +167,21 @@ class ArenaSpec(_Section):
     reference: str = "delta"
     hedgers: list[str] = Field(default_factory=lambda: list(DEFAULT_HEDGERS))
     frontier: bool = True
+
+    @field_validator("hedgers")
+    @classmethod
+    def _known_hedgers(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            hedger_name(spec)  # raises naming the spec and what is allowed
+        return value
+
+    @model_validator(mode="after")
+    def _known_reference(self) -> ArenaSpec:
+        names = [hedger_name(spec) for spec in self.hedgers]
+        if self.reference in (*self.hedgers, *names) or self.reference.endswith("agent"):
+            return self
+        raise ValueError(f"arena.reference {self.reference!r} must be one of the hedgers, by "
+                         f"spec {self.hedgers} or name {[n for n in names if n]}, or the agent")
 
     def settings(self, progress: bool = True) -> BenchmarkSettings:
         """The benchmark settings of this spec."""
@@ -544,10 +577,16 @@ def load_config(
 def _explain(error: ValidationError, path: str | Path | None) -> str:
     where = f" in {str(path)!r}" if path else ""
     lines = [f"invalid run config{where}:"]
+    sections = set()
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
         lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
-    lines.append(f"  allowed top-level keys: {sorted(RunConfig.model_fields)}")
+        if item["type"] == "extra_forbidden":  # an unknown key: list the allowed ones
+            sections.add(str(item["loc"][0]) if len(item["loc"]) > 1 else "")
+    for section in sorted(sections):
+        model = RunConfig.model_fields[section].annotation if section else RunConfig
+        fields = getattr(model, "model_fields", {})
+        lines.append(f"  allowed keys of {section or 'the config'}: {sorted(fields)}")
     return "\n".join(lines)
 
 

@@ -514,3 +514,20 @@ def test_a_market_that_overflows_float64_is_named_not_turned_into_nan(kwargs, sp
     env = VecHedgingEnv(num_envs=4, preset="ShortCall", market_kwargs=kwargs)
     with pytest.raises(ValueError, match=rf"simulated a spot of {spot} \(path 0, step 1\)"):
         env.reset(seed=0)
+
+
+def test_arena_hedgers_reference_and_unknown_keys_are_checked_when_the_config_loads() -> None:
+    """Before any training: a typo in a hedger spec or the reference, or an unknown key of a
+    section, is named with the section's allowed keys."""
+    from hedgearena.run_config import load_config
+
+    with pytest.raises(ValueError, match=r"arena.hedgers: Value error, unknown hedger 'foo'"):
+        load_config(None, ["arena.hedgers=[delta, foo]"])
+    with pytest.raises(ValueError, match=r"':best' exists for"):
+        load_config(None, ["arena.hedgers=[delta, leland:best]"])
+    with pytest.raises(ValueError, match=r"arena.reference 'foo' must be one of the hedgers"):
+        load_config(None, ["arena.reference=foo"])
+    for reference in ("leland", "Leland", "ww:best", "agent"):
+        load_config(None, [f"arena.reference={reference}"])
+    with pytest.raises(ValueError, match=r"allowed keys of arena: \['c', 'frontier', 'hedgers'"):
+        load_config(None, ["arena.pathz=1"])
