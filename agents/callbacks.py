@@ -27,6 +27,8 @@ from hedgearena.envs.config import EnvConfig
 
 LATEST = "latest.json"
 """The file in a checkpoint folder naming the newest checkpoint and its step count."""
+EVALUATION = "evaluation.json"
+"""The file in a checkpoint holding the validation's best objective and history so far."""
 
 
 def validation_scores(
@@ -107,6 +109,15 @@ class HedgingEvalCallback(BaseCallback):
             save_agent(self.model, self.training_env, self.best_dir)
         return current
 
+    def state(self) -> dict[str, Any]:
+        """The best objective and the history so far (saved with each checkpoint)."""
+        return {"best": self.best, "history": self.history}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's :meth:`state` (a resumed run keeps its best model)."""
+        self.best = float(state["best"])
+        self.history = [dict(entry) for entry in state["history"]]
+
 
 def save_agent(model: Any, venv: Any, folder: Path) -> Path:
     """Save the model (``model.zip``) and its normaliser (``vecnormalize.pkl``) in ``folder``."""
@@ -121,12 +132,18 @@ class CheckpointCallback(BaseCallback):
     """Save model, normaliser, replay buffer and step count every ``save_freq`` env steps.
 
     Checkpoints go to ``folder/step_<n>/``; ``folder/latest.json`` names the newest, which is
-    what :func:`latest_checkpoint` returns for a resume.
+    what :func:`latest_checkpoint` returns for a resume. With ``evaluation`` each checkpoint
+    also holds its best objective and history (:data:`EVALUATION`). An off-policy agent's
+    replay buffer (about 100 MB) is kept in the newest checkpoint only.
     """
 
-    def __init__(self, folder: Path, save_freq: int, algo: str) -> None:
+    def __init__(
+        self, folder: Path, save_freq: int, algo: str,
+        evaluation: HedgingEvalCallback | None = None,
+    ) -> None:
         super().__init__()
         self.folder, self.save_freq, self.algo = folder, save_freq, algo
+        self.evaluation = evaluation
         self._last = 0
 
     def _on_training_start(self) -> None:
@@ -142,11 +159,16 @@ class CheckpointCallback(BaseCallback):
         """Write a checkpoint now."""
         folder = self.folder / f"step_{self.num_timesteps}"
         target = save_agent(self.model, self.training_env, folder)
+        if self.evaluation is not None:
+            (target / EVALUATION).write_text(json.dumps(self.evaluation.state()))
         if self.algo in OFF_POLICY:
             assert isinstance(self.model, OffPolicyAlgorithm)  # SAC, TD3, DDPG and TQC all are
             self.model.save_replay_buffer(target / "replay_buffer.pkl")
         (self.folder / LATEST).write_text(json.dumps({"path": target.name,
                                                       "timesteps": self.num_timesteps}))
+        for older in self.folder.glob("step_*/replay_buffer.pkl"):
+            if older.parent != target:
+                older.unlink()
         return target
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from hedgearena.agents.callbacks import (
+    EVALUATION,
     CheckpointCallback,
     HedgingEvalCallback,
     latest_checkpoint,
@@ -129,7 +130,8 @@ def _callbacks(
         agent.eval_paths, config.arena.seed + 1, config.arena.c, run_dir / "best",
     )
     checkpoints = CheckpointCallback(run_dir / "checkpoints",
-                                     agent.checkpoint_freq or max(budget // 5, 1), agent.algo)
+                                     agent.checkpoint_freq or max(budget // 5, 1), agent.algo,
+                                     evaluation)
     return evaluation, checkpoints
 
 
@@ -153,10 +155,17 @@ def train_sb3(
         if config.agent.algo in OFF_POLICY and (resume[0] / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(resume[0] / "replay_buffer.pkl")
     evaluation, checkpoints = _callbacks(config, env_config, run_dir, budget)
+    if resume is not None and (resume[0] / EVALUATION).is_file():
+        evaluation.restore(json.loads((resume[0] / EVALUATION).read_text()))
     remaining = max(budget - model.num_timesteps, 0)
-    model.learn(remaining, callback=[evaluation, checkpoints], progress_bar=progress,
-                reset_num_timesteps=resume is None, tb_log_name=config.agent.algo)
-    checkpoints.save()
+    if remaining:  # a finished run started again changes nothing
+        try:
+            model.learn(remaining, callback=[evaluation, checkpoints], progress_bar=progress,
+                        reset_num_timesteps=resume is None, tb_log_name=config.agent.algo)
+        except KeyboardInterrupt:
+            checkpoints.save()  # resume from here, not from the last periodic checkpoint
+            raise
+        checkpoints.save()
     _publish(run_dir, config, model, venv)
     return {"algo": config.agent.algo, "timesteps": int(model.num_timesteps),
             "resumed_from": resume[1] if resume else None, "best_objective": evaluation.best,

@@ -297,3 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _dispatch(args.command)(args, config)
     except (ValueError, FileNotFoundError) as error:  # bad input: named, without a traceback
         parser.exit(2, f"train.py {args.command}: error: {error}\n")
+    except KeyboardInterrupt:  # training saved a checkpoint on the way out
+        resume = " (training resumes from its last checkpoint)" if args.command in (
+            "train", "sweep", "rllib") else ""
+        parser.exit(130, f"\ntrain.py {args.command}: interrupted; run the same command again "
+                         f"to continue{resume}\n")

@@ -50,6 +50,8 @@ def test_every_agent_trains_saves_loads_and_scores_again_identically(algo: str, 
                  "report/scores.md", "report/distributions.png", "report/path_story.png"):
         assert (run / name).exists(), name
     assert any((run / "tb").rglob("events.out.tfevents.*"))
+    buffers = list((run / "checkpoints").glob("step_*/replay_buffer.pkl"))
+    assert len(buffers) == (algo in ("sac", "td3", "ddpg", "tqc"))  # the newest one only
     main(["evaluate", str(run), *TINY_ARENA])
     first, again = _scores(run / "report"), _scores(run / "evaluation")
     agent = f"{algo.replace('_', ' ')} agent"
@@ -72,8 +74,9 @@ def test_an_interrupted_sb3_run_resumes_and_continues_its_step_count(tmp_path, m
         return path
 
     monkeypatch.setattr(callbacks.CheckpointCallback, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stopped:  # Ctrl-C: a message and exit code 130
         main(args)
+    assert stopped.value.code == 130
     monkeypatch.setattr(callbacks.CheckpointCallback, "save", original)
     run = tmp_path / "ppo-ShortCall-seed0"
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
@@ -82,6 +85,16 @@ def test_an_interrupted_sb3_run_resumes_and_continues_its_step_count(tmp_path, m
     info = json.loads((run / "training.json").read_text())
     assert info["resumed_from"] == 256
     assert info["timesteps"] == 512
+    # the validation history and the best model survive the interruption
+    steps = [entry["timesteps"] for entry in info["history"]]
+    assert min(steps) < 256 < max(steps)
+    assert info["best_objective"] == min(e["objective"] for e in info["history"])
+    # a finished run started again changes nothing
+    model = (run / "model" / "model.zip").read_bytes()
+    main(args)
+    again = json.loads((run / "training.json").read_text())
+    assert again["history"] == info["history"]
+    assert (run / "model" / "model.zip").read_bytes() == model
 
 
 def test_an_interrupted_deep_hedging_run_resumes(tmp_path) -> None:
