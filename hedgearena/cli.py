@@ -124,8 +124,13 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         "ray__address": getattr(args, "address", None),
     }
     path = args.config
-    if path is None and getattr(args, "run_dir", None) is not None:
-        path = args.run_dir / "config.yaml"  # evaluate: the run's own config by default
+    if args.command == "evaluate":
+        if not args.run_dir.is_dir():
+            raise ValueError(f"run folder {str(args.run_dir)!r} does not exist")
+        if args.out is not None or args.name is not None:
+            raise ValueError("evaluate writes into RUN_DIR/evaluation/; --out and --name name "
+                             "the folders of new runs (train, benchmark, stress)")
+        path = path or args.run_dir / "config.yaml"  # the run's own config by default
     return load_config(path, args.overrides, **shortcuts)
 
 

@@ -75,8 +75,9 @@ def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict
     config = resolve_agent_view(config)
     run_dir = config.run_dir
     check_resumable(config)
-    config.dump(run_dir / "config.yaml")
     env_config = config.env.config()
+    check_agent(config)  # a refused start leaves the folder's config as it was
+    config.dump(run_dir / "config.yaml")
     _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
     start = time.perf_counter()
     info = train_agent(config, env_config, run_dir, progress)
@@ -102,9 +103,13 @@ def check_resumable(config: RunConfig) -> None:
     old = _training_settings(load_yaml(saved.read_text()) or {})
     changed = _differences(old, _training_settings(config.model_dump(mode="json")))
     if changed:
+        calibrated = any(line.startswith(("agent.env_kwargs.risk_aversion",
+                                          "agent.env_kwargs.pnl_reference")) for line in changed)
+        why = (" (risk_aversion and pnl_reference set to auto are calibrated on the validation "
+               "paths: arena.seed, arena.c and agent.eval_paths change them)") if calibrated else ""
         raise ValueError(
-            f"{run_dir} holds checkpoints trained with other settings ({'; '.join(changed)}): "
-            f"resuming would carry those weights on. Give this run another name "
+            f"{run_dir} holds checkpoints trained with other settings ({'; '.join(changed)})"
+            f"{why}: resuming would carry those weights on. Give this run another name "
             f"(--name or --set name=...), or delete {checkpoints} to train from scratch"
         )
 
@@ -154,6 +159,21 @@ def train_agent(
     from hedgearena.agents.training import resolve_view, train_sb3
 
     return train_sb3(resolve_view(config), env_config, run_dir, progress)
+
+
+def check_agent(config: RunConfig) -> None:
+    """Raise ``ValueError`` naming a bad hyperparameter or budget of ``config``'s agent."""
+    if config.agent.algo == DEEP_HEDGING:
+        from hedgearena.agents.deep_hedging import TrainerConfig
+
+        TrainerConfig(**split_deep_hedging_params(dict(config.agent.hyperparams))[0])
+        return
+    from hedgearena.agents.sb3 import check_hyperparams, timesteps
+    from hedgearena.agents.training import DEFAULT_TIMESTEPS, run_hyperparams
+
+    params = run_hyperparams(config)
+    check_hyperparams(config.agent.algo, params)
+    timesteps(params, DEFAULT_TIMESTEPS)
 
 
 def resolve_agent_view(config: RunConfig) -> RunConfig:

@@ -178,3 +178,21 @@ def test_a_run_refuses_to_resume_checkpoints_of_other_settings(tmp_path, capsys)
     assert "env.kwargs.cost: unset -> 0.002" in err
     run = tmp_path / "deep_hedging-ShortCall-seed0"
     assert load_config(run / "config.yaml").env.kwargs == {}  # the folder is left as it was
+
+
+def test_a_refused_start_leaves_the_run_as_it_was_and_evaluate_checks_its_folder(
+    tmp_path, capsys
+) -> None:
+    main(_args("deep_hedging", DH_TINY, tmp_path))
+    run = tmp_path / "deep_hedging-ShortCall-seed0"
+    saved = (run / "config.yaml").read_text()
+    with pytest.raises(SystemExit):
+        main(_args("deep_hedging", {**DH_TINY, "steps": -1}, tmp_path))
+    assert "steps must be an integer >= 1, got -1" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == saved
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(tmp_path / "missing")])
+    assert "run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run), "--out", str(tmp_path / "elsewhere")])
+    assert "evaluate writes into RUN_DIR/evaluation/" in capsys.readouterr().err
