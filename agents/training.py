@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,7 @@ def train_sb3(
     """
     params = run_hyperparams(config)
     budget = timesteps(params, DEFAULT_TIMESTEPS)
+    _warn_partial_rollout(config.agent.algo, params, budget)
     resume = latest_checkpoint(run_dir / "checkpoints")
     venv = _env(config, params, resume[0] if resume else None)
     if resume is None:
@@ -170,6 +172,21 @@ def train_sb3(
     return {"algo": config.agent.algo, "timesteps": int(model.num_timesteps),
             "resumed_from": resume[1] if resume else None, "best_objective": evaluation.best,
             "history": evaluation.history, "hyperparams": _jsonable(params)}
+
+
+def _warn_partial_rollout(algo: str, params: dict[str, Any], budget: int) -> None:
+    """Warn when an on-policy budget is not whole rollouts (SB3 trains the last one whole)."""
+    if algo in OFF_POLICY:
+        return
+    rollout = int(params.get("n_steps", 2048 if algo == "ppo" else 128)) * int(
+        params.get("n_envs", 64))
+    if budget % rollout:
+        whole = -(-budget // rollout) * rollout
+        warnings.warn(
+            f"n_timesteps {budget} is not a whole number of rollouts (n_steps x n_envs = "
+            f"{rollout}): {algo} collects whole rollouts and will train {whole} steps",
+            stacklevel=3,
+        )
 
 
 def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None:

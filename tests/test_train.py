@@ -196,3 +196,17 @@ def test_a_refused_start_leaves_the_run_as_it_was_and_evaluate_checks_its_folder
     with pytest.raises(SystemExit):
         main(["evaluate", str(run), "--out", str(tmp_path / "elsewhere")])
     assert "evaluate writes into RUN_DIR/evaluation/" in capsys.readouterr().err
+
+
+def test_a_budget_of_partial_rollouts_is_warned_about() -> None:
+    """PPO collects whole rollouts (n_steps x n_envs): 200 steps of 128-step rollouts train 256."""
+    import warnings
+
+    from hedgearena.agents.training import _warn_partial_rollout
+
+    with pytest.warns(UserWarning, match=r"rollouts \(n_steps x n_envs = 128\).* train 256 steps"):
+        _warn_partial_rollout("ppo", {"n_steps": 8, "n_envs": 16}, 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_partial_rollout("ppo", {"n_steps": 8, "n_envs": 16}, 256)
+        _warn_partial_rollout("sac", {"n_envs": 16}, 200)
