@@ -83,13 +83,19 @@ def _namespace(*values: Any) -> Any:
 
 
 def _validate(spot: Any, strike: Any, tau: Any, vol: Any) -> None:
-    """Cheap checks for numpy inputs; the message names the argument and the allowed range."""
+    """Cheap checks for numpy inputs; the message names the argument and the allowed range.
+
+    Values must be finite (an infinite strike is allowed: the option is worthless or certain).
+    """
     for name, value, positive in (("spot", spot, True), ("strike", strike, True),
                                   ("tau", tau, False), ("vol", vol, False)):
         low = np.min(value) if value.size else 1.0
-        if (low <= 0 if positive else low < 0) or np.isnan(low):
+        high = np.max(value) if value.size and name != "strike" else 1.0
+        if (low <= 0 if positive else low < 0) or np.isnan(low) or high == np.inf:
             allowed = "> 0" if positive else ">= 0"
-            raise ValueError(f"{name} must be {allowed} (currency or years), got {low!r}")
+            bad = high if high == np.inf else low
+            raise ValueError(f"{name} must be finite and {allowed} (currency or years), "
+                             f"got {float(bad)!r}")
 
 
 def _signed(sign: Any, x: Any) -> Any:

@@ -33,6 +33,8 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from hedgearena.envs.checks import require_bool
+
 Array = Any
 """A numpy array or a torch tensor (anything ``array_api_compat.array_namespace`` accepts)."""
 
@@ -272,6 +274,7 @@ class SpreadCost(CostModel):
     floor: float = 0.5
 
     def __post_init__(self) -> None:
+        require_bool(type(self).__name__, "relative", self.relative)
         top = 1.0 if self.relative else math.inf
         _check_range(self, "half_spread", 0.0, top, high_open=True)
         _check_range(self, "vol_sensitivity", 0.0, math.inf, high_open=True)

@@ -172,5 +172,10 @@ class MarketModel(Protocol):
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
     ) -> MarketPaths:
-        """Simulate ``n_paths`` paths of ``n_steps`` steps of ``dt`` years each, from ``rng``."""
+        """Simulate ``n_paths`` paths of ``n_steps`` steps of ``dt`` years each, from ``rng``.
+
+        The same ``rng`` state gives the same paths; the draws fill arrays of all the paths at
+        once, so the first paths of a run of 16 are not those of a run of 8 (the historical
+        replay's are).
+        """
         ...

@@ -47,7 +47,7 @@ def merton_call_price(
     jump_std: float,
     rate: float = 0.0,
     dividend: float = 0.0,
-    n_terms: int = 60,
+    n_terms: int | None = None,
 ) -> Any:
     r"""European call under Merton's jump diffusion: a Poisson mixture of Black-Scholes prices.
 
@@ -61,8 +61,9 @@ def merton_call_price(
 
     (Merton 1976, eq. (16); Haug 2007, section 6.7.1, written with the spot scaled instead of the
     rate), with the shared :func:`hedgearena.envs.black_scholes.black_scholes_price`. The
-    truncation after ``n_terms`` terms drops a Poisson tail, below 1e-15 of the price for
-    ``lambda * tau <= 10`` with the default 60 terms.
+    Poisson weights are computed in logs (no underflow of ``e^{-lambda tau}``) and the series
+    runs to ``lambda tau + 10 sqrt(lambda tau) + 40`` terms by default, past which the Poisson
+    tail is below 1e-15 of the price.
 
     Args:
         spot: spot price, currency.
@@ -74,7 +75,7 @@ def merton_call_price(
         jump_std: standard deviation ``s`` of the log jump size (>= 0).
         rate: risk-free rate, per year.
         dividend: continuous dividend yield, per year.
-        n_terms: number of terms of the series.
+        n_terms: number of terms of the series (None: enough for every ``lambda tau``).
 
     Returns:
         The call price, currency; shape of the broadcast of ``spot``, ``strike``, ``tau``.
@@ -88,15 +89,23 @@ def merton_call_price(
     spot, strike, tau = np.asarray(spot), np.asarray(strike), np.asarray(tau)
     if np.any(tau <= 0):
         raise ValueError(f"merton_call_price: tau must be > 0, got {tau}")
+    for name, value in (("sigma", sigma), ("jump_intensity", jump_intensity),
+                        ("jump_std", jump_std)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"merton_call_price: {name} must be a finite number >= 0, "
+                             f"got {value!r}")
     k = jump_compensator(jump_mean, jump_std)
     lam_tau = jump_intensity * tau
-    weight = np.exp(-lam_tau)
+    if n_terms is None:
+        most = float(np.max(lam_tau)) if lam_tau.size else 0.0
+        n_terms = int(most + 10.0 * math.sqrt(most) + 40)
+    log_lam_tau = np.log(np.maximum(lam_tau, 1e-300))
     price = np.zeros(np.broadcast_shapes(spot.shape, strike.shape, tau.shape))
     for n in range(n_terms):
+        weight = np.exp(-lam_tau + n * log_lam_tau - math.lgamma(n + 1)) if n else np.exp(-lam_tau)
         spot_n = spot * np.exp(n * (jump_mean + 0.5 * jump_std**2) - jump_intensity * k * tau)
         vol_n = np.sqrt(sigma**2 + n * jump_std**2 / tau)
         price = price + weight * black_scholes_price(spot_n, strike, tau, vol_n, rate, dividend)
-        weight = weight * lam_tau / (n + 1)
     return price
 
 

@@ -29,7 +29,11 @@ name                   what it does (defaults)
 
 Some scenarios switch on execution mechanics of the core: partial fills (``fill_fraction`` and
 ``fill_cap`` arrays of :class:`MarketPaths`) and the hedger's own permanent impact (the
-``permanent_impact`` field of :class:`~hedgearena.envs.config.EnvConfig`).
+``permanent_impact`` field of :class:`~hedgearena.envs.config.EnvConfig`). The liquidity
+multipliers ("spreads x20", "x5") scale the cost models that read liquidity (spreads, linear
+and square-root impact), not a plain proportional fee: with the presets' proportional costs
+only the fills bite; ``train.py stress`` uses a spread and impact cost by default
+(``stress.cost``) for that reason.
 
 Examples:
     >>> from hedgearena.envs.config import make_config
@@ -668,16 +672,19 @@ class Crowding:
 
         Returns:
             ``(log_spot, weight)``, ``(n_steps + 1, n_paths)`` each: the impacted log price and
-            the crowd's weight held after its trade at each step.
+            the crowd's weight held after its trade at each step (after the step of the
+            horizon the insurance has expired: the weight stays put, the crowd trades no more).
         """
         returns = _log_returns(paths)
         n_steps, n_paths = returns.shape
+        expiry = math.floor(self.horizon / dt + 1e-9)  # the horizon's step
         log_spot, weight = np.empty((n_steps + 1, n_paths)), np.empty((n_steps + 1, n_paths))
         log_spot[0] = np.log(paths.spot[:, 0])
         weight[0] = self.weight(paths, paths.spot[:, 0], 0, dt)
         for s in range(n_steps):
             moved = log_spot[s] + returns[s]
-            weight[s + 1] = self.weight(paths, np.exp(moved), s + 1, dt)
+            weight[s + 1] = (self.weight(paths, np.exp(moved), s + 1, dt) if s + 1 <= expiry
+                             else weight[s])
             log_spot[s + 1] = moved + self.impact * (weight[s + 1] - weight[s])
         return log_spot, weight
 
@@ -742,6 +749,11 @@ def intraday_grid(
     assert config.n_steps is not None
     _check_count("intraday_grid", "steps_per_day", steps_per_day)
     _check_count("intraday_grid", "days", days)
+    from hedgearena.envs.historical import HistoricalReplay  # late: the replay reads arch's data
+
+    if isinstance(config.market, HistoricalReplay):
+        raise ValueError("an intraday grid needs a simulated market: the historical replay has "
+                         "daily closes only (its steps would be days on a minutes' clock)")
     book = config.book
     options = tuple(dataclasses.replace(o, expiry_steps=o.expiry_steps * steps_per_day)
                     for o in book.options)

@@ -315,8 +315,12 @@ class HestonTermVol:
     the square root of the expected average variance to expiry
     (:func:`heston_average_variance`); ``sqrt(v)`` at ``tau == 0``. This is an approximation: it
     is flat in strike and ignores the smile that the vol of variance and the spot-vol correlation
-    create (and the convexity of the square root), so it marks at-the-money options close to
-    Heston's prices and wings less well.
+    create (and the convexity of the square root), so the marks are not Heston's prices and the
+    hedged P&L carries the difference as a drift. At OptionBook's defaults (kappa 2, theta = v =
+    0.04, xi 0.5, rho -0.7) against QuantLib's AnalyticHestonEngine: a 60-day at-the-money call
+    3.92 against 3.71 (+6%), a 110 call 0.91 against 0.41, a 90 put 0.67 against 0.99; a one-year
+    at-the-money call is marked at 20% vol against Heston's 18.05%. A Heston-consistent surface
+    (the semi-closed form on a grid of variance, expiry and moneyness) is left for later.
 
     Attributes:
         kappa: mean-reversion speed of the variance, per year (>= 0).

@@ -531,3 +531,11 @@ def test_arena_hedgers_reference_and_unknown_keys_are_checked_when_the_config_lo
         load_config(None, [f"arena.reference={reference}"])
     with pytest.raises(ValueError, match=r"allowed keys of arena: \['c', 'frontier', 'hedgers'"):
         load_config(None, ["arena.pathz=1"])
+
+
+def test_a_spread_costs_relative_flag_must_be_a_boolean() -> None:
+    """'no' is truthy: it was read as relative=True."""
+    from hedgearena.envs.frictions import SpreadCost
+
+    with pytest.raises(ValueError, match=r"SpreadCost.relative must be True or False, got 'no'"):
+        SpreadCost(1e-3, relative="no")  # type: ignore[arg-type]

@@ -238,10 +238,14 @@ def test_torch_matches_numpy_and_autograd_delta_is_delta() -> None:
 
 
 def test_bad_inputs_name_the_argument() -> None:
-    with pytest.raises(ValueError, match="spot must be > 0"):
+    with pytest.raises(ValueError, match="spot must be finite and > 0"):
         black_scholes_price(-1.0, 100.0, 1.0, 0.2)
-    with pytest.raises(ValueError, match="vol must be >= 0"):
+    with pytest.raises(ValueError, match="vol must be finite and >= 0"):
         black_scholes_price(100.0, 100.0, 1.0, -0.2)
+    for name, args in (("vol", (100.0, 100.0, 1.0, np.inf)), ("tau", (100.0, 100.0, np.inf, 0.2)),
+                       ("spot", (np.inf, 100.0, 1.0, 0.2))):  # they gave NaN greeks
+        with pytest.raises(ValueError, match=f"{name} must be finite and .* got inf"):
+            black_scholes_greeks(*(np.array([a]) for a in args))
     with pytest.raises(ValueError, match="select must name greeks"):
         black_scholes_greeks(100.0, 100.0, 1.0, 0.2, select=("rho",))
 

@@ -157,3 +157,20 @@ def test_same_seed_same_paths():
 def test_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MertonJumpDiffusion(**kwargs)
+
+
+def test_the_series_holds_for_many_jumps_and_refuses_negative_parameters() -> None:
+    """Jumps of size 0 leave Black-Scholes: exact for any intensity (e^{-800} underflowed and
+    the series gave 0 at lambda = 800; 60 terms gave 6.64 instead of 10.49 at lambda = 60)."""
+    from hedgearena.envs.black_scholes import black_scholes_price
+    from hedgearena.envs.merton import merton_call_price
+
+    spot = np.array([90.0, 100.0, 120.0])
+    for lam in (60.0, 800.0):
+        np.testing.assert_allclose(merton_call_price(spot, 100.0, 1.0, 0.2, lam, 0.0, 0.0),
+                                   black_scholes_price(spot, 100.0, 1.0, 0.2), rtol=1e-12)
+    many = merton_call_price(spot, 100.0, 1.0, 0.2, 60.0, -0.01, 0.02)
+    np.testing.assert_allclose(many, merton_call_price(spot, 100.0, 1.0, 0.2, 60.0, -0.01, 0.02,
+                                                       n_terms=3000), rtol=1e-12)
+    with pytest.raises(ValueError, match="jump_intensity must be a finite number >= 0"):
+        merton_call_price(spot, 100.0, 1.0, 0.2, -1.0, 0.0, 0.1)

@@ -381,3 +381,28 @@ def test_realised_vs_implied_keeps_the_base_marks() -> None:
     paths = model.simulate(8, 5, DT, np.random.default_rng(0))
     assert np.allclose(paths.vol_state, 0.25)
     assert np.allclose(paths.variance, 0.125**2)
+
+
+def test_the_crowd_stops_trading_when_its_insurance_expires() -> None:
+    """Past the horizon the crowd holds its weight: no more feedback (it kept trading a
+    one-day put delta, a digital, and pushed realised vol from 0.20 to 0.28)."""
+    from hedgearena.envs.gbm import GBM
+    from hedgearena.envs.scenarios import Crowding
+
+    base = GBM(sigma=0.2, mu=0.0)
+    crowd = Crowding(base, horizon=10 / 252)
+    paths = base.simulate(2_000, 63, 1 / 252, np.random.default_rng(0))
+    log_spot, weight = crowd.feedback(paths, 1 / 252)
+    moves = np.abs(np.diff(weight, axis=0))
+    assert moves[:10].mean() > 1e-3  # it trades until the horizon
+    assert np.all(moves[10:] == 0.0)  # and not after
+    np.testing.assert_allclose(np.diff(log_spot, axis=0)[10:], np.diff(np.log(paths.spot.T),
+                                                                       axis=0)[10:], atol=1e-12)
+
+
+def test_the_intraday_grid_refuses_the_daily_replay() -> None:
+    from hedgearena.baselines.stress import inapplicable
+
+    reason = inapplicable(make_scenario("flash_crash"), make_config("HistoricalReplay"))
+    assert reason is not None
+    assert "daily closes" in reason
