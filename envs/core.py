@@ -52,7 +52,8 @@ step, with the formulas of :mod:`hedgearena.envs.execution`:
     impact_pnl = (B' - B) + (h + q) S' - h S - q * price + (g + q_g) (O' - O)
 
   (primes after the trade). Rows whose impact is non-zero are re-marked at every later step
-  before their P&L is booked.
+  before their P&L is booked; options expiring at a step settle at the market's spot (the
+  hedger cannot move its own settlements: :func:`hedgearena.envs.episode.mark_step`).
 
 - Risk limits (``CoreConfig.risk_limits``, :mod:`hedgearena.envs.limits`) are watched by the
   envs after each decision, per row: a breach is reported, or forces the next decision to the

@@ -615,7 +615,10 @@ def mark_step(
     What :func:`build_episodes` computes for a (step, path), with the spot replaced (the
     market's other state, the surface's level and anchor, stays): exactly the batch's numbers
     when ``spot`` is the market's (a test checks it), the exact re-marks at a spot moved by the
-    hedger's own permanent impact otherwise.
+    hedger's own permanent impact otherwise, except the settlements: options expiring at the
+    step settle at the market's spot, which the hedger's trades do not move (else pushing the
+    spot before an expiry and unwinding after it, a free round trip under linear permanent
+    impact, would pay: marking the close).
 
     Args:
         config: the env's configuration.
@@ -627,6 +630,11 @@ def mark_step(
     """
     level, anchor = market.vol_state[rows, steps], market.spot[rows, 0]
     book = _book_at(config, market, instruments, (steps, rows), (spot, level, anchor))
+    unmoved = market.spot[rows, steps]
+    if np.any(spot != unmoved):
+        settlement = _book_at(config, market, instruments, (steps, rows),
+                              (unmoved, level, anchor)).settlement
+        book = book._replace(settlement=settlement)
     option = _hedge_option_at(config, market, steps, (spot, level, anchor))
     tau = np.maximum(market.times[-1] - market.times[steps], config.dt)
     carry = market.rate - market.dividend

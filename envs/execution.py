@@ -17,11 +17,10 @@ torch tensors (the deep-hedging trainer) alike.
   the average price along the move, ``S e^{I} (e^x - 1) / x`` (:func:`average_price_factor`),
   which makes a round trip cost nothing beyond the cost model's costs (no round-trip price
   manipulation pays; Huberman and Stanzl 2004, "Price manipulation and quasi-arbitrage",
-  Econometrica 72). Settlements are another matter: an option expiring at a step settles at the
-  spot as the hedger's trades moved it, so pushing the spot before an expiry and unwinding
-  after it pays (marking the close) unless the cost model makes the round trip cost more than
-  the settlement gains (without costs, a short in-the-money call's delta hedge gains about
-  200 on a path at ``permanent_impact`` 0.01 by overbuying at its last decision).
+  Econometrica 72). Options expiring at a step settle at the market's spot, which the hedger's
+  trades do not move: settled at the moved spot, pushing the spot before an expiry and
+  unwinding after it would pay (marking the close; about 120 a path for a short call's hedger
+  at ``permanent_impact`` 0.01 without costs).
 """
 
 from __future__ import annotations

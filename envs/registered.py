@@ -52,8 +52,8 @@ Execution (all off by default; see `hedgearena.envs.core` and `hedgearena.envs.e
   hedging option are re-marked exactly at the moved spot (observations and `state` too, except
   `realised_vol`, which stays the market's, and the final observation after the unwind's sale,
   which is never acted on: it shows the step as the last decision left it). Options settle at
-  the moved spot, so with little or no trading cost an agent can learn to push the spot before
-  an expiry and unwind after it (marking the close; see `hedgearena.envs.execution`).
+  the market's spot, which the hedger's trades do not move: pushing the spot before an expiry
+  does not pay (see `hedgearena.envs.execution`).
 
 Fills and child orders apply to the hedging option's orders too (same fraction and caps, in its
 units); only trades in the underlying move the spot. `risk_limits` may override the action: with

@@ -615,3 +615,33 @@ def test_record_fields_of_mechanics_that_are_off_are_the_zeros_they_would_hold(
         shared = getattr(lean, name).strides == (0, 0)
         assert shared == (name not in always | extra), name
     assert np.any(getattr(full, "option" if "option" in extra else "hedge") != 0)
+
+
+def test_pushing_the_spot_before_expiry_does_not_pay_settlements_use_the_markets_spot() -> None:
+    """Marking the close: at its last decision a hedger dumps 250 units to push the spot down
+    under its short in-the-money call, and unwinds after the settlement (a free round trip
+    under linear permanent impact, no costs). Settled at the moved spot this paid about 120 a
+    path more than delta (delta itself lost 51 to its own impact at settlement); settled at the
+    market's spot neither gains from its own impact (mu = 0: means within 3 standard errors).
+    """
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.delta import BlackScholesDelta
+
+    class Manipulator(Hedger):
+        name = "manipulator"
+        uses_observations = False
+
+        def positions(self, state: Any, obs: np.ndarray) -> np.ndarray:
+            push = (state["tau"] <= 1.5 * state["dt"]) & (state["model_hedge"] > 50.0)
+            return np.where(push, -150.0, state["model_hedge"])[:, None]
+
+    results = {}
+    for impact in (0.0, 0.01):
+        config = make_config("ShortCall", cost=0.0, permanent_impact=impact,
+                             market_kwargs={"mu": 0.0})
+        results[impact] = run_arena(config, [BlackScholesDelta(), Manipulator()],
+                                    n_paths=8_000, seed=0, progress=False)
+    for name in ("delta", "manipulator"):
+        gain = (results[0.01].totals(name)["terminal_pnl"]
+                - results[0.0].totals(name)["terminal_pnl"])
+        assert abs(gain.mean()) < 3.0 * gain.std() / np.sqrt(gain.size) + 0.5, name
