@@ -123,7 +123,10 @@ class CostModel(ABC):
     """A transaction-cost model: currency cost of trading ``trade`` units at ``price``.
 
     Subclasses implement :meth:`coefficients`; :meth:`cost` evaluates them on a trade. ``+``
-    (and ``sum``) combine models into a :class:`CompositeCost`.
+    (and ``sum``) combine models into a :class:`CompositeCost`. The market inputs (price > 0,
+    vol >= 0, liquidity >= 1) are the caller's to get right: the envs pass their own, checked
+    ones; the models do not check arrays on every call (a negative vol would give a negative
+    square-root impact).
     """
 
     @abstractmethod
