@@ -255,7 +255,9 @@ class TrainerConfig:
         max_grad_norm: clip the gradient's norm to it (None: no clipping).
         eval_every: steps between validations (the best weights are kept).
         checkpoint_every: steps between checkpoints (with a checkpoint directory).
-        seed: seed of the weights, the paths and the minibatch order.
+        seed: seed of the weights, the paths and the minibatch order (>= 0; not the arena's
+            seed: the training set's first chunk, ``SeedSequence([seed, 0, 0])``, is one
+            stream with the arena's first block of that seed, ``SeedSequence([seed, 0])``).
         dtype: ``float32`` or ``float64`` (paths, weights and accounting).
         build_chunk: paths simulated at once when building a fixed set.
     """
@@ -283,6 +285,7 @@ class TrainerConfig:
             value = getattr(self, name)
             if not (is_integer(value, integral_floats=True) and value >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            object.__setattr__(self, name, int(value))  # 8192.0 (YAML) is 8192
         if not isinstance(self.fresh_batches, bool):
             raise ValueError(f"fresh_batches must be true or false, got {self.fresh_batches!r}")
         if not self.fresh_batches and self.n_train < self.batch_size:
@@ -290,17 +293,24 @@ class TrainerConfig:
                 f"n_train ({self.n_train}) must be >= batch_size ({self.batch_size}) "
                 "(or set fresh_batches=True)"
             )
+        self._check_steps_sizes()
+        if not (is_integer(self.seed) and self.seed >= 0):
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+
+    def _check_steps_sizes(self) -> None:
+        """The learning rates (decaying) and the gradient clip, named when wrong."""
         for name in ("learning_rate", "final_learning_rate"):
             value = getattr(self, name)
             if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.final_learning_rate > self.learning_rate:
+            raise ValueError(f"final_learning_rate ({self.final_learning_rate}) must be <= "
+                             f"learning_rate ({self.learning_rate}): the step size decays")
         norm = self.max_grad_norm
         if norm is not None and not is_number(norm, gt=0.0):
             raise ValueError(f"max_grad_norm must be a finite number > 0 or None, got {norm!r}")
-        if not is_integer(self.seed):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
     def learning_rate_at(self, step: int) -> float:
         """The cosine-decayed step size of gradient step ``step``."""
@@ -341,6 +351,14 @@ class DeepHedgingTrainer:
             the end; :meth:`train` resumes from it when it exists.
         progress: show a tqdm progress bar.
         **policy_fields: fields of the :class:`PolicySpec` when ``policy`` is None.
+
+    Resuming from ``checkpoint_dir`` continues the weights, the optimiser and the step count;
+    it does not compare the checkpoint's objective or env with this trainer's (``train.py``
+    refuses a run folder trained under other settings; a library user keeps one folder per
+    setting). Stopping with ``train(until=k)`` validates at ``k`` too, so a stopped-and-resumed
+    run can keep another best model than a straight one, and a larger ``steps`` stretches the
+    cosine schedule from the step reached. A given policy's input normaliser is fitted again on
+    the training set (fine-tuning starts from the refitted policy).
 
     Examples:
         >>> from hedgearena.envs.config import make_config

@@ -193,7 +193,8 @@ class Objective:
         return OBJECTIVES[self.name](cost, self.parameter)
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.parameter:g}"
+        text = repr(float(self.parameter))  # every digit: 'entropic:0.0123456789' round-trips
+        return f"{self.name}:{text.removesuffix('.0')}"
 
 
 def parse_objective(spec: str | Objective) -> Objective:

@@ -105,7 +105,10 @@ def round_to_lot(trade: Any, lot: float) -> Any:
     """Round a trade to a whole number of lots (ties to an even number of lots).
 
     Like numpy and torch; ``lot == 0`` leaves the trade as it is. Takes floats, numpy arrays and
-    torch tensors.
+    torch tensors. On tensors that need a gradient the rounding is a straight-through estimator
+    (Bengio, Leonard and Courville 2013): the value is rounded, the gradient is the unrounded
+    trade's (rounding's own derivative is 0 almost everywhere, which would stop deep hedging
+    from learning anything with lots).
 
     Examples:
         >>> round_to_lot(150.0, 100.0), abs(round_to_lot(-49.0, 100.0))
@@ -116,7 +119,10 @@ def round_to_lot(trade: Any, lot: float) -> Any:
     lots = trade / lot
     if isinstance(lots, float):
         return round(lots) * lot + 0.0 * lots
-    return array_namespace(lots).round(lots) * lot
+    rounded = array_namespace(lots).round(lots) * lot
+    if getattr(trade, "requires_grad", False):
+        return trade + (rounded - trade).detach()
+    return rounded
 
 
 class CostModel(ABC):

@@ -166,7 +166,13 @@ def check_agent(config: RunConfig) -> None:
     if config.agent.algo == DEEP_HEDGING:
         from hedgearena.agents.deep_hedging import TrainerConfig
 
-        TrainerConfig(**split_deep_hedging_params(dict(config.agent.hyperparams))[0])
+        params = split_deep_hedging_params(dict(config.agent.hyperparams))[0]
+        params.setdefault("seed", config.seed)  # as _train_deep_hedging sets it
+        if TrainerConfig(**params).seed == config.arena.seed:
+            raise ValueError(
+                f"the deep hedger's seed equals arena.seed ({config.arena.seed}): its training "
+                "and validation paths would be the arena's first blocks (numpy's seed sequences "
+                "[s, 0, 0] and [s, 0] are one stream); choose another seed or arena.seed")
         return
     from hedgearena.agents.sb3 import check_hyperparams, timesteps
     from hedgearena.agents.training import DEFAULT_TIMESTEPS, run_hyperparams

@@ -539,3 +539,25 @@ def test_a_spread_costs_relative_flag_must_be_a_boolean() -> None:
 
     with pytest.raises(ValueError, match=r"SpreadCost.relative must be True or False, got 'no'"):
         SpreadCost(1e-3, relative="no")  # type: ignore[arg-type]
+
+
+def test_deep_hedging_settings_are_read_exactly_and_checked() -> None:
+    """Whole-number floats are counts; the objective keeps every digit (it was rounded to 6:
+    cvar:0.9999999 became the invalid cvar:1); the learning rate decays; the seed is >= 0 and
+    is not the arena's (the trainer's first chunk would be the arena's first block)."""
+    from hedgearena.agents.deep_hedging import TrainerConfig
+    from hedgearena.run_config import load_config
+    from hedgearena.training import check_agent
+
+    config = TrainerConfig(batch_size=32.0, n_train=64.0, n_valid=64.0)  # type: ignore[arg-type]
+    assert isinstance(config.batch_size, int)
+    assert isinstance(config.n_train, int)
+    assert TrainerConfig(objective="entropic:0.0123456789").objective == "entropic:0.0123456789"
+    assert TrainerConfig(objective="cvar:0.9999999").objective == "cvar:0.9999999"
+    with pytest.raises(ValueError, match=r"final_learning_rate \(0.1\) must be <= learning_rate"):
+        TrainerConfig(learning_rate=0.01, final_learning_rate=0.1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        TrainerConfig(seed=-1)
+    with pytest.raises(ValueError, match=r"the deep hedger's seed equals arena.seed \(2024\)"):
+        check_agent(load_config(None, ["seed=2024"]))
+    check_agent(load_config(None, ["seed=2024", "arena.seed=7"]))

@@ -176,6 +176,26 @@ def test_gradient_matches_finite_difference(objective: str, policy_fields: dict)
         assert abs(finite_difference - analytic) / abs(analytic) < 1e-5
 
 
+def test_lots_pass_the_gradient_straight_through() -> None:
+    """Trades rounded to lots have a zero derivative almost everywhere, so training with
+    ``lot_size`` did nothing: the straight-through gradient is the unrounded trade's (Bengio,
+    Leonard and Courville 2013), while the value booked stays the rounded one."""
+    grads = {}
+    for lot in (0.0, 1.0):
+        trainer = DeepHedgingTrainer(short_call(6, lot_size=lot),
+                                     config=tiny(dtype="float64", n_train=64, batch_size=64),
+                                     progress=False, hidden=(5, 4))
+        policy = scrambled(trainer.policy, seed=1)
+        paths = trainer.minibatch(0)
+        policy.fit_normalizer(paths.observations)
+        loss = trainer.loss(paths)
+        grads[lot] = torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+            loss, list(policy.parameters()))])
+    assert grads[1.0].norm() > 0.1 * grads[0.0].norm()
+    cosine = float(grads[1.0] @ grads[0.0] / (grads[1.0].norm() * grads[0.0].norm()))
+    assert cosine > 0.5  # lots of one unit on a 100-unit book barely change the direction
+
+
 # ------------------------------------------------------------------------------- learning
 def test_learns_the_delta_hedge_without_costs() -> None:
     """Zero costs: the learned hedge's P&L std is within 10% of the delta hedge's."""
