@@ -118,6 +118,8 @@ class PolicySpec:
             value = getattr(self, name)
             if not is_number(value, gt=0.0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.initial_width > 100.0:  # softplus^-1 of it overflows past about 700
+            raise ValueError(f"initial_width must be <= 100 notionals, got {self.initial_width!r}")
 
     @classmethod
     def for_env(cls, config: EnvConfig, **fields: Any) -> PolicySpec:

@@ -33,6 +33,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +277,8 @@ def stress_test(
             settings = dataclasses.replace(
                 settings, reference=reference_name(settings.reference, hedgers, main))
     out_path = None if out_dir is None else Path(out_dir)
+    if out_path is not None:  # an earlier run's worst paths are not this run's
+        shutil.rmtree(out_path / "worst_paths", ignore_errors=True)
     rows: dict[tuple[str, str], dict[str, float]] = {}
     pnl: dict[str, dict[str, np.ndarray]] = {}
     files: dict[str, Path] = {}

@@ -389,6 +389,7 @@ def test_trainer_config_errors(fields: dict, match: str) -> None:
         ({"inputs": ("spot",)}, "inputs must be a non-empty subset"),
         ({"hidden": ()}, "hidden must be"),
         ({"initial_width": 0.0}, "initial_width must be"),
+        ({"initial_width": 1000.0}, "initial_width must be <= 100 notionals"),  # overflowed
     ],
 )
 def test_policy_spec_errors(fields: dict, match: str) -> None:
