@@ -392,6 +392,6 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
                          "arena.* (paths, seed, hedgers) when evaluating")
     hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
     out_dir = run_dir / "evaluation"
-    config.dump(out_dir / "config.yaml")
+    config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own
     score_agent(config, config.env.config(), hedger, out_dir, progress)
     return out_dir

@@ -128,17 +128,18 @@ dict), `cost` (a `CostModel`, a proportional rate, or a dict such as `{{"proport
 `rebalance_every`, `initial_hedge` (`zero`, or `delta`: the first decision trades to the model's
 position whatever the action and pays its cost; the reset observation shows the flat hedge before
 it), `action_mode` ({actions}), `reward_mode` ({rewards}), `risk_aversion`, `position_limit`,
-`trade_limit`, `band_limit`, `lot_size`, `unwind`, `reward_scale`, `realised_vol_halflife`,
-`observe_pnl` (append the scaled P&L so far to the observation), `pnl_reference` (m of
-`terminal_mean_variance`, in units of `reward_scale`), `permanent_impact` (>= 0, log move of the
-spot per notional traded; default 0), `execution` (`immediate`, `twap`, `participation`),
-`execution_rate` (> 0, participation's child size as a fraction of N per market step at normal
-liquidity; default 0.1), `risk_limits` (None, a `hedgearena.envs.limits.RiskLimits` or a dict such
-as `{{"delta": 0.5, "drawdown": 500.0, "action": "terminate"}}`: `delta` max `|book delta + hedge +
-g option delta| / N`, `gamma` max `|net gamma| * S * 1% / N`, `vega` max `|net vega|` per vol point
-(currency), `drawdown` max fall of wealth below its episode peak (currency), each optional; `action`
-`report`, `flatten` or `terminate`); or `config=EnvConfig(...)`. The vector env adds `num_envs` and
-`autoreset_mode`; it handles fills, limits and breaches per row.
+`option_position_limit` (the hedging option's `target` range and the cap on the model's position in
+it, notionals; default 10), `trade_limit`, `band_limit`, `lot_size`, `unwind`, `reward_scale`,
+`realised_vol_halflife`, `observe_pnl` (append the scaled P&L so far to the observation),
+`pnl_reference` (m of `terminal_mean_variance`, in units of `reward_scale`), `permanent_impact` (>=
+0, log move of the spot per notional traded; default 0), `execution` (`immediate`, `twap`,
+`participation`), `execution_rate` (> 0, participation's child size as a fraction of N per market
+step at normal liquidity; default 0.1), `risk_limits` (None, a `hedgearena.envs.limits.RiskLimits`
+or a dict such as `{{"delta": 0.5, "drawdown": 500.0, "action": "terminate"}}`: `delta` max `|book
+delta + hedge + g option delta| / N`, `gamma` max `|net gamma| * S * 1% / N`, `vega` max `|net
+vega|` per vol point (currency), `drawdown` max fall of wealth below its episode peak (currency),
+each optional; `action` `report`, `flatten` or `terminate`); or `config=EnvConfig(...)`. The vector
+env adds `num_envs` and `autoreset_mode`; it handles fills, limits and breaches per row.
 
 ## Version History
 

@@ -37,20 +37,22 @@ from hedgearena.run_config import RunConfig, load_config
 COMMANDS = ("train", "evaluate", "benchmark", "stress", "sweep", "rllib")
 
 
-def _common(parser: argparse.ArgumentParser, trains: bool = True) -> None:
+def _common(parser: argparse.ArgumentParser, trains: bool = True, new_run: bool = True) -> None:
     parser.add_argument("--config", type=Path, help="a run config (YAML)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field (repeatable), "
                         "e.g. --set env.kwargs.cost=0.002")
     parser.add_argument("--env", help="env id (env.id), e.g. hedgearena/ShortCall-v0")
     parser.add_argument("--paths", type=int, help="scoring paths per hedger (arena.paths)")
-    parser.add_argument("--seed", type=int, help="seed of training (seed)" if trains else
-                        "seed of the scoring paths (arena.seed; as --arena-seed)")
+    if new_run:  # evaluate scores a saved run: its own seed and folder
+        parser.add_argument("--seed", type=int, help="seed of training (seed)" if trains else
+                            "seed of the scoring paths (arena.seed; as --arena-seed)")
     parser.add_argument("--arena-seed", type=int, help="seed of the scoring paths (arena.seed)")
     parser.add_argument("--hedgers", nargs="+", help="baseline hedger specs (arena.hedgers), "
                         "e.g. no_hedge delta delta:5 band:0.05 ww:best adaptive leland")
-    parser.add_argument("--out", help="parent folder of run folders (out)")
-    parser.add_argument("--name", help="the run folder's name (name)")
+    if new_run:
+        parser.add_argument("--out", help="parent folder of run folders (out)")
+        parser.add_argument("--name", help="the run folder's name (name)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -62,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(train)
     train.add_argument("--agent", help="agent algorithm (agent.algo)")
     evaluate = commands.add_parser("evaluate", help="score a saved agent again")
-    evaluate.add_argument("run_dir", type=Path, help="a run folder written by train")
-    _common(evaluate)
+    evaluate.add_argument("run_dir", type=Path, help="a run folder written by train; the "
+                          "scores go to RUN_DIR/evaluation/ (only arena.* may change)")
+    _common(evaluate, new_run=False)
     bench = commands.add_parser("benchmark", help="score the classical hedgers alone")
     _common(bench, trains=False)
     _stress_options(commands.add_parser(
@@ -113,13 +116,14 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The run config of parsed arguments: file, then ``--set``, then the shortcuts."""
     if args.command == "stress":
         return resolve_stress_config(args)
-    seed, arena_seed = args.seed, args.arena_seed
+    seed, arena_seed = getattr(args, "seed", None), args.arena_seed
     if args.command == "benchmark":  # no training: --seed is the scoring paths' seed
         seed, arena_seed = None, arena_seed if arena_seed is not None else seed
     shortcuts = {
         "env__id": args.env, "arena__paths": args.paths, "seed": seed,
-        "arena__seed": arena_seed, "arena__hedgers": args.hedgers, "out": args.out,
-        "name": args.name, "agent__algo": getattr(args, "agent", None),
+        "arena__seed": arena_seed, "arena__hedgers": args.hedgers,
+        "out": getattr(args, "out", None), "name": getattr(args, "name", None),
+        "agent__algo": getattr(args, "agent", None),
         "ray__num_cpus": getattr(args, "num_cpus", None),
         "ray__address": getattr(args, "address", None),
     }
@@ -127,9 +131,6 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.command == "evaluate":
         if not args.run_dir.is_dir():
             raise ValueError(f"run folder {str(args.run_dir)!r} does not exist")
-        if args.out is not None or args.name is not None:
-            raise ValueError("evaluate writes into RUN_DIR/evaluation/; --out and --name name "
-                             "the folders of new runs (train, benchmark, stress)")
         path = path or args.run_dir / "config.yaml"  # the run's own config by default
     return load_config(path, args.overrides, **shortcuts)
 

@@ -8,7 +8,7 @@ hyperparameters), how it is scored (the arena) and where outputs go. Files are Y
       kwargs: {cost: 0.01}
     agent:
       algo: deep_hedging
-      hyperparams: {epochs: 30}
+      hyperparams: {steps: 300}
     arena: {paths: 100000, hedgers: [no_hedge, delta, "ww:best"]}
     seed: 0
 

@@ -234,7 +234,7 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
                          "arena.* (paths, seed, hedgers) when evaluating")
     hedger = load_agent(run_dir, config)
     out_dir = run_dir / "evaluation"
-    config.dump(out_dir / "config.yaml")
+    config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own
     score_agent(config, config.env.config(), hedger, out_dir, progress)
     return out_dir
 
