@@ -51,7 +51,7 @@ from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.run_config import RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
-from hedgearena.training import score_agent
+from hedgearena.training import check_resumable, score_agent
 
 AGENT_FILE = "rllib.json"
 """Written beside a saved RLlib module: the algorithm and the agent's view of the env."""
@@ -203,6 +203,21 @@ def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
 
 
 # ----------------------------------------------------------------------------- training
+def check_rllib_seeds(config: RunConfig) -> None:
+    """Refuse training seeds whose runners would sample the validation or arena paths.
+
+    Env runner ``k`` resets its env with ``seed + k`` (k = 0 .. num_env_runners); the
+    validation paths come from ``arena.seed + 1`` and the arena's from ``arena.seed``.
+    """
+    runners = range(config.seed, config.seed + max(config.rllib.num_env_runners, 1) + 1)
+    clash = sorted({config.arena.seed, config.arena.seed + 1} & set(runners))
+    if clash:
+        raise ValueError(
+            f"seed {config.seed}: the env runners' seeds {runners.start}..{runners.stop - 1} "
+            f"include {clash}, the arena's ({config.arena.seed}) or the validation's "
+            f"({config.arena.seed + 1}); choose a seed away from arena.seed")
+
+
 def rllib_run_dir(config: RunConfig) -> Path:
     """The run folder: ``<out>/<name>``, by default ``<out>/rllib_<algo>-<env>-seed<seed>``."""
     env = config.env.id.split("/")[-1].removesuffix("-v0")
@@ -356,8 +371,10 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     require("ray.rllib")  # before anything is written
     console = Console(width=max(Console().width, 160))
     run_dir = rllib_run_dir(config)
-    config.dump(run_dir / "config.yaml")
     env_config = config.env.config()
+    check_resumable(config, run_dir, "rllib")  # before the folder's config is replaced
+    check_rllib_seeds(config)
+    config.dump(run_dir / "config.yaml")
     (run_dir / "env.yaml").write_text(yaml.safe_dump(plain_data(env_config.to_dict()),
                                                      sort_keys=False))
     spec = config.rllib

@@ -86,8 +86,12 @@ def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict
     return config, info
 
 
-def check_resumable(config: RunConfig) -> None:
+def check_resumable(config: RunConfig, run_dir: Path | None = None,
+                    learner: str = "agent") -> None:
     """Refuse to resume a run folder's checkpoints under other training settings.
+
+    ``run_dir`` is the folder (default: ``config.run_dir``); ``learner`` the config's section
+    of the trained agent, ``agent`` or ``rllib``.
 
     A run resumes from the checkpoints of its folder; if the folder's ``config.yaml`` trained
     with another env, seed, algorithm, view or hyperparameters (the budget aside,
@@ -96,12 +100,12 @@ def check_resumable(config: RunConfig) -> None:
     Raises:
         ValueError: naming the folder, the settings that differ (old -> new) and the ways out.
     """
-    run_dir = config.run_dir
+    run_dir = config.run_dir if run_dir is None else run_dir
     saved, checkpoints = run_dir / "config.yaml", run_dir / "checkpoints"
     if not (saved.is_file() and checkpoints.is_dir() and any(checkpoints.iterdir())):
         return
-    old = _training_settings(load_yaml(saved.read_text()) or {})
-    changed = _differences(old, _training_settings(config.model_dump(mode="json")))
+    old = _training_settings(load_yaml(saved.read_text()) or {}, learner)
+    changed = _differences(old, _training_settings(config.model_dump(mode="json"), learner))
     if changed:
         calibrated = any(line.startswith(("agent.env_kwargs.risk_aversion",
                                           "agent.env_kwargs.pnl_reference")) for line in changed)
@@ -114,12 +118,17 @@ def check_resumable(config: RunConfig) -> None:
         )
 
 
-def _training_settings(tree: dict[str, Any]) -> dict[str, Any]:
+def _training_settings(tree: dict[str, Any], learner: str = "agent") -> dict[str, Any]:
     """What a run's weights depend on, from its config tree (the budget left out)."""
-    agent = dict(tree.get("agent") or {})
+    agent = dict(tree.get(learner) or {})
     params = {k: v for k, v in (agent.get("hyperparams") or {}).items() if k not in BUDGET_KEYS}
-    return {"env": tree.get("env"), "seed": tree.get("seed"), "agent.algo": agent.get("algo"),
-            "agent.env_kwargs": agent.get("env_kwargs"), "agent.hyperparams": params}
+    settings = {"env": tree.get("env"), "seed": tree.get("seed"),
+                f"{learner}.algo": agent.get("algo"),
+                f"{learner}.env_kwargs": agent.get("env_kwargs"),
+                f"{learner}.hyperparams": params}
+    if learner == "rllib":  # the module's inputs: each runner's batch of paths
+        settings["rllib.num_envs_per_env_runner"] = agent.get("num_envs_per_env_runner")
+    return settings
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:

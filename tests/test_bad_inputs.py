@@ -561,3 +561,14 @@ def test_deep_hedging_settings_are_read_exactly_and_checked() -> None:
     with pytest.raises(ValueError, match=r"the deep hedger's seed equals arena.seed \(2024\)"):
         check_agent(load_config(None, ["seed=2024"]))
     check_agent(load_config(None, ["seed=2024", "arena.seed=7"]))
+
+
+def test_rllib_runner_seeds_must_not_be_the_arenas_or_the_validations() -> None:
+    """Runner k resets with seed + k: seed 2023 with two runners samples 2024 (the arena's
+    first block) and 2025 (the validation's paths)."""
+    from hedgearena.agents.rllib import check_rllib_seeds
+    from hedgearena.run_config import load_config
+
+    with pytest.raises(ValueError, match=r"include \[2024, 2025\], the arena's \(2024\)"):
+        check_rllib_seeds(load_config(None, ["seed=2023"]))
+    check_rllib_seeds(load_config(None, ["seed=0"]))

@@ -196,6 +196,11 @@ def test_rllib_ppo_trains_with_two_env_runners_and_is_scored_by_the_arena(ray_in
     again = {r["hedger"]: r for r in
              json.loads((run / "evaluation" / "scores.json").read_text())["records"]}
     assert again["rllib ppo agent"]["objective"] == agent["objective"]
+    saved = (run / "config.yaml").read_text()
+    with pytest.raises(SystemExit):  # resuming under another env is refused, before any write
+        main(["rllib", "--config", str(config), "--set", "env.kwargs.cost=0.002",
+              "--no-progress"])
+    assert (run / "config.yaml").read_text() == saved
 
 
 # ------------------------------------------------------------- without Ray, and bad configs
