@@ -59,9 +59,14 @@ class SB3VecEnv(VecEnv):
         self._t0 = time.perf_counter()
 
     def reset(self) -> VecEnvObs:
-        """Reset every row (SB3 passes seeds through :meth:`seed`; the first seeds the batch)."""
+        """Reset every row (SB3 passes seeds through :meth:`seed`; the first seeds the batch).
+
+        Options given with ``set_options`` go to the native env's reset (the first row's: the
+        batch takes one set of options, e.g. ``{"hedge": 50.0}``).
+        """
         seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else None
-        obs, _ = self.venv.reset(seed=seed)
+        options = self._options[0] if self._options and self._options[0] else None
+        obs, _ = self.venv.reset(seed=seed, options=options)
         self._reset_seeds()
         self._reset_options()
         self._returns[:] = 0.0
@@ -113,7 +118,8 @@ class SB3VecEnv(VecEnv):
         return [getattr(self.venv, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the native env (shared by all rows)."""
+        """Set an attribute of the native env (shared by all rows: ``indices`` must be all)."""
+        self._whole_batch("set_attr", indices)
         setattr(self.venv, attr_name, value)
 
     def env_method(
@@ -123,7 +129,11 @@ class SB3VecEnv(VecEnv):
         indices: VecEnvIndices = None,
         **method_kwargs: Any,
     ) -> list[Any]:
-        """Call a method of the native env once and report its result for each requested row."""
+        """Call a method of the native env once and report its result for each row.
+
+        The native env is one object for the batch: ``indices`` must be all the rows.
+        """
+        self._whole_batch("env_method", indices)
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 
@@ -134,6 +144,13 @@ class SB3VecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray | None]:
         """No rendering."""
         return [None for _ in range(self.num_envs)]
+
+    def _whole_batch(self, what: str, indices: VecEnvIndices) -> None:
+        """Refuse ``indices`` that are not every row (the native env acts on the batch)."""
+        if indices is not None and sorted(self._get_indices(indices)) != list(
+                range(self.num_envs)):
+            raise ValueError(f"{what} acts on the native env's whole batch of {self.num_envs} "
+                             f"rows; indices must be None (all), got {indices!r}")
 
     def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
         if indices is None:
