@@ -463,7 +463,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         rows = np.flatnonzero(terminated)
         everyone = len(rows) == self.num_envs
         final_obs = self._obs()
-        final_info = dict(infos)
+        final_info = {  # the rows' final infos, masked to the rows that ended (as Gymnasium's)
+            key: terminated.copy() if key.startswith("_") else value for key, value in infos.items()
+        }
         self._replace_rows(rows)
         self._begin(ALL_ROWS if everyone else rows)
         fresh = self._infos(None, ALL_ROWS)

@@ -315,3 +315,19 @@ def test_target_mode_reaches_the_models_position_in_the_hedging_option(env_id: s
     narrow.reset(seed=4)
     narrow.step(np.array([0.0, -1.0], dtype=np.float32))
     assert narrow.unwrapped.state["option_position"] == -200.0
+
+
+def test_same_step_final_info_is_masked_to_the_rows_that_ended() -> None:
+    """As Gymnasium's SyncVectorEnv: inside ``final_info`` the ``_key`` masks are True only for
+    the rows that ended (a limit stops the even rows at the first step; the odd ones go on)."""
+    env = VecHedgingEnv(num_envs=6, preset="ShortCall", autoreset_mode=AutoresetMode.SAME_STEP,
+                        risk_limits={"delta": 0.5, "action": "terminate"})
+    env.reset(seed=0)
+    rows = np.arange(6)
+    targets = np.where(rows % 2 == 0, 150.0, 50.0)[:, None]
+    _, _, terminated, _, infos = env.step_targets(targets)
+    np.testing.assert_array_equal(terminated, rows % 2 == 0)
+    final = infos["final_info"]
+    for key in ("_pnl", "_cost", "_episode"):
+        np.testing.assert_array_equal(final[key], terminated, err_msg=key)
+    np.testing.assert_array_equal(infos["_final_info"], terminated)
