@@ -239,11 +239,17 @@ def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
     result = run_sweep(config, resume=resume, progress=progress)
     console.print(result.files["md"].read_text())
     unfinished = int((result.table["status"] == "unfinished").sum())
+    failed = int((result.table["status"] == "failed").sum())
     if unfinished:
         console.print(f"{unfinished} trial(s) unfinished: continue with the same command and "
                       "--resume")
+    if failed:
+        console.print(f"{failed} trial(s) failed: their errors are in results.md; --resume "
+                      "runs them again")
     console.print(f"{time.perf_counter() - start:.1f} s; results in {result.folder}/ "
                   f"({', '.join(sorted(p.name for p in result.files.values()))})")
+    if failed or unfinished:  # a script running sweeps sees that not every trial finished
+        raise SystemExit(1)
     return result.folder
 
 
