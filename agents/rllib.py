@@ -382,7 +382,7 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
                   f"{spec.num_env_runners} env runners x {spec.num_envs_per_env_runner} paths "
                   f"-> {run_dir}/")
     start = time.perf_counter()
-    with ray_session(config.ray):
+    with ray_session(config.ray, config.rllib.num_env_runners, "rllib.num_env_runners"):
         info = train_rllib(config, env_config, run_dir, progress)
     info["seconds"] = time.perf_counter() - start
     (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")

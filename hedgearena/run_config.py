@@ -446,6 +446,15 @@ class RllibSpec(_LearnerSpec):
             raise ValueError(f"rllib.algo must be one of ('PPO',), got {value!r}")
         return value
 
+    @field_validator("env_kwargs")
+    @classmethod
+    def _no_auto(cls, value: dict[str, Any]) -> dict[str, Any]:
+        auto = sorted(key for key, item in value.items() if item == "auto")
+        if auto:
+            raise ValueError(f"rllib.env_kwargs {auto}: 'auto' is calibrated for SB3 agents "
+                             "only (agent.env_kwargs); give numbers")
+        return value
+
 
 
 class RaySpec(_Section):

@@ -94,8 +94,12 @@ def require(module: str) -> Any:
 
 
 @contextlib.contextmanager
-def ray_session(spec: RaySpec) -> Iterator[Any]:
+def ray_session(spec: RaySpec, cpus: float = 0.0, what: str = "") -> Iterator[Any]:
     """Ray for the duration of a command: connect to ``spec.address`` or start a local instance.
+
+    ``cpus`` is what one unit of the work needs at once (``what`` names the setting): a local
+    instance with fewer CPUs is refused (Ray would wait for them for ever); a cluster, which may
+    grow, is not checked.
 
     Without an address a private local instance is started (``spec.num_cpus`` CPUs, no
     dashboard; ``address="local"``, so a cluster started on this machine with ``ray start`` is
@@ -112,6 +116,10 @@ def ray_session(spec: RaySpec) -> Iterator[Any]:
     elif started:
         ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False)
     try:
+        have = float(ray.cluster_resources().get("CPU", 0.0))
+        if not spec.address and cpus > have:
+            raise ValueError(f"{what} needs {cpus:g} CPUs at once, but the local Ray instance "
+                             f"has {have:g} (ray.num_cpus / --num-cpus): lower {what}")
         yield ray
     finally:
         if started:
@@ -284,7 +292,7 @@ def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
     folder = sweep_dir(config).resolve()
     _check_folder(folder, config, resume)
     config.dump(folder / "config.yaml")
-    with ray_session(config.ray):
+    with ray_session(config.ray, config.sweep.cpus_per_trial, "sweep.cpus_per_trial"):
         results = make_tuner(config, folder, resume, progress, callbacks).fit()
         configs = trial_configs(results.experiment_path)
     table = results_table(results, configs, config.sweep, folder / TRIALS_DIR)

@@ -572,3 +572,11 @@ def test_rllib_runner_seeds_must_not_be_the_arenas_or_the_validations() -> None:
     with pytest.raises(ValueError, match=r"include \[2024, 2025\], the arena's \(2024\)"):
         check_rllib_seeds(load_config(None, ["seed=2023"]))
     check_rllib_seeds(load_config(None, ["seed=0"]))
+
+
+def test_rllib_views_take_numbers_not_auto() -> None:
+    """'auto' passed the config and failed inside the env runners (a traceback, rc 1)."""
+    from hedgearena.run_config import load_config
+
+    with pytest.raises(ValueError, match=r"'auto' is calibrated for SB3 agents only"):
+        load_config(None, ["rllib.env_kwargs={risk_aversion: auto}"])

@@ -257,3 +257,17 @@ def test_a_missing_or_corrupt_rllib_agent_is_named(tmp_path: Path) -> None:
     (tmp_path / "rllib.json").write_text(json.dumps({"algo": "PPO"}))
     with pytest.raises(ValueError, match=r"lacks the key\(s\) \['env_kwargs'\]"):
         load_rllib_hedger(tmp_path)
+
+
+def test_work_needing_more_cpus_than_the_local_instance_has_is_refused(ray_instance) -> None:
+    """Ray waits for ever for resources a local instance will never have (a sweep's
+    cpus_per_trial, RLlib's env runners): named instead."""
+    from hedgearena.run_config import RaySpec
+    from hedgearena.sweep import ray_session
+
+    refused = r"rllib.num_env_runners needs 3 CPUs at once, but the local Ray instance has 2"
+    with pytest.raises(ValueError, match=refused), ray_session(RaySpec(), 3,
+                                                                "rllib.num_env_runners"):
+        pass
+    with ray_session(RaySpec(), 2, "rllib.num_env_runners"):
+        pass
