@@ -179,6 +179,33 @@ def trial_config(base: Mapping[str, Any], params: Mapping[str, Any], trials_dir:
     return apply_overrides(config, values, out=str(trials_dir), name=trial)
 
 
+def check_space(config: RunConfig) -> None:
+    """Check every value of the sweep's space as a trial would use it, before Ray starts.
+
+    Each grid or choice value, and both ends of each range, is applied to the base config
+    (:func:`trial_config`), and its env is built: a bad seed, env id, env keyword or agent
+    hyperparameter is named now, not as a failed trial after Ray has started.
+
+    Raises:
+        ValueError: naming the key, the value and what is wrong.
+    """
+    from hedgearena.training import check_agent
+
+    base = config.model_dump(mode="json")
+    for key, axis in config.sweep.space.items():
+        kind, values = next(iter(axis.items()))
+        if kind == "randint":
+            values = [values[0], values[1] - 1]  # the high end is excluded
+        for value in values:
+            try:
+                trial = trial_config(base, {key: value}, Path("."), "check")
+                trial.env.config()
+                check_agent(trial)
+            except ValueError as error:
+                raise ValueError(f"sweep.space.{key}: the value {value!r} fails: "
+                                 f"{error}") from None
+
+
 def _plain(value: Any) -> Any:
     """Tune's draws (numpy scalars) as Python numbers, for pydantic and YAML."""
     return value.item() if isinstance(value, np.generic) else value
@@ -272,7 +299,7 @@ class SweepResult:
 
 
 def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
-              callbacks: Sequence[Any] = ()) -> SweepResult:
+              callbacks: Sequence[Any] = (), check_values: bool = True) -> SweepResult:
     """Run (or resume) the sweep of ``config.sweep`` on Ray Tune; write its table and plot.
 
     Args:
@@ -281,6 +308,8 @@ def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
         progress: show Tune's progress table.
         callbacks: ``ray.tune.Callback`` objects (e.g. Tune's MLflow or W&B loggers); kept in
             the sweep's state, so a resumed sweep has them too.
+        check_values: check every value of the space before Ray starts (:func:`check_space`);
+            False lets a bad value fail as a trial (retried, then reported in the table).
 
     Raises:
         ValueError: an empty space, a folder that holds another sweep (or none to resume).
@@ -289,6 +318,8 @@ def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
     if not config.sweep.space:
         raise ValueError("sweep.space is empty: name at least one key to sweep, e.g. "
                          "sweep: {space: {seed: [0, 1, 2], env.kwargs.cost: [0.001, 0.01]}}")
+    if check_values:
+        check_space(config)
     folder = sweep_dir(config).resolve()
     _check_folder(folder, config, resume)
     config.dump(folder / "config.yaml")

@@ -84,7 +84,10 @@ def test_failed_trials_are_retried_then_reported_in_the_table(ray_instance, tmp_
     sweep = {"space": {"env.kwargs.cost": [0.001, -1.0]}, "max_failures": 1}
     from hedgearena.sweep import run_sweep
 
-    result = run_sweep(load_config(_write_config(tmp_path, sweep)), progress=False)
+    config = load_config(_write_config(tmp_path, sweep))
+    with pytest.raises(ValueError, match=r"sweep.space.env.kwargs.cost: the value -1.0 fails"):
+        run_sweep(config, progress=False)  # checked before Ray starts
+    result = run_sweep(config, progress=False, check_values=False)  # let it fail as a trial
     table = result.table.set_index("env.kwargs.cost")
     assert table.loc[0.001, "status"] == "ok"
     assert table.loc[-1.0, "status"] == "failed"
