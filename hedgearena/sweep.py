@@ -37,6 +37,7 @@ import importlib
 import json
 import logging
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,7 @@ def read_attempts(run_dir: Path) -> int:
 
 
 def run_trial(params: dict[str, Any], base: dict[str, Any], trials_dir: str,
-              threads: int) -> None:
+              threads: int, workdir: str | None = None) -> None:
     """Tune's trainable: one hedgearena run with the trial's ``params``, reported to Tune.
 
     Args:
@@ -252,8 +253,13 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], trials_dir: str,
         base: the sweep's run config as a dict.
         trials_dir: the folder of the trials' run folders.
         threads: torch threads of the trial (its CPUs).
+        workdir: the sweep command's working directory, where the trial runs (Tune starts
+            it in its own folder, where a relative path such as a replay's CSV would not be).
     """
     import torch
+
+    if workdir is not None:
+        os.chdir(workdir)
 
     from hedgearena.training import agent_name, train_and_score
 
@@ -355,7 +361,8 @@ def make_tuner(config: RunConfig, folder: Path, resume: bool, progress: bool,
     optuna_limit = spec.max_concurrent or None if spec.search == "optuna" else None
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=config.model_dump(mode="json"),
-                             trials_dir=trials_dir, threads=math.ceil(spec.cpus_per_trial)),
+                             trials_dir=trials_dir, threads=math.ceil(spec.cpus_per_trial),
+                             workdir=str(Path.cwd())),
         {"cpu": spec.cpus_per_trial},
     )
     if resume:

@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -274,3 +275,21 @@ def test_work_needing_more_cpus_than_the_local_instance_has_is_refused(ray_insta
         pass
     with ray_session(RaySpec(), 2, "rllib.num_env_runners"):
         pass
+
+
+def test_trials_run_in_the_sweeps_working_directory(ray_instance, tmp_path, monkeypatch):
+    """A replay of a CSV given by a relative path: Tune starts each trial in its own folder,
+    where the path failed ('cannot read the CSV file'); trials now run where the sweep does."""
+    from hedgearena.sweep import run_sweep
+
+    days = pd.bdate_range("2020-01-01", periods=300)
+    closes = 100.0 * np.exp(np.cumsum(np.random.default_rng(0).normal(0.0, 0.01, len(days))))
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "close": closes,
+                  "iv": 0.2}).to_csv(tmp_path / "prices.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    replay = {"id": "hedgearena/HistoricalReplay-v0",
+              "kwargs": {"market_kwargs": {"csv": "prices.csv", "vol_column": "iv"}}}
+    config = load_config(_write_config(tmp_path, {"space": {"seed": [1]}, "max_failures": 0},
+                                       env=replay))
+    result = run_sweep(config, progress=False)
+    assert list(result.table["status"]) == ["ok"]
