@@ -293,3 +293,15 @@ def test_trials_run_in_the_sweeps_working_directory(ray_instance, tmp_path, monk
                                        env=replay))
     result = run_sweep(config, progress=False)
     assert list(result.table["status"]) == ["ok"]
+
+
+def test_the_sweep_command_exits_1_when_a_trial_failed(ray_instance, tmp_path, monkeypatch):
+    """A script running sweeps must see it: the command exited 0 with a failed trial."""
+    from hedgearena import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "check_space", lambda config: None)  # let it fail late
+    config = _write_config(tmp_path, {"space": {"env.kwargs.cost": [0.001, -1.0]},
+                                      "max_failures": 0})
+    with pytest.raises(SystemExit) as stopped:
+        main(["sweep", "--config", str(config), "--no-progress"])
+    assert stopped.value.code == 1
