@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,7 +270,11 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], trials_dir: str,
     attempts = count_attempt(config.run_dir)
     torch.set_num_threads(max(1, threads))
     with _output_to(config.run_dir / "trial.log"):
-        train_and_score(config, progress=False)
+        try:
+            train_and_score(config, progress=False)
+        except Exception:  # the log holds why (Tune keeps only the message for the table)
+            traceback.print_exc()
+            raise
     metrics = trial_metrics(config.run_dir / "report" / "scores.json", agent_name(config))
     tune.report({**metrics, "attempts": attempts})
 

@@ -96,6 +96,8 @@ def test_failed_trials_are_retried_then_reported_in_the_table(ray_instance, tmp_
     assert "ProportionalCost.rate must be" in table.loc[-1.0, "error"]
     assert math.isnan(table.loc[-1.0, "objective"])
     assert "| failed | 2 |" in (result.folder / "results.md").read_text()
+    logs = [path.read_text() for path in (result.folder / "trials").rglob("trial.log")]
+    assert any("Traceback" in log and "ProportionalCost.rate must be" in log for log in logs)
 
 
 def _interrupt_after(n: int, flag: Path):
