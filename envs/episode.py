@@ -631,7 +631,8 @@ def mark_step(
     level, anchor = market.vol_state[rows, steps], market.spot[rows, 0]
     book = _book_at(config, market, instruments, (steps, rows), (spot, level, anchor))
     unmoved = market.spot[rows, steps]
-    if np.any(spot != unmoved):
+    expiring = instruments.expiry[rows] == steps[:, None]
+    if np.any(spot != unmoved) and np.any(expiring & (instruments.quantity[rows] != 0)):
         settlement = _book_at(config, market, instruments, (steps, rows),
                               (unmoved, level, anchor)).settlement
         book = book._replace(settlement=settlement)
