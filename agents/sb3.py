@@ -37,6 +37,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.yaml_io import load_yaml
@@ -265,28 +266,30 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
 
 
 def _count(low: int) -> Any:
-    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v == int(v) \
-        and v >= low
+    return lambda v: is_integer(v, integral_floats=True) and v >= low
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return is_number(float(text), gt=0.0)
+    except ValueError:
+        return False
 
 
 def _rate(v: Any) -> bool:
     if isinstance(v, str) and v.startswith("lin_"):
-        v = v[4:]
-        try:
-            v = float(v)
-        except ValueError:
-            return False
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < float("inf")
+        return _positive_number(v[4:])
+    return is_number(v, gt=0.0)
 
 
 def _fraction(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 1
+    return is_number(v, gt=0.0, le=1.0)
 
 
 def _ent_coef(v: Any) -> bool:
     if isinstance(v, str):
-        return v == "auto" or (v.startswith("auto_") and _rate(v[5:]))
-    return isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < float("inf")
+        return v == "auto" or (v.startswith("auto_") and _positive_number(v[5:]))
+    return is_number(v, ge=0.0)
 
 
 VALUE_RULES: dict[str, tuple[Any, str]] = {

@@ -9,6 +9,7 @@ is kept; checkpoints let an interrupted run resume with its step count.
 
 from __future__ import annotations
 
+import inspect
 import json
 import pickle
 import shutil
@@ -107,7 +108,7 @@ def run_hyperparams(config: RunConfig) -> dict[str, Any]:
 def _env(config: RunConfig, params: dict[str, Any], folder: Path | None) -> VecEnv:
     """The training env; with ``folder``, the normaliser's statistics are loaded from it."""
     kwargs = {**config.env.kwargs, **config.agent.env_kwargs}
-    n_envs = int(params.get("n_envs", 64))
+    n_envs = _n_envs(params)
     normalize = parse_normalize(params.get("normalize"))
     gamma = float(params.get("gamma", 0.99))
     if folder is None or normalize is None:
@@ -178,8 +179,9 @@ def _warn_partial_rollout(algo: str, params: dict[str, Any], budget: int) -> Non
     """Warn when an on-policy budget is not whole rollouts (SB3 trains the last one whole)."""
     if algo in OFF_POLICY:
         return
-    rollout = int(params.get("n_steps", 2048 if algo == "ppo" else 128)) * int(
-        params.get("n_envs", 64))
+    default = inspect.signature(algorithm(algo)).parameters["n_steps"].default  # SB3's own
+    n_steps = params.get("n_steps", default)
+    rollout = int(n_steps) * _n_envs(params)
     if budget % rollout:
         whole = -(-budget // rollout) * rollout
         warnings.warn(
@@ -187,6 +189,15 @@ def _warn_partial_rollout(algo: str, params: dict[str, Any], budget: int) -> Non
             f"{rollout}): {algo} collects whole rollouts and will train {whole} steps",
             stacklevel=3,
         )
+
+
+DEFAULT_N_ENVS = 64
+"""Paths of the training env when the hyperparameters give no ``n_envs``."""
+
+
+def _n_envs(params: dict[str, Any]) -> int:
+    """The training env's paths (``n_envs``, or :data:`DEFAULT_N_ENVS`)."""
+    return int(params.get("n_envs", DEFAULT_N_ENVS))
 
 
 def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None:

@@ -158,6 +158,24 @@ def score_hedger(
     )
 
 
+def tuned_family(spec: str) -> str | None:
+    """The family of a ``family:best`` spec (tuned by the benchmark), or None for other specs.
+
+    Raises:
+        ValueError: if ``:best`` names a family that cannot be tuned.
+
+    Examples:
+        >>> tuned_family("ww:best"), tuned_family("delta:5")
+        ('ww', None)
+    """
+    family, _, arg = spec.partition(":")
+    if arg != "best":
+        return None
+    if family not in FAMILIES:
+        raise ValueError(f"{spec!r}: ':best' exists for {sorted(FAMILIES)} only")
+    return family
+
+
 def resolve_hedgers(
     config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings
 ) -> tuple[list[Hedger], dict[str, float]]:
@@ -168,10 +186,8 @@ def resolve_hedgers(
         if isinstance(spec, Hedger):
             hedgers.append(spec)
             continue
-        family, _, arg = spec.partition(":")
-        if arg == "best":
-            if family not in FAMILIES:
-                raise ValueError(f"{spec!r}: ':best' exists for {sorted(FAMILIES)} only")
+        family = tuned_family(spec)
+        if family is not None:
             tuned[family], _ = tune_family(config, family, settings)
             hedger = family_member(family, tuned[family])
             hedger.name = f"{FAMILIES[family][0]} {tuned[family]:g} (tuned)"

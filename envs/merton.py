@@ -91,9 +91,7 @@ def merton_call_price(
         raise ValueError(f"merton_call_price: tau must be > 0, got {tau}")
     for name, value in (("sigma", sigma), ("jump_intensity", jump_intensity),
                         ("jump_std", jump_std)):
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"merton_call_price: {name} must be a finite number >= 0, "
-                             f"got {value!r}")
+        require_number("merton_call_price", name, value, ge=0.0)
     k = jump_compensator(jump_mean, jump_std)
     lam_tau = jump_intensity * tau
     if n_terms is None:
@@ -102,7 +100,7 @@ def merton_call_price(
     log_lam_tau = np.log(np.maximum(lam_tau, 1e-300))
     price = np.zeros(np.broadcast_shapes(spot.shape, strike.shape, tau.shape))
     for n in range(n_terms):
-        weight = np.exp(-lam_tau + n * log_lam_tau - math.lgamma(n + 1)) if n else np.exp(-lam_tau)
+        weight = np.exp(-lam_tau + n * log_lam_tau - math.lgamma(n + 1))  # Poisson(n; lam tau)
         spot_n = spot * np.exp(n * (jump_mean + 0.5 * jump_std**2) - jump_intensity * k * tau)
         vol_n = np.sqrt(sigma**2 + n * jump_std**2 / tau)
         price = price + weight * black_scholes_price(spot_n, strike, tau, vol_n, rate, dividend)

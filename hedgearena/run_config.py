@@ -144,15 +144,10 @@ def hedger_name(spec: str) -> str:
     Raises:
         ValueError: naming the spec and what is allowed.
     """
-    from hedgearena.baselines.benchmark import FAMILIES
+    from hedgearena.baselines.benchmark import tuned_family
     from hedgearena.baselines.registry import parse_hedger
 
-    family, _, arg = spec.partition(":")
-    if arg == "best":
-        if family not in FAMILIES:
-            raise ValueError(f"{spec!r}: ':best' exists for {sorted(FAMILIES)} only")
-        return ""
-    return parse_hedger(spec).name
+    return "" if tuned_family(spec) is not None else parse_hedger(spec).name
 
 
 class ArenaSpec(_Section):

@@ -173,11 +173,7 @@ def train_agent(
 def check_agent(config: RunConfig) -> None:
     """Raise ``ValueError`` naming a bad hyperparameter or budget of ``config``'s agent."""
     if config.agent.algo == DEEP_HEDGING:
-        from hedgearena.agents.deep_hedging import TrainerConfig
-
-        params = split_deep_hedging_params(dict(config.agent.hyperparams))[0]
-        params.setdefault("seed", config.seed)  # as _train_deep_hedging sets it
-        if TrainerConfig(**params).seed == config.arena.seed:
+        if deep_hedging_settings(config)[0].seed == config.arena.seed:
             raise ValueError(
                 f"the deep hedger's seed equals arena.seed ({config.arena.seed}): its training "
                 "and validation paths would be the arena's first blocks (numpy's seed sequences "
@@ -249,6 +245,18 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
 
 
 # ----------------------------------------------------------------------------- deep hedging
+def deep_hedging_settings(config: RunConfig) -> tuple[Any, dict[str, Any]]:
+    """The deep hedger's ``TrainerConfig`` and policy fields, from ``agent.hyperparams``.
+
+    The trainer's seed is the run's unless the hyperparameters give one; errors name the keys.
+    """
+    from hedgearena.agents.deep_hedging import TrainerConfig
+
+    trainer_params, policy_fields = split_deep_hedging_params(dict(config.agent.hyperparams))
+    trainer_params.setdefault("seed", config.seed)
+    return TrainerConfig(**trainer_params), policy_fields
+
+
 def split_deep_hedging_params(hyperparams: dict[str, Any]) -> tuple[dict[str, Any],
                                                                      dict[str, Any]]:
     """Split flat hyperparameters into trainer settings and policy fields (errors name keys)."""
@@ -271,12 +279,11 @@ def split_deep_hedging_params(hyperparams: dict[str, Any]) -> tuple[dict[str, An
 def _train_deep_hedging(
     config: RunConfig, env_config: EnvConfig, run_dir: Path, progress: bool
 ) -> dict[str, Any]:
-    from hedgearena.agents.deep_hedging import DeepHedgingTrainer, TrainerConfig
+    from hedgearena.agents.deep_hedging import DeepHedgingTrainer
 
-    trainer_params, policy_fields = split_deep_hedging_params(dict(config.agent.hyperparams))
-    trainer_params.setdefault("seed", config.seed)
+    trainer_config, policy_fields = deep_hedging_settings(config)
     trainer = DeepHedgingTrainer(
-        env_config, config=TrainerConfig(**trainer_params), log_dir=run_dir / "tb",
+        env_config, config=trainer_config, log_dir=run_dir / "tb",
         checkpoint_dir=run_dir / "checkpoints", progress=progress, **policy_fields,
     )
     result = trainer.train()

@@ -346,7 +346,8 @@ def test_agent_hyperparameters_of_the_wrong_type_are_named() -> None:
     with pytest.raises(ValueError, match=r"unknown ppo hyperparameter\(s\) \['lerning_rate'\]; "
                                          r"allowed: \[.*'learning_rate'"):
         check_hyperparams("ppo", {"lerning_rate": 3e-4, "n_timesteps": 64})
-    check_hyperparams("sac", {"n_timesteps": 64, "noise_type": "normal", "learning_rate": 1e-3})
+    check_hyperparams("sac", {"n_timesteps": 64, "noise_type": "normal", "learning_rate": 1e-3,
+                              "ent_coef": "auto_0.1"})  # SB3's auto with an initial value
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
