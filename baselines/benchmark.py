@@ -28,7 +28,6 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
@@ -36,6 +35,7 @@ from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
 from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig
+from hedgearena.yaml_io import dump_yaml
 
 DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "adaptive", "leland")
 """The classical hedgers of a default benchmark (``:best`` tuned on separate paths)."""
@@ -335,7 +335,7 @@ def _write_config(
         "tuned": out.tuned,
         "arena": {"build_seconds": out.arena.build_seconds, "hedger_seconds": out.arena.seconds},
     }
-    path.write_text(yaml.safe_dump(plain_data(document), sort_keys=False))
+    path.write_text(dump_yaml(plain_data(document)))
     return path
 
 

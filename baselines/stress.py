@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from tqdm.auto import tqdm
 
 from hedgearena.baselines import metrics, report
@@ -59,6 +58,7 @@ from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
+from hedgearena.yaml_io import dump_yaml
 
 DEFAULT_STRESS_HEDGERS = ("no_hedge", "delta", "delta:5", "ww:best", "adaptive", "leland")
 """The classical hedgers of a default stress report (``ww:best`` tuned on the unstressed env)."""
@@ -391,7 +391,7 @@ def _write_config(
             for name, s in out.scenarios.items()
         },
     }
-    path.write_text(yaml.safe_dump(plain_data(document), sort_keys=False))
+    path.write_text(dump_yaml(plain_data(document)))
     return path
 
 

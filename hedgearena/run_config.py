@@ -39,7 +39,7 @@ from pydantic import (
 from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
 from hedgearena.baselines.stress import DEFAULT_STRESS_COST, DEFAULT_STRESS_HEDGERS, StressSettings
 from hedgearena.envs.config import EnvConfig, make_config
-from hedgearena.yaml_io import load_yaml
+from hedgearena.yaml_io import dump_yaml, load_yaml
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _NUMBERS = (int, float, int | None, float | None)
@@ -509,7 +509,7 @@ class RunConfig(_Section):
         """Write the config as YAML (what :func:`load_config` reads back)."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+        target.write_text(dump_yaml(self.model_dump(mode="json")))
         return target
 
 

@@ -26,13 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
 from hedgearena.run_config import RunConfig, load_config
-from hedgearena.yaml_io import load_yaml
+from hedgearena.yaml_io import dump_yaml, load_yaml
 
 DEEP_HEDGING = "deep_hedging"
 BUDGET_KEYS = ("steps", "n_timesteps")
@@ -47,7 +45,7 @@ def agent_name(config: RunConfig) -> str:
 
 def _write_yaml(path: Path, data: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(dump_yaml(data))
     return path
 
 

@@ -17,18 +17,24 @@ class _Loader(yaml.SafeLoader):
     """The safe loader with YAML 1.2's floats (exponents without a dot)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper that knows those floats, so it quotes a string that reads as one.
+
+    A Tune trial id such as ``312e5148`` written plain would come back as ``inf``.
+    """
+
+
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
 )
+"""YAML 1.2's floats: PyYAML's (YAML 1.1) need a dot, so ``1e-3`` was a string."""
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def load_yaml(text: str) -> Any:
@@ -41,3 +47,13 @@ def load_yaml(text: str) -> Any:
         [1000, 2.5, 0.5, -100.0, 7]
     """
     return yaml.load(text, Loader=_Loader)
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML that :func:`load_yaml` reads back as it was (keys in their order).
+
+    Examples:
+        >>> load_yaml(dump_yaml({"name": "312e5148", "rate": 3e-4}))
+        {'name': '312e5148', 'rate': 0.0003}
+    """
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)

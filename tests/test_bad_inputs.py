@@ -581,3 +581,16 @@ def test_rllib_views_take_numbers_not_auto() -> None:
 
     with pytest.raises(ValueError, match=r"'auto' is calibrated for SB3 agents only"):
         load_config(None, ["rllib.env_kwargs={risk_aversion: auto}"])
+
+
+def test_a_string_that_reads_as_a_number_survives_a_saved_config(tmp_path: Path) -> None:
+    """Tune names trials with hex ids such as 312e5148: dumped plain (YAML 1.1 sees no
+    number), YAML 1.2 reads them back as 312 x 10^5148 = inf, and the trial's saved config
+    no longer loaded ('name: Input should be a valid string (got inf)')."""
+    from hedgearena.run_config import load_config
+
+    config = load_config(None, ["name='312e5148'", "env.kwargs.cost=1e-3"])
+    config.dump(tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again.name == "312e5148"
+    assert again.env.kwargs["cost"] == 0.001
