@@ -25,8 +25,8 @@ import numpy as np
 
 from hedgearena.envs.checks import require_field, require_number, require_surface
 from hedgearena.envs.gbm import price_drift, time_grid, validate_market
+from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
-from hedgearena.envs.vol_surface import HestonTermVol
 
 SCHEMES = ("qe", "full_truncation")
 PSI_CRITICAL = 1.5
@@ -130,7 +130,7 @@ class Heston:
     ``mu`` is the real-world drift of the price (the variance keeps its dynamics: no market price
     of volatility risk); ``mu=None`` simulates under the risk-neutral measure, ``mu = rate -
     dividend``. ``variance`` and ``vol_state`` are both the instantaneous variance ``v``, the
-    level of the default surface :class:`HestonTermVol` ``(kappa, theta)``.
+    level of the default surface, Heston's own :class:`HestonSurface` of the model's parameters.
 
     Attributes:
         kappa: mean-reversion speed of the variance, per year (> 0).
@@ -143,7 +143,7 @@ class Heston:
         rate: risk-free rate, per year.
         dividend: continuous dividend yield, per year.
         scheme: ``"qe"`` or ``"full_truncation"``.
-        surface: the implied-vol surface; None means :class:`HestonTermVol` ``(kappa, theta)``.
+        surface: the implied-vol surface; None means the model's own :class:`HestonSurface`.
 
     Examples:
         >>> paths = Heston(v0=0.04).simulate(4, 3, 1 / 252, np.random.default_rng(0))
@@ -166,7 +166,7 @@ class Heston:
     def __post_init__(self) -> None:
         name = type(self).__name__
         validate_market(name, self.spot0, self.rate, self.dividend, self.mu)
-        if self.surface is not None:  # None: the model's own HestonTermVol
+        if self.surface is not None:  # None: the model's own HestonSurface
             require_surface(name, self.surface)
         require_number(name, "kappa", self.kappa, gt=0.0)
         require_number(name, "theta", self.theta, gt=0.0)
@@ -177,8 +177,10 @@ class Heston:
 
     @property
     def vol_surface(self) -> VolSurface:
-        """The surface that marks options: ``surface``, or :class:`HestonTermVol` of the model."""
-        return self.surface if self.surface is not None else HestonTermVol(self.kappa, self.theta)
+        """The surface that marks options: ``surface``, or the model's :class:`HestonSurface`."""
+        if self.surface is not None:
+            return self.surface
+        return HestonSurface(self.kappa, self.theta, self.xi, self.rho)
 
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator

@@ -209,14 +209,16 @@ Clients buy and sell calls and puts with the dealer at Poisson times (250 a year
 may arrive at one step, at most 96 an episode; 60% buys), struck near the money (90%-110% of spot,
 rounded to 1), expiring 20, 40 or 60 days after the trade. The dealer earns half a vol point of vega
 on each (`spread_income`), and its exposure accumulates: mostly short gamma and vega. The market is
-Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at the expected average variance
-(a term structure, see `HestonTermVol`); the episode lasts 60 days. Options expire and settle in
-cash inside the episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day
-at-the-money call as well, for delta-gamma hedging (the action gets a second dimension). The model's
-position in it is gamma neutral within 10 notionals (`option_position_limit`, also the option's
-`target` range; `position_limit` is 10 notionals here too, as the book grows to several notionals of
-delta) and zero while it is too far out of the money to carry gamma; `trade_limit` and `band_limit`
-are 2 notionals.
+Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at Heston's own prices for the
+path's current variance (`HestonSurface`: the semi-closed form tabulated as implied vols, smile and
+term structure, within about 5e-4 in vol of QuantLib; `market=Heston(surface=HestonTermVol())` marks
+at the expected average variance, flat in strike, twice as fast). The episode lasts 60 days. Options
+expire and settle in cash inside the episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade
+a listed 90-day at-the-money call as well, for delta-gamma hedging (the action gets a second
+dimension). The model's position in it is gamma neutral within 10 notionals
+(`option_position_limit`, also the option's `target` range; `position_limit` is 10 notionals here
+too, as the book grows to several notionals of delta) and zero while it is too far out of the money
+to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
 
 ## Starting State
 

@@ -63,7 +63,7 @@ from hedgearena.envs.checks import require_field, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.gbm import GBM, price_drift
 from hedgearena.envs.market import FloatArray, MarketModel, MarketPaths, VolSurface, time_major
-from hedgearena.envs.vol_surface import HestonTermVol, heston_average_variance
+from hedgearena.envs.vol_surface import heston_average_variance, level_is_variance
 
 FILL_FIELDS = ("fill_fraction", "fill_cap")
 """Optional arrays of :class:`MarketPaths` for partial fills (the core's execution mechanics)."""
@@ -98,16 +98,16 @@ def event_steps(
 def vol_level_factor(surface: VolSurface, factor: Any) -> Any:
     """What multiplies a surface's ``level`` to multiply its implied vols by ``factor``.
 
-    The level of :class:`~hedgearena.envs.vol_surface.HestonTermVol` is a variance (``factor**2``,
-    exact at short expiries); the other surfaces' level is a vol (``factor``: exact for flat and
-    smile surfaces, SABR's alpha to leading order).
+    The level of Heston's surfaces is a variance (``factor**2``, exact at short expiries; see
+    :func:`~hedgearena.envs.vol_surface.level_is_variance`); the other surfaces' level is a vol
+    (``factor``: exact for flat and smile surfaces, SABR's alpha to leading order).
 
     Examples:
-        >>> from hedgearena.envs.vol_surface import FlatVol
+        >>> from hedgearena.envs.vol_surface import FlatVol, HestonTermVol
         >>> vol_level_factor(FlatVol(), 2.0), vol_level_factor(HestonTermVol(), 2.0)
         (2.0, 4.0)
     """
-    return factor * factor if isinstance(surface, HestonTermVol) else factor
+    return factor * factor if level_is_variance(surface) else factor
 
 
 def scale_returns(
@@ -387,7 +387,7 @@ class VolSpike:
         paths = self.base.simulate(n_paths, n_steps, dt, rng)
         vol_state = time_major(paths.vol_state)
         level = float(vol_state[0, 0])
-        if isinstance(paths.surface, HestonTermVol) or not np.all(vol_state == level):
+        if level_is_variance(paths.surface) or not np.all(vol_state == level):
             raise ValueError(
                 "VolSpike.base must have one constant vol level (GBM, Merton with a flat or "
                 f"smile surface), got {type(self.base).__name__} with a varying level"

@@ -20,7 +20,7 @@ with ``array-api-compat``), and stays finite at expiry (``tau == 0``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from array_api_compat import array_namespace, is_array_api_obj
@@ -304,6 +304,16 @@ def heston_average_variance(variance: Any, tau: Any, kappa: float, theta: float)
     return theta + (v - theta) * factor
 
 
+def level_is_variance(surface: Any) -> bool:
+    """Whether ``surface``'s ``level`` is a variance (Heston's surfaces) rather than a vol.
+
+    Examples:
+        >>> level_is_variance(FlatVol()), level_is_variance(HestonTermVol())
+        (False, True)
+    """
+    return bool(getattr(surface, "level_is_variance", False))
+
+
 @dataclass(frozen=True)
 class HestonTermVol:
     r"""Heston's term structure of at-the-money vol, with the path's ``level`` as variance ``v``.
@@ -319,8 +329,9 @@ class HestonTermVol:
     hedged P&L carries the difference as a drift. At OptionBook's defaults (kappa 2, theta = v =
     0.04, xi 0.5, rho -0.7) against QuantLib's AnalyticHestonEngine: a 60-day at-the-money call
     3.92 against 3.71 (+6%), a 110 call 0.91 against 0.41, a 90 put 0.67 against 0.99; a one-year
-    at-the-money call is marked at 20% vol against Heston's 18.05%. A Heston-consistent surface
-    (the semi-closed form on a grid of variance, expiry and moneyness) is left for later.
+    at-the-money call is marked at 20% vol against Heston's 18.05%. Heston's own surface is
+    :class:`~hedgearena.envs.heston_surface.HestonSurface` (the default of the Heston market);
+    this one is a cheaper approximation, chosen explicitly.
 
     Attributes:
         kappa: mean-reversion speed of the variance, per year (>= 0).
@@ -335,6 +346,8 @@ class HestonTermVol:
 
     kappa: float = 2.0
     theta: float = 0.04
+    level_is_variance: ClassVar[bool] = True
+    """The path's ``level`` is a variance, not a vol (see :func:`level_is_variance`)."""
 
     def __post_init__(self) -> None:
         require_number(type(self).__name__, "kappa", self.kappa, ge=0.0)

@@ -6,8 +6,9 @@ import pytest
 import QuantLib as ql  # noqa: N813  (the conventional alias)
 
 from hedgearena.envs.heston import Heston, qe_variance_step
+from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.market import MarketModel
-from hedgearena.envs.vol_surface import FlatVol, HestonTermVol
+from hedgearena.envs.vol_surface import FlatVol
 
 SEED = 20240602
 PARAMS = {"kappa": 1.5, "theta": 0.04, "xi": 0.6, "rho": -0.7, "v0": 0.05}
@@ -52,7 +53,7 @@ def test_shapes_fields_and_default_surface(qe_paths):
     assert qe_paths.spot.shape == (N_PATHS, N_STEPS + 1)
     np.testing.assert_array_equal(qe_paths.times, T / N_STEPS * np.arange(N_STEPS + 1))
     assert (qe_paths.rate, qe_paths.dividend) == (RATE, DIVIDEND)
-    assert qe_paths.surface == HestonTermVol(kappa=1.5, theta=0.04)
+    assert qe_paths.surface == HestonSurface(kappa=1.5, theta=0.04, xi=0.6, rho=-0.7)
     np.testing.assert_array_equal(qe_paths.vol_state, qe_paths.variance)
     assert np.all(qe_paths.variance[:, 0] == 0.05)
     assert np.all(qe_paths.spot[:, 0] == 100.0)
@@ -60,8 +61,8 @@ def test_shapes_fields_and_default_surface(qe_paths):
 
 
 def test_replace_keeps_the_default_surface_in_step_with_the_parameters():
-    model = dataclasses.replace(Heston(), kappa=3.0, theta=0.09)
-    assert model.vol_surface == HestonTermVol(kappa=3.0, theta=0.09)
+    model = dataclasses.replace(Heston(), kappa=3.0, theta=0.09, xi=0.8, rho=0.1)
+    assert model.vol_surface == HestonSurface(kappa=3.0, theta=0.09, xi=0.8, rho=0.1)
     assert Heston(surface=FlatVol()).vol_surface == FlatVol()
 
 

@@ -7,6 +7,7 @@ import QuantLib as ql  # noqa: N813  (the conventional alias)
 import torch
 from scipy.integrate import quad
 
+from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.market import VolSurface
 from hedgearena.envs.vol_surface import (
     FlatVol,
@@ -23,6 +24,7 @@ ALL_SURFACES = [
     (SmileSurface(skew=-0.2, curvature=0.1, sticky="strike"), 0.2),
     (SABRSurface(beta=0.5, rho=-0.3, nu=0.4), 2.0),
     (HestonTermVol(kappa=2.0, theta=0.04), 0.06),
+    (HestonSurface(kappa=2.0, theta=0.04, xi=0.5, rho=-0.7), 0.06),
 ]
 
 

@@ -1,0 +1,384 @@
+r"""Heston's own implied-volatility surface: the semi-closed form on a grid, interpolated.
+
+Options on Heston paths are marked at the Black-Scholes vol that reproduces Heston's price for
+the path's current variance ``v`` (:class:`HestonSurface`). Heston's price has no closed form;
+it is an integral of the characteristic function (Heston 1993), here in the single-integral form
+of Lewis (2001) with the "little Heston trap" branch of Albrecher, Mayer, Schoutens and Tistaert
+(2007), which stays continuous at long expiries (:func:`heston_call_price`). Integrating for every
+option of every path at every step would be too slow, so the surface tabulates the implied vol
+once per parameter set on a grid of expiry, variance and standardised log-moneyness and
+interpolates it, which costs a few dozen array passes per option.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgearena.envs.checks import require_integer, require_number
+from hedgearena.envs.implied_vol import implied_volatility
+from hedgearena.envs.vol_surface import _arrays, _forward, heston_average_variance
+
+FloatArray = NDArray[np.float64]
+
+_QUADRATURE_WIDTH = 40.0
+"""Upper end ``U`` of the pricing integral in units of ``1 / (sigma sqrt(tau))``, ``sigma`` the
+root of the expected average variance: the integrand has decayed to below 1e-10 before it."""
+Z_REFINEMENT = 4
+"""The table's ``z`` axis is refined this many times by cubics before linear interpolation."""
+_HEAD = (8.0, 64)
+"""The integral's first panel ``[0, min(8, U / 4)]`` and its Gauss-Legendre nodes: it resolves
+the peak of ``1 / (u^2 + 1/4)`` at ``u = 0``, whatever the scale of the rest."""
+_TAIL = (48, 16)
+"""Geometric panels on the rest ``[8, U]`` (each wider by the same factor: ``1 / u^2`` varies by
+the same ratio across each) and Gauss-Legendre nodes in each."""
+
+
+def heston_characteristic(
+    u: Any, tau: Any, variance: Any, kappa: float, theta: float, xi: float, rho: float
+) -> Any:
+    r"""Characteristic function ``E[exp(i u ln(S_T / F))]`` of Heston's log price over ``tau``.
+
+    .. math::
+
+        d = \sqrt{(\rho\xi iu - \kappa)^2 + \xi^2(iu + u^2)},\quad
+        g = \frac{\kappa - \rho\xi iu - d}{\kappa - \rho\xi iu + d},\\
+        \ln\varphi = \frac{\kappa\theta}{\xi^2}\Big[(\kappa - \rho\xi iu - d)\tau
+            - 2\ln\frac{1 - g e^{-d\tau}}{1 - g}\Big]
+            + \frac{v}{\xi^2}(\kappa - \rho\xi iu - d)\frac{1 - e^{-d\tau}}{1 - g e^{-d\tau}}
+
+    (Heston 1993 in the form of Albrecher et al. 2007, "The little Heston trap"), relative to the
+    forward ``F``: ``phi(-i) = 1``. It is evaluated with ``beta - d = -xi^2 (iu + u^2) / (beta +
+    d)`` and an accurate complex ``log1p``, which keep every digit as ``xi`` tends to 0 (the
+    Black-Scholes limit).
+
+    Args:
+        u: complex arguments (broadcast with ``tau`` and ``variance``).
+        tau: horizon, years (> 0).
+        variance: instantaneous variance ``v`` at the start, per year (>= 0).
+        kappa: mean-reversion speed of the variance, per year (> 0).
+        theta: long-run variance, per year (> 0).
+        xi: vol of variance, per sqrt(year) (> 0).
+        rho: spot-variance correlation, in [-1, 1].
+
+    Examples:
+        >>> phi = heston_characteristic(np.array([-1j, 0.0, 1.0]), 0.5, 0.04, 2.0, 0.04, 0.5, -0.7)
+        >>> np.round(phi, 7)  # 1 at -i (the martingale) and at 0
+        array([1.       +0.j       , 1.       +0.j       , 0.9894106-0.0091762j])
+    """
+    iu = 1j * np.asarray(u, dtype=np.complex128)
+    beta = kappa - rho * xi * iu
+    d = np.sqrt(beta * beta + xi * xi * (iu - iu * iu))
+    # beta - d = -xi^2 (iu + u^2) / (beta + d): no cancellation when xi is small
+    drift = -(iu - iu * iu) / (beta + d)  # (beta - d) / xi^2
+    g = xi * xi * drift / (beta + d)
+    e = np.exp(-d * np.asarray(tau))
+    log_ratio = _log1p(-g * e) - _log1p(-g)
+    c = kappa * theta * (drift * tau - 2.0 * log_ratio / (xi * xi))
+    dv = drift * (1.0 - e) / (1.0 - g * e)
+    return np.exp(c + dv * np.asarray(variance))
+
+
+def _log1p(z: Any) -> Any:
+    """``log(1 + z)`` of complex ``z``, accurate for small ``|z|`` (numpy's loses the digits).
+
+    Examples:
+        >>> z = np.array(1e-12 + 1e-13j)
+        >>> bool(abs(_log1p(z) - (z - z * z / 2)) < 1e-27)  # the series; log(1 + z) is off 1e-17
+        True
+    """
+    x, y = np.real(z), np.imag(z)
+    return 0.5 * np.log1p(x * (2.0 + x) + y * y) + 1j * np.arctan2(y, 1.0 + x)
+
+
+def heston_call_price(
+    log_strike: Any, tau: Any, variance: Any, kappa: float, theta: float, xi: float, rho: float
+) -> FloatArray:
+    r"""Undiscounted Heston call on a forward of 1: ``E[(S_T / F - K / F)^+]``.
+
+    Lewis (2001), with :math:`k = \ln(K/F)` and :math:`\varphi` of :func:`heston_characteristic`:
+
+    .. math::
+
+        c = 1 - \frac{\sqrt{K/F}}{\pi}\int_0^\infty
+            \mathrm{Re}\big[e^{-iuk}\varphi(u - i/2)\big]\frac{du}{u^2 + 1/4}
+
+    integrated by composite Gauss-Legendre on ``u`` up to :data:`_QUADRATURE_WIDTH` over
+    ``sigma sqrt(tau)``, ``sigma^2`` the expected average variance to ``tau`` (a short panel at
+    ``u = 0``, where ``1 / (u^2 + 1/4)`` peaks, then geometrically growing panels). A call of spot
+    ``S`` and strike ``K`` is worth ``S e^{-q tau} c(ln(K/F))``, ``F = S e^{(r - q) tau}``.
+
+    Args:
+        log_strike: ``(..., n)`` log-moneyness ``ln(K/F)``, the last axis the strikes of one
+            ``(tau, variance)``.
+        tau: ``(...)`` horizons, years (> 0).
+        variance: ``(...)`` instantaneous variances (>= 0).
+        kappa: mean-reversion speed (see :func:`heston_characteristic`).
+        theta: long-run variance.
+        xi: vol of variance.
+        rho: spot-variance correlation.
+
+    Returns:
+        ``(..., n)`` prices in units of the forward.
+
+    Examples:
+        >>> # QuantLib's AnalyticHestonEngine: 3.4052840 for S = K = 100, 73 days of 365, r = q = 0
+        >>> p = heston_call_price(np.array([0.0]), 73 / 365, 0.04, 2.0, 0.04, 0.5, -0.7)
+        >>> round(100 * float(p[0]), 7)
+        3.405284
+    """
+    k = np.asarray(log_strike, dtype=np.float64)
+    t = np.asarray(tau, dtype=np.float64)[..., None]
+    v = np.asarray(variance, dtype=np.float64)[..., None]
+    sigma = np.sqrt(np.maximum(heston_average_variance(v, t, kappa, theta), 1e-12))
+    u, weights = _quadrature(_QUADRATURE_WIDTH / (sigma * np.sqrt(t)))  # (..., m)
+    phi = heston_characteristic(u - 0.5j, t, v, kappa, theta, xi, rho)
+    kernel = phi * weights / (u * u + 0.25)
+    waves = np.exp(-1j * k[..., None] * u[..., None, :])  # (..., n, m)
+    integral = np.real(np.einsum("...m,...nm->...n", kernel, waves))
+    return 1.0 - np.exp(0.5 * k) / math.pi * integral
+
+
+def _quadrature(upper: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Nodes and weights ``(..., m)`` of the composite rule, ``upper`` ``(..., 1)``."""
+    head_end, head_nodes = _HEAD
+    panels, panel_nodes = _TAIL
+    x, w = _gauss_legendre(head_nodes)
+    a = np.minimum(head_end, upper / 4.0)
+    xs, ws = _gauss_legendre(panel_nodes)
+    edges = a * (upper / a) ** (np.arange(panels + 1) / panels)  # (..., panels + 1)
+    width = np.diff(edges, axis=-1)[..., None]  # (..., panels, 1)
+    tail = (edges[..., :-1, None] + width * xs).reshape(*edges.shape[:-1], -1)
+    tail_w = (width * ws).reshape(tail.shape)
+    return np.concatenate([a * x, tail], axis=-1), np.concatenate([a * w, tail_w], axis=-1)
+
+
+@functools.cache
+def _gauss_legendre(n: int) -> tuple[FloatArray, FloatArray]:
+    """Gauss-Legendre nodes and weights of ``n`` points on ``[0, 1]``."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
+@dataclass(frozen=True)
+class HestonGrid:
+    """Axes of :class:`HestonSurface`'s table: uniform in ``sqrt(tau)``, ``sqrt(v)`` and ``z``.
+
+    ``z = ln(K / F) / (sigma sqrt(tau))`` is the log-moneyness in standard deviations, ``sigma``
+    the root of the expected average variance to expiry (:func:`heston_average_variance`), so
+    that one axis serves every expiry and variance.
+
+    Attributes:
+        max_tau: the longest expiry tabulated, years (> 0).
+        max_vol: the largest ``sqrt(v)`` tabulated, per sqrt(year) (> 0).
+        max_z: strikes are tabulated for ``|z| <= max_z`` (> 0).
+        n_tau, n_vol, n_z: nodes on each axis (>= 2; ``n_z >= 4``).
+    """
+
+    max_tau: float = 2.0
+    max_vol: float = 1.0
+    max_z: float = 5.0
+    n_tau: int = 41
+    n_vol: int = 41
+    n_z: int = 41
+
+    def __post_init__(self) -> None:
+        for name in ("max_tau", "max_vol", "max_z"):
+            require_number(type(self).__name__, name, getattr(self, name), gt=0.0)
+        for name in ("n_tau", "n_vol"):
+            require_integer(type(self).__name__, name, getattr(self, name), ge=2)
+        require_integer(type(self).__name__, "n_z", self.n_z, ge=4)
+
+    def axes(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The nodes of ``sqrt(tau)``, ``sqrt(v)`` and ``z``."""
+        return (np.linspace(0.0, math.sqrt(self.max_tau), self.n_tau),
+                np.linspace(0.0, self.max_vol, self.n_vol),
+                np.linspace(-self.max_z, self.max_z, self.n_z))
+
+
+@dataclass(frozen=True)
+class HestonSurface:
+    r"""Heston's own implied vols, with the path's ``level`` as the variance ``v``.
+
+    The implied vol of an option ``(strike, tau)`` is the Black-Scholes vol of Heston's price
+    (:func:`heston_call_price`) for the path's current variance: the smile that the vol of
+    variance ``xi`` and the correlation ``rho`` create, its term structure, and the convexity
+    of the square root that the flat :class:`~hedgearena.envs.vol_surface.HestonTermVol` misses.
+    The vols are tabulated once per parameter set (:class:`HestonGrid`: 41 x 41 x 41 nodes,
+    about two seconds) and interpolated linearly in ``sqrt(tau)``, ``sqrt(v)`` and ``z``, the
+    ``z`` axis (where the smile bends most) first refined four times by cubics; on the grid's
+    own nodes they are Heston's to 1e-6 in vol, and between nodes the interpolation error is at
+    most about 5e-4 in vol (5e-5 on average) for ``|z| <= 3``, expiries of 3 to 365 days and
+    vols of 7% to 50%, at OptionBook's parameters and with a vol of variance of 1: at most 0.01
+    on a 60-day at-the-money call worth 3.70 on spot 100 (tests check both against QuantLib;
+    ``grid`` trades build time for accuracy). Marking costs about 20 array passes per option,
+    against 5 for :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env
+    steps at about half the speed (57,000 against 108,000 path-steps a second at 4,096 paths).
+
+    Outside the grid the vol is held at its edge, documented and never NaN: strikes beyond
+    ``max_z`` standard deviations take the vol of the last tabulated strike (flat wings),
+    variances above ``max_vol**2`` that of ``max_vol**2``, expiries beyond ``max_tau`` that of
+    ``max_tau``. At ``tau == 0`` the vol is ``sqrt(v)``.
+
+    Greeks of a marked option are Black-Scholes greeks at its implied vol (sticky strike): they
+    leave out the smile's own sensitivity to the spot and the variance.
+
+    Attributes:
+        kappa: mean-reversion speed of the variance, per year (> 0).
+        theta: long-run variance, per year (> 0).
+        xi: vol of variance, per sqrt(year) (> 0).
+        rho: spot-variance correlation, in [-1, 1].
+        grid: the table's axes.
+
+    Examples:
+        >>> import numpy as np
+        >>> surface = HestonSurface(kappa=2.0, theta=0.04, xi=0.5, rho=-0.7)
+        >>> vols = surface.implied_vol(100.0, np.array([90.0, 100.0, 110.0]), 60 / 250, 0.04,
+        ...                            100.0, 0.0, 0.0)
+        >>> np.round(vols, 4)  # Heston's 10.981, 3.703, 0.407 inverted: 0.2279, 0.1896, 0.1560
+        array([0.2279, 0.1896, 0.156 ])
+    """
+
+    kappa: float = 2.0
+    theta: float = 0.04
+    xi: float = 0.5
+    rho: float = -0.7
+    grid: HestonGrid = HestonGrid()
+    level_is_variance: ClassVar[bool] = True
+    """The path's ``level`` is the variance ``v``."""
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        require_number(name, "kappa", self.kappa, gt=0.0)
+        require_number(name, "theta", self.theta, gt=0.0)
+        require_number(name, "xi", self.xi, gt=0.0)
+        require_number(name, "rho", self.rho, ge=-1.0, le=1.0)
+        if not isinstance(self.grid, HestonGrid):
+            raise ValueError(f"{name}.grid must be a HestonGrid, got {self.grid!r}")
+
+    def nodes(self) -> FloatArray:
+        """The implied vols ``(n_tau, n_vol, n_z)`` on the grid's nodes (computed once)."""
+        return _vol_table(self.kappa, self.theta, self.xi, self.rho, self.grid)
+
+    def table(self) -> FloatArray:
+        """The table interpolated: :meth:`nodes` with ``z`` refined :data:`Z_REFINEMENT` times."""
+        return _fine_table(self.kappa, self.theta, self.xi, self.rho, self.grid)
+
+    def implied_vol(
+        self,
+        spot: Any,
+        strike: Any,
+        tau: Any,
+        level: Any,
+        anchor: Any,
+        rate: float,
+        dividend: float,
+    ) -> Any:
+        """Heston's implied vol of ``(strike, tau)`` at variance ``level``; broadcast shape."""
+        xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
+        grid = self.grid
+        t = xp.clip(tau, min=0.0)
+        v = xp.clip(level, min=0.0)
+        root_t = xp.sqrt(xp.clip(t, max=grid.max_tau))
+        sigma = xp.sqrt(xp.clip(heston_average_variance(v, t, self.kappa, self.theta),
+                                min=1e-300))
+        spread = sigma * xp.sqrt(t)
+        moneyness = xp.log(strike / _forward(xp, spot, t, rate, dividend))
+        z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
+        fine = self.table()
+        cells = [_cell(xp, root_t, math.sqrt(grid.max_tau), grid.n_tau),
+                 _cell(xp, xp.sqrt(v), grid.max_vol, grid.n_vol),
+                 _cell(xp, z + grid.max_z, 2.0 * grid.max_z, fine.shape[2])]
+        table = xp.reshape(xp.asarray(fine, dtype=spot.dtype), (-1,))
+        return _trilinear(xp, table, cells, fine.shape)
+
+
+def _cell(xp: Any, x: Any, span: float, n: int) -> tuple[Any, Any]:
+    """The cell of ``x`` on ``n`` nodes over ``[0, span]``: its index and the offset from it.
+
+    ``x`` is clipped into ``[0, span]`` (the grid's edge holds outside it).
+    """
+    position = xp.clip(x, min=0.0, max=span) * ((n - 1) / span)
+    index = xp.clip(xp.floor(position), max=n - 2)
+    return xp.astype(index, xp.int64), position - index
+
+
+def _trilinear(xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[int, ...]) -> Any:
+    """Trilinear interpolation of the flat ``table`` of ``shape`` at the ``cells`` of its axes."""
+    (i, wi), (j, wj), (k, wk) = cells
+    out = 0.0
+    for di, fi in ((0, 1.0 - wi), (1, wi)):
+        for dj, fj in ((0, 1.0 - wj), (1, wj)):
+            row = ((i + di) * shape[1] + (j + dj)) * shape[2] + k
+            out = out + fi * fj * ((1.0 - wk) * table[row] + wk * table[row + 1])
+    return out
+
+
+def _lagrange_weights(t: FloatArray) -> list[FloatArray]:
+    """Weights of the cubic through nodes ``-1, 0, 1, 2`` at offsets ``t`` from node 0."""
+    return [-t * (t - 1.0) * (t - 2.0) / 6.0, (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0,
+            -(t + 1.0) * t * (t - 2.0) / 2.0, (t + 1.0) * t * (t - 1.0) / 6.0]
+
+
+def _refine(table: FloatArray, factor: int) -> FloatArray:
+    """``table``'s last axis refined ``factor`` times by four-node Lagrange cubics.
+
+    Linear interpolation on the refined axis then costs one gather pair instead of a cubic's
+    four, with an error ``factor**2`` times smaller than on the coarse nodes.
+    """
+    n = table.shape[-1]
+    position = np.arange(factor * (n - 1) + 1) / factor
+    k = np.clip(np.floor(position), 1, n - 3).astype(np.int64)
+    weights = _lagrange_weights(position - k)
+    fine = np.zeros((*table.shape[:-1], position.size))
+    for dk, w in zip(range(-1, 3), weights, strict=True):
+        fine += w * table[..., k + dk]
+    return fine
+
+
+@functools.lru_cache(maxsize=16)
+def _vol_table(kappa: float, theta: float, xi: float, rho: float, grid: HestonGrid) -> FloatArray:
+    """Heston's implied vols on ``grid``'s nodes (see :class:`HestonSurface`); read-only."""
+    root_t, vols, z = grid.axes()
+    table = np.empty((grid.n_tau, grid.n_vol, grid.n_z))
+    table[0] = vols[:, None]  # tau == 0: sqrt(v) at every strike
+    for i, a in enumerate(root_t[1:], start=1):
+        t = a * a
+        v = vols * vols
+        spread = np.sqrt(heston_average_variance(v, t, kappa, theta)) * a  # (n_vol,)
+        k = z * spread[:, None]  # (n_vol, n_z)
+        call = heston_call_price(k, np.full(grid.n_vol, t), v, kappa, theta, xi, rho)
+        strike = np.exp(k)
+        is_call = k >= 0.0
+        otm = np.where(is_call, call, call - 1.0 + strike)  # the put by parity below the forward
+        table[i] = implied_volatility(otm, 1.0, strike, t, is_call=is_call, errors="nan")
+    _fill_wings(table)
+    table.flags.writeable = False
+    return table
+
+
+@functools.lru_cache(maxsize=16)
+def _fine_table(kappa: float, theta: float, xi: float, rho: float,
+                grid: HestonGrid) -> FloatArray:
+    """:func:`_vol_table` refined along ``z`` (see :meth:`HestonSurface.table`); read-only."""
+    fine = _refine(_vol_table(kappa, theta, xi, rho, grid), Z_REFINEMENT)
+    fine.flags.writeable = False
+    return fine
+
+
+def _fill_wings(table: FloatArray) -> None:
+    """Fill the vols the solver could not find (prices lost in rounding far in the wings).
+
+    Each takes the nearest found vol of the same expiry and variance, towards the money.
+    """
+    middle = table.shape[-1] // 2
+    for side in (range(middle + 1, table.shape[-1]), range(middle - 1, -1, -1)):
+        for n in side:
+            inner = n - 1 if n > middle else n + 1
+            missing = ~np.isfinite(table[..., n])
+            table[..., n][missing] = table[..., inner][missing]
