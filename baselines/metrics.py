@@ -128,7 +128,9 @@ def hedging_cost(
 ) -> FloatArray:
     """Hedging cost per path: ``C = premium_0 - exp(-r T) * PnL_T`` (currency).
 
-    Source: Cao, Chen, Hull and Poulos (2021), the present value of the cost of hedging.
+    The present value of what running the book pays out: a perfect hedge of a short option
+    costs its premium. Cao, Chen, Hull and Poulos's (2021) accounting-P&L cost is this less
+    ``premium_0`` (``-exp(-r T) PnL_T``); see bench/quality.py.
 
     Args:
         terminal_pnl: ``(n,)`` final minus initial wealth, currency.
