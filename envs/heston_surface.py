@@ -21,16 +21,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.envs.checks import require_integer, require_number
-from hedgearena.envs.implied_vol import implied_volatility
 from hedgearena.envs.vol_surface import _arrays, _forward, heston_average_variance
+from hedgearena.envs.vol_table import (
+    cell,
+    fill_wings,
+    flat_table,
+    multilinear,
+    otm_implied_vols,
+    refine,
+)
 
 FloatArray = NDArray[np.float64]
 
 _QUADRATURE_WIDTH = 40.0
 """Upper end ``U`` of the pricing integral in units of ``1 / (sigma sqrt(tau))``, ``sigma`` the
 root of the expected average variance: the integrand has decayed to below 1e-10 before it."""
-Z_REFINEMENT = 4
-"""The table's ``z`` axis is refined this many times by cubics before linear interpolation."""
 _HEAD = (8.0, 64)
 """The integral's first panel ``[0, min(8, U / 4)]`` and its Gauss-Legendre nodes: it resolves
 the peak of ``1 / (u^2 + 1/4)`` at ``u = 0``, whatever the scale of the rest."""
@@ -266,7 +271,7 @@ class HestonSurface:
         return _vol_table(self.kappa, self.theta, self.xi, self.rho, self.grid)
 
     def table(self) -> FloatArray:
-        """The table interpolated: :meth:`nodes` with ``z`` refined :data:`Z_REFINEMENT` times."""
+        """The table interpolated: :meth:`nodes` with ``z`` refined (see :func:`refine`)."""
         return _fine_table(self.kappa, self.theta, self.xi, self.rho, self.grid)
 
     def implied_vol(
@@ -291,54 +296,11 @@ class HestonSurface:
         moneyness = xp.log(strike / _forward(xp, spot, t, rate, dividend))
         z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
         fine = self.table()
-        cells = [_cell(xp, root_t, math.sqrt(grid.max_tau), grid.n_tau),
-                 _cell(xp, xp.sqrt(v), grid.max_vol, grid.n_vol),
-                 _cell(xp, z + grid.max_z, 2.0 * grid.max_z, fine.shape[2])]
-        table = xp.reshape(xp.asarray(fine, dtype=spot.dtype), (-1,))
-        return _trilinear(xp, table, cells, fine.shape)
-
-
-def _cell(xp: Any, x: Any, span: float, n: int) -> tuple[Any, Any]:
-    """The cell of ``x`` on ``n`` nodes over ``[0, span]``: its index and the offset from it.
-
-    ``x`` is clipped into ``[0, span]`` (the grid's edge holds outside it).
-    """
-    position = xp.clip(x, min=0.0, max=span) * ((n - 1) / span)
-    index = xp.clip(xp.floor(position), max=n - 2)
-    return xp.astype(index, xp.int64), position - index
-
-
-def _trilinear(xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[int, ...]) -> Any:
-    """Trilinear interpolation of the flat ``table`` of ``shape`` at the ``cells`` of its axes."""
-    (i, wi), (j, wj), (k, wk) = cells
-    out = 0.0
-    for di, fi in ((0, 1.0 - wi), (1, wi)):
-        for dj, fj in ((0, 1.0 - wj), (1, wj)):
-            row = ((i + di) * shape[1] + (j + dj)) * shape[2] + k
-            out = out + fi * fj * ((1.0 - wk) * table[row] + wk * table[row + 1])
-    return out
-
-
-def _lagrange_weights(t: FloatArray) -> list[FloatArray]:
-    """Weights of the cubic through nodes ``-1, 0, 1, 2`` at offsets ``t`` from node 0."""
-    return [-t * (t - 1.0) * (t - 2.0) / 6.0, (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0,
-            -(t + 1.0) * t * (t - 2.0) / 2.0, (t + 1.0) * t * (t - 1.0) / 6.0]
-
-
-def _refine(table: FloatArray, factor: int) -> FloatArray:
-    """``table``'s last axis refined ``factor`` times by four-node Lagrange cubics.
-
-    Linear interpolation on the refined axis then costs one gather pair instead of a cubic's
-    four, with an error ``factor**2`` times smaller than on the coarse nodes.
-    """
-    n = table.shape[-1]
-    position = np.arange(factor * (n - 1) + 1) / factor
-    k = np.clip(np.floor(position), 1, n - 3).astype(np.int64)
-    weights = _lagrange_weights(position - k)
-    fine = np.zeros((*table.shape[:-1], position.size))
-    for dk, w in zip(range(-1, 3), weights, strict=True):
-        fine += w * table[..., k + dk]
-    return fine
+        cells = [cell(xp, root_t, math.sqrt(grid.max_tau), grid.n_tau),
+                 cell(xp, xp.sqrt(v), grid.max_vol, grid.n_vol),
+                 cell(xp, z + grid.max_z, 2.0 * grid.max_z, fine.shape[2])]
+        table = flat_table(xp, fine, spot.dtype)
+        return multilinear(xp, table, cells, fine.shape)
 
 
 @functools.lru_cache(maxsize=16)
@@ -353,11 +315,8 @@ def _vol_table(kappa: float, theta: float, xi: float, rho: float, grid: HestonGr
         spread = np.sqrt(heston_average_variance(v, t, kappa, theta)) * a  # (n_vol,)
         k = z * spread[:, None]  # (n_vol, n_z)
         call = heston_call_price(k, np.full(grid.n_vol, t), v, kappa, theta, xi, rho)
-        strike = np.exp(k)
-        is_call = k >= 0.0
-        otm = np.where(is_call, call, call - 1.0 + strike)  # the put by parity below the forward
-        table[i] = implied_volatility(otm, 1.0, strike, t, is_call=is_call, errors="nan")
-    _fill_wings(table)
+        table[i] = otm_implied_vols(call, k, t)
+    fill_wings(table)
     table.flags.writeable = False
     return table
 
@@ -366,19 +325,6 @@ def _vol_table(kappa: float, theta: float, xi: float, rho: float, grid: HestonGr
 def _fine_table(kappa: float, theta: float, xi: float, rho: float,
                 grid: HestonGrid) -> FloatArray:
     """:func:`_vol_table` refined along ``z`` (see :meth:`HestonSurface.table`); read-only."""
-    fine = _refine(_vol_table(kappa, theta, xi, rho, grid), Z_REFINEMENT)
+    fine = refine(_vol_table(kappa, theta, xi, rho, grid))
     fine.flags.writeable = False
     return fine
-
-
-def _fill_wings(table: FloatArray) -> None:
-    """Fill the vols the solver could not find (prices lost in rounding far in the wings).
-
-    Each takes the nearest found vol of the same expiry and variance, towards the money.
-    """
-    middle = table.shape[-1] // 2
-    for side in (range(middle + 1, table.shape[-1]), range(middle - 1, -1, -1)):
-        for n in side:
-            inner = n - 1 if n > middle else n + 1
-            missing = ~np.isfinite(table[..., n])
-            table[..., n][missing] = table[..., inner][missing]

@@ -9,6 +9,7 @@ from scipy.integrate import quad
 
 from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.market import VolSurface
+from hedgearena.envs.merton import MertonSurface
 from hedgearena.envs.vol_surface import (
     FlatVol,
     HestonTermVol,
@@ -25,6 +26,7 @@ ALL_SURFACES = [
     (SABRSurface(beta=0.5, rho=-0.3, nu=0.4), 2.0),
     (HestonTermVol(kappa=2.0, theta=0.04), 0.06),
     (HestonSurface(kappa=2.0, theta=0.04, xi=0.5, rho=-0.7), 0.06),
+    (MertonSurface(sigma=0.2, jump_intensity=1.0, jump_mean=-0.1, jump_std=0.15), 0.27),
 ]
 
 
