@@ -21,8 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.envs.checks import require_integer, require_number
-from hedgearena.envs.vol_surface import _arrays, _forward, heston_average_variance
+from hedgearena.envs.vol_surface import _arrays, heston_average_variance
 from hedgearena.envs.vol_table import (
+    VolGrid,
     cell,
     fill_wings,
     flat_table,
@@ -171,39 +172,28 @@ def _gauss_legendre(n: int) -> tuple[FloatArray, FloatArray]:
 
 
 @dataclass(frozen=True)
-class HestonGrid:
+class HestonGrid(VolGrid):
     """Axes of :class:`HestonSurface`'s table: uniform in ``sqrt(tau)``, ``sqrt(v)`` and ``z``.
 
-    ``z = ln(K / F) / (sigma sqrt(tau))`` is the log-moneyness in standard deviations, ``sigma``
-    the root of the expected average variance to expiry (:func:`heston_average_variance`), so
-    that one axis serves every expiry and variance.
+    ``z``'s scale ``sigma`` is the root of the expected average variance to expiry
+    (:func:`heston_average_variance`), so that one axis serves every expiry and variance.
 
     Attributes:
-        max_tau: the longest expiry tabulated, years (> 0).
         max_vol: the largest ``sqrt(v)`` tabulated, per sqrt(year) (> 0).
-        max_z: strikes are tabulated for ``|z| <= max_z`` (> 0).
-        n_tau, n_vol, n_z: nodes on each axis (>= 2; ``n_z >= 4``).
+        n_vol: nodes in ``sqrt(v)`` (>= 2).
     """
 
-    max_tau: float = 2.0
     max_vol: float = 1.0
-    max_z: float = 5.0
-    n_tau: int = 41
     n_vol: int = 41
-    n_z: int = 41
 
     def __post_init__(self) -> None:
-        for name in ("max_tau", "max_vol", "max_z"):
-            require_number(type(self).__name__, name, getattr(self, name), gt=0.0)
-        for name in ("n_tau", "n_vol"):
-            require_integer(type(self).__name__, name, getattr(self, name), ge=2)
-        require_integer(type(self).__name__, "n_z", self.n_z, ge=4)
+        super().__post_init__()
+        require_number(type(self).__name__, "max_vol", self.max_vol, gt=0.0)
+        require_integer(type(self).__name__, "n_vol", self.n_vol, ge=2)
 
-    def axes(self) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """The nodes of ``sqrt(tau)``, ``sqrt(v)`` and ``z``."""
-        return (np.linspace(0.0, math.sqrt(self.max_tau), self.n_tau),
-                np.linspace(0.0, self.max_vol, self.n_vol),
-                np.linspace(-self.max_z, self.max_z, self.n_z))
+    def vol_axis(self) -> FloatArray:
+        """The nodes of ``sqrt(v)``."""
+        return np.linspace(0.0, self.max_vol, self.n_vol)
 
 
 @dataclass(frozen=True)
@@ -289,16 +279,12 @@ class HestonSurface:
         grid = self.grid
         t = xp.clip(tau, min=0.0)
         v = xp.clip(level, min=0.0)
-        root_t = xp.sqrt(xp.clip(t, max=grid.max_tau))
         sigma = xp.sqrt(xp.clip(heston_average_variance(v, t, self.kappa, self.theta),
                                 min=1e-300))
-        spread = sigma * xp.sqrt(t)
-        moneyness = xp.log(strike / _forward(xp, spot, t, rate, dividend))
-        z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
         fine = self.table()
-        cells = [cell(xp, root_t, math.sqrt(grid.max_tau), grid.n_tau),
-                 cell(xp, xp.sqrt(v), grid.max_vol, grid.n_vol),
-                 cell(xp, z + grid.max_z, 2.0 * grid.max_z, fine.shape[2])]
+        tau_cell, z_cell = grid.tau_z_cells(xp, spot, strike, t, sigma * xp.sqrt(t), rate,
+                                            dividend, fine.shape[2])
+        cells = [tau_cell, cell(xp, xp.sqrt(v), grid.max_vol, grid.n_vol), z_cell]
         table = flat_table(xp, fine, spot.dtype)
         return multilinear(xp, table, cells, fine.shape)
 
@@ -306,7 +292,8 @@ class HestonSurface:
 @functools.lru_cache(maxsize=16)
 def _vol_table(kappa: float, theta: float, xi: float, rho: float, grid: HestonGrid) -> FloatArray:
     """Heston's implied vols on ``grid``'s nodes (see :class:`HestonSurface`); read-only."""
-    root_t, vols, z = grid.axes()
+    root_t, z = grid.tau_z_axes()
+    vols = grid.vol_axis()
     table = np.empty((grid.n_tau, grid.n_vol, grid.n_z))
     table[0] = vols[:, None]  # tau == 0: sqrt(v) at every strike
     for i, a in enumerate(root_t[1:], start=1):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,15 +24,14 @@ import numpy as np
 from hedgearena.envs.black_scholes import black_scholes_price
 from hedgearena.envs.checks import (
     require_field,
-    require_integer,
     require_number,
     require_surface,
 )
 from hedgearena.envs.gbm import price_drift, time_grid, validate_market
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
-from hedgearena.envs.vol_surface import _arrays, _forward
+from hedgearena.envs.vol_surface import _arrays
 from hedgearena.envs.vol_table import (
-    cell,
+    VolGrid,
     fill_wings,
     flat_table,
     multilinear,
@@ -236,38 +235,6 @@ class MertonJumpDiffusion:
 
 
 @dataclass(frozen=True)
-class MertonGrid:
-    """Axes of :class:`MertonSurface`'s table: uniform in ``sqrt(tau)`` and ``z``.
-
-    ``z = ln(K / F) / (sigma_total sqrt(tau))``, ``sigma_total`` the root of the model's total
-    variance rate.
-
-    Attributes:
-        max_tau: the longest expiry tabulated, years (> 0).
-        max_z: strikes are tabulated for ``|z| <= max_z`` (> 0).
-        n_tau: nodes in ``sqrt(tau)`` (>= 2).
-        n_z: nodes in ``z`` (>= 4).
-    """
-
-    max_tau: float = 2.0
-    max_z: float = 5.0
-    n_tau: int = 41
-    n_z: int = 41
-
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        require_number(name, "max_tau", self.max_tau, gt=0.0)
-        require_number(name, "max_z", self.max_z, gt=0.0)
-        require_integer(name, "n_tau", self.n_tau, ge=2)
-        require_integer(name, "n_z", self.n_z, ge=4)
-
-    def axes(self) -> tuple[FloatArray, FloatArray]:
-        """The nodes of ``sqrt(tau)`` and ``z``."""
-        return (np.linspace(0.0, math.sqrt(self.max_tau), self.n_tau),
-                np.linspace(-self.max_z, self.max_z, self.n_z))
-
-
-@dataclass(frozen=True)
 class MertonSurface:
     r"""Merton's own implied vols: the jump smile of :func:`merton_call_price`, tabulated.
 
@@ -275,7 +242,8 @@ class MertonSurface:
     + s^2)}`) an option ``(strike, tau)`` is marked at the Black-Scholes vol of Merton's price:
     the skew and smile that the jumps create, steep at short expiries. A path whose level moves
     away (a stress scenario's vol spike) has the whole smile scaled by ``level / sigma_tot``.
-    The vols are tabulated once per parameter set on :class:`MertonGrid` (41 x 41 nodes) and
+    The vols are tabulated once per parameter set on a :class:`VolGrid` (41 x 41 nodes, ``z``'s
+    scale ``sigma_tot``) and
     interpolated linearly in ``(sqrt(tau), z)``, ``z`` refined by cubics first; outside the grid
     they are held at its edge (flat wings beyond ``max_z``, ``max_tau``'s vols beyond it), and at
     ``tau == 0`` they are the diffusive ``sigma``. The flat surface at ``sigma_tot`` that marked
@@ -302,7 +270,7 @@ class MertonSurface:
     jump_intensity: float = 1.0
     jump_mean: float = -0.1
     jump_std: float = 0.15
-    grid: MertonGrid = MertonGrid()
+    grid: VolGrid = field(default_factory=VolGrid)
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -310,8 +278,8 @@ class MertonSurface:
         require_number(name, "jump_intensity", self.jump_intensity, ge=0.0)
         require_number(name, "jump_mean", self.jump_mean, gt=-50.0, lt=50.0)
         require_number(name, "jump_std", self.jump_std, ge=0.0, lt=10.0)
-        if not isinstance(self.grid, MertonGrid):
-            raise ValueError(f"{name}.grid must be a MertonGrid, got {self.grid!r}")
+        if not isinstance(self.grid, VolGrid):
+            raise ValueError(f"{name}.grid must be a VolGrid, got {self.grid!r}")
 
     @property
     def base_level(self) -> float:
@@ -335,27 +303,22 @@ class MertonSurface:
     ) -> Any:
         """Merton's implied vol of ``(strike, tau)``, scaled by ``level / base_level``."""
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
-        grid, base = self.grid, self.base_level
         t = xp.clip(tau, min=0.0)
-        spread = base * xp.sqrt(t)
-        moneyness = xp.log(strike / _forward(xp, spot, t, rate, dividend))
-        z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
         fine = self.table()
-        cells = [cell(xp, xp.sqrt(xp.clip(t, max=grid.max_tau)), math.sqrt(grid.max_tau),
-                      grid.n_tau),
-                 cell(xp, z + grid.max_z, 2.0 * grid.max_z, fine.shape[1])]
+        cells = list(self.grid.tau_z_cells(xp, spot, strike, t, self.base_level * xp.sqrt(t),
+                                           rate, dividend, fine.shape[1]))
         table = flat_table(xp, fine, spot.dtype)
-        return multilinear(xp, table, cells, fine.shape) * (level / base)
+        return multilinear(xp, table, cells, fine.shape) * (level / self.base_level)
 
 
 @functools.lru_cache(maxsize=16)
 def _merton_table(sigma: float, jump_intensity: float, jump_mean: float, jump_std: float,
-                  grid: MertonGrid, fine: bool) -> FloatArray:
+                  grid: VolGrid, fine: bool) -> FloatArray:
     """Merton's implied vols on ``grid``'s nodes, refined along ``z`` if ``fine``; read-only."""
     if fine:
         table = refine(_merton_table(sigma, jump_intensity, jump_mean, jump_std, grid, False))
     else:
-        root_t, z = grid.axes()
+        root_t, z = grid.tau_z_axes()
         base = math.sqrt(sigma**2 + jump_intensity * (jump_mean**2 + jump_std**2))
         t = root_t[1:, None] ** 2
         k = z * base * root_t[1:, None]  # (n_tau - 1, n_z)

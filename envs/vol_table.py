@@ -11,17 +11,68 @@ in numpy or torch alike.
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.implied_vol import implied_volatility
+from hedgearena.envs.vol_surface import _forward
 
 FloatArray = NDArray[np.float64]
 
 Z_REFINEMENT = 4
 """The strike axis is refined this many times by cubics before linear interpolation."""
+
+
+@dataclass(frozen=True)
+class VolGrid:
+    """Axes of a tabulated surface: uniform in ``sqrt(tau)`` and ``z``.
+
+    ``z = ln(K / F) / (sigma sqrt(tau))`` is the log-moneyness in standard deviations, ``sigma``
+    the surface's own scale of vol, so that one axis serves every expiry.
+
+    Attributes:
+        max_tau: the longest expiry tabulated, years (> 0).
+        max_z: strikes are tabulated for ``|z| <= max_z`` (> 0).
+        n_tau: nodes in ``sqrt(tau)`` (>= 2).
+        n_z: nodes in ``z`` (>= 4: the cubics of :func:`refine`).
+    """
+
+    max_tau: float = 2.0
+    max_z: float = 5.0
+    n_tau: int = 41
+    n_z: int = 41
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        require_number(name, "max_tau", self.max_tau, gt=0.0)
+        require_number(name, "max_z", self.max_z, gt=0.0)
+        require_integer(name, "n_tau", self.n_tau, ge=2)
+        require_integer(name, "n_z", self.n_z, ge=4)
+
+    def tau_z_axes(self) -> tuple[FloatArray, FloatArray]:
+        """The nodes of ``sqrt(tau)`` and ``z``."""
+        return (np.linspace(0.0, math.sqrt(self.max_tau), self.n_tau),
+                np.linspace(-self.max_z, self.max_z, self.n_z))
+
+    def tau_z_cells(
+        self, xp: Any, spot: Any, strike: Any, tau: Any, spread: Any, rate: float,
+        dividend: float, n_fine_z: int,
+    ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """The cells of an option ``(strike, tau >= 0)`` in ``sqrt(tau)`` and refined ``z``.
+
+        ``spread`` is the option's ``sigma sqrt(tau)``, ``n_fine_z`` the refined axis' nodes;
+        ``z = 0`` at expiry.
+        """
+        moneyness = xp.log(strike / _forward(xp, spot, tau, rate, dividend))
+        z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
+        root_t = xp.sqrt(xp.clip(tau, max=self.max_tau))
+        return (cell(xp, root_t, math.sqrt(self.max_tau), self.n_tau),
+                cell(xp, z + self.max_z, 2.0 * self.max_z, n_fine_z))
 
 
 def otm_implied_vols(call: FloatArray, log_strike: FloatArray, tau: Any) -> FloatArray:

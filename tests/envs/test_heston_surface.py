@@ -113,7 +113,8 @@ def test_surface_reprices_quantlib_on_and_between_the_grid_nodes(params):
 
 def test_surface_nodes_are_heston_vols():
     surface = HestonSurface(**DEFAULT)
-    root_t, vols, z = surface.grid.axes()
+    root_t, z = surface.grid.tau_z_axes()
+    vols = surface.grid.vol_axis()
     table = surface.nodes()
     for i, j, k in [(5, 8, 20), (12, 4, 8), (30, 20, 33), (40, 2, 0), (3, 10, 40)]:
         tau, v = root_t[i] ** 2, vols[j] ** 2

@@ -8,12 +8,12 @@ from hedgearena.envs.black_scholes import black_scholes_price
 from hedgearena.envs.implied_vol import implied_volatility
 from hedgearena.envs.market import MarketModel
 from hedgearena.envs.merton import (
-    MertonGrid,
     MertonJumpDiffusion,
     MertonSurface,
     jump_compensator,
     merton_call_price,
 )
+from hedgearena.envs.vol_table import VolGrid
 
 SEED = 20240604
 JUMPS = {"jump_intensity": 2.0, "jump_mean": -0.1, "jump_std": 0.15}
@@ -230,7 +230,7 @@ def test_surface_limits_and_level_scaling():
 def test_surface_validation():
     with pytest.raises(ValueError, match=r"MertonSurface.sigma must be a finite number > 0.0"):
         MertonSurface(sigma=0.0)
-    with pytest.raises(ValueError, match=r"MertonSurface.grid must be a MertonGrid"):
+    with pytest.raises(ValueError, match=r"MertonSurface.grid must be a VolGrid"):
         MertonSurface(grid=None)
-    with pytest.raises(ValueError, match=r"MertonGrid.n_z must be an integer >= 4, got 3"):
-        MertonGrid(n_z=3)
+    with pytest.raises(ValueError, match=r"VolGrid.n_z must be an integer >= 4, got 3"):
+        VolGrid(n_z=3)
