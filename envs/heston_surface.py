@@ -25,24 +25,34 @@ from hedgearena.envs.vol_surface import _arrays, heston_average_variance
 from hedgearena.envs.vol_table import (
     VolGrid,
     cell,
+    check_table,
     fill_wings,
     flat_table,
     multilinear,
     otm_implied_vols,
     refine,
+    safe_power,
+    with_nan,
 )
 
 FloatArray = NDArray[np.float64]
 
 _QUADRATURE_WIDTH = 40.0
-"""Upper end ``U`` of the pricing integral in units of ``1 / (sigma sqrt(tau))``, ``sigma`` the
-root of the expected average variance: the integrand has decayed to below 1e-10 before it."""
+"""Least upper end ``U`` of the pricing integral in units of ``1 / (sigma sqrt(tau))``,
+``sigma`` the root of the expected average variance (enough for a near-normal log price)."""
+_MAX_WIDENING = 12
+"""``U`` doubles up to this many times until the integrand's tail bound is below
+:data:`_TAIL_BOUND` (|rho| near 1 or a large vol of variance: the characteristic function
+decays like ``exp(-c sqrt(u))``, far slower than a normal's)."""
+_TAIL_BOUND = 1e-13
+"""Bound on ``|phi(U - i/2)| / U``, the size of the integral's tail beyond ``U``."""
 _HEAD = (8.0, 64)
 """The integral's first panel ``[0, min(8, U / 4)]`` and its Gauss-Legendre nodes: it resolves
 the peak of ``1 / (u^2 + 1/4)`` at ``u = 0``, whatever the scale of the rest."""
 _TAIL = (48, 16)
 """Geometric panels on the rest ``[8, U]`` (each wider by the same factor: ``1 / u^2`` varies by
-the same ratio across each) and Gauss-Legendre nodes in each."""
+the same ratio across each; 48 more for every doubling of ``U``, whose far part oscillates fast)
+and Gauss-Legendre nodes in each."""
 
 
 def heston_characteristic(
@@ -114,9 +124,10 @@ def heston_call_price(
         c = 1 - \frac{\sqrt{K/F}}{\pi}\int_0^\infty
             \mathrm{Re}\big[e^{-iuk}\varphi(u - i/2)\big]\frac{du}{u^2 + 1/4}
 
-    integrated by composite Gauss-Legendre on ``u`` up to :data:`_QUADRATURE_WIDTH` over
-    ``sigma sqrt(tau)``, ``sigma^2`` the expected average variance to ``tau`` (a short panel at
-    ``u = 0``, where ``1 / (u^2 + 1/4)`` peaks, then geometrically growing panels). A call of spot
+    integrated by composite Gauss-Legendre on ``u`` up to ``U``: at least :data:`_QUADRATURE_WIDTH`
+    over ``sigma sqrt(tau)``, ``sigma^2`` the expected average variance to ``tau``, doubled until
+    the tail beyond it is negligible (:data:`_TAIL_BOUND`); a short panel at ``u = 0``, where
+    ``1 / (u^2 + 1/4)`` peaks, then geometrically growing panels. A call of spot
     ``S`` and strike ``K`` is worth ``S e^{-q tau} c(ln(K/F))``, ``F = S e^{(r - q) tau}``.
 
     Args:
@@ -142,7 +153,9 @@ def heston_call_price(
     t = np.asarray(tau, dtype=np.float64)[..., None]
     v = np.asarray(variance, dtype=np.float64)[..., None]
     sigma = np.sqrt(np.maximum(heston_average_variance(v, t, kappa, theta), 1e-12))
-    u, weights = _quadrature(_QUADRATURE_WIDTH / (sigma * np.sqrt(t)))  # (..., m)
+    upper = _QUADRATURE_WIDTH / (sigma * np.sqrt(t))  # (..., 1)
+    doublings = _doublings(upper, t, v, (kappa, theta, xi, rho))
+    u, weights = _quadrature(upper * 2.0**doublings, doublings)  # (..., m)
     phi = heston_characteristic(u - 0.5j, t, v, kappa, theta, xi, rho)
     kernel = phi * weights / (u * u + 0.25)
     waves = np.exp(-1j * k[..., None] * u[..., None, :])  # (..., n, m)
@@ -150,10 +163,21 @@ def heston_call_price(
     return 1.0 - np.exp(0.5 * k) / math.pi * integral
 
 
-def _quadrature(upper: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _doublings(upper: FloatArray, t: FloatArray, v: FloatArray,
+               params: tuple[float, float, float, float]) -> int:
+    """How many times every ``upper`` must double for the integrand's tail to be negligible."""
+    scale = 2.0 ** np.arange(_MAX_WIDENING + 1)  # (w,)
+    u = upper * scale  # (..., w)
+    tail = np.abs(heston_characteristic(u - 0.5j, t, v, *params)) / u
+    small = np.all(tail.reshape(-1, scale.size) < _TAIL_BOUND, axis=0)
+    return int(np.argmax(small)) if small.any() else _MAX_WIDENING
+
+
+def _quadrature(upper: FloatArray, doublings: int = 0) -> tuple[FloatArray, FloatArray]:
     """Nodes and weights ``(..., m)`` of the composite rule, ``upper`` ``(..., 1)``."""
     head_end, head_nodes = _HEAD
     panels, panel_nodes = _TAIL
+    panels *= 1 + doublings
     x, w = _gauss_legendre(head_nodes)
     a = np.minimum(head_end, upper / 4.0)
     xs, ws = _gauss_legendre(panel_nodes)
@@ -173,14 +197,16 @@ def _gauss_legendre(n: int) -> tuple[FloatArray, FloatArray]:
 
 @dataclass(frozen=True)
 class HestonGrid(VolGrid):
-    """Axes of :class:`HestonSurface`'s table: uniform in ``sqrt(tau)``, ``sqrt(v)`` and ``z``.
+    """Axes of :class:`HestonSurface`'s table: expiry, variance and ``z``.
 
     ``z``'s scale ``sigma`` is the root of the expected average variance to expiry
-    (:func:`heston_average_variance`), so that one axis serves every expiry and variance.
+    (:func:`heston_average_variance`), so that one axis serves every expiry and variance. The
+    variance axis is uniform in ``v**(1/4)`` (the root of the vol): dense at low variance, where
+    the smile changes fastest and Heston's variance often is.
 
     Attributes:
         max_vol: the largest ``sqrt(v)`` tabulated, per sqrt(year) (> 0).
-        n_vol: nodes in ``sqrt(v)`` (>= 2).
+        n_vol: nodes on the variance axis (>= 2).
     """
 
     max_vol: float = 1.0
@@ -192,8 +218,8 @@ class HestonGrid(VolGrid):
         require_integer(type(self).__name__, "n_vol", self.n_vol, ge=2)
 
     def vol_axis(self) -> FloatArray:
-        """The nodes of ``sqrt(v)``."""
-        return np.linspace(0.0, self.max_vol, self.n_vol)
+        """The nodes of ``sqrt(v)`` (uniform in ``v**(1/4)``)."""
+        return np.linspace(0.0, math.sqrt(self.max_vol), self.n_vol) ** 2
 
 
 @dataclass(frozen=True)
@@ -205,20 +231,24 @@ class HestonSurface:
     variance ``xi`` and the correlation ``rho`` create, its term structure, and the convexity
     of the square root that the flat :class:`~hedgearena.envs.vol_surface.HestonTermVol` misses.
     The vols are tabulated once per parameter set (:class:`HestonGrid`: 41 x 41 x 41 nodes,
-    about two seconds) and interpolated linearly in ``sqrt(tau)``, ``sqrt(v)`` and ``z``, the
-    ``z`` axis (where the smile bends most) first refined four times by cubics; on the grid's
-    own nodes they are Heston's to 1e-6 in vol, and between nodes the interpolation error is at
-    most about 5e-4 in vol (5e-5 on average) for ``|z| <= 3``, expiries of 3 to 365 days and
-    vols of 7% to 50%, at OptionBook's parameters and with a vol of variance of 1: at most 0.01
-    on a 60-day at-the-money call worth 3.70 on spot 100 (tests check both against QuantLib;
-    ``grid`` trades build time for accuracy). Marking costs about 20 array passes per option,
-    against 5 for :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env
-    steps at about half the speed (57,000 against 108,000 path-steps a second at 4,096 paths).
+    about two seconds; more for a large vol of variance or ``|rho|`` near 1, whose pricing
+    integral is longer) and interpolated linearly in each axis, the ``z`` axis (where the smile
+    bends most) first refined four times by cubics. On the grid's own nodes they are Heston's
+    to 1e-6 in vol; between nodes, at OptionBook's parameters, the interpolation error is at
+    most about 3e-4 in vol (1e-4 on average) for ``|z| <= 3``, expiries of 1 to 365 days and
+    vols of 0.5% to 50%: about 0.006 on a 60-day at-the-money call worth 3.70 on spot 100; up to
+    about 1e-3 with a vol of variance of 1 (tests check both against QuantLib; ``grid`` trades
+    build time for accuracy). Marking costs about 20 array passes per option, against 5 for
+    :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env steps at about
+    half the speed (49,000 against 110,000 path-steps a second at 4,096 paths).
 
-    Outside the grid the vol is held at its edge, documented and never NaN: strikes beyond
-    ``max_z`` standard deviations take the vol of the last tabulated strike (flat wings),
-    variances above ``max_vol**2`` that of ``max_vol**2``, expiries beyond ``max_tau`` that of
-    ``max_tau``. At ``tau == 0`` the vol is ``sqrt(v)``.
+    Outside the grid the vol is held at its edge, documented and never NaN for finite inputs:
+    strikes beyond ``max_z`` standard deviations take the vol of the last tabulated strike (flat
+    wings), variances above ``max_vol**2`` that of ``max_vol**2`` (a vol of 100% by default:
+    raise ``grid.max_vol`` for markets that go beyond), expiries beyond ``max_tau`` that of
+    ``max_tau``. At ``tau == 0`` the vol is ``sqrt(v)`` (up to ``max_vol``). NaN inputs give NaN.
+    Parameters whose prices the integral cannot resolve raise ValueError when the table is
+    built.
 
     Greeks of a marked option are Black-Scholes greeks at its implied vol (sticky strike): they
     leave out the smile's own sensitivity to the spot and the variance.
@@ -236,7 +266,7 @@ class HestonSurface:
         >>> vols = surface.implied_vol(100.0, np.array([90.0, 100.0, 110.0]), 60 / 250, 0.04,
         ...                            100.0, 0.0, 0.0)
         >>> np.round(vols, 4)  # Heston's 10.981, 3.703, 0.407 inverted: 0.2279, 0.1896, 0.1560
-        array([0.2279, 0.1896, 0.156 ])
+        array([0.228 , 0.1896, 0.1561])
     """
 
     kappa: float = 2.0
@@ -277,33 +307,39 @@ class HestonSurface:
         """Heston's implied vol of ``(strike, tau)`` at variance ``level``; broadcast shape."""
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
         grid = self.grid
-        t = xp.clip(tau, min=0.0)
+        t = xp.clip(tau, min=0.0, max=self.grid.max_tau)  # held at max_tau beyond it
         v = xp.clip(level, min=0.0)
-        sigma = xp.sqrt(xp.clip(heston_average_variance(v, t, self.kappa, self.theta),
-                                min=1e-300))
+        spread = safe_power(xp, heston_average_variance(v, t, self.kappa, self.theta) * t, 0.5)
         fine = self.table()
-        tau_cell, z_cell = grid.tau_z_cells(xp, spot, strike, t, sigma * xp.sqrt(t), rate,
-                                            dividend, fine.shape[2])
-        cells = [tau_cell, cell(xp, xp.sqrt(v), grid.max_vol, grid.n_vol), z_cell]
-        table = flat_table(xp, fine, spot.dtype)
-        return multilinear(xp, table, cells, fine.shape)
+        tau_cell, z_cell = grid.tau_z_cells(xp, spot, strike, t, spread, rate, dividend,
+                                            fine.shape[2])
+        cells = [tau_cell, cell(xp, safe_power(xp, v, 0.25), math.sqrt(grid.max_vol),
+                                grid.n_vol), z_cell]
+        out = multilinear(xp, flat_table(xp, fine, spot), cells, fine.shape)
+        at_expiry = xp.clip(safe_power(xp, v, 0.5), max=grid.max_vol)  # exactly sqrt(v)
+        return with_nan(xp, xp.where(t > 0.0, out, at_expiry), spot, strike, tau, level)
 
 
 @functools.lru_cache(maxsize=16)
 def _vol_table(kappa: float, theta: float, xi: float, rho: float, grid: HestonGrid) -> FloatArray:
     """Heston's implied vols on ``grid``'s nodes (see :class:`HestonSurface`); read-only."""
-    root_t, z = grid.tau_z_axes()
+    taus, z = grid.tau_z_axes()
     vols = grid.vol_axis()
     table = np.empty((grid.n_tau, grid.n_vol, grid.n_z))
     table[0] = vols[:, None]  # tau == 0: sqrt(v) at every strike
-    for i, a in enumerate(root_t[1:], start=1):
-        t = a * a
+    for i, t in enumerate(taus[1:], start=1):
         v = vols * vols
-        spread = np.sqrt(heston_average_variance(v, t, kappa, theta)) * a  # (n_vol,)
-        k = z * spread[:, None]  # (n_vol, n_z)
+        average = heston_average_variance(v, t, kappa, theta)  # (n_vol,)
+        k = z * np.sqrt(average * t)[:, None]  # (n_vol, n_z)
         call = heston_call_price(k, np.full(grid.n_vol, t), v, kappa, theta, xi, rho)
-        table[i] = otm_implied_vols(call, k, t)
+        row = otm_implied_vols(call, k, t)
+        # a total vol so small that no price rises above the noise (tiny expiry and variance):
+        # the short-time limit, flat at the root of the average variance
+        unresolved = np.isnan(row).all(axis=-1)
+        row[unresolved] = np.sqrt(average[unresolved, None])
+        table[i] = row
     fill_wings(table)
+    check_table(table, f"HestonSurface(kappa={kappa}, theta={theta}, xi={xi}, rho={rho})")
     table.flags.writeable = False
     return table
 

@@ -211,14 +211,14 @@ rounded to 1), expiring 20, 40 or 60 days after the trade. The dealer earns half
 on each (`spread_income`), and its exposure accumulates: mostly short gamma and vega. The market is
 Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at Heston's own prices for the
 path's current variance (`HestonSurface`: the semi-closed form tabulated as implied vols, smile and
-term structure, within about 5e-4 in vol of QuantLib; `market=Heston(surface=HestonTermVol())` marks
-at the expected average variance, flat in strike, twice as fast). The episode lasts 60 days. Options
-expire and settle in cash inside the episode. Pass `hedge_option=True` (or a `HedgeOption`) to trade
-a listed 90-day at-the-money call as well, for delta-gamma hedging (the action gets a second
-dimension). The model's position in it is gamma neutral within 10 notionals
-(`option_position_limit`, also the option's `target` range; `position_limit` is 10 notionals here
-too, as the book grows to several notionals of delta) and zero while it is too far out of the money
-to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
+term structure, within about 3e-4 in vol of QuantLib from 1 to 365 days and vols of 0.5% to 50%;
+`market=Heston(surface=HestonTermVol())` marks at the expected average variance, flat in strike,
+twice as fast). The episode lasts 60 days. Options expire and settle in cash inside the episode.
+Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day at-the-money call as well,
+for delta-gamma hedging (the action gets a second dimension). The model's position in it is gamma
+neutral within 10 notionals (`option_position_limit`, also the option's `target` range;
+`position_limit` is 10 notionals here too, as the book grows to several notionals of delta) and zero
+while it is too far out of the money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
 
 ## Starting State
 

@@ -11,7 +11,6 @@ in numpy or torch alike.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,13 @@ FloatArray = NDArray[np.float64]
 
 Z_REFINEMENT = 4
 """The strike axis is refined this many times by cubics before linear interpolation."""
+TAU_POWER = 0.25
+"""The expiry axis is uniform in ``tau**TAU_POWER``: dense at short expiries, where smiles
+change fastest, sparse at long ones."""
+PRICE_NOISE = 1e-9
+"""Out-of-the-money prices (per unit forward) at or below this are numerical noise: their vols
+are left to :func:`fill_wings`."""
+_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -55,23 +61,23 @@ class VolGrid:
         require_integer(name, "n_z", self.n_z, ge=4)
 
     def tau_z_axes(self) -> tuple[FloatArray, FloatArray]:
-        """The nodes of ``sqrt(tau)`` and ``z``."""
-        return (np.linspace(0.0, math.sqrt(self.max_tau), self.n_tau),
+        """The nodes of ``tau`` (uniform in ``tau**TAU_POWER``) and of ``z``."""
+        top = self.max_tau**TAU_POWER
+        return (np.linspace(0.0, top, self.n_tau) ** (1.0 / TAU_POWER),
                 np.linspace(-self.max_z, self.max_z, self.n_z))
 
     def tau_z_cells(
         self, xp: Any, spot: Any, strike: Any, tau: Any, spread: Any, rate: float,
         dividend: float, n_fine_z: int,
     ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
-        """The cells of an option ``(strike, tau >= 0)`` in ``sqrt(tau)`` and refined ``z``.
+        """The cells of an option ``(strike, 0 <= tau <= max_tau)`` in ``tau`` and refined ``z``.
 
         ``spread`` is the option's ``sigma sqrt(tau)``, ``n_fine_z`` the refined axis' nodes;
         ``z = 0`` at expiry.
         """
         moneyness = xp.log(strike / _forward(xp, spot, tau, rate, dividend))
         z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
-        root_t = xp.sqrt(xp.clip(tau, max=self.max_tau))
-        return (cell(xp, root_t, math.sqrt(self.max_tau), self.n_tau),
+        return (cell(xp, safe_power(xp, tau, TAU_POWER), self.max_tau**TAU_POWER, self.n_tau),
                 cell(xp, z + self.max_z, 2.0 * self.max_z, n_fine_z))
 
 
@@ -79,8 +85,8 @@ def otm_implied_vols(call: FloatArray, log_strike: FloatArray, tau: Any) -> Floa
     """Implied vols of forward-normalised calls ``E[(S_T / F - K / F)^+]`` at ``ln(K / F)``.
 
     Each is inverted on its out-of-the-money side (the put by parity below the forward), where
-    the price does not drown in intrinsic value; NaN where no vol is found (see
-    :func:`fill_wings`).
+    the price does not drown in intrinsic value; NaN where no vol is found or the price is at
+    or below :data:`PRICE_NOISE` (see :func:`fill_wings`).
 
     Examples:
         >>> from hedgearena.envs.black_scholes import black_scholes_greeks
@@ -92,7 +98,8 @@ def otm_implied_vols(call: FloatArray, log_strike: FloatArray, tau: Any) -> Floa
     strike = np.exp(log_strike)
     is_call = log_strike >= 0.0
     otm = np.where(is_call, call, call - 1.0 + strike)
-    return implied_volatility(otm, 1.0, strike, tau, is_call=is_call, errors="nan")
+    vols = implied_volatility(otm, 1.0, strike, tau, is_call=is_call, errors="nan")
+    return np.where(otm > PRICE_NOISE, vols, np.nan)
 
 
 def fill_wings(table: FloatArray) -> None:
@@ -114,6 +121,24 @@ def fill_wings(table: FloatArray) -> None:
             table[..., n][missing] = table[..., inner][missing]
 
 
+def check_table(table: FloatArray, owner: str) -> None:
+    """Raise ``ValueError`` unless every tabulated vol is finite and >= 0 (after the fill).
+
+    Examples:
+        >>> check_table(np.array([[0.2, np.nan]]), "Surface(x=1)")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Surface(x=1): 1 of 2 implied vols could not be tabulated ...
+    """
+    bad = ~(np.isfinite(table) & (table >= 0.0))
+    if bad.any():
+        raise ValueError(
+            f"{owner}: {int(bad.sum())} of {table.size} implied vols could not be tabulated (no "
+            "price resolved along their strike axis); these parameters are outside what the "
+            "surface's pricing resolves"
+        )
+
+
 def _lagrange_weights(t: FloatArray) -> list[FloatArray]:
     """Weights of the cubic through nodes ``-1, 0, 1, 2`` at offsets ``t`` from node 0."""
     return [-t * (t - 1.0) * (t - 2.0) / 6.0, (t + 1.0) * (t - 1.0) * (t - 2.0) / 2.0,
@@ -124,7 +149,9 @@ def refine(table: FloatArray, factor: int = Z_REFINEMENT) -> FloatArray:
     """``table``'s last axis (``n >= 4`` nodes) refined ``factor`` times by Lagrange cubics.
 
     Linear interpolation on the refined axis then costs one gather pair instead of a cubic's
-    four, with an error about ``factor**2`` times smaller than on the coarse nodes.
+    four, with an error about ``factor**2`` times smaller than on the coarse nodes. Each value
+    is held within the range of its four nodes (no overshoot next to a steep wing: a vol never
+    turns negative).
 
     Examples:
         >>> refine(np.array([0.0, 1.0, 8.0, 27.0]), 2)  # x**3 on 0..3: exact at 0.5, 1.5, 2.5
@@ -134,39 +161,78 @@ def refine(table: FloatArray, factor: int = Z_REFINEMENT) -> FloatArray:
     position = np.arange(factor * (n - 1) + 1) / factor
     k = np.clip(np.floor(position), 1, n - 3).astype(np.int64)
     weights = _lagrange_weights(position - k)
-    fine = np.zeros((*table.shape[:-1], position.size))
-    for dk, w in zip(range(-1, 3), weights, strict=True):
-        fine += w * table[..., k + dk]
-    return fine
+    nodes = [table[..., k + dk] for dk in range(-1, 3)]
+    fine = sum((w * node for w, node in zip(weights, nodes, strict=True)),
+               np.zeros((*table.shape[:-1], position.size)))
+    return np.clip(fine, np.minimum.reduce(nodes), np.maximum.reduce(nodes))
 
 
 def cell(xp: Any, x: Any, span: float, n: int) -> tuple[Any, Any]:
     """The cell of ``x`` on ``n`` uniform nodes over ``[0, span]``: its index and offset in it.
 
-    ``x`` is clipped into ``[0, span]`` (the table's edge holds outside it).
+    ``x`` is clipped into ``[0, span]`` (the table's edge holds outside it); NaN goes to node
+    0 (callers mark NaN inputs themselves, see :func:`with_nan`).
 
     Examples:
-        >>> index, offset = cell(np, np.array([-1.0, 0.25, 1.0, 9.0]), 1.0, 5)
+        >>> index, offset = cell(np, np.array([-1.0, 0.25, 1.0, 9.0, np.nan]), 1.0, 5)
         >>> index.tolist(), offset.tolist()
-        ([0, 1, 3, 3], [0.0, 0.0, 1.0, 1.0])
+        ([0, 1, 3, 3, 0], [0.0, 0.0, 1.0, 1.0, 0.0])
     """
-    position = xp.clip(x, min=0.0, max=span) * ((n - 1) / span)
+    position = xp.clip(xp.where(xp.isnan(x), 0.0, x), min=0.0, max=span) * ((n - 1) / span)
     index = xp.clip(xp.floor(position), max=n - 2)
     return xp.astype(index, xp.int64), position - index
 
 
-def flat_table(xp: Any, table: FloatArray, dtype: Any) -> Any:
-    """``table`` flattened, in namespace ``xp`` and ``dtype``.
+def flat_table(xp: Any, table: FloatArray, like: Any) -> Any:
+    """``table`` flattened, in namespace ``xp``, the floating dtype (and device) of ``like``.
 
-    Numpy gets a view; torch a copy, since it does not take read-only arrays.
+    float64 for integer inputs. Conversions (a float32 copy, a torch tensor: torch takes no
+    read-only arrays) are made once per table, dtype and device and kept.
 
     Examples:
-        >>> flat_table(np, np.ones((2, 2)), np.float64).shape
-        (4,)
+        >>> flat_table(np, np.ones((2, 2)), np.array([1, 2])).dtype
+        dtype('float64')
     """
-    if xp is np or getattr(xp, "__name__", "").endswith("numpy"):
-        return table.reshape(-1).astype(dtype, copy=False)
-    return xp.reshape(xp.asarray(np.array(table), dtype=dtype), (-1,))
+    dtype = like.dtype if xp.isdtype(like.dtype, "real floating") else xp.float64
+    if (xp is np or getattr(xp, "__name__", "").endswith("numpy")) and dtype == np.float64:
+        return table.reshape(-1)
+    device = getattr(like, "device", None)
+    key = (id(table), str(dtype), str(device))
+    hit = _CONVERTED.get(key)
+    if hit is None or hit[0] is not table:
+        if len(_CONVERTED) >= _CACHE_SIZE:
+            _CONVERTED.clear()
+        flat = xp.reshape(xp.asarray(np.array(table), dtype=dtype, device=device), (-1,))
+        hit = _CONVERTED[key] = (table, flat)
+    return hit[1]
+
+
+_CONVERTED: dict[tuple[int, str, str], tuple[FloatArray, Any]] = {}
+
+
+def safe_power(xp: Any, x: Any, power: float) -> Any:
+    """``x**power`` of ``x >= 0`` (negatives as 0) with a finite gradient at 0 (for torch).
+
+    Examples:
+        >>> safe_power(np, np.array([-1.0, 0.0, 16.0]), 0.25)
+        array([0., 0., 2.])
+    """
+    tiny = xp.finfo(x.dtype).tiny if xp.isdtype(x.dtype, "real floating") else 1e-300
+    positive = x > 0.0
+    return xp.where(positive, xp.where(positive, x, tiny) ** power, 0.0)
+
+
+def with_nan(xp: Any, out: Any, *inputs: Any) -> Any:
+    """``out`` with NaN wherever one of ``inputs`` (broadcast against it) is NaN.
+
+    Examples:
+        >>> with_nan(np, np.array([1.0, 2.0]), np.array([0.0, np.nan]), 3.0)
+        array([ 1., nan])
+    """
+    bad = False
+    for value in inputs:
+        bad = bad | xp.isnan(value)
+    return xp.where(bad, xp.nan, out)
 
 
 def multilinear(xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[int, ...]) -> Any:

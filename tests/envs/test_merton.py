@@ -152,11 +152,15 @@ def test_same_seed_same_paths():
         ),
         (
             {"jump_std": -0.1},
-            r"MertonJumpDiffusion.jump_std must be a finite number >= 0.0, got -0.1",
+            r"MertonJumpDiffusion.jump_std must be a finite number >= 0.0 and <= 1.0, got -0.1",
         ),
         (
             {"jump_mean": 800.0},
-            r"MertonJumpDiffusion.jump_mean must be < 700 - jump_std\*\*2 / 2, got 800.0",
+            r"MertonJumpDiffusion.jump_mean must be a finite number >= -1.0 and <= 1.0, got 800.0",
+        ),
+        (
+            {"jump_std": 12.0},  # the surface checks the same bounds (it was stricter)
+            r"MertonJumpDiffusion.jump_std must be a finite number >= 0.0 and <= 1.0, got 12.0",
         ),
     ],
 )
