@@ -1,6 +1,7 @@
 # The two commands of a fresh machine: `make run` (set up, train and score the default agent)
 # and `make test` (set up, run the tests). Both create .venv and install torch==2.13.0 first:
 # the CPU wheel lies on this machine's disk, and letting pip choose a torch would download CUDA.
+# A torch already in .venv (a CPU build installed by hand, see the README) is kept.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,ray,zoo]"
 	touch $(STAMP)
 

@@ -366,10 +366,10 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     Ray runs where ``config.ray`` says (a local instance started for the command, or a
     cluster); running the command again resumes from the last checkpoint.
     """
-    from rich.console import Console
+    from hedgearena.baselines.report import wide_console
 
     require("ray.rllib")  # before anything is written
-    console = Console(width=max(Console().width, 160))
+    console = wide_console()
     run_dir = rllib_run_dir(config)
     env_config = config.env.config()
     check_resumable(config, run_dir, "rllib")  # before the folder's config is replaced

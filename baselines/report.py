@@ -137,6 +137,11 @@ def caption(c: float | None = None, risk_aversion: float | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------- tables
+def wide_console() -> Console:
+    """A console at least 160 columns wide: the tables stay readable when piped or narrow."""
+    return Console(width=max(Console().width, 160))
+
+
 def print_table(
     table: pd.DataFrame,
     title: str,
@@ -150,7 +155,7 @@ def print_table(
     Args:
         table: :func:`hedgearena.baselines.metrics.score_table`'s output.
         title: the table's title.
-        console: where to print (a new :class:`rich.console.Console` by default).
+        console: where to print (a new :func:`wide_console` by default).
         c: the objective's weight, for the caption.
         risk_aversion: the entropic risk's, per currency, for the caption.
 
@@ -170,7 +175,7 @@ def print_table(
     for name, row in table.iterrows():
         cells = [_format_cell(row, column, "\n± ") for column in columns]
         rich_table.add_row(str(name), *cells, style="green" if name == best else None)
-    (console or Console()).print(rich_table)
+    (console or wide_console()).print(rich_table)
     return rich_table
 
 

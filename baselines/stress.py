@@ -469,7 +469,6 @@ def print_stress_table(out: StressReport, title: str = "", console: Any = None) 
     Each cell is ``Y / ES``; the scenario's lowest objective is green. Returns the rich table.
     """
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     objective, shortfall = out.pivot("objective").T, out.pivot("expected_shortfall_95").T
@@ -490,7 +489,7 @@ def print_stress_table(out: StressReport, title: str = "", console: Any = None) 
             for j in range(values.shape[1])
         ]
         table.add_row(str(scenario), *cells)
-    (console or Console()).print(table)
+    (console or report.wide_console()).print(table)
     return table
 
 

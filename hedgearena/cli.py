@@ -39,10 +39,12 @@ COMMANDS = ("train", "evaluate", "benchmark", "stress", "sweep", "rllib")
 
 def _common(parser: argparse.ArgumentParser, trains: bool = True, new_run: bool = True) -> None:
     parser.add_argument("--config", type=Path, help="a run config (YAML)")
+    example = "env.kwargs.cost=0.002" if new_run else "arena.c=2.0"
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config field (repeatable), "
-                        "e.g. --set env.kwargs.cost=0.002")
-    parser.add_argument("--env", help="env id (env.id), e.g. hedgearena/ShortCall-v0")
+                        f"e.g. --set {example}")
+    if new_run:  # evaluate scores the run's own env
+        parser.add_argument("--env", help="env id (env.id), e.g. hedgearena/ShortCall-v0")
     parser.add_argument("--paths", type=int, help="scoring paths per hedger (arena.paths)")
     if new_run:  # evaluate scores a saved run: its own seed and folder
         parser.add_argument("--seed", type=int, help="seed of training (seed)" if trains else
@@ -120,7 +122,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.command == "benchmark":  # no training: --seed is the scoring paths' seed
         seed, arena_seed = None, arena_seed if arena_seed is not None else seed
     shortcuts = {
-        "env__id": args.env, "arena__paths": args.paths, "seed": seed,
+        "env__id": getattr(args, "env", None), "arena__paths": args.paths, "seed": seed,
         "arena__seed": arena_seed, "arena__hedgers": args.hedgers,
         "out": getattr(args, "out", None), "name": getattr(args, "name", None),
         "agent__algo": getattr(args, "agent", None),
@@ -138,9 +140,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 def run_benchmark(config: RunConfig, progress: bool, console: Console | None = None) -> Path:
     """Score the classical hedgers of ``config.arena`` on its env; returns the report folder."""
     from hedgearena.baselines.benchmark import benchmark
-    from hedgearena.baselines.report import print_table
+    from hedgearena.baselines.report import print_table, wide_console
 
-    console = console or Console(width=max(Console().width, 160))
+    console = console or wide_console()
     env_config = config.env.config()
     out_dir = config.run_dir if config.name else Path(config.out) / (
         "benchmark-" + config.env.id.split("/")[-1] + f"-seed{config.arena.seed}")
@@ -207,9 +209,10 @@ def run_stress(
     console: Console | None = None,
 ) -> Path:
     """Stress the baselines of ``config.stress`` and the saved ``agents``; returns the folder."""
+    from hedgearena.baselines.report import wide_console
     from hedgearena.baselines.stress import print_stress_table, stress_test
 
-    console = console or Console(width=max(Console().width, 160))
+    console = console or wide_console()
     spec = config.stress
     env_config = spec.env_config(config.env)
     out_dir = config.run_dir if config.name else Path(config.out) / (
@@ -232,9 +235,10 @@ def run_stress(
 def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
                       console: Console | None = None) -> Path:
     """Run (or resume) the sweep of ``config.sweep``; print its table; returns the folder."""
+    from hedgearena.baselines.report import wide_console
     from hedgearena.sweep import run_sweep
 
-    console = console or Console(width=max(Console().width, 160))
+    console = console or wide_console()
     start = time.perf_counter()
     result = run_sweep(config, resume=resume, progress=progress)
     console.print(result.files["md"].read_text())

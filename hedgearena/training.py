@@ -51,12 +51,14 @@ def _write_yaml(path: Path, data: Any) -> Path:
 
 def train_and_score(config: RunConfig, progress: bool = True) -> Path:
     """Train ``config``'s agent, save it and write the arena report; returns the run folder."""
-    from rich.console import Console
+    from hedgearena.baselines.report import wide_console
 
-    console = Console(width=max(Console().width, 160))
+    console = wide_console()
     run_dir = config.run_dir
+    checkpoints = run_dir / "checkpoints"
+    resuming = checkpoints.is_dir() and any(checkpoints.iterdir())
     console.print(f"[bold]hedgearena[/]: training {agent_name(config)} on {config.env.id} "
-                  f"-> {run_dir}/")
+                  f"-> {run_dir}/" + (" (resuming from its last checkpoint)" if resuming else ""))
     config, info = train_run(config, progress)
     console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
     hedger = load_agent(run_dir, config)
@@ -72,9 +74,9 @@ def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict
     """
     config = resolve_agent_view(config)
     run_dir = config.run_dir
-    check_resumable(config)
-    env_config = config.env.config()
-    check_agent(config)  # a refused start leaves the folder's config as it was
+    env_config = config.env.config()  # bad settings are named before any checkpoint clash
+    check_agent(config)
+    check_resumable(config)  # a refused start leaves the folder's config as it was
     config.dump(run_dir / "config.yaml")
     _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
     start = time.perf_counter()

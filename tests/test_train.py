@@ -178,6 +178,11 @@ def test_a_run_refuses_to_resume_checkpoints_of_other_settings(tmp_path, capsys)
     assert "env.kwargs.cost: unset -> 0.002" in err
     run = tmp_path / "deep_hedging-ShortCall-seed0"
     assert load_config(run / "config.yaml").env.kwargs == {}  # the folder is left as it was
+    with pytest.raises(SystemExit):  # a typo is named as one, not as a checkpoint clash
+        main([*_args("deep_hedging", DH_TINY, tmp_path), "--set", "env.kwargs={costt: 0.002}"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert "costt" in err
+    assert "holds checkpoints" not in err
 
 
 def test_a_refused_start_leaves_the_run_as_it_was_and_evaluate_checks_its_folder(
