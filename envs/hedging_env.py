@@ -40,6 +40,7 @@ from hedgearena.envs.limits import (
     new_breaches,
     over_limits,
 )
+from hedgearena.envs.rendering import RENDER_MODES, check_render_mode
 from hedgearena.envs.source import EpisodeSource, copy_batch, slice_batch
 
 INFO_KEYS = (
@@ -211,7 +212,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # declared an instance variable by gymnasium.Env (mypy rejects a ClassVar override)
     metadata: dict[str, Any] = {  # noqa: RUF012
-        "render_modes": ["ansi", "rgb_array"],
+        "render_modes": list(RENDER_MODES),
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -228,10 +229,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError("give either config=EnvConfig(...) or keyword fields, not both")
         check_config(config)
         self.config = config if config is not None else make_config(self.preset, **kwargs)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}"
-            )
+        check_render_mode(render_mode)
         self.render_mode = render_mode
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
@@ -512,22 +510,11 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         if self.render_mode is None or self._batch is None:
             return None
+        from hedgearena.envs.rendering import state_line, story_frame
+
         if self.render_mode == "ansi":
             s = self.state
-            return (
-                f"step {s['step']:4d}  spot {s['spot']:10.4f}  hedge {s['hedge']:10.4f}  "
-                f"model {s['model_hedge']:10.4f}  wealth {self._wealth():12.4f}"
-            )
-        from hedgearena.envs.rendering import figure_to_rgb, path_story_figure
-
+            return state_line(s["step"], s["spot"], s["hedge"], s["model_hedge"], self._wealth())
         story = [*self._story, (self._t, self._state.hedge, self._totals["cost"])]
-        steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
-        fig = path_story_figure(
-            times=steps,
-            spot=[self._ep.spot[s] for s in steps],
-            model_hedge=[self._ep.model_hedge[s] for s in steps],
-            hedges={"hedge": hedge},
-            costs={"hedge": cost},
-            title=f"{type(self).__name__}: step {self._t} of {self._n_steps}",
-        )
-        return figure_to_rgb(fig)
+        return story_frame(story, self._ep.spot, self._ep.model_hedge,
+                           f"{type(self).__name__}: step {self._t} of {self._n_steps}")

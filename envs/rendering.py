@@ -1,7 +1,7 @@
 """One path's story as a picture: spot, model hedge, hedge position, trades and cumulative cost.
 
-Used by the envs' ``render_mode="rgb_array"`` and by the arena's path-story plot, so both draw
-the same thing. matplotlib is imported lazily (the Agg backend: no display needed).
+Used by the envs' ``render_mode="rgb_array"`` (single and vector) and by the arena's path-story
+plot, so all draw the same thing. matplotlib is imported lazily (the Agg backend: no display).
 """
 
 from __future__ import annotations
@@ -77,3 +77,44 @@ def figure_to_rgb(fig: Any) -> np.ndarray:
     pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
     return pixels
+
+
+RENDER_MODES = ("ansi", "rgb_array")
+"""The envs' render modes: a line of text per step, or the path's story as a picture."""
+
+
+def check_render_mode(render_mode: Any) -> None:
+    """Raise ``ValueError`` unless ``render_mode`` is None or one of :data:`RENDER_MODES`."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be one of {list(RENDER_MODES)}, got {render_mode!r}")
+
+
+def state_line(step: int, spot: float, hedge: float, model_hedge: float, wealth: float) -> str:
+    """The ``ansi`` rendering of one path's current step.
+
+    Examples:
+        >>> state_line(3, 101.5, -52.0, -50.25, 1234.5)
+        'step    3  spot   101.5000  hedge   -52.0000  model   -50.2500  wealth    1234.5000'
+    """
+    return (f"step {step:4d}  spot {spot:10.4f}  hedge {hedge:10.4f}  "
+            f"model {model_hedge:10.4f}  wealth {wealth:12.4f}")
+
+
+def story_frame(
+    story: Sequence[tuple[int, float, float]], spot: np.ndarray, model_hedge: np.ndarray,
+    title: str,
+) -> np.ndarray:
+    """The ``rgb_array`` rendering of one path: ``(H, W, 3)`` uint8.
+
+    Args:
+        story: ``(step, hedge held after the decision, cumulative cost)`` of each decision.
+        spot: ``(n_steps + 1,)`` the path's spot by step, currency.
+        model_hedge: ``(n_steps + 1,)`` the model hedge by step, units.
+        title: the picture's title.
+    """
+    steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
+    fig = path_story_figure(
+        times=steps, spot=[spot[s] for s in steps], model_hedge=[model_hedge[s] for s in steps],
+        hedges={"hedge": hedge}, costs={"hedge": cost}, title=title,
+    )
+    return figure_to_rgb(fig)

@@ -53,6 +53,7 @@ from hedgearena.envs.limits import (
     new_breaches,
     over_limits,
 )
+from hedgearena.envs.rendering import RENDER_MODES, check_render_mode
 from hedgearena.envs.source import EpisodeSource, copy_batch
 
 STRESS_KEYS = ("impact_pnl", "unfilled", "option_unfilled", "slippage")
@@ -96,6 +97,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
     With ``num_envs=1`` and the same seed it reproduces :class:`HedgingEnv` step by step.
 
+    ``render_mode`` (``"ansi"`` or ``"rgb_array"``, as :class:`HedgingEnv`'s) renders the first
+    ``render_envs`` paths: :meth:`render` returns a tuple with a line or a picture per path.
+
     ``observations=False`` makes a state-only env for hedgers that read :attr:`state` only (the
     arena's classical baselines): no observations are built nor written, and ``reset`` and the
     steps return an empty ``(num_envs, 0)`` float32 array in their place. Everything else (the
@@ -104,7 +108,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
     # an instance variable in gymnasium (and replaced in __init__), so not a ClassVar
     metadata: dict[str, Any] = {  # noqa: RUF012
-        "render_modes": [],
+        "render_modes": list(RENDER_MODES),
+        "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
     preset: ClassVar[str | None] = None
@@ -117,10 +122,19 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         block: int = 256,
         preset: str | None = None,
         observations: bool = True,
+        render_mode: str | None = None,
+        render_envs: int = 1,
         **kwargs: Any,
     ) -> None:
         if not (is_integer(num_envs, integral_floats=True) and num_envs >= 1):
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        check_render_mode(render_mode)
+        if not (is_integer(render_envs) and 1 <= render_envs <= num_envs):
+            raise ValueError(f"render_envs must be an integer in [1, num_envs={num_envs}], "
+                             f"got {render_envs!r}")
+        self.render_mode = render_mode
+        self._render_rows = range(int(render_envs))
+        self._stories: list[list[tuple[int, float, float]]] = []
         if config is not None and kwargs:
             raise ValueError("give either config=EnvConfig(...) or keyword fields, not both")
         check_config(config)
@@ -182,6 +196,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             )
         self._begin(ALL_ROWS, hedge)
         self._done = np.zeros(self.num_envs, dtype=bool)
+        if self.render_mode == "rgb_array":
+            self._stories = [[(0, float(self._hedge[r]), 0.0)] for r in self._render_rows]
         return self._obs(), self._infos(None, ALL_ROWS)
 
     def _begin(self, rows: Rows, hedge: float = 0.0) -> None:
@@ -305,7 +321,45 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._done = terminated.copy()
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             infos = self._same_step_reset(terminated, infos)
+        if self.render_mode == "rgb_array":
+            self._record_stories()
         return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
+
+    def _record_stories(self) -> None:
+        """Add the step's decision to the rendered rows' stories (a new story at a new episode)."""
+        cost = self._totals["cost"]
+        for r, story in zip(self._render_rows, self._stories, strict=True):
+            t, hedge = int(self._t[r]), float(self._hedge[r])
+            if t == 0:  # the row began a new episode on this step
+                story[:] = [(0, hedge, 0.0)]
+            else:  # the hedge held since the decision, rebalance_every steps ago
+                story.append((t - self.core.rebalance_every, hedge, float(cost[r])))
+
+    def render(self) -> tuple[Any, ...] | None:
+        """The first ``render_envs`` paths: a line of text each (``ansi``) or their stories.
+
+        ``rgb_array`` gives one ``(H, W, 3)`` uint8 picture per path, as
+        :meth:`HedgingEnv.render` draws it: the spot, the model hedge, the hedge held after each
+        decision and the cumulative cost, from the episode's start to the current step.
+        """
+        from hedgearena.envs.rendering import state_line, story_frame
+
+        if self.render_mode is None or self._source is None:
+            return None
+        ep, wealth = self._batch.episode, self._wealth0 + self._totals["pnl"]
+        if self.render_mode == "ansi":
+            return tuple(
+                state_line(int(self._t[r]), float(ep.spot[self._t[r], r]), float(self._hedge[r]),
+                           float(ep.model_hedge[self._t[r], r]), float(wealth[r]))
+                for r in self._render_rows
+            )
+        return tuple(
+            story_frame([*story, (int(self._t[r]), float(self._hedge[r]),
+                                  float(self._totals["cost"][r]))],
+                        ep.spot[:, r], ep.model_hedge[:, r],
+                        f"{type(self).__name__} path {r}: step {self._t[r]} of {self._n_steps}")
+            for r, story in zip(self._render_rows, self._stories, strict=True)
+        )
 
     def _rows_to_step(self) -> Rows:
         """The rows this step advances: all, or (``NEXT_STEP``) those it does not reset."""

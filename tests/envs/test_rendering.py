@@ -1,0 +1,62 @@
+"""Rendering: the single env's and the vector env's ``ansi`` lines and ``rgb_array`` stories."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import hedgearena  # noqa: F401  (registers the ids)
+from hedgearena.envs.hedging_env import HedgingEnv
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+
+def _vector(num_envs, **kwargs):
+    return gym.make_vec("hedgearena/ShortCall-v0", num_envs=num_envs,
+                        vectorization_mode="vector_entry_point", **kwargs)
+
+
+def test_vector_ansi_lines_are_the_single_envs():
+    # one path, same seed and actions: the vector env's line is the single env's, step by step
+    single = gym.make("hedgearena/ShortCall-v0", render_mode="ansi")
+    vector = _vector(1, render_mode="ansi")
+    single.reset(seed=3)
+    vector.reset(seed=3)
+    actions = np.linspace(-1.0, 1.0, 19, dtype=np.float32)
+    assert vector.render() == (single.render(),)
+    for a in actions:
+        single.step(np.array([a]))
+        vector.step(np.array([[a]]))
+        assert vector.render() == (single.render(),)
+        assert single.render().startswith("step ")
+
+
+def test_rgb_array_stories_follow_the_episode_and_restart_with_the_next():
+    single = gym.make("hedgearena/ShortCall-v0", render_mode="rgb_array")
+    single.reset(seed=0)
+    first = single.render()
+    assert first.dtype == np.uint8
+    assert first.ndim == 3
+    assert first.shape[2] == 3
+    vector = _vector(3, render_mode="rgb_array", render_envs=2)
+    vector.reset(seed=0)
+    env = vector.unwrapped
+    assert isinstance(env, VecHedgingEnv)
+    zeros = np.zeros(vector.action_space.shape, dtype=np.float32)
+    for step in range(1, 21):  # one 20-day episode: a decision a day
+        vector.step(zeros + 0.5)
+        assert [len(story) for story in env._stories] == [step + 1, step + 1]
+    frames = vector.render()
+    assert len(frames) == 2
+    assert all(f.dtype == np.uint8 and f.shape == first.shape for f in frames)
+    assert not np.array_equal(frames[0], frames[1])  # two paths, two stories
+    vector.step(zeros)  # NEXT_STEP: the rows start their next episodes
+    assert [len(story) for story in env._stories] == [1, 1]
+
+
+def test_render_settings_are_checked():
+    assert _vector(2).render() is None
+    with pytest.raises(ValueError, match=r"render_mode must be one of \['ansi', 'rgb_array'\]"):
+        _vector(2, render_mode="human")
+    with pytest.raises(ValueError, match=r"render_envs must be an integer in \[1, num_envs=2\]"):
+        _vector(2, render_mode="ansi", render_envs=3)
+    with pytest.raises(ValueError, match=r"render_mode must be one of"):
+        HedgingEnv(render_mode="bogus")
