@@ -38,7 +38,6 @@ from hedgearena.envs.vol_table import (
     otm_implied_vols,
     refine,
     safe_power,
-    with_nan,
 )
 
 
@@ -322,8 +321,7 @@ class MertonSurface:
         cells = list(self.grid.tau_z_cells(xp, spot, strike, t, spread, rate, dividend,
                                            fine.shape[1]))
         out = multilinear(xp, flat_table(xp, fine, spot), cells, fine.shape)
-        out = out * (xp.clip(level, min=0.0) / self.base_level)
-        return with_nan(xp, out, spot, strike, tau, level)
+        return out * (xp.clip(level, min=0.0) / self.base_level)  # NaN inputs: NaN (see cell)
 
 
 @functools.lru_cache(maxsize=16)
