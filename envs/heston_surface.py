@@ -226,28 +226,30 @@ class HestonSurface:
     r"""Heston's own implied vols, with the path's ``level`` as the variance ``v``.
 
     The implied vol of an option ``(strike, tau)`` is the Black-Scholes vol of Heston's price
-    (:func:`heston_call_price`) for the path's current variance: the smile that the vol of
-    variance ``xi`` and the correlation ``rho`` create, its term structure, and the convexity
-    of the square root that the flat :class:`~hedgearena.envs.vol_surface.HestonTermVol` misses.
-    The vols are tabulated once per parameter set (:class:`HestonGrid`: 41 x 41 x 41 nodes,
-    about two seconds; more for a large vol of variance or ``|rho|`` near 1, whose pricing
-    integral is longer) and interpolated linearly in each axis, the ``z`` axis (where the smile
-    bends most) first refined four times by cubics. On the grid's own nodes they are Heston's
-    to 1e-6 in vol; between nodes, at OptionBook's parameters, the interpolation error is at
-    most about 3e-4 in vol (1e-4 on average) for ``|z| <= 3``, expiries of 1 to 365 days and
-    vols of 0.5% to 50%: about 0.006 on a 60-day at-the-money call worth 3.70 on spot 100; up to
-    about 1e-3 with a vol of variance of 1 (tests check both against QuantLib; ``grid`` trades
-    build time for accuracy). Marking costs about 40 array passes per option, against 5 for
+    (:func:`heston_call_price`) for the path's current variance: the smile that the vol of variance
+    ``xi`` and the correlation ``rho`` create, its term structure, and the convexity of the square
+    root that the flat :class:`~hedgearena.envs.vol_surface.HestonTermVol` misses. The vols are
+    tabulated once per parameter set (:class:`HestonGrid`: 41 x 41 x 41 nodes, about two seconds;
+    more for a large vol of variance or ``|rho|`` near 1, whose pricing integral is longer) and
+    interpolated linearly in each axis, the ``z`` axis (where the smile bends most) first refined
+    four times by cubics. On the grid's own nodes they are Heston's to 1e-6 in vol; between nodes,
+    at OptionBook's parameters, the interpolation error is at most about 3e-4 in vol (1e-4 on
+    average) for ``|z| <= 3``, expiries of 1 to 365 days and vols of 0.5% to 50%: about 0.006 on a
+    60-day at-the-money call worth 3.70 on spot 100; up to about 1e-3 with a vol of variance of 1
+    (tests check both against QuantLib; ``grid`` trades build time for accuracy). With a vol of
+    variance of 2 to 3 or ``|rho|`` near 1 the far wings (prices below 1e-9 of the forward) are held
+    flat and errors there reach 1e-2 in vol, on options worth next to nothing; the build then takes
+    6 to 30 s. Marking costs about 40 array passes per option, against 5 for
     :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env steps at 59,000
     path-steps a second at 4,096 paths, against 106,000 with the flat surface.
 
     Outside the grid the vol is held at its edge, documented and never NaN for finite inputs:
     strikes beyond ``max_z`` standard deviations take the vol of the last tabulated strike (flat
-    wings), variances above ``max_vol**2`` that of ``max_vol**2`` (a vol of 100% by default:
-    raise ``grid.max_vol`` for markets that go beyond), expiries beyond ``max_tau`` that of
-    ``max_tau``. At ``tau == 0`` the vol is ``sqrt(v)`` (up to ``max_vol``). NaN inputs give NaN.
-    Parameters whose prices the integral cannot resolve raise ValueError when the table is
-    built.
+    wings), variances above ``max_vol**2`` that of ``max_vol**2`` (a vol of 100% by default: raise
+    ``grid.max_vol`` for markets that go beyond), expiries beyond ``max_tau`` (2 years) are marked
+    as if they expired at ``max_tau`` (the forward and the smile of that expiry). At ``tau == 0``
+    the vol is ``sqrt(v)`` (up to ``max_vol``). NaN inputs give NaN. Parameters whose prices the
+    integral cannot resolve raise ValueError when the table is built.
 
     Greeks of a marked option are Black-Scholes greeks at its implied vol (sticky strike): they
     leave out the smile's own sensitivity to the spot and the variance.

@@ -259,7 +259,8 @@ class MertonSurface:
     121 x 121 nodes, ``z``'s scale ``sigma_tot``) and interpolated linearly in ``(tau, z)``,
     ``z`` refined by cubics first: within 2e-4 in vol of Merton's own (1e-5 on average) for 1 to
     365 days and ``|z| <= 3``. Outside the grid they are held at its edge (flat wings beyond
-    ``max_z``, ``max_tau``'s vols beyond it); at ``tau == 0`` they are the diffusive ``sigma``;
+    ``max_z``; beyond ``max_tau`` as if expiring at ``max_tau``); at ``tau == 0`` they are the
+    diffusive ``sigma``;
     a negative level counts as 0 and NaN inputs give NaN. The flat surface at ``sigma_tot``
     that marked Merton's paths before overpriced a 20-day at-the-money call by 15%.
 
@@ -339,6 +340,9 @@ def _merton_table(sigma: float, jump_intensity: float, jump_mean: float, jump_st
         table = np.empty((grid.n_tau, grid.n_z))
         table[0] = sigma  # tau == 0: the diffusion alone near the money
         table[1:] = otm_implied_vols(call, k, t)
+        # a total vol so small that no price rises above the noise: the limit, flat at base
+        unresolved = np.isnan(table).all(axis=-1)
+        table[unresolved] = base
         fill_wings(table)
         check_table(table, f"MertonSurface(sigma={sigma}, jump_intensity={jump_intensity}, "
                            f"jump_mean={jump_mean}, jump_std={jump_std})")

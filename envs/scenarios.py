@@ -389,8 +389,8 @@ class VolSpike:
         level = float(vol_state[0, 0])
         if level_is_variance(paths.surface) or not np.all(vol_state == level):
             raise ValueError(
-                "VolSpike.base must have one constant vol level (GBM, Merton with a flat or "
-                f"smile surface), got {type(self.base).__name__} with a varying level"
+                "VolSpike.base must have one constant vol level (GBM, or Merton with its own, "
+                f"a flat or a smile surface), got {type(self.base).__name__} with a varying level"
             )
         steps = event_steps(self.step, 0, n_steps - 1, n_paths, rng)
         age = (_rows(n_steps) - steps[None, :]) * dt  # years since the spike (< 0 before it)

@@ -310,6 +310,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         if self._source is None:
             raise RuntimeError("call reset() before step()")
         rows = self._rows_to_step()
+        before = self._hedge  # replaced by the step, never written in place
         stepping = isinstance(rows, slice) or len(rows) > 0
         result, breach = self._advance(rows, values, from_actions) if stepping else (None, None)
         terminated = self._t >= self._n_steps  # rows reset by this step are at step 0
@@ -322,18 +323,26 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
             infos = self._same_step_reset(terminated, infos)
         if self.render_mode == "rgb_array":
-            self._record_stories()
+            self._record_stories(before, rows, result)
         return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
 
-    def _record_stories(self) -> None:
-        """Add the step's decision to the rendered rows' stories (a new story at a new episode)."""
+    def _record_stories(self, before: np.ndarray, rows: Rows, result: Any) -> None:
+        """Add the step's decision to the rendered rows' stories (a new story at a new episode).
+
+        The decision's point is the hedge right after its trade, ``before + trade`` (as
+        :class:`HedgingEnv` draws it; at the last step the hedge held is already unwound).
+        """
+        trades = np.zeros(self.num_envs)
+        if result is not None:
+            trades[rows] = result.trade
         cost = self._totals["cost"]
         for r, story in zip(self._render_rows, self._stories, strict=True):
-            t, hedge = int(self._t[r]), float(self._hedge[r])
+            t = int(self._t[r])
             if t == 0:  # the row began a new episode on this step
-                story[:] = [(0, hedge, 0.0)]
-            else:  # the hedge held since the decision, rebalance_every steps ago
-                story.append((t - self.core.rebalance_every, hedge, float(cost[r])))
+                story[:] = [(0, float(self._hedge[r]), 0.0)]
+            else:  # the decision rebalance_every steps ago
+                story.append((t - self.core.rebalance_every, float(before[r] + trades[r]),
+                              float(cost[r])))
 
     def render(self) -> tuple[Any, ...] | None:
         """The first ``render_envs`` paths: a line of text each (``ansi``) or their stories.

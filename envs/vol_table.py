@@ -36,7 +36,7 @@ _CACHE_SIZE = 32
 
 @dataclass(frozen=True)
 class VolGrid:
-    """Axes of a tabulated surface: uniform in ``sqrt(tau)`` and ``z``.
+    """Axes of a tabulated surface: uniform in ``tau**TAU_POWER`` and ``z``.
 
     ``z = ln(K / F) / (sigma sqrt(tau))`` is the log-moneyness in standard deviations, ``sigma``
     the surface's own scale of vol, so that one axis serves every expiry.

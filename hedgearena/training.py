@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,28 +56,36 @@ def train_and_score(config: RunConfig, progress: bool = True) -> Path:
 
     console = wide_console()
     run_dir = config.run_dir
-    checkpoints = run_dir / "checkpoints"
-    resuming = checkpoints.is_dir() and any(checkpoints.iterdir())
-    console.print(f"[bold]hedgearena[/]: training {agent_name(config)} on {config.env.id} "
-                  f"-> {run_dir}/" + (" (resuming from its last checkpoint)" if resuming else ""))
-    config, info = train_run(config, progress)
+
+    def announce(resuming: bool) -> None:
+        console.print(f"[bold]hedgearena[/]: training {agent_name(config)} on {config.env.id} "
+                      f"-> {run_dir}/" + (" (resuming from its checkpoints)" if resuming else ""))
+
+    config, info = train_run(config, progress, announce)
     console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
     hedger = load_agent(run_dir, config)
     score_agent(config, config.env.config(), hedger, run_dir / "report", progress, console)
     return run_dir
 
 
-def train_run(config: RunConfig, progress: bool = True) -> tuple[RunConfig, dict[str, Any]]:
+def train_run(
+    config: RunConfig, progress: bool = True, announce: Callable[[bool], None] | None = None,
+) -> tuple[RunConfig, dict[str, Any]]:
     """Train ``config``'s agent into its run folder (resuming from its checkpoints).
 
     Writes the resolved ``config.yaml`` and ``env.yaml`` first, ``training.json`` (with the
-    training ``seconds``) last. Returns the resolved config and the training summary.
+    training ``seconds``) last. ``announce(resuming)`` is called once every check has passed,
+    just before training (``resuming``: the folder holds checkpoints). Returns the resolved
+    config and the training summary.
     """
     config = resolve_agent_view(config)
     run_dir = config.run_dir
     env_config = config.env.config()  # bad settings are named before any checkpoint clash
     check_agent(config)
     check_resumable(config)  # a refused start leaves the folder's config as it was
+    if announce is not None:
+        checkpoints = run_dir / "checkpoints"
+        announce(checkpoints.is_dir() and any(checkpoints.iterdir()))
     config.dump(run_dir / "config.yaml")
     _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
     start = time.perf_counter()

@@ -29,6 +29,28 @@ def test_vector_ansi_lines_are_the_single_envs():
         assert single.render().startswith("step ")
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"rebalance_every": 2}, {"preset": "OptionBook"}])
+def test_vector_stories_are_the_single_envs(kwargs):
+    # one path, same seed and actions: the same points, the last decision's hedge included
+    # (drawn before the unwind at expiry)
+    preset = kwargs.pop("preset", "ShortCall")
+    single = gym.make(f"hedgearena/{preset}-v0", render_mode="rgb_array", **kwargs).unwrapped
+    vector = gym.make_vec(f"hedgearena/{preset}-v0", num_envs=1,
+                          vectorization_mode="vector_entry_point", render_mode="rgb_array",
+                          **kwargs).unwrapped
+    single.reset(seed=5)
+    vector.reset(seed=5)
+    rng = np.random.default_rng(0)
+    terminated = False
+    while not terminated:
+        action = rng.uniform(-1.0, 1.0, single.action_space.shape).astype(np.float32)
+        _, _, terminated, _, _ = single.step(action)
+        vector.step(action[None, :])
+        np.testing.assert_allclose(np.array(vector._stories[0]), np.array(single._story),
+                                   rtol=1e-12, atol=1e-9)
+    assert single._story[-1][1] != 0.0  # the last decision's hedge, not the unwound 0
+
+
 def test_rgb_array_stories_follow_the_episode_and_restart_with_the_next():
     single = gym.make("hedgearena/ShortCall-v0", render_mode="rgb_array")
     single.reset(seed=0)
