@@ -8,10 +8,12 @@ Conventions (currency = the units of the underlying's price; "per episode" = per
 
 - **P&L** of a path: the episode's terminal P&L, ``record.totals["terminal_pnl"]`` = final minus
   initial wealth, currency per episode.
-- **Hedging cost** of a path: ``initial_premium - exp(-r T) * terminal_pnl`` (Cao, Chen, Hull and
-  Poulos 2021, "Deep hedging of derivatives using reinforcement learning", J. Financial Data
-  Science 3(1): the present value of what it costs to run the book; a perfect hedge of a sold
-  option costs its premium, a book with no initial premium costs minus its discounted P&L).
+- **Hedging cost** of a path: ``initial_premium - exp(-r T) * terminal_pnl``: the present value
+  of what it costs to run the book; a perfect hedge of a sold option costs its premium, a book
+  with no initial premium costs minus its discounted P&L. Cao, Chen, Hull and Poulos (2021, "Deep
+  hedging of derivatives using reinforcement learning", J. Financial Data Science 3(1)) read the
+  cost in their accounting-P&L formulation: this less the premium, ``-exp(-r T) * terminal_pnl``
+  (bench/quality.py reports both).
 - **Loss** = -P&L. VaR and expected shortfall are quantities of the loss (positive = bad).
 - **Objective** ``Y = mean(cost) + c * std(cost)`` (Cao et al. 2021, eq. (3); ``c = 1.5`` by
   default): the price a dealer would charge, lower is better.

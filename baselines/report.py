@@ -130,7 +130,8 @@ def caption(c: float | None = None, risk_aversion: float | None = None) -> str:
         "traded by the decisions (the unwind not counted) and rebalances in trades per episode; "
         "value ± one standard error. "
         f"{OBJECTIVE_MARK} objective Y = mean(cost) + c std(cost){c_text}, lower is better "
-        "(the best highlighted). cost = initial premium - exp(-rT) P&L (Cao et al. 2021); "
+        "(the best highlighted). cost = initial premium - exp(-rT) P&L, what running the book "
+        "pays out (Cao et al. 2021's accounting cost is this less the premium); "
         f"loss = -P&L; ES = expected shortfall; entropic risk{a_text}; "
         "the paired t test compares each hedger's cost with the reference's on the same paths."
     )

@@ -130,6 +130,22 @@ def require_surface(owner: str, surface: Any) -> None:
     require_field(owner, "surface", surface, ok, "a VolSurface object (e.g. FlatVol())")
 
 
+def require_surface_or_name(owner: str, surface: Any, names: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``surface`` is None, a vol surface or one of ``names``.
+
+    Examples:
+        >>> require_surface_or_name("Heston", "flat", ("own", "term"))
+        Traceback (most recent call last):
+        ...
+        ValueError: Heston.surface must be a VolSurface object or one of ['own', 'term'], got 'flat'
+    """
+    if isinstance(surface, str):
+        require_field(owner, "surface", surface, surface in names,
+                      f"a VolSurface object or one of {list(names)}")
+    elif surface is not None:
+        require_surface(owner, surface)
+
+
 def require_bool(owner: str, name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (numpy booleans too)."""
     require_field(owner, name, value, isinstance(value, bool | np.bool_), "True or False")

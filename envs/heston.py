@@ -23,12 +23,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hedgearena.envs.checks import require_field, require_number, require_surface
+from hedgearena.envs.checks import require_field, require_number, require_surface_or_name
 from hedgearena.envs.gbm import price_drift, time_grid, validate_market
 from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
+from hedgearena.envs.vol_surface import HestonTermVol
 
 SCHEMES = ("qe", "full_truncation")
+SURFACE_NAMES = ("own", "term")
+"""The surfaces a Heston market can be given by name (see :attr:`Heston.surface`)."""
 PSI_CRITICAL = 1.5
 """Andersen's switching level of ``psi = s^2 / m^2`` between the quadratic and exponential QE."""
 
@@ -143,7 +146,10 @@ class Heston:
         rate: risk-free rate, per year.
         dividend: continuous dividend yield, per year.
         scheme: ``"qe"`` or ``"full_truncation"``.
-        surface: the implied-vol surface; None means the model's own :class:`HestonSurface`.
+        surface: the implied-vol surface: a VolSurface, or by name (YAML and ``--set`` too)
+            ``"own"`` (the default, also None: the model's own :class:`HestonSurface`) or
+            ``"term"`` (:class:`HestonTermVol` of the model's ``kappa, theta``: flat in strike,
+            faster).
 
     Examples:
         >>> paths = Heston(v0=0.04).simulate(4, 3, 1 / 252, np.random.default_rng(0))
@@ -161,13 +167,12 @@ class Heston:
     rate: float = 0.0
     dividend: float = 0.0
     scheme: str = "qe"
-    surface: VolSurface | None = None
+    surface: VolSurface | str | None = None
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         validate_market(name, self.spot0, self.rate, self.dividend, self.mu)
-        if self.surface is not None:  # None: the model's own HestonSurface
-            require_surface(name, self.surface)
+        require_surface_or_name(name, self.surface, SURFACE_NAMES)
         require_number(name, "kappa", self.kappa, gt=0.0)
         require_number(name, "theta", self.theta, gt=0.0)
         require_number(name, "xi", self.xi, gt=0.0)
@@ -177,10 +182,12 @@ class Heston:
 
     @property
     def vol_surface(self) -> VolSurface:
-        """The surface that marks options: ``surface``, or the model's :class:`HestonSurface`."""
-        if self.surface is not None:
-            return self.surface
-        return HestonSurface(self.kappa, self.theta, self.xi, self.rho)
+        """The surface that marks options: ``surface``, or the one it names."""
+        if self.surface == "term":
+            return HestonTermVol(self.kappa, self.theta)
+        if self.surface is None or isinstance(self.surface, str):  # "own"
+            return HestonSurface(self.kappa, self.theta, self.xi, self.rho)
+        return self.surface
 
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator

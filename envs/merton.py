@@ -24,11 +24,11 @@ import numpy as np
 from hedgearena.envs.black_scholes import black_scholes_price
 from hedgearena.envs.checks import (
     require_number,
-    require_surface,
+    require_surface_or_name,
 )
 from hedgearena.envs.gbm import price_drift, time_grid, validate_market
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
-from hedgearena.envs.vol_surface import _arrays
+from hedgearena.envs.vol_surface import FlatVol, _arrays
 from hedgearena.envs.vol_table import (
     VolGrid,
     check_table,
@@ -39,6 +39,9 @@ from hedgearena.envs.vol_table import (
     refine,
     safe_power,
 )
+
+SURFACE_NAMES = ("own", "flat")
+"""The surfaces a Merton market can be given by name (see :attr:`MertonJumpDiffusion.surface`)."""
 
 
 def validate_jumps(owner: str, jump_intensity: float, jump_mean: float, jump_std: float) -> None:
@@ -162,8 +165,9 @@ class MertonJumpDiffusion:
         spot0: initial spot, currency (> 0).
         rate: risk-free rate, per year.
         dividend: continuous dividend yield, per year.
-        surface: the implied-vol surface (level = ``vol_state``); None means the model's own
-            :class:`MertonSurface`.
+        surface: the implied-vol surface (level = ``vol_state``): a VolSurface, or by name
+            (YAML and ``--set`` too) ``"own"`` (the default, also None: the model's own
+            :class:`MertonSurface`) or ``"flat"`` (:class:`FlatVol` at the total vol).
 
     Examples:
         >>> model = MertonJumpDiffusion(sigma=0.2, jump_intensity=1.0, jump_mean=0.0, jump_std=0.1)
@@ -180,22 +184,23 @@ class MertonJumpDiffusion:
     spot0: float = 100.0
     rate: float = 0.0
     dividend: float = 0.0
-    surface: VolSurface | None = None
+    surface: VolSurface | str | None = None
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         validate_market(name, self.spot0, self.rate, self.dividend, self.mu)
-        if self.surface is not None:  # None: the model's own MertonSurface
-            require_surface(name, self.surface)
+        require_surface_or_name(name, self.surface, SURFACE_NAMES)
         require_number(name, "sigma", self.sigma, gt=0.0)
         validate_jumps(name, self.jump_intensity, self.jump_mean, self.jump_std)
 
     @property
     def vol_surface(self) -> VolSurface:
-        """The surface that marks options: ``surface``, or the model's :class:`MertonSurface`."""
-        if self.surface is not None:
-            return self.surface
-        return MertonSurface(self.sigma, self.jump_intensity, self.jump_mean, self.jump_std)
+        """The surface that marks options: ``surface``, or the one it names."""
+        if self.surface == "flat":
+            return FlatVol()
+        if self.surface is None or isinstance(self.surface, str):  # "own"
+            return MertonSurface(self.sigma, self.jump_intensity, self.jump_mean, self.jump_std)
+        return self.surface
 
     @property
     def total_variance_rate(self) -> float:

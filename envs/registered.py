@@ -212,8 +212,8 @@ on each (`spread_income`), and its exposure accumulates: mostly short gamma and 
 Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at Heston's own prices for the
 path's current variance (`HestonSurface`: the semi-closed form tabulated as implied vols, smile and
 term structure, within about 3e-4 in vol of QuantLib from 1 to 365 days and vols of 0.5% to 50%;
-`market=Heston(surface=HestonTermVol())` marks at the expected average variance, flat in strike,
-1.8 times as fast). The episode lasts 60 days. Options expire and settle in cash inside the episode.
+`market_kwargs={"surface": "term"}` marks at the expected average variance, flat in strike, 1.8
+times as fast). The episode lasts 60 days. Options expire and settle in cash inside the episode.
 Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day at-the-money call as well,
 for delta-gamma hedging (the action gets a second dimension). The model's position in it is gamma
 neutral within 10 notionals (`option_position_limit`, also the option's `target` range;

@@ -60,6 +60,21 @@ def test_shapes_fields_and_default_surface(qe_paths):
     assert np.all(np.isfinite(qe_paths.implied_vol(np.array([[80.0, 100.0, 120.0]]), 0.5, step=10)))
 
 
+def test_surfaces_by_name():
+    # names work from YAML and --set: "own" (the default) and "term" (the flat, faster one)
+    from hedgearena.envs.config import make_config
+    from hedgearena.envs.vol_surface import HestonTermVol
+
+    model = Heston(kappa=3.0, theta=0.09, surface="term")
+    assert model.vol_surface == HestonTermVol(kappa=3.0, theta=0.09)
+    assert Heston(surface="own").vol_surface == Heston().vol_surface
+    config = make_config("OptionBook", market_kwargs={"surface": "term"})
+    assert config.market.vol_surface == HestonTermVol(kappa=2.0, theta=0.04)
+    with pytest.raises(ValueError, match=r"Heston.surface must be a VolSurface object or one of "
+                                         r"\['own', 'term'\], got 'flat'"):
+        Heston(surface="flat")
+
+
 def test_replace_keeps_the_default_surface_in_step_with_the_parameters():
     model = dataclasses.replace(Heston(), kappa=3.0, theta=0.09, xi=0.8, rho=0.1)
     assert model.vol_surface == HestonSurface(kappa=3.0, theta=0.09, xi=0.8, rho=0.1)

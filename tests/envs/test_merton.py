@@ -231,6 +231,15 @@ def test_surface_limits_and_level_scaling():
         2.0 * base, rtol=1e-12)
 
 
+def test_surfaces_by_name():
+    from hedgearena.envs.vol_surface import FlatVol
+
+    assert MertonJumpDiffusion(surface="flat").vol_surface == FlatVol()
+    assert MertonJumpDiffusion(surface="own").vol_surface == MertonJumpDiffusion().vol_surface
+    with pytest.raises(ValueError, match=r"one of \['own', 'flat'\], got 'term'"):
+        MertonJumpDiffusion(surface="term")
+
+
 def test_surface_validation():
     with pytest.raises(ValueError, match=r"MertonSurface.sigma must be a finite number > 0.0"):
         MertonSurface(sigma=0.0)
