@@ -308,8 +308,9 @@ class HestonSurface:
         """Heston's implied vol of ``(strike, tau)`` at variance ``level``; broadcast shape."""
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
         grid = self.grid
-        t = xp.clip(tau, min=0.0, max=self.grid.max_tau)  # held at max_tau beyond it
-        v = xp.clip(level, min=0.0)
+        # held at max_tau beyond it; asarray: numpy clips 0-d arrays to scalars
+        t = xp.asarray(xp.clip(tau, min=0.0, max=self.grid.max_tau))
+        v = xp.asarray(xp.clip(level, min=0.0))
         spread = safe_power(xp, heston_average_variance(v, t, self.kappa, self.theta) * t, 0.5)
         fine = self.table()
         tau_cell, z_cell = grid.tau_z_cells(xp, spot, strike, t, spread, rate, dividend,

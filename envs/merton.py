@@ -321,7 +321,8 @@ class MertonSurface:
     ) -> Any:
         """Merton's implied vol of ``(strike, tau)``, scaled by ``level / base_level``."""
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
-        t = xp.clip(tau, min=0.0, max=self.grid.max_tau)  # held at max_tau beyond it
+        # held at max_tau beyond it; asarray: numpy clips 0-d arrays to scalars
+        t = xp.asarray(xp.clip(tau, min=0.0, max=self.grid.max_tau))
         fine = self.table()
         spread = self.base_level * safe_power(xp, t, 0.5)
         cells = list(self.grid.tau_z_cells(xp, spot, strike, t, spread, rate, dividend,

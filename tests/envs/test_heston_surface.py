@@ -137,6 +137,9 @@ def test_nan_inputs_give_nan_and_integers_are_prices():
     ints = surface.implied_vol(np.array([100, 100]), 110.0, 0.25, 0.04, 100.0, 0.0, 0.0)
     assert ints.dtype == np.float64
     assert np.all(ints > 0.1)
+    singles = surface.implied_vol(np.array([100.0, 101.0], dtype=np.float32), np.float32(105.0),
+                                  np.float32(0.1), np.float32(0.04), 100.0, 0.0, 0.0)
+    assert singles.dtype == np.float32  # numpy scalars (0-d after clip) kept the spot's dtype
 
 
 def test_gradients_are_finite_at_zero_variance_and_expiry():
