@@ -24,6 +24,7 @@ from hedgearena.envs.core import (
     reward,
     target_position,
     transition,
+    wealth,
 )
 from hedgearena.envs.episode import (
     EXOGENOUS_FEATURES,
@@ -369,12 +370,12 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         assert self._limits is not None
         assert self._batch is not None
-        wealth, t, row, core = self._wealth(), self._t, self._row, self.core
-        self._peak = max(self._peak, wealth)
+        now, t, row, core = self._wealth(), self._t, self._row, self.core
+        self._peak = max(self._peak, now)
         greeks = {name: float(getattr(self._batch.features, name)[row, t]) for name in LIMIT_GREEKS}
         state = self._state
         exposure = exposures(
-            greeks, self._ep.spot[t], state.hedge, state.option, self._peak - wealth, core.notional
+            greeks, self._ep.spot[t], state.hedge, state.option, self._peak - now, core.notional
         )
         over = over_limits(self._limits, exposure)
         breach, self._over = new_breaches(over, self._over), over
@@ -432,8 +433,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         return obs
 
     def _wealth(self) -> float:
-        t, ep, (hedge, option, cash, _) = self._t, self._ep, self._state
-        return ep.book_value[t] + hedge * ep.spot[t] + option * ep.option_price[t] + cash
+        return wealth(self._ep, self._t, self._state)
 
     def _info(self, result: StepResult | None) -> dict[str, Any]:
         """The step's info (:data:`INFO_KEYS`).

@@ -25,12 +25,11 @@ from hedgearena.envs.vol_surface import _arrays, heston_average_variance
 from hedgearena.envs.vol_table import (
     VolGrid,
     cell,
-    check_table,
-    fill_wings,
+    finish_table,
     flat_table,
     multilinear,
     otm_implied_vols,
-    refine,
+    refined,
     safe_power,
 )
 
@@ -309,7 +308,7 @@ class HestonSurface:
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
         grid = self.grid
         # held at max_tau beyond it; asarray: numpy clips 0-d arrays to scalars
-        t = xp.asarray(xp.clip(tau, min=0.0, max=self.grid.max_tau))
+        t = xp.asarray(xp.clip(tau, min=0.0, max=grid.max_tau))
         v = xp.asarray(xp.clip(level, min=0.0))
         spread = safe_power(xp, heston_average_variance(v, t, self.kappa, self.theta) * t, 0.5)
         fine = self.table()
@@ -327,29 +326,22 @@ def _vol_table(kappa: float, theta: float, xi: float, rho: float, grid: HestonGr
     """Heston's implied vols on ``grid``'s nodes (see :class:`HestonSurface`); read-only."""
     taus, z = grid.tau_z_axes()
     vols = grid.vol_axis()
+    v = vols * vols
     table = np.empty((grid.n_tau, grid.n_vol, grid.n_z))
-    table[0] = vols[:, None]  # tau == 0: sqrt(v) at every strike
+    limit = np.empty((grid.n_tau, grid.n_vol, 1))  # the short-time limit: root average variance
+    table[0] = limit[0] = vols[:, None]  # tau == 0: sqrt(v) at every strike
     for i, t in enumerate(taus[1:], start=1):
-        v = vols * vols
         average = heston_average_variance(v, t, kappa, theta)  # (n_vol,)
         k = z * np.sqrt(average * t)[:, None]  # (n_vol, n_z)
         call = heston_call_price(k, np.full(grid.n_vol, t), v, kappa, theta, xi, rho)
-        row = otm_implied_vols(call, k, t)
-        # a total vol so small that no price rises above the noise (tiny expiry and variance):
-        # the short-time limit, flat at the root of the average variance
-        unresolved = np.isnan(row).all(axis=-1)
-        row[unresolved] = np.sqrt(average[unresolved, None])
-        table[i] = row
-    fill_wings(table)
-    check_table(table, f"HestonSurface(kappa={kappa}, theta={theta}, xi={xi}, rho={rho})")
-    table.flags.writeable = False
-    return table
+        table[i] = otm_implied_vols(call, k, t)
+        limit[i] = np.sqrt(average)[:, None]
+    return finish_table(table, limit,
+                        f"HestonSurface(kappa={kappa}, theta={theta}, xi={xi}, rho={rho})")
 
 
 @functools.lru_cache(maxsize=16)
 def _fine_table(kappa: float, theta: float, xi: float, rho: float,
                 grid: HestonGrid) -> FloatArray:
     """:func:`_vol_table` refined along ``z`` (see :meth:`HestonSurface.table`); read-only."""
-    fine = refine(_vol_table(kappa, theta, xi, rho, grid))
-    fine.flags.writeable = False
-    return fine
+    return refined(_vol_table(kappa, theta, xi, rho, grid))

@@ -31,12 +31,11 @@ from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol, _arrays
 from hedgearena.envs.vol_table import (
     VolGrid,
-    check_table,
-    fill_wings,
+    finish_table,
     flat_table,
     multilinear,
     otm_implied_vols,
-    refine,
+    refined,
     safe_power,
 )
 
@@ -53,6 +52,17 @@ def validate_jumps(owner: str, jump_intensity: float, jump_mean: float, jump_std
     require_number(owner, "jump_intensity", jump_intensity, ge=0.0)
     require_number(owner, "jump_mean", jump_mean, ge=-1.0, le=1.0)
     require_number(owner, "jump_std", jump_std, ge=0.0, le=1.0)
+
+
+def total_variance(sigma: float, jump_intensity: float, jump_mean: float,
+                   jump_std: float) -> float:
+    """Variance of the log return per year: ``sigma**2 + lambda (m**2 + s**2)``.
+
+    Examples:
+        >>> round(total_variance(0.2, 1.0, -0.1, 0.15), 12)
+        0.0725
+    """
+    return sigma**2 + jump_intensity * (jump_mean**2 + jump_std**2)
 
 
 def jump_compensator(jump_mean: float, jump_std: float) -> float:
@@ -204,8 +214,8 @@ class MertonJumpDiffusion:
 
     @property
     def total_variance_rate(self) -> float:
-        """Variance of the log return per year, ``sigma**2 + lambda (m**2 + s**2)``."""
-        return self.sigma**2 + self.jump_intensity * (self.jump_mean**2 + self.jump_std**2)
+        """Variance of the log return per year (see :func:`total_variance`)."""
+        return total_variance(self.sigma, self.jump_intensity, self.jump_mean, self.jump_std)
 
     def sample_increments(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
@@ -302,18 +312,18 @@ class MertonSurface:
     @property
     def base_level(self) -> float:
         """``sigma_tot``: the level at which the marks are Merton's own prices."""
-        return math.sqrt(self.sigma**2 + self.jump_intensity
-                         * (self.jump_mean**2 + self.jump_std**2))
+        return math.sqrt(total_variance(self.sigma, self.jump_intensity, self.jump_mean,
+                                        self.jump_std))
 
     def nodes(self) -> FloatArray:
         """The implied vols ``(n_tau, n_z)`` on the grid's nodes (computed once)."""
         return _merton_table(self.sigma, self.jump_intensity, self.jump_mean, self.jump_std,
-                             self.grid, False)
+                             self.grid)
 
     def table(self) -> FloatArray:
         """The table interpolated: :meth:`nodes` with ``z`` refined by cubics."""
-        return _merton_table(self.sigma, self.jump_intensity, self.jump_mean, self.jump_std,
-                             self.grid, True)
+        return _merton_fine_table(self.sigma, self.jump_intensity, self.jump_mean, self.jump_std,
+                                  self.grid)
 
     def implied_vol(
         self, spot: Any, strike: Any, tau: Any, level: Any, anchor: Any, rate: float,
@@ -333,24 +343,23 @@ class MertonSurface:
 
 @functools.lru_cache(maxsize=16)
 def _merton_table(sigma: float, jump_intensity: float, jump_mean: float, jump_std: float,
-                  grid: VolGrid, fine: bool) -> FloatArray:
-    """Merton's implied vols on ``grid``'s nodes, refined along ``z`` if ``fine``; read-only."""
-    if fine:
-        table = refine(_merton_table(sigma, jump_intensity, jump_mean, jump_std, grid, False))
-    else:
-        taus, z = grid.tau_z_axes()
-        base = math.sqrt(sigma**2 + jump_intensity * (jump_mean**2 + jump_std**2))
-        t = taus[1:, None]
-        k = z * base * np.sqrt(t)  # (n_tau - 1, n_z)
-        call = merton_call_price(1.0, np.exp(k), t, sigma, jump_intensity, jump_mean, jump_std)
-        table = np.empty((grid.n_tau, grid.n_z))
-        table[0] = sigma  # tau == 0: the diffusion alone near the money
-        table[1:] = otm_implied_vols(call, k, t)
-        # a total vol so small that no price rises above the noise: the limit, flat at base
-        unresolved = np.isnan(table).all(axis=-1)
-        table[unresolved] = base
-        fill_wings(table)
-        check_table(table, f"MertonSurface(sigma={sigma}, jump_intensity={jump_intensity}, "
-                           f"jump_mean={jump_mean}, jump_std={jump_std})")
-    table.flags.writeable = False
-    return table
+                  grid: VolGrid) -> FloatArray:
+    """Merton's implied vols on ``grid``'s nodes (see :class:`MertonSurface`); read-only."""
+    taus, z = grid.tau_z_axes()
+    base = math.sqrt(total_variance(sigma, jump_intensity, jump_mean, jump_std))
+    t = taus[1:, None]
+    k = z * base * np.sqrt(t)  # (n_tau - 1, n_z)
+    call = merton_call_price(1.0, np.exp(k), t, sigma, jump_intensity, jump_mean, jump_std)
+    table = np.empty((grid.n_tau, grid.n_z))
+    table[0] = sigma  # tau == 0: the diffusion alone near the money
+    table[1:] = otm_implied_vols(call, k, t)
+    owner = (f"MertonSurface(sigma={sigma}, jump_intensity={jump_intensity}, "
+             f"jump_mean={jump_mean}, jump_std={jump_std})")
+    return finish_table(table, base, owner)
+
+
+@functools.lru_cache(maxsize=16)
+def _merton_fine_table(sigma: float, jump_intensity: float, jump_mean: float, jump_std: float,
+                       grid: VolGrid) -> FloatArray:
+    """:func:`_merton_table` refined along ``z`` (see :meth:`MertonSurface.table`); read-only."""
+    return refined(_merton_table(sigma, jump_intensity, jump_mean, jump_std, grid))

@@ -355,13 +355,16 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
         if self.render_mode is None or self._source is None:
             return None
-        ep, wealth = self._batch.episode, self._wealth0 + self._totals["pnl"]
         if self.render_mode == "ansi":
+            view, t = self._episode_view(ALL_ROWS)
+            now = wealth(view, t, self._state_of(ALL_ROWS))
+            spot, model = view.spot[t], view.model_hedge[t]
             return tuple(
-                state_line(int(self._t[r]), float(ep.spot[self._t[r], r]), float(self._hedge[r]),
-                           float(ep.model_hedge[self._t[r], r]), float(wealth[r]))
+                state_line(int(self._t[r]), float(spot[r]), float(self._hedge[r]),
+                           float(model[r]), float(now[r]))
                 for r in self._render_rows
             )
+        ep = self._batch.episode
         return tuple(
             story_frame([*story, (int(self._t[r]), float(self._hedge[r]),
                                   float(self._totals["cost"][r]))],

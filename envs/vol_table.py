@@ -44,7 +44,7 @@ class VolGrid:
     Attributes:
         max_tau: the longest expiry tabulated, years (> 0).
         max_z: strikes are tabulated for ``|z| <= max_z`` (> 0).
-        n_tau: nodes in ``sqrt(tau)`` (>= 2).
+        n_tau: nodes on the expiry axis (>= 2).
         n_z: nodes in ``z`` (>= 4: the cubics of :func:`refine`).
     """
 
@@ -137,6 +137,29 @@ def check_table(table: FloatArray, owner: str) -> None:
             "price resolved along their strike axis); these parameters are outside what the "
             "surface's pricing resolves"
         )
+
+
+def finish_table(table: FloatArray, fallback: Any, owner: str) -> FloatArray:
+    """Complete a table of :func:`otm_implied_vols` rows in place and make it read-only.
+
+    A strike row with no price above the noise (a total vol too small to resolve: a tiny expiry
+    and variance) takes ``fallback`` (broadcast against ``table``: the short-time limit, flat at
+    the surface's root of average variance); the wings are filled (:func:`fill_wings`) and the
+    table checked (:func:`check_table`, naming ``owner``).
+    """
+    unresolved = np.isnan(table).all(axis=-1)
+    table[unresolved] = np.broadcast_to(fallback, table.shape)[unresolved]
+    fill_wings(table)
+    check_table(table, owner)
+    table.flags.writeable = False
+    return table
+
+
+def refined(table: FloatArray) -> FloatArray:
+    """:func:`refine` of ``table``, read-only (what the surfaces interpolate)."""
+    fine = refine(table)
+    fine.flags.writeable = False
+    return fine
 
 
 def _lagrange_weights(t: FloatArray) -> list[FloatArray]:
