@@ -44,14 +44,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.agents.saved import loading, read_json
-from hedgearena.baselines.benchmark import plain_data
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.run_config import RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
-from hedgearena.training import check_resumable, score_agent
-from hedgearena.yaml_io import dump_yaml
+from hedgearena.training import check_resumable, score_agent, write_env_yaml
 
 AGENT_FILE = "rllib.json"
 """Written beside a saved RLlib module: the algorithm and the agent's view of the env."""
@@ -375,7 +373,7 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     check_resumable(config, run_dir, "rllib")  # before the folder's config is replaced
     check_rllib_seeds(config)
     config.dump(run_dir / "config.yaml")
-    (run_dir / "env.yaml").write_text(dump_yaml(plain_data(env_config.to_dict())))
+    write_env_yaml(run_dir, env_config)
     spec = config.rllib
     console.print(f"[bold]hedgearena[/]: training {agent_name(spec)} on {config.env.id} with "
                   f"{spec.num_env_runners} env runners x {spec.num_envs_per_env_runner} paths "

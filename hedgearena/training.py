@@ -50,6 +50,17 @@ def _write_yaml(path: Path, data: Any) -> Path:
     return path
 
 
+def write_env_yaml(run_dir: Path, env_config: EnvConfig) -> Path:
+    """Write the resolved env config as ``run_dir/env.yaml``."""
+    return _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
+
+
+def has_checkpoints(run_dir: Path) -> bool:
+    """Whether ``run_dir/checkpoints`` holds anything (a run would resume from it)."""
+    checkpoints = run_dir / "checkpoints"
+    return checkpoints.is_dir() and any(checkpoints.iterdir())
+
+
 def train_and_score(config: RunConfig, progress: bool = True) -> Path:
     """Train ``config``'s agent, save it and write the arena report; returns the run folder."""
     from hedgearena.baselines.report import wide_console
@@ -84,10 +95,9 @@ def train_run(
     check_agent(config)
     check_resumable(config)  # a refused start leaves the folder's config as it was
     if announce is not None:
-        checkpoints = run_dir / "checkpoints"
-        announce(checkpoints.is_dir() and any(checkpoints.iterdir()))
+        announce(has_checkpoints(run_dir))
     config.dump(run_dir / "config.yaml")
-    _write_yaml(run_dir / "env.yaml", plain_data(env_config.to_dict()))
+    write_env_yaml(run_dir, env_config)
     start = time.perf_counter()
     info = train_agent(config, env_config, run_dir, progress)
     info["seconds"] = time.perf_counter() - start
@@ -111,7 +121,7 @@ def check_resumable(config: RunConfig, run_dir: Path | None = None,
     """
     run_dir = config.run_dir if run_dir is None else run_dir
     saved, checkpoints = run_dir / "config.yaml", run_dir / "checkpoints"
-    if not (saved.is_file() and checkpoints.is_dir() and any(checkpoints.iterdir())):
+    if not (saved.is_file() and has_checkpoints(run_dir)):
         return
     old = _training_settings(load_yaml(saved.read_text()) or {}, learner)
     changed = _differences(old, _training_settings(config.model_dump(mode="json"), learner))
