@@ -52,7 +52,7 @@ def stack_positions(hedge: FloatArray, option: FloatArray, action_dim: int) -> F
         array([[1.],
                [2.]])
     """
-    return np.stack((hedge, option)[:action_dim], axis=1).astype(np.float64)
+    return np.stack((hedge, option)[:action_dim], axis=1).astype(np.float64, copy=False)
 
 
 class EnvHedger(Hedger):
@@ -118,9 +118,13 @@ class BlackScholesDelta(EnvHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The model's positions at rebalancing decisions, the current ones otherwise."""
-        decision = self.decision_index(state)
-        hedge = time_based_rebalance(state["hedge"], state["model_hedge"], decision, self.every)
-        option = time_based_rebalance(
-            state["option_position"], state["model_option"], decision, self.every
-        )
+        if self.every == 1:  # every decision is a rebalance
+            hedge, option = state["model_hedge"], state["model_option"]
+        else:
+            decision = self.decision_index(state)
+            hedge = time_based_rebalance(state["hedge"], state["model_hedge"], decision,
+                                         self.every)
+            option = time_based_rebalance(
+                state["option_position"], state["model_option"], decision, self.every
+            )
         return stack_positions(hedge, option, self.config.action_dim)

@@ -294,6 +294,7 @@ def _episode(
         stock=np.full(value.shape[1], float(config.book.stock)),
         rate_growth=float(np.exp(market.rate * config.dt)),
         dividend_growth=float(np.exp(market.dividend * config.dt)),
+        with_option=config.hedge_option is not None,
     )
 
 

@@ -257,3 +257,30 @@ def test_transition_on_torch_tensors_matches_numpy() -> None:
         assert isinstance(a, torch.Tensor), name
         assert tuple(a.shape) == (3,), name
         np.testing.assert_allclose(a.numpy(), b, rtol=1e-13, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("rates", [False, True])
+def test_skipping_the_absent_hedging_option_books_the_same_numbers(rates: bool) -> None:
+    """``with_option=False`` skips the option's terms; where they are 0 nothing changes, bit
+    for bit (the skipped terms add exact zeros), on arrays and on floats alike."""
+    rng = np.random.default_rng(5)
+    n_steps, n_paths = 6, 4
+    full = _random_episode(rng, n_steps, n_paths, rates)._replace(
+        option_price=np.zeros((n_steps + 1, n_paths)), model_option=np.zeros((n_steps + 1, n_paths))
+    )
+    lean = full._replace(with_option=False)
+    config = CoreConfig(rebalance_every=2)
+    state = HedgeState(rng.normal(0, 50, n_paths), np.zeros(n_paths), rng.normal(0, 99, n_paths))
+    for step in range(0, n_steps, 2):
+        h = rng.normal(0, 50, n_paths)
+        want = transition(full, step, n_steps, state, h, np.zeros(n_paths), config)
+        got = transition(lean, step, n_steps, state, h, np.zeros(n_paths), config)
+        for name, a, b in zip(StepResult._fields[1:], got[1:], want[1:], strict=True):
+            np.testing.assert_array_equal(np.broadcast_to(a, (n_paths,)), b, err_msg=name)
+        for a, b in zip(got.state, want.state, strict=True):
+            np.testing.assert_array_equal(np.broadcast_to(a, (n_paths,)), b)
+        one = HedgeState(*(float(np.broadcast_to(x, (n_paths,))[0]) for x in state))
+        scalar = transition(_one_path(lean, 0), step, n_steps, one, float(h[0]), 0.0, config)
+        assert scalar.pnl == want.pnl[0]
+        assert scalar.state.cash == want.state.cash[0]
+        state = want.state
