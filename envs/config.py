@@ -290,6 +290,9 @@ class EnvConfig:
                 f"hedge_option.expiry_steps ({self.hedge_option.expiry_steps}) must exceed "
                 f"n_steps ({n_steps})"
             )
+        window_starts = getattr(self.market, "window_starts", None)
+        if window_starts is not None:  # a replayed series: it must hold one window
+            window_starts(n_steps)
 
     @property
     def dt(self) -> float:

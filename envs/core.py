@@ -411,7 +411,9 @@ def default_transition(
     """
     hedge, option, cash, impact = state
     with_option = episode.with_option  # else the option's terms are 0: skipped (exact)
-    trade = round_to_lot(hedge_target - hedge, config.lot_size)
+    trade = hedge_target - hedge
+    if config.lot_size:
+        trade = round_to_lot(trade, config.lot_size)
     option_trade = option_target - option if with_option else 0.0
     cost = _cost_at(episode, step, trade, option_trade)
     spot, option_price = episode.spot, episode.option_price

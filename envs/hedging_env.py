@@ -455,9 +455,9 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         info["hedge"] = hedge
         info["option_position"] = option
         info["cash"] = cash
-        info["spot"] = spot = ep.spot[t]
+        info["spot"] = ep.spot[t]
         info["model_hedge"] = ep.model_hedge[t]
-        info["wealth"] = ep.book_value[t] + hedge * spot + option * ep.option_price[t] + cash
+        info["wealth"] = wealth(ep, t, self._state)
         info["reward_scale"] = self.reward_scale
         info["step"] = t
         if self._stressed:  # else the template's zeros
