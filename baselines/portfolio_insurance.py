@@ -98,15 +98,15 @@ def cppi_exposure(
     return np.clip(multiplier * (np.asarray(assets) - floor_value), 0.0, max_exposure)
 
 
-def _book_floor(env: VecHedgingEnv) -> float:
-    """The floor (strike / initial spot) of the book's first put: the fund's promise."""
+def _book_put(env: VecHedgingEnv) -> tuple[float, int] | None:
+    """The floor (strike / initial spot) and expiry step of the book's first put, or None.
+
+    The put is the fund's promise on hedgearena/PortfolioInsurance-v0.
+    """
     for option in env.config.book.options:
         if not option.is_call:
-            return float(option.moneyness)
-    raise ValueError(
-        "CPPI(floor=None) reads the floor from the book's put (as on "
-        "hedgearena/PortfolioInsurance-v0), but the book has none: give floor="
-    )
+            return float(option.moneyness), int(option.expiry_steps)
+    return None
 
 
 class SyntheticPut(BlackScholesDelta):
@@ -129,9 +129,16 @@ class CPPI(EnvHedger):
 
     Assets ``A = cash + hedge * S`` (the hedger's side of the env's accounting), floor value
     ``F = N K e^{-r tau}`` with ``N`` the book's notional, ``K = floor * S_0`` and ``tau`` the
-    time left; the hedger holds :func:`cppi_exposure` ``/ S`` units of the index, the rest in
-    cash. Without leverage the exposure is capped at the assets (no borrowing); ``leverage``
-    lets it reach that multiple of the assets.
+    time left to the promise's date (the book's put's expiry; the episode's end without a put);
+    the hedger holds :func:`cppi_exposure` ``/ S`` units of the index, the rest in cash.
+    Without leverage the exposure is capped at the assets (no borrowing); ``leverage`` lets it
+    reach that multiple of the assets. The strategy sets its own opening position: the env must
+    start flat (``initial_hedge="zero"``), and the assets must exceed the floor's value then.
+
+    The arena scores it, like every hedger, against the book's liability ``N max(S_T, K)``,
+    which CPPI does not replicate: it gives up part of the upside by design, so its P&L and
+    hedging cost count that as well as any shortfall below the floor (a fall of more than
+    ``1 / m`` between two rebalances, where nothing is clipped).
 
     Args:
         multiplier: ``m`` (> 0); a fall of more than ``1 / m`` between two rebalances breaks
@@ -149,20 +156,52 @@ class CPPI(EnvHedger):
             raise ValueError(f"multiplier must be > 0, got {multiplier!r}")
         if floor is not None and not (math.isfinite(floor) and floor > 0):
             raise ValueError(f"floor must be > 0 (K / S_0) or None, got {floor!r}")
-        if not leverage > 0:
+        if not (math.isfinite(leverage) and leverage > 0):
             raise ValueError(f"leverage must be > 0 (a multiple of the assets), got {leverage!r}")
         self.multiplier, self.floor, self.leverage = float(multiplier), floor, float(leverage)
-        self.name = f"CPPI {multiplier:g}"
+        self.name = f"CPPI {multiplier:g}" + (
+            "" if floor is None else f" floor {floor:g}") + (
+            "" if leverage == 1 else f" leverage {leverage:g}")
 
     def reset(self, env: VecHedgingEnv) -> None:
-        """Fix the insured amount ``N K`` of each path from its initial spot."""
+        """Fix the insured amount ``N K`` of each path from its initial spot, and its date.
+
+        Raises:
+            ValueError: if the env opens at a position of its own (``initial_hedge`` not
+                ``"zero"``), if ``floor=None`` and the book has no put, or if the floor's value
+                is not below the assets at the start (nothing to insure).
+        """
         super().reset(env)
-        floor = _book_floor(env) if self.floor is None else self.floor
-        self._insured = env.config.book.notional * floor * env.state["spot"]
+        if env.config.initial_hedge != "zero":
+            raise ValueError(
+                f"{self.name} sets its own opening position: it needs initial_hedge='zero', got "
+                f"{env.config.initial_hedge!r} (which would open at the model's position)"
+            )
+        put = _book_put(env)
+        if self.floor is None and put is None:
+            raise ValueError(
+                "CPPI(floor=None) reads the floor from the book's put (as on "
+                "hedgearena/PortfolioInsurance-v0), but the book has none: give floor="
+            )
+        floor = put[0] if self.floor is None else self.floor  # type: ignore[index]
+        config, state = env.config, env.state
+        assert config.n_steps is not None
+        # the promise's date, from the episode's time left: the put's expiry (else the end)
+        self._to_promise = 0.0 if put is None else (put[1] - config.n_steps) * config.dt
+        self._insured = config.book.notional * floor * state["spot"]
+        assets, floor_value = self.assets(state), self.floor_value(state)
+        if not (assets > floor_value).all():
+            worst = int(np.argmax(floor_value - assets))
+            raise ValueError(
+                f"{self.name}: the floor's value ({floor_value[worst]:.6g}) is not below the "
+                f"assets ({assets[worst]:.6g}) at the start: nothing to insure; give a lower "
+                "floor (K / S_0)"
+            )
 
     def floor_value(self, state: State) -> FloatArray:
-        """``F = N K e^{-r tau}`` on each path, currency."""
-        return self._insured * np.exp(-state["rate"] * state["tau"])
+        """``F = N K e^{-r tau}`` on each path, currency (``tau``: years to the promise)."""
+        tau = np.maximum(state["tau"] + self._to_promise, 0.0)
+        return self._insured * np.exp(-state["rate"] * tau)
 
     def assets(self, state: State) -> FloatArray:
         """``A = cash + hedge * S`` on each path, currency (before the decision's trade)."""

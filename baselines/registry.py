@@ -16,7 +16,8 @@ spec                         hedger
 ``delta_gamma``              :class:`~hedgearena.baselines.delta_gamma.DeltaGamma`
 ``delta_vega``               :class:`~hedgearena.baselines.delta_gamma.DeltaVega`
 ``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`
-``cppi:M``                   :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M
+``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
+                             floor F (K / S_0; default the book's put), leverage L
 ============================ ==================================================================
 
 ``ww:best`` and ``band:best`` name the member of the family with the lowest objective on
@@ -71,7 +72,8 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),
                       "synthetic_put[:every]"),
-    "cppi": (lambda s, a: CPPI(_number(s, a[0])) if a else CPPI(), "cppi[:multiplier]"),
+    "cppi": (lambda s, a: CPPI(*(_number(s, x) for x in a)),
+             "cppi[:multiplier[:floor[:leverage]]]"),
 }
 """name -> (builder from the spec and its arguments, usage)."""
 

@@ -243,7 +243,9 @@ promised payoff (costs included; the fund sells its index at `T` to pay in cash)
 
 The model hedge is `N e^{-q tau} N(d1)` units, the synthetic put of Rubinstein and Leland (1981);
 CPPI (Perold 1986, Black and Jones 1987) is the model-free alternative (see
-`hedgearena.baselines.portfolio_insurance`). The index follows geometric Brownian motion (mu =
+`hedgearena.baselines.portfolio_insurance`); it does not replicate `N max(S_T, K)` but keeps
+part of the upside, so its P&L here counts the upside it gives up as well as any shortfall below
+the floor (a gap of more than `1 / m`). The index follows geometric Brownian motion (mu =
 5%, sigma = 20%, S0 = 100, r = 2%, q = 0); trading it costs 0.1% of traded value. Another floor,
 size or horizon is a `book=OptionBook(options=(Option(moneyness=K / S0, is_call=False,
 contracts=-N / 100, expiry_steps=T), Option(moneyness=1e-6, contracts=-N / 100,

@@ -167,8 +167,8 @@ def test_cppi_floor_must_come_from_somewhere() -> None:
     env = VecHedgingEnv(num_envs=4, preset="ShortCall")
     with pytest.raises(ValueError, match="floor"):
         run_hedger(env, CPPI(4.0), seed=0)
-    record = run_hedger(env, CPPI(4.0, floor=0.9), seed=0)
-    assert np.isfinite(record.totals["pnl"]).all()
+    with pytest.raises(ValueError, match="nothing to insure"):  # a premium of about 2
+        run_hedger(env, CPPI(4.0, floor=0.9), seed=0)
     for bad, name in (
         ({"multiplier": 0.0}, "multiplier"),
         ({"multiplier": 4.0, "floor": -1.0}, "floor"),
@@ -176,3 +176,44 @@ def test_cppi_floor_must_come_from_somewhere() -> None:
     ):
         with pytest.raises(ValueError, match=name):
             CPPI(**bad)
+
+
+def test_cppi_refuses_an_env_that_opens_at_the_model_position() -> None:
+    """initial_hedge="delta" would replace CPPI's opening position by the synthetic put's."""
+    env = VecHedgingEnv(num_envs=4, preset="PortfolioInsurance", initial_hedge="delta")
+    with pytest.raises(ValueError, match="needs initial_hedge='zero', got 'delta'"):
+        run_hedger(env, CPPI(4.0), seed=0)
+
+
+def test_cppi_refuses_a_floor_worth_more_than_the_assets() -> None:
+    env = VecHedgingEnv(num_envs=4, preset="PortfolioInsurance")
+    for floor in (1.2, 5.0):
+        with pytest.raises(ValueError, match=r"CPPI 4 floor .*: the floor's value .* is not "
+                                             r"below the assets .* nothing to insure"):
+            run_hedger(env, CPPI(4.0, floor=floor), seed=0)
+
+
+def test_cppi_discounts_the_floor_to_the_puts_expiry() -> None:
+    """An episode longer than the promise: the floor is discounted over the put's 63 days."""
+    env = VecHedgingEnv(num_envs=2, preset="PortfolioInsurance", n_steps=126)
+    env.reset(seed=0)
+    hedger = CPPI(4.0)
+    hedger.reset(env)
+    rate = env.state["rate"]
+    np.testing.assert_allclose(
+        hedger.floor_value(env.state), N_UNITS * FLOOR * S0 * math.exp(-rate * 63 / 252),
+        rtol=1e-14,
+    )
+
+
+def test_cppis_that_differ_in_floor_or_leverage_have_their_own_names() -> None:
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.registry import parse_hedger
+    from hedgearena.envs.config import make_config
+
+    hedgers = [parse_hedger(spec) for spec in ("cppi:4", "cppi:4:0.85", "cppi:4:0.85:2")]
+    assert [h.name for h in hedgers] == [
+        "CPPI 4", "CPPI 4 floor 0.85", "CPPI 4 floor 0.85 leverage 2"
+    ]
+    result = run_arena(make_config("PortfolioInsurance"), hedgers, n_paths=50, progress=False)
+    assert sorted(result.records) == sorted(h.name for h in hedgers)
