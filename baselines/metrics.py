@@ -23,6 +23,11 @@ Conventions (currency = the units of the underlying's price; "per episode" = per
   returned as NaN, on purpose; a constant sample has standard errors 0, never NaN.
 - Confidence intervals of VaR, ES, entropic risk and of paired differences of the objective are
   percentile bootstraps (``n_boot`` resamples of the path indices, seeded, 95% by default).
+  Both are approximate: the delta-method standard errors of the std and of ``Y`` rest on the
+  sample's fourth moment and understate the spread for heavy-tailed costs (measured on
+  lognormal(0, 1) samples of 2,000: 0.74 to 0.77 of the Monte Carlo spread, 0.99 to 1.02 on
+  normal and lognormal(0, 0.5) ones), and percentile intervals of VaR and ES cover a little less
+  than their level (0.90 to 0.93 for 95% on normal samples of 2,000).
 """
 
 from __future__ import annotations
@@ -131,7 +136,9 @@ def hedging_cost(
     """Hedging cost per path: ``C = premium_0 - exp(-r T) * PnL_T`` (currency).
 
     The present value of what running the book pays out: a perfect hedge of a short option
-    costs its premium. Cao, Chen, Hull and Poulos's (2021) accounting-P&L cost is this less
+    costs its premium. Exact when the starting wealth is 0 (the book's premium equals its mark,
+    as on every preset); a book sold off its mark adds ``e^{-rT} W_0`` to the PV cost.
+    Cao, Chen, Hull and Poulos's (2021) accounting-P&L cost is this less
     ``premium_0`` (``-exp(-r T) PnL_T``); see bench/quality.py.
 
     Args:
@@ -275,8 +282,14 @@ def expected_shortfall(loss: ArrayLike, level: float = 0.95) -> float:
 
 
 def _entropic_rows(pnl_rows: FloatArray, risk_aversion: float) -> FloatArray:
+    """Row-wise ``-mean + (1/a) log mean(exp(-a (PnL - mean)))``.
+
+    The centred form keeps the digits that ``log n`` would cancel at a small ``a``.
+    """
     n = pnl_rows.shape[-1]
-    return (logsumexp(-risk_aversion * pnl_rows, axis=-1) - math.log(n)) / risk_aversion
+    mean = pnl_rows.mean(axis=-1, keepdims=True)
+    spread = logsumexp(-risk_aversion * (pnl_rows - mean), axis=-1) - math.log(n)
+    return spread / risk_aversion - mean[..., 0]
 
 
 def entropic_risk(pnl: ArrayLike, risk_aversion: float = DEFAULT_RISK_AVERSION) -> float:
@@ -489,12 +502,16 @@ def pnl_attribution(
         option_other  = g dO - option_delta            its gamma, vega and theta P&L
         gamma         = 0.5 book_gamma dS^2            the realised-variance term
         theta         = book_theta dt
-        vega          = book_vega d sigma
+        vega          = book_vega d sigma          at the ATM vol of the episode's time left
         carry, spread_income                          the env's totals
         cost          = -transaction costs            (a P&L term: negative)
         residual      = PnL - all of the above        higher-order terms, jumps, arrivals
 
-    The sums run time-major (each market step's values contiguous); the hedging option's
+    ``sigma`` is the at-the-money implied vol for the episode's time left (the observation's), a
+    proxy for each option's own vol at its strike and expiry: on a flat surface the same number,
+    on a smile or a book of many expiries an approximation, whose error (and the roll-down of
+    ``sigma`` as the time left shrinks) lands in ``vega`` and the residual. The sums run
+    time-major (each market step's values contiguous); the hedging option's
     terms are 0 on paths that never hold it. On a path a risk limit ended early they stop at
     its ``end_step`` (the record's totals), as its P&L does.
 

@@ -33,7 +33,8 @@ class SummaryColumn(NamedTuple):
     """A column of the summary tables.
 
     ``key`` is the score's key, ``header`` the Markdown header, ``short`` the terminal's,
-    ``se_key`` the key of its standard error; ``terminal`` says if the terminal shows it.
+    ``se_key`` the key of its standard error, ``interval`` the keys of its confidence interval's
+    ends (shown ``[low, high]``); ``terminal`` says if the terminal shows it.
     """
 
     key: str
@@ -41,6 +42,7 @@ class SummaryColumn(NamedTuple):
     short: str
     se_key: str | None = None
     terminal: bool = True
+    interval: tuple[str, str] | None = None
 
 
 SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
@@ -59,6 +61,8 @@ SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
     SummaryColumn("mean_trades", "rebalances", "rebal-\nances", "mean_trades_se"),
     SummaryColumn("cost_diff", "cost - reference cost", "cost -\nref", "cost_diff_se"),
     SummaryColumn("cost_diff_p_value", "p (paired t)", "p\n(paired)"),
+    SummaryColumn("objective_diff", "Y - reference Y [95% CI]", "Y -\nref Y",
+                  interval=("objective_diff_low", "objective_diff_high")),
 )
 """What the terminal and Markdown tables show (the CSV and JSON hold every column)."""
 
@@ -101,6 +105,11 @@ def _format_cell(row: pd.Series, column: SummaryColumn, separator: str = " ± ")
     text = format_number(value)
     if column.se_key is not None and column.se_key in row.index and math.isfinite(value):
         text += f"{separator}{format_se(float(row[column.se_key]))}"
+    if column.interval is not None and all(k in row.index for k in column.interval):
+        low, high = (float(row[k]) for k in column.interval)
+        if math.isfinite(low) and math.isfinite(high):
+            gap = "\n" if "\n" in separator else " "  # a new line where the SE gets one
+            text += f"{gap}[{format_number(low)}, {format_number(high)}]"
     return text
 
 
@@ -133,7 +142,8 @@ def caption(c: float | None = None, risk_aversion: float | None = None) -> str:
         "(the best highlighted). cost = initial premium - exp(-rT) P&L, what running the book "
         "pays out (Cao et al. 2021's accounting cost is this less the premium); "
         f"loss = -P&L; ES = expected shortfall; entropic risk{a_text}; "
-        "the paired t test compares each hedger's cost with the reference's on the same paths."
+        "the paired t test compares each hedger's cost with the reference's on the same paths, "
+        "and Y - ref Y is the difference of the objectives there with its 95% bootstrap CI."
     )
 
 

@@ -339,3 +339,12 @@ def test_score_table_one_row_per_hedger(delta_run: Any) -> None:
     units = metrics.column_units(list(table.columns))
     assert units["var_cost"] == "currency^2"
     assert units["mean_trades"] == "count"
+
+
+def test_entropic_risk_keeps_its_digits_as_the_risk_aversion_vanishes() -> None:
+    """``rho_a -> -mean(PnL) + a var / 2`` as ``a -> 0`` (the cumulant expansion): centred, the
+    log-sum-exp does not lose the digits that ``log n`` used to cancel (241.229 for 241.284)."""
+    pnl = np.random.default_rng(3).normal(-241.284, 50.0, 2_000)
+    for a in (1e-14, 1e-10, 1e-6):
+        want = -pnl.mean() + 0.5 * a * pnl.var()
+        assert metrics.entropic_risk(pnl, a) == pytest.approx(want, rel=1e-9)

@@ -139,7 +139,8 @@ def test_print_table_shows_every_hedger_and_the_units(arena: Any) -> None:
 
 def test_formatting_never_prints_nan() -> None:
     row = pd.Series({"cost_diff": math.nan, "cost_diff_se": math.nan, "cost_diff_p_value": 1e-9})
-    cost, p_value = report.SUMMARY_COLUMNS[-2], report.SUMMARY_COLUMNS[-1]
+    columns = {column.key: column for column in report.SUMMARY_COLUMNS}
+    cost, p_value = columns["cost_diff"], columns["cost_diff_p_value"]
     assert report._format_cell(row, cost) == "-"
     assert report._format_cell(row, p_value) == "<0.001"
 
@@ -197,3 +198,17 @@ def test_story_series_and_path_story(arena: Any, tmp_path: Path) -> None:
         strike=float(batch.instruments.strike[3, 0]),
     )
     assert_png(out)
+
+
+def test_the_summary_shows_the_objective_difference_with_its_interval() -> None:
+    """The table ranks by Y, so it shows the difference of Y with its bootstrap CI beside the
+    paired test of the mean cost (which can point the other way)."""
+    table = pd.DataFrame(
+        {"objective_diff": [197.2, float("nan")], "objective_diff_low": [169.7, float("nan")],
+         "objective_diff_high": [226.8, float("nan")]},
+        index=pd.Index(["no hedge", "delta"], name="hedger"),
+    )
+    lines = report.markdown_table(table).splitlines()
+    assert lines[0] == "| hedger | Y - reference Y [95% CI] (currency) |"
+    assert lines[2] == "| no hedge | 197.2 [169.7, 226.8] |"
+    assert lines[3] == "| delta | - |"
