@@ -53,6 +53,10 @@ def band_position(
         >>> band_position(previous, centre, 5.0, to="centre")
         array([50., 48., 50.])
     """
+    if to not in BAND_TARGETS:
+        raise ValueError(f"to must be one of {', '.join(BAND_TARGETS)}; got {to!r}")
+    if not np.all(np.asarray(half_width) >= 0):  # NaN fails too
+        raise ValueError("half_width must be >= 0 units (a NaN or negative width was given)")
     if to == "edge":
         return np.clip(previous, centre - half_width, centre + half_width)
     return np.where(np.abs(previous - centre) > half_width, centre, previous)
@@ -99,6 +103,10 @@ def whalley_wilmott_half_width(
         >>> float(whalley_wilmott_half_width(8.0, 2.0, 0.75))  # 8 x the cost: 2 x the width
         4.0
     """
+    if not (math.isfinite(risk_aversion) and risk_aversion > 0):
+        raise ValueError(f"risk_aversion must be a finite number > 0, got {risk_aversion!r}")
+    if not np.all(np.asarray(cost_linear) >= 0):  # NaN fails too
+        raise ValueError("cost_linear must be >= 0 (currency per unit traded)")
     discount = np.exp(-rate * np.asarray(tau, dtype=np.float64))
     return np.cbrt(1.5 * discount * np.asarray(cost_linear) * np.square(gamma) / risk_aversion)
 

@@ -85,6 +85,11 @@ class BenchmarkSettings:
         for name in ("seed", "tune_seed"):
             if getattr(self, name) is not None:
                 require_integer("BenchmarkSettings", name, getattr(self, name), ge=0)
+        if self.tune_seed == self.seed:
+            raise ValueError(
+                f"tune_seed must differ from seed (both {self.seed}): the ':best' members would "
+                "be tuned on the scoring paths themselves (leave tune_seed unset: seed + 1)"
+            )
         if not 0 <= self.story_path < self.n_paths:
             raise ValueError(f"story_path must be in [0, n_paths), got {self.story_path!r}")
 
@@ -306,6 +311,7 @@ def write_report(
     tables = report.write_tables(
         out.table, out_dir, "scores", c=settings.c, risk_aversion=settings.risk_aversion,
         seed=settings.seed, n_paths=settings.n_paths, extra={"title": title, "tuned": out.tuned},
+        note=tuning_note(out.tuned, settings),
     )
     files.update({f"scores_{ext}": path for ext, path in tables.items()})
     if out.frontier:
@@ -319,6 +325,25 @@ def write_report(
     return files
 
 
+def tuning_note(tuned: dict[str, float], settings: BenchmarkSettings) -> str | None:
+    """The report's line on the ``(tuned)`` hedgers: where their parameter was chosen.
+
+    Examples:
+        >>> import textwrap
+        >>> print(textwrap.fill(tuning_note({"ww": 0.1}, BenchmarkSettings(seed=7)), 80))
+        (tuned): the family's member with the lowest Y on 20,000 tuning paths (seed 8),
+        apart from the scoring paths (seed 7); chosen: ww 0.1.
+    """
+    if not tuned:
+        return None
+    chosen = ", ".join(f"{family} {value:g}" for family, value in tuned.items())
+    return (
+        f"(tuned): the family's member with the lowest Y on {settings.tune_paths:,} tuning paths "
+        f"(seed {settings.tuning_seed}), apart from the scoring paths (seed {settings.seed}); "
+        f"chosen: {chosen}."
+    )
+
+
 REPORT_FILES = ("config.yaml", "scores.csv", "scores.json", "scores.md", "frontier.csv",
                 "frontier.png", "distributions.png", "path_story.png")
 """The files a benchmark report may write into its folder."""
@@ -330,7 +355,7 @@ def _write_config(
 ) -> Path:
     document = {
         "env": config.to_dict(),
-        "benchmark": dataclasses.asdict(settings),
+        "benchmark": {**dataclasses.asdict(settings), "tuning_seed": settings.tuning_seed},
         "hedgers": {h.name: describe(h) for h in hedgers},
         "tuned": out.tuned,
         "arena": {"build_seconds": out.arena.build_seconds, "hedger_seconds": out.arena.seconds},

@@ -10,6 +10,8 @@ like ``sqrt(number of rebalances)`` while its hedging error shrinks like ``1 / s
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -111,7 +113,8 @@ class BlackScholesDelta(EnvHedger):
     uses_observations = False  # reads the state only
 
     def __init__(self, every: int = 1) -> None:
-        if int(every) != every or every < 1:
+        if not (isinstance(every, int | float | np.number) and math.isfinite(every)
+                and int(every) == every and every >= 1):
             raise ValueError(f"every must be an integer >= 1 (decisions), got {every!r}")
         self.every = int(every)
         self.name = "delta" if self.every == 1 else f"delta every {self.every}"

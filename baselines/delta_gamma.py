@@ -13,27 +13,27 @@ from numpy.typing import NDArray
 
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
+from hedgearena.envs.episode import hedge_option_usable
 from hedgearena.envs.vector_env import VecHedgingEnv
-
-_TINY = 1e-12  # greeks of the hedging option below this count as zero (no usable hedge)
 
 
 def vega_neutral_units(
-    book_vega: FloatArray, option_vega: FloatArray, cap: float = np.inf
+    book_vega: FloatArray, option_vega: FloatArray, usable: NDArray[np.bool_],
+    cap: float = np.inf,
 ) -> FloatArray:
     """Units of the hedging option that cancel the book's vega: ``-V_book / V_opt``.
 
-    0 where the option has no vega (``|V_opt| <= 1e-12``); clipped to ``+-cap`` units, the
-    env's cap on the model's position in the option (``option_position_limit`` notionals):
-    a hedging option far out of the money has almost no vega, and cancelling a book's vega
-    with it would ask for absurd positions (10^11 units on Heston paths whose vol collapses).
+    0 where the option is not ``usable`` (too far out of the money: the env's test,
+    :func:`~hedgearena.envs.episode.hedge_option_usable`, the one its gamma-neutral position
+    uses); clipped to ``+-cap`` units, the env's cap on the model's position in the option
+    (``option_position_limit`` notionals): cancelling a book's vega with an option of almost
+    none would ask for absurd positions (10^11 units on Heston paths whose vol collapses).
 
     Examples:
-        >>> vega_neutral_units(np.array([-1200.0, 5.0, -1e3]), np.array([24.0, 0.0, 1e-9]),
-        ...                    cap=1000.0)
+        >>> vega_neutral_units(np.array([-1200.0, 5.0, -1e3]), np.array([24.0, 0.0, 0.5]),
+        ...                    np.array([True, False, True]), cap=1000.0)
         array([  50.,    0., 1000.])
     """
-    usable = np.abs(option_vega) > _TINY
     units = np.where(usable, -book_vega / np.where(usable, option_vega, 1.0), 0.0)
     return np.clip(units, -cap, cap)
 
@@ -100,6 +100,12 @@ class DeltaVega(_OptionHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The delta-vega neutral positions, ``(n_paths, 2)``."""
-        option = vega_neutral_units(state["book_vega"], state["option_vega"], self.cap)
+        config = self.config
+        assert config.hedge_option is not None  # (checked at reset)
+        assert config.n_steps is not None
+        # the option's time to expiry: its expiry less the time gone, T - tau
+        tau = (config.hedge_option.expiry_steps - config.n_steps) * config.dt + state["tau"]
+        usable = hedge_option_usable(state["option_vega"], state["spot"], tau)
+        option = vega_neutral_units(state["book_vega"], state["option_vega"], usable, self.cap)
         hedge = delta_neutral_hedge(state["book_delta"], option, state["option_delta"])
         return stack_positions(hedge, option, 2)

@@ -66,6 +66,10 @@ def leland_volatility(
         >>> round(float(leland_volatility(0.2, 0.002, 1 / 250, short=False)), 6)
         0.186959
     """
+    if not (math.isfinite(interval) and interval > 0):
+        raise ValueError(f"interval must be a finite number of years > 0, got {interval!r}")
+    if not (np.all(np.asarray(vol) >= 0) and np.all(np.asarray(cost_round_trip) >= 0)):
+        raise ValueError("vol and cost_round_trip must be >= 0 (a NaN or negative was given)")
     sign = np.where(short, 1.0, -1.0)
     vol = np.asarray(vol, dtype=np.float64)
     # sigma^2 Le = sqrt(2 / pi) k sigma / sqrt(dt): written without dividing by sigma.
@@ -79,9 +83,12 @@ class Leland(EnvHedger):
     Per instrument ``i`` held on the path: its implied vol ``sigma_i`` (the surface that marks
     the book), ``sigma_L,i`` from :func:`leland_volatility` with ``k = 2 * cost_linear / S``
     (``cost_linear / S`` is the proportional cost rate lambda of the step), ``dt`` the env's
-    rebalancing interval (``config.dt * config.rebalance_every``) and the sign of its quantity
-    (short: ``+``, long: ``-``); the hedge is ``-(sum_i q_i delta_i(sigma_L,i) + stock)``.
-    Leland's hedge uses the underlying only: with a hedging option it holds none.
+    rebalancing interval (``config.dt * config.rebalance_every``) and the sign of the whole
+    book's gamma on the path (short gamma: ``+``, long: ``-``; Hoggard, Whalley and Wilmott
+    1994, "Hedging option portfolios in the presence of transaction costs", Advances in Futures
+    and Options Research 7: a portfolio's costs follow its net gamma, so offsetting options
+    keep offsetting); the hedge is ``-(sum_i q_i delta_i(sigma_L,i) + stock)``. Leland's hedge
+    uses the underlying only: with a hedging option it holds none.
     """
 
     uses_observations = False  # reads the state only
@@ -93,7 +100,7 @@ class Leland(EnvHedger):
         vol = self._implied_vols(state, self._time_to_expiry(state))
         cost_round_trip = 2.0 * state["cost_linear"][:, None] / state["spot"][:, None]
         interval = self.config.dt * self.config.rebalance_every
-        short = self.env.batch.instruments.quantity < 0
+        short = (state["book_gamma"] < 0)[:, None]  # the book's net gamma (the hedger's cost)
         return vol, leland_volatility(vol, cost_round_trip, interval, short)
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:

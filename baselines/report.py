@@ -229,6 +229,7 @@ def write_tables(
     seed: int | None,
     n_paths: int | None = None,
     extra: Mapping[str, Any] | None = None,
+    note: str | None = None,
 ) -> dict[str, Path]:
     """Write the score table as ``<stem>.csv``, ``<stem>.json`` and ``<stem>.md``.
 
@@ -246,6 +247,7 @@ def write_tables(
         seed: the seed of the paths (and bootstrap) of the run.
         n_paths: paths per hedger (default: the table's ``n_paths`` column).
         extra: more metadata (JSON-serialisable), e.g. the env's resolved config.
+        note: a line for the Markdown under the caption (e.g. how tuned hedgers were tuned).
 
     Returns:
         ``{"csv": path, "json": path, "md": path}``.
@@ -264,6 +266,8 @@ def write_tables(
     }
     paths["json"].write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     body = markdown_table(table) + "\n\n" + caption(c, risk_aversion) + "\n"
+    if note:
+        body += "\n" + note + "\n"
     paths["md"].write_text(body)
     return paths
 

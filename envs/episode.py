@@ -328,6 +328,15 @@ def _option_cap(config: EnvConfig) -> float:
     return config.option_position_limit * config.book.notional
 
 
+def hedge_option_usable(vega: FloatArray, spot: FloatArray, tau: FloatArray) -> NDArray[np.bool_]:
+    """Where the hedging option carries enough gamma and vega to hedge with.
+
+    ``vega / (S sqrt(tau)) > GAMMA_HEDGE_MIN_DENSITY`` (see the constant); arrays broadcast.
+    """
+    density = vega / (spot * np.sqrt(np.maximum(tau, 1e-12)))
+    return np.asarray(density > GAMMA_HEDGE_MIN_DENSITY)
+
+
 def _gamma_neutral(
     book_gamma: FloatArray, option: HedgeOptionMarks, spot: FloatArray, tau: FloatArray,
     cap: float,
@@ -339,8 +348,7 @@ def _gamma_neutral(
     (a short-dated client option near the money can carry thousands of times the gamma of a
     three-month one). Arrays broadcast, time-major or flat alike.
     """
-    density = option.vega / (spot * np.sqrt(np.maximum(tau, 1e-12)))
-    usable = (density > GAMMA_HEDGE_MIN_DENSITY) & (option.gamma > 0)
+    usable = hedge_option_usable(option.vega, spot, tau) & (option.gamma > 0)
     units = np.where(usable, -book_gamma / np.where(usable, option.gamma, 1.0), 0.0)
     return np.clip(units, -cap, cap)
 

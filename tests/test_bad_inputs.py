@@ -305,6 +305,8 @@ def test_negative_seeds_of_settings_are_refused() -> None:
         BenchmarkSettings(seed=-1)
     with pytest.raises(ValueError, match=r"tune_seed must be an integer >= 0, got -2"):
         BenchmarkSettings(tune_seed=-2)
+    with pytest.raises(ValueError, match=r"tune_seed must differ from seed \(both 3\): the"):
+        BenchmarkSettings(seed=3, tune_seed=3)
     with pytest.raises(ValueError, match=r"StressSettings.seed must be an integer >= 0, got -1"):
         StressSettings(seed=-1)
 

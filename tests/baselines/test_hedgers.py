@@ -19,9 +19,11 @@ from hedgearena.baselines import (
     WhalleyWilmott,
     run_hedger,
 )
+from hedgearena.baselines.bands import band_position, whalley_wilmott_half_width
 from hedgearena.baselines.hedger import State
+from hedgearena.baselines.leland import leland_volatility
 from hedgearena.envs.black_scholes import black_scholes_greeks
-from hedgearena.envs.book import Option, OptionBook
+from hedgearena.envs.book import HedgeOption, Option, OptionBook
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 N_PATHS = 300
@@ -236,6 +238,37 @@ def test_leland_at_zero_cost_is_the_env_model_hedge() -> None:
         np.testing.assert_allclose(target[:, 0], state["model_hedge"], rtol=1e-9, atol=1e-8)
 
 
+def test_leland_follows_the_books_net_gamma() -> None:
+    """Hoggard, Whalley and Wilmott (1994): the adjustment's sign is the portfolio's gamma, so a
+    book of offsetting options stays flat, and a net short book marks every option up."""
+    flat = OptionBook(options=(Option(contracts=-1.0), Option(contracts=1.0)))
+    env = VecHedgingEnv(num_envs=8, preset="ShortCall", book=flat)
+    recorder = Recorder(Leland())
+    run_hedger(env, recorder, seed=2)
+    for target in recorder.targets:
+        np.testing.assert_array_equal(target[:, 0], 0.0)  # per-option signs traded 45 units
+    short = OptionBook(options=(Option(contracts=-2.0), Option(moneyness=1.1, contracts=1.0)))
+    env = VecHedgingEnv(num_envs=8, preset="ShortCall", book=short)
+    env.reset(seed=3)
+    hedger = Leland()
+    hedger.reset(env)
+    state = env.state
+    assert np.all(state["book_gamma"] < 0)
+    vol, leland = hedger.volatilities(state)
+    assert np.all(leland > vol)  # the long 110 call is marked up too
+
+
+def test_delta_vega_uses_the_envs_test_of_a_usable_option() -> None:
+    """A deep in-the-money hedging option has no vega: delta-vega holds none of it (as the env's
+    gamma-neutral position does) instead of jumping to the cap on rounding errors."""
+    deep = HedgeOption(moneyness=0.3, expiry_steps=90)
+    env = VecHedgingEnv(num_envs=200, preset="OptionBook", hedge_option=deep)
+    record = run_hedger(env, DeltaVega(), seed=3)
+    cap = env.config.option_position_limit * env.config.book.notional
+    assert np.mean(np.abs(record.option) >= cap) < 0.01  # was 0.5 with a 1e-12 cut-off
+    assert np.all(np.isfinite(record.totals["pnl"]))
+
+
 @pytest.mark.parametrize("hedger_class", [DeltaGamma, DeltaVega])
 def test_option_hedgers_need_a_hedging_option(hedger_class: type[Hedger]) -> None:
     env = VecHedgingEnv(num_envs=4, preset="ShortCall")
@@ -275,6 +308,14 @@ def test_delta_vega_leaves_no_vega_and_no_delta() -> None:
     [
         (lambda: BlackScholesDelta(every=0), "every"),
         (lambda: BlackScholesDelta(every=1.5), "every"),
+        (lambda: BlackScholesDelta(every=float("nan")), "every must be an integer"),
+        (lambda: BlackScholesDelta(every=float("inf")), "every must be an integer"),
+        (lambda: band_position(np.zeros(2), np.ones(2), 0.1, to="center"), "to must be one of"),
+        (lambda: band_position(np.zeros(2), np.ones(2), -5.0), "half_width must be >= 0"),
+        (lambda: whalley_wilmott_half_width(1.0, 2.0, 0.0), "risk_aversion must be"),
+        (lambda: whalley_wilmott_half_width(-1.0, 2.0, 0.75), "cost_linear must be >= 0"),
+        (lambda: leland_volatility(0.2, 0.02, 0.0), "interval must be"),
+        (lambda: leland_volatility(0.2, -0.02, 1 / 250), "must be >= 0"),
         (lambda: FixedBand(-0.1), "tolerance"),
         (lambda: FixedBand(0.05, to="middle"), "to must be"),
         (lambda: WhalleyWilmott(0.0), "risk_aversion"),
