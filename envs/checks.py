@@ -124,13 +124,36 @@ def require_integer(
     require_field(owner, name, value, ok, f"an integer >= {ge}")
 
 
-def require_surface(owner: str, surface: Any) -> None:
-    """Raise ``ValueError`` unless ``surface`` is a vol surface (it has ``implied_vol``)."""
+def require_surface(owner: str, surface: Any, variance_level: bool | None = None) -> None:
+    """Raise ``ValueError`` unless ``surface`` is a vol surface (it has ``implied_vol``).
+
+    ``variance_level`` (when given) is what the market's paths hold as the surface's ``level``:
+    a variance (Heston's ``v``) or a vol. The surface must read it so (its
+    ``level_is_variance``), else every option would be marked at a variance taken for a vol.
+
+    Examples:
+        >>> from hedgearena.envs.vol_surface import FlatVol
+        >>> require_surface("Heston", FlatVol(), variance_level=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Heston.surface must be a surface that reads the paths' level as a variance...
+    """
     ok = callable(getattr(surface, "implied_vol", None))
     require_field(owner, "surface", surface, ok, "a VolSurface object (e.g. FlatVol())")
+    if variance_level is None:
+        return
+    reads_variance = bool(getattr(surface, "level_is_variance", False))
+    allowed = (
+        "a surface that reads the paths' level as a variance (level_is_variance = True, e.g. "
+        "HestonSurface or HestonTermVol)" if variance_level else
+        "a surface that reads the paths' level as a vol (level_is_variance = False)"
+    )
+    require_field(owner, "surface", surface, reads_variance == variance_level, allowed)
 
 
-def require_surface_or_name(owner: str, surface: Any, names: tuple[str, ...]) -> None:
+def require_surface_or_name(
+    owner: str, surface: Any, names: tuple[str, ...], variance_level: bool | None = None
+) -> None:
     """Raise ``ValueError`` unless ``surface`` is None, a vol surface or one of ``names``.
 
     Examples:
@@ -143,7 +166,7 @@ def require_surface_or_name(owner: str, surface: Any, names: tuple[str, ...]) ->
         require_field(owner, "surface", surface, surface in names,
                       f"a VolSurface object or one of {list(names)}")
     elif surface is not None:
-        require_surface(owner, surface)
+        require_surface(owner, surface, variance_level)
 
 
 def require_bool(owner: str, name: str, value: Any) -> None:

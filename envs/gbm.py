@@ -122,7 +122,7 @@ class GBM:
 
     def __post_init__(self) -> None:
         validate_market(type(self).__name__, self.spot0, self.rate, self.dividend, self.mu)
-        require_surface(type(self).__name__, self.surface)
+        require_surface(type(self).__name__, self.surface, variance_level=False)
         require_number(type(self).__name__, "sigma", self.sigma, gt=0.0)
 
     def simulate(

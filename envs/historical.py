@@ -111,7 +111,7 @@ class HistoricalReplay:
             value = getattr(self, name)
             if not is_number(value):
                 raise ValueError(f"{name} must be a finite number per year, got {value!r}")
-        require_surface("HistoricalReplay", self.surface)
+        require_surface("HistoricalReplay", self.surface, variance_level=False)
         data = self.data.loc[:, list(COLUMNS)].copy()
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "_close", _readonly(data["close"].to_numpy(np.float64)))

@@ -199,7 +199,7 @@ class MertonJumpDiffusion:
     def __post_init__(self) -> None:
         name = type(self).__name__
         validate_market(name, self.spot0, self.rate, self.dividend, self.mu)
-        require_surface_or_name(name, self.surface, SURFACE_NAMES)
+        require_surface_or_name(name, self.surface, SURFACE_NAMES, variance_level=False)
         require_number(name, "sigma", self.sigma, gt=0.0)
         validate_jumps(name, self.jump_intensity, self.jump_mean, self.jump_std)
 

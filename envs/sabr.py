@@ -87,13 +87,13 @@ class SABR:
     forward puts at 0, which matters only when the forward's vol over the horizon is large.
 
     Spot and carry: the simulated :math:`F_t` is the spot's driftless part,
-    :math:`S_t = F_t e^{(r - q)t}` (so the forward to any fixed date is proportional to it). The
-    surface computes the forward to expiry as :math:`S e^{(r - q)\tau}` and applies Hagan's
-    formula with alpha = ``vol_state``; with carry :math:`c = e^{(r - q)T}` that forward follows
-    SABR with alpha scaled by :math:`c^{1 - \beta}`, which the surface ignores (exact for zero
-    carry or ``beta = 1``).
-
-    ``vol_state`` is alpha; ``variance`` is the instantaneous variance of the log spot,
+    :math:`S_t = F_t e^{(r - q)t}` (so the forward to any fixed date is proportional to it).
+    The forward to the date :math:`t + \tau`, :math:`c F_t` with :math:`c = e^{(r - q)(t +
+    \tau)}`, follows SABR with alpha :math:`c^{1 - \beta}\alpha_t`. ``vol_state`` holds the
+    spot's alpha :math:`\alpha_t e^{(1 - \beta)(r - q)t}` (alpha itself at zero carry or
+    ``beta = 1``), and :class:`~hedgearena.envs.vol_surface.SABRSurface` scales it by
+    :math:`e^{(1 - \beta)(r - q)\tau}`: options are marked at the market's own SABR prices with
+    carry too. ``variance`` is the instantaneous variance of the log spot,
     :math:`(\alpha F^{\beta - 1})^2` (0 once absorbed).
 
     Attributes:
@@ -160,7 +160,7 @@ class SABR:
             times=times,
             spot=forward * np.exp((self.rate - self.dividend) * times),
             variance=sabr_local_vol(forward, alpha, self.beta) ** 2,
-            vol_state=alpha,
+            vol_state=alpha * np.exp((1.0 - self.beta) * (self.rate - self.dividend) * times),
             surface=self.vol_surface,
             rate=self.rate,
             dividend=self.dividend,

@@ -9,7 +9,7 @@ surface                       ``level``
 ============================  =====================================================
 :class:`FlatVol`              at-the-money implied vol
 :class:`SmileSurface`         at-the-money-forward implied vol (of the reference)
-:class:`SABRSurface`          SABR's alpha (vol of the forward, in ``F**beta`` units)
+:class:`SABRSurface`          SABR's alpha of the spot (``F**(1 - beta)`` per sqrt year)
 :class:`HestonTermVol`        Heston's instantaneous variance ``v``
 ============================  =====================================================
 
@@ -222,9 +222,13 @@ class SABRSurface:
     """The SABR smile (Hagan et al. 2002) with the path's ``level`` as alpha.
 
     The forward to the option's expiry is ``F = spot * exp((rate - dividend) * tau)`` and the
-    implied vol is :func:`sabr_implied_vol` ``(F, strike, tau, level, beta, rho, nu)``. Being a
-    function of ``F`` and alpha, the SABR smile moves with the forward (its "backbone", set by
-    ``beta``); the anchor is not used.
+    implied vol is :func:`sabr_implied_vol` ``(F, strike, tau, alpha, beta, rho, nu)`` with
+    ``alpha = level * exp((1 - beta) (rate - dividend) tau)``: ``level`` is the alpha of the
+    spot (the :class:`~hedgearena.envs.sabr.SABR` market's ``vol_state``), and the forward,
+    ``e^{(r - q) tau}`` times the spot, has its alpha scaled by that factor to the power
+    ``1 - beta`` (exact: the forward is SABR with that alpha; 1 at zero carry or ``beta = 1``).
+    Being a function of ``F`` and alpha, the SABR smile moves with the forward (its "backbone",
+    set by ``beta``); the anchor is not used.
 
     Attributes:
         beta: CEV exponent in ``[0, 1]``.
@@ -255,10 +259,12 @@ class SABRSurface:
         rate: float,
         dividend: float,
     ) -> Any:
-        """Hagan's implied vol of ``(strike, tau)`` with alpha = ``level``."""
+        """Hagan's implied vol of ``(strike, tau)``, the forward's alpha from ``level``."""
         xp, (spot, tau) = _arrays(spot, tau)
         forward = _forward(xp, spot, tau, rate, dividend)
-        return sabr_implied_vol(forward, strike, tau, level, self.beta, self.rho, self.nu)
+        carry = (1.0 - self.beta) * (rate - dividend)
+        alpha = level * xp.exp(carry * tau) if carry else level
+        return sabr_implied_vol(forward, strike, tau, alpha, self.beta, self.rho, self.nu)
 
 
 def validate_sabr(owner: str, beta: float, rho: float, nu: float) -> None:
@@ -327,11 +333,11 @@ class HestonTermVol:
     is flat in strike and ignores the smile that the vol of variance and the spot-vol correlation
     create (and the convexity of the square root), so the marks are not Heston's prices and the
     hedged P&L carries the difference as a drift. At OptionBook's defaults (kappa 2, theta = v =
-    0.04, xi 0.5, rho -0.7) against QuantLib's AnalyticHestonEngine: a 60-day at-the-money call
-    3.92 against 3.71 (+6%), a 110 call 0.91 against 0.41, a 90 put 0.67 against 0.99; a one-year
-    at-the-money call is marked at 20% vol against Heston's 18.05%. Heston's own surface is
-    :class:`~hedgearena.envs.heston_surface.HestonSurface` (the default of the Heston market);
-    this one is a cheaper approximation, chosen explicitly.
+    0.04, xi 0.5, rho -0.7, 252 days a year) against QuantLib's AnalyticHestonEngine: a 60-day
+    at-the-money call 3.89 against 3.69 (+5.4%), a 110 call 0.89 against 0.40, a 90 put 0.66
+    against 0.97; a one-year at-the-money call is marked at 20% vol against Heston's 18.05%.
+    Heston's own surface is :class:`~hedgearena.envs.heston_surface.HestonSurface` (the default
+    of the Heston market); this one is a cheaper approximation, chosen explicitly.
 
     Attributes:
         kappa: mean-reversion speed of the variance, per year (>= 0).

@@ -8,7 +8,7 @@ import QuantLib as ql  # noqa: N813  (the conventional alias)
 from hedgearena.envs.heston import Heston, qe_variance_step
 from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.market import MarketModel
-from hedgearena.envs.vol_surface import FlatVol
+from hedgearena.envs.vol_surface import FlatVol, HestonTermVol
 
 SEED = 20240602
 PARAMS = {"kappa": 1.5, "theta": 0.04, "xi": 0.6, "rho": -0.7, "v0": 0.05}
@@ -78,7 +78,23 @@ def test_surfaces_by_name():
 def test_replace_keeps_the_default_surface_in_step_with_the_parameters():
     model = dataclasses.replace(Heston(), kappa=3.0, theta=0.09, xi=0.8, rho=0.1)
     assert model.vol_surface == HestonSurface(kappa=3.0, theta=0.09, xi=0.8, rho=0.1)
-    assert Heston(surface=FlatVol()).vol_surface == FlatVol()
+    term = HestonTermVol(kappa=3.0, theta=0.09)
+    assert Heston(surface=term).vol_surface == term  # a given surface is kept
+
+
+def test_a_surface_must_read_the_markets_level_as_it_is_stored():
+    """Heston's paths hold the variance v as the level; GBM's and Merton's a vol. A surface
+    that reads the other kind would mark a 20% vol at 4% (v = 0.04), or 0.2 as a variance."""
+    from hedgearena.envs.gbm import GBM
+    from hedgearena.envs.merton import MertonJumpDiffusion
+
+    with pytest.raises(ValueError, match=r"Heston.surface must be a surface that reads the "
+                                         r"paths' level as a variance .*got FlatVol\(\)"):
+        Heston(surface=FlatVol())
+    for market in (GBM, MertonJumpDiffusion):
+        with pytest.raises(ValueError, match=rf"{market.__name__}.surface must be a surface "
+                                             r"that reads the paths' level as a vol"):
+            market(surface=HestonTermVol())
 
 
 def test_qe_expected_variance_matches_the_closed_form(qe_paths):
