@@ -182,13 +182,18 @@ def test_sabr_at_the_money_limit_is_continuous():
     assert vol[1] == pytest.approx(atm, rel=1e-14)
 
 
-def test_sabr_surface_uses_the_forward_to_expiry_and_alpha_as_level():
+def test_sabr_surface_uses_the_forward_to_expiry_and_its_alpha():
+    """The level is the spot's alpha; the forward ``c S`` has alpha ``c^(1 - beta)`` times it."""
     surface = SABRSurface(beta=0.7, rho=-0.5, nu=0.6)
     spot, strike, tau, rate, dividend = 100.0, np.array([90.0, 110.0]), 0.75, 0.04, 0.01
-    forward = spot * math.exp((rate - dividend) * tau)
-    expected = sabr_implied_vol(forward, strike, tau, 1.2, 0.7, -0.5, 0.6)
+    carry = math.exp((rate - dividend) * tau)
+    expected = sabr_implied_vol(spot * carry, strike, tau, 1.2 * carry**0.3, 0.7, -0.5, 0.6)
+    np.testing.assert_allclose(
+        surface.implied_vol(spot, strike, tau, 1.2, 123.0, rate, dividend), expected, rtol=1e-14
+    )
+    at_zero_carry = sabr_implied_vol(spot, strike, tau, 1.2, 0.7, -0.5, 0.6)
     np.testing.assert_array_equal(
-        surface.implied_vol(spot, strike, tau, 1.2, 123.0, rate, dividend), expected
+        surface.implied_vol(spot, strike, tau, 1.2, 123.0, 0.02, 0.02), at_zero_carry
     )
 
 
