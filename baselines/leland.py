@@ -84,7 +84,7 @@ class Leland(EnvHedger):
     the book), ``sigma_L,i`` from :func:`leland_volatility` with ``k = 2 * cost_linear / S``
     (``cost_linear / S`` is the proportional cost rate lambda of the step), ``dt`` the env's
     rebalancing interval (``config.dt * config.rebalance_every``) and the sign of the whole
-    book's gamma on the path (short gamma: ``+``, long: ``-``; Hoggard, Whalley and Wilmott
+    book's gamma on the path (short or no gamma: ``+``, long: ``-``; Hoggard, Whalley and Wilmott
     1994, "Hedging option portfolios in the presence of transaction costs", Advances in Futures
     and Options Research 7: a portfolio's costs follow its net gamma, so offsetting options
     keep offsetting); the hedge is ``-(sum_i q_i delta_i(sigma_L,i) + stock)``. Leland's hedge
@@ -100,7 +100,8 @@ class Leland(EnvHedger):
         vol = self._implied_vols(state, self._time_to_expiry(state))
         cost_round_trip = 2.0 * state["cost_linear"][:, None] / state["spot"][:, None]
         interval = self.config.dt * self.config.rebalance_every
-        short = (state["book_gamma"] < 0)[:, None]  # the book's net gamma (the hedger's cost)
+        # the book's net gamma sets the sign (0, a flat or expiring book: as short, the writer's)
+        short = (state["book_gamma"] <= 0)[:, None]
         return vol, leland_volatility(vol, cost_round_trip, interval, short)
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
