@@ -338,7 +338,11 @@ def _worst_stories(
     result: ArenaResult, scenario: str, names: Sequence[str],
     rows: Mapping[tuple[str, str], Mapping[str, float]], settings: StressSettings, out_dir: Path,
 ) -> dict[str, Path]:
-    """The path story of each hedger's worst path (with the reference's positions beside)."""
+    """The path story of each hedger's worst path (with the reference's positions beside).
+
+    The spot and model hedge drawn are the market's: with permanent impact (the crowding
+    scenario) the hedger traded at the spot its own trades moved, which the plot does not show.
+    """
     n_steps = len(result.times) - 1
     series = {n: report.story_series(result.records[n], n_steps) for n in names}
     files = {}
@@ -352,7 +356,9 @@ def _worst_stories(
             index, result.times, result.spot, result.model_hedge,
             {n: series[n][0] for n in shown}, path, costs={n: series[n][1] for n in shown},
             strike=None if result.strike is None else float(result.strike[index]),
-            title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})",
+            title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})"
+            + (" - the market's spot, before the hedgers' impact"
+               if result.config.permanent_impact else ""),
         )
     return files
 

@@ -138,7 +138,9 @@ class CoreConfig:
             gamma-neutral position takes several notionals of an at-the-money option).
         trade_limit: ``trade`` mode spans trades in ``[-limit, limit] * notional``.
         band_limit: ``band`` mode spans half-widths in ``[0, limit] * notional``.
-        lot_size: trades are rounded to multiples of it (0 = no rounding).
+        lot_size: a decision's order is rounded to multiples of it (0 = no rounding); with
+            ``twap`` or ``participation`` execution its child orders, and under partial fills
+            the filled parts, are not rounded again (they trade fractions of the lots).
         unwind: sell the hedge (paying costs) at the episode's end.
         rebalance_every: market steps per decision.
         execution: how a decision's order is executed over its interval: ``immediate``,

@@ -59,7 +59,7 @@ from array_api_compat import array_namespace, is_array_api_obj
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from hedgearena.envs.checks import require_field, require_number
+from hedgearena.envs.checks import require_field, require_integer, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.gbm import GBM, price_drift
 from hedgearena.envs.market import FloatArray, MarketModel, MarketPaths, VolSurface, time_major
@@ -558,7 +558,12 @@ class FlashCrash:
         return self.crash_steps + self.recovery_steps
 
     def check_grid(self, n_steps: int) -> None:
-        """Raise if a fixed ``start`` leaves no room for the crash on ``n_steps`` steps."""
+        """Raise if the crash and its recovery, or a fixed ``start``, do not fit ``n_steps``."""
+        if self.span > n_steps:
+            raise ValueError(
+                f"FlashCrash.crash_steps + recovery_steps ({self.span}) must be at most the "
+                f"grid's n_steps ({n_steps}): the crash and its recovery must fit in the episode"
+            )
         _check_grid(type(self).__name__, "start", self.start, n_steps - self.span, n_steps)
 
     def depth(self, since: FloatArray) -> FloatArray:
@@ -852,26 +857,31 @@ def base_scenario() -> Scenario:
 
 def calm(ratio: float = 0.6) -> Scenario:
     """Paths realise ``ratio`` (< 1) times the marked implied vol (:class:`RealisedVsImplied`)."""
+    market = _wrapper(RealisedVsImplied, ratio=ratio)  # checks the parameters first
+    require_number("calm", "ratio", ratio, lt=1.0)  # (> 1 is the volatile scenario)
     return Scenario(
-        "calm", f"realised vol {ratio:g} x implied: theta beats gamma",
-        _wrapper(RealisedVsImplied, ratio=ratio), parameters={"ratio": ratio},
+        "calm", f"realised vol {ratio:g} x implied: theta beats gamma", market,
+        parameters={"ratio": ratio},
     )
 
 
 def volatile(ratio: float = 1.5) -> Scenario:
     """Paths realise ``ratio`` (> 1) times the marked implied vol (:class:`RealisedVsImplied`)."""
+    market = _wrapper(RealisedVsImplied, ratio=ratio)
+    require_number("volatile", "ratio", ratio, gt=1.0)  # (< 1 is the calm scenario)
     return Scenario(
-        "volatile", f"realised vol {ratio:g} x implied: gamma beats theta",
-        _wrapper(RealisedVsImplied, ratio=ratio), parameters={"ratio": ratio},
+        "volatile", f"realised vol {ratio:g} x implied: gamma beats theta", market,
+        parameters={"ratio": ratio},
     )
 
 
 def gap(size: float = -0.2, step: int | None = None, vol_multiplier: float = 1.0) -> Scenario:
     """An overnight gap of ``size`` between two decision steps (:class:`Gap`)."""
-    where = "a random step" if step is None else f"step {step}"
     parameters = {"size": size, "step": step, "vol_multiplier": vol_multiplier}
+    market = _wrapper(Gap, **parameters)
+    where = "a random step" if step is None else f"step {step}"
     return Scenario("gap", f"overnight gap of {size:+.0%} at {where}, no trading across it",
-                    _wrapper(Gap, **parameters), parameters=parameters)
+                    market, parameters=parameters)
 
 
 def flash_crash(
@@ -893,6 +903,7 @@ def flash_crash(
     market = _wrapper(FlashCrash, drop=drop, crash_steps=crash_steps,
                       recovery_steps=recovery_steps, recovery=recovery, start=start,
                       vol_multiplier=vol_multiplier, window=window)
+    require_integer("flash_crash", "steps_per_day", steps_per_day, ge=1)
     grid = functools.partial(intraday_grid, steps_per_day=steps_per_day, days=days,
                              rebalance_every=rebalance_every)
     minutes = round(390 / steps_per_day)
@@ -908,9 +919,10 @@ def vol_spike(multiplier: float = 4.0, step: int | None = None,
               half_life: float = 15.0 / 252.0) -> Scenario:
     """Vol jumping ``multiplier``-fold and decaying, the surface with it (:class:`VolSpike`)."""
     parameters = {"multiplier": multiplier, "step": step, "half_life": half_life}
+    market = _wrapper(VolSpike, **parameters)
     return Scenario(
         "vol_spike", f"vol x{multiplier:g} decaying with a {half_life * 252:.0f}-day half-life",
-        _wrapper(VolSpike, **parameters), parameters=parameters,
+        market, parameters=parameters,
     )
 
 

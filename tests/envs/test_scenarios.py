@@ -7,6 +7,7 @@ normal returns has relative standard error sqrt(2 / N), a realised vol half of i
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -406,3 +407,29 @@ def test_the_intraday_grid_refuses_the_daily_replay() -> None:
     reason = inapplicable(make_scenario("flash_crash"), make_config("HistoricalReplay"))
     assert reason is not None
     assert "daily closes" in reason
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("gap", {"size": "x"}, "Gap.size must be a finite number > -1.0, got 'x'"),
+        ("vol_spike", {"half_life": "0.1"}, "VolSpike.half_life must be a finite number"),
+        ("calm", {"ratio": 2.0}, "calm.ratio must be a finite number < 1.0, got 2.0"),
+        ("volatile", {"ratio": 0.5}, "volatile.ratio must be a finite number > 1.0, got 0.5"),
+        ("flash_crash", {"steps_per_day": 0}, "flash_crash.steps_per_day must be an integer"),
+    ],
+)
+def test_scenario_parameters_are_checked_before_they_are_described(
+    name: str, kwargs: dict, message: str
+) -> None:
+    """A bad value is named (it used to fail formatting the description, or be accepted)."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_scenario(name, **kwargs)
+
+
+def test_a_flash_crash_longer_than_the_episode_is_refused() -> None:
+    """It used to start at step 0 and be cut short, never recovering."""
+    with pytest.raises(ValueError, match=re.escape(
+            "FlashCrash.crash_steps + recovery_steps (104) must be at most the grid's "
+            "n_steps (78)")):
+        apply_scenario(make_config("ShortCall"), "flash_crash", crash_steps=100)
