@@ -188,7 +188,7 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
     Raises:
         ValueError: a folder that is no run, or an agent trained on another env id.
     """
-    from hedgearena.training import load_agent
+    from hedgearena.training import check_scoring_seed, load_agent
 
     agents = []
     for run_dir in run_dirs:
@@ -196,6 +196,7 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
         if saved.env.id != config.env.id:
             raise ValueError(f"--agent {run_dir} was trained on {saved.env.id}, the stress env "
                              f"is {config.env.id}: pass --env {saved.env.id}")
+        check_scoring_seed(saved, config.stress.seed, "stress.seed")
         agents.append(load_agent(run_dir, saved))
     names = [a.name for a in agents]
     for agent, run_dir in zip(agents, run_dirs, strict=True):

@@ -190,20 +190,41 @@ def train_agent(
 
 
 def check_agent(config: RunConfig) -> None:
-    """Raise ``ValueError`` naming a bad hyperparameter or budget of ``config``'s agent."""
+    """Raise ``ValueError`` naming a bad hyperparameter, budget or seed of ``config``'s agent."""
+    check_scoring_seed(config, config.arena.seed, "arena.seed")
     if config.agent.algo == DEEP_HEDGING:
-        if deep_hedging_settings(config)[0].seed == config.arena.seed:
-            raise ValueError(
-                f"the deep hedger's seed equals arena.seed ({config.arena.seed}): its training "
-                "and validation paths would be the arena's first blocks (numpy's seed sequences "
-                "[s, 0, 0] and [s, 0] are one stream); choose another seed or arena.seed")
         return
+    for offset, paths in ((1, "validation"), (2, "view's calibration")):
+        if config.seed == config.arena.seed + offset:  # the SB3 training env's seed
+            raise ValueError(
+                f"seed ({config.seed}) equals arena.seed + {offset}: the training env would draw "
+                f"the {paths} paths (numpy's seed sequences [s] and [s, 0] are one stream); "
+                "choose a seed away from arena.seed")
     from hedgearena.agents.sb3 import check_hyperparams, timesteps
     from hedgearena.agents.training import DEFAULT_TIMESTEPS, run_hyperparams
 
     params = run_hyperparams(config)
     check_hyperparams(config.agent.algo, params)
     timesteps(params, DEFAULT_TIMESTEPS)
+
+
+def check_scoring_seed(config: RunConfig, seed: int, name: str) -> None:
+    """Refuse scoring ``config``'s agent on paths of ``seed`` that it trained on.
+
+    Block ``k`` of a run with seed ``s`` is numpy's seed sequence ``[s, k]``, the same stream as
+    the deep hedger's training chunk ``[s, 0, 0]`` and as an SB3 training env seeded with ``s``
+    (``[s]``): with ``seed`` equal to the agent's, the scoring paths would be (or begin with) its
+    training paths. ``name`` is the setting that gave ``seed`` (``arena.seed``, ``stress.seed``).
+    """
+    if config.agent.algo == DEEP_HEDGING:
+        trained, what = deep_hedging_settings(config)[0].seed, "the deep hedger's seed"
+    else:
+        trained, what = config.seed, "the SB3 training env's seed"
+    if trained == seed:
+        raise ValueError(
+            f"{what} equals {name} ({seed}): the scoring paths would be the agent's training "
+            "paths (numpy's seed sequences [s], [s, 0] and [s, 0, 0] are one stream); choose "
+            f"another {name} or train with another seed")
 
 
 def resolve_agent_view(config: RunConfig) -> RunConfig:
@@ -256,6 +277,7 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
     if saved.agent != config.agent or saved.env != config.env:
         raise ValueError("evaluate scores the run's own agent on its own env: change only "
                          "arena.* (paths, seed, hedgers) when evaluating")
+    check_scoring_seed(saved, config.arena.seed, "arena.seed")
     hedger = load_agent(run_dir, config)
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own

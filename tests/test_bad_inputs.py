@@ -566,6 +566,35 @@ def test_deep_hedging_settings_are_read_exactly_and_checked() -> None:
     check_agent(load_config(None, ["seed=2024", "arena.seed=7"]))
 
 
+def test_sb3_training_paths_are_not_the_scoring_or_validation_paths() -> None:
+    """An SB3 env seeded s draws numpy's stream [s], the arena's block 0 of seed s ([s, 0]);
+    validation uses arena.seed + 1 and the view's calibration arena.seed + 2."""
+    from hedgearena.run_config import load_config
+    from hedgearena.training import check_agent
+
+    for seed, message in ((2024, r"the SB3 training env's seed equals arena.seed \(2024\)"),
+                          (2025, r"seed \(2025\) equals arena.seed \+ 1: .* validation paths"),
+                          (2026, r"seed \(2026\) equals arena.seed \+ 2: .* calibration")):
+        with pytest.raises(ValueError, match=message):
+            check_agent(load_config(None, ["agent.algo=ppo", f"seed={seed}"]))
+    check_agent(load_config(None, ["agent.algo=ppo", "seed=2027"]))
+
+
+def test_evaluate_and_stress_refuse_the_agents_training_seed(tmp_path: Path) -> None:
+    """Scoring a saved agent on a seed it trained with (evaluate --arena-seed, stress.seed)."""
+    from hedgearena.cli import load_agents
+    from hedgearena.run_config import load_config
+    from hedgearena.training import evaluate_run
+
+    saved = load_config(None, ["seed=5"])
+    run_dir = tmp_path / "run"
+    saved.dump(run_dir / "config.yaml")
+    with pytest.raises(ValueError, match=r"the deep hedger's seed equals arena.seed \(5\)"):
+        evaluate_run(run_dir, load_config(None, ["seed=5", "arena.seed=5"]), progress=False)
+    with pytest.raises(ValueError, match=r"the deep hedger's seed equals stress.seed \(5\)"):
+        load_agents([run_dir], load_config(None, ["stress.seed=5"]))
+
+
 def test_rllib_runner_seeds_must_not_be_the_arenas_or_the_validations() -> None:
     """Runner k resets with seed + k: seed 2023 with two runners samples 2024 (the arena's
     first block) and 2025 (the validation's paths)."""
