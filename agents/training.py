@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from hedgearena.agents.callbacks import (
@@ -43,6 +44,7 @@ from hedgearena.baselines.delta import BlackScholesDelta
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.run_config import RunConfig
+from hedgearena.yaml_io import dump_yaml, load_yaml
 
 AUTO = "auto"
 """A view's ``risk_aversion`` / ``pnl_reference`` calibrated on a band (:func:`resolve_view`)."""
@@ -105,15 +107,40 @@ def run_hyperparams(config: RunConfig) -> dict[str, Any]:
                             overrides=config.agent.hyperparams)
 
 
-def _env(config: RunConfig, params: dict[str, Any], folder: Path | None) -> VecEnv:
+HYPERPARAMS_FILE = "hyperparams.yaml"
+"""The resolved hyperparameters of an SB3 run (zoo file + overrides), written at its start."""
+
+
+def resolved_hyperparams(config: RunConfig) -> dict[str, Any]:
+    """The run's hyperparameters as written to :data:`HYPERPARAMS_FILE` (YAML-plain values)."""
+    return load_yaml(dump_yaml(_jsonable(run_hyperparams(config)))) or {}
+
+
+def resume_seed(seed: int, timesteps: int) -> int:
+    """The training env's and SB3's seed when a run resumes at ``timesteps`` env steps.
+
+    A fresh stream of ``SeedSequence([seed, timesteps])``: a resumed run does not replay the
+    paths of its first rollouts (a loaded model has no last observation, so SB3 resets the env),
+    and two resumes from one checkpoint train alike. It is not the uninterrupted run's stream.
+
+    Examples:
+        >>> resume_seed(0, 20480) == resume_seed(0, 20480) != resume_seed(0, 40960)
+        True
+    """
+    return int(np.random.SeedSequence([seed, timesteps]).generate_state(1)[0])
+
+
+def _env(
+    config: RunConfig, params: dict[str, Any], folder: Path | None, seed: int
+) -> VecEnv:
     """The training env; with ``folder``, the normaliser's statistics are loaded from it."""
     kwargs = {**config.env.kwargs, **config.agent.env_kwargs}
     n_envs = _n_envs(params)
     normalize = parse_normalize(params.get("normalize"))
     gamma = float(params.get("gamma", 0.99))
     if folder is None or normalize is None:
-        return make_training_env(config.env.id, kwargs, n_envs, config.seed, normalize, gamma)
-    raw = make_sb3_vec_env(config.env.id, n_envs, seed=config.seed, **kwargs)
+        return make_training_env(config.env.id, kwargs, n_envs, seed, normalize, gamma)
+    raw = make_sb3_vec_env(config.env.id, n_envs, seed=seed, **kwargs)
     return VecNormalize.load(str(folder / "vecnormalize.pkl"), raw)
 
 
@@ -149,12 +176,16 @@ def train_sb3(
     budget = timesteps(params, DEFAULT_TIMESTEPS)
     _warn_partial_rollout(config.agent.algo, params, budget)
     resume = latest_checkpoint(run_dir / "checkpoints")
-    venv = _env(config, params, resume[0] if resume else None)
+    seed = config.seed if resume is None else resume_seed(config.seed, resume[1])
+    venv = _env(config, params, resume[0] if resume else None, seed)
     if resume is None:
+        (run_dir / HYPERPARAMS_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / HYPERPARAMS_FILE).write_text(dump_yaml(resolved_hyperparams(config)))
         model = build_model(config.agent.algo, venv, params, config.seed, str(run_dir / "tb"))
     else:
         model = algorithm(config.agent.algo).load(resume[0] / "model.zip", env=venv,
                                                   device="cpu")
+        model.set_random_seed(seed)
         if config.agent.algo in OFF_POLICY and (resume[0] / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(resume[0] / "replay_buffer.pkl")
     evaluation, checkpoints = _callbacks(config, env_config, run_dir, budget)

@@ -125,6 +125,7 @@ def check_resumable(config: RunConfig, run_dir: Path | None = None,
         return
     old = _training_settings(load_yaml(saved.read_text()) or {}, learner)
     changed = _differences(old, _training_settings(config.model_dump(mode="json"), learner))
+    changed += _changed_zoo_hyperparams(config, run_dir, learner)
     if changed:
         calibrated = any(line.startswith(("agent.env_kwargs.risk_aversion",
                                           "agent.env_kwargs.pnl_reference")) for line in changed)
@@ -135,6 +136,26 @@ def check_resumable(config: RunConfig, run_dir: Path | None = None,
             f"{why}: resuming would carry those weights on. Give this run another name "
             f"(--name or --set name=...), or delete {checkpoints} to train from scratch"
         )
+
+
+def _changed_zoo_hyperparams(config: RunConfig, run_dir: Path, learner: str) -> list[str]:
+    """The resolved SB3 hyperparameters (zoo file + overrides) that changed since the run began.
+
+    An edited ``configs/<algo>.yml`` changes them without changing ``config.yaml``; the run's
+    ``hyperparams.yaml`` holds those it started with (the budget aside, :data:`BUDGET_KEYS`).
+    """
+    if learner != "agent" or config.agent.algo == DEEP_HEDGING:
+        return []
+    from hedgearena.agents.training import HYPERPARAMS_FILE, resolved_hyperparams
+
+    saved = run_dir / HYPERPARAMS_FILE
+    if not saved.is_file():
+        return []
+    old, new = (
+        {k: v for k, v in params.items() if k not in BUDGET_KEYS}
+        for params in (load_yaml(saved.read_text()) or {}, resolved_hyperparams(config))
+    )
+    return [f"{HYPERPARAMS_FILE}: {line}" for line in _differences(old, new)]
 
 
 def _training_settings(tree: dict[str, Any], learner: str = "agent") -> dict[str, Any]:

@@ -81,7 +81,23 @@ def test_an_interrupted_sb3_run_resumes_and_continues_its_step_count(tmp_path, m
     run = tmp_path / "ppo-ShortCall-seed0"
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
     assert latest["timesteps"] == 256
+    # the resolved zoo hyperparameters were recorded at the start; an edited zoo file (here:
+    # the record, as if configs/ppo.yml had held another rate) refuses the resume
+    recorded = (run / "hyperparams.yaml").read_text()
+    assert "n_steps: 8" in recorded
+    (run / "hyperparams.yaml").write_text(recorded + "learning_rate: 0.003\n")
+    with pytest.raises(SystemExit):
+        main(args)
+    (run / "hyperparams.yaml").write_text(recorded)
+    # the resumed run draws fresh paths (it used to replay its first rollouts' paths)
+    from hedgearena.agents import training as sb3_training
+
+    seeds = []
+    make_env = sb3_training.make_sb3_vec_env  # (the normalised env's raw env on a resume)
+    monkeypatch.setattr(sb3_training, "make_sb3_vec_env",
+                        lambda *a, **k: seeds.append(k["seed"]) or make_env(*a, **k))
     main(args)
+    assert seeds == [sb3_training.resume_seed(0, 256)]
     info = json.loads((run / "training.json").read_text())
     assert info["resumed_from"] == 256
     assert info["timesteps"] == 512
