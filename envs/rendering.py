@@ -20,11 +20,12 @@ def path_story_figure(
     costs: dict[str, Sequence[float] | np.ndarray] | None = None,
     strike: float | None = None,
     title: str = "",
+    time_label: str = "time (years)",
 ) -> Any:
     """A matplotlib Figure with two or three panels sharing the time axis.
 
     Args:
-        times: ``(m,)`` time of each point, years (or steps).
+        times: ``(m,)`` time of each point, years (or steps: say so in ``time_label``).
         spot: ``(m,)`` the underlying's price, currency.
         model_hedge: ``(m,)`` the model's hedge (e.g. minus the book's delta), units.
         hedges: hedger name -> ``(m,)`` position held after the decision at each point, units;
@@ -32,6 +33,7 @@ def path_story_figure(
         costs: hedger name -> ``(m,)`` cumulative transaction cost, currency (a third panel).
         strike: drawn as a dashed line on the spot panel.
         title: the figure's title.
+        time_label: the time axis' label.
 
     Returns:
         The figure (close it with ``matplotlib.pyplot.close(fig)``).
@@ -62,7 +64,7 @@ def path_story_figure(
             axes[2].plot(t, cost, lw=1.0, label=name)
         axes[2].set_ylabel("cumulative cost")
         axes[2].legend(loc="best", fontsize=8)
-    axes[-1].set_xlabel("time")
+    axes[-1].set_xlabel(time_label)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -115,6 +117,6 @@ def story_frame(
     steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
     fig = path_story_figure(
         times=steps, spot=[spot[s] for s in steps], model_hedge=[model_hedge[s] for s in steps],
-        hedges={"hedge": hedge}, costs={"hedge": cost}, title=title,
+        hedges={"hedge": hedge}, costs={"hedge": cost}, title=title, time_label="step",
     )
     return figure_to_rgb(fig)
