@@ -315,6 +315,8 @@ def _histogram_panel(ax: Any, values: Mapping[str, ArrayLike], xlabel: str) -> N
                                 label=f"{name} (mean {format_number(float(x.mean()))})")
         ax.axvline(float(x.mean()), color=patches[0].get_edgecolor(), ls="--", lw=1.0)
     ax.set_xlabel(xlabel)
+    ax.text(0.5, 0.98, "the end bins hold every path beyond the pooled 0.5% / 99.5% quantiles",
+            transform=ax.transAxes, ha="center", va="top", fontsize=7, color="grey")
     ax.set_ylabel("paths")
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
