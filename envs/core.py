@@ -72,7 +72,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -453,17 +453,18 @@ def default_transition(
         hedge, option = hedge - hedge * ending, option - option * ending
         cost = cost + unwind_cost
     pnl = option_mtm + hedge_pnl + carry + spread - cost
-    return StepResult(
-        HedgeState(hedge, option, cash, impact),
-        trade,
-        option_trade,
-        option_mtm,
-        hedge_pnl,
-        carry,
-        spread,
-        cost,
-        pnl,
-    )
+    # tuple.__new__ builds the NamedTuples without their __new__'s argument handling: the same
+    # values, 0.3 us sooner, a twentieth of the single env's step
+    state = _new_tuple(HedgeState, (hedge, option, cash, impact))
+    return cast(StepResult, _new_tuple(StepResult, (
+        state, trade, option_trade, option_mtm, hedge_pnl, carry, spread, cost, pnl,
+        *_DEFAULT_PATH_ZEROS,
+    )))
+
+
+_new_tuple = tuple.__new__
+_DEFAULT_PATH_ZEROS = tuple(StepResult._field_defaults.values())
+"""The :class:`StepResult` fields the default path leaves at their defaults (0.0)."""
 
 
 @functools.cache

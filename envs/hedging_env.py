@@ -245,6 +245,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._source: EpisodeSource | None = None
         self._batch: EpisodeBatch | None = None  # the current block; the episode is one row
         self._row = 0
+        self._observations = np.empty((0, 0), np.float32)  # the episode's (see _load)
         self._lists: tuple[EpisodeBatch | None, list[tuple[Any, ...]]] = (None, [])
         self._t = 0
         self._n_steps = int(self.config.n_steps or 0)
@@ -290,6 +291,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             self._remark = Remarker(self.config, own)
             self._ep = Episode(*(_column(value) for value in own.episode))
             self._batch, self._row = own, 0
+            self._observations = own.observations[:, 0]
             self._cash0 = float(own.initial_cash[0])
             self._stressed = True
             return
@@ -297,6 +299,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             self._lists = (batch, _episodes(batch.episode))
         self._ep = Episode._make(self._lists[1][row])
         self._batch, self._row = batch, row
+        self._observations = batch.observations[:, row]  # the path's, (n_steps + 1, n_features)
         self._cash0 = float(batch.initial_cash[row])
         self._stressed = is_stressed(self._ep, self.core)
 
@@ -423,7 +426,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         )
 
     def _obs(self) -> np.ndarray:
-        obs = self._batch.observations[self._t, self._row].copy()  # type: ignore[union-attr]
+        obs = self._observations[self._t].copy()
         notional = self.core.notional
         obs[self._hedge_col] = self._state.hedge / notional
         if self._with_option:
