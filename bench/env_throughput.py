@@ -1,7 +1,8 @@
 """Environment throughput, measured side by side with references in one run.
 
 - ``single_vs_cartpole``: steps/s of ``gym.make("hedgearena/ShortCall-v0")`` over steps/s of
-  ``gym.make("CartPole-v1")`` (target >= 0.75), both with constant actions and resets.
+  ``gym.make("CartPole-v1")`` (target >= 0.75), both with constant actions and resets, measured
+  in turns (the best of ``--repeats`` rounds each).
 - ``vector_vs_kernel_16384``: path-steps/s of the native vector env at 16,384 paths (resets and
   episode building included) over the inputs/s of the bare pricing kernel of bench/pricing.py
   (``d1`` and one ``scipy.special.ndtr``) (target >= 0.35); also at 1, 64 and 1024 paths.
@@ -38,6 +39,15 @@ from hedgearena.envs.vector_env import VecHedgingEnv
 def best_of(repeats: int, fn: Callable[[], float]) -> float:
     """The best rate over ``repeats`` runs of ``fn`` (which returns a rate)."""
     return max(fn() for _ in range(repeats))
+
+
+def interleaved(repeats: int, fns: list[Callable[[], float]]) -> list[float]:
+    """The best rate of each of ``fns`` over ``repeats`` rounds that run them in turn.
+
+    Taking turns puts the machine's slow spells on both sides of a ratio alike.
+    """
+    rates = [[fn() for fn in fns] for _ in range(repeats)]
+    return [max(column) for column in zip(*rates, strict=True)]
 
 
 def single_rate(env_id: str, steps: int, action: object) -> float:
@@ -96,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/env_throughput.json"))
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core (see the module docstring)
     scale = 10 if args.quick else 1
@@ -108,9 +118,12 @@ def main() -> None:
         print(f"  {name}: {value:,.0f}", flush=True)
         return value
 
-    hedge = measure("ShortCall-v0 steps/s", lambda: single_rate("hedgearena/ShortCall-v0", steps,
-                                                               action))
-    cartpole = measure("CartPole-v1 steps/s", lambda: single_rate("CartPole-v1", steps, 0))
+    hedge, cartpole = interleaved(args.repeats, [
+        lambda: single_rate("hedgearena/ShortCall-v0", steps, action),
+        lambda: single_rate("CartPole-v1", steps, 0),
+    ])
+    print(f"  ShortCall-v0 steps/s: {hedge:,.0f}\n  CartPole-v1 steps/s: {cartpole:,.0f}",
+          flush=True)
     kernel = measure("kernel inputs/s", lambda: kernel_rate(1_000_000))
     vector = {
         n: measure(f"vector env path-steps/s at {n} paths",
