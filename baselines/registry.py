@@ -15,7 +15,8 @@ spec                         hedger
 ``leland``                   :class:`~hedgearena.baselines.leland.Leland`
 ``delta_gamma``              :class:`~hedgearena.baselines.delta_gamma.DeltaGamma`
 ``delta_vega``               :class:`~hedgearena.baselines.delta_gamma.DeltaVega`
-``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`
+``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`,
+                             rebalanced every K decisions
 ``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
                              floor F (K / S_0; default the book's put), leverage L
 ============================ ==================================================================

@@ -160,6 +160,7 @@ def print_table(
     *,
     c: float | None = None,
     risk_aversion: float | None = None,
+    note: str | None = None,
 ) -> Table:
     """Print the summary of a score table as a rich table (one row per hedger).
 
@@ -169,13 +170,15 @@ def print_table(
         console: where to print (a new :func:`wide_console` by default).
         c: the objective's weight, for the caption.
         risk_aversion: the entropic risk's, per currency, for the caption.
+        note: a line under the caption (e.g. how tuned hedgers were tuned).
 
     Returns:
         The rich table (already printed).
     """
     columns = [column for column in _present(table) if column.terminal]
+    text = caption(c, risk_aversion) + (f"\n{note}" if note else "")
     rich_table = Table(
-        title=title, caption=caption(c, risk_aversion), caption_justify="left",
+        title=title, caption=text, caption_justify="left",
         box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
     )
     rich_table.add_column("hedger", style="bold", no_wrap=True)

@@ -87,7 +87,8 @@ def main() -> None:
         "ratio": max(greeks_rates) / max(kernel_rates),
         "target_ratio": 0.5,
         "greeks_rate_all_threads": all_threads,
-        "torch_threads": threads,
+        "torch_threads": 1,  # what the ratio was measured with
+        "torch_threads_all": threads,  # greeks_rate_all_threads
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": torch.__version__,

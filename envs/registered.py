@@ -254,8 +254,8 @@ expiry_steps=T)))`; the put must come first (`log_moneyness` is measured against
 ## Starting State
 
 No index held (`initial_hedge="zero"`: the first decision buys the opening allocation and pays
-its cost; `initial_hedge="delta"` opens at the synthetic put), cash = the investors' money; a new
-GBM path each episode.
+its cost; `initial_hedge="delta"` opens at the synthetic put, which CPPI, choosing its own
+opening position, refuses), cash = the investors' money; a new GBM path each episode.
 """
 
 _HISTORICAL = """

@@ -139,7 +139,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 
 def run_benchmark(config: RunConfig, progress: bool, console: Console | None = None) -> Path:
     """Score the classical hedgers of ``config.arena`` on its env; returns the report folder."""
-    from hedgearena.baselines.benchmark import benchmark
+    from hedgearena.baselines.benchmark import benchmark, tuning_note
     from hedgearena.baselines.report import print_table, wide_console
 
     console = console or wide_console()
@@ -149,10 +149,11 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id}: {config.arena.paths:,} paths, seed {config.arena.seed}"
     start = time.perf_counter()
-    result = benchmark(env_config, config.arena.hedgers, config.arena.settings(progress), out_dir,
-                       title)
+    settings = config.arena.settings(progress)
+    result = benchmark(env_config, config.arena.hedgers, settings, out_dir, title)
     print_table(result.table, title, console, c=config.arena.c,
-                risk_aversion=config.arena.risk_aversion)
+                risk_aversion=config.arena.risk_aversion,
+                note=tuning_note(result.tuned, settings))
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ "
                   f"({', '.join(sorted(p.name for p in result.files.values()))})")
     return out_dir

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data
+from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data, tuning_note
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
 from hedgearena.run_config import RunConfig, load_config
@@ -281,9 +281,11 @@ def score_agent(
     specs: list[str | Hedger] = [*config.arena.hedgers, hedger]
     title = (f"{config.env.id}: {hedger.name} vs baselines, {config.arena.paths:,} paths, "
              f"seed {config.arena.seed}")
-    result = benchmark(env_config, specs, config.arena.settings(progress), out_dir, title)
+    settings = config.arena.settings(progress)
+    result = benchmark(env_config, specs, settings, out_dir, title)
     print_table(result.table, title, console, c=config.arena.c,
-                risk_aversion=config.arena.risk_aversion)
+                risk_aversion=config.arena.risk_aversion,
+                note=tuning_note(result.tuned, settings))
     return result
 
 
