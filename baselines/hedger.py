@@ -276,13 +276,13 @@ def _checked_positions(
 def _collect_totals(
     totals: dict[str, NDArray[np.float64]], infos: dict[str, Any], ended: NDArray[np.bool_]
 ) -> None:
-    """Keep the episode totals of the rows ``ended`` (the env's ``episode`` info).
+    """Keep the episode totals of the rows ``ended`` (the env's ``totals`` info).
 
     With ``same_step`` autoreset the totals are in ``infos["final_info"]``.
     """
     if not ended.any():
         return
-    source = infos.get("final_info", infos)["episode"]
+    source = infos.get("final_info", infos)["totals"]
     for key, value in source.items():
         total = totals.setdefault(key, np.zeros(len(ended)))
         total[ended] = np.asarray(value, dtype=np.float64)[ended]

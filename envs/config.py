@@ -183,7 +183,10 @@ class EnvConfig:
             multiplier), > 0; default 0.1.
         risk_limits: a :class:`hedgearena.envs.limits.RiskLimits`, a dict of its fields, or
             None (default: no limits).
-        max_episode_steps: None; episodes end at the book's horizon (``terminated``).
+
+    Episodes end at the book's horizon (``terminated``); the envs never truncate. A time limit is
+    Gymnasium's: ``gym.make(id, max_episode_steps=k)`` on the single env, or
+    ``make_vec(..., vectorization_mode="sync")`` for vector envs of limited single ones.
     """
 
     market: Any = "gbm"

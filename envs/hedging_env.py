@@ -63,12 +63,12 @@ INFO_KEYS = (
     "breach",
     "termination_reason",
 )
-"""Keys of ``info`` on every step (the last step adds ``episode``, the episode's totals)."""
+"""Keys of ``info`` on every step (the last step adds ``totals``, the episode's totals)."""
 TOTAL_KEYS = (
     *PNL_COMPONENTS, "pnl", "turnover", "trades", "unfilled", "option_unfilled", "slippage",
     "breaches",
 )
-"""The sums over an episode in ``info["episode"]`` (with ``terminal_pnl``, ``initial_premium``);
+"""The sums over an episode in ``info["totals"]`` (with ``terminal_pnl``, ``initial_premium``);
 ``unfilled`` and ``option_unfilled`` sum absolute units, ``breaches`` counts limit breaches."""
 EXPIRY = "expiry"
 """``info["termination_reason"]`` at the book's horizon ("" before; a limit's name when a
@@ -134,9 +134,17 @@ def reset_hedge(options: Any, allowed: tuple[str, ...]) -> float:
     if unknown:
         raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(allowed)}")
     hedge = options.get("hedge", 0.0)
-    if not is_number(hedge):
-        raise ValueError(f"options['hedge'] must be a finite number of units, got {hedge!r}")
+    if not is_number(hedge, ge=-MAX_RESET_HEDGE, le=MAX_RESET_HEDGE):
+        raise ValueError(
+            f"options['hedge'] must be a finite number of units within +-{MAX_RESET_HEDGE:g} "
+            f"(its observation entry is float32), got {hedge!r}"
+        )
     return float(hedge)
+
+
+MAX_RESET_HEDGE = 1e15
+"""Largest ``|options["hedge"]|`` of a reset, units (far past any book; beyond it the float32
+observations and the wealth in currency overflow)."""
 
 
 def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -342,7 +350,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         info = self._info(result)
         if terminated:
             info["termination_reason"] = self._reason
-            info["episode"] = self._episode_totals()
+            info["totals"] = self._episode_totals()
         return self._obs(), float(r), terminated, False, info
 
     def _stress_step(self, result: StepResult, terminated: bool) -> tuple[StepResult, bool]:

@@ -91,7 +91,7 @@ The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pn
 
 ## Info
 
-The same keys every step: {info_keys}. On the last step `episode` adds the episode's totals
+The same keys every step: {info_keys}. On the last step `totals` adds the episode's totals
 (every component, `pnl`, `turnover` (the sum of the decisions' `|trade|`), `trades` (the number
 of decisions that traded), `unfilled` and `option_unfilled` as sums of absolute units,
 `slippage`, `breaches` (a count), `terminal_pnl` = final minus initial wealth, which equals the

@@ -97,7 +97,7 @@ class SB3VecEnv(VecEnv):
         out: list[dict[str, Any]],
     ) -> None:
         final_obs = infos["final_obs"]
-        totals = infos["final_info"].get("episode", {})
+        totals = infos["final_info"].get("totals", {})
         elapsed = round(time.perf_counter() - self._t0, 6)
         for i in rows.tolist():
             out[i] = {

@@ -291,7 +291,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
         ``full_infos=False`` (``NEXT_STEP`` autoreset only; ignored otherwise) leaves out of the
         infos what :func:`hedgearena.baselines.hedger.run_hedger` does not read: they hold the
-        step's result (:data:`STEP_INFO_KEYS`), ``breach`` and, when episodes end, ``episode``
+        step's result (:data:`STEP_INFO_KEYS`), ``breach`` and, when episodes end, ``totals``
         and ``_episode``, the same arrays as with the full infos.
         """
         values = np.asarray(targets, dtype=np.float64)
@@ -539,6 +539,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             key: fresh[key] if everyone else np.where(terminated, fresh[key], infos[key])
             for key in INFO_KEYS
         }
+        merged.update({"_" + key: fresh["_" + key] for key in INFO_KEYS})  # every row has them
         merged["final_obs"] = (
             final_obs.copy()
             if everyone
@@ -615,8 +616,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             totals = {key: value.copy() for key, value in self._totals.items()}
             totals["terminal_pnl"] = now - self._wealth0
             totals["initial_premium"] = self._batch.initial_cash.copy()
-            infos["episode"] = totals
-            infos["_episode"] = terminated.copy()
+            infos["totals"] = totals
+            infos["_totals"] = terminated.copy()
         return infos
 
     def _position_infos(self, view: Any, t: Any) -> dict[str, Any]:

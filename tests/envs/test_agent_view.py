@@ -58,7 +58,7 @@ def test_pnl_entry_is_the_pnl_so_far_over_the_reward_scale() -> None:
         assert obs[-1] == pytest.approx(total / env.reward_scale, rel=1e-6, abs=1e-7)
         assert obs[-1] == pytest.approx((info["wealth"] - wealth0) / env.reward_scale,
                                         rel=1e-5, abs=1e-6)
-    assert obs[-1] == pytest.approx(info["episode"]["terminal_pnl"] / env.reward_scale, rel=1e-6)
+    assert obs[-1] == pytest.approx(info["totals"]["terminal_pnl"] / env.reward_scale, rel=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["single", "vector"])
@@ -75,10 +75,10 @@ def test_terminal_mean_variance_rewards_sum_to_the_utility_of_the_episode_pnl(ki
         actions = rng.uniform(-1, 1, size=(n, 1))
         if kind == "vector":
             _, r, terminated, _, info = env.step(actions)
-            done, totals = bool(terminated.all()), info.get("episode")
+            done, totals = bool(terminated.all()), info.get("totals")
         else:
             _, r, done, _, info = env.step(actions[0].astype(np.float32))
-            totals = info.get("episode")
+            totals = info.get("totals")
         if not done:
             np.testing.assert_allclose(r, np.asarray(info["pnl"]) / env.reward_scale, rtol=1e-12)
         rewards += r
@@ -117,7 +117,7 @@ def test_same_step_autoreset_reports_the_final_pnl_and_restarts_at_zero() -> Non
     obs, _, terminated, _, info = env.step(np.full((4, 1), 0.3))
     assert terminated.all()
     np.testing.assert_allclose(
-        info["final_obs"][:, -1], info["final_info"]["episode"]["pnl"] / env.reward_scale,
+        info["final_obs"][:, -1], info["final_info"]["totals"]["pnl"] / env.reward_scale,
         rtol=1e-6,
     )
     np.testing.assert_array_equal(obs[:, -1], 0.0)

@@ -35,7 +35,7 @@ def run_random_episode(env: VecHedgingEnv, seed: int) -> tuple[dict[str, np.ndar
         for name in sums:
             sums[name] += infos[name]
         if terminated.all():
-            return sums, infos["episode"]["terminal_pnl"]
+            return sums, infos["totals"]["terminal_pnl"]
 
 
 BOOK = OptionBook(
@@ -96,7 +96,7 @@ def test_short_call_no_hedge_pnl_is_premium_minus_payoff() -> None:
         _, _, terminated, _, infos = env.step(np.zeros((32, 1)))
     assert terminated.all()
     expected = premium - 100.0 * np.maximum(spot_t - strike, 0.0)
-    np.testing.assert_allclose(infos["episode"]["terminal_pnl"], expected, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(infos["totals"]["terminal_pnl"], expected, rtol=1e-12, atol=1e-9)
 
 
 def test_carry_books_interest_and_dividends() -> None:

@@ -78,8 +78,8 @@ def test_vector_env_of_one_reproduces_single_env(kwargs: dict) -> None:
             for key in INFO_KEYS:
                 assert i1[key] == pytest.approx(i2[key][0], rel=1e-9, abs=1e-9), key
             done = t1
-        assert i1["episode"]["terminal_pnl"] == pytest.approx(
-            i2["episode"]["terminal_pnl"][0], rel=1e-9
+        assert i1["totals"]["terminal_pnl"] == pytest.approx(
+            i2["totals"]["terminal_pnl"][0], rel=1e-9
         )
         o1, _ = single.reset()
         o2, *_ = vector.step(np.zeros((1, single.action_space.shape[0])))  # NEXT_STEP reset
@@ -110,8 +110,8 @@ def test_next_step_autoreset() -> None:
         assert not term.any()
     obs, _, term, _, info = env.step(zeros)
     assert term.all()
-    assert "episode" in info
-    assert info["_episode"].all()
+    assert "totals" in info
+    assert info["_totals"].all()
     assert np.all(info["step"] == 20)
     obs, rewards, term, _, info = env.step(np.ones((4, 1)))  # reset step: action ignored
     assert not term.any()
@@ -131,7 +131,7 @@ def test_same_step_autoreset() -> None:
     assert info["_final_obs"].all()
     np.testing.assert_allclose(info["final_obs"][:, 0], 0.0)  # the finished episode's last obs
     np.testing.assert_allclose(obs[:, 0], 1.0)  # already the new episode's first obs
-    assert "episode" in info["final_info"]
+    assert "totals" in info["final_info"]
     assert np.all(info["step"] == 0)
 
 
@@ -217,7 +217,7 @@ def test_derman_kamal_hedging_error() -> None:
     for _ in range(n_steps):
         _, _, term, _, infos = env.step(ones)  # fraction 1 = all the way to the model delta
     assert term.all()
-    pnl = infos["episode"]["terminal_pnl"]
+    pnl = infos["totals"]["terminal_pnl"]
     vega = float(black_scholes_vega(100.0, 100.0, 1.0, sigma))
     expected = math.sqrt(math.pi / 4) * vega * sigma / math.sqrt(n_steps)
     assert np.std(pnl) == pytest.approx(expected, rel=0.05)
@@ -250,7 +250,7 @@ def test_rows_out_of_phase_keep_their_own_accounts() -> None:
         if terminated.any():
             rows = np.flatnonzero(terminated)
             np.testing.assert_allclose(
-                sums[rows], infos["episode"]["terminal_pnl"][rows], rtol=1e-9, atol=1e-6
+                sums[rows], infos["totals"]["terminal_pnl"][rows], rtol=1e-9, atol=1e-6
             )
             finished += len(rows)
             sums[rows] = 0.0
@@ -328,6 +328,44 @@ def test_same_step_final_info_is_masked_to_the_rows_that_ended() -> None:
     _, _, terminated, _, infos = env.step_targets(targets)
     np.testing.assert_array_equal(terminated, rows % 2 == 0)
     final = infos["final_info"]
-    for key in ("_pnl", "_cost", "_episode"):
+    for key in ("_pnl", "_cost", "_totals"):
         np.testing.assert_array_equal(final[key], terminated, err_msg=key)
     np.testing.assert_array_equal(infos["_final_info"], terminated)
+
+
+def test_gymnasiums_episode_statistics_wrap_the_envs() -> None:
+    """The totals are ``info["totals"]``: ``"episode"`` is the wrappers' own key (it clashed:
+    RecordEpisodeStatistics asserted on the last step, the vector one raised)."""
+    from gymnasium.wrappers import RecordEpisodeStatistics
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics as VectorStatistics
+
+    env = RecordEpisodeStatistics(gym.make("hedgearena/ShortCall-v0"))
+    env.reset(seed=0)
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, info = env.step(np.zeros(1, np.float32))
+    assert info["episode"]["l"] == 20
+    assert info["totals"]["pnl"] == pytest.approx(info["episode"]["r"] * info["reward_scale"])
+    venv = VectorStatistics(gym.make_vec("hedgearena/ShortCall-v0", num_envs=2,
+                                         vectorization_mode="vector_entry_point"))
+    venv.reset(seed=0)
+    for _ in range(21):  # NEXT_STEP: the episodes end on step 20, reset on 21
+        venv.step(np.zeros((2, 1), np.float32))
+    assert list(venv.length_queue) == [20, 20]  # (it raised on the key clash)
+
+
+def test_same_step_infos_keep_their_masks_when_rows_end() -> None:
+    env = VecHedgingEnv(num_envs=3, preset="ShortCall", autoreset_mode="same_step")
+    env.reset(seed=0)
+    for _ in range(20):
+        _, _, terminated, _, infos = env.step(np.zeros((3, 1)))
+    assert terminated.all()
+    for key in INFO_KEYS:
+        assert infos["_" + key].all(), key
+
+
+def test_a_reset_hedge_beyond_float32_is_refused() -> None:
+    env = gym.make("hedgearena/ShortCall-v0")
+    with pytest.raises(ValueError, match=r"options\['hedge'\] must be a finite number of units "
+                                         r"within \+-1e\+15"):
+        env.reset(seed=0, options={"hedge": 1e41})

@@ -23,7 +23,7 @@ and the ``ShortCall-v0`` manual):
 - At expiry (step 20): the hedge is sold at ``S_T`` paying ``c |h| S_T`` (the unwind), and the
   short call settles in cash, ``-N max(S_T - K, 0)``.
 - Terminal P&L = final cash (no positions left) ``- W_0``, compared with
-  ``infos["episode"]["terminal_pnl"]`` on every path to ``rtol=1e-9, atol=1e-8`` currency.
+  ``infos["totals"]["terminal_pnl"]`` on every path to ``rtol=1e-9, atol=1e-8`` currency.
 - Model delta of the hedge: ``N e^{-q tau} N(d1)``, ``tau`` = time left to expiry,
   ``d1 = (ln(S/K) + (r - q + sigma^2/2) tau) / (sigma sqrt(tau))``; checked against the env's
   ``state["model_hedge"]`` at every decision (1e-9 relative).
@@ -185,7 +185,7 @@ def run_env(env: VecHedgingEnv, reference: Reference, via_actions: bool) -> np.n
             _, _, terminated, _, infos = env.step_targets(target[:, None])
     assert terminated.all()
     np.testing.assert_array_equal(infos["hedge"], 0.0)  # unwound
-    return infos["episode"]["terminal_pnl"]
+    return infos["totals"]["terminal_pnl"]
 
 
 @pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))

@@ -118,8 +118,8 @@ def test_an_unfilled_unwind_stays_held_and_marked_at_the_last_spot() -> None:
     ep = env.batch.episode
     np.testing.assert_allclose(info["wealth"], ep.book_value[20] + 40.0 * ep.spot[20]
                                + info["cash"], rtol=1e-12)
-    np.testing.assert_allclose(sums, info["episode"]["terminal_pnl"], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(info["episode"]["unfilled"], 40.0)
+    np.testing.assert_allclose(sums, info["totals"]["terminal_pnl"], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(info["totals"]["unfilled"], 40.0)
 
 
 # ------------------------------------------------------------------------------ child orders
@@ -285,7 +285,7 @@ def test_a_limit_breach_counts_once_per_crossing() -> None:
     assert breaches == [1, 0, 0, 0, 1, 0]
     for _ in range(14):
         *_, info = hold(env, env.state["model_hedge"][0])
-    assert info["episode"]["breaches"][0] == 2
+    assert info["totals"]["breaches"][0] == 2
 
 
 def test_flatten_forces_the_model_position_at_the_next_decision() -> None:
@@ -308,7 +308,7 @@ def test_terminate_ends_the_episode_naming_the_limit_and_sells_the_hedge() -> No
     assert info["termination_reason"].tolist() == ["delta", ""]
     assert info["hedge"].tolist() == [0.0, 50.0]
     np.testing.assert_allclose(info["cost"][0], 0.01 * 150.0 * (spot[0, 0] + spot[1, 0]))
-    episode = info["episode"]
+    episode = info["totals"]
     assert episode["breaches"][0] == 1
     np.testing.assert_allclose(episode["terminal_pnl"][0], info["pnl"][0], rtol=1e-12)
     _, rewards, terminated, _, info = env.step_targets(targets)  # row 0 resets (NEXT_STEP)
@@ -405,7 +405,7 @@ def test_accounting_identity_in_every_mode(mode: str) -> None:
         sums += info["pnl"]
         if terminated.any():
             rows = np.flatnonzero(terminated)
-            terminal = info["episode"]["terminal_pnl"][rows]
+            terminal = info["totals"]["terminal_pnl"][rows]
             scale = np.maximum(np.abs(terminal), 1.0)
             np.testing.assert_array_less(np.abs(sums[rows] - terminal) / scale, 1e-9)
             finished += len(rows)
@@ -438,8 +438,8 @@ def test_single_env_equals_the_vector_env_of_one_path(mode: str) -> None:
                 else:
                     assert i1[key] == pytest.approx(i2[key][0], rel=1e-9, abs=1e-9), key
             done = t1
-        for key, value in i1["episode"].items():
-            assert value == pytest.approx(i2["episode"][key][0], rel=1e-9, abs=1e-9), key
+        for key, value in i1["totals"].items():
+            assert value == pytest.approx(i2["totals"][key][0], rel=1e-9, abs=1e-9), key
         o1, _ = single.reset()
         o2, *_ = vector.step(np.zeros((1, 2)))  # NEXT_STEP reset
 
@@ -472,7 +472,7 @@ def test_info_keys_are_the_same_on_every_step() -> None:
     done = False
     while not done:
         _, _, done, _, info = env.step(np.zeros(1, dtype=np.float32))
-        assert set(info) - {"episode"} == keys
+        assert set(info) - {"totals"} == keys
     assert info["termination_reason"] == "delta"
 
 
