@@ -49,7 +49,12 @@ from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.run_config import RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
-from hedgearena.training import check_resumable, score_agent, write_env_yaml
+from hedgearena.training import (
+    check_evaluation_config,
+    check_resumable,
+    score_agent,
+    write_env_yaml,
+)
 
 AGENT_FILE = "rllib.json"
 """Written beside a saved RLlib module: the algorithm and the agent's view of the env."""
@@ -214,6 +219,19 @@ def check_rllib_seeds(config: RunConfig) -> None:
             f"seed {config.seed}: the env runners' seeds {runners.start}..{runners.stop - 1} "
             f"include {clash}, the arena's ({config.arena.seed}) or the validation's "
             f"({config.arena.seed + 1}); choose a seed away from arena.seed")
+
+
+def check_rllib_scoring_seed(config: RunConfig, seed: int, name: str) -> None:
+    """Refuse scoring ``config``'s RLlib agent on paths of ``seed`` that its runners sampled.
+
+    ``name`` is the setting that gave ``seed`` (``arena.seed``, ``stress.seed``).
+    """
+    runners = range(config.seed, config.seed + max(config.rllib.num_env_runners, 1) + 1)
+    if seed in runners:
+        raise ValueError(
+            f"{name} ({seed}) is one of the RLlib agent's env runner seeds "
+            f"({runners.start}..{runners.stop - 1}): the scoring paths would be paths it trained "
+            f"on; choose another {name}")
 
 
 def rllib_run_dir(config: RunConfig) -> Path:
@@ -401,9 +419,8 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
         ValueError: a config whose env or agent differs from the run's.
     """
     saved = load_config(run_dir / "config.yaml")
-    if saved.rllib != config.rllib or saved.env != config.env:
-        raise ValueError("evaluate scores the run's own agent on its own env: change only "
-                         "arena.* (paths, seed, hedgers) when evaluating")
+    check_evaluation_config(saved, config)
+    check_rllib_scoring_seed(saved, config.arena.seed, "arena.seed")
     hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own

@@ -154,8 +154,9 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
     print_table(result.table, title, console, c=config.arena.c,
                 risk_aversion=config.arena.risk_aversion,
                 note=tuning_note(result.tuned, settings))
-    console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ "
-                  f"({', '.join(sorted(p.name for p in result.files.values()))})")
+    files = sorted([*(p.name for p in result.files.values()), "run_config.yaml"])
+    console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ ({', '.join(files)}; "
+                  "run_config.yaml is the run config to repeat it with --config)")
     return out_dir
 
 
@@ -189,14 +190,26 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
     Raises:
         ValueError: a folder that is no run, or an agent trained on another env id.
     """
+    from hedgearena.agents.rllib import (
+        agent_name,
+        check_rllib_scoring_seed,
+        is_rllib_run,
+        load_rllib_hedger,
+    )
     from hedgearena.training import check_scoring_seed, load_agent
 
     agents = []
     for run_dir in run_dirs:
         saved = _agent_config(run_dir)
-        if saved.env.id != config.env.id:
-            raise ValueError(f"--agent {run_dir} was trained on {saved.env.id}, the stress env "
-                             f"is {config.env.id}: pass --env {saved.env.id}")
+        if saved.env != config.env:
+            raise ValueError(
+                f"--agent {run_dir} was trained on {saved.env.id} with env.kwargs "
+                f"{saved.env.kwargs}, the stress env is {config.env.id} with {config.env.kwargs}: "
+                "stress it on its own env (leave out --env and env.* settings)")
+        if is_rllib_run(run_dir):
+            check_rllib_scoring_seed(saved, config.stress.seed, "stress.seed")
+            agents.append(load_rllib_hedger(run_dir / "model", agent_name(saved.rllib)))
+            continue
         check_scoring_seed(saved, config.stress.seed, "stress.seed")
         agents.append(load_agent(run_dir, saved))
     names = [a.name for a in agents]

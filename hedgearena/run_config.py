@@ -278,8 +278,9 @@ SEARCH_ALGOS = ("grid", "random", "optuna")
 """``sweep.search``: Tune's grid/random variant generator, or Optuna's TPE sampler."""
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 """The kinds of a ``sweep.space`` axis (``{kind: values}``; a bare list is a grid)."""
-NOT_SWEPT = ("sweep", "ray", "out", "name")
-"""Top-level sections no trial may change (the sweep's own settings and folders)."""
+NOT_SWEPT = ("sweep", "ray", "out", "name", "rllib", "stress")
+"""Top-level sections no trial may change: the sweep's own settings and folders, and what a
+trial (which trains ``agent`` and scores it in ``arena``) does not use."""
 
 
 _EXPONENT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")

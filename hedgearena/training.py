@@ -229,6 +229,26 @@ def check_agent(config: RunConfig) -> None:
     timesteps(params, DEFAULT_TIMESTEPS)
 
 
+EVALUATION_FIELDS = ("arena", "out", "name")
+"""The run-config sections ``evaluate`` may change (the rest is what the agent was trained on)."""
+
+
+def check_evaluation_config(saved: RunConfig, config: RunConfig) -> None:
+    """Refuse an evaluation config that differs from the run's outside :data:`EVALUATION_FIELDS`.
+
+    Raises:
+        ValueError: naming the settings that differ.
+    """
+    changed = sorted(
+        name for name in type(config).model_fields
+        if name not in EVALUATION_FIELDS and getattr(saved, name) != getattr(config, name)
+    )
+    if changed:
+        raise ValueError(
+            f"evaluate scores the run's own agent on its own env: change only arena.* (paths, "
+            f"seed, hedgers) when evaluating, not {', '.join(changed)}")
+
+
 def check_scoring_seed(config: RunConfig, seed: int, name: str) -> None:
     """Refuse scoring ``config``'s agent on paths of ``seed`` that it trained on.
 
@@ -297,9 +317,7 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
     if not run_dir.is_dir():
         raise ValueError(f"run folder {str(run_dir)!r} does not exist")
     saved = load_config(run_dir / "config.yaml")
-    if saved.agent != config.agent or saved.env != config.env:
-        raise ValueError("evaluate scores the run's own agent on its own env: change only "
-                         "arena.* (paths, seed, hedgers) when evaluating")
+    check_evaluation_config(saved, config)
     check_scoring_seed(saved, config.arena.seed, "arena.seed")
     hedger = load_agent(run_dir, config)
     out_dir = run_dir / "evaluation"

@@ -595,6 +595,29 @@ def test_evaluate_and_stress_refuse_the_agents_training_seed(tmp_path: Path) -> 
         load_agents([run_dir], load_config(None, ["stress.seed=5"]))
 
 
+def test_evaluate_and_stress_keep_the_agents_own_settings(tmp_path: Path) -> None:
+    """evaluate may change arena.* only (it recorded seed 7 for an agent trained with 0);
+    stress runs an agent on its own env (--env with other kwargs dropped the agent's book)."""
+    from hedgearena.agents.rllib import check_rllib_scoring_seed
+    from hedgearena.cli import load_agents
+    from hedgearena.run_config import load_config
+    from hedgearena.training import evaluate_run
+
+    saved = load_config(None, ["seed=5"])
+    run_dir = tmp_path / "run"
+    saved.dump(run_dir / "config.yaml")
+    with pytest.raises(ValueError, match=r"change only arena.\* .* not seed"):
+        evaluate_run(run_dir, load_config(None, ["seed=7"]), progress=False)
+    with pytest.raises(ValueError, match=r"the stress env is hedgearena/ShortCall-v0 with "
+                                         r"\{'cost': 0.002\}: stress it on its own env"):
+        load_agents([run_dir], load_config(None, ["seed=5", "env.kwargs={cost: 0.002}"]))
+    rllib = load_config(None, ["seed=10", "rllib.num_env_runners=2"])
+    with pytest.raises(ValueError, match=r"stress.seed \(12\) is one of the RLlib agent's env "
+                                         r"runner seeds \(10..12\)"):
+        check_rllib_scoring_seed(rllib, 12, "stress.seed")
+    check_rllib_scoring_seed(rllib, 13, "stress.seed")
+
+
 def test_rllib_runner_seeds_must_not_be_the_arenas_or_the_validations() -> None:
     """Runner k resets with seed + k: seed 2023 with two runners samples 2024 (the arena's
     first block) and 2025 (the validation's paths)."""

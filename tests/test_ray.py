@@ -228,6 +228,7 @@ def test_sweep_and_rllib_name_the_extra_when_ray_is_missing(monkeypatch, tmp_pat
     ({"space": {"sed": [0, 1]}}, "'sed' is not a field"),
     ({"space": {"arena.paths.x": [1]}}, "'paths' is a value"),
     ({"space": {"out": ["a"]}}, "cannot be swept"),
+    ({"space": {"rllib.num_env_runners": [1, 2]}}, "cannot be swept"),  # trials train `agent`
     ({"space": {"seed": {"normal": [0, 1]}}}, "kind in"),
     ({"space": {"agent.hyperparams.learning_rate": {"loguniform": [0, 1]}}}, "0 < low < high"),
     ({"search": "bayes"}, "sweep.search must be one of"),
