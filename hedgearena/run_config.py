@@ -136,6 +136,24 @@ class AgentSpec(_LearnerSpec):
             raise ValueError(f"agent.algo must be one of {allowed}, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _deep_hedging_fields(self) -> AgentSpec:
+        """Refuse values of the SB3 fields the deep hedger does not read (they were ignored)."""
+        if self.algo != "deep_hedging":
+            return self
+        instead = {"env_kwargs": "its policy's hyperparams (outputs, features)",
+                   "eval_freq": "agent.hyperparams.eval_every",
+                   "eval_paths": "agent.hyperparams.n_valid",
+                   "checkpoint_freq": "agent.hyperparams.checkpoint_every"}
+        fields = type(self).model_fields
+        given = [name for name in instead
+                 if getattr(self, name) != fields[name].get_default(call_default_factory=True)]
+        if given:
+            raise ValueError(
+                f"agent.{given[0]} is for SB3 agents; the deep hedger does not read it (use "
+                f"{instead[given[0]]})")
+        return self
+
 
 
 def hedger_name(spec: str) -> str:

@@ -648,3 +648,15 @@ def test_a_string_that_reads_as_a_number_survives_a_saved_config(tmp_path: Path)
     again = load_config(tmp_path / "config.yaml")
     assert again.name == "312e5148"
     assert again.env.kwargs["cost"] == 0.001
+
+
+def test_the_deep_hedger_refuses_the_sb3_fields_it_would_ignore() -> None:
+    """agent.eval_paths, eval_freq, checkpoint_freq and env_kwargs were silently ignored."""
+    from hedgearena.run_config import load_config
+
+    with pytest.raises(ValueError, match=r"agent.eval_paths is for SB3 agents; the deep hedger "
+                                         r"does not read it \(use agent.hyperparams.n_valid\)"):
+        load_config(None, ["agent.eval_paths=7"])
+    with pytest.raises(ValueError, match=r"agent.checkpoint_freq is for SB3 agents"):
+        load_config(None, ["agent.checkpoint_freq=5"])
+    load_config(None, ["agent.algo=ppo", "agent.eval_paths=7"])  # SB3 reads it

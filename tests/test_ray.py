@@ -37,7 +37,7 @@ def ray_instance():
 
 
 def _write_config(folder: Path, sweep: dict, **extra) -> Path:
-    document = {"agent": {"algo": "deep_hedging", "hyperparams": DH_TINY, "eval_paths": 128},
+    document = {"agent": {"algo": "deep_hedging", "hyperparams": DH_TINY},
                 "arena": TINY_ARENA, "out": str(folder / "runs"), "sweep": sweep, **extra}
     path = folder / "sweep.yml"
     path.write_text(yaml.safe_dump(document))

@@ -18,7 +18,7 @@ from hedgearena.run_config import load_config
 
 TINY_ARENA = ["--set", "arena.paths=512", "--set", "arena.tune_paths=256",
               "--set", "arena.hedgers=[delta,no_hedge]", "--set", "arena.frontier=false",
-              "--set", "arena.n_boot=20", "--set", "agent.eval_paths=128", "--no-progress"]
+              "--set", "arena.n_boot=20", "--no-progress"]
 SB3_TINY = {
     "ppo": {"n_timesteps": 256, "n_envs": 16, "n_steps": 8, "batch_size": 64, "n_epochs": 1},
     "recurrent_ppo": {"n_timesteps": 256, "n_envs": 16, "n_steps": 8, "batch_size": 64,
@@ -33,8 +33,9 @@ DH_TINY = {"steps": 6, "batch_size": 64, "n_train": 128, "n_valid": 64, "eval_ev
 
 
 def _args(algo: str, params: dict, out: Path) -> list[str]:
+    sb3 = [] if algo == "deep_hedging" else ["--set", "agent.eval_paths=128"]  # SB3's validation
     return ["train", "--agent", algo, "--out", str(out),
-            "--set", f"agent.hyperparams={json.dumps(params)}", *TINY_ARENA]
+            "--set", f"agent.hyperparams={json.dumps(params)}", *TINY_ARENA, *sb3]
 
 
 def _scores(folder: Path) -> dict:

@@ -131,7 +131,7 @@ def test_stress_command_stresses_a_saved_agent_beside_the_baselines(tmp_path: Pa
     main(["train", "--agent", "deep_hedging", "--out", str(tmp_path),
           "--set", f"agent.hyperparams={json.dumps(tiny)}", "--set", "arena.paths=128",
           "--set", "arena.hedgers=[delta]", "--set", "arena.frontier=false",
-          "--set", "arena.n_boot=10", "--set", "agent.eval_paths=64", "--no-progress"])
+          "--set", "arena.n_boot=10", "--no-progress"])
     run = tmp_path / "deep_hedging-ShortCall-seed0"
     main(["stress", "--agent", str(run), "--paths", "256", "--scenarios", "base", "gap",
           "--hedgers", "delta", "--out", str(tmp_path), "--name", "stressed",
