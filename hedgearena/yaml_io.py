@@ -1,8 +1,12 @@
-"""YAML reading for configs and ``--set`` values: numbers in exponent form are numbers.
+"""YAML reading for configs and ``--set`` values: numbers and booleans as YAML 1.2 reads them.
 
 PyYAML follows YAML 1.1, where a float needs a dot: ``1e-3`` and ``3e-4`` are read as the
 strings ``'1e-3'`` and ``'3e-4'``, and a learning rate or a cost written that way would fail
-late (or be taken for a name). :func:`load_yaml` reads them as YAML 1.2 does.
+late (or be taken for a name). YAML 1.1 also reads ``010`` as the octal 8, ``1:30`` as the
+sexagesimal 90 and ``on`` / ``off`` / ``yes`` / ``no`` as booleans. :func:`load_yaml` reads
+numbers and booleans as YAML 1.2's core schema does: ``1e-3`` is 0.001, ``010`` is 10 (``0o10``
+is 8, ``0x1f`` 31), ``1:30`` and ``off`` are strings, and only ``true`` / ``false`` are
+booleans. Underscores in numbers (``1_000``) are still read as digit separators.
 """
 
 from __future__ import annotations
@@ -33,8 +37,30 @@ _FLOAT = re.compile(
     re.X,
 )
 """YAML 1.2's floats: PyYAML's (YAML 1.1) need a dot, so ``1e-3`` was a string."""
+_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")
+"""YAML 1.2's integers (decimal, ``0o`` octal, ``0x`` hexadecimal; ``_`` separators kept)."""
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+"""YAML 1.2's booleans."""
+_INT_TAG, _BOOL_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"
 for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    _cls.yaml_implicit_resolvers = {  # (add_implicit_resolver made the class its own copy)
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _BOOL_TAG)]
+        for first, resolvers in _cls.yaml_implicit_resolvers.items()
+    }
+    _cls.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))
+    _cls.add_implicit_resolver(_BOOL_TAG, _BOOL, list("tTfF"))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 integer (YAML 1.1's constructor reads a leading 0 as octal)."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    if text[:2] in ("0o", "0x"):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+_Loader.add_constructor(_INT_TAG, _construct_int)
 
 
 def load_yaml(text: str) -> Any:
@@ -45,6 +71,8 @@ def load_yaml(text: str) -> Any:
         {'learning_rate': 0.0003, 'cost': 0.001, 'steps': 10000.0, 'name': 'band'}
         >>> load_yaml("[1_000, 2.5, .5, -1E+2, 7]")
         [1000, 2.5, 0.5, -100.0, 7]
+        >>> load_yaml("[010, 0o10, 0x1f, 1:30, off, yes, true, False]")
+        [10, 8, 31, '1:30', 'off', 'yes', True, False]
     """
     return yaml.load(text, Loader=_Loader)
 
@@ -55,5 +83,7 @@ def dump_yaml(data: Any) -> str:
     Examples:
         >>> load_yaml(dump_yaml({"name": "312e5148", "rate": 3e-4}))
         {'name': '312e5148', 'rate': 0.0003}
+        >>> load_yaml(dump_yaml({"id": "010", "flag": "on", "on": True}))
+        {'id': '010', 'flag': 'on', 'on': True}
     """
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False)

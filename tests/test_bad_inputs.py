@@ -390,11 +390,15 @@ def test_numbers_in_exponent_form_are_numbers_in_configs_and_overrides(tmp_path:
 def test_run_configs_refuse_booleans_for_numbers_and_negative_seeds() -> None:
     from hedgearena.run_config import load_config
 
-    for override, key in (("seed=true", "seed"), ("arena.paths=yes", "arena.paths"),
+    for override, key in (("seed=true", "seed"), ("arena.paths=false", "arena.paths"),
                           ("ray.num_cpus=true", "ray.num_cpus")):
         with pytest.raises(ValueError, match=rf"{re.escape(key)}: .*must be a number, not a "
                                              r"boolean"):
             load_config(None, [override])
+    # YAML 1.2: "yes" is a string (YAML 1.1 read it as a boolean), "010" ten (not octal 8)
+    with pytest.raises(ValueError, match=r"arena.paths: .*integer.*got 'yes'"):
+        load_config(None, ["arena.paths=yes"])
+    assert load_config(None, ["seed=010"]).seed == 10
     for override, key in (("seed=-1", "seed"), ("arena.seed=-1", "arena.seed"),
                           ("stress.seed=-3", "stress.seed")):
         with pytest.raises(ValueError, match=rf"{re.escape(key)}: Input should be greater than or "
