@@ -631,7 +631,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             "model_hedge": np.array(view.model_hedge[t], dtype=np.float64),
             "wealth": wealth(view, t, self._state_of(ALL_ROWS)),
             "reward_scale": np.full(n, self.reward_scale),
-            "step": self._t.astype(np.float64),
+            "step": self._t.copy(),  # an int64 market step, as the single env's int
         }
 
     def _breach_info(self, rows: Rows, breach: np.ndarray | None) -> np.ndarray:

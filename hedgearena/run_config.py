@@ -511,6 +511,21 @@ class RunConfig(_Section):
     out: str = "runs"
     name: str | None = None
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _one_folder(cls, value: Any) -> Any:
+        """A run's name is one folder inside ``out`` (no path separators, not ``.`` or ``..``).
+
+        A number is its folder name too (``--set name=2024``, as ``--name 2024``).
+        """
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and (not value or value in (".", "..") or "/" in value
+                                       or "\\" in value):
+            raise ValueError(f"name must be a folder name inside out (no '/', '\\' or '..'), "
+                             f"got {value!r}")
+        return value
+
     @property
     def run_name(self) -> str:
         """The run's folder name."""
@@ -603,7 +618,9 @@ def _explain(error: ValidationError, path: str | Path | None) -> str:
     sections = set()
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
-        lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+        given = repr(item.get("input"))
+        shown = "" if given in item["msg"] else f" (got {given})"  # not twice
+        lines.append(f"  {key}: {item['msg']}{shown}")
         if item["type"] == "extra_forbidden":  # an unknown key: list the allowed ones
             sections.add(str(item["loc"][0]) if len(item["loc"]) > 1 else "")
     for section in sorted(sections):

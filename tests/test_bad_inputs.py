@@ -664,3 +664,13 @@ def test_the_deep_hedger_refuses_the_sb3_fields_it_would_ignore() -> None:
     with pytest.raises(ValueError, match=r"agent.checkpoint_freq is for SB3 agents"):
         load_config(None, ["agent.checkpoint_freq=5"])
     load_config(None, ["agent.algo=ppo", "agent.eval_paths=7"])  # SB3 reads it
+
+
+def test_a_run_name_is_one_folder_inside_out() -> None:
+    """--name ../../etc wrote a report outside --out; --set name=2024 was refused (a number)."""
+    from hedgearena.run_config import load_config
+
+    for name in ("../../etc", "a/b", ".."):
+        with pytest.raises(ValueError, match=r"name must be a folder name inside out"):
+            load_config(None, [f"name={name}"])
+    assert load_config(None, ["name=2024"]).run_name == "2024"
