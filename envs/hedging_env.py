@@ -147,18 +147,24 @@ MAX_RESET_HEDGE = 1e15
 observations and the wealth in currency overflow)."""
 
 
+NUMERIC_KINDS = "fiu"
+"""numpy dtype kinds an action may have: floats and integers (not booleans, strings, bytes)."""
+_NOT_NUMBERS = (bool, np.bool_, str, bytes)
+
+
 def check_actions(actions: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Validate actions: the right shape and finite; then clip into [-1, 1] (documented).
 
     Raises:
         ValueError: naming the shape, a non-numeric action or the non-finite entries.
     """
-    try:
-        values = np.asarray(actions, dtype=np.float64)
-    except (TypeError, ValueError):
+    raw = np.asarray(actions)
+    if raw.dtype.kind not in NUMERIC_KINDS:  # booleans, strings, bytes, objects
         raise ValueError(
-            f"action must be an array of numbers of shape {shape}, got {actions!r}"
-        ) from None
+            f"action must be an array of numbers of shape {shape}, got {actions!r} "
+            f"({raw.dtype})"
+        )
+    values = raw.astype(np.float64)
     if values.shape != shape:
         raise ValueError(f"action must have shape {shape}, got {values.shape}")
     if not np.isfinite(values).all():
@@ -418,7 +424,12 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
     def _read_action(self, action: Any) -> tuple[float, float]:
         """The action as clipped Python floats (the second 0 without a hedging option)."""
         try:
-            values = action.tolist() if isinstance(action, np.ndarray) else list(action)
+            if isinstance(action, np.ndarray):
+                values = action.tolist() if action.dtype.kind in NUMERIC_KINDS else []
+            elif isinstance(action, str | bytes):
+                values = []
+            else:
+                values = [v if type(v) not in _NOT_NUMBERS else None for v in action]
             a = float(values[0])
             b = float(values[1]) if self._with_option else 0.0
             ok = len(values) == self._action_dim and math.isfinite(a) and math.isfinite(b)

@@ -369,3 +369,16 @@ def test_a_reset_hedge_beyond_float32_is_refused() -> None:
     with pytest.raises(ValueError, match=r"options\['hedge'\] must be a finite number of units "
                                          r"within \+-1e\+15"):
         env.reset(seed=0, options={"hedge": 1e41})
+
+
+@pytest.mark.parametrize("action", [np.array([True]), [True], b"\x01", "a", ["0.5"]])
+def test_booleans_strings_and_bytes_are_not_actions(action: object) -> None:
+    """np.array([True]) was a full position, b"\\x01" the action 1.0: refused now."""
+    env = gym.make("hedgearena/ShortCall-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be an array of numbers of shape"):
+        env.step(action)
+    venv = VecHedgingEnv(num_envs=1, preset="ShortCall")
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be an array of numbers of shape"):
+        venv.step(np.array([[True]]))
