@@ -206,13 +206,18 @@ def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
 
 
 # ----------------------------------------------------------------------------- training
+def runner_seeds(config: RunConfig) -> range:
+    """The seeds the env runners reset with: ``seed + k``, k = 0 .. num_env_runners."""
+    return range(config.seed, config.seed + max(config.rllib.num_env_runners, 1) + 1)
+
+
 def check_rllib_seeds(config: RunConfig) -> None:
     """Refuse training seeds whose runners would sample the validation or arena paths.
 
     Env runner ``k`` resets its env with ``seed + k`` (k = 0 .. num_env_runners); the
     validation paths come from ``arena.seed + 1`` and the arena's from ``arena.seed``.
     """
-    runners = range(config.seed, config.seed + max(config.rllib.num_env_runners, 1) + 1)
+    runners = runner_seeds(config)
     clash = sorted({config.arena.seed, config.arena.seed + 1} & set(runners))
     if clash:
         raise ValueError(
@@ -226,7 +231,7 @@ def check_rllib_scoring_seed(config: RunConfig, seed: int, name: str) -> None:
 
     ``name`` is the setting that gave ``seed`` (``arena.seed``, ``stress.seed``).
     """
-    runners = range(config.seed, config.seed + max(config.rllib.num_env_runners, 1) + 1)
+    runners = runner_seeds(config)
     if seed in runners:
         raise ValueError(
             f"{name} ({seed}) is one of the RLlib agent's env runner seeds "

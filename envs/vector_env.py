@@ -292,7 +292,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         ``full_infos=False`` (``NEXT_STEP`` autoreset only; ignored otherwise) leaves out of the
         infos what :func:`hedgearena.baselines.hedger.run_hedger` does not read: they hold the
         step's result (:data:`STEP_INFO_KEYS`), ``breach`` and, when episodes end, ``totals``
-        and ``_episode``, the same arrays as with the full infos.
+        and ``_totals``, the same arrays as with the full infos.
         """
         values = np.asarray(targets, dtype=np.float64)
         if values.shape != (self.num_envs, self.config.action_dim):
