@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from hedgearena.baselines.dependence import Overlap, overlap_of
 from hedgearena.baselines.hedger import (
     RECORD_DTYPES,
     RECORD_FIELDS,
@@ -81,6 +82,9 @@ class ArenaResult:
         batches: the blocks' full :class:`EpisodeBatch` es (only with ``keep_batches=True``).
         totals_only: hedger name -> its episode totals, ``(n_paths,)`` each, for the hedgers
             run with ``totals_only`` (they have no ``records`` nor ``attribution`` entry).
+        overlap: which paths share market history (dated paths: the historical replay's
+            overlapping windows), for the standard errors of
+            :func:`hedgearena.baselines.metrics.score`; None for simulated, independent paths.
     """
 
     config: EnvConfig
@@ -96,6 +100,7 @@ class ArenaResult:
     build_seconds: float
     batches: list[EpisodeBatch] = dataclasses.field(default_factory=list)
     totals_only: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    overlap: Overlap | None = None
 
     def totals(self, name: str) -> dict[str, np.ndarray]:
         """Hedger ``name``'s episode totals, ``(n_paths,)`` each (with a record or not)."""
@@ -317,6 +322,8 @@ class _Runs:
         # the paths' summaries, allocated by the first block
         self.spot, self.model_hedge = np.empty((0, 0)), np.empty((0, 0))
         self.strike: np.ndarray | None = None
+        self.start_day: np.ndarray | None = None  # dated paths: each path's first day
+        self.span = 0
         self.kept: list[EpisodeBatch] = []
         self.seconds = dict.fromkeys(names, 0.0)
         self.build = 0.0
@@ -333,6 +340,12 @@ class _Runs:
             self.model_hedge = np.empty((model_hedge.shape[0], self.n_paths))
             self.strike = np.empty(self.n_paths) if strikes.shape[1] else None
         hi = lo + len(spot)
+        overlap = overlap_of(batch.market.dates)
+        if overlap is not None:
+            if self.start_day is None:
+                self.start_day = np.empty(self.n_paths, dtype=np.int64)
+            self.start_day[lo:hi] = overlap.start
+            self.span = max(self.span, overlap.span)
         self.spot[lo:hi] = spot
         self.model_hedge[:, lo:hi] = model_hedge
         if self.strike is not None:
@@ -394,7 +407,8 @@ class _Runs:
         return ArenaResult(config, records, attribution, last.market.times, self.spot,
                            self.model_hedge.T, self.strike, last.market.rate, seed,
                            self.seconds, self.build, self.kept,
-                           {name: totals[name] for name in self.totals_only})
+                           {name: totals[name] for name in self.totals_only},
+                           None if self.start_day is None else Overlap(self.start_day, self.span))
 
 
 def _market_attribution(batch: EpisodeBatch) -> dict[str, np.ndarray]:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
+from hedgearena.baselines.dependence import Overlap
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
 from hedgearena.envs.checks import require_integer
@@ -151,15 +152,20 @@ def _family_rows(
 
 def score_hedger(
     result: ArenaResult, name: str, *, c: float, risk_aversion: float, reference: str | None,
-    n_boot: int, seed: int,
+    n_boot: int, seed: int, conditional: bool = False,
 ) -> dict[str, float]:
-    """Every metric of hedger ``name`` of an arena run (paired with ``reference`` if given)."""
+    """Every metric of hedger ``name`` of an arena run (paired with ``reference`` if given).
+
+    Dependent paths (``result.overlap``, the historical replay's) get long-run standard errors
+    and block bootstraps, unless ``conditional``: then the errors are those of the average over
+    these paths, the history taken as given (the stress report's reading).
+    """
     paired = reference is not None and reference != name and reference in result.records
     return metrics.score(
         result.records[name], None, attribution=result.attribution[name],
         rate_time=(result.rate, result.horizon), c=c, risk_aversion=risk_aversion,
         reference=result.records[reference] if paired and reference else None,
-        n_boot=n_boot, seed=seed,
+        n_boot=n_boot, seed=seed, overlap=None if conditional else result.overlap,
     )
 
 
@@ -311,7 +317,7 @@ def write_report(
     tables = report.write_tables(
         out.table, out_dir, "scores", c=settings.c, risk_aversion=settings.risk_aversion,
         seed=settings.seed, n_paths=settings.n_paths, extra={"title": title, "tuned": out.tuned},
-        note=tuning_note(out.tuned, settings),
+        note=report_note(out, settings),
     )
     files.update({f"scores_{ext}": path for ext, path in tables.items()})
     if out.frontier:
@@ -323,6 +329,35 @@ def write_report(
     for stale in set(REPORT_FILES) - {path.name for path in files.values()}:
         (out_dir / stale).unlink(missing_ok=True)
     return files
+
+
+def report_note(out: BenchmarkReport, settings: BenchmarkSettings) -> str | None:
+    """The lines under a report's table: :func:`tuning_note` and :func:`dependence_note`."""
+    notes = [tuning_note(out.tuned, settings), dependence_note(out.arena.overlap)]
+    return "\n".join(note for note in notes if note) or None
+
+
+def dependence_note(overlap: Overlap | None) -> str | None:
+    """The report's line on dependent paths (the historical replay's), None for independent ones.
+
+    Examples:
+        >>> import numpy as np, textwrap
+        >>> overlap = Overlap(np.arange(0, 3650, 2), span=31)
+        >>> print(textwrap.fill(dependence_note(overlap), 80))
+        The paths are overlapping windows of one history (1,825 start days, each path
+        spanning up to 31 days): standard errors, p-values and intervals are long-run
+        ones (Newey-West over 93 days, moving-block bootstrap) on 39 independent
+        stretches, not on the paths.
+    """
+    if overlap is None:
+        return None
+    return (
+        f"The paths are overlapping windows of one history ({np.unique(overlap.start).size:,} "
+        f"start days, each path spanning up to {overlap.span} days): standard errors, p-values "
+        f"and intervals are long-run ones (Newey-West over {overlap.bandwidth} days, "
+        f"moving-block bootstrap) on {overlap.stretches:,} independent stretches, not on the "
+        "paths."
+    )
 
 
 def tuning_note(tuned: dict[str, float], settings: BenchmarkSettings) -> str | None:

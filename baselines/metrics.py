@@ -28,6 +28,13 @@ Conventions (currency = the units of the underlying's price; "per episode" = per
   lognormal(0, 1) samples of 2,000: 0.74 to 0.77 of the Monte Carlo spread, 0.99 to 1.02 on
   normal and lognormal(0, 0.5) ones), and percentile intervals of VaR and ES cover a little less
   than their level (0.90 to 0.93 for 95% on normal samples of 2,000).
+- Dependent paths (the historical replay's windows overlap: :class:`Overlap`). Given an
+  ``overlap``, every standard error is a Newey and West (1987) long-run one over the days the
+  paths start on (the estimator's influence values summed per start day, Bartlett weights over
+  :attr:`Overlap.bandwidth` days), paired p-values take that many independent stretches as
+  degrees of freedom, and bootstraps resample blocks of paths (Kuensch 1989's moving blocks,
+  the paths in order of their start, each block covering the bandwidth). Without one, paths are
+  independent (the simulated markets).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import logsumexp
 from scipy.stats import t as student_t
 
+from hedgearena.baselines.dependence import Overlap, block_resamples, check_overlap, long_run_se
 from hedgearena.baselines.hedger import EpisodeRecord
 from hedgearena.envs.episode import EpisodeBatch
 
@@ -155,53 +163,72 @@ def hedging_cost(
     return np.asarray(initial_premium, dtype=np.float64) - math.exp(-rate * horizon) * pnl
 
 
-def sample_mean(x: ArrayLike) -> Estimate:
-    """Mean and its standard error ``s / sqrt(n)``.
+def sample_mean(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
+    """Mean and its standard error ``s / sqrt(n)`` (:func:`long_run_se` with an ``overlap``).
 
     Examples:
         >>> est = sample_mean([1.0, 2.0, 3.0, 4.0])
         >>> est.value, round(est.se, 6)  # s = sqrt(5/3)
         (2.5, 0.645497)
     """
-    m = _moments(_sample(x))
+    values = _sample(x)
+    m = _moments(values)
+    if overlap is not None and m.n > 1:
+        return Estimate(m.mean, long_run_se(values - m.mean, overlap))
     se = m.s / math.sqrt(m.n) if m.n > 1 else math.nan
     return Estimate(m.mean, se)
 
 
-def sample_std(x: ArrayLike) -> Estimate:
+def sample_std(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
     """Standard deviation ``s`` (``ddof = 1``) and its delta-method standard error.
 
     ``se(s) = sqrt((m4 - m2^2) / (4 s^2 n))`` (``var(s^2) ~ (m4 - sigma^4) / n``, then
     ``d sqrt(v) = dv / (2 sqrt(v))``; Kendall and Stuart, *The Advanced Theory of Statistics*,
-    vol. 1, sec. 10.5). A constant sample has ``s = 0`` and standard error 0.
+    vol. 1, sec. 10.5). A constant sample has ``s = 0`` and standard error 0. With an
+    ``overlap``: :func:`long_run_se` of the influence values ``((x - mean)^2 - m2) / (2 s)``.
 
     Examples:
         >>> est = sample_std([1.0, 2.0, 3.0, 4.0])  # m2 = 1.25, m4 = 2.5625
         >>> round(est.value, 6), round(est.se, 6)  # se = sqrt(1 / (4 * 5/3 * 4))
         (1.290994, 0.193649)
     """
-    m = _moments(_sample(x))
+    values = _sample(x)
+    m = _moments(values)
     if m.n == 1:
         return Estimate(0.0, math.nan)
     if m.s == 0.0:
         return Estimate(0.0, 0.0)
+    if overlap is not None:
+        return Estimate(m.s, long_run_se(_variance_influence(values, m) / (2.0 * m.s), overlap))
     return Estimate(m.s, math.sqrt(max(m.m4 - m.m2**2, 0.0) / (4.0 * m.s**2 * m.n)))
 
 
-def sample_variance(x: ArrayLike) -> Estimate:
+def _variance_influence(values: FloatArray, m: _Moments) -> FloatArray:
+    """Influence values of the variance: ``(x - mean)^2 - m2``."""
+    return (values - m.mean) ** 2 - m.m2
+
+
+def sample_variance(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
     """Variance ``s^2`` (``ddof = 1``) and its standard error ``sqrt((m4 - m2^2) / n)``.
+
+    With an ``overlap``: :func:`long_run_se` of the influence values ``(x - mean)^2 - m2``.
 
     Examples:
         >>> est = sample_variance([1.0, 2.0, 3.0, 4.0])
         >>> round(est.value, 6), est.se  # sqrt(1.0 / 4)
         (1.666667, 0.5)
     """
-    m = _moments(_sample(x))
+    values = _sample(x)
+    m = _moments(values)
+    if overlap is not None and m.n > 1:
+        return Estimate(m.s**2, long_run_se(_variance_influence(values, m), overlap))
     se = math.sqrt(max(m.m4 - m.m2**2, 0.0) / m.n) if m.n > 1 else math.nan
     return Estimate(m.s**2, se)
 
 
-def cost_objective(cost: ArrayLike, c: float = DEFAULT_C) -> Estimate:
+def cost_objective(
+    cost: ArrayLike, c: float = DEFAULT_C, *, overlap: Overlap | None = None
+) -> Estimate:
     """The objective ``Y = mean(C) + c std(C)`` and its delta-method standard error.
 
     Source: Cao, Chen, Hull and Poulos (2021), eq. (3). With ``var(mean) = s^2 / n``, ``var(s)``
@@ -209,9 +236,13 @@ def cost_objective(cost: ArrayLike, c: float = DEFAULT_C) -> Estimate:
 
         se(Y)^2 = s^2 / n + c^2 (m4 - m2^2) / (4 s^2 n) + c m3 / (s n)
 
+    With an ``overlap``: :func:`long_run_se` of the influence values
+    ``(C - mean) + c ((C - mean)^2 - m2) / (2 s)``.
+
     Args:
         cost: ``(n,)`` hedging cost per path, currency.
         c: weight of the standard deviation (>= 0).
+        overlap: the paths' dependence (:class:`Overlap`); None: independent paths.
 
     Examples:
         >>> est = cost_objective([1.0, 2.0, 3.0, 4.0], c=1.5)  # symmetric: m3 = 0
@@ -220,12 +251,16 @@ def cost_objective(cost: ArrayLike, c: float = DEFAULT_C) -> Estimate:
     """
     if not (math.isfinite(c) and c >= 0):
         raise ValueError(f"c must be a finite number >= 0, got {c!r}")
-    m = _moments(_sample(cost, "cost"))
+    values = _sample(cost, "cost")
+    m = _moments(values)
     value = m.mean + c * m.s
     if m.n == 1:
         return Estimate(value, math.nan)
     if m.s == 0.0:
         return Estimate(value, 0.0)
+    if overlap is not None:
+        influence = values - m.mean + c * _variance_influence(values, m) / (2.0 * m.s)
+        return Estimate(value, long_run_se(influence, overlap))
     var = m.s**2 + c**2 * (m.m4 - m.m2**2) / (4.0 * m.s**2) + c * m.m3 / m.s
     return Estimate(value, math.sqrt(max(var, 0.0) / m.n))
 
@@ -324,12 +359,14 @@ def bootstrap_interval(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     confidence: float = 0.95,
+    overlap: Overlap | None = None,
 ) -> Interval:
     """A statistic and its percentile-bootstrap confidence interval (Efron and Tibshirani 1993).
 
     The ``n_boot`` resamples are drawn at once (in chunks that fit in memory) and the statistic
     is applied to every row, so it must be vectorised: ``(rows, n) -> (rows,)``. The same seed
-    and sample size draw the same resamples.
+    and sample size draw the same resamples. With an ``overlap`` they are moving-block
+    resamples (:func:`block_resamples`).
 
     Examples:
         >>> ci = bootstrap_interval([1.0, 2.0, 3.0, 4.0], lambda r: r.mean(axis=-1), seed=1)
@@ -339,7 +376,8 @@ def bootstrap_interval(
     values = _sample(x)
     if int(n_boot) != n_boot or n_boot < 1:
         raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
-    stats = _bootstrap_rows((values,), lambda rows: statistic(rows[0]), int(n_boot), seed)
+    stats = _bootstrap_rows((values,), lambda rows: statistic(rows[0]), int(n_boot), seed,
+                            overlap)
     return _interval(float(statistic(values[None, :])[0]), stats, _check_level(confidence))
 
 
@@ -348,19 +386,32 @@ def _bootstrap_rows(
     statistic: Callable[[tuple[FloatArray, ...]], FloatArray],
     n_boot: int,
     seed: int,
+    overlap: Overlap | None = None,
 ) -> FloatArray:
-    """``statistic`` of ``n_boot`` joint resamples of the paths of ``samples`` (same indices)."""
+    """``statistic`` of ``n_boot`` joint resamples of the paths of ``samples`` (same indices).
+
+    Independent paths are resampled one by one; with an ``overlap``, by moving blocks
+    (:func:`block_resamples`). NaN rows when the overlap leaves fewer than two stretches.
+    """
     n = samples[0].size
+    check_overlap(overlap, n)
+    if overlap is not None and overlap.stretches < 2:
+        probe = statistic(tuple(s[None, :] for s in samples))
+        return np.full((n_boot, *probe.shape[1:]), math.nan)
     rng = np.random.default_rng(seed)
     chunk = max(1, _BOOT_CHUNK // n)
     out = []
     for start in range(0, n_boot, chunk):
-        index = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        rows = min(chunk, n_boot - start)
+        index = (rng.integers(0, n, size=(rows, n)) if overlap is None
+                 else block_resamples(overlap, rows, rng))
         out.append(statistic(tuple(s[index] for s in samples)))
     return np.concatenate(out)
 
 
 def _interval(value: float, stats: FloatArray, confidence: float) -> Interval:
+    if np.isnan(stats).any():
+        return Interval(value, math.nan, math.nan)
     tail = 0.5 * (1.0 - confidence)
     low, high = np.quantile(stats, [tail, 1.0 - tail])
     return Interval(value, float(low), float(high))
@@ -373,12 +424,14 @@ def tail_risk(
     risk_aversion: float = DEFAULT_RISK_AVERSION,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    overlap: Overlap | None = None,
 ) -> dict[str, float]:
     """VaR and ES of the loss ``-PnL`` at each level and the entropic risk, with bootstrap CIs.
 
     Keys: ``value_at_risk_95``, ``expected_shortfall_95`` (and ``_99``...) and ``entropic_risk``,
     each with ``_low`` and ``_high`` (95% percentile-bootstrap interval); currency per episode.
-    One set of ``n_boot`` resamples (``seed``) serves every statistic.
+    One set of ``n_boot`` resamples (``seed``; moving blocks with an ``overlap``) serves every
+    statistic.
 
     Examples:
         >>> risk = tail_risk(-np.arange(1.0, 101.0), levels=(0.95,), n_boot=50)
@@ -397,7 +450,7 @@ def tail_risk(
         return _tail_rows(rows[0], checked, risk_aversion)
 
     values = statistics((loss[None, :],))[0]
-    boot = _bootstrap_rows((loss,), statistics, n_boot, seed)
+    boot = _bootstrap_rows((loss,), statistics, n_boot, seed, overlap)
     out: dict[str, float] = {}
     for j, name in enumerate(names):
         ci = _interval(float(values[j]), boot[:, j], 0.95)
@@ -421,11 +474,13 @@ def _level_tag(level: float) -> str:
 
 
 # ------------------------------------------------------------------------------- activity
-def trading_activity(totals: Mapping[str, ArrayLike]) -> dict[str, float]:
+def trading_activity(
+    totals: Mapping[str, ArrayLike], *, overlap: Overlap | None = None
+) -> dict[str, float]:
     """Mean transaction cost (currency), turnover (units traded) and rebalances per episode.
 
     From the env's episode totals ``cost``, ``turnover`` and ``trades``; each with its
-    standard error (``_se``).
+    standard error (``_se``; of dependent paths with an ``overlap``, see :func:`sample_mean`).
 
     Examples:
         >>> totals = {"cost": [1.0, 3.0], "turnover": [10.0, 10.0], "trades": [4.0, 6.0]}
@@ -434,7 +489,7 @@ def trading_activity(totals: Mapping[str, ArrayLike]) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for key, name in (("cost", "transaction_cost"), ("turnover", "turnover"), ("trades", "trades")):
-        est = sample_mean(_sample(totals[key], f"totals[{key!r}]"))
+        est = sample_mean(_sample(totals[key], f"totals[{key!r}]"), overlap=overlap)
         out[f"mean_{name}"], out[f"mean_{name}_se"] = est
     return out
 
@@ -560,6 +615,7 @@ def paired_comparison(
     c: float = DEFAULT_C,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    overlap: Overlap | None = None,
 ) -> dict[str, float]:
     """A hedger against a reference on the same paths: paired t test and paired bootstrap.
 
@@ -567,7 +623,9 @@ def paired_comparison(
     two-sided p-value of the paired t test (``n - 1`` degrees of freedom; Student 1908). When
     every ``d_i`` is equal the test is exact: p = 1 if they are 0 (an identical hedger), else 0.
     ``objective_diff = Y(C) - Y(C_ref)`` with a 95% percentile-bootstrap interval that resamples
-    the path indices jointly (common random numbers keep the comparison paired).
+    the path indices jointly (common random numbers keep the comparison paired). With an
+    ``overlap`` the standard error is :func:`long_run_se`, the test has
+    ``overlap.stretches - 1`` degrees of freedom and the bootstrap resamples moving blocks.
 
     Examples:
         >>> out = paired_comparison([2.0, 3.0, 4.0], [1.0, 1.0, 1.0], n_boot=20)
@@ -580,11 +638,13 @@ def paired_comparison(
     if x.shape != ref.shape:
         raise ValueError(f"cost and reference_cost must be paired (same shape), got {x.shape} "
                          f"and {ref.shape}")
-    diff = sample_mean(x - ref)
+    diff = sample_mean(x - ref, overlap=overlap)
+    dof = x.size - 1 if overlap is None else overlap.stretches - 1
     out = {"cost_diff": diff.value, "cost_diff_se": diff.se,
-           "cost_diff_p_value": _paired_p_value(diff, x.size)}
+           "cost_diff_p_value": _paired_p_value(diff, dof)}
     boot = _bootstrap_rows(
-        (x, ref), lambda r: _objective_rows(r[0], c) - _objective_rows(r[1], c), n_boot, seed
+        (x, ref), lambda r: _objective_rows(r[0], c) - _objective_rows(r[1], c), n_boot, seed,
+        overlap,
     )
     value = cost_objective(x, c).value - cost_objective(ref, c).value
     ci = _interval(value, boot, 0.95)
@@ -592,12 +652,13 @@ def paired_comparison(
     return out
 
 
-def _paired_p_value(diff: Estimate, n: int) -> float:
-    if n == 1:
+def _paired_p_value(diff: Estimate, dof: int) -> float:
+    """Two-sided p-value of ``diff`` against 0, Student's t with ``dof`` degrees of freedom."""
+    if dof < 1 or math.isnan(diff.se):
         return math.nan
     if diff.se == 0.0:
         return 1.0 if diff.value == 0.0 else 0.0
-    return float(2.0 * student_t.sf(abs(diff.value / diff.se), df=n - 1))
+    return float(2.0 * student_t.sf(abs(diff.value / diff.se), df=dof))
 
 
 # --------------------------------------------------------------------------------- scoring
@@ -613,6 +674,7 @@ def score(
     levels: Sequence[float] = DEFAULT_LEVELS,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
+    overlap: Overlap | None = None,
 ) -> dict[str, float]:
     """Every metric of one hedger on one batch of paths, as a flat dict of floats.
 
@@ -630,6 +692,8 @@ def score(
         levels: confidence levels of VaR and ES.
         n_boot: bootstrap resamples.
         seed: of the bootstrap.
+        overlap: the paths' dependence (the historical replay's, ``ArenaResult.overlap``):
+            standard errors, tests and intervals for dependent paths; None: independent paths.
 
     Returns:
         Keys and units in :func:`column_units`: ``n_paths``; ``mean_pnl``, ``std_pnl``,
@@ -647,17 +711,17 @@ def score(
     cost = hedging_cost(pnl, record.totals["initial_premium"], rate, horizon)
     out: dict[str, float] = {"n_paths": float(pnl.size)}
     for name, est in (
-        ("mean_pnl", sample_mean(pnl)),
-        ("std_pnl", sample_std(pnl)),
-        ("mean_cost", sample_mean(cost)),
-        ("std_cost", sample_std(cost)),
-        ("var_cost", sample_variance(cost)),
-        ("objective", cost_objective(cost, c)),
+        ("mean_pnl", sample_mean(pnl, overlap=overlap)),
+        ("std_pnl", sample_std(pnl, overlap=overlap)),
+        ("mean_cost", sample_mean(cost, overlap=overlap)),
+        ("std_cost", sample_std(cost, overlap=overlap)),
+        ("var_cost", sample_variance(cost, overlap=overlap)),
+        ("objective", cost_objective(cost, c, overlap=overlap)),
     ):
         out[name], out[f"{name}_se"] = est
     out.update(tail_risk(pnl, levels=levels, risk_aversion=risk_aversion, n_boot=n_boot,
-                         seed=seed))
-    out.update(trading_activity(record.totals))
+                         seed=seed, overlap=overlap))
+    out.update(trading_activity(record.totals, overlap=overlap))
     if attribution is None:
         assert batch is not None
         attribution = pnl_attribution(record, batch)
@@ -665,7 +729,8 @@ def score(
     if reference is not None:
         ref_pnl = _sample(reference.totals["terminal_pnl"], "reference terminal_pnl")
         ref_cost = hedging_cost(ref_pnl, reference.totals["initial_premium"], rate, horizon)
-        out.update(paired_comparison(cost, ref_cost, c=c, n_boot=n_boot, seed=seed))
+        out.update(paired_comparison(cost, ref_cost, c=c, n_boot=n_boot, seed=seed,
+                                     overlap=overlap))
     return out
 
 

@@ -304,12 +304,24 @@ def stress_test(
     return out
 
 
+CONDITIONAL_ERRORS = (
+    "A scenario's standard errors are the Monte Carlo errors of its average over its paths, the "
+    "scenario taken as given: for a historical window, over the window's start dates, not the "
+    "uncertainty about another crisis."
+)
+"""How the stress report reads its standard errors (the benchmark's replay scores read them as
+long-run ones instead, :mod:`hedgearena.baselines.dependence`)."""
+
+
 def _score(result: ArenaResult, hedger: str, settings: StressSettings) -> dict[str, float]:
-    """Every metric of one hedger in one scenario, the breaches and the worst path."""
+    """Every metric of one hedger in one scenario, the breaches and the worst path.
+
+    Conditional on the scenario (:data:`CONDITIONAL_ERRORS`): the paths' overlap is not used.
+    """
     record = result.records[hedger]
     scores = score_hedger(result, hedger, c=settings.c, risk_aversion=settings.risk_aversion,
                           reference=settings.reference, n_boot=settings.n_boot,
-                          seed=settings.seed)
+                          seed=settings.seed, conditional=True)
     scores.update(_breach_columns(record))
     terminal = record.totals["terminal_pnl"]
     worst = int(np.argmin(terminal))
@@ -447,7 +459,7 @@ def markdown_report(out: StressReport, settings: StressSettings, title: str = ""
         lines += [f"- {name}: {why}" for name, why in out.skipped.items()]
     lines += ["", report.caption(settings.c, settings.risk_aversion),
               "Each scenario in its own price scale (historical windows: S&P 500 points). "
-              "Bold: the best hedger of each scenario.", ""]
+              f"{CONDITIONAL_ERRORS} Bold: the best hedger of each scenario.", ""]
     return "\n".join(lines)
 
 
