@@ -24,8 +24,8 @@ vanna and volga are 0. Both come out of the same formulas with ``d1 = d2 = +-inf
 forward), so there is one formula per greek.
 
 Inputs broadcast against each other (``is_call`` may be a bool array: a book mixes calls and
-puts); outputs have the broadcast shape. numpy inputs are validated (spot and strike > 0, tau
-and vol >= 0) with an error naming the argument.
+puts); outputs have the broadcast shape. numpy inputs are validated (finite; spot and strike
+> 0, tau and vol >= 0) with an error naming the argument.
 """
 
 from __future__ import annotations
@@ -85,12 +85,13 @@ def _namespace(*values: Any) -> Any:
 def _validate(spot: Any, strike: Any, tau: Any, vol: Any) -> None:
     """Cheap checks for numpy inputs; the message names the argument and the allowed range.
 
-    Values must be finite (an infinite strike is allowed: the option is worthless or certain).
+    Values must be finite: an infinite strike made the call's price ``0 * inf``, NaN (a huge
+    finite strike gives the limits, a worthless call and a put worth ``K e^{-r tau}``).
     """
     for name, value, positive in (("spot", spot, True), ("strike", strike, True),
                                   ("tau", tau, False), ("vol", vol, False)):
         low = np.min(value) if value.size else 1.0
-        high = np.max(value) if value.size and name != "strike" else 1.0
+        high = np.max(value) if value.size else 1.0
         if (low <= 0 if positive else low < 0) or np.isnan(low) or high == np.inf:
             allowed = "> 0" if positive else ">= 0"
             bad = high if high == np.inf else low

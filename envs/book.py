@@ -12,6 +12,7 @@ strikes and marks in currency, times in years, expiries as steps of the market g
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -29,6 +30,10 @@ from hedgearena.envs.checks import (
     require_number,
 )
 from hedgearena.envs.market import FloatArray, MarketPaths, time_major
+
+
+class ClientFlowCapacityWarning(UserWarning):
+    """Client trades past ``ClientFlow.max_trades`` were dropped (a thinner flow than its rate)."""
 
 
 def _require(condition: bool, message: str) -> None:
@@ -83,9 +88,11 @@ class ClientFlow:
         contracts: contracts per client trade.
         multiplier: units of the underlying per contract.
         half_spread_vol: half bid-ask spread the dealer earns, in vol points (0.01 = 1 vol point).
-        max_trades: capacity of client trades per episode (arrivals beyond it are dropped).
-            The default 96 holds the default flow over a 60-step episode (59 trades expected,
-            a standard deviation of 7.7) but with a probability of about 1e-6 per path.
+        max_trades: capacity of client trades per episode (arrivals beyond it are dropped,
+            with a :class:`ClientFlowCapacityWarning`). The default 96 holds the default flow
+            over OptionBook's 60-step episode (58.5 trades expected at 252 steps a year, a
+            standard deviation of 7.7) but on about 3 paths in a million (the Poisson tail,
+            2.6e-6); raise it with the rate (e.g. 175 for 500 trades a year: a tail of 2e-7).
     """
 
     rate: float = 250.0
@@ -224,7 +231,12 @@ def sample_client_flow(
     The number of trades at each of the steps ``1 .. n_steps - 1`` (none at the start, none at
     the end) is Poisson with mean ``rate * dt`` on every path (several trades may arrive at one
     step), so a path expects ``rate`` trades a year. Trades beyond ``max_trades`` on a path are
-    dropped (the latest ones).
+    dropped (the latest ones), with a :class:`ClientFlowCapacityWarning` that counts them.
+
+    Returns:
+        The trades, ``(n_paths, max_trades)`` arrays in time order per path (unused slots have
+        ``quantity == 0``): strikes in currency, quantities in units of the underlying
+        (``+-contracts * multiplier``, negative when the client buys), steps of the market grid.
     """
     n_paths, n_steps = market.n_paths, market.n_steps
     dt = float(market.times[1] - market.times[0]) if n_steps > 0 else 0.0
@@ -237,6 +249,15 @@ def sample_client_flow(
     first = np.concatenate([[0], np.cumsum(counts.sum(axis=1))[:-1]])  # each path's first trade
     slot = np.arange(len(path_idx)) - first[path_idx]
     kept = slot < flow.max_trades
+    if not kept.all():
+        dropped = ~kept
+        warnings.warn(
+            f"ClientFlow.max_trades={flow.max_trades} dropped {int(dropped.sum())} client trades "
+            f"(the latest) on {len(np.unique(path_idx[dropped]))} of {n_paths} paths, which "
+            f"expect {flow.rate * dt * max(n_steps - 1, 0):.4g} each: the flow is thinner than "
+            f"its rate there; raise max_trades",
+            ClientFlowCapacityWarning, stacklevel=2,
+        )
     path_idx, step_idx, slot = path_idx[kept], step_idx[kept], slot[kept]
     n_slots = flow.max_trades
     shape = (n_paths, n_slots)
@@ -494,6 +515,7 @@ __all__ = [
     "BookMarks",
     "BookPaths",
     "ClientFlow",
+    "ClientFlowCapacityWarning",
     "HedgeOption",
     "HedgeOptionMarks",
     "Option",

@@ -40,9 +40,18 @@ STATUS_REASONS = {
 }
 """Status codes of :func:`implied_vol_status` and what they mean."""
 
-_MAX_TOTAL_VOL = 20.0
-"""Upper end of the initial bracket in total vol ``sigma sqrt(tau)`` (normalised prices within
-about 1e-20 of the upper bound need more; they are reported as above the bound)."""
+def _max_total_vol(ax: FloatArray) -> FloatArray:
+    """Upper end of the bracket in total vol ``s = sigma sqrt(tau)``: ``10 + sqrt(100 + 4 |x|)``.
+
+    At least 20 (at the money), more in the far wings, where the normalised OTM call ``b(s)``
+    approaches its supremum ``e^{-|x| / 2}`` only once ``s^2`` is large against ``|x|`` (a fixed
+    20 capped the vol of a 25-year option at 4.0 when its vol was 4.4, struck 6 standard
+    deviations out). There ``d1 >= 10`` and the other leg is below ``e^{-50}`` of the first, so
+    ``b`` is its supremum to about 1e-22: every price below the upper bound that float64 can tell
+    from it has its vol inside the bracket (closer ones, rounding, get the bracket's end).
+    """
+    return 10.0 + np.sqrt(100.0 + 4.0 * np.abs(ax))
+
 _ITERATIONS = 100
 
 
@@ -200,18 +209,21 @@ def _otm_call(s: FloatArray, ax: FloatArray) -> tuple[FloatArray, FloatArray]:
     return b, vega
 
 
-def _initial_guess(target: FloatArray, ax: FloatArray) -> FloatArray:
-    """Brenner-Subrahmanyam at the money, the wing asymptote ``s ~ |x| / sqrt(2 ln(1/b))`` away."""
+def _initial_guess(target: FloatArray, ax: FloatArray, hi: FloatArray) -> FloatArray:
+    """Brenner-Subrahmanyam at the money, the wing asymptote ``s ~ |x| / sqrt(2 ln(1/b))`` away.
+
+    Clipped to ``[1e-8, hi / 2]``, the lower half of the bracket ``(0, hi)``.
+    """
     atm = math.sqrt(2.0 * math.pi) * target
     wing = -ax / np.sqrt(np.maximum(2.0 * np.log(1.0 / np.maximum(target, 1e-300)), 1e-12))
-    return np.clip(np.maximum(atm, wing), 1e-8, _MAX_TOTAL_VOL / 2)
+    return np.clip(np.maximum(atm, wing), 1e-8, 0.5 * hi)
 
 
 def _newton_bisect(target: FloatArray, ax: FloatArray, tol: float) -> FloatArray:
-    """Solve ``b(s) = target`` for the total vol ``s`` in ``(0, _MAX_TOTAL_VOL)``, elementwise."""
+    """Solve ``b(s) = target`` for the total vol ``s`` in ``(0, _max_total_vol(ax))``."""
     lo = np.zeros_like(target)
-    hi = np.full_like(target, _MAX_TOTAL_VOL)
-    s = _initial_guess(target, ax)
+    hi = _max_total_vol(ax)
+    s = _initial_guess(target, ax, hi)
     log_target = np.log(target)
     active = np.arange(target.size)
     out = s.copy()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from hedgearena.envs.book import ClientFlow, sample_client_flow
+from hedgearena.envs.book import ClientFlow, ClientFlowCapacityWarning, sample_client_flow
 from hedgearena.envs.gbm import GBM
 
 DT = 1.0 / 252.0
@@ -35,7 +36,7 @@ def test_arrivals_are_poisson_with_the_stated_rate_per_year() -> None:
 
 
 def test_trades_arrive_inside_the_episode_in_time_order_several_at_a_step() -> None:
-    paths, market = _flow(ClientFlow(rate=2_000.0, max_trades=200), 500)
+    paths, market = _flow(ClientFlow(rate=2_000.0, max_trades=600), 500)  # 468 expected
     live = paths.quantity != 0
     starts = np.where(live, paths.start, N_STEPS)
     assert starts[live].min() >= 1
@@ -57,6 +58,8 @@ def test_trades_arrive_inside_the_episode_in_time_order_several_at_a_step() -> N
 
 def test_trades_past_the_capacity_are_dropped_latest_first() -> None:
     full, _ = _flow(ClientFlow(rate=1_000.0, max_trades=400), 200, seed=3)
-    capped, _ = _flow(ClientFlow(rate=1_000.0, max_trades=5), 200, seed=3)
+    with pytest.warns(ClientFlowCapacityWarning, match=r"dropped \d+ client trades \(the "
+                      r"latest\) on 200 of 200 paths, which expect 234.1 each"):
+        capped, _ = _flow(ClientFlow(rate=1_000.0, max_trades=5), 200, seed=3)
     assert np.all((capped.quantity != 0).sum(axis=1) == 5)
     np.testing.assert_array_equal(capped.start, full.start[:, :5])
