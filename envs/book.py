@@ -346,7 +346,6 @@ def mark_book_time_major(instruments: BookPaths, market: MarketPaths) -> BookMar
             instruments.half_spread_vol,
         )
     )
-    arrival_quantity = np.abs(quantity) * half_spread
     # The marks and greeks are written on every step; the cash flows only at their steps.
     marks = BookMarks(
         *(np.empty((n_rows, n_paths)) for _ in BOOK_GREEKS),
@@ -358,20 +357,47 @@ def mark_book_time_major(instruments: BookPaths, market: MarketPaths) -> BookMar
         market, instruments.strike, instruments.expiry, instruments.is_call, BOOK_GREEKS
     ):
         steps = np.arange(rows.start, rows.stop)[:, None, None]
-        held = (steps >= start) & (steps < expiry)
-        held_quantity = np.where(held, quantity, 0.0)
+        held = held_quantity(steps, start, expiry, quantity)
         for name, target in zip(BOOK_GREEKS, marks, strict=False):  # value <- price, then greeks
-            _book_sum(getattr(greeks, name), held_quantity, target[rows])
+            _book_sum(getattr(greeks, name), held, target[rows])
         if arrival_rows[rows].any():
-            arriving = (steps == start) & held
-            _book_sum(greeks.price, np.where(arriving, -quantity, 0.0), marks.premium[rows])
-            _book_sum(
-                greeks.vega, np.where(arriving, arrival_quantity, 0.0), marks.spread_income[rows]
-            )
+            premium, spread = arrival_weights(steps, start, expiry, quantity, half_spread)
+            _book_sum(greeks.price, premium, marks.premium[rows])
+            _book_sum(greeks.vega, spread, marks.spread_income[rows])
         if settlement_rows[rows].any():
-            settling = np.where(steps == expiry, quantity, 0.0)
-            _book_sum(greeks.price, settling, marks.settlement[rows])
+            _book_sum(greeks.price, settlement_weights(steps, expiry, quantity),
+                      marks.settlement[rows])
     return marks
+
+
+# The book's rules, per instrument (arrays broadcast: steps against the instruments' fields).
+# The marks are sums over instruments of a greek times these weights.
+def held_quantity(steps: Any, start: Any, expiry: Any, quantity: Any) -> FloatArray:
+    """Quantity held at ``steps``: ``quantity`` for ``start <= step < expiry``, else 0.
+
+    The weight of the book's value (on prices) and of its greeks.
+    """
+    return np.where((steps >= start) & (steps < expiry), quantity, 0.0)
+
+
+def arrival_weights(
+    steps: Any, start: Any, expiry: Any, quantity: Any, half_spread_vol: Any
+) -> tuple[FloatArray, FloatArray]:
+    """Weights of the cash flows of the options arriving at ``steps`` (at ``start``, if held).
+
+    Returns:
+        ``(premium, spread)``: ``-quantity`` on prices (the dealer sells a client's bought
+        option, ``quantity < 0``, and receives its mark) and ``|quantity| * half_spread_vol`` on
+        vegas (the half-spread in vol points the dealer earns on either side).
+    """
+    arriving = (steps == start) & (steps < expiry)
+    return (np.where(arriving, -quantity, 0.0),
+            np.where(arriving, np.abs(quantity) * half_spread_vol, 0.0))
+
+
+def settlement_weights(steps: Any, expiry: Any, quantity: Any) -> FloatArray:
+    """Weight on prices (at ``tau = 0``: the payoff) of the options settling at ``steps``."""
+    return np.where(steps == expiry, quantity, 0.0)
 
 
 def _step_flags(steps: NDArray[np.int64], quantity: FloatArray, n_rows: int) -> NDArray[np.bool_]:
@@ -520,7 +546,9 @@ __all__ = [
     "HedgeOptionMarks",
     "Option",
     "OptionBook",
+    "arrival_weights",
     "field",
+    "held_quantity",
     "mark_book",
     "mark_book_time_major",
     "mark_hedge_option",
@@ -528,4 +556,5 @@ __all__ = [
     "price_on_grid",
     "sample_book",
     "sample_client_flow",
+    "settlement_weights",
 ]

@@ -19,9 +19,12 @@ from hedgearena.envs.book import (
     BookPaths,
     HedgeOptionMarks,
     _expiry_time,
+    arrival_weights,
+    held_quantity,
     mark_book_time_major,
     mark_hedge_option_time_major,
     sample_book,
+    settlement_weights,
 )
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
@@ -700,22 +703,15 @@ def _book_at(
         spot, strike, tau, vol, market.rate, market.dividend, instruments.is_call[rows],
         select=BOOK_GREEKS,
     )
-    held = (step >= start) & (step < expiry)
-    held_quantity = np.where(held, quantity, 0.0)
-    arriving = (step == start) & held
+    held = held_quantity(step, start, expiry, quantity)
+    premium, spread = arrival_weights(step, start, expiry, quantity,
+                                      instruments.half_spread_vol[rows])
     total = lambda values, weights: np.einsum("pi,pi->p", values, weights)  # noqa: E731
     return BookMarks(
-        value=total(greeks.price, held_quantity),
-        delta=total(greeks.delta, held_quantity),
-        gamma=total(greeks.gamma, held_quantity),
-        vega=total(greeks.vega, held_quantity),
-        theta=total(greeks.theta, held_quantity),
-        premium=total(greeks.price, np.where(arriving, -quantity, 0.0)),
-        spread_income=total(
-            greeks.vega, np.where(arriving, np.abs(quantity) * instruments.half_spread_vol[rows],
-                                  0.0)
-        ),
-        settlement=total(greeks.price, np.where(step == expiry, quantity, 0.0)),
+        *(total(getattr(greeks, name), held) for name in BOOK_GREEKS),  # value <- price
+        premium=total(greeks.price, premium),
+        spread_income=total(greeks.vega, spread),
+        settlement=total(greeks.price, settlement_weights(step, expiry, quantity)),
     )
 
 
