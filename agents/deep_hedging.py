@@ -387,7 +387,7 @@ class DeepHedgingTrainer:
         self.objective = parse_objective(self.config.objective)
         torch.manual_seed(self.config.seed)
         if policy is None:
-            policy = PolicySpec.for_env(env_config, **policy_fields)
+            policy = check_setup(env_config, **policy_fields)
         elif policy_fields:
             raise ValueError("give policy fields only when policy is None")
         if isinstance(policy, PolicySpec):
@@ -588,6 +588,19 @@ class DeepHedgingTrainer:
     def hedger(self, name: str = "deep hedging") -> DeepHedger:
         """The current policy as an arena hedger."""
         return DeepHedger(self.policy, name=name)
+
+
+def check_setup(env_config: EnvConfig, **policy_fields: Any) -> PolicySpec:
+    """The policy spec a trainer of ``env_config`` would build, checked; nothing is built.
+
+    Raises:
+        ValueError: a bad policy field (``activation``, ``hidden``, ``output``...), a policy
+            that cannot hedge the env, or env settings the trainer cannot step (named).
+    """
+    spec = PolicySpec.for_env(env_config, **policy_fields)
+    _check_compatible(spec, env_config)
+    _check_trainable(env_config)
+    return spec
 
 
 def _check_compatible(spec: PolicySpec, config: EnvConfig) -> None:

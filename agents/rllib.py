@@ -51,6 +51,7 @@ from hedgearena.run_config import RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
 from hedgearena.training import (
     check_evaluation_config,
+    check_hedgers,
     check_resumable,
     score_agent,
     write_env_yaml,
@@ -381,6 +382,35 @@ def _bar(progress: bool, total: int, initial: int) -> Any:
 
 
 # ------------------------------------------------------------------ the command and scoring
+def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
+    """Check the ``rllib`` section as training would use it, without starting Ray.
+
+    The seeds (:func:`check_rllib_seeds`), the agent's view of the env (``rllib.env_kwargs``
+    applied to ``env_config``), the hyperparameters' names (:func:`split_hyperparams`) and the
+    algorithm's own validation of the config (``AlgorithmConfig.validate``: e.g. a
+    ``minibatch_size`` above the train batch), and the CPUs the env runners need
+    against the local Ray instance's (:func:`hedgearena.sweep.check_cpus`).
+
+    Raises:
+        ValueError: naming the setting, its value and what is allowed.
+    """
+    from hedgearena.sweep import check_cpus
+
+    spec = config.rllib
+    check_rllib_seeds(config)
+    env_config = config.env.config() if env_config is None else env_config
+    env_config.replace(**spec.env_kwargs)
+    algo_config = algorithm_config(spec, config.env.id, {**config.env.kwargs, **spec.env_kwargs},
+                                   config.seed)  # unknown names raise here
+    try:
+        algo_config.validate()
+    except (TypeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ValueError(f"rllib.hyperparams {spec.hyperparams}: RLlib refuses them: "
+                         f"{reason}") from None
+    check_cpus(config.ray, spec.num_env_runners, "rllib.num_env_runners")
+
+
 def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     """Train the run's RLlib agent on Ray, save it and write the arena report; the run folder.
 
@@ -393,8 +423,9 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     console = wide_console()
     run_dir = rllib_run_dir(config)
     env_config = config.env.config()
+    check_rllib(config, env_config)  # every check before anything is written
+    check_hedgers(env_config, config.arena.hedgers)
     check_resumable(config, run_dir, "rllib")  # before the folder's config is replaced
-    check_rllib_seeds(config)
     config.dump(run_dir / "config.yaml")
     write_env_yaml(run_dir, env_config)
     spec = config.rllib
@@ -426,6 +457,7 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
     saved = load_config(run_dir / "config.yaml")
     check_evaluation_config(saved, config)
     check_rllib_scoring_seed(saved, config.arena.seed, "arena.seed")
+    check_hedgers(config.env.config(), config.arena.hedgers)
     hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own

@@ -170,6 +170,10 @@ def _schedule(value: Any) -> Any:
     return value
 
 
+NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
+"""The zoo's ``noise_type`` values (action noise of the off-policy agents)."""
+
+
 def _action_noise(params: dict[str, Any], action_dim: int) -> Any:
     kind, std = params.pop("noise_type", None), params.pop("noise_std", 0.1)
     if kind is None:
@@ -251,18 +255,51 @@ def build_model(
 
 
 def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` naming the keys that are neither zoo keys nor ``algo``'s keywords."""
+    """Raise ``ValueError`` naming a hyperparameter of ``algo`` that training would refuse.
+
+    Everything :func:`build_model` and :func:`make_training_env` read from the hyperparameters
+    is checked here without building anything, so that ``train.py`` names a bad key or value
+    before it writes the run folder: keys hedgearena sets itself (:data:`RESERVED`), keys that
+    are neither zoo keys nor ``algo``'s keywords, the values of :data:`VALUE_RULES`, and the
+    zoo's ``policy``, ``policy_kwargs``, ``normalize`` and ``noise_type``.
+    """
     from hedgearena.envs.config import keywords
 
+    reserved = sorted(set(hyperparams) & set(RESERVED))
+    if reserved:
+        raise ValueError(f"hyperparameter(s) {reserved} are set by hedgearena: "
+                         + "; ".join(RESERVED[key] for key in reserved))
     own = {k for k in keywords(algorithm(algo)) if not k.startswith("_")}
     allowed = sorted((own | set(ZOO_KEYS)) - set(RESERVED))
-    unknown = sorted(str(key) for key in set(hyperparams) - set(allowed) - set(RESERVED))
+    unknown = sorted(str(key) for key in set(hyperparams) - set(allowed))
     if unknown:
         raise ValueError(f"unknown {algo} hyperparameter(s) {unknown}; allowed: {allowed}")
     for key, value in hyperparams.items():
         if key in VALUE_RULES and not VALUE_RULES[key][0](value):
             raise ValueError(f"{algo} hyperparameter {key} must be {VALUE_RULES[key][1]}, "
                              f"got {value!r}")
+    _check_zoo_values(algo, hyperparams)
+
+
+def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
+    """The zoo keys that are not constructor keywords: ``policy``, ``policy_kwargs``...
+
+    Raises:
+        ValueError: naming the key, the value and what is allowed.
+    """
+    policy = hyperparams.get("policy")
+    policies = tuple(getattr(algorithm(algo), "policy_aliases", {}))
+    if policy is not None and not (isinstance(policy, str) and policy in policies):
+        raise ValueError(f"{algo} hyperparameter policy must be one of {policies}, "
+                         f"got {policy!r}")
+    parse_policy_kwargs(hyperparams.get("policy_kwargs"))
+    parse_normalize(hyperparams.get("normalize"))
+    kind = hyperparams.get("noise_type")
+    if kind is not None and kind not in NOISE_TYPES:
+        raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {kind!r}")
+    std = hyperparams.get("noise_std", 0.1)
+    if not is_number(std, ge=0.0):
+        raise ValueError(f"noise_std must be a finite number >= 0, got {std!r}")
 
 
 def _count(low: int) -> Any:

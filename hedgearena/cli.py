@@ -120,6 +120,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         return resolve_stress_config(args)
     seed, arena_seed = getattr(args, "seed", None), args.arena_seed
     if args.command == "benchmark":  # no training: --seed is the scoring paths' seed
+        if seed is not None and arena_seed is not None and seed != arena_seed:
+            raise ValueError(f"benchmark: --seed ({seed}) and --arena-seed ({arena_seed}) both "
+                             "set the scoring paths' seed (arena.seed): give one of them")
         seed, arena_seed = None, arena_seed if arena_seed is not None else seed
     shortcuts = {
         "env__id": getattr(args, "env", None), "arena__paths": args.paths, "seed": seed,
@@ -139,13 +142,14 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 
 def run_benchmark(config: RunConfig, progress: bool, console: Console | None = None) -> Path:
     """Score the classical hedgers of ``config.arena`` on its env; returns the report folder."""
-    from hedgearena.baselines.benchmark import benchmark, tuning_note
+    from hedgearena.baselines.benchmark import benchmark, report_note
     from hedgearena.baselines.report import print_table, wide_console
+    from hedgearena.training import check_hedgers
 
     console = console or wide_console()
     env_config = config.env.config()
-    out_dir = config.run_dir if config.name else Path(config.out) / (
-        "benchmark-" + config.env.id.split("/")[-1] + f"-seed{config.arena.seed}")
+    check_hedgers(env_config, config.arena.hedgers)
+    out_dir = benchmark_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id}: {config.arena.paths:,} paths, seed {config.arena.seed}"
     start = time.perf_counter()
@@ -153,11 +157,24 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
     result = benchmark(env_config, config.arena.hedgers, settings, out_dir, title)
     print_table(result.table, title, console, c=config.arena.c,
                 risk_aversion=config.arena.risk_aversion,
-                note=tuning_note(result.tuned, settings))
+                note=report_note(result, settings))
     files = sorted([*(p.name for p in result.files.values()), "run_config.yaml"])
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ ({', '.join(files)}; "
                   "run_config.yaml is the run config to repeat it with --config)")
     return out_dir
+
+
+def benchmark_dir(config: RunConfig) -> Path:
+    """The report folder of ``benchmark``: ``<out>/<name>`` or ``<out>/benchmark-<env>-seed<s>``."""
+    return config.run_dir if config.name else Path(config.out) / (
+        "benchmark-" + config.env.id.split("/")[-1] + f"-seed{config.arena.seed}")
+
+
+def stress_dir(config: RunConfig) -> Path:
+    """The report folder of ``stress``: ``<out>/<name>`` or ``<out>/stress-<env>-seed<s>``."""
+    env = config.env.id.split("/")[-1].removesuffix("-v0")
+    return config.run_dir if config.name else Path(config.out) / (
+        f"stress-{env}-seed{config.stress.seed}")
 
 
 def resolve_stress_config(args: argparse.Namespace) -> RunConfig:
@@ -226,17 +243,20 @@ def run_stress(
     """Stress the baselines of ``config.stress`` and the saved ``agents``; returns the folder."""
     from hedgearena.baselines.report import wide_console
     from hedgearena.baselines.stress import print_stress_table, stress_test
+    from hedgearena.training import check_hedgers
 
     console = console or wide_console()
     spec = config.stress
     env_config = spec.env_config(config.env)
-    out_dir = config.run_dir if config.name else Path(config.out) / (
-        "stress-" + config.env.id.split("/")[-1].removesuffix("-v0") + f"-seed{spec.seed}")
-    config.dump(out_dir / "run_config.yaml")
+    check_hedgers(env_config, spec.hedgers, "stress.hedgers")  # checked before writing
     hedgers = [*spec.hedgers, *load_agents(agents, config)]
+    scenarios = spec.scenario_objects()
+    check_applicable(scenarios, env_config, spec.risk_limits, spec.skip_inapplicable)
+    out_dir = stress_dir(config)
+    config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
     start = time.perf_counter()
-    result = stress_test(env_config, hedgers, spec.scenario_objects(), spec.settings(progress),
+    result = stress_test(env_config, hedgers, scenarios, spec.settings(progress),
                          out_dir, title, skip_inapplicable=spec.skip_inapplicable)
     print_stress_table(result, title, console)
     for name, why in result.skipped.items():
@@ -245,6 +265,30 @@ def run_stress(
                   "stress.csv, stress.json, heatmap_objective.png, heatmap_es95.png, "
                   "worst_paths/)")
     return out_dir
+
+
+def check_applicable(scenarios: Sequence[Any], env_config: Any, risk_limits: Any,
+                     skip: bool) -> None:
+    """Refuse a stress that would fail on its scenarios, before its folder is written.
+
+    ``risk_limits`` are ``stress.risk_limits`` (checked too); ``skip`` is
+    ``stress.skip_inapplicable``.
+
+    Raises:
+        ValueError: bad risk limits; with ``skip`` false, every scenario that cannot stress
+            the env and why; with ``skip``, no scenario that can.
+    """
+    from hedgearena.baselines.stress import inapplicable, with_risk_limits
+
+    env_config = with_risk_limits(env_config, risk_limits)
+    reasons = {s.name: why for s in scenarios if (why := inapplicable(s, env_config))}
+    if skip and len(reasons) == len(scenarios):
+        raise ValueError(f"no scenario of stress.scenarios applies to this env: {reasons}")
+    if reasons and not skip:
+        lines = "; ".join(f"{name}: {why}" for name, why in reasons.items())
+        raise ValueError(f"stress.skip_inapplicable is false, but these scenarios cannot stress "
+                         f"the env: {lines}. Leave them out of stress.scenarios, or set "
+                         "stress.skip_inapplicable=true to list them instead")
 
 
 def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
@@ -257,6 +301,9 @@ def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
     start = time.perf_counter()
     result = run_sweep(config, resume=resume, progress=progress)
     console.print(result.files["md"].read_text())
+    if result.interrupted:
+        console.print(interrupted_sweep_message(result.table, result.folder))
+        raise SystemExit(130)
     unfinished = int((result.table["status"] == "unfinished").sum())
     failed = int((result.table["status"] == "failed").sum())
     if unfinished:
@@ -270,6 +317,17 @@ def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
     if failed or unfinished:  # a script running sweeps sees that not every trial finished
         raise SystemExit(1)
     return result.folder
+
+
+def interrupted_sweep_message(table: Any, folder: Path) -> str:
+    """What an interrupted sweep did: which trials finished, where they are, how to go on."""
+    done = table.loc[table["status"] == "ok", "trial"].tolist()
+    finished = (f"{len(done)} of {len(table)} trial(s) finished ({', '.join(map(str, done))}), "
+                f"their run folders in {folder / 'trials'}/ and their scores in "
+                f"{folder / 'results.md'}" if done else
+                f"no trial finished ({len(table)} started or waiting)")
+    return (f"train.py sweep: interrupted: {finished}; continue with the same command and "
+            "--resume (finished trials are not run again)")
 
 
 def _needs_ray(run: Callable[[argparse.Namespace, RunConfig], Any]
@@ -323,13 +381,51 @@ def main(argv: Sequence[str] | None = None) -> None:
         argv = ["train", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)
+    config: RunConfig | None = None
     try:
         config = resolve_config(args)
+        check_out(config)
         _dispatch(args.command)(args, config)
     except (ValueError, FileNotFoundError) as error:  # bad input: named, without a traceback
         parser.exit(2, f"train.py {args.command}: error: {error}\n")
     except KeyboardInterrupt:  # training saved a checkpoint on the way out
-        resume = " (training resumes from its last checkpoint)" if args.command in (
-            "train", "sweep", "rllib") else ""
-        parser.exit(130, f"\ntrain.py {args.command}: interrupted; run the same command again "
-                         f"to continue{resume}\n")
+        parser.exit(130, f"\ntrain.py {args.command}: interrupted; "
+                         f"{interrupted_message(args, config)}\n")
+
+
+def check_out(config: RunConfig) -> None:
+    """Refuse an ``out`` that is a file (the run folders go inside it).
+
+    Raises:
+        ValueError: naming ``out``.
+    """
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {config.out!r} is a file, not a folder: run folders go inside "
+                         "it (--out or --set out=...)")
+
+
+def interrupted_message(args: argparse.Namespace, config: RunConfig | None) -> str:
+    """What Ctrl-C left behind (the command's folder) and how to go on, by command."""
+    if config is None:  # nothing was written yet
+        return "nothing was written"
+    again = "run the same command again"
+    if args.command == "train":
+        return (f"the run folder {config.run_dir}/ keeps its last checkpoint: {again} to "
+                "resume training from it")
+    if args.command == "rllib":
+        from hedgearena.agents.rllib import rllib_run_dir
+
+        return (f"the run folder {rllib_run_dir(config)}/ keeps its last checkpoint: {again} "
+                "to resume training from it")
+    if args.command == "sweep":
+        from hedgearena.sweep import TUNE_DIR, sweep_dir
+
+        folder = sweep_dir(config)
+        if (folder / TUNE_DIR).is_dir():
+            return (f"the sweep folder {folder}/ keeps its finished trials: continue with the "
+                    "same command and --resume")
+        return f"no trial was started; {again}"
+    folder = {"evaluate": lambda: args.run_dir / "evaluation", "benchmark":
+              lambda: benchmark_dir(config), "stress": lambda: stress_dir(config)}[args.command]()
+    return f"the report in {folder}/ may be incomplete: {again} to write it whole"

@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import json
 import logging
 import math
 import os
+import signal
+import threading
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,14 +121,53 @@ def ray_session(spec: RaySpec, cpus: float = 0.0, what: str = "") -> Iterator[An
     elif started:
         ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False)
     try:
-        have = float(ray.cluster_resources().get("CPU", 0.0))
-        if not spec.address and cpus > have:
-            raise ValueError(f"{what} needs {cpus:g} CPUs at once, but the local Ray instance "
-                             f"has {have:g} (ray.num_cpus / --num-cpus): lower {what}")
+        if not spec.address:
+            _check_enough(cpus, float(ray.cluster_resources().get("CPU", 0.0)), what)
         yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_enough(cpus: float, have: float, what: str) -> None:
+    if cpus > have:
+        raise ValueError(f"{what} needs {cpus:g} CPUs at once, but the local Ray instance "
+                         f"has {have:g} (ray.num_cpus / --num-cpus): lower {what}")
+
+
+def local_cpus(spec: RaySpec) -> float | None:
+    """The CPUs :func:`ray_session` would have: None on a cluster (``spec.address``).
+
+    The running instance's if Ray is initialised in this process, else ``spec.num_cpus`` or
+    the cores Ray detects (which respects containers' limits).
+    """
+    if spec.address:
+        return None
+    ray = require("ray")
+    if ray.is_initialized():
+        return float(ray.cluster_resources().get("CPU", 0.0))
+    if spec.num_cpus is not None:
+        return float(spec.num_cpus)
+    try:
+        from ray._private.utils import get_num_cpus
+
+        return float(get_num_cpus())
+    except Exception:  # a private helper: fall back on the machine's count
+        return float(os.cpu_count() or 1)
+
+
+def check_cpus(spec: RaySpec, cpus: float, what: str) -> None:
+    """Refuse work needing more CPUs at once than the local Ray instance will have.
+
+    The check :func:`ray_session` makes once Ray runs, made before Ray starts and before a
+    command writes its folder (a cluster, which may grow, is not checked).
+
+    Raises:
+        ValueError: naming the setting (``what``), the CPUs it needs and those there are.
+    """
+    have = local_cpus(spec)
+    if have is not None:
+        _check_enough(cpus, have, what)
 
 
 def sweep_dir(config: RunConfig) -> Path:
@@ -181,31 +223,87 @@ def trial_config(base: Mapping[str, Any], params: Mapping[str, Any], trials_dir:
     return apply_overrides(config, values, out=str(trials_dir), name=trial)
 
 
-def check_space(config: RunConfig) -> None:
-    """Check every value of the sweep's space as a trial would use it, before Ray starts.
+def axis_values(axis: Mapping[str, list[Any]]) -> list[Any]:
+    """The values of an axis a check tries: every grid or choice value, a range's two ends.
 
-    Each grid or choice value, and both ends of each range, is applied to the base config
-    (:func:`trial_config`), and its env is built: a bad seed, env id, env keyword or agent
-    hyperparameter is named now, not as a failed trial after Ray has started.
+    Examples:
+        >>> axis_values({"grid": [1, 2]}), axis_values({"randint": [0, 5]})
+        ([1, 2], [0, 4])
+    """
+    kind, values = next(iter(axis.items()))
+    if kind == "randint":
+        return [values[0], values[1] - 1]  # the high end is excluded
+    return list(values)
+
+
+def space_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every combination of the axes' :func:`axis_values` (dotted keys -> values).
+
+    The trials of a grid are these combinations; a random or Optuna search draws its trials
+    among them (choices) or between them (ranges: the corners of the box).
+    """
+    keys = list(spec.space)
+    values = [axis_values(spec.space[key]) for key in keys]
+    return [dict(zip(keys, point, strict=True)) for point in itertools.product(*values)]
+
+
+def check_trial(config: RunConfig, hedgers_checked: set[str] | None = None) -> None:
+    """Check a trial's run config as its run would, without writing or training anything.
+
+    ``hedgers_checked`` holds the envs and arena hedgers already found able to hedge them
+    (checked once per combination of the two; see :func:`hedgearena.training.check_hedgers`).
+    """
+    from hedgearena.training import check_agent, check_hedgers
+
+    env_config = config.env.config()
+    check_agent(config, env_config)
+    key = json.dumps([config.env.model_dump(mode="json"), config.arena.hedgers], sort_keys=True)
+    if hedgers_checked is None or key not in hedgers_checked:
+        check_hedgers(env_config, config.arena.hedgers)
+        if hedgers_checked is not None:
+            hedgers_checked.add(key)
+
+
+def check_space(config: RunConfig) -> None:
+    """Check every combination of the sweep's values as a trial would use it, before Ray starts.
+
+    Each combination of :func:`space_points` is applied to the base config
+    (:func:`trial_config`) and checked like a run (:func:`check_trial`: the env is built, the
+    agent's settings and seeds checked): two values valid alone can be invalid together (a
+    ``seed`` equal to a swept ``arena.seed``, a ``batch_size`` above a swept ``n_train``), and a
+    bad seed, env id, env keyword or hyperparameter is named now, not as a failed trial after
+    Ray has started.
 
     Raises:
-        ValueError: naming the key, the value and what is wrong.
+        ValueError: listing every invalid combination, its values and what is wrong.
     """
-    from hedgearena.training import check_agent
-
     base = config.model_dump(mode="json")
-    for key, axis in config.sweep.space.items():
-        kind, values = next(iter(axis.items()))
-        if kind == "randint":
-            values = [values[0], values[1] - 1]  # the high end is excluded
-        for value in values:
-            try:
-                trial = trial_config(base, {key: value}, Path("."), "check")
-                trial.env.config()
-                check_agent(trial)
-            except ValueError as error:
-                raise ValueError(f"sweep.space.{key}: the value {value!r} fails: "
-                                 f"{error}") from None
+    points = space_points(config.sweep)
+    failures = []
+    checked: set[str] = set()
+    for point in points:
+        try:
+            check_trial(trial_config(base, point, Path("."), "check"), checked)
+        except ValueError as error:
+            failures.append((point, str(error)))
+    if not failures:
+        return
+    if len(points) == 1 or len(config.sweep.space) == 1:  # one axis: name its value
+        lines = [f"sweep.space.{key}: the value {value!r} fails: {error}"
+                 for point, error in failures for key, value in point.items()]
+    else:
+        lines = [f"{_describe(point)}: {error}" for point, error in failures]
+    head = (f"sweep.space: {len(failures)} of {len(points)} combinations of values are invalid "
+            "(nothing was run):\n") if len(points) > 1 else ""
+    raise ValueError(head + "\n".join(_indent(line) if head else line for line in lines))
+
+
+def _describe(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in point.items())
+
+
+def _indent(text: str) -> str:
+    return "  " + text.replace("\n", "\n    ")
 
 
 def _plain(value: Any) -> Any:
@@ -302,11 +400,14 @@ class SweepResult:
         folder: the sweep folder.
         table: one row per trial (see :func:`results_table`).
         files: name -> path of the files written.
+        interrupted: Ctrl-C stopped it (finished trials are in the table).
     """
 
     folder: Path
     table: pd.DataFrame
     files: dict[str, Path] = field(default_factory=dict)
+    interrupted: bool = False
+    """Whether Ctrl-C (SIGINT) stopped the sweep (Tune saved its state: ``--resume``)."""
 
 
 def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
@@ -333,12 +434,47 @@ def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
         check_space(config)
     folder = sweep_dir(config).resolve()
     _check_folder(folder, config, resume)
+    check_cpus(config.ray, config.sweep.cpus_per_trial, "sweep.cpus_per_trial")
     config.dump(folder / "config.yaml")
     with ray_session(config.ray, config.sweep.cpus_per_trial, "sweep.cpus_per_trial"):
-        results = make_tuner(config, folder, resume, progress, callbacks).fit()
+        with interruption() as interrupted:
+            results = make_tuner(config, folder, resume, progress, callbacks).fit()
         configs = trial_configs(results.experiment_path)
     table = results_table(results, configs, config.sweep, folder / TRIALS_DIR)
-    return SweepResult(folder, table, write_results(table, config, folder))
+    return SweepResult(folder, table, write_results(table, config, folder),
+                       interrupted=interrupted())
+
+
+@contextlib.contextmanager
+def interruption() -> Iterator[Any]:
+    """Tell whether Ctrl-C stopped the Tune run inside the block; yields ``() -> bool``.
+
+    Tune catches the first SIGINT itself: it stops the trials, saves the experiment's state and
+    returns from ``fit()`` as if the sweep had ended, then puts back the handler it found. Here
+    that handler is one of ours (a second Ctrl-C, or any Ctrl-C when Tune's handler is off,
+    raises ``KeyboardInterrupt`` as Python's does), so finding it back in place after the block
+    means Tune was interrupted. The handler from before the block is restored on the way out
+    (Tune leaves its own in place after an uninterrupted run). Outside the main thread, where
+    handlers cannot be set, the block runs as it is and counts as not interrupted.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    before = signal.getsignal(signal.SIGINT)
+
+    def ours(signum: int, frame: Any) -> None:
+        if callable(before):  # Python's own raises KeyboardInterrupt
+            before(signum, frame)
+        elif before != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    state = {"interrupted": False}
+    signal.signal(signal.SIGINT, ours)
+    try:
+        yield lambda: state["interrupted"]
+        state["interrupted"] = signal.getsignal(signal.SIGINT) is ours
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _check_folder(folder: Path, config: RunConfig, resume: bool) -> None:

@@ -27,7 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data, tuning_note
+import yaml
+
+from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data, report_note
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
 from hedgearena.run_config import RunConfig, load_config
@@ -89,10 +91,11 @@ def train_run(
     just before training (``resuming``: the folder holds checkpoints). Returns the resolved
     config and the training summary.
     """
-    config = resolve_agent_view(config)
     run_dir = config.run_dir
     env_config = config.env.config()  # bad settings are named before any checkpoint clash
-    check_agent(config)
+    check_agent(config, env_config)  # every check runs before anything is written
+    check_hedgers(env_config, config.arena.hedgers)
+    config = resolve_agent_view(config)
     check_resumable(config)  # a refused start leaves the folder's config as it was
     if announce is not None:
         announce(has_checkpoints(run_dir))
@@ -114,16 +117,24 @@ def check_resumable(config: RunConfig, run_dir: Path | None = None,
 
     A run resumes from the checkpoints of its folder; if the folder's ``config.yaml`` trained
     with another env, seed, algorithm, view or hyperparameters (the budget aside,
-    :data:`BUDGET_KEYS`), the weights would silently carry on under the new settings.
+    :data:`BUDGET_KEYS`), the weights would silently carry on under the new settings; and a
+    budget below the checkpoint's progress is refused (:func:`check_budget`).
 
     Raises:
-        ValueError: naming the folder, the settings that differ (old -> new) and the ways out.
+        ValueError: naming the folder, the settings that differ (old -> new) or the budget and
+            the checkpoint's progress, and the ways out.
     """
     run_dir = config.run_dir if run_dir is None else run_dir
-    saved, checkpoints = run_dir / "config.yaml", run_dir / "checkpoints"
-    if not (saved.is_file() and has_checkpoints(run_dir)):
+    if not ((run_dir / "config.yaml").is_file() and has_checkpoints(run_dir)):
         return
-    old = _training_settings(load_yaml(saved.read_text()) or {}, learner)
+    _check_settings(config, run_dir, learner)
+    check_budget(config, run_dir, learner)
+
+
+def _check_settings(config: RunConfig, run_dir: Path, learner: str) -> None:
+    """Refuse checkpoints trained with other settings than ``config``'s (the budget aside)."""
+    saved, checkpoints = run_dir / "config.yaml", run_dir / "checkpoints"
+    old = _training_settings(_read_yaml(saved), learner)
     changed = _differences(old, _training_settings(config.model_dump(mode="json"), learner))
     changed += _changed_zoo_hyperparams(config, run_dir, learner)
     if changed:
@@ -136,6 +147,90 @@ def check_resumable(config: RunConfig, run_dir: Path | None = None,
             f"{why}: resuming would carry those weights on. Give this run another name "
             f"(--name or --set name=...), or delete {checkpoints} to train from scratch"
         )
+
+
+def training_budget(config: RunConfig, learner: str = "agent") -> tuple[int, str]:
+    """The training budget of ``config``'s learner and the setting that gives it.
+
+    Deep hedging counts gradient steps (``agent.hyperparams.steps``), an SB3 agent env steps
+    (``n_timesteps``: the zoo file's or ``agent.hyperparams``'), an RLlib agent env steps
+    (``rllib.n_timesteps``).
+    """
+    if learner == "rllib":
+        return config.rllib.n_timesteps, "rllib.n_timesteps"
+    if config.agent.algo == DEEP_HEDGING:
+        return deep_hedging_settings(config)[0].steps, "agent.hyperparams.steps"
+    from hedgearena.agents.sb3 import timesteps
+    from hedgearena.agents.training import DEFAULT_TIMESTEPS, run_hyperparams
+
+    return timesteps(run_hyperparams(config), DEFAULT_TIMESTEPS), "n_timesteps"
+
+
+def checkpoint_progress(config: RunConfig, run_dir: Path, learner: str = "agent") -> int | None:
+    """How far the newest checkpoint of ``run_dir`` trained (None: no checkpoint).
+
+    Gradient steps for deep hedging (``checkpoints/last.pt``), env steps for SB3 and RLlib
+    agents (``checkpoints/latest.json``).
+    """
+    folder = run_dir / "checkpoints"
+    if learner == "agent" and config.agent.algo == DEEP_HEDGING:
+        from hedgearena.agents.deep_hedging import CHECKPOINT_FILE
+        from hedgearena.agents.saved import loading
+
+        path = folder / CHECKPOINT_FILE
+        if not path.is_file():
+            return None
+        import torch
+
+        with loading(path, "deep-hedging checkpoint"):
+            return int(torch.load(path, weights_only=True)["step"])
+    from hedgearena.agents.saved import read_json
+
+    pointer = folder / "latest.json"
+    if not pointer.is_file():
+        return None
+    return int(read_json(pointer, "checkpoint pointer", ("timesteps",))["timesteps"])
+
+
+def _saved_budget(run_dir: Path, learner: str) -> int | None:
+    """The budget the run folder's own config (and zoo record) trained with, if readable."""
+    try:
+        saved = load_config(run_dir / "config.yaml")
+        if learner == "agent" and saved.agent.algo != DEEP_HEDGING:
+            from hedgearena.agents.sb3 import timesteps
+            from hedgearena.agents.training import DEFAULT_TIMESTEPS, HYPERPARAMS_FILE
+
+            record = run_dir / HYPERPARAMS_FILE
+            if record.is_file():
+                return timesteps(_read_yaml(record), DEFAULT_TIMESTEPS)
+        return training_budget(saved, learner)[0]
+    except ValueError:
+        return None
+
+
+def check_budget(config: RunConfig, run_dir: Path | None = None, learner: str = "agent") -> None:
+    """Refuse a training budget below the progress of the run folder's checkpoint.
+
+    Training cannot go back: the run would stop where the checkpoint is, past the budget
+    asked for, and report a model trained longer than its config says. The budget the run
+    itself trained with is accepted even when the checkpoint went past it (SB3 and RLlib
+    collect whole rollouts and batches, so a finished run may hold a few steps more): the same
+    command started again changes nothing.
+
+    Raises:
+        ValueError: naming the checkpoint's progress, the requested budget and the ways out.
+    """
+    run_dir = config.run_dir if run_dir is None else run_dir
+    progress = checkpoint_progress(config, run_dir, learner)
+    budget, name = training_budget(config, learner)
+    if progress is None or budget >= progress or budget == _saved_budget(run_dir, learner):
+        return
+    unit = "gradient steps" if name == "agent.hyperparams.steps" else "env steps"
+    raise ValueError(
+        f"{run_dir / 'checkpoints'} holds a checkpoint at {progress} {unit}, but the requested "
+        f"budget {name} is {budget}: a resumed run cannot train less than it already has. "
+        f"Give {name} >= {progress} to resume, or another name (--name) or delete "
+        f"{run_dir / 'checkpoints'} to train {budget} {unit} from scratch")
 
 
 def _changed_zoo_hyperparams(config: RunConfig, run_dir: Path, learner: str) -> list[str]:
@@ -153,9 +248,21 @@ def _changed_zoo_hyperparams(config: RunConfig, run_dir: Path, learner: str) -> 
         return []
     old, new = (
         {k: v for k, v in params.items() if k not in BUDGET_KEYS}
-        for params in (load_yaml(saved.read_text()) or {}, resolved_hyperparams(config))
+        for params in (_read_yaml(saved), resolved_hyperparams(config))
     )
     return [f"{HYPERPARAMS_FILE}: {line}" for line in _differences(old, new)]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping of a YAML file the run wrote, or ``ValueError`` naming the file."""
+    try:
+        data = load_yaml(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML ({error}): restore it, or delete the run "
+                         "folder's checkpoints to train from scratch") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping, got {type(data).__name__}")
+    return data
 
 
 def _training_settings(tree: dict[str, Any], learner: str = "agent") -> dict[str, Any]:
@@ -210,11 +317,25 @@ def train_agent(
     return train_sb3(resolve_view(config), env_config, run_dir, progress)
 
 
-def check_agent(config: RunConfig) -> None:
-    """Raise ``ValueError`` naming a bad hyperparameter, budget or seed of ``config``'s agent."""
+def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
+    """Raise ``ValueError`` naming a bad hyperparameter, budget, view or seed of the agent.
+
+    Everything training reads from the config is checked here, before a run writes anything:
+    deep hedging's trainer settings and policy fields (e.g. ``activation``) against the env;
+    an SB3 agent's hyperparameters (the zoo file's and the overrides), its view of the env
+    (``agent.env_kwargs`` applied to the env, ``auto`` aside) and its seeds. ``env_config``
+    is ``config.env.config()`` (built if not given).
+    """
+    env_config = config.env.config() if env_config is None else env_config
     check_scoring_seed(config, config.arena.seed, "arena.seed")
     if config.agent.algo == DEEP_HEDGING:
+        from hedgearena.agents.deep_hedging import check_setup
+
+        check_setup(env_config, **deep_hedging_settings(config)[1])
         return
+    from hedgearena.agents.training import AUTO
+
+    env_config.replace(**{k: v for k, v in config.agent.env_kwargs.items() if v != AUTO})
     for offset, paths in ((1, "validation"), (2, "view's calibration")):
         if config.seed == config.arena.seed + offset:  # the SB3 training env's seed
             raise ValueError(
@@ -227,6 +348,40 @@ def check_agent(config: RunConfig) -> None:
     params = run_hyperparams(config)
     check_hyperparams(config.agent.algo, params)
     timesteps(params, DEFAULT_TIMESTEPS)
+
+
+def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena.hedgers") -> None:
+    """Refuse baseline hedgers that cannot hedge the env, before a run writes or trains.
+
+    Each hedger of ``specs`` (``family:best`` aside: the bands hedge any env) is reset on two
+    paths of the env, where it checks what it needs (a hedging option for ``delta_vega``, a flat
+    start for ``cppi``...): found now, not after training when the arena scores it.
+
+    Raises:
+        ValueError: naming the setting, the spec and why.
+    """
+    from hedgearena.baselines.arena import hedger_config
+    from hedgearena.baselines.benchmark import tuned_family
+    from hedgearena.baselines.registry import parse_hedger
+    from hedgearena.envs.vector_env import VecHedgingEnv
+
+    envs: dict[int, VecHedgingEnv] = {}  # one env per view (hedgers' env_overrides)
+    try:
+        for spec in specs:
+            if tuned_family(spec) is not None:
+                continue
+            hedger = parse_hedger(spec)
+            view = hedger_config(env_config, hedger)
+            if id(view) not in envs:
+                envs[id(view)] = VecHedgingEnv(2, config=view, block=2)
+                envs[id(view)].reset(seed=0)
+            try:
+                hedger.reset(envs[id(view)])
+            except ValueError as error:
+                raise ValueError(f"{setting}: {spec!r} cannot hedge this env: {error}") from None
+    finally:
+        for env in envs.values():
+            env.close()
 
 
 EVALUATION_FIELDS = ("arena", "out", "name")
@@ -305,7 +460,7 @@ def score_agent(
     result = benchmark(env_config, specs, settings, out_dir, title)
     print_table(result.table, title, console, c=config.arena.c,
                 risk_aversion=config.arena.risk_aversion,
-                note=tuning_note(result.tuned, settings))
+                note=report_note(result, settings))
     return result
 
 
@@ -319,6 +474,7 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
     saved = load_config(run_dir / "config.yaml")
     check_evaluation_config(saved, config)
     check_scoring_seed(saved, config.arena.seed, "arena.seed")
+    check_hedgers(config.env.config(), config.arena.hedgers)
     hedger = load_agent(run_dir, config)
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own

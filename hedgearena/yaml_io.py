@@ -6,7 +6,8 @@ late (or be taken for a name). YAML 1.1 also reads ``010`` as the octal 8, ``1:3
 sexagesimal 90 and ``on`` / ``off`` / ``yes`` / ``no`` as booleans. :func:`load_yaml` reads
 numbers and booleans as YAML 1.2's core schema does: ``1e-3`` is 0.001, ``010`` is 10 (``0o10``
 is 8, ``0x1f`` 31), ``1:30`` and ``off`` are strings, and only ``true`` / ``false`` are
-booleans. Underscores in numbers (``1_000``) are still read as digit separators.
+booleans. Underscores in numbers (``1_000``) are still read as digit separators. A key given
+twice in one mapping is an error (PyYAML would keep the last value silently).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 """YAML 1.2's booleans."""
 _INT_TAG, _BOOL_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     _cls.yaml_implicit_resolvers = {  # (add_implicit_resolver made the class its own copy)
@@ -61,6 +63,29 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 _Loader.add_constructor(_INT_TAG, _construct_int)
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode,
+                       deep: bool = False) -> dict[Any, Any]:
+    """A mapping whose keys are unique: YAML forbids a key twice, PyYAML keeps the last one.
+
+    A config that sets ``cost`` twice in one section would silently lose the first value.
+    """
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+            continue  # merge keys (<<) may be overridden; others: PyYAML's checks
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found the key {key!r} twice (first on line {seen[key]}); YAML allows each "
+                "key once in a mapping", key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def load_yaml(text: str) -> Any:

@@ -61,7 +61,8 @@ def test_every_agent_trains_saves_loads_and_scores_again_identically(algo: str, 
     assert first["delta"]["objective"] == again["delta"]["objective"]
 
 
-def test_an_interrupted_sb3_run_resumes_and_continues_its_step_count(tmp_path, monkeypatch) -> None:
+def test_an_interrupted_sb3_run_resumes_and_continues_its_step_count(tmp_path, monkeypatch,
+                                                                    capsys) -> None:
     from hedgearena.agents import callbacks
 
     params = {**SB3_TINY["ppo"], "n_timesteps": 512}
@@ -86,9 +87,12 @@ def test_an_interrupted_sb3_run_resumes_and_continues_its_step_count(tmp_path, m
     # the record, as if configs/ppo.yml had held another rate) refuses the resume
     recorded = (run / "hyperparams.yaml").read_text()
     assert "n_steps: 8" in recorded
-    (run / "hyperparams.yaml").write_text(recorded + "learning_rate: 0.003\n")
+    assert "learning_rate: 0.0003\n" in recorded
+    (run / "hyperparams.yaml").write_text(recorded.replace("learning_rate: 0.0003\n",
+                                                           "learning_rate: 0.003\n"))
     with pytest.raises(SystemExit):
         main(args)
+    assert "hyperparams.yaml: learning_rate: 0.003 -> 0.0003" in capsys.readouterr().err
     (run / "hyperparams.yaml").write_text(recorded)
     # the resumed run draws fresh paths (it used to replay its first rollouts' paths)
     from hedgearena.agents import training as sb3_training
