@@ -136,7 +136,7 @@ def make_cost(spec: Any) -> Any:
 
     if isinstance(spec, CostModel):
         return spec
-    if isinstance(spec, int | float):
+    if isinstance(spec, int | float) and not isinstance(spec, bool):  # True is not a rate
         return ProportionalCost(float(spec))
     if isinstance(spec, dict):
         return cost_model_from_config(spec)
@@ -164,7 +164,9 @@ class EnvConfig:
         model's position in the hedging option.
         reward_scale: currency per unit of reward; None = the premium of an at-the-money option
             on the book's notional, ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and
-            Subrahmanyam 1988) with the market's initial vol.
+            Subrahmanyam 1988) with the market's initial vol, floored at 1%; where the start
+            varies (the replay) the median of that over 256 seeded starting states
+            (:func:`hedgearena.envs.hedging_env.default_reward_scale`).
         realised_vol_halflife: half-life, in market steps, of the EWMA realised-vol feature.
         observe_pnl: append the episode's P&L so far, ``(W_t - W_0) / reward_scale``, to the
             observation (an entry ``pnl`` after the positions; default False). An objective
@@ -430,7 +432,7 @@ def make_config(preset: str | None = None, **overrides: Any) -> EnvConfig:
         GBM(mu=0.05, sigma=0.3, spot0=100.0, rate=0.02, dividend=0.0, surface=FlatVol())
     """
     if preset is None:
-        return EnvConfig(**overrides)
+        return _config(overrides)
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
     kwargs = dict(PRESETS[preset])
@@ -441,6 +443,11 @@ def make_config(preset: str | None = None, **overrides: Any) -> EnvConfig:
         overrides = {**overrides, "market_kwargs": {**kwargs.get("market_kwargs", {}),
                                                     **overrides["market_kwargs"]}}
     kwargs.update(overrides)
+    return _config(kwargs)
+
+
+def _config(kwargs: dict[str, Any]) -> EnvConfig:
+    """``EnvConfig(**kwargs)``, unknown keywords named (with the allowed ones) first."""
     names = {f.name for f in dataclasses.fields(EnvConfig)}
     unknown = sorted(set(kwargs) - names)
     if unknown:

@@ -90,8 +90,10 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     """``num_envs`` hedging paths stepped together: the vectorised twin of :class:`HedgingEnv`.
 
     Same keywords, observations, actions, rewards and info keys as the single env (infos are
-    dicts of arrays, Gymnasium's vector convention). ``autoreset_mode`` is ``NEXT_STEP`` (the
-    step after an episode ends resets those rows and ignores their actions; RLlib's convention)
+    dicts of arrays, Gymnasium's vector convention; on a step where rows end, ``infos["totals"]``
+    holds the episode totals of every row and ``infos["_totals"]`` masks the rows that ended).
+    ``autoreset_mode`` is ``NEXT_STEP`` (the step after an episode ends resets those rows and
+    ignores their actions; RLlib's convention)
     or ``SAME_STEP`` (rows reset inside the ending step; the final observation and info are in
     ``infos["final_obs"]`` / ``infos["final_info"]``; stable-baselines3's convention).
 
@@ -674,7 +676,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        """The unnormalised state of every row (the keys of :attr:`HedgingEnv.state`, as arrays).
+        """The unnormalised state of every row: the keys of :attr:`HedgingEnv.state`.
+
+        ``(num_envs,)`` arrays, but for the scalars ``rate``, ``dividend`` and ``dt``.
 
         The arrays are read-only snapshots. The positions and steps are the env's own arrays,
         which a step replaces and never writes; the batch's values are views of its rows when

@@ -56,11 +56,18 @@ SHORT_CALL = "hedgearena/ShortCall-v0"
         ({"execution_rate": True}, r"execution_rate must be a finite number > 0 .* got True"),
         ({"unwind": "no"}, r"unwind must be True or False, got 'no'"),  # was read as True
         ({"unwind": None}, r"unwind must be True or False, got None"),
+        ({"cost": True}, r"cost must be a CostModel, a number .*; got True"),  # was a rate of 1
     ],
 )
 def test_env_fields_of_the_wrong_type_are_named(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_config("ShortCall", **kwargs)
+
+
+def test_unknown_keywords_without_a_preset_are_named_too() -> None:
+    """make_config(None, ...) named nothing: the dataclass raised a bare TypeError."""
+    with pytest.raises(ValueError, match=r"unknown env keyword\(s\) \['foo'\]; allowed: "):
+        make_config(None, foo=1)
 
 
 def test_gym_make_reports_a_zero_rebalance_as_a_value_error() -> None:
