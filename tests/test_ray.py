@@ -127,6 +127,7 @@ def test_an_interrupted_sweep_resumes_without_running_finished_trials_again(ray_
     config_file = _write_config(tmp_path, {**GRID, "max_concurrent": 1})
     interrupt = _interrupt_after(2, tmp_path / "interrupted")
     first = run_sweep(load_config(config_file), progress=False, callbacks=[interrupt])
+    assert first.interrupted  # the CLI exits 130 on it
     # trials not yet started are created lazily: 0 to 2 of them are in the table as unfinished
     assert (first.table["status"] == "ok").sum() == 2
     assert set(first.table["status"]) <= {"ok", "unfinished"}
