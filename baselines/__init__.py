@@ -11,6 +11,7 @@ from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger, run_hedger
 from hedgearena.baselines.leland import Leland
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
+from hedgearena.baselines.zakamouline import Zakamouline
 
 __all__ = [
     "CPPI",
@@ -25,5 +26,6 @@ __all__ = [
     "NoHedge",
     "SyntheticPut",
     "WhalleyWilmott",
+    "Zakamouline",
     "run_hedger",
 ]

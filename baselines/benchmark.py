@@ -38,7 +38,8 @@ from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.yaml_io import dump_yaml
 
-DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "adaptive", "leland")
+DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "zakamouline:best",
+                   "adaptive", "leland")
 """The classical hedgers of a default benchmark (``:best`` tuned on separate paths)."""
 
 
@@ -446,7 +447,8 @@ def story_hedgers(names: Sequence[str], reference: str, limit: int = 4) -> list[
 
 
 def _parameter_name(label: str) -> str:
-    return {"Whalley-Wilmott": "risk aversion", "fixed band": "tolerance"}.get(label, "")
+    return {"Whalley-Wilmott": "risk aversion", "Zakamouline": "risk aversion",
+            "fixed band": "tolerance"}.get(label, "")
 
 
 def _story(result: ArenaResult, names: Sequence[str], index: int, path: Path) -> Path:

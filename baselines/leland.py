@@ -77,35 +77,23 @@ def leland_volatility(
     return np.sqrt(np.maximum(vol * vol + sign * extra, 0.0))
 
 
-class Leland(EnvHedger):
-    """Minus the book's delta with every option valued at its Leland volatility.
+class RepricedDelta(EnvHedger):
+    """Minus the book's delta with each option valued at a vol of the subclass's choosing.
 
-    Per instrument ``i`` held on the path: its implied vol ``sigma_i`` (the surface that marks
-    the book), ``sigma_L,i`` from :func:`leland_volatility` with ``k = 2 * cost_linear / S``
-    (``cost_linear / S`` is the proportional cost rate lambda of the step), ``dt`` the env's
-    rebalancing interval (``config.dt * config.rebalance_every``) and the sign of the whole
-    book's gamma on the path (short or no gamma: ``+``, long: ``-``; Hoggard, Whalley and Wilmott
-    1994, "Hedging option portfolios in the presence of transaction costs", Advances in Futures
-    and Options Research 7: a portfolio's costs follow its net gamma, so offsetting options
-    keep offsetting); the hedge is ``-(sum_i q_i delta_i(sigma_L,i) + stock)``. Leland's hedge
-    uses the underlying only: with a hedging option it holds none.
+    The base of hedgers that move the model's delta by changing the volatility it is computed
+    at (Leland; Zakamouline's band centre): :meth:`volatilities` gives each instrument's implied
+    vol (the surface that marks the book) and the vol to hedge it at; :meth:`repriced_hedge` is
+    ``-(sum_i q_i delta_i(sigma_i') + stock)`` over the instruments held.
     """
 
     uses_observations = False  # reads the state only
 
-    name = "Leland"
-
     def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:
-        """The implied and Leland vols of every instrument, ``(n_paths, n_instruments)`` each."""
-        vol = self._implied_vols(state, self._time_to_expiry(state))
-        cost_round_trip = 2.0 * state["cost_linear"][:, None] / state["spot"][:, None]
-        interval = self.config.dt * self.config.rebalance_every
-        # the book's net gamma sets the sign (0, a flat or expiring book: as short, the writer's)
-        short = (state["book_gamma"] <= 0)[:, None]
-        return vol, leland_volatility(vol, cost_round_trip, interval, short)
+        """The implied and hedging vols of every instrument, ``(n_paths, n_instruments)`` each."""
+        raise NotImplementedError
 
-    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
-        """Minus the book's Leland delta (the book's own stock included)."""
+    def repriced_hedge(self, state: State) -> FloatArray:
+        """Minus the book's delta at the hedging vols (the book's own stock included), units."""
         batch = self.env.batch
         market, book = batch.market, batch.instruments
         step = np.asarray(state["step"])[:, None]
@@ -114,7 +102,7 @@ class Leland(EnvHedger):
         delta = black_scholes_greeks(
             state["spot"][:, None],
             book.strike,
-            self._time_to_expiry(state),
+            self.time_to_expiry(state),
             vol,
             market.rate,
             market.dividend,
@@ -122,17 +110,16 @@ class Leland(EnvHedger):
             select=("delta",),
         ).delta
         book_delta = np.sum(np.where(held, book.quantity * delta, 0.0), axis=1)
-        hedge = -(book_delta + batch.episode.stock)
-        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
+        return -(book_delta + batch.episode.stock)
 
-    def _time_to_expiry(self, state: State) -> FloatArray:
+    def time_to_expiry(self, state: State) -> FloatArray:
         """Years to each instrument's expiry, ``(n_paths, n_instruments)`` (0 once expired)."""
         market, book = self.env.batch.market, self.env.batch.instruments
         dt = float(market.times[1] - market.times[0])
         now = market.times[np.asarray(state["step"])][:, None]
         return np.maximum(book.expiry * dt - now, 0.0)
 
-    def _implied_vols(self, state: State, tau: FloatArray) -> FloatArray:
+    def implied_vols(self, state: State, tau: FloatArray) -> FloatArray:
         """The surface's vol of every instrument, as the book is marked."""
         market, book = self.env.batch.market, self.env.batch.instruments
         step = np.asarray(state["step"])
@@ -149,3 +136,41 @@ class Leland(EnvHedger):
             ),
             dtype=np.float64,
         )
+
+
+def book_is_short(state: State) -> NDArray[np.bool_]:
+    """Paths whose book is short gamma (or flat: the writer's side), ``(n_paths, 1)``.
+
+    A portfolio's costs follow its net gamma (Hoggard, Whalley and Wilmott 1994), so the sign
+    of a cost-adjusted vol is the whole book's, not each option's.
+    """
+    return (state["book_gamma"] <= 0)[:, None]
+
+
+class Leland(RepricedDelta):
+    """Minus the book's delta with every option valued at its Leland volatility.
+
+    Per instrument ``i`` held on the path: its implied vol ``sigma_i`` (the surface that marks
+    the book), ``sigma_L,i`` from :func:`leland_volatility` with ``k = 2 * cost_linear / S``
+    (``cost_linear / S`` is the proportional cost rate lambda of the step), ``dt`` the env's
+    rebalancing interval (``config.dt * config.rebalance_every``) and the sign of the whole
+    book's gamma on the path (short or no gamma: ``+``, long: ``-``; Hoggard, Whalley and Wilmott
+    1994, "Hedging option portfolios in the presence of transaction costs", Advances in Futures
+    and Options Research 7: a portfolio's costs follow its net gamma, so offsetting options
+    keep offsetting); the hedge is ``-(sum_i q_i delta_i(sigma_L,i) + stock)``. Leland's hedge
+    uses the underlying only: with a hedging option it holds none.
+    """
+
+    name = "Leland"
+
+    def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:
+        """The implied and Leland vols of every instrument, ``(n_paths, n_instruments)`` each."""
+        vol = self.implied_vols(state, self.time_to_expiry(state))
+        cost_round_trip = 2.0 * state["cost_linear"][:, None] / state["spot"][:, None]
+        interval = self.config.dt * self.config.rebalance_every
+        return vol, leland_volatility(vol, cost_round_trip, interval, book_is_short(state))
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
+        """Minus the book's Leland delta (the book's own stock included)."""
+        hedge = self.repriced_hedge(state)
+        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)

@@ -13,6 +13,8 @@ spec                         hedger
                              aversion A per currency
 ``adaptive`` / ``adaptive:B`` :class:`~hedgearena.baselines.bands.AdaptiveBand`, base B
 ``leland``                   :class:`~hedgearena.baselines.leland.Leland`
+``zakamouline:A``            :class:`~hedgearena.baselines.zakamouline.Zakamouline`, risk
+                             aversion A per currency
 ``delta_gamma``              :class:`~hedgearena.baselines.delta_gamma.DeltaGamma`
 ``delta_vega``               :class:`~hedgearena.baselines.delta_gamma.DeltaVega`
 ``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`,
@@ -21,8 +23,8 @@ spec                         hedger
                              floor F (K / S_0; default the book's put), leverage L
 ============================ ==================================================================
 
-``ww:best`` and ``band:best`` name the member of the family with the lowest objective on
-tuning paths (see :mod:`hedgearena.baselines.benchmark`).
+``ww:best``, ``zakamouline:best`` and ``band:best`` name the member of the family with the
+lowest objective on tuning paths (see :mod:`hedgearena.baselines.benchmark`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.leland import Leland
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
+from hedgearena.baselines.zakamouline import Zakamouline
 
 
 def _number(spec: str, text: str) -> float:
@@ -69,6 +72,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "adaptive": (lambda s, a: AdaptiveBand(_number(s, a[0])) if a else AdaptiveBand(),
                  "adaptive[:base]"),
     "leland": (lambda s, a: Leland(), "leland"),
+    "zakamouline": (lambda s, a: Zakamouline(_number(s, a[0])), "zakamouline:risk_aversion"),
     "delta_gamma": (lambda s, a: DeltaGamma(), "delta_gamma"),
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),
@@ -78,8 +82,12 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
 }
 """name -> (builder from the spec and its arguments, usage)."""
 
+RISK_AVERSION_GRID = tuple(float(x) for x in np.round(np.geomspace(1e-4, 10.0, 11), 6))
+"""Risk aversions (per currency) swept by the utility-based band families."""
+
 FAMILIES: dict[str, tuple[str, tuple[float, ...]]] = {
-    "ww": ("Whalley-Wilmott", tuple(float(x) for x in np.round(np.geomspace(1e-4, 10.0, 11), 6))),
+    "ww": ("Whalley-Wilmott", RISK_AVERSION_GRID),
+    "zakamouline": ("Zakamouline", RISK_AVERSION_GRID),
     "band": ("fixed band", (0.01, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.4)),
 }
 """Band families swept for the frontier and for ``:best``: name -> (label, parameter grid)."""

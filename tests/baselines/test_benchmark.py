@@ -104,7 +104,7 @@ def test_benchmark_writes_the_report(tmp_path) -> None:
     for name in ("config.yaml", "scores.csv", "scores.json", "scores.md", "frontier.csv",
                  "distributions.png", "frontier.png", "path_story.png"):
         assert (tmp_path / name).is_file(), name
-    assert set(report.frontier) == {"Whalley-Wilmott", "fixed band"}
+    assert set(report.frontier) == {"Whalley-Wilmott", "Zakamouline", "fixed band"}
 
 
 def test_the_reference_may_be_given_by_its_spec_and_a_rerun_leaves_no_stale_files(

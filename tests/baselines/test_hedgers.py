@@ -22,6 +22,7 @@ from hedgearena.baselines import (
 from hedgearena.baselines.bands import band_position, whalley_wilmott_half_width
 from hedgearena.baselines.hedger import State
 from hedgearena.baselines.leland import leland_volatility
+from hedgearena.baselines.zakamouline import Zakamouline
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.book import HedgeOption, Option, OptionBook
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -58,6 +59,7 @@ def _all_hedgers(with_option: bool) -> list[Hedger]:
         WhalleyWilmott(0.05),
         AdaptiveBand(),
         Leland(),
+        Zakamouline(0.05),
     ]
     return [*hedgers, DeltaGamma(), DeltaVega()] if with_option else hedgers
 
