@@ -5,11 +5,18 @@ the same accounting, fixed validation paths) every ``eval_freq`` env steps, logs
 metrics next to SB3's losses (``hedge/objective``, ``hedge/mean_cost``, ``hedge/std_cost``,
 ``hedge/turnover`` and the delta and band baselines' objectives on the same paths) and keeps the
 best model. :class:`CheckpointCallback` saves everything a resumed run needs.
+
+Both count their intervals in env steps summed over the paths (SB3's ``num_timesteps``, which
+grows by ``n_envs`` per call), not in calls as SB3's own ``EvalCallback`` does (whose
+``eval_freq`` one divides by ``n_envs``). They act at the first call at or past each multiple
+of the interval, so an interval that is not a multiple of ``n_envs`` does not drift: over
+``N`` env steps there are ``N // eval_freq`` evaluations.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +41,14 @@ EVALUATION = "evaluation.json"
 def validation_scores(
     config: EnvConfig, hedgers: Sequence[Hedger], n_paths: int, seed: int, c: float
 ) -> dict[str, dict[str, float]]:
-    """Mean and std of cost, the objective and turnover of each hedger on fixed paths."""
+    """Mean and std of cost, the objective and turnover of each hedger on fixed paths.
+
+    The objective is the arena's (:func:`metrics.cost_objective`, sample std ``ddof = 1``).
+    No hedgers: no scores.
+    """
     names = [hedger.name for hedger in hedgers]
+    if not names:
+        return {}
     result = run_arena(config, hedgers, n_paths=n_paths, seed=seed, progress=False,
                        totals_only=names)
     out = {}
@@ -50,6 +63,35 @@ def validation_scores(
     return out
 
 
+def reference_tags(names: Sequence[str]) -> dict[str, str]:
+    """The TensorBoard tag suffix of each baseline: ``hedge/objective_<suffix>``.
+
+    A baseline's first word (``delta``, ``band``) when no other baseline shares it, else its
+    whole name made tag-safe (``band_0.1_edge``), so that no two baselines write one tag.
+
+    Examples:
+        >>> reference_tags(["delta", "band 0.1 (edge)"])
+        {'delta': 'delta', 'band 0.1 (edge)': 'band'}
+        >>> reference_tags(["delta", "delta every 5"])
+        {'delta': 'delta', 'delta every 5': 'delta_every_5'}
+    """
+    first = [name.split(" ")[0].lower() for name in names]
+    tags: dict[str, str] = {}
+    for name, short in zip(names, first, strict=True):
+        tag = short if first.count(short) == 1 else (
+            re.sub(r"[^0-9a-z.]+", "_", name.lower()).strip("_") or "baseline")
+        unique, k = tag, 2
+        while unique in tags.values():
+            unique, k = f"{tag}_{k}", k + 1
+        tags[name] = unique
+    return tags
+
+
+def _due(now: int, last: int, freq: int) -> bool:
+    """Whether ``now`` is at or past the first multiple of ``freq`` after ``last``."""
+    return now // freq > last // freq
+
+
 class HedgingEvalCallback(BaseCallback):
     """Score the agent on fixed validation paths every ``eval_freq`` env steps; keep the best.
 
@@ -57,7 +99,7 @@ class HedgingEvalCallback(BaseCallback):
         config: the env config the agent is scored on (the run's case).
         baselines: hedgers scored once on the same paths for reference (e.g. delta, a band).
         make_hedger: builds the agent's hedger from the model and its normaliser.
-        eval_freq: env steps (summed over paths) between evaluations.
+        eval_freq: env steps (summed over paths) between evaluations (see the module docs).
         n_paths: validation paths.
         seed: seed of the validation paths (fixed: every evaluation sees the same paths).
         c: weight of the std in the objective.
@@ -84,7 +126,7 @@ class HedgingEvalCallback(BaseCallback):
         self._last = self.num_timesteps
 
     def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.eval_freq:
+        if _due(self.num_timesteps, self._last, self.eval_freq):
             self._last = self.num_timesteps
             self.evaluate()
         return True
@@ -99,9 +141,9 @@ class HedgingEvalCallback(BaseCallback):
         current = scores[hedger.name]
         for key, value in current.items():
             self.logger.record(f"hedge/{key}", value)
+        tags = reference_tags(list(self._reference))
         for name, reference in self._reference.items():
-            self.logger.record(f"hedge/objective_{name.split(' ')[0].lower()}",
-                               reference["objective"])
+            self.logger.record(f"hedge/objective_{tags[name]}", reference["objective"])
         self.logger.dump(self.num_timesteps)
         self.history.append({"timesteps": float(self.num_timesteps), **current})
         if current["objective"] < self.best:
@@ -150,7 +192,7 @@ class CheckpointCallback(BaseCallback):
         self._last = self.num_timesteps
 
     def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.save_freq:
+        if _due(self.num_timesteps, self._last, self.save_freq):
             self._last = self.num_timesteps
             self.save()
         return True

@@ -6,6 +6,11 @@ instead: one array step for all paths, SAME_STEP autoreset, ``terminal_observati
 infos of finished rows, and a Monitor-style ``episode`` entry (``r``, ``l``, ``t``) plus the
 episode's hedging totals, so SB3's ``ep_rew_mean`` and callbacks work unchanged.
 
+Wrappers go on SB3's side (``VecNormalize``, ``VecMonitor``...): the adapter steps the native
+env itself, so it refuses a Gymnasium vector wrapper, which it would otherwise bypass.
+With ``render_mode="rgb_array"`` :meth:`SB3VecEnv.render` tiles the native env's pictures of its
+first ``render_envs`` paths.
+
 Examples:
     >>> import gymnasium as gym, hedgearena  # doctest: +SKIP
     >>> from stable_baselines3 import PPO  # doctest: +SKIP
@@ -27,6 +32,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvIndices,
     VecEnvObs,
     VecEnvStepReturn,
+    tile_images,
 )
 
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -38,14 +44,25 @@ class SB3VecEnv(VecEnv):
     """Wrap a :class:`VecHedgingEnv` (SAME_STEP autoreset) as a stable-baselines3 ``VecEnv``.
 
     Args:
-        env: the native vector env, or an object whose ``unwrapped`` is one (``gym.make_vec``'s
-            result); it must use ``autoreset_mode="same_step"``.
+        env: the native vector env (``gym.make_vec``'s result with
+            ``vectorization_mode="vector_entry_point"``), not wrapped; it must use
+            ``autoreset_mode="same_step"``.
+
+    Raises:
+        TypeError: ``env`` is not a native vector env, or is one inside a Gymnasium wrapper.
+        ValueError: ``env`` does not use SAME_STEP autoreset.
     """
 
     def __init__(self, env: Any) -> None:
         venv = getattr(env, "unwrapped", env)
         if not isinstance(venv, VecHedgingEnv):
             raise TypeError(f"SB3VecEnv wraps a VecHedgingEnv, got {type(venv).__name__}")
+        if venv is not env:
+            raise TypeError(
+                f"SB3VecEnv steps the native env itself and would bypass the wrapper "
+                f"{type(env).__name__}: pass the unwrapped VecHedgingEnv and wrap the adapter "
+                "with SB3's VecEnv wrappers (VecNormalize, VecMonitor, ...) instead"
+            )
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(
                 "SB3VecEnv needs autoreset_mode='same_step' (stable-baselines3's convention), "
@@ -85,8 +102,8 @@ class SB3VecEnv(VecEnv):
         self._lengths += 1
         dones = terminated | truncated
         out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if dones.any():
-            self._finish_rows(np.flatnonzero(dones), truncated, infos, out)
+        if dones.any():  # a row both terminated and truncated ends: SB3 must not bootstrap it
+            self._finish_rows(np.flatnonzero(dones), truncated & ~terminated, infos, out)
         return obs, rewards.astype(np.float32), dones, out
 
     def _finish_rows(
@@ -142,8 +159,19 @@ class SB3VecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        """No rendering."""
-        return [None for _ in range(self.num_envs)]
+        """The native env's pictures of its first ``render_envs`` rows (``rgb_array``), else None.
+
+        Rows beyond ``render_envs`` (and every row in other render modes) give None.
+        """
+        frames = list(self.venv.render() or ()) if self.render_mode == "rgb_array" else []
+        return [*frames, *[None] * (self.num_envs - len(frames))]
+
+    def render(self, mode: str | None = None) -> np.ndarray | None:
+        """SB3's ``render``; in ``rgb_array`` mode the rendered rows' pictures, tiled."""
+        if self.render_mode == "rgb_array" and mode in (None, "rgb_array"):
+            frames = [frame for frame in self.get_images() if frame is not None]
+            return tile_images(frames) if frames else None
+        return super().render(mode)
 
     def _whole_batch(self, what: str, indices: VecEnvIndices) -> None:
         """Refuse ``indices`` that are not every row (the native env acts on the batch)."""
