@@ -302,26 +302,96 @@ def _save(fig: Any, path: str | Path) -> Path:
     return out
 
 
-def _histogram_panel(ax: Any, values: Mapping[str, ArrayLike], xlabel: str) -> None:
+def _outside_legend(ax: Any, n_entries: int, **kwargs: Any) -> Any:
+    """A legend to the right of the axes (it never hides data), in two columns past 22 entries."""
+    return ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                     ncols=1 if n_entries <= 22 else 2, **kwargs)
+
+
+SPIKE_RATIO = 3.0
+"""A histogram's highest bin is a spike (a point mass, e.g. the unhedged short call expiring out
+of the money) when it holds more than this many times its highest bin apart from it."""
+
+
+def _bulk_height(counts: NDArray[np.float64]) -> tuple[float, bool]:
+    """The height that shows a histogram's shape, and whether its highest bin is a spike.
+
+    Its highest bin, or, when that bin is a spike (:data:`SPIKE_RATIO`), its highest bin beyond
+    the spike and its neighbours.
+    """
+    k = int(np.argmax(counts))
+    rest = counts.copy()
+    rest[max(k - 1, 0): k + 2] = 0.0
+    other = float(rest.max()) if rest.size else 0.0
+    if other > 0.0 and counts[k] > SPIKE_RATIO * other:
+        return other, True
+    return float(counts[k]), False
+
+
+def _cap_spikes(ax: Any, histograms: list[tuple[NDArray[np.float64], Any]],
+                bins: NDArray[np.float64]) -> None:
+    """Cut the y axis above the spikes so that every hedger's shape stays readable.
+
+    The bins cut are labelled with their counts (``↑ 9,860``, in the hedger's colour).
+    """
+    heights = [_bulk_height(counts) for counts, _ in histograms]
+    if not any(spike for _, spike in heights):
+        return
+    top = 1.15 * max(height for height, _ in heights)
+    if top <= 0.0 or top >= max(float(counts.max()) for counts, _ in histograms):
+        return
+    ax.set_ylim(0.0, top)
+    centres = 0.5 * (bins[:-1] + bins[1:])
+    stacked: dict[int, int] = {}
+    for counts, color in histograms:
+        for j in np.flatnonzero(counts > top):
+            row = stacked.get(int(j), 0)
+            stacked[int(j)] = row + 1
+            ax.annotate(f"\u2191 {counts[j]:,.0f}", (centres[j], top), xytext=(0, -2 - 10 * row),
+                        textcoords="offset points", ha="center", va="top", fontsize=7,
+                        color=color, fontweight="bold",
+                        bbox={"fc": "white", "ec": "none", "pad": 0.3, "alpha": 0.8})
+
+
+def _histogram_panel(
+    ax: Any, values: Mapping[str, ArrayLike], xlabel: str, colors: Sequence[Any] | None = None,
+) -> None:
     """Overlaid step histograms on shared bins, the mean of each as a dashed line.
 
-    The bins span the pooled 0.5% to 99.5% quantiles; values beyond are counted in the end bins.
+    The bins span the pooled 0.5% to 99.5% quantiles of the finite values; values beyond are
+    counted in the end bins. NaN and infinite values are left out (the legend says how many).
+    A spike (a point mass) is cut at the height of the other bins and labelled with its count.
+    The legend sits to the right of the axes.
     """
-    arrays = {name: np.asarray(v, dtype=np.float64) for name, v in values.items()}
-    pooled = np.concatenate(list(arrays.values()))
-    low, high = np.quantile(pooled, [0.005, 0.995])
+    from hedgearena.envs.rendering import distinct_colors
+
+    arrays = {name: np.asarray(v, dtype=np.float64).ravel() for name, v in values.items()}
+    finite = {name: x[np.isfinite(x)] for name, x in arrays.items()}
+    colors = list(colors) if colors is not None else distinct_colors(len(arrays))
+    pooled = np.concatenate([np.empty(0), *finite.values()])
+    low, high = np.quantile(pooled, [0.005, 0.995]) if pooled.size else (0.0, 0.0)
     if high <= low:
         low, high = low - 0.5, high + 0.5
     bins = np.linspace(low, high, 61)
-    for name, x in arrays.items():
-        _, _, patches = ax.hist(np.clip(x, low, high), bins=bins, histtype="step", lw=1.4,
-                                label=f"{name} (mean {format_number(float(x.mean()))})")
-        ax.axvline(float(x.mean()), color=patches[0].get_edgecolor(), ls="--", lw=1.0)
+    histograms = []
+    for i, (name, x) in enumerate(finite.items()):
+        style = {"color": colors[i], "ls": "-" if i < 10 else (0, (4, 1.5))}
+        left_out = arrays[name].size - x.size
+        mean = float(x.mean()) if x.size else math.nan
+        label = f"{name} (mean {format_number(mean)}"
+        label += f"; {left_out:,} NaN/inf left out)" if left_out else ")"
+        if not x.size:
+            ax.plot([], [], lw=1.4, label=label, **style)
+            continue
+        counts, _, _ = ax.hist(np.clip(x, low, high), bins=bins, histtype="step", lw=1.4,
+                               label=label, **style)
+        ax.axvline(mean, color=colors[i], ls="--", lw=1.0)
+        histograms.append((np.asarray(counts, dtype=np.float64), colors[i]))
+    if histograms:
+        _cap_spikes(ax, histograms, bins)
     ax.set_xlabel(xlabel)
-    ax.text(0.5, 0.98, "the end bins hold every path beyond the pooled 0.5% / 99.5% quantiles",
-            transform=ax.transAxes, ha="center", va="top", fontsize=7, color="grey")
     ax.set_ylabel("paths")
-    ax.legend(fontsize=8, loc="best")
+    _outside_legend(ax, len(arrays))
     ax.grid(alpha=0.3)
 
 
@@ -342,14 +412,26 @@ def plot_distributions(
 
     Returns:
         ``path``. Dashed lines mark the means; tails beyond the pooled 0.5% and 99.5%
-        quantiles are counted in the end bins.
+        quantiles are counted in the end bins; a spike (e.g. the unhedged short call's paths
+        that expire out of the money) is cut and labelled with its count, so that the other
+        hedgers' shapes stay readable; NaN and infinite values are left out and counted in the
+        legend (to the right of the panels: it hides no data). Each hedger has one colour in
+        both panels.
     """
+    from hedgearena.envs.rendering import distinct_colors
+
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 1, figsize=(8.0, 7.0))
-    _histogram_panel(axes[0], pnl, "terminal P&L (currency per episode)")
-    _histogram_panel(axes[1], cost, "hedging cost = premium - exp(-rT) P&L (currency per episode)")
-    fig.suptitle(title or "P&L and hedging cost per hedger (dashed: mean)", fontsize=11)
-    fig.tight_layout()
+    n = max(len(pnl), len(cost))
+    fig, axes = plt.subplots(2, 1, figsize=(11.0 if n <= 22 else 14.0, 7.5), layout="constrained")
+    fig.get_layout_engine().set(rect=(0.0, 0.03, 1.0, 0.97))  # room for the note below
+    colors = distinct_colors(n)
+    _histogram_panel(axes[0], pnl, "terminal P&L (currency per episode)", colors)
+    _histogram_panel(axes[1], cost, "hedging cost = premium - exp(-rT) P&L (currency per episode)",
+                     colors)
+    fig.suptitle(title or "P&L and hedging cost per hedger", fontsize=11)
+    fig.text(0.01, 0.005, "Dashed: the mean. The end bins hold every path beyond the pooled "
+             "0.5% / 99.5% quantiles; a bar cut at the top is labelled with its count (\u2191).",
+             fontsize=8, color="dimgrey", va="bottom")
     return _save(fig, path)
 
 
@@ -362,26 +444,74 @@ class FrontierFamily(NamedTuple):
     parameter_name: str = ""
 
 
-def _iso_objective_lines(ax: Any, c: float, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
-    """Grey lines ``mean + c std = Y`` at round values of ``Y``, each labelled where it enters."""
+FRONTIER_REACH = 2.0
+"""The frontier's view holds the families and the hedgers within this many of the families'
+spans of them; a hedger farther out is drawn on the frame, its numbers in its label."""
+
+_FAMILY_STYLES = (("black", "-"), ("darkgoldenrod", "--"), ("slategrey", "-."), ("teal", ":"))
+"""Colours and line styles of the families: none of them a hedger's (:func:`distinct_colors`)."""
+
+
+def _iso_objective_lines(
+    ax: Any, c: float, x: NDArray[np.float64], y: NDArray[np.float64]
+) -> list[Any]:
+    """Grey lines ``mean + c std = Y`` at round values of ``Y``, each labelled where it enters.
+
+    Non-finite points are ignored. The lines and labels sit under the data (markers drawn above
+    them stay visible). Returns the labels.
+    """
     from matplotlib.ticker import MaxNLocator
 
-    if c <= 0:
-        return
-    xlim, ylim = ax.get_xlim(), ax.get_ylim()
     objective = x + c * y
+    objective = objective[np.isfinite(objective)]
+    if c <= 0 or not objective.size:
+        return []
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
     xs = np.linspace(xlim[0], xlim[1], 200)
+    notes = []
     for level in MaxNLocator(nbins=6).tick_values(objective.min(), objective.max()):
         ys = (level - xs) / c
         ax.plot(xs, ys, color="grey", lw=0.7, ls=":", zorder=0)
         inside = np.flatnonzero((ys >= ylim[0]) & (ys <= ylim[1]))
         if inside.size:
             k = inside[0]
-            ax.annotate(f"Y = {format_number(float(level))}", (xs[k], ys[k]), fontsize=7,
-                        color="dimgrey", textcoords="offset points", xytext=(4, -4), va="top",
-                        bbox={"fc": "white", "ec": "none", "pad": 0.5, "alpha": 0.85})
+            notes.append(ax.annotate(
+                f"Y = {format_number(float(level))}", (xs[k], ys[k]), fontsize=7,
+                color="dimgrey", textcoords="offset points", xytext=(4, -4), va="top",
+                bbox={"fc": "white", "ec": "none", "pad": 0.5, "alpha": 0.85}, zorder=1))
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
+    return notes
+
+
+def _frontier_view(
+    families: list[tuple[NDArray[np.float64], NDArray[np.float64]]],
+    points: Mapping[str, tuple[float, float]],
+) -> tuple[float, float, float, float] | None:
+    """The frontier's view ``(x0, x1, y0, y1)``, or None (no family: everything is shown).
+
+    It holds the families' finite points and the hedgers within :data:`FRONTIER_REACH` spans
+    of them.
+    """
+    x = np.concatenate([np.empty(0), *(fx for fx, _ in families)])
+    y = np.concatenate([np.empty(0), *(fy for _, fy in families)])
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return None
+    x0, x1, y0, y1 = x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max()
+    w = max(x1 - x0, 0.05 * max(abs(x0), abs(x1)), 1e-9)
+    h = max(y1 - y0, 0.05 * max(abs(y0), abs(y1)), 1e-9)
+    for mean, std in points.values():
+        if (x0 - FRONTIER_REACH * w <= mean <= x1 + FRONTIER_REACH * w
+                and y0 - FRONTIER_REACH * h <= std <= y1 + FRONTIER_REACH * h):
+            x0, x1, y0, y1 = min(x0, mean), max(x1, mean), min(y0, std), max(y1, std)
+    return float(x0), float(x1), float(y0), float(y1)
+
+
+def _arrow(mean: float, std: float, xlim: tuple[float, float], ylim: tuple[float, float]) -> str:
+    """Where a point off the chart lies, as arrows (``↑``, ``→``, ...)."""
+    return ("\u2190" * int(mean < xlim[0]) + "\u2192" * int(mean > xlim[1])
+            + "\u2193" * int(std < ylim[0]) + "\u2191" * int(std > ylim[1]))
 
 
 def plot_frontier(
@@ -394,6 +524,13 @@ def plot_frontier(
 ) -> Path:
     """The cost-vs-risk frontier: mean cost (x) against std of cost (y), lower-left is better.
 
+    The view holds the families and the hedgers near them (:data:`FRONTIER_REACH`): a hedger
+    far out (e.g. no hedge on a book) would squash the families into a corner, so it is drawn
+    on the frame, hollow, its label saying where it is (``no hedge ↑ (-328, 2,919)``). The
+    hedgers' markers are drawn above the families' lines (a tuned hedger sits on its family's
+    point); the legend is to the right of the axes; a hedger without finite numbers is named
+    in the legend only.
+
     Args:
         families: family name -> its sweep (a line, each point annotated with its parameter).
         points: single hedger name -> ``(mean_cost, std_cost)`` (a labelled marker).
@@ -405,55 +542,141 @@ def plot_frontier(
         ``path``.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.0, 6.0))
-    xs, ys = [], []
-    labels: list[tuple[str, float, float, tuple[int, int], int]] = []  # hedgers' first
-    markers = "sDv^<>pP*Xh"
-    for i, (name, (mean, std)) in enumerate(points.items()):
-        ax.plot([mean], [std], markers[i % len(markers)], ms=7, label=name)
-        labels.append((name, mean, std, (6, -10), 8))
-        xs.append(np.array([mean]))
-        ys.append(np.array([std]))
+    n_entries = len(points) + len(families)
+    fig, ax = plt.subplots(figsize=(10.5 if n_entries <= 22 else 13.5, 6.5), layout="constrained")
+    curves = {name: (np.asarray(f.mean_cost, dtype=np.float64).ravel(),
+                     np.asarray(f.std_cost, dtype=np.float64).ravel())
+              for name, f in families.items()}
+    finite = {name: (float(m), float(s)) for name, (m, s) in points.items()
+              if math.isfinite(m) and math.isfinite(s)}
+    xs, ys = _frontier_axes(ax, families, curves, finite)
+    notes = _iso_objective_lines(ax, c, xs, ys)
+    labels = _hedger_markers(ax, points, finite)
     for name, family in families.items():
-        x, y = np.asarray(family.mean_cost, float), np.asarray(family.std_cost, float)
-        label = f"{name} ({family.parameter_name})" if family.parameter_name else name
-        ax.plot(x, y, "o-", ms=4, lw=1.3, label=label)
-        for p, xi, yi in zip(np.asarray(family.parameter).ravel(), x, y, strict=True):
-            labels.append((f"{p:g}", float(xi), float(yi), (4, 4), 7))
-        xs.append(x)
-        ys.append(y)
-    ax.margins(0.08)
-    if xs:
-        _iso_objective_lines(ax, c, np.concatenate(xs), np.concatenate(ys))
-    fig.tight_layout()  # the final layout: labels are laid out in its pixels
-    _annotate_apart(fig, ax, labels)
+        for p, xi, yi in zip(np.asarray(family.parameter).ravel(), *curves[name], strict=True):
+            if math.isfinite(xi) and math.isfinite(yi):
+                labels.append((f"{p:g}", float(xi), float(yi), 7))
     ax.set_xlabel("mean hedging cost (currency per episode)")
     ax.set_ylabel("std of hedging cost (currency per episode)")
-    ax.set_title(title or f"Cost vs risk (dotted: mean + {c:g} std = Y)", fontsize=11)
-    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title or "Cost vs risk", fontsize=11)
+    handles, texts = ax.get_legend_handles_labels()  # the hedgers first, then the families
+    k = len(families)
+    if handles:
+            _outside_legend(ax, n_entries, handles=handles[k:] + handles[:k],
+                        labels=texts[k:] + texts[:k],
+                        title=f"dotted: mean + {c:g} std = Y\nlower-left is better",
+                        title_fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.canvas.draw()  # the final layout: labels are laid out in its pixels
+    _annotate_apart(fig, ax, labels, notes)
     return _save(fig, path)
 
 
-def _annotate_apart(
-    fig: Any, ax: Any, labels: list[tuple[str, float, float, tuple[int, int], int]]
-) -> None:
-    """Annotate ``(text, x, y, offset, fontsize)`` in order, skipping overlapping labels.
+def _frontier_axes(
+    ax: Any, families: Mapping[str, FrontierFamily],
+    curves: Mapping[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
+    finite: Mapping[str, tuple[float, float]],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Draw the families' lines and set the view (:func:`_frontier_view`).
 
-    A label whose box would overlap one already written is left out (the legend still names
-    every marker), so the first labels (the hedgers') win.
+    Returns:
+        The means and stds of cost shown (the families' and the hedgers' in view).
+    """
+    xs: list[NDArray[np.float64]] = [np.empty(0)]
+    ys: list[NDArray[np.float64]] = [np.empty(0)]
+    for j, (name, family) in enumerate(families.items()):
+        x, y = curves[name]
+        color, ls = _FAMILY_STYLES[j % len(_FAMILY_STYLES)]
+        label = f"{name} ({family.parameter_name})" if family.parameter_name else name
+        ax.plot(x, y, marker="o", ls=ls, color=color, ms=4, lw=1.3, label=label, zorder=2)
+        xs.append(x)
+        ys.append(y)
+    view = _frontier_view(list(curves.values()), finite)
+    if view is None:
+        ax.plot([m for m, _ in finite.values()], [s for _, s in finite.values()], ls="none")
+        ax.margins(0.08)
+    else:
+        x0, x1, y0, y1 = view
+        ax.set_xlim(x0 - 0.08 * (x1 - x0 or 1.0), x1 + 0.08 * (x1 - x0 or 1.0))
+        ax.set_ylim(y0 - 0.08 * (y1 - y0 or 1.0), y1 + 0.08 * (y1 - y0 or 1.0))
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    for mean, std in finite.values():
+        if not _arrow(mean, std, xlim, ylim):
+            xs.append(np.array([mean]))
+            ys.append(np.array([std]))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _hedger_markers(
+    ax: Any, points: Mapping[str, tuple[float, float]], finite: Mapping[str, tuple[float, float]],
+) -> list[tuple[str, float, float, int]]:
+    """Draw each hedger's marker above the families' lines; a hedger off the view on the frame.
+
+    Returns:
+        The labels to write, ``(text, x, y, fontsize)``.
+    """
+    from hedgearena.envs.rendering import distinct_colors
+
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    colors = distinct_colors(len(points))
+    markers = "sDv^<>pP*Xh"
+    labels: list[tuple[str, float, float, int]] = []
+    for i, (name, (mean, std)) in enumerate(points.items()):
+        style = {"marker": markers[i % len(markers)], "color": colors[i], "ms": 8, "ls": "none",
+                 "mec": "white", "mew": 0.8, "zorder": 4}
+        if name not in finite:
+            ax.plot([], [], label=f"{name} (no finite mean and std of cost)", **style)
+            continue
+        arrow = _arrow(mean, std, xlim, ylim)
+        if not arrow:
+            ax.plot([mean], [std], label=name, **style)
+            labels.append((name, mean, std, 8))
+            continue
+        where = (min(max(mean, xlim[0]), xlim[1]), min(max(std, ylim[0]), ylim[1]))
+        numbers = f"({format_number(mean)}, {format_number(std)})"
+        style.update(mfc="none", mec=colors[i], mew=1.5, clip_on=False)
+        ax.plot([where[0]], [where[1]], label=f"{name}: off the chart at {numbers}", **style)
+        labels.append((f"{name} {arrow} {numbers}", *where, 8))
+    return labels
+
+
+_LABEL_OFFSETS = ((6, 3, "left", "bottom"), (6, -3, "left", "top"),
+                  (-6, 3, "right", "bottom"), (-6, -3, "right", "top"))
+
+
+def _annotate_apart(
+    fig: Any, ax: Any, labels: list[tuple[str, float, float, int]], notes: Sequence[Any] = (),
+) -> None:
+    """Annotate ``(text, x, y, fontsize)`` in order, apart from each other and from the markers.
+
+    Each label goes beside its point where it overlaps no
+    marker, no label already written and no ``notes`` (the iso-objective labels), inside the
+    axes; a label with no such place is left out (the legend still names every marker), so
+    the first labels (the hedgers') win. The labels have a light background: a line under one
+    does not strike it through.
     """
     renderer = fig.canvas.get_renderer()
-    placed: list[Any] = []
-    for text, x, y, offset, size in labels:
-        note = ax.annotate(text, (x, y), textcoords="offset points", xytext=offset,
-                           fontsize=size)
-        box = note.get_window_extent(renderer).expanded(1.05, 1.15)
-        if any(box.overlaps(other) for other in placed):
+    frame = ax.get_window_extent(renderer)
+    centres = ax.transData.transform([(x, y) for _, x, y, _ in labels]) if labels else []
+    markers = [(cx - 5, cy - 5, cx + 5, cy + 5) for cx, cy in centres]
+    placed = [note.get_window_extent(renderer) for note in notes]
+
+    def hits_marker(box: Any, own: int) -> bool:
+        return any(k != own and box.x0 < x1 and box.x1 > x0 and box.y0 < y1 and box.y1 > y0
+                   for k, (x0, y0, x1, y1) in enumerate(markers))
+
+    for own, (text, x, y, size) in enumerate(labels):
+        for dx, dy, ha, va in _LABEL_OFFSETS:
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
+                               fontsize=size, ha=ha, va=va, zorder=3,
+                               bbox={"fc": "white", "ec": "none", "pad": 0.3, "alpha": 0.7})
+            box = note.get_window_extent(renderer)
+            inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
+                      and box.y1 <= frame.y1)
+            if inside and not hits_marker(box, own) and not any(box.overlaps(o) for o in placed):
+                placed.append(box)
+                break
             note.remove()
-        else:
-            placed.append(box)
 
 
 def story_series(record: EpisodeRecord, n_steps: int) -> tuple[NDArray[np.float64], ...]:
@@ -486,7 +709,10 @@ def plot_path_story(
 ) -> Path:
     """One path's story: spot, the model hedge, each hedger's positions and cumulative costs.
 
-    Drawn by :func:`hedgearena.envs.rendering.path_story_figure` (the envs' render).
+    Drawn by :func:`hedgearena.envs.rendering.path_story_figure` (the envs' render). The model
+    hedge's last point (at the end, when the book has expired and the model holds nothing) is
+    drawn as the one before it, held into the end like the positions (:func:`story_series`):
+    a line down to 0 over the last step would show a hedge the model never asked for.
 
     Args:
         index: the path to draw.
@@ -507,13 +733,16 @@ def plot_path_story(
     def row(values: ArrayLike) -> NDArray[np.float64]:
         return np.asarray(values, dtype=np.float64)[index]
 
+    model = row(model_hedge).copy()
+    if model.size > 1:
+        model[-1] = model[-2]
     fig = path_story_figure(
         np.asarray(times, dtype=np.float64),
         row(spot),
-        row(model_hedge),
+        model,
         {name: row(h) for name, h in hedges.items()},
         costs={name: row(v) for name, v in costs.items()} if costs else None,
         strike=strike,
-        title=title or f"path {index}",
+        title=title or f"path {index}: spot, positions and transaction costs",
     )
     return _save(fig, path)

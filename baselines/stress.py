@@ -514,16 +514,23 @@ def print_stress_table(out: StressReport, title: str = "", console: Any = None) 
 def column_scale(values: pd.DataFrame) -> np.ndarray:
     """Each column scaled to [0, 1], its lowest value 0 and its highest 1 (0.5 if constant).
 
+    A missing (NaN or infinite) value stays NaN: it has no place between best and worst.
+
     Examples:
         >>> column_scale(pd.DataFrame({"a": [1.0, 3.0, 2.0], "b": [5.0, 5.0, 5.0]})).tolist()
         [[0.0, 0.5], [1.0, 0.5], [0.5, 0.5]]
+        >>> column_scale(pd.DataFrame({"a": [1.0, float("nan")], "b": [float("nan")] * 2})).tolist()
+        [[0.5, nan], [nan, nan]]
     """
     array = values.to_numpy(dtype=np.float64)
-    low, high = np.nanmin(array, axis=0), np.nanmax(array, axis=0)
+    array = np.where(np.isfinite(array), array, np.nan)
+    present = np.isfinite(array).any(axis=0)
+    filled = np.where(present[None, :], array, 0.0)  # no all-NaN slices for nanmin
+    low, high = np.nanmin(filled, axis=0), np.nanmax(filled, axis=0)
     span = high - low
     flat = ~(span > 0)
     scaled = (array - low) / np.where(flat, 1.0, span)
-    return np.where(flat[None, :], 0.5, scaled)
+    return np.where(np.isnan(array), np.nan, np.where(flat[None, :], 0.5, scaled))
 
 
 def plot_heatmap(
@@ -532,7 +539,9 @@ def plot_heatmap(
     """A hedger x scenario heat map: each cell annotated with its value, coloured by column.
 
     Colours run from green (the scenario's lowest value, the best) to red (its highest), so
-    scenarios of different scales share one picture; the best cell of each column is bold.
+    scenarios of different scales share one picture; the best cell of each column is bold. A
+    missing value (NaN: e.g. a hedger that could not be scored there) is a grey cell marked
+    "-", and a column without any value has no best.
 
     Args:
         values: hedgers as rows, scenarios as columns (lower is better).
@@ -551,15 +560,19 @@ def plot_heatmap(
     n_rows, n_cols = values.shape
     fig, ax = plt.subplots(figsize=(max(6.0, 1.15 * n_cols + 3.0), max(3.0, 0.55 * n_rows + 2.2)))
     scaled = column_scale(values)
-    image = ax.imshow(scaled, cmap="RdYlGn_r", vmin=0.0, vmax=1.0, aspect="auto")
+    cmap = matplotlib.colormaps["RdYlGn_r"].with_extremes(bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(scaled), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(n_cols), [str(c) for c in values.columns], rotation=35, ha="right",
                   rotation_mode="anchor", fontsize=9)
     ax.set_yticks(range(n_rows), [str(r) for r in values.index], fontsize=9)
     array = values.to_numpy(dtype=np.float64)
-    best = np.nanargmin(np.where(np.isnan(array), np.inf, array), axis=0)
+    present = np.isfinite(array)
+    best = np.where(present.any(axis=0),
+                    np.argmin(np.where(present, array, np.inf), axis=0), -1)  # -1: no best
     for i in range(n_rows):
         for j in range(n_cols):
-            dark = not 0.2 <= scaled[i, j] <= 0.8  # white text on the deep greens and reds
+            # white text on the deep greens and reds, black on the pale ones and the grey
+            dark = present[i, j] and not 0.2 <= scaled[i, j] <= 0.8
             ax.text(j, i, report.format_number(float(array[i, j])), ha="center", va="center",
                     fontsize=8, color="white" if dark else "black",
                     fontweight="bold" if best[j] == i else "normal")

@@ -12,6 +12,22 @@ from typing import Any
 import numpy as np
 
 
+def distinct_colors(n: int) -> list[Any]:
+    """``n`` colours told apart: tab10's up to 10, then tab20's light shades, then a colour map.
+
+    Examples:
+        >>> len(distinct_colors(12)), len(set(distinct_colors(20)))
+        (12, 20)
+    """
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:  # tab20's dark shades are tab10's: those first, then the light ones
+        return [colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)][:n]]
+    return [colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, n)]
+
+
 def path_story_figure(
     times: Sequence[float] | np.ndarray,
     spot: Sequence[float] | np.ndarray,
@@ -23,6 +39,10 @@ def path_story_figure(
     time_label: str = "time (years)",
 ) -> Any:
     """A matplotlib Figure with two or three panels sharing the time axis.
+
+    The legends sit to the right of the panels (they hide no data); a hedger has one colour
+    in both panels; integer times (steps) get integer ticks; a story of one point (just after
+    a reset) is drawn as markers; a long title is wrapped.
 
     Args:
         times: ``(m,)`` time of each point, years (or steps: say so in ``time_label``).
@@ -38,36 +58,49 @@ def path_story_figure(
     Returns:
         The figure (close it with ``matplotlib.pyplot.close(fig)``).
     """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = 3 if costs else 2
-    fig, axes = plt.subplots(rows, 1, figsize=(7.0, 2.2 * rows + 0.6), sharex=True)
+    fig, axes = plt.subplots(rows, 1, figsize=(8.6, 2.2 * rows + 0.8), sharex=True,
+                             layout="constrained")
     t = np.asarray(times, dtype=float)
-    axes[0].plot(t, spot, color="black", lw=1.2, label="spot")
+    point = {"marker": "o", "ms": 4} if np.unique(t).size < 2 else {}  # no line to draw
+    legend = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0),
+              "borderaxespad": 0.0}
+    axes[0].plot(t, spot, color="black", lw=1.2, label="spot", **point)
     if strike is not None:
         axes[0].axhline(strike, color="grey", ls="--", lw=0.8, label="strike")
-    axes[0].set_ylabel("spot")
-    axes[0].legend(loc="best", fontsize=8)
-    axes[1].plot(t, model_hedge, color="black", ls=":", lw=1.2, label="model hedge")
+    axes[0].set_ylabel("spot (currency)")
+    axes[0].legend(**legend)
+    colors = dict(zip(hedges, distinct_colors(len(hedges)), strict=True))
+    axes[1].plot(t, model_hedge, color="black", ls=":", lw=1.2, label="model hedge", **point)
     for name, position in hedges.items():
         h = np.asarray(position, dtype=float)
-        (line,) = axes[1].step(t, h, where="post", lw=1.0, label=name)
+        axes[1].step(t, h, where="post", lw=1.0, label=name, color=colors[name], **point)
         traded = np.flatnonzero(np.diff(h, prepend=0.0) != 0)
-        axes[1].plot(t[traded], h[traded], ".", color=line.get_color(), ms=4)
+        axes[1].plot(t[traded], h[traded], ".", color=colors[name], ms=4)
     axes[1].set_ylabel("position (units)")
-    axes[1].legend(loc="best", fontsize=8)
+    axes[1].legend(**legend, ncols=1 if len(hedges) < 22 else 2)
     if costs:
-        for name, cost in costs.items():
-            axes[2].plot(t, cost, lw=1.0, label=name)
-        axes[2].set_ylabel("cumulative cost")
-        axes[2].legend(loc="best", fontsize=8)
+        for i, (name, cost) in enumerate(costs.items()):
+            color = colors.get(name, distinct_colors(len(costs))[i])
+            axes[2].plot(t, cost, lw=1.0, color=color, label=name, **point)
+        axes[2].set_ylabel("cumulative transaction\ncost (currency)")
+        if set(costs) != set(hedges):  # else the colours are the positions' legend's
+            axes[2].legend(**legend)
+    if t.size and np.all(t == np.round(t)):
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+        if point:
+            axes[-1].set_xlim(t[0] - 1.0, t[0] + 1.0)
     axes[-1].set_xlabel(time_label)
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(textwrap.fill(title, 95), fontsize=10)
     return fig
 
 
