@@ -7,7 +7,8 @@ book marks, features) once and stepping the three hedgers through the env's core
 ``--repeats``. The three read the env's state only (``uses_observations = False``), so the
 arena builds no float32 observations for them. For reference, pfhedge 0.23 scores its BS delta
 hedger alone on this case in about 0.2 s on one of these machines (target: all three in less
-than that).
+than that). An absolute time has no reference run beside it, so the JSON records every run's
+time (``seconds_rounds``) and the load average before and after.
 
 Usage: ``python bench/arena.py [--out bench/results/arena.json] [--paths 100000]``
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     one_run(4096)  # warm up
     runs = []
     for i in range(args.repeats):
@@ -65,8 +68,10 @@ def main() -> None:
     best = min(runs, key=lambda r: r["seconds"])
     result = {
         **best, "paths": args.paths, "steps": STEPS, "target_seconds": 0.2,
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-        "numpy": np.__version__,
+        "repeats": args.repeats, "seconds_rounds": [round(r["seconds"], 4) for r in runs],
+        "torch_threads": torch.get_num_threads(), "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(), "numpy": np.__version__,
     }
     for key, value in result.items():
         print(f"{key:<32} {value:,.4f}" if isinstance(value, float) else f"{key:<32} {value}")
