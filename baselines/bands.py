@@ -23,9 +23,21 @@ from numpy.typing import NDArray
 
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
+from hedgearena.envs.checks import is_number
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 BAND_TARGETS = ("edge", "centre")
+
+
+def checked_risk_aversion(value: float) -> float:
+    """``value`` as a float: an absolute risk aversion, finite and > 0, per currency.
+
+    Raises:
+        ValueError: naming the value and the allowed range.
+    """
+    if not is_number(value, gt=0.0):  # bools and NaN are not numbers here
+        raise ValueError(f"risk_aversion must be > 0 (per currency), got {value!r}")
+    return float(value)
 
 
 def band_position(
@@ -202,9 +214,7 @@ class WhalleyWilmott(EnvHedger):
     uses_observations = False  # reads the state only
 
     def __init__(self, risk_aversion: float) -> None:
-        if not (math.isfinite(risk_aversion) and risk_aversion > 0):
-            raise ValueError(f"risk_aversion must be > 0 (per currency), got {risk_aversion!r}")
-        self.risk_aversion = float(risk_aversion)
+        self.risk_aversion = checked_risk_aversion(risk_aversion)
         self.name = f"Whalley-Wilmott {risk_aversion:g}"
 
     def half_width(self, state: State) -> FloatArray:

@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.baselines.bands import band_position
+from hedgearena.baselines.bands import band_position, checked_risk_aversion
 from hedgearena.baselines.delta import FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.baselines.leland import RepricedDelta, book_is_short
@@ -165,9 +165,7 @@ class Zakamouline(RepricedDelta):
     """
 
     def __init__(self, risk_aversion: float) -> None:
-        if not (math.isfinite(risk_aversion) and risk_aversion > 0):
-            raise ValueError(f"risk_aversion must be > 0 (per currency), got {risk_aversion!r}")
-        self.risk_aversion = float(risk_aversion)
+        self.risk_aversion = checked_risk_aversion(risk_aversion)
         self.name = f"Zakamouline {risk_aversion:g}"
 
     def _cost_rate(self, state: State) -> FloatArray:

@@ -134,8 +134,11 @@ def test_best_zakamouline_beats_daily_delta_under_one_percent_cost() -> None:
 def test_specs_and_bad_inputs() -> None:
     assert parse_hedger("zakamouline:0.01").name == "Zakamouline 0.01"
     assert tuned_family("zakamouline:best") == "zakamouline"
-    with pytest.raises(ValueError, match="risk_aversion must be > 0"):
-        Zakamouline(0.0)
+    for bad in (0.0, math.nan, True, "0.1"):  # True was a risk aversion of 1
+        with pytest.raises(ValueError, match="risk_aversion must be > 0"):
+            Zakamouline(bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="risk_aversion must be > 0"):
+            WhalleyWilmott(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="cost_rate must be >= 0"):
         zakamouline_half_width(-0.01, 1.0, 0.01, 100.0, 0.2, 0.25)
     with pytest.raises(ValueError, match="risk_aversion must be a finite number > 0"):
