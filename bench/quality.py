@@ -22,13 +22,14 @@ For each maturity the script
    the env, the agent's algorithm, hyperparameters and view of the env) through hedgearena's
    own :func:`hedgearena.training.train_agent`, timing it (the run folders go to ``--runs``;
    ``python train.py evaluate <folder>`` scores one again);
-2. tunes Whalley-Wilmott's risk aversion and the constant band's tolerance on tuning paths
-   (:func:`hedgearena.baselines.benchmark.tune_family`, seed ``--tune-seed``);
-3. scores daily delta, the tuned Whalley-Wilmott band, the tuned constant band and every agent
-   on the same ``--paths`` fresh paths (seed ``--seed``, used by no training, validation or
-   tuning) with the arena;
+2. tunes the three band families on tuning paths (Whalley-Wilmott's and Zakamouline's risk
+   aversion, the constant band's tolerance; :func:`hedgearena.baselines.benchmark.tune_family`,
+   seed ``--tune-seed``);
+3. scores daily delta, the three tuned bands and every agent on the same ``--paths`` fresh
+   paths (seed ``--seed``, used by no training, validation or tuning) with the arena;
 4. prints the tables and writes JSON: under ``1m`` and ``3m``, in the accounting reading,
-   ``Y_delta``, ``Y_ww``, ``Y_best_band``, ``Y_best_agent``, ``Y_sb3`` (the best
+   ``Y_delta``, ``Y_ww``, ``Y_zakamouline``, ``Y_constant_band``, ``Y_best_band`` (the lowest
+   of the three bands, named by ``best_band_name``), ``Y_best_agent``, ``Y_sb3`` (the best
    stable-baselines3 agent's), each hedger's ``Y``, its standard error, ``mean``, ``std`` and
    the agents' training seconds, the improvement ratios ``1 - Y / Y_delta``, the premium and
    the paths' seed; and under ``including_premium`` the same numbers with the premium
@@ -36,7 +37,7 @@ For each maturity the script
 
 Usage::
 
-    python bench/quality.py                       # both maturities, 100,000 paths (16 min)
+    python bench/quality.py                       # both maturities, 100,000 paths (15 min)
     python bench/quality.py --maturities 1m --agents deep_hedging ppo
     python bench/quality.py --quick               # smoke run: tiny budgets, 4,096 paths
 """
@@ -49,7 +50,7 @@ import platform
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -68,6 +69,12 @@ from hedgearena.training import agent_name, load_agent, train_run
 ROOT = Path(__file__).resolve().parent.parent
 MATURITIES = {"1m": 20, "3m": 60}
 """Maturity label -> days (market steps) of the short call."""
+BANDS = {
+    "whalley_wilmott": ("ww", "Whalley-Wilmott", "risk_aversion"),
+    "zakamouline": ("zakamouline", "Zakamouline", "risk_aversion"),
+    "constant_band": ("band", "constant band", "tolerance"),
+}
+"""The tuned bands: JSON key -> (family of the registry, label, the parameter tuned)."""
 C = 1.5
 """Weight of the cost's standard deviation in the objective (Cao et al.)."""
 READINGS = {
@@ -152,24 +159,25 @@ def run_maturity(maturity: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"[{maturity}] {name}: trained in {seconds:.0f} s -> {run.run_dir}", flush=True)
     settings = BenchmarkSettings(n_paths=args.paths, seed=args.seed, tune_paths=args.tune_paths,
                                  tune_seed=args.tune_seed, c=C, progress=not args.no_progress)
-    print(f"[{maturity}] tuning Whalley-Wilmott and the constant band on {args.tune_paths:,} "
-          f"paths (seed {args.tune_seed}) ...", flush=True)
-    ww_param, _ = tune_family(config, "ww", settings)
-    band_param, _ = tune_family(config, "band", settings)
-    ww, band = family_member("ww", ww_param), family_member("band", band_param)
-    ww.name, band.name = f"Whalley-Wilmott {ww_param:g}", f"constant band {band_param:g}"
-    baselines: list[Hedger] = [BlackScholesDelta(), ww, band]
+    print(f"[{maturity}] tuning the band families on {args.tune_paths:,} paths "
+          f"(seed {args.tune_seed}) ...", flush=True)
+    tuned = {key: tune_family(config, family, settings)[0] for key, (family, _, _) in BANDS.items()}
+    bands = {}
+    for key, (family, label, _) in BANDS.items():
+        bands[key] = family_member(family, tuned[key])
+        bands[key].name = f"{label} {tuned[key]:g}"
+    baselines: list[Hedger] = [BlackScholesDelta(), *bands.values()]
     print(f"[{maturity}] scoring {len(baselines) + len(agents)} hedgers ...", flush=True)
     result = run_arena(config, [*baselines, *(a[0] for a in agents.values())], args.paths,
                        seed=args.seed, progress=not args.no_progress)
 
     premium = float(np.mean(result.totals("delta")["initial_premium"]))
     extras: dict[str, dict[str, Any]] = {
-        "whalley_wilmott": {"risk_aversion": ww_param}, "best_band": {"tolerance": band_param},
+        **{key: {parameter: tuned[key]} for key, (_, _, parameter) in BANDS.items()},
         **{name: {"train_seconds": seconds, "algo": algo,
                   "config": f"configs/quality_{maturity}_{name}.yml"}
            for name, (_, seconds, algo) in agents.items()}}
-    names = {"delta": "delta", "whalley_wilmott": ww.name, "best_band": band.name,
+    names = {"delta": "delta", **{key: band.name for key, band in bands.items()},
              **{name: a[0].name for name, a in agents.items()}}
     readings = {reading: score_all({key: cost_of(result, name, reading)
                                     for key, name in names.items()}, extras)
@@ -195,9 +203,14 @@ def summary(hedgers: dict[str, dict[str, Any]], agents: dict[str, Any]) -> dict[
 
     best_agent = best(list(agents))
     best_sb3 = best([n for n, a in agents.items() if a[2] in SB3_ALGOS])
+    best_band = cast(str, best(list(BANDS)))
     y_delta = hedgers["delta"]["Y"]
-    y_band, y_ww = hedgers["best_band"]["Y"], hedgers["whalley_wilmott"]["Y"]
-    out: dict[str, Any] = {"Y_delta": y_delta, "Y_ww": y_ww, "Y_best_band": y_band}
+    y_band, y_ww = hedgers[best_band]["Y"], hedgers["whalley_wilmott"]["Y"]
+    out: dict[str, Any] = {
+        "Y_delta": y_delta, "Y_ww": y_ww, "Y_zakamouline": hedgers["zakamouline"]["Y"],
+        "Y_constant_band": hedgers["constant_band"]["Y"], "Y_best_band": y_band,
+        "best_band_name": best_band,
+    }
     for key, name in (("best_agent", best_agent), ("sb3", best_sb3)):
         y = hedgers[name]["Y"] if name else None
         out[f"Y_{key}"] = y
