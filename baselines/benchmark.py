@@ -310,10 +310,24 @@ def write_report(
 ) -> dict[str, Path]:
     """Write the report's files into ``out_dir``; return name -> path.
 
-    A report file of an earlier run that this one does not write (``frontier.*`` without the
-    frontier) is removed, so the folder holds one run's report only.
+    The files are written in a staging folder and moved in together
+    (:func:`hedgearena.baselines.report.write_staged`): an interrupted report leaves the
+    previous one whole. A report file of an earlier run that this one does not write
+    (``frontier.*`` without the frontier) is removed, so the folder holds one run's report only.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = report.write_staged(
+        out_dir, lambda stage: _write_files(out, config, hedgers, settings, stage, title)
+    )
+    for stale in set(REPORT_FILES) - {path.name for path in files.values()}:
+        (out_dir / stale).unlink(missing_ok=True)
+    return files
+
+
+def _write_files(
+    out: BenchmarkReport, config: EnvConfig, hedgers: Sequence[Hedger],
+    settings: BenchmarkSettings, out_dir: Path, title: str,
+) -> dict[str, Path]:
+    """Every file of the report, written into ``out_dir``."""
     files = {"config": _write_config(out_dir / "config.yaml", config, hedgers, settings, out)}
     tables = report.write_tables(
         out.table, out_dir, "scores", c=settings.c, risk_aversion=settings.risk_aversion,
@@ -327,8 +341,6 @@ def write_report(
         frontier.to_csv(out_dir / "frontier.csv")
         files["frontier_csv"] = out_dir / "frontier.csv"
     files.update(_plots(out, [h.name for h in hedgers], settings, out_dir, title))
-    for stale in set(REPORT_FILES) - {path.name for path in files.values()}:
-        (out_dir / stale).unlink(missing_ok=True)
     return files
 
 

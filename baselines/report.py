@@ -9,9 +9,13 @@ Agg backend (no display needed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -220,6 +224,38 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def _markdown_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+@contextlib.contextmanager
+def staged_files(out_dir: Path) -> Iterator[Path]:
+    """A staging folder inside ``out_dir`` whose files replace ``out_dir``'s at the end.
+
+    A report is written into the staging folder; only when the block ends without an error
+    (or Ctrl-C) are its files moved into ``out_dir`` (renames, one after the other, within one
+    file system), so an interrupted report leaves the previous one as it was, not a mix of the
+    two. The staging folder is removed either way.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield stage
+        for path in sorted(stage.iterdir()):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_staged(
+    out_dir: Path, write: Callable[[Path], Mapping[str, Path]]
+) -> dict[str, Path]:
+    """``write(stage)``'s files, written in a staging folder then moved into ``out_dir``.
+
+    Returns:
+        name -> path in ``out_dir`` of every file ``write`` wrote (see :func:`staged_files`).
+    """
+    with staged_files(out_dir) as stage:
+        files = dict(write(stage))
+    return {name: out_dir / path.relative_to(stage) for name, path in files.items()}
 
 
 def write_tables(

@@ -380,8 +380,22 @@ def write_report(
     out: StressReport, config: EnvConfig, hedgers: Sequence[Hedger], settings: StressSettings,
     out_dir: Path, title: str = "",
 ) -> dict[str, Path]:
-    """Write the tables, heat maps and config of a stress report into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the tables, heat maps and config of a stress report into ``out_dir``.
+
+    Written in a staging folder and moved in together
+    (:func:`hedgearena.baselines.report.write_staged`): an interrupted report leaves the
+    previous one whole.
+    """
+    return report.write_staged(
+        out_dir, lambda stage: _write_files(out, config, hedgers, settings, stage, title)
+    )
+
+
+def _write_files(
+    out: StressReport, config: EnvConfig, hedgers: Sequence[Hedger], settings: StressSettings,
+    out_dir: Path, title: str,
+) -> dict[str, Path]:
+    """Every file of :func:`write_report`, written into ``out_dir``."""
     files = {"config": _write_config(out_dir / "stress_config.yaml", out, config, hedgers,
                                      settings)}
     files.update(write_tables(out, out_dir, settings, title))

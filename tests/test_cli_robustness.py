@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import hedgearena.training  # noqa: F401  (imported before any test patches what it imports)
 from hedgearena.cli import main
 from hedgearena.run_config import RunConfig, load_config
 

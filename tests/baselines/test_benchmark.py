@@ -107,6 +107,26 @@ def test_benchmark_writes_the_report(tmp_path) -> None:
     assert set(report.frontier) == {"Whalley-Wilmott", "Zakamouline", "fixed band"}
 
 
+def test_an_interrupted_report_leaves_the_previous_one_whole(tmp_path, monkeypatch) -> None:
+    """Ctrl-C while the plots are drawn: the earlier report's files stay as they were (the new
+    tables were written, but in a staging folder), and no staging folder is left behind."""
+    from hedgearena.baselines import benchmark as module
+
+    settings = BenchmarkSettings(n_paths=512, n_boot=5, progress=False, frontier=False)
+    benchmark(make_config("ShortCall"), ["delta"], settings, tmp_path)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "_plots", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark(make_config("ShortCall"), ["no_hedge", "delta"], settings, tmp_path)
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert after == before  # scores.md still holds the delta-only run
+    assert b"no hedge" not in after["scores.md"]
+
+
 def test_the_reference_may_be_given_by_its_spec_and_a_rerun_leaves_no_stale_files(
     tmp_path,
 ) -> None:
