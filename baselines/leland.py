@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.envs.black_scholes import black_scholes_greeks
+from hedgearena.envs.book import held_quantity
 
 
 def leland_volatility(
@@ -97,7 +98,7 @@ class RepricedDelta(EnvHedger):
         batch = self.env.batch
         market, book = batch.market, batch.instruments
         step = np.asarray(state["step"])[:, None]
-        held = (book.start <= step) & (step < book.expiry)
+        held = held_quantity(step, book.start, book.expiry, book.quantity)
         _, vol = self.volatilities(state)
         delta = black_scholes_greeks(
             state["spot"][:, None],
@@ -109,7 +110,7 @@ class RepricedDelta(EnvHedger):
             book.is_call,
             select=("delta",),
         ).delta
-        book_delta = np.sum(np.where(held, book.quantity * delta, 0.0), axis=1)
+        book_delta = np.sum(held * delta, axis=1)
         return -(book_delta + batch.episode.stock)
 
     def time_to_expiry(self, state: State) -> FloatArray:
