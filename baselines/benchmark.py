@@ -1,7 +1,8 @@
 """The benchmark: score a set of hedgers on the same paths and write the report.
 
 ``benchmark(config, ["no_hedge", "delta", "ww:best", ...])`` tunes the ``:best`` families on
-their own tuning paths (a different seed: no selection bias on the scoring paths), runs every
+their own tuning paths (a different seed: no selection bias on the scoring paths; on the
+historical replay, ``split`` also puts them in another stretch of history), runs every
 hedger and every member of the band families (the frontier) on the scoring paths with the
 arena, scores them (:mod:`hedgearena.baselines.metrics`, each against the reference hedger on
 the same paths) and, given an output folder, writes the report:
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +61,12 @@ class BenchmarkSettings:
         frontier: sweep the band families on the scoring paths for the frontier plot.
         story_path: index of the path drawn in ``path_story.png``.
         progress: show progress bars.
+        split: a date (``"2010-01-01"``) that cuts a dated market's history (the historical
+            replay): the ``:best`` members are tuned on the windows before it and every hedger
+            is scored on the windows from it on, out of sample (:func:`split_configs`).
+            None (default): both on the whole history; on the replay, tuning and scoring
+            windows then share days (a different seed draws other windows of the same
+            history), which the report's tuning line says.
     """
 
     n_paths: int = 100_000
@@ -72,6 +80,7 @@ class BenchmarkSettings:
     frontier: bool = True
     story_path: int = 0
     progress: bool = True
+    split: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("n_paths", "tune_paths", "n_boot"):
@@ -94,6 +103,8 @@ class BenchmarkSettings:
             )
         if not 0 <= self.story_path < self.n_paths:
             raise ValueError(f"story_path must be in [0, n_paths), got {self.story_path!r}")
+        if self.split is not None:
+            object.__setattr__(self, "split", split_date(self.split))
 
     @property
     def tuning_seed(self) -> int:
@@ -123,10 +134,73 @@ class BenchmarkReport:
     files: dict[str, Path] = field(default_factory=dict)
 
 
+def split_date(value: Any) -> str:
+    """``value`` as an ISO date (``YYYY-MM-DD``): the ``split`` of :class:`BenchmarkSettings`.
+
+    Raises:
+        ValueError: if ``value`` is not a date.
+
+    Examples:
+        >>> split_date("2010-01-01"), split_date(pd.Timestamp("2010-01-01 00:00"))
+        ('2010-01-01', '2010-01-01')
+    """
+    try:
+        stamp = pd.Timestamp(value) if isinstance(value, str | date | pd.Timestamp) else None
+    except ValueError:
+        stamp = None
+    if stamp is None or pd.isna(stamp) or stamp != stamp.normalize():
+        raise ValueError(f"split must be a date such as '2010-01-01' (the first scoring day), "
+                         f"got {value!r}")
+    return str(stamp.date())
+
+
+def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvConfig]:
+    """The configs a benchmark tunes on and scores on: ``config`` twice, or its history cut.
+
+    With ``split`` (a date), ``config``'s market must be dated (the historical replay,
+    :class:`hedgearena.envs.historical.HistoricalReplay`): the tuning config replays the rows
+    dated before ``split``, the scoring config the rows from ``split`` on, so no tuning window
+    shares a day with a scoring window. Each part must hold one episode's window.
+
+    Raises:
+        ValueError: if the market has no dates, or a part is shorter than an episode.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> tune, score = split_configs(make_config("HistoricalReplay"), "2010-01-01")
+        >>> str(tune.market.data.index[-1].date()), str(score.market.data.index[0].date())
+        ('2009-12-31', '2010-01-04')
+    """
+    if split is None:
+        return config, config
+    market = config.market
+    if not callable(getattr(market, "between", None)):
+        raise ValueError(
+            f"split ({split}) cuts a dated market's history (market='historical', the replay); "
+            f"the {type(market).__name__} market's paths have no dates: leave split unset"
+        )
+    day = pd.Timestamp(split_date(split))
+    parts = []
+    for label, (start, end) in (("before", (None, day - pd.Timedelta(days=1))),
+                                ("from", (day, None))):
+        try:
+            part = market.between(start, end)
+            part.window_starts(config.n_steps)
+        except ValueError as error:
+            raise ValueError(
+                f"split ({split}): the history {label} it cannot hold an episode of "
+                f"{config.n_steps} steps: {error}"
+            ) from None
+        parts.append(config.replace(market=part, market_kwargs={}))
+    return parts[0], parts[1]
+
+
 def tune_family(
     config: EnvConfig, family: str, settings: BenchmarkSettings
 ) -> tuple[float, pd.DataFrame]:
     """The member of a band family with the lowest objective on the tuning paths.
+
+    ``config`` is the tuning config (the first of :func:`split_configs`).
 
     Returns:
         The best parameter and the sweep (parameter, mean_cost, std_cost, objective).
@@ -191,7 +265,13 @@ def tuned_family(spec: str) -> str | None:
 def resolve_hedgers(
     config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings
 ) -> tuple[list[Hedger], dict[str, float]]:
-    """Hedgers from specs (``family:best`` tuned on the tuning paths) or hedger objects."""
+    """Hedgers from specs (``family:best`` tuned on the tuning paths) or hedger objects.
+
+    ``config`` is the benchmark's (uncut) config: the tuning runs on the first of
+    :func:`split_configs`.
+    """
+    tuning = split_configs(config, settings.split)[0] if any(
+        isinstance(spec, str) and tuned_family(spec) for spec in specs) else config
     hedgers: list[Hedger] = []
     tuned: dict[str, float] = {}
     for spec in specs:
@@ -200,7 +280,7 @@ def resolve_hedgers(
             continue
         family = tuned_family(spec)
         if family is not None:
-            tuned[family], _ = tune_family(config, family, settings)
+            tuned[family], _ = tune_family(tuning, family, settings)
             hedger = family_member(family, tuned[family])
             hedger.name = f"{FAMILIES[family][0]} {tuned[family]:g} (tuned)"
             hedgers.append(hedger)
@@ -260,6 +340,7 @@ def benchmark(
         The report.
     """
     settings = settings or BenchmarkSettings()
+    scoring = split_configs(config, settings.split)[1]  # a bad split is named before tuning
     main, tuned = resolve_hedgers(config, hedgers, settings)
     names = [h.name for h in main]
     settings = dataclasses.replace(
@@ -267,14 +348,14 @@ def benchmark(
     families = _frontier_members(settings) if settings.frontier else {}
     everyone = main + [h for members in families.values() for h in members]
     frontier_names = [h.name for members in families.values() for h in members]
-    result = run_arena(config, everyone, settings.n_paths, settings.seed,
+    result = run_arena(scoring, everyone, settings.n_paths, settings.seed,
                        progress=settings.progress, totals_only=frontier_names)
     scores = _score_all(result, names, settings)
     frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
                 for key, members in families.items()}
     out = BenchmarkReport(metrics.score_table(scores), scores, frontier, tuned, result)
     if out_dir is not None:
-        out.files = write_report(out, config, main, settings, Path(out_dir), title)
+        out.files = write_report(out, scoring, main, settings, Path(out_dir), title)
     return out
 
 
@@ -346,7 +427,8 @@ def _write_files(
 
 def report_note(out: BenchmarkReport, settings: BenchmarkSettings) -> str | None:
     """The lines under a report's table: :func:`tuning_note` and :func:`dependence_note`."""
-    notes = [tuning_note(out.tuned, settings), dependence_note(out.arena.overlap)]
+    notes = [tuning_note(out.tuned, settings, dated=out.arena.overlap is not None),
+             dependence_note(out.arena.overlap)]
     return "\n".join(note for note in notes if note) or None
 
 
@@ -373,23 +455,39 @@ def dependence_note(overlap: Overlap | None) -> str | None:
     )
 
 
-def tuning_note(tuned: dict[str, float], settings: BenchmarkSettings) -> str | None:
+def tuning_note(
+    tuned: dict[str, float], settings: BenchmarkSettings, dated: bool = False
+) -> str | None:
     """The report's line on the ``(tuned)`` hedgers: where their parameter was chosen.
+
+    ``dated``: the paths are windows of one history (the replay), where other seeds draw other
+    windows of the same days unless ``settings.split`` cuts the history.
 
     Examples:
         >>> import textwrap
         >>> print(textwrap.fill(tuning_note({"ww": 0.1}, BenchmarkSettings(seed=7)), 80))
         (tuned): the family's member with the lowest Y on 20,000 tuning paths (seed 8),
         apart from the scoring paths (seed 7); chosen: ww 0.1.
+        >>> settings = BenchmarkSettings(seed=7, split="2010-01-01")
+        >>> print(textwrap.fill(tuning_note({"ww": 0.1}, settings, dated=True), 80))
+        (tuned): the family's member with the lowest Y on 20,000 tuning paths (seed 8)
+        of the history before 2010-01-01, the scoring paths (seed 7) being windows from
+        that day on (out of sample); chosen: ww 0.1.
     """
     if not tuned:
         return None
     chosen = ", ".join(f"{family} {value:g}" for family, value in tuned.items())
-    return (
-        f"(tuned): the family's member with the lowest Y on {settings.tune_paths:,} tuning paths "
-        f"(seed {settings.tuning_seed}), apart from the scoring paths (seed {settings.seed}); "
-        f"chosen: {chosen}."
-    )
+    tuning = f"{settings.tune_paths:,} tuning paths (seed {settings.tuning_seed})"
+    if settings.split is not None:
+        where = (f"{tuning} of the history before {settings.split}, the scoring paths "
+                 f"(seed {settings.seed}) being windows from that day on (out of sample)")
+    elif dated:
+        where = (f"{tuning}: other windows of the same history as the scoring paths "
+                 f"(seed {settings.seed}), sharing days with them (in sample; the setting "
+                 "split tunes on an earlier stretch)")
+    else:
+        where = f"{tuning}, apart from the scoring paths (seed {settings.seed})"
+    return f"(tuned): the family's member with the lowest Y on {where}; chosen: {chosen}."
 
 
 REPORT_FILES = ("config.yaml", "scores.csv", "scores.json", "scores.md", "frontier.csv",

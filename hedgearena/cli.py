@@ -144,11 +144,11 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
     """Score the classical hedgers of ``config.arena`` on its env; returns the report folder."""
     from hedgearena.baselines.benchmark import benchmark, report_note
     from hedgearena.baselines.report import print_table, wide_console
-    from hedgearena.training import check_hedgers
+    from hedgearena.training import check_arena
 
     console = console or wide_console()
     env_config = config.env.config()
-    check_hedgers(env_config, config.arena.hedgers)
+    check_arena(config, env_config)
     out_dir = benchmark_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id}: {config.arena.paths:,} paths, seed {config.arena.seed}"

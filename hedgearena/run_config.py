@@ -180,6 +180,7 @@ class ArenaSpec(_Section):
     reference: str = "delta"
     hedgers: list[str] = Field(default_factory=lambda: list(DEFAULT_HEDGERS))
     frontier: bool = True
+    split: str | None = None
 
     @field_validator("hedgers")
     @classmethod
@@ -187,6 +188,13 @@ class ArenaSpec(_Section):
         for spec in value:
             hedger_name(spec)  # raises naming the spec and what is allowed
         return value
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _split_date(cls, value: Any) -> str | None:
+        from hedgearena.baselines.benchmark import split_date
+
+        return None if value is None else split_date(value)  # YAML reads 2010-01-01 as a date
 
     @model_validator(mode="after")
     def _known_reference(self) -> ArenaSpec:
@@ -202,7 +210,7 @@ class ArenaSpec(_Section):
             n_paths=self.paths, seed=self.seed,
             tune_paths=self.tune_paths, c=self.c, risk_aversion=self.risk_aversion,
             n_boot=self.n_boot, reference=self.reference, frontier=self.frontier,
-            progress=progress,
+            progress=progress, split=self.split,
         )
 
 

@@ -253,10 +253,12 @@ def check_trial(config: RunConfig, hedgers_checked: set[str] | None = None) -> N
     ``hedgers_checked`` holds the envs and arena hedgers already found able to hedge them
     (checked once per combination of the two; see :func:`hedgearena.training.check_hedgers`).
     """
+    from hedgearena.baselines.benchmark import split_configs
     from hedgearena.training import check_agent, check_hedgers
 
     env_config = config.env.config()
     check_agent(config, env_config)
+    split_configs(env_config, config.arena.split)  # the arena's split fits the trial's env
     key = json.dumps([config.env.model_dump(mode="json"), config.arena.hedgers], sort_keys=True)
     if hedgers_checked is None or key not in hedgers_checked:
         check_hedgers(env_config, config.arena.hedgers)

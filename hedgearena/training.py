@@ -27,9 +27,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
-from hedgearena.baselines.benchmark import BenchmarkReport, benchmark, plain_data, report_note
+from hedgearena.baselines.benchmark import (
+    BenchmarkReport,
+    benchmark,
+    plain_data,
+    report_note,
+    split_configs,
+)
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
 from hedgearena.run_config import RunConfig, load_config
@@ -94,18 +101,48 @@ def train_run(
     run_dir = config.run_dir
     env_config = config.env.config()  # bad settings are named before any checkpoint clash
     check_agent(config, env_config)  # every check runs before anything is written
-    check_hedgers(env_config, config.arena.hedgers)
-    config = resolve_agent_view(config)
+    check_arena(config, env_config)
+    learning = training_config(config)
+    config = config.model_copy(update={"agent": resolve_agent_view(learning).agent})
     check_resumable(config)  # a refused start leaves the folder's config as it was
     if announce is not None:
         announce(has_checkpoints(run_dir))
     config.dump(run_dir / "config.yaml")
     write_env_yaml(run_dir, env_config)
     start = time.perf_counter()
-    info = train_agent(config, env_config, run_dir, progress)
+    learning = learning.model_copy(update={"agent": config.agent})
+    info = train_agent(learning, learning.env.config(), run_dir, progress)
     info["seconds"] = time.perf_counter() - start
     (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
     return config, info
+
+
+def training_config(config: RunConfig) -> RunConfig:
+    """The run config an agent learns on: ``config``, its history cut before ``arena.split``.
+
+    With ``arena.split`` (the historical replay), the agent learns, like the benchmark's tuned
+    bands, on the history before the split only, and the arena scores it on the history from
+    the split on (out of sample): the env's ``market_kwargs`` get ``end`` = the day before the
+    split (or keep their own ``end`` if it is earlier). Without a split, ``config`` itself.
+
+    Examples:
+        >>> from hedgearena.run_config import RunConfig
+        >>> config = RunConfig.model_validate({"env": {"id": "hedgearena/HistoricalReplay-v0"},
+        ...                                     "arena": {"split": "2010-01-01"}})
+        >>> training_config(config).env.kwargs
+        {'market_kwargs': {'end': '2009-12-31'}}
+    """
+    split = config.arena.split
+    if split is None:
+        return config
+    last = (pd.Timestamp(split) - pd.Timedelta(days=1)).date()
+    kwargs = dict(config.env.kwargs)
+    market_kwargs = dict(kwargs.get("market_kwargs") or {})
+    own_end = market_kwargs.get("end")
+    if own_end is None or pd.Timestamp(own_end).date() > last:
+        market_kwargs["end"] = str(last)
+    kwargs["market_kwargs"] = market_kwargs
+    return config.model_copy(update={"env": config.env.model_copy(update={"kwargs": kwargs})})
 
 
 def check_resumable(config: RunConfig, run_dir: Path | None = None,
@@ -350,6 +387,18 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     timesteps(params, DEFAULT_TIMESTEPS)
 
 
+def check_arena(config: RunConfig, env_config: EnvConfig | None = None) -> None:
+    """Raise ``ValueError`` naming an ``arena`` setting the env cannot be scored with.
+
+    Its hedgers (:func:`check_hedgers`) and its ``split`` (a dated market, both parts longer
+    than an episode: :func:`hedgearena.baselines.benchmark.split_configs`). ``env_config`` is
+    ``config.env.config()`` (built if not given).
+    """
+    env_config = config.env.config() if env_config is None else env_config
+    check_hedgers(env_config, config.arena.hedgers)
+    split_configs(env_config, config.arena.split)
+
+
 def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena.hedgers") -> None:
     """Refuse baseline hedgers that cannot hedge the env, before a run writes or trains.
 
@@ -474,7 +523,7 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
     saved = load_config(run_dir / "config.yaml")
     check_evaluation_config(saved, config)
     check_scoring_seed(saved, config.arena.seed, "arena.seed")
-    check_hedgers(config.env.config(), config.arena.hedgers)
+    check_arena(config)
     hedger = load_agent(run_dir, config)
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own

@@ -251,6 +251,9 @@ def test_a_ctrl_c_that_tune_caught_is_told_apart_from_a_finished_run() -> None:
     (["--agent", "ppo", "--set", "agent.hyperparams={policy: CnnLstmPolicy}"],
      "policy must be one of"),
     (["--agent", "ppo", "--set", "agent.env_kwargs={action_mode: sideways}"], "sideways"),
+    (["--set", "arena.split=2010-01-01"], "split (2010-01-01) cuts a dated market's history"),
+    (["--env", "hedgearena/HistoricalReplay-v0", "--set", "arena.split=2018-12-28"],
+     "the history from it cannot hold an episode of 21 steps"),
 ])
 def test_a_refused_train_config_leaves_no_run_folder(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
