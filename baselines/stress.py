@@ -54,7 +54,7 @@ from hedgearena.baselines.benchmark import (
 )
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger
 from hedgearena.baselines.registry import describe
-from hedgearena.envs.checks import require_integer
+from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
@@ -109,16 +109,12 @@ class StressSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # each check names the field (inf, NaN, None, True or "x" used to escape as
+        # OverflowError or TypeError, or be taken for 1)
         for name in ("n_paths", "tune_paths", "n_boot"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"StressSettings.{name} must be an integer >= 1, got {value!r}")
-        if not (math.isfinite(self.c) and self.c >= 0):
-            raise ValueError(f"StressSettings.c must be a finite number >= 0, got {self.c!r}")
-        if not (math.isfinite(self.risk_aversion) and self.risk_aversion > 0):
-            raise ValueError(
-                f"StressSettings.risk_aversion must be > 0 per currency, got {self.risk_aversion!r}"
-            )
+            require_integer("StressSettings", name, getattr(self, name), integral_floats=True)
+        require_number("StressSettings", "c", self.c, ge=0.0)
+        require_number("StressSettings", "risk_aversion", self.risk_aversion, gt=0.0)
         require_integer("StressSettings", "seed", self.seed, ge=0)
 
     def benchmark(self) -> BenchmarkSettings:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,9 +613,13 @@ def _day(name: str, value: Any) -> np.datetime64:
 
 
 def _timestamp(name: str, value: Any) -> pd.Timestamp:
-    """``value`` as a timestamp, or an error naming the argument."""
+    """``value`` as a timestamp, or an error naming the argument.
+
+    A number is refused: pandas reads ``20080901`` as nanoseconds since 1970, which kept every
+    row from the series' start (as :func:`_date_index` refuses a column of numbers).
+    """
     try:
-        stamp = pd.Timestamp(value)
+        stamp = None if isinstance(value, numbers.Number) else pd.Timestamp(value)
     except (TypeError, ValueError):
         stamp = None
     if stamp is None or pd.isna(stamp):

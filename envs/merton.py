@@ -23,6 +23,7 @@ import numpy as np
 
 from hedgearena.envs.black_scholes import black_scholes_price
 from hedgearena.envs.checks import (
+    require_integer,
     require_number,
     require_surface_or_name,
 )
@@ -113,7 +114,8 @@ def merton_call_price(
         jump_std: standard deviation ``s`` of the log jump size (>= 0).
         rate: risk-free rate, per year.
         dividend: continuous dividend yield, per year.
-        n_terms: number of terms of the series (None: enough for every ``lambda tau``).
+        n_terms: number of terms of the series (>= 1; None: enough for every
+            ``lambda tau``).
 
     Returns:
         The call price, currency; shape of the broadcast of ``spot``, ``strike``, ``tau``.
@@ -130,6 +132,10 @@ def merton_call_price(
     for name, value in (("sigma", sigma), ("jump_intensity", jump_intensity),
                         ("jump_std", jump_std)):
         require_number("merton_call_price", name, value, ge=0.0)
+    for name, value in (("jump_mean", jump_mean), ("rate", rate), ("dividend", dividend)):
+        require_number("merton_call_price", name, value)  # NaN: no NaN price, no spot error
+    if n_terms is not None:
+        require_integer("merton_call_price", "n_terms", n_terms)  # 0 terms priced 0
     k = jump_compensator(jump_mean, jump_std)
     lam_tau = jump_intensity * tau
     if n_terms is None:

@@ -59,7 +59,13 @@ from array_api_compat import array_namespace, is_array_api_obj
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from hedgearena.envs.checks import require_field, require_integer, require_number
+from hedgearena.envs.checks import (
+    is_integer,
+    is_real,
+    require_field,
+    require_integer,
+    require_number,
+)
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.gbm import GBM, price_drift
 from hedgearena.envs.market import FloatArray, MarketModel, MarketPaths, VolSurface, time_major
@@ -149,9 +155,24 @@ def with_fills(paths: MarketPaths, fill_fraction: FloatArray, fill_cap: FloatArr
     return dataclasses.replace(paths, fill_fraction=fill_fraction.T, fill_cap=fill_cap.T)
 
 
+def innermost(model: MarketModel) -> MarketModel:
+    """The model under every scenario wrapper (``model.base`` followed down), or ``model``.
+
+    The wrappers keep the price drift, rate and dividend of the model they wrap, so a stacked
+    scenario (e.g. a gap on a calm market) reads them there.
+
+    Examples:
+        >>> innermost(Gap(RealisedVsImplied(GBM(mu=0.05)))).mu
+        0.05
+    """
+    while isinstance(model, SCENARIO_WRAPPERS):
+        model = model.base
+    return model
+
+
 def _drift(base: MarketModel, paths: MarketPaths) -> float:
-    """The price drift of the base model (its ``mu``, or ``rate - dividend``)."""
-    return price_drift(getattr(base, "mu", None), paths.rate, paths.dividend)
+    """The price drift of the base model (its ``mu``, or ``rate - dividend``), under wrappers."""
+    return price_drift(getattr(innermost(base), "mu", None), paths.rate, paths.dividend)
 
 
 def _log_returns(paths: MarketPaths) -> FloatArray:
@@ -173,12 +194,12 @@ def _rows(n_steps: int) -> NDArray[np.int64]:
 
 
 def _check_step(owner: str, name: str, value: int | None, low: int) -> None:
-    ok = value is None or (isinstance(value, int | np.integer) and value >= low)
+    ok = value is None or (is_integer(value) and value >= low)  # True is no step 1
     require_field(owner, name, value, ok, f"None (random) or an integer >= {low}")
 
 
 def _check_count(owner: str, name: str, value: int, low: int = 1) -> None:
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
+    ok = is_integer(value) and value >= low
     require_field(owner, name, value, ok, f"an integer >= {low}")
 
 
@@ -429,7 +450,7 @@ class StressWindow:
     def __post_init__(self) -> None:
         require_number(type(self).__name__, "liquidity", self.liquidity, ge=1.0)
         require_number(type(self).__name__, "fill_fraction", self.fill_fraction, gt=0.0, le=1.0)
-        ok = isinstance(self.fill_cap, int | float) and self.fill_cap >= 0
+        ok = is_real(self.fill_cap) and self.fill_cap >= 0  # numpy numbers too; inf allowed
         require_field(type(self).__name__, "fill_cap", self.fill_cap, ok, "a number >= 0 (or inf)")
 
     def arrays(self, stressed: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -704,6 +725,10 @@ class Crowding:
         return dataclasses.replace(paths, spot=np.exp(log_spot).T)
 
 
+SCENARIO_WRAPPERS = (RealisedVsImplied, Gap, VolSpike, LiquidityDrought, FlashCrash, Crowding)
+"""The market wrappers of this module (each reshapes the paths of its ``base``)."""
+
+
 # --------------------------------------------------------------------------- historical windows
 
 HISTORICAL_WINDOWS: dict[str, tuple[str, str, str]] = {
@@ -719,14 +744,16 @@ def sp500_window(base: MarketModel, start: str, end: str) -> MarketModel:
     """The S&P 500 replay (:meth:`HistoricalReplay.sp500`) of the rows dated in ``[start, end]``.
 
     Episodes are windows of consecutive rows drawn within the range. The rate and dividend are
-    the base model's (0 if it has none); the surface is the base's if it is a replay, else flat.
+    the base model's (under any scenario wrappers, :func:`innermost`; 0 if it has none); the
+    surface is the base's if it is a replay, else flat.
     Implied vols are VIX/100 from 2014 on and the GARCH estimate before (see the replay).
     """
     from hedgearena.envs.historical import HistoricalReplay
 
-    surface = base.surface if isinstance(base, HistoricalReplay) else None
+    model = innermost(base)  # a stressed config's market: its rate under the wrappers
+    surface = model.surface if isinstance(model, HistoricalReplay) else None
     replay = HistoricalReplay.sp500(
-        rate=float(getattr(base, "rate", 0.0)), dividend=float(getattr(base, "dividend", 0.0)),
+        rate=float(getattr(model, "rate", 0.0)), dividend=float(getattr(model, "dividend", 0.0)),
         surface=surface,
     )
     return replay.between(start, end)
@@ -970,13 +997,11 @@ def _historical(name: str) -> Callable[..., Scenario]:
     default_start, default_end, story = HISTORICAL_WINDOWS[name]
 
     def build(start: str = default_start, end: str = default_end) -> Scenario:
-        import pandas as pd
+        from hedgearena.envs.historical import _timestamp
 
         for key, value in (("start", start), ("end", end)):
-            try:
-                pd.Timestamp(value)
-            except (ValueError, TypeError):
-                raise ValueError(f"{name}.{key} must be a date, got {value!r}") from None
+            if value is not None:  # None: unbounded (HistoricalReplay.between)
+                _timestamp(f"{name}.{key}", value)  # a number (20080901) is refused, not 1970
         return Scenario(
             name, f"S&P 500 {start}..{end}: {story}",
             functools.partial(sp500_window, start=start, end=end),
