@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from hedgearena.baselines.delta import BlackScholesDelta, EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.envs.black_scholes import black_scholes_greeks
+from hedgearena.envs.checks import is_number
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 
@@ -152,11 +153,12 @@ class CPPI(EnvHedger):
     def __init__(
         self, multiplier: float = 4.0, floor: float | None = None, leverage: float = 1.0
     ) -> None:
-        if not (math.isfinite(multiplier) and multiplier > 0):
+        # is_number first: a string or None must fail with the field's name, not a TypeError
+        if not is_number(multiplier, gt=0.0):
             raise ValueError(f"multiplier must be > 0, got {multiplier!r}")
-        if floor is not None and not (math.isfinite(floor) and floor > 0):
+        if floor is not None and not is_number(floor, gt=0.0):
             raise ValueError(f"floor must be > 0 (K / S_0) or None, got {floor!r}")
-        if not (math.isfinite(leverage) and leverage > 0):
+        if not is_number(leverage, gt=0.0):
             raise ValueError(f"leverage must be > 0 (a multiple of the assets), got {leverage!r}")
         self.multiplier, self.floor, self.leverage = float(multiplier), floor, float(leverage)
         self.name = f"CPPI {multiplier:g}" + (

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hedgearena.envs.checks import require_field, require_number, require_surface
+from hedgearena.envs.checks import is_integer, require_field, require_number, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
@@ -29,7 +29,7 @@ def time_grid(owner: str, n_paths: int, n_steps: int, dt: float) -> FloatArray:
         array([0.  , 0.25, 0.5 , 0.75, 1.  ])
     """
     for name, value in (("n_paths", n_paths), ("n_steps", n_steps)):
-        ok = isinstance(value, int | np.integer) and value >= 1
+        ok = is_integer(value) and value >= 1
         require_field(owner + ".simulate", name, value, ok, "an integer >= 1")
     require_number(owner + ".simulate", "dt", dt, gt=0.0)
     return dt * np.arange(n_steps + 1, dtype=np.float64)
@@ -135,17 +135,18 @@ class GBM:
             C-contiguous time-major block (see :func:`hedgearena.envs.market.time_major`).
         """
         times = time_grid(type(self).__name__, n_paths, n_steps, dt)
-        drift = (price_drift(self.mu, self.rate, self.dividend) - 0.5 * self.sigma**2) * dt
+        sigma = float(self.sigma)  # a numpy float32 sigma would make float32 arrays below
+        drift = (price_drift(self.mu, self.rate, self.dividend) - 0.5 * sigma**2) * dt
         # Time-major storage (see hedgearena.envs.market): row s holds every path at step s, and
         # the normals are drawn in that order. The arrays handed out are the transposes.
         spot = log_normal_walk(
-            np.empty((n_steps + 1, n_paths)), self.sigma * math.sqrt(dt), drift, self.spot0, rng
+            np.empty((n_steps + 1, n_paths)), sigma * math.sqrt(dt), drift, self.spot0, rng
         )
         return MarketPaths(
             times=times,
             spot=spot.T,
-            variance=np.full((n_steps + 1, n_paths), self.sigma * self.sigma).T,
-            vol_state=np.full((n_steps + 1, n_paths), self.sigma).T,
+            variance=np.full((n_steps + 1, n_paths), sigma * sigma).T,
+            vol_state=np.full((n_steps + 1, n_paths), sigma).T,
             surface=self.surface,
             rate=self.rate,
             dividend=self.dividend,

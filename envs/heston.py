@@ -129,11 +129,12 @@ class Heston:
       :math:`\tilde v' = \tilde v + \kappa(\theta - \tilde v^+)\Delta
       + \xi\sqrt{\tilde v^+\Delta}\,Z_v`; the spot steps log-normally with :math:`\tilde v^+`.
       The reported variance is :math:`\tilde v^+` (never negative). The spot stays a
-      martingale, but the variance is biased at coarse steps: with the defaults at
-      :math:`\Delta = 1/4`, :math:`E[v_T]` comes out 0.0440 against 0.0468, and with
-      :math:`\xi = 1`, :math:`\rho = -0.9`, :math:`v_0 = 0.02` a one-year at-the-money call is
-      17% too dear at monthly steps and still 1% at daily ones (QE: within its Monte Carlo
-      error at monthly steps). Prefer ``"qe"``.
+      martingale, but the variance is biased at coarse steps: with the defaults but
+      :math:`v_0 = 0.09`, at :math:`\Delta = 1/4`, :math:`E[v_1]` comes out 0.0441 against
+      0.0468 (0.0412 against 0.04 with :math:`v_0 = \theta`), and with :math:`\xi = 1`,
+      :math:`\rho = -0.9`, :math:`v_0 = 0.02` a one-year at-the-money call is 12% too dear at
+      monthly steps and still 1% at daily ones (QE: within its Monte Carlo error at monthly
+      steps). Prefer ``"qe"``.
 
     ``mu`` is the real-world drift of the price (the variance keeps its dynamics: no market price
     of volatility risk); ``mu=None`` simulates under the risk-neutral measure, ``mu = rate -

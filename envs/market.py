@@ -82,7 +82,7 @@ class MarketPaths:
         rate: continuously compounded risk-free rate, per year.
         dividend: continuous dividend yield of the underlying, per year.
         liquidity: ``(n_paths, n_steps + 1)`` multiplier of spreads and impact (1 = normal,
-            larger = less liquid).
+            larger = less liquid; finite and >= 0).
         dates: ``(n_paths, n_steps + 1)`` ``datetime64[D]`` calendar dates for replayed paths,
             ``None`` for simulated ones.
         fill_fraction: ``(n_paths, n_steps + 1)`` in [0, 1], the fraction of an order that
@@ -118,8 +118,15 @@ class MarketPaths:
                 raise ValueError(f"{name} must have shape {shape}, got {getattr(self, name).shape}")
         if self.liquidity is None:  # stored time-major (see the module docstring)
             object.__setattr__(self, "liquidity", np.ones(shape[::-1]).T)
-        elif self.liquidity.shape != shape:
-            raise ValueError(f"liquidity must have shape {shape}, got {self.liquidity.shape}")
+        elif np.shape(self.liquidity) != shape:
+            raise ValueError(f"liquidity must have shape {shape}, got {np.shape(self.liquidity)}")
+        elif not (np.isfinite(self.liquidity) & (self.liquidity >= 0)).all():
+            # the cost models multiply spreads and impact by it: NaN or a negative value would
+            # silently give NaN or negative trading costs
+            raise ValueError(
+                "liquidity must be finite and >= 0 (the multiplier of spreads and impact, "
+                "1 = normal, larger = less liquid), no NaN"
+            )
         _check_fills(self.fill_fraction, self.fill_cap, shape)
 
     @property
