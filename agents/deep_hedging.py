@@ -296,7 +296,7 @@ class TrainerConfig:
         self._check_steps_sizes()
         if not (is_integer(self.seed) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.dtype not in DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:  # [..] is unhashable
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
     def _check_steps_sizes(self) -> None:
@@ -523,8 +523,9 @@ class DeepHedgingTrainer:
         if writer is not None:
             for key, value in summary.items():
                 writer.add_scalar(f"valid/{key}", value, self.step)
-            writer.add_scalar("train/learning_rate", self.config.learning_rate_at(self.step),
-                              self.step)
+            # the step size gradient step ``self.step`` (1-based, as train/loss) was taken with
+            writer.add_scalar("train/learning_rate",
+                              self.config.learning_rate_at(max(self.step - 1, 0)), self.step)
 
     # ------------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> Path | None:

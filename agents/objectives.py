@@ -36,6 +36,7 @@ rounding (its gradient, the softmax weights of the paths, does not).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -198,10 +199,13 @@ class Objective:
     parameter: float
 
     def __post_init__(self) -> None:
-        if self.name not in OBJECTIVES:
+        if not isinstance(self.name, str) or self.name not in OBJECTIVES:  # a list: unhashable
             raise ValueError(
                 f"objective must be one of {', '.join(OBJECTIVES)}; got {self.name!r}"
             )
+        label = _PARAMETERS[self.name][0]
+        if isinstance(self.parameter, bool) or not isinstance(self.parameter, numbers.Real):
+            raise ValueError(f"{self.name}: {label} must be a number, got {self.parameter!r}")
         OBJECTIVES[self.name](np.zeros(2), self.parameter)  # validates the parameter
 
     def __call__(self, cost: Array) -> Array:

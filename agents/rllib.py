@@ -50,10 +50,11 @@ from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.run_config import RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
 from hedgearena.training import (
+    check_arena,
     check_evaluation_config,
-    check_hedgers,
     check_resumable,
     score_agent,
+    training_config,
     write_env_yaml,
 )
 
@@ -186,13 +187,21 @@ def agent_name(spec: RllibSpec) -> str:
 
 
 def save_module(module: Any, folder: Path, spec: RllibSpec) -> Path:
-    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, agent's view)."""
+    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, agent's view).
+
+    Written into ``<folder>.partial`` and moved in place when whole: an interruption leaves
+    either the previous folder, or none, never half a module.
+    """
+    partial = folder.with_name(folder.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    module.save_to_path(str((partial / "module").resolve()))
+    view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs}
+    (partial / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    module.save_to_path(str((folder / "module").resolve()))
-    view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs}
-    (folder / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
+    partial.rename(folder)
     return folder
 
 
@@ -292,6 +301,10 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
             _validate(algo, config, env_config, run_dir, state, writer)
         if state.last_checkpoint < state.steps:
             _checkpoint(algo, run_dir / "checkpoints", state)
+    except KeyboardInterrupt:
+        if state.last_checkpoint < state.steps:  # resume from here, not the last periodic one
+            _checkpoint(algo, run_dir / "checkpoints", state)
+        raise
     finally:
         bar.close()
         writer.close()
@@ -321,7 +334,9 @@ def _checkpoint(algo: Any, folder: Path, state: _Progress) -> Path:
     state.last_checkpoint = state.steps
     pointer = {"path": target.name, "timesteps": state.steps, "iterations": state.iterations,
                "best": state.best, "history": state.history}
-    (folder / LATEST).write_text(json.dumps(pointer, default=float) + "\n")
+    partial = folder / (LATEST + ".tmp")
+    partial.write_text(json.dumps(pointer, default=float) + "\n")
+    partial.replace(folder / LATEST)  # atomic: an interruption never leaves half a pointer
     return target
 
 
@@ -338,9 +353,9 @@ def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path
         writer.add_scalar(f"hedge/{key}", value, state.steps)
     state.history.append({"timesteps": float(state.steps), **current})
     state.last_eval = state.steps
-    if current["objective"] < state.best:
-        state.best = current["objective"]
+    if current["objective"] < state.best or not (run_dir / "best").is_dir():
         save_module(algo.get_module(), run_dir / "best", spec)
+        state.best = current["objective"]  # once saved: a checkpoint's best is that of best/
     return current
 
 
@@ -424,7 +439,7 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
     run_dir = rllib_run_dir(config)
     env_config = config.env.config()
     check_rllib(config, env_config)  # every check before anything is written
-    check_hedgers(env_config, config.arena.hedgers)
+    check_arena(config, env_config)
     check_resumable(config, run_dir, "rllib")  # before the folder's config is replaced
     config.dump(run_dir / "config.yaml")
     write_env_yaml(run_dir, env_config)
@@ -434,7 +449,8 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
                   f"-> {run_dir}/")
     start = time.perf_counter()
     with ray_session(config.ray, config.rllib.num_env_runners, "rllib.num_env_runners"):
-        info = train_rllib(config, env_config, run_dir, progress)
+        learning = training_config(config)  # the history before arena.split, if set
+        info = train_rllib(learning, learning.env.config(), run_dir, progress)
     info["seconds"] = time.perf_counter() - start
     (run_dir / "training.json").write_text(json.dumps(info, indent=2, default=float) + "\n")
     console.print(f"trained in {info['seconds']:.0f} s; scoring on {config.arena.paths:,} paths")
@@ -457,7 +473,7 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
     saved = load_config(run_dir / "config.yaml")
     check_evaluation_config(saved, config)
     check_rllib_scoring_seed(saved, config.arena.seed, "arena.seed")
-    check_hedgers(config.env.config(), config.arena.hedgers)
+    check_arena(config)
     hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own

@@ -307,6 +307,8 @@ def _training_settings(tree: dict[str, Any], learner: str = "agent") -> dict[str
     agent = dict(tree.get(learner) or {})
     params = {k: v for k, v in (agent.get("hyperparams") or {}).items() if k not in BUDGET_KEYS}
     settings = {"env": tree.get("env"), "seed": tree.get("seed"),
+                # the agent learns on the history before the split (training_config)
+                "arena.split": (tree.get("arena") or {}).get("split"),
                 f"{learner}.algo": agent.get("algo"),
                 f"{learner}.env_kwargs": agent.get("env_kwargs"),
                 f"{learner}.hyperparams": params}

@@ -272,6 +272,7 @@ def test_a_refused_train_config_leaves_no_run_folder(
     (["--set", "rllib.hyperparams={minibatch_size: 100000, train_batch_size_per_learner: 1000}"],
      "RLlib refuses them: `minibatch_size` (100000) must be <="),
     (["--set", "rllib.env_kwargs={action_mode: sideways}"], "sideways"),
+    (["--set", "arena.split=2010-01-01"], "split (2010-01-01) cuts a dated market's history"),
 ])
 def test_a_refused_rllib_config_leaves_no_run_folder(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -162,3 +162,21 @@ def test_a_refused_split_leaves_no_benchmark_folder(tmp_path, capsys) -> None:
     assert exit_info.value.code != 0
     assert "split (2010-01-01) cuts a dated market's history" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_resume_under_another_split_is_refused(monkeypatch, tmp_path) -> None:
+    import hedgearena.training as training
+
+    monkeypatch.setattr(training, "train_agent", lambda *args: {"algo": "deep_hedging"})
+    config = RunConfig.model_validate({
+        "env": {"id": "hedgearena/HistoricalReplay-v0"}, "agent": {"algo": "deep_hedging"},
+        "arena": {"split": SPLIT}, "out": str(tmp_path), "name": "run",
+    })
+    training.train_run(config, progress=False)
+    (tmp_path / "run" / "checkpoints").mkdir()
+    (tmp_path / "run" / "checkpoints" / "step_10.pt").write_bytes(b"weights")
+    training.train_run(config, progress=False)  # the same split resumes
+    later = config.model_copy(update={"arena": config.arena.model_copy(
+        update={"split": "2012-01-01"})})
+    with pytest.raises(ValueError, match=r"arena\.split: '2010-01-01' -> '2012-01-01'"):
+        training.train_run(later, progress=False)
