@@ -45,7 +45,7 @@ def normal_cdf(x: Any) -> Any:
     if values.ndim == 0:
         return 0.5 * math.erfc(float(values) * _NEG_INV_SQRT2)
     scaled = torch.from_numpy(np.multiply(values, _NEG_INV_SQRT2))
-    with _one_thread():
+    with one_thread():
         torch.special.erfc(scaled, out=scaled)
     out: np.ndarray = scaled.numpy()
     out *= 0.5
@@ -53,7 +53,7 @@ def normal_cdf(x: Any) -> Any:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Run torch single-threaded for a moment (restoring the caller's setting afterwards).
 
     Torch splits even a few thousand erfc evaluations over its intra-op threads; when another

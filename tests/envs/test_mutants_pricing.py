@@ -59,3 +59,20 @@ def test_a_large_book_mixing_calls_and_puts_is_priced_per_option_in_every_block(
     sign = np.where(is_call, 1.0, -1.0)
     forward_gap = spot * np.exp(-DIVIDEND * days / 365.0) - strike * np.exp(-RATE * days / 365.0)
     np.testing.assert_allclose(sign * (got.price - other), forward_gap, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(("name", "bad", "message"), [
+    ("spot", np.nan, "spot must be finite and > 0"),
+    ("strike", 0.0, "strike must be finite and > 0"),
+    ("tau", -1e-9, "tau must be finite and >= 0"),
+    ("vol", np.inf, "vol must be finite and >= 0"),
+])
+def test_a_bad_value_in_any_block_of_a_big_input_is_named(name, bad, message) -> None:
+    """Big inputs are validated block by block: a bad value in the last block is still found."""
+    n = 2 * _CHUNK + 5
+    good = {"spot": 100.0, "strike": 100.0, "tau": 0.5, "vol": 0.2}
+    values = {key: np.full(n, value) for key, value in good.items()}
+    for index in (0, _CHUNK, n - 1):
+        values[name] = np.where(np.arange(n) == index, bad, good[name])
+        with pytest.raises(ValueError, match=message):
+            black_scholes_greeks(*values.values(), select=("price",))
