@@ -477,7 +477,7 @@ def _pivot_markdown(out: StressReport, key: str, se_key: str | None) -> str:
     values = out.pivot(key).T  # scenario rows, hedger columns
     array = values.to_numpy(dtype=np.float64)
     errors = out.pivot(se_key).T.to_numpy(dtype=np.float64) if se_key else None
-    best = np.nanargmin(array, axis=1) if key != "worst_pnl" else np.nanargmax(array, axis=1)
+    best = best_index(array if key != "worst_pnl" else -array, axis=1)
     header = "| scenario | " + " | ".join(str(h).replace("|", "\\|") for h in values.columns)
     lines = [header + " |", "|:---|" + "---:|" * len(values.columns)]
     for i, scenario in enumerate(values.index):
@@ -509,8 +509,9 @@ def print_stress_table(out: StressReport, title: str = "", console: Any = None) 
         table.add_column(str(hedger), justify="right")
     values = objective.to_numpy(dtype=np.float64)
     tails = shortfall.to_numpy(dtype=np.float64)
+    bests = best_index(values, axis=1)
     for i, scenario in enumerate(objective.index):
-        best = int(np.nanargmin(values[i]))
+        best = bests[i]
         cells = [
             f"{'[green]' if j == best else ''}{report.format_number(float(values[i, j]))}"
             f"{'[/green]' if j == best else ''} / {report.format_number(float(tails[i, j]))}"
@@ -519,6 +520,21 @@ def print_stress_table(out: StressReport, title: str = "", console: Any = None) 
         table.add_row(str(scenario), *cells)
     (console or report.wide_console()).print(table)
     return table
+
+
+def best_index(values: np.ndarray, axis: int) -> np.ndarray:
+    """The index of the lowest finite value along ``axis``, -1 where there is none.
+
+    A scenario (or hedger) whose values are all missing (NaN or infinite) has no best: its
+    cells are drawn unmarked instead of failing the report (``np.nanargmin`` raises there).
+
+    Examples:
+        >>> best_index(np.array([[3.0, 1.0], [np.nan, np.nan]]), axis=1).tolist()
+        [1, -1]
+    """
+    present = np.isfinite(values)
+    lowest = np.argmin(np.where(present, values, np.inf), axis=axis)
+    return np.where(present.any(axis=axis), lowest, -1)
 
 
 def column_scale(values: pd.DataFrame) -> np.ndarray:
@@ -577,8 +593,7 @@ def plot_heatmap(
     ax.set_yticks(range(n_rows), [str(r) for r in values.index], fontsize=9)
     array = values.to_numpy(dtype=np.float64)
     present = np.isfinite(array)
-    best = np.where(present.any(axis=0),
-                    np.argmin(np.where(present, array, np.inf), axis=0), -1)  # -1: no best
+    best = best_index(array, axis=0)
     for i in range(n_rows):
         for j in range(n_cols):
             # white text on the deep greens and reds, black on the pale ones and the grey
