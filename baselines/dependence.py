@@ -77,10 +77,22 @@ def overlap_of(dates: NDArray[np.datetime64] | None) -> Overlap | None:
 
 
 def check_overlap(overlap: Overlap | None, n: int) -> None:
-    """Raise ``ValueError`` unless ``overlap`` is None or gives each of ``n`` paths a start day."""
-    if overlap is not None and overlap.start.shape != (n,):
+    """Raise ``ValueError`` unless ``overlap`` is None or gives each of ``n`` paths a start day.
+
+    The start days must be integers (days) and the span an integer >= 1 (days).
+    """
+    if overlap is None:
+        return
+    start = np.asarray(overlap.start)
+    if start.shape != (n,):
         raise ValueError(f"overlap.start must give one start day per path, shape ({n},); got "
-                         f"{overlap.start.shape}")
+                         f"{start.shape}")
+    if not np.issubdtype(start.dtype, np.integer):
+        raise ValueError(f"overlap.start must be integer days (e.g. int64 days since "
+                         f"1970-01-01), got dtype {start.dtype}")
+    span = overlap.span
+    if isinstance(span, bool) or not isinstance(span, (int, np.integer)) or span < 1:
+        raise ValueError(f"overlap.span must be an integer >= 1 (days), got {span!r}")
 
 
 def long_run_se(influence: FloatArray, overlap: Overlap) -> float:

@@ -19,15 +19,16 @@ Conventions (currency = the units of the underlying's price; "per episode" = per
   default): the price a dealer would charge, lower is better.
 - Standard errors: of a mean ``s / sqrt(n)``; of other estimators by the delta method. ``s`` is the
   sample standard deviation (``ddof = 1``); ``m_k`` the ``k``-th central sample moment
-  (``ddof = 0``). With ``n = 1`` every standard error (and a paired p-value) is undefined and
-  returned as NaN, on purpose; a constant sample has standard errors 0, never NaN.
+  (``ddof = 0``). With ``n = 1`` every standard error, bootstrap interval and paired p-value is
+  undefined and returned as NaN, on purpose; a constant sample has standard errors 0, never NaN.
 - Confidence intervals of VaR, ES, entropic risk and of paired differences of the objective are
   percentile bootstraps (``n_boot`` resamples of the path indices, seeded, 95% by default).
   Both are approximate: the delta-method standard errors of the std and of ``Y`` rest on the
   sample's fourth moment and understate the spread for heavy-tailed costs (measured on
   lognormal(0, 1) samples of 2,000: 0.74 to 0.77 of the Monte Carlo spread, 0.99 to 1.02 on
-  normal and lognormal(0, 0.5) ones), and percentile intervals of VaR and ES cover a little less
-  than their level (0.90 to 0.93 for 95% on normal samples of 2,000).
+  normal and lognormal(0, 0.5) ones), and 95% percentile intervals of VaR and ES cover about
+  their level at the 95% level and a little less at 99% (normal samples of 2,000, 600
+  repetitions, MC standard error 0.01: 0.947 and 0.943 at 95%, 0.925 and 0.92 at 99%).
 - Dependent paths (the historical replay's windows overlap: :class:`Overlap`). Given an
   ``overlap``, every standard error is a Newey and West (1987) long-run one over the days the
   paths start on (the estimator's influence values summed per start day, Bartlett weights over
@@ -51,6 +52,7 @@ from scipy.stats import t as student_t
 
 from hedgearena.baselines.dependence import Overlap, block_resamples, check_overlap, long_run_se
 from hedgearena.baselines.hedger import EpisodeRecord
+from hedgearena.envs.checks import is_integer
 from hedgearena.envs.episode import EpisodeBatch
 
 FloatArray = NDArray[np.float64]
@@ -159,8 +161,17 @@ def hedging_cost(
         >>> hedging_cost(np.array([5.0, -5.0]), 10.0, rate=0.0, horizon=1.0)
         array([ 5., 15.])
     """
-    pnl = np.asarray(terminal_pnl, dtype=np.float64)
-    return np.asarray(initial_premium, dtype=np.float64) - math.exp(-rate * horizon) * pnl
+    pnl = _sample(terminal_pnl, "terminal_pnl")
+    premium = np.asarray(initial_premium, dtype=np.float64)
+    if premium.ndim != 0 and premium.shape != pnl.shape:
+        raise ValueError(f"initial_premium must be a scalar or one value per path, shape "
+                         f"{pnl.shape}; got shape {premium.shape}")
+    if not np.isfinite(premium).all():
+        raise ValueError("initial_premium must be finite (NaN or inf found)")
+    for name, value in (("rate", rate), ("horizon", horizon)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return premium - math.exp(-rate * horizon) * pnl
 
 
 def sample_mean(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
@@ -374,10 +385,7 @@ def bootstrap_interval(
         (2.5, True)
     """
     values = _sample(x)
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
-    stats = _bootstrap_rows((values,), lambda rows: statistic(rows[0]), int(n_boot), seed,
-                            overlap)
+    stats = _bootstrap_rows((values,), lambda rows: statistic(rows[0]), n_boot, seed, overlap)
     return _interval(float(statistic(values[None, :])[0]), stats, _check_level(confidence))
 
 
@@ -391,11 +399,15 @@ def _bootstrap_rows(
     """``statistic`` of ``n_boot`` joint resamples of the paths of ``samples`` (same indices).
 
     Independent paths are resampled one by one; with an ``overlap``, by moving blocks
-    (:func:`block_resamples`). NaN rows when the overlap leaves fewer than two stretches.
+    (:func:`block_resamples`). NaN rows with one path (every resample is that path: no spread
+    to measure) or when the overlap leaves fewer than two stretches.
     """
+    if not (is_integer(n_boot, integral_floats=True) and n_boot >= 1):
+        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    n_boot = int(n_boot)
     n = samples[0].size
     check_overlap(overlap, n)
-    if overlap is not None and overlap.stretches < 2:
+    if n < 2 or (overlap is not None and overlap.stretches < 2):
         probe = statistic(tuple(s[None, :] for s in samples))
         return np.full((n_boot, *probe.shape[1:]), math.nan)
     rng = np.random.default_rng(seed)
@@ -442,6 +454,9 @@ def tail_risk(
     """
     loss = -_sample(pnl, "pnl")
     entropic_risk(-loss[:1], risk_aversion)  # validates risk_aversion
+    if isinstance(levels, (int, float, str)):
+        raise ValueError(f"levels must be a sequence of levels in (0, 1), e.g. (0.95, 0.99); "
+                         f"got {levels!r}")
     checked = [_check_level(level) for level in levels]
     names = [f"{kind}_{_level_tag(level)}" for level in checked
              for kind in ("value_at_risk", "expected_shortfall")] + ["entropic_risk"]
@@ -638,6 +653,7 @@ def paired_comparison(
     if x.shape != ref.shape:
         raise ValueError(f"cost and reference_cost must be paired (same shape), got {x.shape} "
                          f"and {ref.shape}")
+    check_overlap(overlap, x.size)
     diff = sample_mean(x - ref, overlap=overlap)
     dof = x.size - 1 if overlap is None else overlap.stretches - 1
     out = {"cost_diff": diff.value, "cost_diff_se": diff.se,
@@ -725,6 +741,10 @@ def score(
     if attribution is None:
         assert batch is not None
         attribution = pnl_attribution(record, batch)
+    for name, values in attribution.items():
+        if np.shape(values) != pnl.shape:
+            raise ValueError(f"attribution[{name!r}] must give one value per path, shape "
+                             f"{pnl.shape}; got {np.shape(values)}")
     out.update({f"pnl_{name}": float(values.mean()) for name, values in attribution.items()})
     if reference is not None:
         ref_pnl = _sample(reference.totals["terminal_pnl"], "reference terminal_pnl")
