@@ -186,9 +186,10 @@ class EnvConfig:
         risk_limits: a :class:`hedgearena.envs.limits.RiskLimits`, a dict of its fields, or
             None (default: no limits).
 
-    Episodes end at the book's horizon (``terminated``); the envs never truncate. A time limit is
-    Gymnasium's: ``gym.make(id, max_episode_steps=k)`` on the single env, or
-    ``make_vec(..., vectorization_mode="sync")`` for vector envs of limited single ones.
+    Episodes end at the book's horizon (``terminated``); the envs never truncate by themselves. A
+    time limit is Gymnasium's: ``gym.make(id, max_episode_steps=k)`` on the single env, or
+    ``gym.make_vec(id, n, vectorization_mode="vector_entry_point", max_episode_steps=k)`` (the
+    native vector env truncates each row after ``k`` decisions, as ``TimeLimit`` does).
     """
 
     market: Any = "gbm"

@@ -116,7 +116,9 @@ does not fill stays held, marked at the last prices). With `risk_limits` and
 `action="terminate"`, `terminated` also comes when a limit is crossed, after the decision's
 interval: `info["termination_reason"]` names the limit and, with `unwind=True`, the positions
 are sold at that step like the unwind (the book stays, marked). `truncated` is never set by the
-env (time limits are the user's wrappers).
+env itself: `gym.make(..., max_episode_steps=k)` adds Gymnasium's `TimeLimit`, and the vector env
+takes `max_episode_steps` (which `gym.make_vec` passes on) and truncates each row after k decisions
+the same way.
 
 ## Arguments
 
@@ -139,7 +141,8 @@ or a dict such as `{{"delta": 0.5, "drawdown": 500.0, "action": "terminate"}}`: 
 delta + hedge + g option delta| / N`, `gamma` max `|net gamma| * S * 1% / N`, `vega` max `|net
 vega|` per vol point (currency), `drawdown` max fall of wealth below its episode peak (currency),
 each optional; `action` `report`, `flatten` or `terminate`); or `config=EnvConfig(...)`. The vector
-env adds `num_envs` and `autoreset_mode`; it handles fills, limits and breaches per row.
+env adds `num_envs`, `autoreset_mode` and `max_episode_steps`; it handles fills, limits, breaches
+and time limits per row.
 
 ## Version History
 

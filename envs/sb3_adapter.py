@@ -115,13 +115,16 @@ class SB3VecEnv(VecEnv):
     ) -> None:
         final_obs = infos["final_obs"]
         totals = infos["final_info"].get("totals", {})
+        has_totals = infos["final_info"].get("_totals", np.zeros(self.num_envs, dtype=bool))
         elapsed = round(time.perf_counter() - self._t0, 6)
         for i in rows.tolist():
             out[i] = {
                 "terminal_observation": final_obs[i],
                 "TimeLimit.truncated": bool(truncated[i]),
                 "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": elapsed},
-                "hedge": {key: float(totals[key][i]) for key in HEDGE_TOTALS if key in totals},
+                # the episode's totals (a row cut by a time limit only, no totals: {})
+                "hedge": {key: float(totals[key][i]) for key in HEDGE_TOTALS if key in totals}
+                if has_totals[i] else {},
             }
         self._returns[rows] = 0.0
         self._lengths[rows] = 0

@@ -106,6 +106,10 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     arena's classical baselines): no observations are built nor written, and ``reset`` and the
     steps return an empty ``(num_envs, 0)`` float32 array in their place. Everything else (the
     state, rewards, infos, the P&L) is the same.
+
+    ``max_episode_steps`` (None: no cap) truncates each row after that many of its decisions,
+    as Gymnasium's ``TimeLimit`` does for the single env (``truncated`` is set then, also on a
+    step that terminates); ``gym.make_vec(..., max_episode_steps=k)`` passes it here.
     """
 
     # an instance variable in gymnasium (and replaced in __init__), so not a ClassVar
@@ -126,10 +130,18 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         observations: bool = True,
         render_mode: str | None = None,
         render_envs: int = 1,
+        max_episode_steps: int | None = None,
         **kwargs: Any,
     ) -> None:
         if not (is_integer(num_envs, integral_floats=True) and num_envs >= 1):
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if max_episode_steps is not None and not (
+            is_integer(max_episode_steps) and max_episode_steps >= 1
+        ):
+            raise ValueError(
+                f"max_episode_steps must be None or an integer >= 1, got {max_episode_steps!r}"
+            )
+        self._max_steps = None if max_episode_steps is None else int(max_episode_steps)
         check_render_mode(render_mode)
         if not (is_integer(render_envs) and 1 <= render_envs <= num_envs):
             raise ValueError(f"render_envs must be an integer in [1, num_envs={num_envs}], "
@@ -163,6 +175,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._rows = np.arange(self.num_envs)
         self._n_steps = int(self.config.n_steps or 0)
         self._done = np.zeros(self.num_envs, dtype=bool)
+        self._decisions = np.zeros(self.num_envs, dtype=np.int64)  # of the episode (time limit)
         self._set_steps(np.zeros(self.num_envs, dtype=np.int64), 0)
         self._limits = self.config.risk_limits
         self._remark: Remarker | None = None
@@ -191,6 +204,10 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         if episodes is None:
             self._set_batch(self._source.take(self.num_envs))
         elif isinstance(episodes, EpisodeBatch) and len(episodes.initial_cash) == self.num_envs:
+            if self._observe and has_observations(episodes) and not self.core.permanent_impact:
+                # the env writes its positions into the observations: into a copy of its own,
+                # not into the caller's batch (shared with other envs, kept by the arena)
+                episodes = episodes._replace(observations=episodes.observations.copy())
             self._set_batch(episodes)
         else:
             raise ValueError(
@@ -219,6 +236,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             self._stop_breach = np.zeros(n, dtype=np.int64)  # the breach that ended it
             self._peak, self._over = self._wealth0.copy(), np.zeros(n, dtype=np.int64)
             self._flatten = np.zeros(n, dtype=bool)
+            self._decisions = np.zeros(n, dtype=np.int64)
             return
         self._set_steps(_with_rows(self._t, rows, 0))
         self._hedge = _with_rows(self._hedge, rows, hedge)
@@ -232,6 +250,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._stopped[rows], self._flatten[rows], self._over[rows] = False, False, 0
         self._stop_breach[rows] = 0
         self._peak[rows] = self._wealth0[rows]
+        self._decisions[rows] = 0
 
     def _set_steps(self, steps: np.ndarray, common: int | None = None) -> None:
         """Set every row's market step; ``common`` is the step of all rows when known."""
@@ -319,14 +338,19 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         if self._limits is not None:
             terminated |= self._stopped
         rewards = self._rewards(rows, result, terminated)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        if self._max_steps is not None:  # Gymnasium's TimeLimit, row by row
+            if stepping:
+                self._decisions[rows] += 1
+            truncated = self._decisions >= self._max_steps
         full = full_infos or self.autoreset_mode != AutoresetMode.NEXT_STEP
         infos = self._infos(result, rows, terminated, breach, full)
-        self._done = terminated.copy()
-        if self.autoreset_mode == AutoresetMode.SAME_STEP and terminated.any():
-            infos = self._same_step_reset(terminated, infos)
+        self._done = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and self._done.any():
+            infos = self._same_step_reset(self._done, infos)
         if self.render_mode == "rgb_array":
             self._record_stories(before, rows, result)
-        return self._obs(), rewards, terminated, np.zeros(self.num_envs, dtype=bool), infos
+        return self._obs(), rewards, terminated, truncated, infos
 
     def _record_stories(self, before: np.ndarray, rows: Rows, result: Any) -> None:
         """Add the step's decision to the rendered rows' stories (a new story at a new episode).
@@ -527,29 +551,32 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             )
         return rewards
 
-    def _same_step_reset(self, terminated: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
-        rows = np.flatnonzero(terminated)
+    def _same_step_reset(self, done: np.ndarray, infos: dict[str, Any]) -> dict[str, Any]:
+        """Reset the rows ``done`` (terminated or truncated) inside the step (``SAME_STEP``)."""
+        rows = np.flatnonzero(done)
         everyone = len(rows) == self.num_envs
         final_obs = self._obs()
-        final_info = {  # the rows' final infos, masked to the rows that ended (as Gymnasium's)
-            key: terminated.copy() if key.startswith("_") else value for key, value in infos.items()
+        final_info = {  # the rows' final infos, masked to the rows that ended (as Gymnasium's;
+            # ``totals`` to those that terminated only: a truncated row has no totals)
+            key: done.copy() if key.startswith("_") and key != "_totals" else value
+            for key, value in infos.items()
         }
         self._replace_rows(rows)
         self._begin(ALL_ROWS if everyone else rows)
         fresh = self._infos(None, ALL_ROWS)
         merged = {
-            key: fresh[key] if everyone else np.where(terminated, fresh[key], infos[key])
+            key: fresh[key] if everyone else np.where(done, fresh[key], infos[key])
             for key in INFO_KEYS
         }
         merged.update({"_" + key: fresh["_" + key] for key in INFO_KEYS})  # every row has them
         merged["final_obs"] = (
             final_obs.copy()
             if everyone
-            else np.where(terminated[:, None], final_obs, 0.0).astype(np.float32)
+            else np.where(done[:, None], final_obs, 0.0).astype(np.float32)
         )
-        merged["_final_obs"] = terminated.copy()
+        merged["_final_obs"] = done.copy()
         merged["final_info"] = final_info
-        merged["_final_info"] = terminated.copy()
+        merged["_final_info"] = done.copy()
         self._done = np.zeros(self.num_envs, dtype=bool)
         return merged
 
