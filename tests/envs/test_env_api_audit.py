@@ -25,6 +25,17 @@ def _same(a: Any, b: Any) -> None:
                                rtol=1e-9, atol=1e-9)
 
 
+def _vanilla_time_limit() -> type:
+    """Gymnasium's own ``TimeLimit`` (truncated also on a step that terminates at the limit).
+
+    Importing rl_zoo3 (tests/agents/test_rl_zoo.py) replaces it everywhere in gymnasium with a
+    subclass that truncates only episodes not otherwise over; the native env follows Gymnasium.
+    """
+    from gymnasium.wrappers import common
+
+    return next(cls for cls in common.TimeLimit.__mro__ if cls.__module__ == common.__name__)
+
+
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 @pytest.mark.parametrize("limit", [3, 4])  # cuts the 4-step episodes; or ends with them
 def test_make_vec_max_episode_steps_truncates_like_time_limit_on_the_single_env(
@@ -38,7 +49,7 @@ def test_make_vec_max_episode_steps_truncates_like_time_limit_on_the_single_env(
                           autoreset_mode=mode, max_episode_steps=limit, **kwargs)
     assert native.spec is not None
     assert native.spec.kwargs["max_episode_steps"] == limit
-    sync = SyncVectorEnv([lambda: gym.make(ENV_ID, max_episode_steps=limit, **kwargs)],
+    sync = SyncVectorEnv([lambda: _vanilla_time_limit()(gym.make(ENV_ID, **kwargs), limit)],
                          autoreset_mode=mode)
     want, _ = sync.reset(seed=2)
     got, _ = native.reset(seed=2)
