@@ -330,3 +330,36 @@ def test_implied_vol_of_long_dated_wing_options_beyond_a_total_vol_of_20() -> No
     np.testing.assert_allclose(found[informative], vol, rtol=1e-8)
     repriced = black_scholes_greeks(spot, strike, tau, found, r, q, is_call).price
     np.testing.assert_allclose(repriced, g.price, rtol=1e-13)
+
+
+def test_a_client_flow_book_priced_at_its_live_slots_marks_as_priced_whole(monkeypatch) -> None:
+    """OptionBook-v0's slots are mostly padding, options yet to arrive and options settled: its
+    blocks are priced at the live slots only (``book.SPARSE``); every mark, greek and cash flow
+    is the one of pricing every slot (``SPARSE = 0``), to the sums' rounding."""
+    import hedgearena.envs.book as book_module
+    from hedgearena.envs.config import make_config
+    from hedgearena.envs.episode import build_episodes
+
+    config = make_config("OptionBook", n_steps=30)
+    sizes: list[int] = []
+    price = book_module.price_options
+
+    def spy(market, spot, strike, tau, *args):
+        sizes.append(int(np.prod(np.broadcast_shapes(*map(np.shape, (spot, strike, tau))))))
+        return price(market, spot, strike, tau, *args)
+
+    monkeypatch.setattr(book_module, "price_options", spy)
+    sparse = build_episodes(config, 64, np.random.default_rng(4))
+    slots = 64 * sparse.instruments.strike.shape[1]
+    assert sum(sizes) < 0.5 * 31 * slots  # the live slots only (about a quarter)
+    monkeypatch.setattr(book_module, "SPARSE", 0.0)
+    sizes.clear()
+    whole = build_episodes(config, 64, np.random.default_rng(4))
+    assert sum(sizes) >= 31 * slots  # every slot (and the hedging option's marks)
+    for name, want in whole.episode._asdict().items():
+        if isinstance(want, np.ndarray) and want.dtype.kind == "f":
+            np.testing.assert_allclose(getattr(sparse.episode, name), want, rtol=1e-12,
+                                       atol=1e-9, err_msg=name)
+    for name in ("book_delta", "book_gamma", "book_vega", "book_theta"):
+        np.testing.assert_allclose(getattr(sparse.features, name),
+                                   getattr(whole.features, name), rtol=1e-12, atol=1e-12)
