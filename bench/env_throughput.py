@@ -10,6 +10,8 @@
   untimed block, so each episode's build is paid once, and the ``NEXT_STEP`` reset calls (which
   build and advance no path) are timed but not counted (see :func:`vector_rate`). The kernel
   and the four vector sizes are measured in turns, the best of ``--repeats`` rounds each.
+- ``optionbook_path_steps_per_s_256``: the same for ``OptionBook-v0`` (Heston, client flow and a
+  hedging option; its episode build dominates) at 256 paths, the best of 3 runs (no target).
 - ``sb3_adapter_vs_dummy``: env-steps/s of stable-baselines3 PPO collecting rollouts through
   :class:`SB3VecEnv` over the same with SB3's ``DummyVecEnv`` of single envs, 16 envs (and
   ``sb3_adapter_vs_dummy_256`` with 256 envs, where one array step replaces 256 Python steps);
@@ -70,7 +72,7 @@ def single_rate(env_id: str, steps: int, action: object) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def vector_rate(num_envs: int, path_steps: int) -> float:
+def vector_rate(num_envs: int, path_steps: int, preset: str = "ShortCall") -> float:
     """Path-steps per second of the native vector env, episode building included.
 
     Steady state: after one untimed block of episodes (the env's first build and first touch of
@@ -80,11 +82,11 @@ def vector_rate(num_envs: int, path_steps: int) -> float:
     counted, so a path-step is one transition of one path.
     """
     block = max(256, num_envs)
-    env = VecHedgingEnv(num_envs=num_envs, preset="ShortCall", block=block)
+    env = VecHedgingEnv(num_envs=num_envs, preset=preset, block=block)
     n_steps = int(env.config.n_steps)
     per_block = block // num_envs  # episodes that one block of paths serves
     blocks = max(1, -(-path_steps // (per_block * num_envs * n_steps)))
-    actions = np.zeros((num_envs, 1))
+    actions = np.zeros((num_envs, env.config.action_dim))
     env.reset(seed=0)
     for _ in range(per_block * (n_steps + 1) - 1):  # the rest of the first block, untimed
         env.step(actions)
@@ -161,6 +163,10 @@ def main() -> None:
     vector = dict(zip(sizes, vector_best, strict=True))
     show(["kernel inputs/s", *(f"vector env path-steps/s at {n} paths" for n in sizes)],
          [kernel, *vector_best])
+    # the market maker's env (Heston, client flow, a hedging option): its build dominates
+    book_rate = max(vector_rate(256, 256 * 60 * (1 if args.quick else 4), "OptionBook")
+                    for _ in range(1 if args.quick else 3))
+    show(["OptionBook-v0 vector env path-steps/s at 256 paths"], [book_rate])
     from stable_baselines3.common.env_util import make_vec_env
 
     def sb3_pair(n_envs: int) -> list[list[float]]:
@@ -186,6 +192,7 @@ def main() -> None:
         "kernel_inputs_per_s": kernel,
         **{f"vector_path_steps_per_s_{n}": rate for n, rate in vector.items()},
         "vector_vs_kernel_16384": vector[16384] / kernel,
+        "optionbook_path_steps_per_s_256": book_rate,
         "sb3_adapter_steps_per_s": adapter,
         "sb3_dummy_steps_per_s": dummy,
         "sb3_adapter_vs_dummy": adapter / dummy,
