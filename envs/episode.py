@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.book import (
     BOOK_GREEKS,
     BookMarks,
@@ -23,6 +22,7 @@ from hedgearena.envs.book import (
     held_quantity,
     mark_book_time_major,
     mark_hedge_option_time_major,
+    price_options,
     sample_book,
     settlement_weights,
 )
@@ -426,10 +426,20 @@ def _atm_vol(market: MarketPaths, spot: FloatArray, config: EnvConfig) -> FloatA
     ``spot`` is the market's spot, time-major; so is the result, ``(n_steps + 1, n_paths)``.
     """
     tau = np.maximum(market.times[-1] - market.times, config.dt)[:, None]
+    return at_the_money_vol(market, spot, tau, time_major(market.vol_state), spot[:1])
+
+
+def at_the_money_vol(
+    market: MarketPaths, spot: FloatArray, tau: Any, level: Any, anchor: Any
+) -> FloatArray:
+    """The surface's implied vol at the forward, ``tau`` years out (arrays broadcast).
+
+    ``level`` and ``anchor`` are the surface's state and anchor spot.
+    """
     carry = market.rate - market.dividend
     forward = spot * np.exp(carry * tau) if carry else spot  # e^0 = 1: the forward is the spot
     vol = market.surface.implied_vol(
-        spot, forward, tau, time_major(market.vol_state), spot[:1], market.rate, market.dividend
+        spot, forward, tau, level, anchor, market.rate, market.dividend
     )
     return np.asarray(vol, dtype=np.float64)
 
@@ -650,14 +660,7 @@ def mark_step(
         book = book._replace(settlement=settlement)
     option = _hedge_option_at(config, market, steps, (spot, level, anchor))
     tau = np.maximum(market.times[-1] - market.times[steps], config.dt)
-    carry = market.rate - market.dividend
-    forward = spot * np.exp(carry * tau) if carry else spot
-    atm_vol = np.asarray(
-        market.surface.implied_vol(
-            spot, forward, tau, level, anchor, market.rate, market.dividend
-        ),
-        dtype=np.float64,
-    )
+    atm_vol = at_the_money_vol(market, spot, tau, level, anchor)
     liquidity = market.liquidity[rows, steps]
     costs = config.cost.coefficients(spot, vol=atm_vol, liquidity=liquidity)
     book_delta = book.delta + float(config.book.stock)
@@ -696,13 +699,8 @@ def _book_at(
     start, expiry = instruments.start[rows], instruments.expiry[rows]
     step = steps[:, None]
     tau = np.maximum(_expiry_time(market, expiry) - market.times[steps][:, None], 0.0)
-    vol = market.surface.implied_vol(
-        spot, strike, tau, level, anchor, market.rate, market.dividend
-    )
-    greeks = black_scholes_greeks(
-        spot, strike, tau, vol, market.rate, market.dividend, instruments.is_call[rows],
-        select=BOOK_GREEKS,
-    )
+    greeks = price_options(market, spot, strike, tau, level, anchor, instruments.is_call[rows],
+                           BOOK_GREEKS)
     held = held_quantity(step, start, expiry, quantity)
     premium, spread = arrival_weights(step, start, expiry, quantity,
                                       instruments.half_spread_vol[rows])
@@ -733,13 +731,8 @@ def _hedge_option_at(
     strike = option.moneyness * anchor
     expiry = _expiry_time(market, np.array([option.expiry_steps], dtype=np.int64))
     tau = expiry - market.times[steps]
-    vol = market.surface.implied_vol(
-        spot, strike, tau, level, anchor, market.rate, market.dividend
-    )
-    greeks = black_scholes_greeks(
-        spot, strike, tau, vol, market.rate, market.dividend, option.is_call,
-        select=HedgeOptionMarks._fields,
-    )
+    greeks = price_options(market, spot, strike, tau, level, anchor, option.is_call,
+                           HedgeOptionMarks._fields)
     return HedgeOptionMarks(*(getattr(greeks, name) for name in HedgeOptionMarks._fields))
 
 
