@@ -26,14 +26,7 @@ from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.envs.episode import build_episodes, feature_names
 from hedgearena.envs.vector_env import VecHedgingEnv
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """One torch thread: the machine's cores are shared, and oversubscription is 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def short_call(n_steps: int = 10, **overrides: Any) -> EnvConfig:

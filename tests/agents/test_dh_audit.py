@@ -14,13 +14,7 @@ from hedgearena.agents.deep_hedging import DeepHedgingTrainer, TrainerConfig
 from hedgearena.agents.objectives import Objective, entropic, expected_shortfall, parse_objective
 from hedgearena.envs.config import make_config
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def short_call(n_steps: int = 5) -> Any:
