@@ -53,6 +53,7 @@ from hedgearena.training import (
     check_arena,
     check_evaluation_config,
     check_resumable,
+    check_scoring_split,
     score_agent,
     training_config,
     write_env_yaml,
@@ -473,6 +474,7 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
     saved = load_config(run_dir / "config.yaml")
     check_evaluation_config(saved, config)
     check_rllib_scoring_seed(saved, config.arena.seed, "arena.seed")
+    check_scoring_split(saved, config)
     check_arena(config)
     hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
     out_dir = run_dir / "evaluation"

@@ -455,6 +455,26 @@ def check_evaluation_config(saved: RunConfig, config: RunConfig) -> None:
             f"seed, hedgers) when evaluating, not {', '.join(changed)}")
 
 
+def check_scoring_split(saved: RunConfig, config: RunConfig) -> None:
+    """Refuse scoring a run's agent on history it learnt on (``arena.split``, the replay).
+
+    An agent trained with ``arena.split`` learnt on the history before it
+    (:func:`training_config`); scoring it with no split, or an earlier one, would replay days it
+    trained on. A later split, or the same, is out of sample. A run trained without a split
+    learnt on the whole history: any scoring on it is in sample, as in its own report.
+
+    Raises:
+        ValueError: naming both splits and what is allowed.
+    """
+    trained, scored = saved.arena.split, config.arena.split
+    if trained is not None and (scored is None or scored < trained):
+        raise ValueError(
+            f"the agent learnt on the history before arena.split = {trained}: scoring it with "
+            f"arena.split = {scored} would replay days it trained on; set arena.split to "
+            f"{trained} or later"
+        )
+
+
 def check_scoring_seed(config: RunConfig, seed: int, name: str) -> None:
     """Refuse scoring ``config``'s agent on paths of ``seed`` that it trained on.
 
@@ -525,6 +545,7 @@ def evaluate_run(run_dir: Path, config: RunConfig, progress: bool = True) -> Pat
     saved = load_config(run_dir / "config.yaml")
     check_evaluation_config(saved, config)
     check_scoring_seed(saved, config.arena.seed, "arena.seed")
+    check_scoring_split(saved, config)
     check_arena(config)
     hedger = load_agent(run_dir, config)
     out_dir = run_dir / "evaluation"

@@ -180,3 +180,27 @@ def test_a_resume_under_another_split_is_refused(monkeypatch, tmp_path) -> None:
         update={"split": "2012-01-01"})})
     with pytest.raises(ValueError, match=r"arena\.split: '2010-01-01' -> '2012-01-01'"):
         training.train_run(later, progress=False)
+
+
+def test_evaluating_an_agent_on_history_it_learnt_on_is_refused(monkeypatch, tmp_path) -> None:
+    import hedgearena.training as training
+
+    monkeypatch.setattr(training, "train_agent", lambda *args: {"algo": "deep_hedging"})
+    config = RunConfig.model_validate({
+        "env": {"id": "hedgearena/HistoricalReplay-v0"}, "agent": {"algo": "deep_hedging"},
+        "arena": {"split": SPLIT}, "out": str(tmp_path), "name": "run",
+    })
+    training.train_run(config, progress=False)
+    run_dir = tmp_path / "run"
+
+    def evaluate(split):
+        arena = config.arena.model_copy(update={"split": split})
+        training.evaluate_run(run_dir, config.model_copy(update={"arena": arena}), False)
+
+    for earlier in (None, "2009-06-01"):
+        with pytest.raises(ValueError, match=r"learnt on the history before arena\.split = "
+                                             r"2010-01-01: scoring it with arena\.split = "):
+            evaluate(earlier)
+    for later in (SPLIT, "2012-01-01"):  # out of sample: refused only for the missing model
+        with pytest.raises(ValueError, match="has no trained model"):
+            evaluate(later)
