@@ -468,6 +468,10 @@ def tuning_note(
         >>> print(textwrap.fill(tuning_note({"ww": 0.1}, BenchmarkSettings(seed=7)), 80))
         (tuned): the family's member with the lowest Y on 20,000 tuning paths (seed 8),
         apart from the scoring paths (seed 7); chosen: ww 0.1.
+        >>> print(textwrap.fill(tuning_note({"band": 0.4}, BenchmarkSettings(seed=7)), 80))
+        (tuned): the family's member with the lowest Y on 20,000 tuning paths (seed 8),
+        apart from the scoring paths (seed 7); chosen: band 0.4 (the last of its grid:
+        the best may lie beyond).
         >>> settings = BenchmarkSettings(seed=7, split="2010-01-01")
         >>> print(textwrap.fill(tuning_note({"ww": 0.1}, settings, dated=True), 80))
         (tuned): the family's member with the lowest Y on 20,000 tuning paths (seed 8)
@@ -476,7 +480,8 @@ def tuning_note(
     """
     if not tuned:
         return None
-    chosen = ", ".join(f"{family} {value:g}" for family, value in tuned.items())
+    chosen = ", ".join(f"{family} {value:g}{_edge_mark(family, value)}"
+                       for family, value in tuned.items())
     tuning = f"{settings.tune_paths:,} tuning paths (seed {settings.tuning_seed})"
     if settings.split is not None:
         where = (f"{tuning} of the history before {settings.split}, the scoring paths "
@@ -488,6 +493,18 @@ def tuning_note(
     else:
         where = f"{tuning}, apart from the scoring paths (seed {settings.seed})"
     return f"(tuned): the family's member with the lowest Y on {where}; chosen: {chosen}."
+
+
+def _edge_mark(family: str, value: float) -> str:
+    """`` (the first/last of its grid: ...)`` when ``value`` ends ``family``'s grid, else ``""``.
+
+    The tuning picks the best member of a grid: at its first or last member, the family's best
+    may lie outside it.
+    """
+    grid = FAMILIES[family][1] if family in FAMILIES else ()
+    if not grid or value not in (grid[0], grid[-1]):
+        return ""
+    return f" (the {'first' if value == grid[0] else 'last'} of its grid: the best may lie beyond)"
 
 
 REPORT_FILES = ("config.yaml", "scores.csv", "scores.json", "scores.md", "frontier.csv",
