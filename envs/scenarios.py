@@ -930,7 +930,9 @@ def flash_crash(
     market = _wrapper(FlashCrash, drop=drop, crash_steps=crash_steps,
                       recovery_steps=recovery_steps, recovery=recovery, start=start,
                       vol_multiplier=vol_multiplier, window=window)
-    require_integer("flash_crash", "steps_per_day", steps_per_day, ge=1)
+    for name, value in (("steps_per_day", steps_per_day), ("days", days),
+                        ("rebalance_every", rebalance_every)):
+        require_integer("flash_crash", name, value, ge=1)  # named when built, not when applied
     grid = functools.partial(intraday_grid, steps_per_day=steps_per_day, days=days,
                              rebalance_every=rebalance_every)
     minutes = round(390 / steps_per_day)

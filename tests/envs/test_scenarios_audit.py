@@ -126,3 +126,12 @@ def test_merton_series_names_a_bad_argument(kwargs, message) -> None:
             "jump_intensity": 1.0, "jump_mean": -0.1, "jump_std": 0.15, **kwargs}
     with pytest.raises(ValueError, match=re.escape(message)):
         merton_call_price(**args)
+
+
+@pytest.mark.parametrize("field", ["days", "rebalance_every", "steps_per_day"])
+@pytest.mark.parametrize("bad", [0, 1.5, True])
+def test_flash_crash_grid_settings_are_checked_when_built(field, bad) -> None:
+    """Before, ``days`` and ``rebalance_every`` were only checked when the scenario was applied
+    to an env (after a stress config had been accepted)."""
+    with pytest.raises(ValueError, match=f"flash_crash.{field} must be an integer >= 1"):
+        make_scenario("flash_crash", **{field: bad})
