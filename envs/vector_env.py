@@ -96,6 +96,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     ignores their actions; RLlib's convention)
     or ``SAME_STEP`` (rows reset inside the ending step; the final observation and info are in
     ``infos["final_obs"]`` / ``infos["final_info"]``; stable-baselines3's convention).
+    As in Gymnasium's vector envs, ``infos["final_obs"]`` is a ``(num_envs,)`` object array: row
+    ``i``'s last observation where ``infos["_final_obs"][i]``, None elsewhere.
 
     With ``num_envs=1`` and the same seed it reproduces :class:`HedgingEnv` step by step.
 
@@ -569,11 +571,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             for key in INFO_KEYS
         }
         merged.update({"_" + key: fresh["_" + key] for key in INFO_KEYS})  # every row has them
-        merged["final_obs"] = (
-            final_obs.copy()
-            if everyone
-            else np.where(done[:, None], final_obs, 0.0).astype(np.float32)
-        )
+        merged["final_obs"] = final_observations(final_obs, rows, self.num_envs)
         merged["_final_obs"] = done.copy()
         merged["final_info"] = final_info
         merged["_final_info"] = done.copy()
@@ -766,6 +764,23 @@ def _read_only(values: np.ndarray, copy: bool) -> np.ndarray:
     """A read-only view of ``values`` (of a copy of them if ``copy``)."""
     out = (values.copy() if copy else values).view()
     out.flags.writeable = False
+    return out
+
+
+def final_observations(obs: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """``infos["final_obs"]``: a ``(n,)`` object array of ``obs``' rows ``rows``, None elsewhere.
+
+    Gymnasium's vector envs give the final observations so (``VectorEnv._add_info``), which
+    lets wrappers transform each one whatever its shape. The rows are copies.
+
+    Examples:
+        >>> final_observations(np.ones((3, 2), np.float32), np.array([1]), 3)
+        array([None, array([1., 1.], dtype=float32), None], dtype=object)
+    """
+    out = np.full(n, None, dtype=object)
+    kept = obs[rows]  # a copy (fancy indexing): the batch's rows are written later
+    for i, row in zip(rows.tolist(), kept, strict=True):
+        out[i] = row
     return out
 
 

@@ -117,7 +117,7 @@ def test_same_step_autoreset_reports_the_final_pnl_and_restarts_at_zero() -> Non
     obs, _, terminated, _, info = env.step(np.full((4, 1), 0.3))
     assert terminated.all()
     np.testing.assert_allclose(
-        info["final_obs"][:, -1], info["final_info"]["totals"]["pnl"] / env.reward_scale,
+        np.stack(info["final_obs"])[:, -1], info["final_info"]["totals"]["pnl"] / env.reward_scale,
         rtol=1e-6,
     )
     np.testing.assert_array_equal(obs[:, -1], 0.0)

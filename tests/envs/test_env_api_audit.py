@@ -133,3 +133,30 @@ def test_envs_reset_on_one_episode_batch_do_not_write_into_it_nor_into_each_othe
     np.testing.assert_allclose(obs_a[:, -1], 0.75)  # 0.5 of the 1.5 N target range
     np.testing.assert_allclose(obs_b[:, -1], -0.75)
     np.testing.assert_array_equal(batch.observations, untouched)
+
+
+def test_same_step_final_observations_are_gymnasiums_object_array() -> None:
+    """``final_obs`` is a ``(num_envs,)`` object array, as Gymnasium's own vector envs give it
+    (``VectorEnv._add_info``): each ended row's last observation, None in the others (it was a
+    float32 ``(num_envs, n_features)`` array with zeros there)."""
+    env = VecHedgingEnv(num_envs=3, preset="ShortCall", n_steps=4, action_mode="trade",
+                        autoreset_mode=AutoresetMode.SAME_STEP,
+                        risk_limits={"delta": 0.6, "action": "terminate"})
+    obs, _ = env.reset(seed=0)
+    seen_partial = False
+    for action in (0.9, 0.9, -0.9, 0.0, 0.9, 0.9, 0.0, 0.0):
+        before = obs
+        obs, _, term, trunc, info = env.step(np.array([[action], [0.0], [0.0]]))
+        if "final_obs" not in info:
+            continue
+        done = term | trunc
+        final = info["final_obs"]
+        assert final.shape == (3,)
+        assert final.dtype == object
+        for i in range(3):
+            assert (final[i] is None) == (not done[i])
+            if done[i]:
+                assert final[i].shape == before[i].shape
+                assert final[i].dtype == np.float32
+        seen_partial |= not done.all()
+    assert seen_partial  # a row ended alone (its risk limit), the others ran on

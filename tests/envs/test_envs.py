@@ -129,7 +129,9 @@ def test_same_step_autoreset() -> None:
     obs, _, term, _, info = env.step(np.full((4, 1), 0.3))
     assert term.all()
     assert info["_final_obs"].all()
-    np.testing.assert_allclose(info["final_obs"][:, 0], 0.0)  # the finished episode's last obs
+    assert info["final_obs"].shape == (4,)  # one observation a row, as Gymnasium's
+    assert info["final_obs"].dtype == object
+    np.testing.assert_allclose(np.stack(info["final_obs"])[:, 0], 0.0)  # the ended episode's last
     np.testing.assert_allclose(obs[:, 0], 1.0)  # already the new episode's first obs
     assert "totals" in info["final_info"]
     assert np.all(info["step"] == 0)
