@@ -154,15 +154,20 @@ class PolicySpec:
         return cls(**data)
 
 
+MAX_WIDTH = 65_536
+"""The widest hidden layer a policy may have: ``hidden: [1e9]`` (a typo) would try to allocate
+gigabytes of weights before saying anything."""
+
+
 def _check_hidden(hidden: Any) -> None:
-    """Raise unless ``hidden`` is a non-empty list (or tuple) of integer widths >= 1."""
+    """Raise unless ``hidden`` is a non-empty list (or tuple) of widths in ``[1, MAX_WIDTH]``."""
     ok = isinstance(hidden, list | tuple) and len(hidden) > 0 and all(
-        is_integer(h, integral_floats=True) and h >= 1 for h in hidden
+        is_integer(h, integral_floats=True) and 1 <= h <= MAX_WIDTH for h in hidden
     )
     if not ok:
         raise ValueError(
-            f"hidden must be a non-empty list of integer widths >= 1 (e.g. [64, 64]), "
-            f"got {hidden!r}"
+            f"hidden must be a non-empty list of integer widths from 1 to {MAX_WIDTH:,} "
+            f"(e.g. [64, 64]), got {hidden!r}"
         )
 
 

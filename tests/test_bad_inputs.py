@@ -349,8 +349,9 @@ def test_agent_hyperparameters_of_the_wrong_type_are_named() -> None:
         TrainerConfig(max_grad_norm="1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"fresh_batches must be true or false, got 'yes'"):
         TrainerConfig(fresh_batches="yes")  # type: ignore[arg-type]
-    for hidden in ("abc", 8, [8, 0]):
-        with pytest.raises(ValueError, match=r"hidden must be a non-empty list of integer widths"):
+    for hidden in ("abc", 8, [8, 0], [1e9]):  # 1e9: a typo that would allocate gigabytes
+        with pytest.raises(ValueError, match=r"hidden must be a non-empty list of integer widths"
+                                             r" from 1 to 65,536"):
             PolicySpec(observation=("spot",), hidden=hidden)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"unknown ppo hyperparameter\(s\) \['lerning_rate'\]; "
                                          r"allowed: \[.*'learning_rate'"):
