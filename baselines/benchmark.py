@@ -154,6 +154,16 @@ def split_date(value: Any) -> str:
     return str(stamp.date())
 
 
+def last_day_before(split: Any) -> pd.Timestamp:
+    """The last calendar day before ``split``: where tuning (and an agent's training) ends.
+
+    Examples:
+        >>> str(last_day_before("2010-01-01").date())
+        '2009-12-31'
+    """
+    return pd.Timestamp(split_date(split)) - pd.Timedelta(days=1)
+
+
 def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvConfig]:
     """The configs a benchmark tunes on and scores on: ``config`` twice, or its history cut.
 
@@ -179,10 +189,10 @@ def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvC
             f"split ({split}) cuts a dated market's history (market='historical', the replay); "
             f"the {type(market).__name__} market's paths have no dates: leave split unset"
         )
-    day = pd.Timestamp(split_date(split))
+    last = last_day_before(split)
     parts = []
-    for label, (start, end) in (("before", (None, day - pd.Timedelta(days=1))),
-                                ("from", (day, None))):
+    for label, (start, end) in (("before", (None, last)),
+                                ("from", (last + pd.Timedelta(days=1), None))):
         try:
             part = market.between(start, end)
             part.window_starts(config.n_steps)

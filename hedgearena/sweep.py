@@ -250,18 +250,17 @@ def space_points(spec: SweepSpec) -> list[dict[str, Any]]:
 def check_trial(config: RunConfig, hedgers_checked: set[str] | None = None) -> None:
     """Check a trial's run config as its run would, without writing or training anything.
 
-    ``hedgers_checked`` holds the envs and arena hedgers already found able to hedge them
-    (checked once per combination of the two; see :func:`hedgearena.training.check_hedgers`).
+    ``hedgers_checked`` holds the envs and arena settings (hedgers, split) already found able to
+    score them (checked once per combination; see :func:`hedgearena.training.check_arena`).
     """
-    from hedgearena.baselines.benchmark import split_configs
-    from hedgearena.training import check_agent, check_hedgers
+    from hedgearena.training import check_agent, check_arena
 
     env_config = config.env.config()
     check_agent(config, env_config)
-    split_configs(env_config, config.arena.split)  # the arena's split fits the trial's env
-    key = json.dumps([config.env.model_dump(mode="json"), config.arena.hedgers], sort_keys=True)
+    key = json.dumps([config.env.model_dump(mode="json"), config.arena.hedgers,
+                      config.arena.split], sort_keys=True)
     if hedgers_checked is None or key not in hedgers_checked:
-        check_hedgers(env_config, config.arena.hedgers)
+        check_arena(config, env_config)
         if hedgers_checked is not None:
             hedgers_checked.add(key)
 

@@ -33,6 +33,7 @@ import yaml
 from hedgearena.baselines.benchmark import (
     BenchmarkReport,
     benchmark,
+    last_day_before,
     plain_data,
     report_note,
     split_configs,
@@ -135,7 +136,7 @@ def training_config(config: RunConfig) -> RunConfig:
     split = config.arena.split
     if split is None:
         return config
-    last = (pd.Timestamp(split) - pd.Timedelta(days=1)).date()
+    last = last_day_before(split).date()
     kwargs = dict(config.env.kwargs)
     market_kwargs = dict(kwargs.get("market_kwargs") or {})
     own_end = market_kwargs.get("end")
