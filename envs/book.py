@@ -411,8 +411,7 @@ def _book_blocks(
     """
     start, expiry, quantity, half_spread = fields
     grid = price_on_grid(market, instruments.strike, instruments.expiry, instruments.is_call,
-                         BOOK_GREEKS, live=lambda steps: (quantity != 0) & (steps >= start)
-                         & (steps <= expiry))
+                         BOOK_GREEKS, live=lambda steps: priced(steps, start, expiry, quantity))
     for rows, greeks, live in grid:
         steps = np.arange(rows.start, rows.stop)[:, None, None]
         if live is None:
@@ -453,6 +452,15 @@ def settlement_weights(steps: Any, expiry: Any, quantity: Any) -> FloatArray:
     return np.where(steps == expiry, quantity, 0.0)
 
 
+def priced(steps: Any, start: Any, expiry: Any, quantity: Any) -> NDArray[np.bool_]:
+    """Where an option has a weight in the marks: held, arriving or settling at ``steps``.
+
+    ``start <= step <= expiry`` with a quantity: the union of where :func:`held_quantity`,
+    :func:`arrival_weights` and :func:`settlement_weights` can be non-zero.
+    """
+    return (quantity != 0) & (steps >= start) & (steps <= expiry)
+
+
 def _step_flags(steps: NDArray[np.int64], quantity: FloatArray, n_rows: int) -> NDArray[np.bool_]:
     """``(n_rows,)`` flags of the steps at which some instrument of non-zero quantity is."""
     flags = np.zeros(n_rows + 1, dtype=bool)
@@ -475,7 +483,7 @@ def price_on_grid(
     is_call: NDArray[np.bool_] | bool,
     select: tuple[str, ...],
     live: Any = None,
-) -> Iterator[Any]:
+) -> Iterator[tuple[slice, Greeks, Slots | None]]:
     """Black-Scholes greeks of options on every step and path, a block of steps at a time.
 
     Options are marked at the surface's implied vol; past their expiry ``tau`` is 0.
@@ -491,9 +499,9 @@ def price_on_grid(
             a block with fewer than :data:`SPARSE` of them live is priced there only.
 
     Yields:
-        Without ``live``, ``(rows, greeks)``: a slice of steps and the greeks there,
-        ``(len(rows), n_paths, n_instruments)`` arrays. With it, ``(rows, greeks, where)``:
-        ``where`` is None for a whole block, or its live :class:`Slots`, with ``(k,)`` greeks.
+        ``(rows, greeks, where)``: a slice of steps and the greeks there, ``(len(rows), n_paths,
+        n_instruments)`` arrays with ``where`` None for a whole block, or ``(k,)`` arrays at the
+        block's live :class:`Slots` ``where``.
     """
     spot, vol_state = time_major(market.spot), time_major(market.vol_state)
     expiry_time = _expiry_time(market, _uniform_rows(expiry))[None]
@@ -522,7 +530,7 @@ def price_on_grid(
         tau = np.maximum(expiry_time - market.times[rows, None, None], 0.0)
         greeks = price_options(market, row_spot, strike, tau, vol_state[rows, :, None],
                                spot[:1, :, None], call_flag, select)
-        yield (rows, greeks) if live is None else (rows, greeks, None)
+        yield rows, greeks, None
 
 
 class Slots(NamedTuple):
@@ -645,7 +653,7 @@ def mark_hedge_option_time_major(option: HedgeOption, market: MarketPaths) -> He
     marks = HedgeOptionMarks(*(np.empty((market.n_steps + 1, market.n_paths)) for _ in range(4)))
     strike = option.moneyness * market.spot[:, :1]
     expiry = np.array([[option.expiry_steps]], dtype=np.int64)
-    for rows, greeks in price_on_grid(
+    for rows, greeks, _ in price_on_grid(
         market, strike, expiry, option.is_call, HedgeOptionMarks._fields
     ):
         for name, target in zip(HedgeOptionMarks._fields, marks, strict=True):
@@ -673,6 +681,7 @@ __all__ = [
     "mark_hedge_option_time_major",
     "price_on_grid",
     "price_options",
+    "priced",
     "sample_book",
     "sample_client_flow",
     "settlement_weights",

@@ -120,7 +120,7 @@ def test_per_instrument_greeks_match_quantlib() -> None:
     strike = np.array([[80.0, 100.0, 125.0]])
     expiry = np.array([[2, 3, 40]])
     is_call = np.array([[True, False, True]])
-    ((_rows, greeks),) = list(price_on_grid(market, strike, expiry, is_call, BOOK_GREEKS))
+    ((_rows, greeks, _where),) = list(price_on_grid(market, strike, expiry, is_call, BOOK_GREEKS))
     assert greeks.price.shape == (4, 1, 3)
     for step in range(4):
         for i in range(3):
