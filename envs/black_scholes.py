@@ -271,9 +271,10 @@ def _greeks_chunked(
     """:func:`_greeks` block by block over the flattened broadcast shape (numpy only).
 
     Each block's inputs are validated (:func:`_validate`) just before its formulas, while they
-    are in the CPU cache (a tenth of the time on 10^6 inputs, validated whole beforehand), and
-    torch's erfc runs on one thread for the whole loop (:func:`normal_cdf` then skips setting it
-    for every block).
+    are in the CPU cache, and torch's erfc runs on one thread for the whole loop
+    (:func:`normal_cdf` then skips setting it for every block): the two together are 2 to 3%
+    faster on 10^6 inputs than validating the whole inputs first and setting the threads per
+    block (measured side by side in one process).
     """
     shape = np.broadcast_shapes(*(v.shape for v in inputs))
     flat = [_flat(v, shape) for v in inputs]
