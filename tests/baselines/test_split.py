@@ -108,6 +108,19 @@ def _run_config(**arena) -> RunConfig:
     })
 
 
+def _deep_hedging_run(tmp_path) -> RunConfig:
+    """A deep-hedging run on the replay with the split, in ``tmp_path / "run"``."""
+    return RunConfig.model_validate({
+        "env": {"id": "hedgearena/HistoricalReplay-v0"}, "agent": {"algo": "deep_hedging"},
+        "arena": {"split": SPLIT}, "out": str(tmp_path), "name": "run",
+    })
+
+
+def _with_split(config: RunConfig, split: str | None) -> RunConfig:
+    """``config`` with ``arena.split`` replaced."""
+    return config.model_copy(update={"arena": config.arena.model_copy(update={"split": split})})
+
+
 def test_agents_learn_on_the_history_before_the_split() -> None:
     config = _run_config(split=datetime.date(2010, 1, 1))  # as YAML reads 2010-01-01
     assert config.arena.split == SPLIT
@@ -138,10 +151,7 @@ def test_train_run_trains_before_the_split_and_keeps_the_run_config(monkeypatch,
         return {"algo": "deep_hedging"}
 
     monkeypatch.setattr(training, "train_agent", fake_train)
-    config = RunConfig.model_validate({
-        "env": {"id": "hedgearena/HistoricalReplay-v0"}, "agent": {"algo": "deep_hedging"},
-        "arena": {"split": SPLIT}, "out": str(tmp_path), "name": "run",
-    })
+    config = _deep_hedging_run(tmp_path)
     saved, _ = training.train_run(config, progress=False)
     assert trained["env"].market.data.index[-1] < np.datetime64(SPLIT)
     assert trained["config"].env.kwargs["market_kwargs"]["end"] == "2009-12-31"
@@ -168,16 +178,12 @@ def test_a_resume_under_another_split_is_refused(monkeypatch, tmp_path) -> None:
     import hedgearena.training as training
 
     monkeypatch.setattr(training, "train_agent", lambda *args: {"algo": "deep_hedging"})
-    config = RunConfig.model_validate({
-        "env": {"id": "hedgearena/HistoricalReplay-v0"}, "agent": {"algo": "deep_hedging"},
-        "arena": {"split": SPLIT}, "out": str(tmp_path), "name": "run",
-    })
+    config = _deep_hedging_run(tmp_path)
     training.train_run(config, progress=False)
     (tmp_path / "run" / "checkpoints").mkdir()
     (tmp_path / "run" / "checkpoints" / "step_10.pt").write_bytes(b"weights")
     training.train_run(config, progress=False)  # the same split resumes
-    later = config.model_copy(update={"arena": config.arena.model_copy(
-        update={"split": "2012-01-01"})})
+    later = _with_split(config, "2012-01-01")
     with pytest.raises(ValueError, match=r"arena\.split: '2010-01-01' -> '2012-01-01'"):
         training.train_run(later, progress=False)
 
@@ -186,16 +192,12 @@ def test_evaluating_an_agent_on_history_it_learnt_on_is_refused(monkeypatch, tmp
     import hedgearena.training as training
 
     monkeypatch.setattr(training, "train_agent", lambda *args: {"algo": "deep_hedging"})
-    config = RunConfig.model_validate({
-        "env": {"id": "hedgearena/HistoricalReplay-v0"}, "agent": {"algo": "deep_hedging"},
-        "arena": {"split": SPLIT}, "out": str(tmp_path), "name": "run",
-    })
+    config = _deep_hedging_run(tmp_path)
     training.train_run(config, progress=False)
     run_dir = tmp_path / "run"
 
     def evaluate(split):
-        arena = config.arena.model_copy(update={"split": split})
-        training.evaluate_run(run_dir, config.model_copy(update={"arena": arena}), False)
+        training.evaluate_run(run_dir, _with_split(config, split), False)
 
     for earlier in (None, "2009-06-01"):
         with pytest.raises(ValueError, match=r"learnt on the history before arena\.split = "
