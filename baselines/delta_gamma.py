@@ -46,7 +46,8 @@ def delta_neutral_hedge(
     ``h = -(Delta_book + n Delta_opt)``.
 
     Examples:
-        The book above (delta -51) with 125 options of delta 0.52: ``-(-51 + 65) = -14``.
+        A short call book of delta -51 holding 125 units of the option, of delta 0.52:
+        ``-(-51 + 65) = -14`` (it sells 14 units of the underlying).
 
         >>> delta_neutral_hedge(np.array([-51.0]), np.array([125.0]), np.array([0.52]))
         array([-14.])

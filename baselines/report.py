@@ -103,12 +103,18 @@ def format_se(value: float) -> str:
 
 
 def _format_cell(row: pd.Series, column: SummaryColumn, separator: str = " ± ") -> str:
+    """A table cell: the value, ``± SE`` where the standard error is known, ``[low, high]``.
+
+    An undefined standard error (NaN: one path) is left out, not written ``± -``.
+    """
     value = float(row[column.key])
     if column.key.endswith("p_value") and math.isfinite(value):
         return "<0.001" if value < 1e-3 else f"{value:.3f}"
     text = format_number(value)
-    if column.se_key is not None and column.se_key in row.index and math.isfinite(value):
-        text += f"{separator}{format_se(float(row[column.se_key]))}"
+    se_key = column.se_key
+    se = float(row[se_key]) if se_key is not None and se_key in row.index else math.nan
+    if math.isfinite(value) and math.isfinite(se):
+        text += f"{separator}{format_se(se)}"
     if column.interval is not None and all(k in row.index for k in column.interval):
         low, high = (float(row[k]) for k in column.interval)
         if math.isfinite(low) and math.isfinite(high):
@@ -120,6 +126,31 @@ def _format_cell(row: pd.Series, column: SummaryColumn, separator: str = " ± ")
 def _present(table: pd.DataFrame) -> list[SummaryColumn]:
     """The summary columns the table holds (and that are not all NaN)."""
     return [c for c in SUMMARY_COLUMNS if c.key in table and not table[c.key].isna().all()]
+
+
+REFERENCE_CELL = "reference"
+"""What the reference hedger's row shows in the ``cost - reference cost`` column."""
+
+
+def _reference_row(table: pd.DataFrame) -> Any:
+    """The index of the reference hedger, or None.
+
+    The paired columns are scored against the reference, so its own ``cost_diff`` alone is
+    NaN (:func:`hedgearena.baselines.metrics.score` leaves them out for it): the one row
+    without ``cost_diff`` when other rows have it.
+    """
+    if "cost_diff" not in table:
+        return None
+    missing = table.index[table["cost_diff"].isna()]
+    return missing[0] if len(missing) == 1 and len(table) > 1 else None
+
+
+def _row_cells(
+    row: pd.Series, columns: Sequence[SummaryColumn], is_reference: bool, separator: str = " ± ",
+) -> list[str]:
+    """A row's cells (:func:`_format_cell`); the reference's paired column names it."""
+    return [REFERENCE_CELL if is_reference and c.key == "cost_diff"
+            else _format_cell(row, c, separator) for c in columns]
 
 
 def _best_row(table: pd.DataFrame) -> Any:
@@ -140,7 +171,8 @@ def caption(c: float | None = None, risk_aversion: float | None = None) -> str:
     a_text = "" if risk_aversion is None else f" at a = {risk_aversion:g} per currency"
     return (
         "Currency per episode (per path) unless stated; turnover in units of the underlying "
-        "traded by the decisions (the unwind not counted) and rebalances in trades per episode; "
+        "traded by the decisions and rebalances in decisions that traded it, per episode (the "
+        "unwind and a hedging option's trades not counted: they are in the transaction cost); "
         "value ± one standard error. "
         f"{OBJECTIVE_MARK} objective Y = mean(cost) + c std(cost){c_text}, lower is better "
         "(the best highlighted). cost = initial premium - exp(-rT) P&L, what running the book "
@@ -189,9 +221,9 @@ def print_table(
     for column in columns:
         style = "bold cyan" if column.key == "objective" else None
         rich_table.add_column(column.short, justify="right", style=style)
-    best = _best_row(table)
+    best, reference = _best_row(table), _reference_row(table)
     for name, row in table.iterrows():
-        cells = [_format_cell(row, column, "\n± ") for column in columns]
+        cells = _row_cells(row, columns, name == reference, "\n± ")
         rich_table.add_row(str(name), *cells, style="green" if name == best else None)
     (console or wide_console()).print(rich_table)
     return rich_table
@@ -213,8 +245,9 @@ def markdown_table(table: pd.DataFrame) -> str:
     best = _best_row(table)
     headers = ["hedger", *(f"{c.header} ({units[c.key]})" for c in columns)]
     lines = [_markdown_row(headers), "|:---|" + "---:|" * len(columns)]
+    reference = _reference_row(table)
     for name, row in table.iterrows():
-        cells = [_format_cell(row, column) for column in columns]
+        cells = _row_cells(row, columns, name == reference)
         if name == best and "objective" in table:
             j = [c.key for c in columns].index("objective")
             cells[j] = f"**{cells[j]}**"
@@ -564,8 +597,10 @@ def plot_frontier(
     far out (e.g. no hedge on a book) would squash the families into a corner, so it is drawn
     on the frame, hollow, its label saying where it is (``no hedge ↑ (-328, 2,919)``). The
     hedgers' markers are drawn above the families' lines (a tuned hedger sits on its family's
-    point); the legend is to the right of the axes; a hedger without finite numbers is named
-    in the legend only.
+    point); each family point is labelled with its parameter in the family's colour (families
+    share parameter values: 0.1 is a tolerance on one line, a risk aversion on another); the
+    legend is to the right of the axes; a hedger without finite numbers is named in the legend
+    only.
 
     Args:
         families: family name -> its sweep (a line, each point annotated with its parameter).
@@ -588,10 +623,11 @@ def plot_frontier(
     xs, ys = _frontier_axes(ax, families, curves, finite)
     notes = _iso_objective_lines(ax, c, xs, ys)
     labels = _hedger_markers(ax, points, finite)
-    for name, family in families.items():
+    for j, (name, family) in enumerate(families.items()):
+        color = _FAMILY_STYLES[j % len(_FAMILY_STYLES)][0]
         for p, xi, yi in zip(np.asarray(family.parameter).ravel(), *curves[name], strict=True):
             if math.isfinite(xi) and math.isfinite(yi):
-                labels.append((f"{p:g}", float(xi), float(yi), 7))
+                labels.append(_Label(f"{p:g}", float(xi), float(yi), 7, color))
     ax.set_xlabel("mean hedging cost (currency per episode)")
     ax.set_ylabel("std of hedging cost (currency per episode)")
     ax.set_title(title or "Cost vs risk", fontsize=11)
@@ -643,20 +679,30 @@ def _frontier_axes(
     return np.concatenate(xs), np.concatenate(ys)
 
 
+class _Label(NamedTuple):
+    """A label to write beside a point of the frontier (data coordinates)."""
+
+    text: str
+    x: float
+    y: float
+    fontsize: int
+    color: Any = "black"
+
+
 def _hedger_markers(
     ax: Any, points: Mapping[str, tuple[float, float]], finite: Mapping[str, tuple[float, float]],
-) -> list[tuple[str, float, float, int]]:
+) -> list[_Label]:
     """Draw each hedger's marker above the families' lines; a hedger off the view on the frame.
 
     Returns:
-        The labels to write, ``(text, x, y, fontsize)``.
+        The labels to write (the hedgers' names, in black).
     """
     from hedgearena.envs.rendering import distinct_colors
 
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
     colors = distinct_colors(len(points))
     markers = "sDv^<>pP*Xh"
-    labels: list[tuple[str, float, float, int]] = []
+    labels: list[_Label] = []
     for i, (name, (mean, std)) in enumerate(points.items()):
         style = {"marker": markers[i % len(markers)], "color": colors[i], "ms": 8, "ls": "none",
                  "mec": "white", "mew": 0.8, "zorder": 4}
@@ -666,13 +712,13 @@ def _hedger_markers(
         arrow = _arrow(mean, std, xlim, ylim)
         if not arrow:
             ax.plot([mean], [std], label=name, **style)
-            labels.append((name, mean, std, 8))
+            labels.append(_Label(name, mean, std, 8))
             continue
         where = (min(max(mean, xlim[0]), xlim[1]), min(max(std, ylim[0]), ylim[1]))
         numbers = f"({format_number(mean)}, {format_number(std)})"
         style.update(mfc="none", mec=colors[i], mew=1.5, clip_on=False)
         ax.plot([where[0]], [where[1]], label=f"{name}: off the chart at {numbers}", **style)
-        labels.append((f"{name} {arrow} {numbers}", *where, 8))
+        labels.append(_Label(f"{name} {arrow} {numbers}", *where, 8))
     return labels
 
 
@@ -681,9 +727,9 @@ _LABEL_OFFSETS = ((6, 3, "left", "bottom"), (6, -3, "left", "top"),
 
 
 def _annotate_apart(
-    fig: Any, ax: Any, labels: list[tuple[str, float, float, int]], notes: Sequence[Any] = (),
+    fig: Any, ax: Any, labels: list[_Label], notes: Sequence[Any] = (),
 ) -> None:
-    """Annotate ``(text, x, y, fontsize)`` in order, apart from each other and from the markers.
+    """Write the labels in order, apart from each other and from the markers.
 
     Each label goes beside its point where it overlaps no
     marker, no label already written and no ``notes`` (the iso-objective labels), inside the
@@ -693,7 +739,7 @@ def _annotate_apart(
     """
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
-    centres = ax.transData.transform([(x, y) for _, x, y, _ in labels]) if labels else []
+    centres = ax.transData.transform([(lab.x, lab.y) for lab in labels]) if labels else []
     markers = [(cx - 5, cy - 5, cx + 5, cy + 5) for cx, cy in centres]
     placed = [note.get_window_extent(renderer) for note in notes]
 
@@ -701,10 +747,11 @@ def _annotate_apart(
         return any(k != own and box.x0 < x1 and box.x1 > x0 and box.y0 < y1 and box.y1 > y0
                    for k, (x0, y0, x1, y1) in enumerate(markers))
 
-    for own, (text, x, y, size) in enumerate(labels):
+    for own, label in enumerate(labels):
         for dx, dy, ha, va in _LABEL_OFFSETS:
-            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
-                               fontsize=size, ha=ha, va=va, zorder=3,
+            note = ax.annotate(label.text, (label.x, label.y), textcoords="offset points",
+                               xytext=(dx, dy), fontsize=label.fontsize, color=label.color,
+                               ha=ha, va=va, zorder=3,
                                bbox={"fc": "white", "ec": "none", "pad": 0.3, "alpha": 0.7})
             box = note.get_window_extent(renderer)
             inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0
@@ -747,15 +794,18 @@ def plot_path_story(
 
     Drawn by :func:`hedgearena.envs.rendering.path_story_figure` (the envs' render). The model
     hedge's last point (at the end, when the book has expired and the model holds nothing) is
-    drawn as the one before it, held into the end like the positions (:func:`story_series`):
-    a line down to 0 over the last step would show a hedge the model never asked for.
+    drawn as the one before it, held into the end like the positions (:func:`story_series`,
+    :func:`hedgearena.envs.rendering.held_to_end`): a line down to 0 over the last step would
+    show a hedge the model never asked for. The positions are the underlying's (a hedging
+    option's are not drawn); the cumulative costs are steps, each paid at its decision.
 
     Args:
         index: the path to draw.
         times: ``(m,)`` years.
         spot: ``(n_paths, m)`` the underlying's price.
         model_hedge: ``(n_paths, m)`` the model's hedge, units.
-        hedges: hedger name -> ``(n_paths, m)`` positions (e.g. :func:`story_series`).
+        hedges: hedger name -> ``(n_paths, m)`` positions in the underlying, units (e.g.
+            :func:`story_series`).
         path: the PNG to write.
         costs: hedger name -> ``(n_paths, m)`` cumulative transaction costs, currency.
         strike: drawn on the spot panel.
@@ -764,18 +814,15 @@ def plot_path_story(
     Returns:
         ``path``.
     """
-    from hedgearena.envs.rendering import path_story_figure
+    from hedgearena.envs.rendering import held_to_end, path_story_figure
 
     def row(values: ArrayLike) -> NDArray[np.float64]:
         return np.asarray(values, dtype=np.float64)[index]
 
-    model = row(model_hedge).copy()
-    if model.size > 1:
-        model[-1] = model[-2]
     fig = path_story_figure(
         np.asarray(times, dtype=np.float64),
         row(spot),
-        model,
+        held_to_end(row(model_hedge)),
         {name: row(h) for name, h in hedges.items()},
         costs={name: row(v) for name, v in costs.items()} if costs else None,
         strike=strike,

@@ -48,9 +48,10 @@ def path_story_figure(
         times: ``(m,)`` time of each point, years (or steps: say so in ``time_label``).
         spot: ``(m,)`` the underlying's price, currency.
         model_hedge: ``(m,)`` the model's hedge (e.g. minus the book's delta), units.
-        hedges: hedger name -> ``(m,)`` position held after the decision at each point, units;
-            trades are drawn as markers where the position changes.
-        costs: hedger name -> ``(m,)`` cumulative transaction cost, currency (a third panel).
+        hedges: hedger name -> ``(m,)`` position in the underlying held after the decision at
+            each point, units; trades are drawn as markers where the position changes.
+        costs: hedger name -> ``(m,)`` cumulative transaction cost, currency (a third panel,
+            drawn as steps: a cost is paid at its decision, not accrued until the next).
         strike: drawn as a dashed line on the spot panel.
         title: the figure's title.
         time_label: the time axis' label.
@@ -85,12 +86,12 @@ def path_story_figure(
         axes[1].step(t, h, where="post", lw=1.0, label=name, color=colors[name], **point)
         traded = np.flatnonzero(np.diff(h, prepend=0.0) != 0)
         axes[1].plot(t[traded], h[traded], ".", color=colors[name], ms=4)
-    axes[1].set_ylabel("position (units)")
+    axes[1].set_ylabel("position in the\nunderlying (units)")
     axes[1].legend(**legend, ncols=1 if len(hedges) < 22 else 2)
     if costs:
         for i, (name, cost) in enumerate(costs.items()):
             color = colors.get(name, distinct_colors(len(costs))[i])
-            axes[2].plot(t, cost, lw=1.0, color=color, label=name, **point)
+            axes[2].step(t, cost, where="post", lw=1.0, color=color, label=name, **point)
         axes[2].set_ylabel("cumulative transaction\ncost (currency)")
         if set(costs) != set(hedges):  # else the colours are the positions' legend's
             axes[2].legend(**legend)
@@ -102,6 +103,24 @@ def path_story_figure(
     if title:
         fig.suptitle(textwrap.fill(title, 95), fontsize=10)
     return fig
+
+
+def held_to_end(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``values`` with the last point drawn as the one before it: a ``(m,)`` float copy.
+
+    At the episode's end the book has expired, so the model hedge is 0, and the env has unwound
+    the hedge: drawn as they are, both fall to 0 over the last step, a trade the model never
+    asked for. The stories hold them into the end instead (the unwind's cost is in the last
+    decision's cumulative cost, as in the records).
+
+    Examples:
+        >>> held_to_end([50.0, 100.0, 0.0]), held_to_end([7.0])
+        (array([ 50., 100., 100.]), array([7.]))
+    """
+    out = np.array(values, dtype=float)
+    if out.size > 1:
+        out[-1] = out[-2]
+    return out
 
 
 def figure_to_rgb(fig: Any) -> np.ndarray:
@@ -141,15 +160,24 @@ def story_frame(
 ) -> np.ndarray:
     """The ``rgb_array`` rendering of one path: ``(H, W, 3)`` uint8.
 
+    A story that has reached the episode's end (its last step is ``n_steps``) draws the model
+    hedge and the hedge held into the end (:func:`held_to_end`), as the arena's path story
+    does.
+
     Args:
-        story: ``(step, hedge held after the decision, cumulative cost)`` of each decision.
+        story: ``(step, hedge held after the decision, cumulative cost)`` of each decision, then
+            the current step's.
         spot: ``(n_steps + 1,)`` the path's spot by step, currency.
         model_hedge: ``(n_steps + 1,)`` the model hedge by step, units.
         title: the picture's title.
     """
     steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
+    model = np.array([model_hedge[s] for s in steps], dtype=float)
+    held = np.array(hedge, dtype=float)
+    if steps[-1] == len(spot) - 1:
+        model, held = held_to_end(model), held_to_end(held)
     fig = path_story_figure(
-        times=steps, spot=[spot[s] for s in steps], model_hedge=[model_hedge[s] for s in steps],
-        hedges={"hedge": hedge}, costs={"hedge": cost}, title=title, time_label="step",
+        times=steps, spot=[spot[s] for s in steps], model_hedge=model,
+        hedges={"hedge": held}, costs={"hedge": cost}, title=title, time_label="step",
     )
     return figure_to_rgb(fig)
