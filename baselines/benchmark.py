@@ -566,7 +566,7 @@ def _plots(
         points = {n: (float(cost[n].mean()), float(cost[n].std(ddof=1))) for n in names}
         files["frontier"] = report.plot_frontier(families, points, out_dir / "frontier.png",
                                                  c=settings.c, title=title)
-    files["path_story"] = _story(result, story_hedgers(names, settings.reference),
+    files["path_story"] = plot_story(result, story_hedgers(names, settings.reference),
                                  settings.story_path, out_dir / "path_story.png")
     return files
 
@@ -584,15 +584,26 @@ def story_hedgers(names: Sequence[str], reference: str, limit: int = 4) -> list[
 
 
 def _parameter_name(label: str) -> str:
-    return {"Whalley-Wilmott": "risk aversion", "Zakamouline": "risk aversion",
-            "fixed band": "tolerance"}.get(label, "")
+    """The legend's name of a band family's parameter, with its unit."""
+    aversion = "risk aversion, per currency"
+    return {"Whalley-Wilmott": aversion, "Zakamouline": aversion,
+            "fixed band": "tolerance, delta per notional"}.get(label, "")
 
 
-def _story(result: ArenaResult, names: Sequence[str], index: int, path: Path) -> Path:
-    n_steps = len(result.times) - 1
-    series = {n: report.story_series(result.records[n], n_steps) for n in names}
+def plot_story(
+    result: ArenaResult, names: Sequence[str], index: int, path: Path, title: str = ""
+) -> Path:
+    """Path ``index``'s story for the hedgers ``names`` of ``result``; returns ``path``.
+
+    :func:`hedgearena.baselines.report.plot_path_story` of their positions in the underlying,
+    in the hedging option (when one of them holds it on the path) and their cumulative costs.
+    """
+    series = {n: report.story_series(result.records[n], len(result.times) - 1) for n in names}
+    options = {n: s.option for n, s in series.items()}
     return report.plot_path_story(
         index, result.times, result.spot, result.model_hedge,
-        {n: s[0] for n, s in series.items()}, path, costs={n: s[1] for n, s in series.items()},
-        strike=None if result.strike is None else float(result.strike[index]),
+        {n: s.hedge for n, s in series.items()}, path,
+        costs={n: s.cost for n, s in series.items()},
+        options=options if any(o[index].any() for o in options.values()) else None,
+        strike=None if result.strike is None else float(result.strike[index]), title=title,
     )

@@ -1,11 +1,14 @@
-"""The reference hedges: no hedge, and the Black-Scholes (model) hedge rebalanced on a clock.
+"""The reference hedges: no hedge, and the Black-Scholes delta hedge rebalanced on a clock.
 
-The model hedge is the env's: minus the book's delta at the market's implied vols, and with a
-hedging option the gamma-neutral position in it first (``state["model_hedge"]``,
-``state["model_option"]``; see :mod:`hedgearena.envs.episode`). Time-based rebalancing trades
-to it at every ``every``-th decision and holds in between (Boyle and Emanuel 1980, "Discretely
-adjusted option hedges", J. Financial Economics 8(3)): the classical benchmark whose cost grows
-like ``sqrt(number of rebalances)`` while its hedging error shrinks like ``1 / sqrt(...)``.
+The delta hedge holds minus the book's delta (at the market's implied vols, the env's
+``state["book_delta"]``) in the underlying, and nothing in a hedging option: with one, the env's
+model positions are delta-gamma neutral (``state["model_hedge"]``, ``state["model_option"]``;
+see :mod:`hedgearena.envs.episode`), the hedge of
+:class:`~hedgearena.baselines.delta_gamma.DeltaGamma`, and the delta hedge stays the classical
+reference it is compared with. Time-based rebalancing trades to it at every ``every``-th
+decision and holds in between (Boyle and Emanuel 1980, "Discretely adjusted option hedges",
+J. Financial Economics 8(3)): the classical benchmark whose cost grows like
+``sqrt(number of rebalances)`` while its hedging error shrinks like ``1 / sqrt(...)``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,18 @@ def time_based_rebalance(
         array([3., 1.])
     """
     return np.where(decision % every == 0, target, previous)
+
+
+def delta_hedge(state: State) -> FloatArray:
+    """Units of the underlying that cancel the book's delta: ``-Delta_book``, ``(n_paths,)``.
+
+    The env's model hedge when it has no hedging option (with one, the model's is delta-gamma).
+
+    Examples:
+        >>> delta_hedge({"book_delta": np.array([-51.0, 0.0])})
+        array([51., -0.])
+    """
+    return -state["book_delta"]
 
 
 def stack_positions(hedge: FloatArray, option: FloatArray, action_dim: int) -> FloatArray:
@@ -99,12 +114,13 @@ class NoHedge(EnvHedger):
 
 
 class BlackScholesDelta(EnvHedger):
-    """The model hedge (Black-Scholes delta, delta-gamma with a hedging option) on a clock.
+    """The Black-Scholes delta hedge, with the underlying only, on a clock.
 
-    At decisions whose index is a multiple of ``every`` the hedger trades to the model's
-    positions (``state["model_hedge"]``, and ``state["model_option"]`` with a hedging option);
-    in between it holds (:func:`time_based_rebalance`). ``every=1`` is the textbook daily delta
-    hedge of the env's decision grid.
+    At decisions whose index is a multiple of ``every`` the hedger trades to
+    :func:`delta_hedge` (minus the book's delta); in between it holds
+    (:func:`time_based_rebalance`). ``every=1`` is the textbook daily delta hedge of the env's
+    decision grid. With a hedging option it holds none (it sells any it starts with at its first
+    rebalance): the delta-gamma hedge is :class:`~hedgearena.baselines.delta_gamma.DeltaGamma`.
 
     Args:
         every: decisions per rebalance (an integer >= 1).
@@ -120,14 +136,15 @@ class BlackScholesDelta(EnvHedger):
         self.name = "delta" if self.every == 1 else f"delta every {self.every}"
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
-        """The model's positions at rebalancing decisions, the current ones otherwise."""
+        """The delta hedge at rebalancing decisions, the current positions otherwise."""
+        no_option = np.zeros_like(state["hedge"])
         if self.every == 1:  # every decision is a rebalance
-            hedge, option = state["model_hedge"], state["model_option"]
+            hedge, option = delta_hedge(state), no_option
         else:
             decision = self.decision_index(state)
-            hedge = time_based_rebalance(state["hedge"], state["model_hedge"], decision,
+            hedge = time_based_rebalance(state["hedge"], delta_hedge(state), decision,
                                          self.every)
             option = time_based_rebalance(
-                state["option_position"], state["model_option"], decision, self.every
+                state["option_position"], no_option, decision, self.every
             )
         return stack_positions(hedge, option, self.config.action_dim)

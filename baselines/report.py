@@ -762,20 +762,34 @@ def _annotate_apart(
             note.remove()
 
 
-def story_series(record: EpisodeRecord, n_steps: int) -> tuple[NDArray[np.float64], ...]:
+class StorySeries(NamedTuple):
+    """A record's path-story series, ``(n_paths, n_steps + 1)`` each (:func:`story_series`)."""
+
+    hedge: NDArray[np.float64]
+    cost: NDArray[np.float64]
+    option: NDArray[np.float64]
+
+
+def story_series(record: EpisodeRecord, n_steps: int) -> StorySeries:
     """A record's positions and cumulative transaction cost at every market step.
 
     Returns:
-        ``(hedge, cumulative_cost)``, ``(n_paths, n_steps + 1)`` each: the position held after
-        the decision at each step (the last column repeats the position held into the end; the
-        unwind is not drawn) and the costs paid up to each step (the unwind's cost is booked at
-        the last decision, as in the record).
+        ``(hedge, cost, option)``, ``(n_paths, n_steps + 1)`` each: the positions in the
+        underlying and in the hedging option held after the decision at each step, units (the
+        last column repeats the position held into the end; the unwind is not drawn), and the
+        costs paid up to each step, currency (the unwind's cost is booked at the last decision,
+        as in the record).
     """
-    hedge, _ = held_positions(record, n_steps)
-    positions = np.concatenate([hedge, hedge[:, -1:]], axis=1)
+    hedge, option = held_positions(record, n_steps)
     paid = np.zeros((hedge.shape[0], n_steps + 1))
     np.add.at(paid.T, record.steps, record.cost)
-    return positions, np.cumsum(paid, axis=1)
+    return StorySeries(_held_into_the_end(hedge), np.cumsum(paid, axis=1),
+                       _held_into_the_end(option))
+
+
+def _held_into_the_end(held: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Positions held over each interval, ``(n, n_steps)``, with the last repeated at the end."""
+    return np.concatenate([held, held[:, -1:]], axis=1)
 
 
 def plot_path_story(
@@ -787,6 +801,7 @@ def plot_path_story(
     path: str | Path,
     *,
     costs: Mapping[str, ArrayLike] | None = None,
+    options: Mapping[str, ArrayLike] | None = None,
     strike: float | None = None,
     title: str = "",
 ) -> Path:
@@ -796,8 +811,8 @@ def plot_path_story(
     hedge's last point (at the end, when the book has expired and the model holds nothing) is
     drawn as the one before it, held into the end like the positions (:func:`story_series`,
     :func:`hedgearena.envs.rendering.held_to_end`): a line down to 0 over the last step would
-    show a hedge the model never asked for. The positions are the underlying's (a hedging
-    option's are not drawn); the cumulative costs are steps, each paid at its decision.
+    show a hedge the model never asked for. The positions in a hedging option get a panel of
+    their own (``options``); the cumulative costs are steps, each paid at its decision.
 
     Args:
         index: the path to draw.
@@ -808,6 +823,7 @@ def plot_path_story(
             :func:`story_series`).
         path: the PNG to write.
         costs: hedger name -> ``(n_paths, m)`` cumulative transaction costs, currency.
+        options: hedger name -> ``(n_paths, m)`` positions in the hedging option, units.
         strike: drawn on the spot panel.
         title: the figure's title (default: the path's index).
 
@@ -825,6 +841,7 @@ def plot_path_story(
         held_to_end(row(model_hedge)),
         {name: row(h) for name, h in hedges.items()},
         costs={name: row(v) for name, v in costs.items()} if costs else None,
+        options={name: row(v) for name, v in options.items()} if options else None,
         strike=strike,
         title=title or f"path {index}: spot, positions and transaction costs",
     )

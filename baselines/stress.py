@@ -48,6 +48,7 @@ from hedgearena.baselines.arena import ArenaResult, run_arena
 from hedgearena.baselines.benchmark import (
     BenchmarkSettings,
     plain_data,
+    plot_story,
     reference_name,
     resolve_hedgers,
     score_hedger,
@@ -351,19 +352,15 @@ def _worst_stories(
     The spot and model hedge drawn are the market's: with permanent impact (the crowding
     scenario) the hedger traded at the spot its own trades moved, which the plot does not show.
     """
-    n_steps = len(result.times) - 1
-    series = {n: report.story_series(result.records[n], n_steps) for n in names}
     files = {}
     for hedger in names:
         index = int(rows[scenario, hedger]["worst_path"])
         shown = [hedger] + [settings.reference] * (
-            settings.reference in series and settings.reference != hedger)
+            settings.reference in names and settings.reference != hedger)
         path = out_dir / "worst_paths" / f"{slug(scenario)}__{slug(hedger)}.png"
         worst = format(rows[scenario, hedger]["worst_pnl"], ",.0f")
-        files[f"worst_{scenario}_{hedger}"] = report.plot_path_story(
-            index, result.times, result.spot, result.model_hedge,
-            {n: series[n][0] for n in shown}, path, costs={n: series[n][1] for n in shown},
-            strike=None if result.strike is None else float(result.strike[index]),
+        files[f"worst_{scenario}_{hedger}"] = plot_story(
+            result, shown, index, path,
             title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})"
             + (" - the market's spot, before the hedgers' impact"
                if result.config.permanent_impact else ""),

@@ -37,8 +37,9 @@ def path_story_figure(
     strike: float | None = None,
     title: str = "",
     time_label: str = "time (years)",
+    options: dict[str, Sequence[float] | np.ndarray] | None = None,
 ) -> Any:
-    """A matplotlib Figure with two or three panels sharing the time axis.
+    """A matplotlib Figure with two to four panels sharing the time axis.
 
     The legends sit to the right of the panels (they hide no data); a hedger has one colour
     in both panels; integer times (steps) get integer ticks; a story of one point (just after
@@ -50,11 +51,13 @@ def path_story_figure(
         model_hedge: ``(m,)`` the model's hedge (e.g. minus the book's delta), units.
         hedges: hedger name -> ``(m,)`` position in the underlying held after the decision at
             each point, units; trades are drawn as markers where the position changes.
-        costs: hedger name -> ``(m,)`` cumulative transaction cost, currency (a third panel,
+        costs: hedger name -> ``(m,)`` cumulative transaction cost, currency (the last panel,
             drawn as steps: a cost is paid at its decision, not accrued until the next).
         strike: drawn as a dashed line on the spot panel.
         title: the figure's title.
         time_label: the time axis' label.
+        options: hedger name -> ``(m,)`` position in the hedging option held after the
+            decision at each point, units (a panel after the underlying's, same colours).
 
     Returns:
         The figure (close it with ``matplotlib.pyplot.close(fig)``).
@@ -67,9 +70,10 @@ def path_story_figure(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    rows = 3 if costs else 2
+    rows = 2 + bool(options) + bool(costs)
     fig, axes = plt.subplots(rows, 1, figsize=(8.6, 2.2 * rows + 0.8), sharex=True,
-                             layout="constrained")
+                             layout="constrained", squeeze=False)
+    axes = axes[:, 0]
     t = np.asarray(times, dtype=float)
     point = {"marker": "o", "ms": 4} if np.unique(t).size < 2 else {}  # no line to draw
     legend = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0),
@@ -81,20 +85,19 @@ def path_story_figure(
     axes[0].legend(**legend)
     colors = dict(zip(hedges, distinct_colors(len(hedges)), strict=True))
     axes[1].plot(t, model_hedge, color="black", ls=":", lw=1.2, label="model hedge", **point)
-    for name, position in hedges.items():
-        h = np.asarray(position, dtype=float)
-        axes[1].step(t, h, where="post", lw=1.0, label=name, color=colors[name], **point)
-        traded = np.flatnonzero(np.diff(h, prepend=0.0) != 0)
-        axes[1].plot(t[traded], h[traded], ".", color=colors[name], ms=4)
+    _positions(axes[1], t, hedges, colors, point)
     axes[1].set_ylabel("position in the\nunderlying (units)")
     axes[1].legend(**legend, ncols=1 if len(hedges) < 22 else 2)
+    if options:
+        _positions(axes[2], t, options, colors, point)
+        axes[2].set_ylabel("position in the\nhedging option (units)")
     if costs:
         for i, (name, cost) in enumerate(costs.items()):
             color = colors.get(name, distinct_colors(len(costs))[i])
-            axes[2].step(t, cost, where="post", lw=1.0, color=color, label=name, **point)
-        axes[2].set_ylabel("cumulative transaction\ncost (currency)")
+            axes[-1].step(t, cost, where="post", lw=1.0, color=color, label=name, **point)
+        axes[-1].set_ylabel("cumulative transaction\ncost (currency)")
         if set(costs) != set(hedges):  # else the colours are the positions' legend's
-            axes[2].legend(**legend)
+            axes[-1].legend(**legend)
     if t.size and np.all(t == np.round(t)):
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
         if point:
@@ -103,6 +106,19 @@ def path_story_figure(
     if title:
         fig.suptitle(textwrap.fill(title, 95), fontsize=10)
     return fig
+
+
+def _positions(
+    ax: Any, t: np.ndarray, positions: dict[str, Sequence[float] | np.ndarray],
+    colors: dict[str, Any], point: dict[str, Any],
+) -> None:
+    """Each hedger's positions as steps, with dots at its trades (in ``colors``' colours)."""
+    for i, (name, position) in enumerate(positions.items()):
+        color = colors.get(name, distinct_colors(len(positions))[i])
+        h = np.asarray(position, dtype=float)
+        ax.step(t, h, where="post", lw=1.0, label=name, color=color, **point)
+        traded = np.flatnonzero(np.diff(h, prepend=0.0) != 0)
+        ax.plot(t[traded], h[traded], ".", color=color, ms=4)
 
 
 def held_to_end(values: Sequence[float] | np.ndarray) -> np.ndarray:

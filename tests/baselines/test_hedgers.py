@@ -102,13 +102,26 @@ def test_black_scholes_delta_trades_only_at_multiples_of_every(every: int) -> No
             assert not record.trade[k].any(), k
 
 
-def test_black_scholes_delta_with_an_option_holds_the_model_positions() -> None:
+@pytest.mark.parametrize("every", [1, 3])
+def test_black_scholes_delta_with_an_option_hedges_the_book_delta_with_the_underlying_only(
+    every: int,
+) -> None:
+    """With a hedging option the env's model is delta-gamma; the delta hedge stays -Delta_book.
+
+    Else "delta" and "delta-gamma" are one hedger under two names, and the arena's paired test
+    of delta-gamma against the delta reference compares a hedge with itself.
+    """
     env = VecHedgingEnv(num_envs=N_PATHS, preset="ShortCall", hedge_option=True)
-    recorder = Recorder(BlackScholesDelta())
-    run_hedger(env, recorder, seed=2)
-    for state, target in zip(recorder.states, recorder.targets, strict=True):
-        np.testing.assert_array_equal(target[:, 0], state["model_hedge"])
-        np.testing.assert_array_equal(target[:, 1], state["model_option"])
+    recorder = Recorder(BlackScholesDelta(every))
+    record = run_hedger(env, recorder, seed=2)
+    for k, (state, target) in enumerate(zip(recorder.states, recorder.targets, strict=True)):
+        if k % every == 0:
+            np.testing.assert_array_equal(target[:, 0], -state["book_delta"])
+        assert np.abs(state["model_option"]).max() > 1.0  # the model would hold options
+        np.testing.assert_array_equal(target[:, 1], 0.0)
+    assert not record.option.any()
+    gamma = run_hedger(env, DeltaGamma(), seed=2)
+    assert np.abs(gamma.totals["pnl"] - record.totals["pnl"]).min() > 0.0
 
 
 @pytest.mark.parametrize("to", ["edge", "centre"])
@@ -340,7 +353,8 @@ def test_positions_before_reset_fail_with_a_clear_error() -> None:
 def test_option_hedgers_stay_within_the_envs_cap_on_heston_paths_whose_vol_collapses() -> None:
     """OptionBook (Heston) with a hedging option: its vega and gamma fall near 0 on some
     paths, where cancelling the book's with it asked for 10^11 units (costs of 10^9 a path).
-    Both hedgers hold at most ``option_position_limit`` notionals and cost about delta's.
+    Both hedgers hold at most ``option_position_limit`` notionals, and their transaction costs
+    stay within a few times the delta hedge's (measured: 3.1 and 2.0 times on these paths).
     """
     from hedgearena.baselines.arena import run_arena
     from hedgearena.envs.config import make_config
@@ -349,7 +363,7 @@ def test_option_hedgers_stay_within_the_envs_cap_on_heston_paths_whose_vol_colla
     result = run_arena(config, [BlackScholesDelta(), DeltaGamma(), DeltaVega()], n_paths=2_000,
                        seed=0, progress=False)
     cap = config.option_position_limit * config.book.notional
-    delta_cost = result.cost("delta").mean()
+    delta_cost = result.records["delta"].totals["cost"].mean()
     for name in ("delta-gamma", "delta-vega"):
         assert np.abs(result.records[name].option).max() <= cap * (1 + 1e-12)  # sums of trades
-        assert 0.2 * delta_cost < result.cost(name).mean() < 2.0 * delta_cost
+        assert delta_cost < result.records[name].totals["cost"].mean() < 5.0 * delta_cost

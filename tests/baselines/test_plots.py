@@ -197,6 +197,34 @@ def test_the_path_story_holds_the_model_hedge_into_the_end(figures) -> None:
     assert "(currency)" in labels[2]
 
 
+def test_the_path_story_draws_the_hedging_options_positions_when_held(figures) -> None:
+    """Delta-gamma's cost is mostly its option trades: the story shows them in a panel of
+    their own (between the underlying's positions and the costs), and only when held."""
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.benchmark import plot_story
+    from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.baselines.delta_gamma import DeltaGamma
+    from hedgearena.envs.config import make_config
+
+    result = run_arena(make_config("ShortCall", hedge_option=True),
+                       [BlackScholesDelta(), DeltaGamma()], n_paths=4, seed=0, progress=False)
+    n_steps = len(result.times) - 1
+    series = report.story_series(result.records["delta-gamma"], n_steps)
+    held = result.records["delta-gamma"].option.T
+    np.testing.assert_array_equal(series.option[:, :n_steps], held)
+    np.testing.assert_array_equal(series.option[:, -1], series.option[:, -2])
+    plot_story(result, ["delta", "delta-gamma"], 0, Path("story.png"))
+    plot_story(result, ["delta"], 0, Path("story.png"))
+    with_option, without = figures
+    labels = [ax.get_ylabel() for ax in with_option.axes]
+    assert labels[2] == "position in the\nhedging option (units)"
+    assert "cost" in labels[3]
+    drawn = {line.get_label(): line.get_ydata() for line in with_option.axes[2].get_lines()}
+    np.testing.assert_array_equal(drawn["delta-gamma"], series.option[0])
+    np.testing.assert_array_equal(drawn["delta"], 0.0)
+    assert len(without.axes) == 3
+
+
 def test_a_long_title_is_wrapped_inside_the_figure() -> None:
     title = ("crowding: worst path of Whalley-Wilmott 0.316228 (tuned) (path 102, P&L -625) "
              "- the market's spot, before the hedgers' impact")

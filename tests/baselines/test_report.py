@@ -182,7 +182,7 @@ def test_story_series_and_path_story(arena: Any, tmp_path: Path) -> None:
     n_steps = batch.market.n_steps
     positions, costs = {}, {}
     for name in ("delta", "band 5"):
-        positions[name], costs[name] = report.story_series(records[name], n_steps)
+        positions[name], costs[name], _ = report.story_series(records[name], n_steps)
         assert positions[name].shape == costs[name].shape == (N_PATHS, n_steps + 1)
         np.testing.assert_array_equal(positions[name][:, :n_steps], records[name].hedge.T)
         np.testing.assert_allclose(costs[name][:, -1], records[name].totals["cost"])
