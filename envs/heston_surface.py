@@ -25,6 +25,7 @@ from hedgearena.envs.vol_surface import _arrays, heston_average_variance
 from hedgearena.envs.vol_table import (
     VolGrid,
     cell,
+    clip_array,
     finish_table,
     flat_table,
     multilinear,
@@ -235,20 +236,32 @@ class HestonSurface:
     at OptionBook's parameters, the interpolation error is at most about 3e-4 in vol (1e-4 on
     average) for ``|z| <= 3``, expiries of 1 to 365 days and vols of 0.5% to 50%: about 0.006 on a
     60-day at-the-money call worth 3.70 on spot 100; up to about 1e-3 with a vol of variance of 1
-    (tests check both against QuantLib; ``grid`` trades build time for accuracy). With a vol of
-    variance of 2 to 3 or ``|rho|`` near 1 the far wings (prices below 1e-9 of the forward) are held
-    flat and errors there reach 1e-2 in vol, on options worth next to nothing; the build then takes
-    6 to 30 s. Marking costs about 40 array passes per option, against 5 for
-    :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env steps at 59,000
-    path-steps a second at 4,096 paths, against 106,000 with the flat surface.
+    (tests check both against QuantLib; ``grid`` trades build time for accuracy). With ``|rho|``
+    near 1 one tail of the log price is thin (a vol of variance of 2 to 2.5 at moderate ``rho``
+    keeps the ``z`` axis' error below 2e-3 in vol on prices above 1e-8 of the forward): on
+    that side the smile falls off a cliff, its prices dropping below 1e-9 of the forward
+    (:data:`~hedgearena.envs.vol_table.PRICE_NOISE`) within a fraction of a standard deviation,
+    faster than the ``z`` nodes (a quarter of one apart) follow, and the strikes beyond take the
+    last resolved vol. Against QuantLib (``|z| <= 5``, 7 to 730 days, vols 5% to 80%, rho -0.99,
+    0.99 and -1) the error is then up to 4e-3 in vol on options worth more than 1e-3 of the
+    forward (a 547-day 115 call at rho -0.99, worth 0.98 on spot 100, is marked at 0.85), 6e-3
+    (1.2e-2 at rho -1) on those worth 1e-5 to 1e-3 of it and 3e-2 down to 1e-7 of it.
+    ``HestonGrid(n_z=161)`` cuts the ``z`` axis' share of these errors about tenfold (rho -0.99:
+    6.4e-3 to 3.8e-4 on prices above 1e-5 of the forward) for four times the build time, which
+    with such parameters is already 6 to 30 s. Marking costs about 40 array passes per option,
+    against 5 for :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env
+    steps at 59,000 path-steps a second at 4,096 paths, against 106,000 with the flat surface.
 
-    Outside the grid the vol is held at its edge, documented and never NaN for finite inputs:
-    strikes beyond ``max_z`` standard deviations take the vol of the last tabulated strike (flat
-    wings), variances above ``max_vol**2`` that of ``max_vol**2`` (a vol of 100% by default: raise
+    Outside the grid the vol is held at its edge, documented and never NaN for finite inputs
+    (positive spot and strike): strikes beyond ``max_z`` standard deviations take the vol of the
+    last tabulated strike (flat wings, below a steep smile's: at the defaults a 91-day 70 put at
+    5% vol, worth 1.3e-5 of the forward, is marked at 0.193 against Heston's 0.222), variances
+    above ``max_vol**2`` that of ``max_vol**2`` (a vol of 100% by default: raise
     ``grid.max_vol`` for markets that go beyond), expiries beyond ``max_tau`` (2 years) are marked
     as if they expired at ``max_tau`` (the forward and the smile of that expiry). At ``tau == 0``
-    the vol is ``sqrt(v)`` (up to ``max_vol``). NaN inputs give NaN. Parameters whose prices the
-    integral cannot resolve raise ValueError when the table is built.
+    the vol is ``sqrt(v)`` (up to ``max_vol``); a negative ``tau`` or variance counts as 0. NaN
+    inputs give NaN. Parameters whose prices the integral cannot resolve raise ValueError when
+    the table is built.
 
     Greeks of a marked option are Black-Scholes greeks at its implied vol (sticky strike): they
     leave out the smile's own sensitivity to the spot and the variance.
@@ -307,9 +320,8 @@ class HestonSurface:
         """Heston's implied vol of ``(strike, tau)`` at variance ``level``; broadcast shape."""
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
         grid = self.grid
-        # held at max_tau beyond it; asarray: numpy clips 0-d arrays to scalars
-        t = xp.asarray(xp.clip(tau, min=0.0, max=grid.max_tau))
-        v = xp.asarray(xp.clip(level, min=0.0))
+        t = clip_array(xp, tau, 0.0, grid.max_tau)  # held at max_tau beyond it
+        v = clip_array(xp, level, 0.0)
         spread = safe_power(xp, heston_average_variance(v, t, self.kappa, self.theta) * t, 0.5)
         fine = self.table()
         tau_cell, z_cell = grid.tau_z_cells(xp, spot, strike, t, spread, rate, dividend,

@@ -32,6 +32,7 @@ from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol, _arrays
 from hedgearena.envs.vol_table import (
     VolGrid,
+    clip_array,
     finish_table,
     flat_table,
     multilinear,
@@ -278,11 +279,17 @@ class MertonSurface:
     away (a stress scenario's vol spike) has the whole smile scaled by ``level / sigma_tot``.
     The vols are tabulated once per parameter set on a :class:`VolGrid` (:data:`MERTON_GRID`,
     121 x 121 nodes, ``z``'s scale ``sigma_tot``) and interpolated linearly in ``(tau, z)``,
-    ``z`` refined by cubics first: within 2e-4 in vol of Merton's own (1e-5 on average) for 1 to
-    365 days and ``|z| <= 3``. Outside the grid they are held at its edge (flat wings beyond
-    ``max_z``; beyond ``max_tau`` as if expiring at ``max_tau``); at ``tau == 0`` they are the
-    diffusive ``sigma``;
-    a negative level counts as 0 and NaN inputs give NaN. The flat surface at ``sigma_tot``
+    ``z`` refined by cubics first: at the default parameters within 4e-5 in vol of Merton's own
+    (2e-6 on average) for 1 to 365 days and ``|z| <= 3`` (4,000 random options; the same with
+    five jumps a year of -5% +- 5% or one in five years of -30% +- 20%). Where the diffusion is
+    small against the jumps the smile has a narrow trough at short expiries, which the ``z``
+    nodes (``sigma_tot / 12`` apart) resolve less well: with ``sigma`` 0.1 and three jumps a year
+    of +20% +- 30% (``sigma_tot`` 0.63) a 5-day option at ``z = -0.3`` is marked at 0.2144 against
+    0.2131 (QuantLib's BatesEngine without vol of variance), errors up to 1.3e-3;
+    ``VolGrid(n_tau=121, n_z=241)`` brings them to 2e-4 (the table then takes 0.1 s). Outside
+    the grid they are held at its edge (flat wings beyond ``max_z``; beyond ``max_tau`` as if
+    expiring at ``max_tau``); at ``tau == 0`` they are the diffusive ``sigma``; a negative
+    ``tau`` or level counts as 0 and NaN inputs give NaN. The flat surface at ``sigma_tot``
     that marked Merton's paths before overpriced a 20-day at-the-money call by 15%.
 
     Greeks of a marked option are Black-Scholes greeks at its implied vol (sticky strike).
@@ -337,8 +344,7 @@ class MertonSurface:
     ) -> Any:
         """Merton's implied vol of ``(strike, tau)``, scaled by ``level / base_level``."""
         xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
-        # held at max_tau beyond it; asarray: numpy clips 0-d arrays to scalars
-        t = xp.asarray(xp.clip(tau, min=0.0, max=self.grid.max_tau))
+        t = clip_array(xp, tau, 0.0, self.grid.max_tau)  # held at max_tau beyond it
         fine = self.table()
         spread = self.base_level * safe_power(xp, t, 0.5)
         cells = list(self.grid.tau_z_cells(xp, spot, strike, t, spread, rate, dividend,

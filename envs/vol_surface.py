@@ -15,6 +15,15 @@ surface                       ``level``
 
 Every surface works on numpy arrays and torch tensors alike (the namespace of the inputs, found
 with ``array-api-compat``), and stays finite at expiry (``tau == 0``).
+
+The inputs are a domain that is not checked per call (that would cost a pass over every array at
+every step): ``spot > 0`` (SABR's absorbed 0 too), ``strike > 0``, ``tau >= 0`` and a finite
+``level >= 0`` (``> 0`` for SABR's alpha). NaN in an input the vol depends on gives NaN. The
+tabulated surfaces count a negative ``tau`` or level as 0 and hold the vol at their grid's edges
+(see each); outside the domain the closed forms give what their formulas give (a negative level
+a negative vol, a zero strike an infinite or NaN one, a zero SABR alpha NaN), which
+:func:`~hedgearena.envs.black_scholes.black_scholes_greeks` refuses for numpy inputs with an
+error naming the vol.
 """
 
 from __future__ import annotations
@@ -175,6 +184,12 @@ def sabr_implied_vol(
     or below zero (a SABR path absorbed at 0) is replaced by the strike: the vol is then finite and
     irrelevant, since the option is worth its intrinsic value.
 
+    The expansion is first order in ``tau``, and its last factor turns negative, and the vol with
+    it, once ``(3 rho^2 - 2) nu^2 tau / 24`` (less the other terms) exceeds 1: at ``rho = -0.99``,
+    ``nu = 3``, ``beta = 0.5`` and 20% vol (``alpha = 2`` at ``F = K = 100``) past 2.35 years
+    (-0.056 at 3 years; QuantLib's ``sabrVolatility`` gives the same). The formula does not hold
+    there; the value is returned as it is, and Black-Scholes refuses a negative vol.
+
     Reference: P. S. Hagan, D. Kumar, A. S. Lesniewski, D. E. Woodward (2002), "Managing smile
     risk", Wilmott Magazine, 84-108, eq. (2.17a).
 
@@ -260,7 +275,7 @@ class SABRSurface:
         dividend: float,
     ) -> Any:
         """Hagan's implied vol of ``(strike, tau)``, the forward's alpha from ``level``."""
-        xp, (spot, tau) = _arrays(spot, tau)
+        xp, (spot, strike, tau, level) = _arrays(spot, strike, tau, level)
         forward = _forward(xp, spot, tau, rate, dividend)
         carry = (1.0 - self.beta) * (rate - dividend)
         alpha = level * xp.exp(carry * tau) if carry else level
@@ -334,7 +349,7 @@ class HestonTermVol:
     create (and the convexity of the square root), so the marks are not Heston's prices and the
     hedged P&L carries the difference as a drift. At OptionBook's defaults (kappa 2, theta = v =
     0.04, xi 0.5, rho -0.7, 252 days a year) against QuantLib's AnalyticHestonEngine: a 60-day
-    at-the-money call 3.89 against 3.69 (+5.4%), a 110 call 0.89 against 0.40, a 90 put 0.66
+    at-the-money call 3.89 against 3.69 (+5.5%), a 110 call 0.89 against 0.40, a 90 put 0.66
     against 0.97; a one-year at-the-money call is marked at 20% vol against Heston's 18.05%.
     Heston's own surface is :class:`~hedgearena.envs.heston_surface.HestonSurface` (the default
     of the Heston market); this one is a cheaper approximation, chosen explicitly.

@@ -233,6 +233,21 @@ def flat_table(xp: Any, table: FloatArray, like: Any) -> Any:
 _CONVERTED: dict[tuple[int, str, str], tuple[FloatArray, Any]] = {}
 
 
+def clip_array(xp: Any, x: Any, low: float, high: float | None = None) -> Any:
+    """``x`` clipped into ``[low, high]``, still an array (numpy clips 0-d arrays to scalars).
+
+    A tensor is returned as torch clips it, never through ``asarray``: before torch 2.13
+    ``asarray`` of a tensor that requires grad returned it detached (pytorch issue 170819),
+    which cut the gradients of ``tau`` and ``level``.
+
+    Examples:
+        >>> clip_array(np, np.asarray(-1.0, dtype=np.float32), 0.0)
+        array(0., dtype=float32)
+    """
+    out = xp.clip(x, min=low, max=high)
+    return np.asarray(out) if isinstance(out, np.generic) else out
+
+
 def safe_power(xp: Any, x: Any, power: float) -> Any:
     """``x**power`` of ``x >= 0`` (negatives as 0) with a finite gradient at 0 (for torch).
 

@@ -601,15 +601,20 @@ def test_record_fields_of_mechanics_that_are_off_are_the_zeros_they_would_hold(
     """live_records skips exactly the fields the env books as zeros (checked by writing all)."""
     from hedgearena.baselines import hedger as hedger_module
     from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.baselines.delta_gamma import DeltaGamma
 
     kwargs, extra = LIVE_CASES[case]
     always = {"hedge", "trade", "cost"}
-    lean = run_hedger(VecHedgingEnv(num_envs=8, preset="ShortCall", **kwargs),
-                      _Overhedger() if "risk_limits" in kwargs else BlackScholesDelta(), seed=3)
+
+    def hedger() -> Any:  # one that uses the mechanic: trades the option when there is one
+        if "risk_limits" in kwargs:
+            return _Overhedger()
+        return DeltaGamma() if "hedge_option" in kwargs else BlackScholesDelta()
+
+    lean = run_hedger(VecHedgingEnv(num_envs=8, preset="ShortCall", **kwargs), hedger(), seed=3)
     monkeypatch.setattr(hedger_module, "live_records",
                         lambda *_: dict.fromkeys(hedger_module.RECORD_FIELDS, True))
-    full = run_hedger(VecHedgingEnv(num_envs=8, preset="ShortCall", **kwargs),
-                      _Overhedger() if "risk_limits" in kwargs else BlackScholesDelta(), seed=3)
+    full = run_hedger(VecHedgingEnv(num_envs=8, preset="ShortCall", **kwargs), hedger(), seed=3)
     for name in hedger_module.RECORD_FIELDS:
         np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
         shared = getattr(lean, name).strides == (0, 0)
