@@ -8,15 +8,26 @@ best model. :class:`CheckpointCallback` saves everything a resumed run needs.
 
 Both count their intervals in env steps summed over the paths (SB3's ``num_timesteps``, which
 grows by ``n_envs`` per call), not in calls as SB3's own ``EvalCallback`` does (whose
-``eval_freq`` one divides by ``n_envs``). They act at the first call at or past each multiple
+``eval_freq`` one divides by ``n_envs``). They act at the first chance at or past each multiple
 of the interval, so an interval that is not a multiple of ``n_envs`` does not drift: over
-``N`` env steps there are ``N // eval_freq`` evaluations.
+``N`` env steps there are ``N // eval_freq`` evaluations (fewer for an on-policy agent when
+the interval is shorter than a rollout).
+
+They act where the model has learnt from every step counted (:class:`PeriodicCallback`): an
+on-policy agent (PPO, RecurrentPPO), whose weights change only between rollouts, at the start
+of a rollout, right after its update (a checkpoint taken inside a rollout would count steps a
+resume loses); an off-policy agent after an env step (its transitions are in the replay
+buffer). Their files are written whole or not at all (:func:`replace_folder`): an interrupted
+write leaves the previous checkpoint and best model as they were.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +35,10 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
+from hedgearena.agents.saved import read_json, required_file
 from hedgearena.agents.sb3 import OFF_POLICY, ObsNormalizer, SB3Hedger
 from hedgearena.baselines import metrics
 from hedgearena.baselines.arena import run_arena
@@ -36,6 +49,8 @@ LATEST = "latest.json"
 """The file in a checkpoint folder naming the newest checkpoint and its step count."""
 EVALUATION = "evaluation.json"
 """The file in a checkpoint holding the validation's best objective and history so far."""
+BEST = "best"
+"""The folder in a checkpoint holding a copy of the best model so far."""
 
 
 def validation_scores(
@@ -92,7 +107,71 @@ def _due(now: int, last: int, freq: int) -> bool:
     return now // freq > last // freq
 
 
-class HedgingEvalCallback(BaseCallback):
+def learns_by_rollouts(model: Any) -> bool:
+    """Whether ``model`` is on-policy (PPO, RecurrentPPO): its weights change between rollouts."""
+    return isinstance(model, OnPolicyAlgorithm)
+
+
+def _budget(model: Any) -> float:
+    """The env steps the model's current ``learn()`` runs to (unknown: infinity)."""
+    return float(getattr(model, "_total_timesteps", 0) or math.inf)
+
+
+class PeriodicCallback(BaseCallback):
+    """Act (:meth:`act`) every ``freq`` env steps, where the model has learnt from them all.
+
+    An on-policy model acts at the start of a rollout, right after the update on the previous
+    one (``num_timesteps`` are then the steps its weights learnt from); an off-policy model
+    after an env step but the budget's last, which the end of training covers (after the final
+    update). Either way, no two actions fall on one step.
+    """
+
+    def __init__(self, freq: int) -> None:
+        super().__init__()
+        self.freq = freq
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        self.num_timesteps = self.model.num_timesteps  # SB3 updates it in on_step only
+        if learns_by_rollouts(self.model):
+            self._act_if_due()
+
+    def _on_step(self) -> bool:
+        if not learns_by_rollouts(self.model) and self.num_timesteps < _budget(self.model):
+            self._act_if_due()
+        return True
+
+    def _act_if_due(self) -> None:
+        if _due(self.num_timesteps, self._last, self.freq):
+            self._last = self.num_timesteps
+            self.act()
+
+    def act(self) -> None:
+        """What the callback does every ``freq`` env steps."""
+        raise NotImplementedError
+
+
+class UpdateLogCallback(BaseCallback):
+    """Write an on-policy model's ``train/*`` logs at the env step of the update that made them.
+
+    SB3 records them in ``train()``, after a rollout, and writes them with the next rollout's
+    logs (or whenever a callback dumps the logger): on TensorBoard's x-axis a rollout late, the
+    learning rate beside a step it was not used at. Written at the next rollout's start, they
+    sit at the steps the update learnt from, as the evaluations of its weights do.
+    """
+
+    def _on_rollout_start(self) -> None:
+        if learns_by_rollouts(self.model) and self.logger.name_to_value:
+            self.logger.dump(self.model.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class HedgingEvalCallback(PeriodicCallback):
     """Score the agent on fixed validation paths every ``eval_freq`` env steps; keep the best.
 
     Args:
@@ -111,25 +190,22 @@ class HedgingEvalCallback(BaseCallback):
         make_hedger: Callable[[Any, ObsNormalizer | None], SB3Hedger], eval_freq: int,
         n_paths: int, seed: int, c: float, best_dir: Path,
     ) -> None:
-        super().__init__()
+        super().__init__(eval_freq)
         self.config, self.baselines, self.make_hedger = config, list(baselines), make_hedger
         self.eval_freq, self.n_paths, self.seed, self.c = eval_freq, n_paths, seed, c
         self.best_dir = best_dir
         self.best = float("inf")
         self.history: list[dict[str, float]] = []
         self._reference: dict[str, dict[str, float]] = {}
-        self._last = 0
 
     def _on_training_start(self) -> None:
         self._reference = validation_scores(self.config, self.baselines, self.n_paths, self.seed,
                                             self.c)
-        self._last = self.num_timesteps
+        super()._on_training_start()
 
-    def _on_step(self) -> bool:
-        if _due(self.num_timesteps, self._last, self.eval_freq):
-            self._last = self.num_timesteps
-            self.evaluate()
-        return True
+    def act(self) -> None:
+        """Evaluate (every ``eval_freq`` env steps)."""
+        self.evaluate()
 
     def _on_training_end(self) -> None:
         self.evaluate()
@@ -155,69 +231,144 @@ class HedgingEvalCallback(BaseCallback):
         """The best objective and the history so far (saved with each checkpoint)."""
         return {"best": self.best, "history": self.history}
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint's :meth:`state` (a resumed run keeps its best model)."""
+    def restore(self, checkpoint: Path) -> None:
+        """Continue from a checkpoint: its :meth:`state` and its copy of the best model.
+
+        ``best_dir`` becomes the checkpoint's best model: one saved after the checkpoint by
+        a run that then crashed belongs to a branch of training the resume does not take,
+        its objective to no history. A checkpoint without a copy (written before copies
+        were kept, or before any evaluation) leaves ``best_dir`` as it is.
+        """
+        state = read_json(checkpoint / EVALUATION, "checkpoint evaluation", ("best", "history"))
         self.best = float(state["best"])
         self.history = [dict(entry) for entry in state["history"]]
+        copy = checkpoint / BEST
+        if (copy / "model.zip").is_file():
+            replace_folder(self.best_dir,
+                           lambda folder: shutil.copytree(copy, folder, dirs_exist_ok=True))
 
 
-def save_agent(model: Any, venv: Any, folder: Path) -> Path:
-    """Save the model (``model.zip``) and its normaliser (``vecnormalize.pkl``) in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save(folder / "model.zip")
-    if isinstance(venv, VecNormalize):
-        venv.save(str(folder / "vecnormalize.pkl"))
+def replace_folder(folder: Path, write: Callable[[Path], Any]) -> Path:
+    """Fill ``folder`` anew with ``write(partial)``, so that an interruption leaves it whole.
+
+    ``write`` fills a fresh sibling folder (``.<name>.partial``), which then takes the place of
+    ``folder`` by two renames: a write cut short (Ctrl-C, a crash, a full disk) leaves
+    ``folder`` as it was, never a new model beside an old normaliser or a truncated file;
+    between the two renames it is missing, never half written.
+    """
+    partial = folder.with_name(f".{folder.name}.partial")
+    old = folder.with_name(f".{folder.name}.old")
+    for stale in (partial, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial.mkdir(parents=True)
+    write(partial)
+    if folder.exists():
+        folder.rename(old)
+    partial.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
     return folder
 
 
-class CheckpointCallback(BaseCallback):
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` whole or not at all (a temporary file renamed)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data))
+    os.replace(partial, path)
+    return path
+
+
+def save_agent(model: Any, venv: Any, folder: Path) -> Path:
+    """Save the model (``model.zip``) and its normaliser (``vecnormalize.pkl``) as ``folder``.
+
+    The folder is replaced whole (:func:`replace_folder`).
+    """
+    return replace_folder(folder, lambda partial: write_agent(model, venv, partial))
+
+
+def write_agent(model: Any, venv: Any, folder: Path) -> None:
+    """Write ``model.zip`` and (a VecNormalize's) ``vecnormalize.pkl`` into ``folder``, in place."""
+    model.save(folder / "model.zip")
+    if isinstance(venv, VecNormalize):
+        venv.save(str(folder / "vecnormalize.pkl"))
+
+
+class CheckpointCallback(PeriodicCallback):
     """Save model, normaliser, replay buffer and step count every ``save_freq`` env steps.
 
     Checkpoints go to ``folder/step_<n>/``; ``folder/latest.json`` names the newest, which is
     what :func:`latest_checkpoint` returns for a resume. With ``evaluation`` each checkpoint
-    also holds its best objective and history (:data:`EVALUATION`). An off-policy agent's
-    replay buffer (about 100 MB) is kept in the newest checkpoint only.
+    also holds its best objective and history (:data:`EVALUATION`) and a copy of the best
+    model so far (``best/``: a resume continues from the checkpoint's best, not from one a
+    crashed run saved after it). An off-policy agent's replay buffer (about 100 MB) and the
+    best model's copy are kept in the newest checkpoint only. A checkpoint is written whole
+    before ``latest.json`` names it, and ``latest.json`` is replaced whole.
     """
 
     def __init__(
         self, folder: Path, save_freq: int, algo: str,
         evaluation: HedgingEvalCallback | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(save_freq)
         self.folder, self.save_freq, self.algo = folder, save_freq, algo
         self.evaluation = evaluation
-        self._last = 0
+        self._rollout_start: int | None = None
 
-    def _on_training_start(self) -> None:
-        self._last = self.num_timesteps
+    def _on_rollout_start(self) -> None:
+        self._rollout_start = self.model.num_timesteps
+        super()._on_rollout_start()
 
-    def _on_step(self) -> bool:
-        if _due(self.num_timesteps, self._last, self.save_freq):
-            self._last = self.num_timesteps
-            self.save()
-        return True
+    def _on_rollout_end(self) -> None:
+        self._rollout_start = None
+
+    def act(self) -> None:
+        """Save (every ``save_freq`` env steps)."""
+        self.save()
+
+    def save_interrupted(self) -> Path:
+        """Write a checkpoint when training is interrupted (Ctrl-C).
+
+        An on-policy model stopped inside a rollout has not learnt from the rollout's steps,
+        which a resume cannot recover: its checkpoint counts the steps up to the rollout's
+        start (its weights are still those of then), so that a resume trains them again
+        instead of skipping them.
+        """
+        if learns_by_rollouts(self.model) and self._rollout_start is not None:
+            self.model.num_timesteps = self._rollout_start
+        return self.save()
 
     def save(self) -> Path:
-        """Write a checkpoint now."""
-        folder = self.folder / f"step_{self.num_timesteps}"
-        target = save_agent(self.model, self.training_env, folder)
+        """Write a checkpoint now (of ``model.num_timesteps`` env steps)."""
+        steps = self.num_timesteps = int(self.model.num_timesteps)
+        target = replace_folder(self.folder / f"step_{steps}", self._write)
+        write_json(self.folder / LATEST, {"path": target.name, "timesteps": steps})
+        for older in self.folder.glob("step_*"):
+            if older != target:
+                (older / "replay_buffer.pkl").unlink(missing_ok=True)
+                shutil.rmtree(older / BEST, ignore_errors=True)
+        return target
+
+    def _write(self, folder: Path) -> None:
+        write_agent(self.model, self.training_env, folder)
         if self.evaluation is not None:
-            (target / EVALUATION).write_text(json.dumps(self.evaluation.state()))
+            (folder / EVALUATION).write_text(json.dumps(self.evaluation.state()))
+            if (self.evaluation.best_dir / "model.zip").is_file():
+                shutil.copytree(self.evaluation.best_dir, folder / BEST)
         if self.algo in OFF_POLICY:
             assert isinstance(self.model, OffPolicyAlgorithm)  # SAC, TD3, DDPG and TQC all are
-            self.model.save_replay_buffer(target / "replay_buffer.pkl")
-        (self.folder / LATEST).write_text(json.dumps({"path": target.name,
-                                                      "timesteps": self.num_timesteps}))
-        for older in self.folder.glob("step_*/replay_buffer.pkl"):
-            if older.parent != target:
-                older.unlink()
-        return target
+            self.model.save_replay_buffer(folder / "replay_buffer.pkl")
 
 
 def latest_checkpoint(folder: Path) -> tuple[Path, int] | None:
-    """The newest checkpoint in ``folder`` and its step count, or None."""
+    """The newest checkpoint in ``folder`` and its step count, or None.
+
+    Raises:
+        ValueError: ``latest.json`` is unreadable.
+        FileNotFoundError: the checkpoint it names has no model (naming the file).
+    """
     pointer = folder / LATEST
     if not pointer.is_file():
         return None
-    data = json.loads(pointer.read_text())
-    return folder / data["path"], int(data["timesteps"])
+    data = read_json(pointer, "checkpoint pointer", ("path", "timesteps"))
+    checkpoint = folder / str(data["path"])
+    required_file(checkpoint / "model.zip", "checkpoint model")
+    return checkpoint, int(data["timesteps"])

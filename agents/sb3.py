@@ -24,7 +24,7 @@ Learning-rate schedules in the zoo's ``lin_<value>`` form are understood.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -38,6 +38,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.checks import is_integer, is_number
+from hedgearena.envs.config import keywords
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.yaml_io import load_yaml
@@ -145,6 +146,10 @@ def parse_policy_kwargs(value: Any) -> dict[str, Any]:
 def parse_normalize(value: Any) -> dict[str, Any] | None:
     """VecNormalize keywords from the zoo's ``normalize`` (None: no normalisation).
 
+    Raises:
+        ValueError: not a boolean or a dict, or a key not in :data:`NORMALIZE_RULES` or a
+            value it refuses (naming the key and what is allowed).
+
     Examples:
         >>> parse_normalize("{'norm_obs': True, 'norm_reward': False}")
         {'norm_obs': True, 'norm_reward': False}
@@ -157,16 +162,47 @@ def parse_normalize(value: Any) -> dict[str, Any] | None:
         return {}
     if isinstance(value, str):
         value = load_yaml(value.replace("True", "true").replace("False", "false"))
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise ValueError(f"normalize must be true, false or a dict, got {value!r}")
+    if not isinstance(value, Mapping):
+        raise ValueError(f"normalize must be true, false or a dict, got {value!r}")
+    unknown = sorted(str(key) for key in set(value) - set(NORMALIZE_RULES))
+    if unknown:
+        raise ValueError(f"unknown normalize key(s) {unknown}; allowed: {sorted(NORMALIZE_RULES)}"
+                         " (its gamma is the algorithm's)")
+    for key, item in value.items():
+        if not NORMALIZE_RULES[key][0](item):
+            raise ValueError(f"normalize.{key} must be {NORMALIZE_RULES[key][1]}, got {item!r}")
+    return dict(value)
+
+
+NORMALIZE_RULES: dict[str, tuple[Any, str]] = {
+    "norm_obs": (lambda v: isinstance(v, bool), "true or false"),
+    "norm_reward": (lambda v: isinstance(v, bool), "true or false"),
+    "clip_obs": (lambda v: is_number(v, gt=0.0), "a number > 0"),
+    "clip_reward": (lambda v: is_number(v, gt=0.0), "a number > 0"),
+    "epsilon": (lambda v: is_number(v, gt=0.0), "a number > 0"),
+}
+"""The VecNormalize keywords a zoo ``normalize`` may set, with what each allows."""
+
+
+def linear_schedule(start: float) -> Callable[[float], float]:
+    """The zoo's ``lin_<start>``: ``start`` times the progress remaining, never below 0.
+
+    SB3's progress remaining, ``1 - num_timesteps / budget``, goes below 0 when the last
+    rollout runs past the budget (PPO collects whole rollouts): held at 0 there, the rate
+    and clip range end at 0 instead of turning negative (gradient ascent).
+
+    Examples:
+        >>> rate = linear_schedule(3e-4)
+        >>> rate(1.0), rate(0.5), rate(-0.024)
+        (0.0003, 0.00015, 0.0)
+    """
+    return lambda progress_remaining: max(progress_remaining, 0.0) * start
 
 
 def _schedule(value: Any) -> Any:
-    """The zoo's ``lin_<x>`` linear schedule, or the value itself."""
+    """The zoo's ``lin_<x>`` linear schedule (:func:`linear_schedule`), or the value itself."""
     if isinstance(value, str) and value.startswith("lin_"):
-        start = float(value[4:])
-        return lambda progress_remaining: progress_remaining * start
+        return linear_schedule(float(value[4:]))
     return value
 
 
@@ -248,7 +284,7 @@ def build_model(
     try:
         return cls(policy, venv, seed=seed, device="cpu", verbose=0,
                    tensorboard_log=tensorboard_log, **params)
-    except (TypeError, AssertionError, ValueError) as error:  # SB3's own checks, unnamed
+    except (TypeError, AssertionError, ValueError, RuntimeError) as error:  # SB3's, unnamed
         given = {k: hyperparams[k] for k in hyperparams if k not in ("policy_kwargs",)}
         raise ValueError(f"{algo} rejected its hyperparameters {given}: "
                          f"{error or type(error).__name__}") from None
@@ -263,8 +299,6 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
     are neither zoo keys nor ``algo``'s keywords, the values of :data:`VALUE_RULES`, and the
     zoo's ``policy``, ``policy_kwargs``, ``normalize`` and ``noise_type``.
     """
-    from hedgearena.envs.config import keywords
-
     reserved = sorted(set(hyperparams) & set(RESERVED))
     if reserved:
         raise ValueError(f"hyperparameter(s) {reserved} are set by hedgearena: "
@@ -278,7 +312,15 @@ def check_hyperparams(algo: str, hyperparams: Mapping[str, Any]) -> None:
         if key in VALUE_RULES and not VALUE_RULES[key][0](value):
             raise ValueError(f"{algo} hyperparameter {key} must be {VALUE_RULES[key][1]}, "
                              f"got {value!r}")
+    ent_coef = hyperparams.get("ent_coef")
+    if isinstance(ent_coef, str) and algo not in AUTO_ENT_COEF:
+        raise ValueError(f"{algo} hyperparameter ent_coef must be a number >= 0 (auto is for "
+                         f"{' and '.join(AUTO_ENT_COEF)}), got {ent_coef!r}")
     _check_zoo_values(algo, hyperparams)
+
+
+AUTO_ENT_COEF = ("sac", "tqc")
+"""The algorithms whose ``ent_coef`` may be ``auto`` (learnt)."""
 
 
 def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
@@ -288,11 +330,18 @@ def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
         ValueError: naming the key, the value and what is allowed.
     """
     policy = hyperparams.get("policy")
-    policies = tuple(getattr(algorithm(algo), "policy_aliases", {}))
+    policies = tuple(policy_classes(algo))
     if policy is not None and not (isinstance(policy, str) and policy in policies):
-        raise ValueError(f"{algo} hyperparameter policy must be one of {policies}, "
-                         f"got {policy!r}")
-    parse_policy_kwargs(hyperparams.get("policy_kwargs"))
+        raise ValueError(f"{algo} hyperparameter policy must be one of {policies} (the "
+                         f"observations are a flat vector), got {policy!r}")
+    policy_class = policy_classes(algo)[policy or policies[0]]
+    policy_kwargs = parse_policy_kwargs(hyperparams.get("policy_kwargs"))
+    allowed = sorted(set(keywords(policy_class)) - {"observation_space", "action_space",
+                                                    "lr_schedule"})
+    unknown = sorted(str(key) for key in set(policy_kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {algo} policy_kwargs key(s) {unknown} (of "
+                         f"{policy_class.__name__}); allowed: {allowed}")
     parse_normalize(hyperparams.get("normalize"))
     kind = hyperparams.get("noise_type")
     if kind is not None and kind not in NOISE_TYPES:
@@ -300,6 +349,15 @@ def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
     std = hyperparams.get("noise_std", 0.1)
     if not is_number(std, ge=0.0):
         raise ValueError(f"noise_std must be a finite number >= 0, got {std!r}")
+
+
+def policy_classes(algo: str) -> dict[str, type]:
+    """The policies of ``algo`` for flat vector observations: name -> class.
+
+    ``MlpPolicy`` (``MlpLstmPolicy`` for RecurrentPPO), the first being the default.
+    """
+    aliases = getattr(algorithm(algo), "policy_aliases", {})
+    return {name: cls for name, cls in aliases.items() if name.startswith("Mlp")}
 
 
 def _count(low: int) -> Any:
@@ -323,6 +381,16 @@ def _fraction(v: Any) -> bool:
     return is_number(v, gt=0.0, le=1.0)
 
 
+def _train_freq(v: Any) -> bool:
+    if isinstance(v, list | tuple) and len(v) == 2:
+        return _count(1)(v[0]) and v[1] in ("step", "episode")
+    return _count(1)(v)
+
+
+def _gradient_steps(v: Any) -> bool:
+    return v == -1 or _count(1)(v)
+
+
 def _ent_coef(v: Any) -> bool:
     if isinstance(v, str):
         return v == "auto" or (v.startswith("auto_") and _positive_number(v[5:]))
@@ -342,6 +410,13 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "gae_lambda": (_fraction, "a number in (0, 1]"),
     "tau": (_fraction, "a number in (0, 1]"),
     "ent_coef": (_ent_coef, "a number >= 0 (or auto / auto_<number> for SAC and TQC)"),
+    "vf_coef": (lambda v: is_number(v, ge=0.0), "a number >= 0"),
+    "max_grad_norm": (lambda v: is_number(v, gt=0.0), "a number > 0"),
+    "train_freq": (_train_freq, "an integer >= 1 or [integer >= 1, step or episode]"),
+    "gradient_steps": (_gradient_steps, "an integer >= 1, or -1 (as many as env steps)"),
+    "policy_delay": (_count(1), "an integer >= 1"),
+    "target_policy_noise": (lambda v: is_number(v, ge=0.0), "a number >= 0"),
+    "target_noise_clip": (lambda v: is_number(v, ge=0.0), "a number >= 0"),
 }
 """Checks of the common hyperparameters' values, with what is allowed (SB3's own checks are
 asserts without the key's name)."""

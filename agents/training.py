@@ -24,8 +24,10 @@ from hedgearena.agents.callbacks import (
     EVALUATION,
     CheckpointCallback,
     HedgingEvalCallback,
+    UpdateLogCallback,
     latest_checkpoint,
-    save_agent,
+    replace_folder,
+    write_agent,
 )
 from hedgearena.agents.saved import loading, read_json, required_file
 from hedgearena.agents.sb3 import (
@@ -190,14 +192,15 @@ def train_sb3(
             model.load_replay_buffer(resume[0] / "replay_buffer.pkl")
     evaluation, checkpoints = _callbacks(config, env_config, run_dir, budget)
     if resume is not None and (resume[0] / EVALUATION).is_file():
-        evaluation.restore(json.loads((resume[0] / EVALUATION).read_text()))
+        evaluation.restore(resume[0])
     remaining = max(budget - model.num_timesteps, 0)
     if remaining:  # a finished run started again changes nothing
         try:
-            model.learn(remaining, callback=[evaluation, checkpoints], progress_bar=progress,
-                        reset_num_timesteps=resume is None, tb_log_name=config.agent.algo)
+            model.learn(remaining, callback=[evaluation, checkpoints, UpdateLogCallback()],
+                        progress_bar=progress, reset_num_timesteps=resume is None,
+                        tb_log_name=config.agent.algo)
         except KeyboardInterrupt:
-            checkpoints.save()  # resume from here, not from the last periodic checkpoint
+            checkpoints.save_interrupted()  # resume from here, not from the last periodic one
             raise
         checkpoints.save()
     _publish(run_dir, config, model, venv)
@@ -232,17 +235,21 @@ def _n_envs(params: dict[str, Any]) -> int:
 
 
 def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None:
-    """Copy the best validated model (or the last one) to ``run_dir/model`` with agent.json."""
-    target = run_dir / "model"
-    if target.exists():
-        shutil.rmtree(target)
+    """Copy the best validated model (or the last one) to ``run_dir/model`` with agent.json.
+
+    ``model/`` is replaced whole (:func:`replace_folder`).
+    """
     best = run_dir / "best"
-    if (best / "model.zip").is_file():
-        shutil.copytree(best, target)
-    else:
-        save_agent(model, venv, target)
     view = {"algo": config.agent.algo, "env_kwargs": config.agent.env_kwargs}
-    (target / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
+
+    def write(folder: Path) -> None:
+        if (best / "model.zip").is_file():
+            shutil.copytree(best, folder, dirs_exist_ok=True)
+        else:
+            write_agent(model, venv, folder)
+        (folder / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
+
+    replace_folder(run_dir / "model", write)
 
 
 def load_sb3_hedger(model_dir: Path, config: RunConfig, name: str) -> SB3Hedger:

@@ -299,6 +299,24 @@ def check_space(config: RunConfig) -> None:
     raise ValueError(head + "\n".join(_indent(line) if head else line for line in lines))
 
 
+def check_repeats(spec: SweepSpec) -> None:
+    """Refuse ``num_samples`` > 1 repeats of a grid search with nothing drawn at random.
+
+    Each repeat of a grid point would be the same trial (the same values and ``seed``, so the
+    same paths and weights): replicates are a swept ``seed``.
+
+    Raises:
+        ValueError: naming ``sweep.num_samples`` and the way to replicate.
+    """
+    grids_only = all(next(iter(axis)) == "grid" for axis in spec.space.values())
+    if spec.search == "grid" and spec.num_samples > 1 and grids_only:
+        raise ValueError(
+            f"sweep.num_samples = {spec.num_samples} repeats every grid point, but the space "
+            "draws nothing at random: the repeats would be identical trials (the same values "
+            "and seed). For replicates sweep the seed (e.g. seed: [0, 1, 2]) with "
+            "num_samples: 1")
+
+
 def _describe(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value!r}" for key, value in point.items())
 
@@ -425,12 +443,14 @@ def run_sweep(config: RunConfig, resume: bool = False, progress: bool = True,
             False lets a bad value fail as a trial (retried, then reported in the table).
 
     Raises:
-        ValueError: an empty space, a folder that holds another sweep (or none to resume).
+        ValueError: an empty space, repeats of a grid that would be identical trials
+            (:func:`check_repeats`), a folder that holds another sweep (or none to resume).
         MissingRayError: the ``ray`` extra is not installed.
     """
     if not config.sweep.space:
         raise ValueError("sweep.space is empty: name at least one key to sweep, e.g. "
                          "sweep: {space: {seed: [0, 1, 2], env.kwargs.cost: [0.001, 0.01]}}")
+    check_repeats(config.sweep)
     if check_values:
         check_space(config)
     folder = sweep_dir(config).resolve()
