@@ -111,10 +111,10 @@ def _book_put(env: VecHedgingEnv) -> tuple[float, int] | None:
 
 
 class SyntheticPut(BlackScholesDelta):
-    """Replicate the insured payoff: hold the env's model hedge every ``every`` decisions.
+    """Replicate the insured payoff: hold minus the book's delta every ``every`` decisions.
 
-    On the portfolio-insurance book the model hedge is :func:`synthetic_put_units` at the
-    market's implied vol; in between rebalances the position is held.
+    On the portfolio-insurance book that is the env's model hedge, :func:`synthetic_put_units`
+    at the market's implied vol; in between rebalances the position is held.
 
     Args:
         every: decisions per rebalance (an integer >= 1).
