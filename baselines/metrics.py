@@ -494,8 +494,10 @@ def trading_activity(
 ) -> dict[str, float]:
     """Mean transaction cost (currency), turnover (units traded) and rebalances per episode.
 
-    From the env's episode totals ``cost``, ``turnover`` and ``trades``; each with its
-    standard error (``_se``; of dependent paths with an ``overlap``, see :func:`sample_mean`).
+    From the env's episode totals ``cost``, ``turnover`` and ``trades`` (the underlying's), and
+    ``option_turnover`` and ``option_trades`` (the hedging option's) where the totals have them;
+    each with its standard error (``_se``; of dependent paths with an ``overlap``, see
+    :func:`sample_mean`).
 
     Examples:
         >>> totals = {"cost": [1.0, 3.0], "turnover": [10.0, 10.0], "trades": [4.0, 6.0]}
@@ -503,7 +505,10 @@ def trading_activity(
         (10.0, 1.0)
     """
     out: dict[str, float] = {}
-    for key, name in (("cost", "transaction_cost"), ("turnover", "turnover"), ("trades", "trades")):
+    for key, name in (("cost", "transaction_cost"), ("turnover", "turnover"), ("trades", "trades"),
+                      ("option_turnover", "option_turnover"), ("option_trades", "option_trades")):
+        if key.startswith("option_") and key not in totals:
+            continue  # totals of an env (or a saved run) from before they were kept
         est = sample_mean(_sample(totals[key], f"totals[{key!r}]"), overlap=overlap)
         out[f"mean_{name}"], out[f"mean_{name}_se"] = est
     return out
@@ -768,9 +773,9 @@ def column_units(columns: Sequence[str]) -> dict[str, str]:
 def _unit(name: str) -> str:
     if name.endswith("p_value"):
         return "probability"
-    if name == "n_paths" or name.startswith("mean_trades"):
+    if name == "n_paths" or name.startswith(("mean_trades", "mean_option_trades")):
         return "count"
-    if name.startswith("mean_turnover"):
+    if name.startswith(("mean_turnover", "mean_option_turnover")):
         return "units"
     if name.startswith("var_cost"):
         return "currency^2"

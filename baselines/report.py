@@ -3,7 +3,8 @@
 Everything takes the score table of :func:`hedgearena.baselines.metrics.score_table` or plain
 arrays, and writes to the path it is given. Units: P&L, costs and risks are currency per episode
 (per path); turnover is units of the underlying the decisions traded per episode (the unwind at the
-end is a cost, not counted); rebalances a count per episode. matplotlib is imported lazily with the
+end is a cost, not counted); rebalances a count per episode; option turnover and option trades
+the same for a hedging option. matplotlib is imported lazily with the
 Agg backend (no display needed).
 """
 
@@ -38,7 +39,8 @@ class SummaryColumn(NamedTuple):
 
     ``key`` is the score's key, ``header`` the Markdown header, ``short`` the terminal's,
     ``se_key`` the key of its standard error, ``interval`` the keys of its confidence interval's
-    ends (shown ``[low, high]``); ``terminal`` says if the terminal shows it.
+    ends (shown ``[low, high]``); ``terminal`` says if the terminal shows it; an ``optional``
+    column is shown only when a row's value is not 0 (the hedging option's trading).
     """
 
     key: str
@@ -47,6 +49,7 @@ class SummaryColumn(NamedTuple):
     se_key: str | None = None
     terminal: bool = True
     interval: tuple[str, str] | None = None
+    optional: bool = False
 
 
 SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
@@ -63,6 +66,10 @@ SUMMARY_COLUMNS: tuple[SummaryColumn, ...] = (
                   "mean_transaction_cost_se"),
     SummaryColumn("mean_turnover", "turnover", "turn-\nover", "mean_turnover_se"),
     SummaryColumn("mean_trades", "rebalances", "rebal-\nances", "mean_trades_se"),
+    SummaryColumn("mean_option_turnover", "option turnover", "option\nturnover",
+                  "mean_option_turnover_se", optional=True),
+    SummaryColumn("mean_option_trades", "option trades", "option\ntrades",
+                  "mean_option_trades_se", optional=True),
     SummaryColumn("cost_diff", "cost - reference cost", "cost -\nref", "cost_diff_se"),
     SummaryColumn("cost_diff_p_value", "p (paired t)", "p\n(paired)"),
     SummaryColumn("objective_diff", "Y - reference Y [95% CI]", "Y -\nref Y",
@@ -124,8 +131,9 @@ def _format_cell(row: pd.Series, column: SummaryColumn, separator: str = " ± ")
 
 
 def _present(table: pd.DataFrame) -> list[SummaryColumn]:
-    """The summary columns the table holds (and that are not all NaN)."""
-    return [c for c in SUMMARY_COLUMNS if c.key in table and not table[c.key].isna().all()]
+    """The summary columns the table holds (not all NaN; an optional one not all 0 or NaN)."""
+    return [c for c in SUMMARY_COLUMNS if c.key in table and not table[c.key].isna().all()
+            and not (c.optional and not table[c.key].fillna(0.0).any())]
 
 
 REFERENCE_CELL = "reference"
@@ -172,7 +180,8 @@ def caption(c: float | None = None, risk_aversion: float | None = None) -> str:
     return (
         "Currency per episode (per path) unless stated; turnover in units of the underlying "
         "traded by the decisions and rebalances in decisions that traded it, per episode (the "
-        "unwind and a hedging option's trades not counted: they are in the transaction cost); "
+        "unwind not counted: it is in the transaction cost; a hedging option's trades are in "
+        "option turnover and option trades, shown when held); "
         "value ± one standard error. "
         f"{OBJECTIVE_MARK} objective Y = mean(cost) + c std(cost){c_text}, lower is better "
         "(the best highlighted). cost = initial premium - exp(-rT) P&L, what running the book "

@@ -65,10 +65,12 @@ INFO_KEYS = (
 )
 """Keys of ``info`` on every step (the last step adds ``totals``, the episode's totals)."""
 TOTAL_KEYS = (
-    *PNL_COMPONENTS, "pnl", "turnover", "trades", "unfilled", "option_unfilled", "slippage",
-    "breaches",
+    *PNL_COMPONENTS, "pnl", "turnover", "trades", "option_turnover", "option_trades", "unfilled",
+    "option_unfilled", "slippage", "breaches",
 )
 """The sums over an episode in ``info["totals"]`` (with ``terminal_pnl``, ``initial_premium``);
+``turnover`` and ``option_turnover`` sum the decisions' absolute trades in the underlying and the
+hedging option (units), ``trades`` and ``option_trades`` count the decisions that traded them;
 ``unfilled`` and ``option_unfilled`` sum absolute units, ``breaches`` counts limit breaches."""
 EXPIRY = "expiry"
 """``info["termination_reason"]`` at the book's horizon ("" before; a limit's name when a
@@ -419,6 +421,9 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         totals["pnl"] += result.pnl
         totals["turnover"] += abs(result.trade)
         totals["trades"] += result.trade != 0
+        if self._with_option:  # else 0
+            totals["option_turnover"] += abs(result.option_trade)
+            totals["option_trades"] += result.option_trade != 0
         return totals
 
     def _read_action(self, action: Any) -> tuple[float, float]:

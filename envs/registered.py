@@ -93,10 +93,11 @@ The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pn
 
 The same keys every step: {info_keys}. On the last step `totals` adds the episode's totals
 (every component, `pnl`, `turnover` (the sum of the decisions' `|trade|`), `trades` (the number
-of decisions that traded), `unfilled` and `option_unfilled` as sums of absolute units,
+of decisions that traded), `option_turnover` and `option_trades` (the same for the hedging
+option; 0 without one), `unfilled` and `option_unfilled` as sums of absolute units,
 `slippage`, `breaches` (a count), `terminal_pnl` = final minus initial wealth, which equals the
 sum of `pnl`, and `initial_premium`). The unwind's sale at the end is a cost (in `cost` and the
-P&L) but not a decision: it is in neither `trade`, `turnover` nor `trades`.
+P&L) but not a decision: it is in neither `trade`, `turnover` nor `trades` (nor the option's).
 
 `impact_pnl` (currency, a P&L component, 0 without `permanent_impact`) is the revaluation of the
 book and the positions caused by the hedger's own trades, net of the average execution price.

@@ -504,6 +504,9 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         _add_rows(totals["pnl"], rows, result.pnl)
         _add_rows(totals["turnover"], rows, np.abs(result.trade))
         _add_rows(totals["trades"], rows, result.trade != 0)
+        if self.config.hedge_option is not None:  # else 0
+            _add_rows(totals["option_turnover"], rows, np.abs(result.option_trade))
+            _add_rows(totals["option_trades"], rows, result.option_trade != 0)
         if self._stressed:  # else these are 0
             _add_rows(totals["impact_pnl"], rows, result.impact_pnl)
             _add_rows(totals["unfilled"], rows, abs(result.unfilled))

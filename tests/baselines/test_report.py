@@ -133,7 +133,7 @@ def test_print_table_shows_every_hedger_and_the_units(arena: Any) -> None:
     assert "a = 0.01 per currency" in text
     assert "Currency per episode" in text
     shown = [c for c in report.SUMMARY_COLUMNS if c.terminal and c.key in table]
-    assert len(printed.columns) == 1 + len(shown)
+    assert len(printed.columns) == 1 + len(shown) - 2  # no hedging option: no option columns
     assert report.format_number(table.loc["no hedge", "mean_cost"]) in text
 
 

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from scipy import stats
 
-from hedgearena.baselines import report
+from hedgearena.baselines import metrics, report
 from hedgearena.baselines.benchmark import BenchmarkReport, BenchmarkSettings, benchmark
 from hedgearena.baselines.registry import FAMILIES
 from hedgearena.envs import rendering
@@ -155,11 +156,39 @@ def test_an_undefined_standard_error_is_left_out() -> None:
     assert report.markdown_table(table).splitlines()[-1] == "| delta | 1 ± 0.25 |"
 
 
-def test_the_caption_says_turnover_counts_the_underlying_only() -> None:
-    """The env's ``turnover`` and ``trades`` are the underlying's (a delta-gamma hedge trades
-    ~870 option units an episode on ShortCall beside its 408 of stock, none of them counted)."""
-    text = report.caption(1.5, 0.01)
-    assert "hedging option's trades not counted" in text
+def test_the_hedging_options_trading_is_scored_and_shown_when_held() -> None:
+    """``turnover`` and ``trades`` are the underlying's; a delta-gamma hedge trades ~870 option
+    units an episode on ShortCall beside its 408 of stock, which ``option_turnover`` and
+    ``option_trades`` count (the sums of the record's ``|option trade|`` and trading
+    decisions; the unwind, as for the underlying, not counted). The table shows them only when
+    a hedger holds the option."""
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.baselines.delta_gamma import DeltaGamma
+    from hedgearena.envs.config import make_config
+
+    result = run_arena(make_config("ShortCall", hedge_option=True),
+                       [BlackScholesDelta(), DeltaGamma()], n_paths=50, seed=0, progress=False)
+    record = result.records["delta-gamma"]
+    trades = np.diff(record.option, axis=0, prepend=0.0)
+    totals = record.totals
+    np.testing.assert_allclose(totals["option_turnover"], np.abs(trades).sum(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(totals["option_trades"], (trades != 0).sum(axis=0))
+    assert totals["option_turnover"].mean() > 100.0
+    assert not result.records["delta"].totals["option_turnover"].any()
+    table = metrics.score_table({
+        name: metrics.score(record, None, attribution=result.attribution[name],
+                            rate_time=(result.rate, result.horizon))
+        for name, record in result.records.items()
+    })
+    assert table.loc["delta-gamma", "mean_option_turnover"] == totals["option_turnover"].mean()
+
+    def headers(rows: pd.DataFrame) -> list[str]:
+        printed = report.print_table(rows, "ShortCall", console=Console(record=True, width=250))
+        return [str(column.header) for column in printed.columns]
+
+    assert {"option\nturnover", "option\ntrades"} <= set(headers(table))
+    assert not any("option" in header for header in headers(table.drop(index="delta-gamma")))
 
 
 # ------------------------------------------------------------------------------- pictures
