@@ -87,7 +87,8 @@ class ClientFlow:
         expiry_steps: possible maturities in market steps from the arrival.
         contracts: contracts per client trade.
         multiplier: units of the underlying per contract.
-        half_spread_vol: half bid-ask spread the dealer earns, in vol points (0.01 = 1 vol point).
+        half_spread_vol: half bid-ask spread the dealer earns, in vol points (0.01 = 1 vol point),
+            in [0, 1].
         max_trades: capacity of client trades per episode (arrivals beyond it are dropped,
             with a :class:`ClientFlowCapacityWarning`). The default 96 holds the default flow
             over OptionBook's 60-step episode (58.5 trades expected at 252 steps a year, a
@@ -115,7 +116,7 @@ class ClientFlow:
         _check_steps("ClientFlow", "expiry_steps", self.expiry_steps)
         require_number("ClientFlow", "contracts", self.contracts, gt=0.0)
         require_number("ClientFlow", "multiplier", self.multiplier, gt=0.0)
-        require_number("ClientFlow", "half_spread_vol", self.half_spread_vol, ge=0.0)
+        _check_half_spread_vol("ClientFlow", self.half_spread_vol)
         require_integer("ClientFlow", "max_trades", self.max_trades)
 
 
@@ -126,6 +127,16 @@ def _check_range(owner: str, name: str, value: Any) -> None:
     )
     ok = pair and bool(np.isfinite(value).all()) and 0 < value[0] <= value[1]
     require_field(owner, name, value, ok, "a pair (low, high) of finite numbers, 0 < low <= high")
+
+
+def _check_half_spread_vol(owner: str, value: Any) -> None:
+    """Raise unless ``value`` is a half-spread in vol points in ``[0, 1]`` (1 = 100 vol points).
+
+    The range of :class:`hedgearena.envs.frictions.OptionSpreadCost`'s ``vol_points``: a value
+    above 1 is a spread typed in vol points instead of as a fraction of vol (half a vol point is
+    0.005, not 0.5).
+    """
+    require_number(owner, "half_spread_vol", value, ge=0.0, le=1.0)
 
 
 def _check_steps(owner: str, name: str, value: Any) -> None:
@@ -152,8 +163,9 @@ class OptionBook:
     client_flow: ClientFlow | None = None
 
     def __post_init__(self) -> None:
-        bad = [o for o in self.options if not isinstance(o, Option)]
-        require_field("OptionBook", "options", self.options, not bad, "a sequence of Option")
+        options = self.options
+        ok = isinstance(options, tuple | list) and all(isinstance(o, Option) for o in options)
+        require_field("OptionBook", "options", options, ok, "a sequence of Option")
         require_number("OptionBook", "stock", self.stock)  # units of the underlying
         flow = self.client_flow
         require_field("OptionBook", "client_flow", flow,
@@ -242,23 +254,22 @@ def sample_client_flow(
     dt = float(market.times[1] - market.times[0]) if n_steps > 0 else 0.0
     counts = rng.poisson(flow.rate * dt, (n_paths, n_steps))
     counts[:, 0] = 0
-    # One entry per trade, in time order on each path; its slot is its rank on its path.
-    per_cell = counts.ravel()
-    path_idx = np.repeat(np.repeat(np.arange(n_paths), n_steps), per_cell)
-    step_idx = np.repeat(np.tile(np.arange(n_steps), n_paths), per_cell)
-    first = np.concatenate([[0], np.cumsum(counts.sum(axis=1))[:-1]])  # each path's first trade
-    slot = np.arange(len(path_idx)) - first[path_idx]
-    kept = slot < flow.max_trades
-    if not kept.all():
-        dropped = ~kept
+    kept_counts = _kept_arrivals(counts, flow.max_trades)
+    dropped = counts.sum(axis=1, dtype=np.float64) - kept_counts.sum(axis=1)
+    if dropped.any():
         warnings.warn(
             f"ClientFlow.max_trades={flow.max_trades} dropped {int(dropped.sum())} client trades "
-            f"(the latest) on {len(np.unique(path_idx[dropped]))} of {n_paths} paths, which "
+            f"(the latest) on {np.count_nonzero(dropped)} of {n_paths} paths, which "
             f"expect {flow.rate * dt * max(n_steps - 1, 0):.4g} each: the flow is thinner than "
             f"its rate there; raise max_trades",
             ClientFlowCapacityWarning, stacklevel=2,
         )
-    path_idx, step_idx, slot = path_idx[kept], step_idx[kept], slot[kept]
+    # One entry per kept trade, in time order on each path; its slot is its rank on its path.
+    per_cell = kept_counts.ravel()
+    path_idx = np.repeat(np.repeat(np.arange(n_paths), n_steps), per_cell)
+    step_idx = np.repeat(np.tile(np.arange(n_steps), n_paths), per_cell)
+    first = np.concatenate([[0], np.cumsum(kept_counts.sum(axis=1))[:-1]])  # path's first trade
+    slot = np.arange(len(path_idx)) - first[path_idx]
     n_slots = flow.max_trades
     shape = (n_paths, n_slots)
     strike = np.full(shape, 1.0)
@@ -282,6 +293,18 @@ def sample_client_flow(
     half_spread = np.zeros(shape)
     half_spread[path_idx, slot] = flow.half_spread_vol
     return BookPaths(strike, quantity, is_call, start, expiry, half_spread)
+
+
+def _kept_arrivals(counts: NDArray[np.int64], capacity: int) -> NDArray[np.int64]:
+    """Arrivals per step that fit in ``capacity`` slots, the earliest first; ``(n_paths, n_steps)``.
+
+    The running count of each path's arrivals is capped at ``capacity`` before any trade is
+    materialised, so memory and time go with the kept trades, not with the rate (a rate of a
+    million a year asked for 2.7 GB for a capacity of 96 trades a path).
+    """
+    cell = np.minimum(counts, capacity)  # a step never keeps more (and the sums cannot overflow)
+    running = np.minimum(np.cumsum(cell, axis=1), capacity)
+    return np.diff(running, axis=1, prepend=0)
 
 
 class BookMarks(NamedTuple):
@@ -608,13 +631,16 @@ class HedgeOption:
 
     It is struck at ``moneyness`` times the episode's initial spot and expires ``expiry_steps``
     market steps after the start, which must lie beyond the episode's end (it is marked, not
-    settled, at the end). Trading it costs ``half_spread_vol`` vol points times its vega per unit.
+    settled, at the end). Trading it costs ``half_spread_vol`` vol points times its vega per unit,
+    times the market's liquidity multiplier (1 = normal): the rule of
+    :class:`~hedgearena.envs.frictions.OptionSpreadCost` with ``vol_points``.
 
     Attributes:
         moneyness: strike / initial spot.
         expiry_steps: expiry in market steps from the start.
         is_call: call or put.
-        half_spread_vol: half bid-ask spread paid when trading it, in vol points.
+        half_spread_vol: half bid-ask spread paid when trading it, in vol points (0.01 = 1 vol
+            point), in [0, 1].
     """
 
     moneyness: float = 1.0
@@ -626,7 +652,7 @@ class HedgeOption:
         require_number("HedgeOption", "moneyness", self.moneyness, gt=0.0)
         require_integer("HedgeOption", "expiry_steps", self.expiry_steps, integral_floats=True)
         require_bool("HedgeOption", "is_call", self.is_call)
-        require_number("HedgeOption", "half_spread_vol", self.half_spread_vol, ge=0.0)
+        _check_half_spread_vol("HedgeOption", self.half_spread_vol)
 
 
 class HedgeOptionMarks(NamedTuple):

@@ -387,7 +387,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "hedge_option": None,
         "days_per_year": 252.0,
         # The book accumulates dozens of client trades (the notional is one trade): the
-        # action ranges cover its delta (99th percentile about 7 notionals) and most of the
+        # action ranges cover its delta (99th percentile about 9 notionals over all path-steps;
+        # 0.6% exceed the 10 of position_limit, measured on 4,000 paths) and most of the
         # hedging option needed for gamma neutrality.
         "position_limit": 10.0,
         "trade_limit": 2.0,

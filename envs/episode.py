@@ -276,10 +276,7 @@ def _episode(
     option_mtm[:-1] += marks.premium[1:]
     option_mtm[:-1] += marks.settlement[1:]
     option_mtm[-1] = 0.0
-    if config.hedge_option is None:
-        option_linear = option.vega  # zeros
-    else:
-        option_linear = config.hedge_option.half_spread_vol * option.vega * grid.liquidity
+    option_linear = hedge_option_linear(config, option.vega, grid.liquidity)
     return Episode(
         spot=grid.spot,
         option_price=option.price,
@@ -301,6 +298,19 @@ def _episode(
     )
 
 
+def hedge_option_linear(config: EnvConfig, vega: FloatArray, liquidity: FloatArray) -> FloatArray:
+    """The hedging option's cost per unit traded (currency): its half-spread in vol points.
+
+    ``half_spread_vol * vega * liquidity`` (:class:`hedgearena.envs.book.HedgeOption`; the rule
+    of :class:`hedgearena.envs.frictions.OptionSpreadCost` with ``vol_points``), ``vega`` per
+    unit of the option (currency per 1.00 of vol); ``vega`` itself (zeros) without a hedging
+    option. Arrays broadcast.
+    """
+    if config.hedge_option is None:
+        return vega
+    return config.hedge_option.half_spread_vol * vega * liquidity
+
+
 def _execution_fields(config: EnvConfig, market: MarketPaths, grid: _Grid) -> dict[str, FloatArray]:
     """The episode's fill and child-order caps, time-major (absent: the defaults, no limits).
 
@@ -318,7 +328,8 @@ def _execution_fields(config: EnvConfig, market: MarketPaths, grid: _Grid) -> di
 
 GAMMA_HEDGE_MIN_DENSITY = 1e-4
 """The hedging option is used for gamma only while ``vega / (S sqrt(tau))`` (the normal density
-at its d1, times ``e^{-q tau}``) exceeds this: about ``|d1| < 4.3``. Farther out of the money
+at its d1, times ``e^{-q tau}``) exceeds this: ``|d1| < 4.07`` at zero dividends (``phi(4.07) =
+1e-4``, ``2.5e-4`` of the density at the money). Farther out of the money
 its gamma is a rounding error and dividing by it would ask for absurd positions (e.g. 10^12
 units when a Heston path's implied vol collapses to 1%)."""
 
@@ -671,7 +682,7 @@ def mark_step(
         option_tau = config.hedge_option.expiry_steps * config.dt - market.times[steps]
         model_option = _gamma_neutral(book.gamma, option, spot, option_tau, _option_cap(config))
         model_hedge = -(book_delta + model_option * option.delta)
-        option_linear = config.hedge_option.half_spread_vol * option.vega * liquidity
+        option_linear = hedge_option_linear(config, option.vega, liquidity)
     return StepMarks(
         spot, book.value + float(config.book.stock) * spot, book_delta, book.gamma, book.vega,
         book.theta, book.premium, book.spread_income, book.settlement, option.price,
