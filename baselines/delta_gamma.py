@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
-from hedgearena.envs.episode import hedge_option_usable
+from hedgearena.envs.episode import delta_neutral_hedge, hedge_option_usable
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 
@@ -38,23 +38,6 @@ def vega_neutral_units(
     return np.clip(units, -cap, cap)
 
 
-def delta_neutral_hedge(
-    book_delta: FloatArray, option_units: FloatArray, option_delta: FloatArray
-) -> FloatArray:
-    """Units of the underlying that cancel the delta of the book and the option held.
-
-    ``h = -(Delta_book + n Delta_opt)``.
-
-    Examples:
-        A short call book of delta -51 holding 125 units of the option, of delta 0.52:
-        ``-(-51 + 65) = -14`` (it sells 14 units of the underlying).
-
-        >>> delta_neutral_hedge(np.array([-51.0]), np.array([125.0]), np.array([0.52]))
-        array([-14.])
-    """
-    return -(book_delta + option_units * option_delta)
-
-
 class _OptionHedger(EnvHedger):
     """A hedger that needs the env's hedging option."""
 
@@ -77,7 +60,8 @@ class DeltaGamma(_OptionHedger):
     The env's model positions (``state["model_option"]``, ``state["model_hedge"]``), rebalanced
     at every decision: ``-Gamma_book / Gamma_opt`` units of the option within ``+-cap``, none
     while it is too far out of the money to carry gamma (see
-    :mod:`hedgearena.envs.episode`), and the underlying :func:`delta_neutral_hedge`.
+    :mod:`hedgearena.envs.episode`), and the underlying
+    :func:`~hedgearena.envs.episode.delta_neutral_hedge`.
     """
 
     name = "delta-gamma"

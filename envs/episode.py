@@ -172,7 +172,7 @@ def build_episodes(
     else:
         tau = config.hedge_option.expiry_steps * config.dt - market.times[:, None]
         model_option = _gamma_neutral(marks.gamma, option, grid.spot, tau, _option_cap(config))
-        model_hedge = -(book_delta + model_option * option.delta)
+        model_hedge = delta_neutral_hedge(book_delta, model_option, option.delta)
     coefficients = config.cost.coefficients(grid.spot, vol=atm_vol, liquidity=grid.liquidity)
     costs = CostCoefficients(
         *(
@@ -349,6 +349,22 @@ def hedge_option_usable(vega: FloatArray, spot: FloatArray, tau: FloatArray) -> 
     """
     density = vega / (spot * np.sqrt(np.maximum(tau, 1e-12)))
     return np.asarray(density > GAMMA_HEDGE_MIN_DENSITY)
+
+
+def delta_neutral_hedge(book_delta: Any, option_units: Any, option_delta: Any) -> Any:
+    """Units of the underlying that cancel the delta of the book and the option held.
+
+    ``h = -(Delta_book + n Delta_opt)`` (broadcast shape): the model hedge beside ``n`` units
+    of the hedging option.
+
+    Examples:
+        A short call book of delta -51 holding 125 units of the option, of delta 0.52:
+        ``-(-51 + 65) = -14`` (it sells 14 units of the underlying).
+
+        >>> delta_neutral_hedge(np.array([-51.0]), np.array([125.0]), np.array([0.52]))
+        array([-14.])
+    """
+    return -(book_delta + option_units * option_delta)
 
 
 def _gamma_neutral(
@@ -681,7 +697,7 @@ def mark_step(
     else:
         option_tau = config.hedge_option.expiry_steps * config.dt - market.times[steps]
         model_option = _gamma_neutral(book.gamma, option, spot, option_tau, _option_cap(config))
-        model_hedge = -(book_delta + model_option * option.delta)
+        model_hedge = delta_neutral_hedge(book_delta, model_option, option.delta)
         option_linear = hedge_option_linear(config, option.vega, liquidity)
     return StepMarks(
         spot, book.value + float(config.book.stock) * spot, book_delta, book.gamma, book.vega,
