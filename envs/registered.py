@@ -34,6 +34,9 @@ hedging option):
 | `fraction`  | `previous + (a + 1) / 2 * (model - previous)`               | 0 keep, 1 model  |
 | `band`      | `previous` clipped into `model +- (a+1)/2 * band_limit * N` | half-width 0-0.5 N |
 
+The ranges are those of `EnvConfig`'s defaults; `OptionBook-v0` sets `position_limit` to 10 N and
+`trade_limit` and `band_limit` to 2 N (see its Description).
+
 Trades are rounded to `lot_size` units when it is set. Every trade pays the cost model's cost.
 
 Execution (all off by default; see `hedgearena.envs.core` and `hedgearena.envs.execution`):

@@ -48,8 +48,9 @@ _NUMBERS = (int, float, int | None, float | None)
 class _Section(BaseModel):
     """A config section: unknown keys are errors, and so are booleans given for numbers.
 
-    Pydantic's lax mode would read ``seed: true`` as 1; a YAML ``yes``/``true`` where a number
-    belongs is a mistake, reported with the field's name.
+    Pydantic's lax mode would read ``seed: true`` as 1 and ``frontier: yes`` (a string in YAML
+    1.2) as true; a boolean where a number belongs, or anything but ``true``/``false`` where a
+    boolean does, is a mistake, reported with the field's name.
     """
 
     model_config = _STRICT
@@ -60,6 +61,8 @@ class _Section(BaseModel):
         field = cls.model_fields.get(info.field_name or "")
         if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
             raise ValueError(f"must be a number, not a boolean ({value!r})")
+        if field is not None and field.annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
         return value
 
 

@@ -407,7 +407,9 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
 
     Each hedger of ``specs`` (``family:best`` aside: the bands hedge any env) is reset on two
     paths of the env, where it checks what it needs (a hedging option for ``delta_vega``, a flat
-    start for ``cppi``...): found now, not after training when the arena scores it.
+    start for ``cppi``...): found now, not after training when the arena scores it. Two specs
+    of one hedger (``delta`` and ``delta:1``, or ``ww:best`` twice) are refused too: the arena
+    needs unique names.
 
     Raises:
         ValueError: naming the setting, the spec and why.
@@ -418,11 +420,18 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
     from hedgearena.envs.vector_env import VecHedgingEnv
 
     envs: dict[int, VecHedgingEnv] = {}  # one env per view (hedgers' env_overrides)
+    seen: dict[str, str] = {}  # hedger name (or tuned family) -> its first spec
     try:
         for spec in specs:
-            if tuned_family(spec) is not None:
+            family = tuned_family(spec)
+            hedger = None if family is not None else parse_hedger(spec)
+            name = f"{family} (tuned)" if hedger is None else hedger.name
+            if name in seen:
+                raise ValueError(f"{setting}: {spec!r} is the same hedger as {seen[name]!r} "
+                                 f"({name!r}): give each hedger once")
+            seen[name] = spec
+            if hedger is None:
                 continue
-            hedger = parse_hedger(spec)
             view = hedger_config(env_config, hedger)
             if id(view) not in envs:
                 envs[id(view)] = VecHedgingEnv(2, config=view, block=2)

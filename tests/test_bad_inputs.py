@@ -412,7 +412,9 @@ def test_run_configs_refuse_booleans_for_numbers_and_negative_seeds() -> None:
         with pytest.raises(ValueError, match=rf"{re.escape(key)}: Input should be greater than or "
                                              r"equal to 0"):
             load_config(None, [override])
-    assert load_config(None, ["arena.frontier=no", "seed=3"]).seed == 3  # booleans for booleans
+    assert load_config(None, ["arena.frontier=false", "seed=3"]).seed == 3  # booleans for booleans
+    with pytest.raises(ValueError, match=r"arena.frontier: .*must be true or false, got 'no'"):
+        load_config(None, ["arena.frontier=no"])  # a string in YAML 1.2, not a boolean
 
 
 @pytest.mark.parametrize(

@@ -254,6 +254,13 @@ def test_a_ctrl_c_that_tune_caught_is_told_apart_from_a_finished_run() -> None:
     (["--set", "arena.split=2010-01-01"], "split (2010-01-01) cuts a dated market's history"),
     (["--env", "hedgearena/HistoricalReplay-v0", "--set", "arena.split=2018-12-28"],
      "the history from it cannot hold an episode of 21 steps"),
+    # two specs of one hedger: the arena refused them after training, leaving a run unscored
+    (["--hedgers", "delta", "delta:1"],
+     "arena.hedgers: 'delta:1' is the same hedger as 'delta' ('delta'): give each hedger once"),
+    (["--set", "arena.hedgers=[delta, ww:best, no_hedge, ww:best]"],
+     "'ww:best' is the same hedger as 'ww:best'"),
+    # YAML 1.2 reads yes as a string, which pydantic's lax mode took for true
+    (["--set", "arena.frontier=yes"], "arena.frontier: Value error, must be true or false"),
 ])
 def test_a_refused_train_config_leaves_no_run_folder(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -294,6 +301,17 @@ def test_a_baseline_that_cannot_hedge_the_env_is_named_before_anything_is_writte
     err = _refused([*command, "--out", str(out), "--set", f"{key}=[delta, delta_vega]",
                     "--no-progress"], capsys)
     assert f"{key}: 'delta_vega' cannot hedge this env: DeltaVega hedges with a listed" in err
+    assert not out.exists()
+
+
+def test_a_benchmark_with_one_hedger_twice_leaves_no_folder_and_names_the_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It left run_config.yaml behind, and the error listed every frontier member's name."""
+    out = tmp_path / "runs"
+    err = _refused(["benchmark", "--env", "hedgearena/PortfolioInsurance-v0", "--out", str(out),
+                    "--hedgers", "delta", "cppi", "cppi:4", "--no-progress"], capsys)
+    assert "'cppi:4' is the same hedger as 'cppi' ('CPPI 4')" in err
     assert not out.exists()
 
 
