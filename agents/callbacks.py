@@ -17,7 +17,8 @@ They act where the model has learnt from every step counted (:class:`PeriodicCal
 on-policy agent (PPO, RecurrentPPO), whose weights change only between rollouts, at the start
 of a rollout, right after its update (a checkpoint taken inside a rollout would count steps a
 resume loses); an off-policy agent after an env step (its transitions are in the replay
-buffer). Their files are written whole or not at all (:func:`replace_folder`): an interrupted
+buffer). Their files are written whole or not at all
+(:func:`~hedgearena.agents.saved.replace_folder`): an interrupted
 write leaves the previous checkpoint and best model as they were.
 """
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -38,7 +38,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from hedgearena.agents.saved import read_json, required_file
+from hedgearena.agents.saved import read_json, replace_folder, required_file, write_json
 from hedgearena.agents.sb3 import OFF_POLICY, ObsNormalizer, SB3Hedger
 from hedgearena.baselines import metrics
 from hedgearena.baselines.arena import run_arena
@@ -248,39 +248,10 @@ class HedgingEvalCallback(PeriodicCallback):
                            lambda folder: shutil.copytree(copy, folder, dirs_exist_ok=True))
 
 
-def replace_folder(folder: Path, write: Callable[[Path], Any]) -> Path:
-    """Fill ``folder`` anew with ``write(partial)``, so that an interruption leaves it whole.
-
-    ``write`` fills a fresh sibling folder (``.<name>.partial``), which then takes the place of
-    ``folder`` by two renames: a write cut short (Ctrl-C, a crash, a full disk) leaves
-    ``folder`` as it was, never a new model beside an old normaliser or a truncated file;
-    between the two renames it is missing, never half written.
-    """
-    partial = folder.with_name(f".{folder.name}.partial")
-    old = folder.with_name(f".{folder.name}.old")
-    for stale in (partial, old):
-        shutil.rmtree(stale, ignore_errors=True)
-    partial.mkdir(parents=True)
-    write(partial)
-    if folder.exists():
-        folder.rename(old)
-    partial.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` whole or not at all (a temporary file renamed)."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data))
-    os.replace(partial, path)
-    return path
-
-
 def save_agent(model: Any, venv: Any, folder: Path) -> Path:
     """Save the model (``model.zip``) and its normaliser (``vecnormalize.pkl``) as ``folder``.
 
-    The folder is replaced whole (:func:`replace_folder`).
+    The folder is replaced whole (:func:`~hedgearena.agents.saved.replace_folder`).
     """
     return replace_folder(folder, lambda partial: write_agent(model, venv, partial))
 

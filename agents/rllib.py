@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.agents.saved import loading, read_json
+from hedgearena.agents.saved import loading, read_json, replace_folder
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -190,20 +190,16 @@ def agent_name(spec: RllibSpec) -> str:
 def save_module(module: Any, folder: Path, spec: RllibSpec) -> Path:
     """Save the module (``folder/module``) and ``rllib.json`` (algorithm, agent's view).
 
-    Written into ``<folder>.partial`` and moved in place when whole: an interruption leaves
-    either the previous folder, or none, never half a module.
+    The folder is replaced whole (:func:`~hedgearena.agents.saved.replace_folder`): an
+    interruption leaves either the previous folder, or none, never half a module.
     """
-    partial = folder.with_name(folder.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    module.save_to_path(str((partial / "module").resolve()))
     view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs}
-    (partial / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
-    if folder.exists():
-        shutil.rmtree(folder)
-    partial.rename(folder)
-    return folder
+
+    def write(partial: Path) -> None:
+        module.save_to_path(str((partial / "module").resolve()))
+        (partial / AGENT_FILE).write_text(json.dumps(view, indent=2) + "\n")
+
+    return replace_folder(folder, write)
 
 
 def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
@@ -361,11 +357,13 @@ def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path
 
 
 def _publish(run_dir: Path) -> None:
-    """Copy the best validated module to ``run_dir/model``."""
-    target = run_dir / "model"
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(run_dir / "best", target)
+    """Copy the best validated module to ``run_dir/model``.
+
+    The folder is replaced whole (:func:`~hedgearena.agents.saved.replace_folder`), as SB3
+    runs publish theirs.
+    """
+    replace_folder(run_dir / "model",
+                   lambda folder: shutil.copytree(run_dir / "best", folder, dirs_exist_ok=True))
 
 
 def _tensorboard(folder: Path) -> Any:

@@ -1,15 +1,19 @@
-"""Reading the files of a saved agent with errors that name the file and what is wrong.
+"""The files of a saved agent: read with errors that name the file, written whole or not at all.
 
 A model folder written by ``train.py`` holds the agent's weights and a JSON description; a
 missing file raises :class:`FileNotFoundError`, an unreadable or incomplete one a
 :class:`ValueError`, both naming the file (``train.py evaluate`` reports either as a usage
-error instead of a traceback from deep inside torch, zipfile or pickle).
+error instead of a traceback from deep inside torch, zipfile or pickle). Folders and pointer
+files are replaced by renames (:func:`replace_folder`, :func:`write_json`), so that an
+interrupted write never leaves half a model that a later run trusts.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,3 +75,32 @@ def loading(path: Path, what: str) -> Iterator[None]:
             f"{what} {str(path)!r} cannot be loaded ({reason}); it is corrupt or was not "
             f"written by hedgearena: {_RETRAIN}"
         ) from error
+
+
+def replace_folder(folder: Path, write: Callable[[Path], Any]) -> Path:
+    """Fill ``folder`` anew with ``write(partial)``, so that an interruption leaves it whole.
+
+    ``write`` fills a fresh sibling folder (``.<name>.partial``), which then takes the place of
+    ``folder`` by two renames: a write cut short (Ctrl-C, a crash, a full disk) leaves
+    ``folder`` as it was, never a new model beside an old normaliser or a truncated file;
+    between the two renames it is missing, never half written.
+    """
+    partial = folder.with_name(f".{folder.name}.partial")
+    old = folder.with_name(f".{folder.name}.old")
+    for stale in (partial, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    partial.mkdir(parents=True)
+    write(partial)
+    if folder.exists():
+        folder.rename(old)
+    partial.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` whole or not at all (a temporary file renamed)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data))
+    os.replace(partial, path)
+    return path

@@ -26,10 +26,9 @@ from hedgearena.agents.callbacks import (
     HedgingEvalCallback,
     UpdateLogCallback,
     latest_checkpoint,
-    replace_folder,
     write_agent,
 )
-from hedgearena.agents.saved import loading, read_json, required_file
+from hedgearena.agents.saved import loading, read_json, replace_folder, required_file
 from hedgearena.agents.sb3 import (
     OFF_POLICY,
     ObsNormalizer,
@@ -237,7 +236,7 @@ def _n_envs(params: dict[str, Any]) -> int:
 def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None:
     """Copy the best validated model (or the last one) to ``run_dir/model`` with agent.json.
 
-    ``model/`` is replaced whole (:func:`replace_folder`).
+    ``model/`` is replaced whole (:func:`~hedgearena.agents.saved.replace_folder`).
     """
     best = run_dir / "best"
     view = {"algo": config.agent.algo, "env_kwargs": config.agent.env_kwargs}
