@@ -14,6 +14,7 @@ rebalance buys high and sells low, plus the spread) and like less for one who is
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +22,7 @@ from numpy.typing import NDArray
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.envs.black_scholes import black_scholes_greeks
-from hedgearena.envs.book import held_quantity
+from hedgearena.envs.book import BookPaths, held_quantity
 
 
 def leland_volatility(
@@ -78,74 +79,133 @@ def leland_volatility(
     return np.sqrt(np.maximum(vol * vol + sign * extra, 0.0))
 
 
+class BookSlots(NamedTuple):
+    """Some (path, instrument) slots of the book and what repricing reads of them, ``(k,)`` each.
+
+    ``path`` is the slot's path, ``tau`` the years to its expiry (0 once expired), ``held`` the
+    quantity held at the path's current step (:func:`hedgearena.envs.book.held_quantity`).
+    """
+
+    path: NDArray[np.intp]
+    option: NDArray[np.intp]
+    strike: FloatArray
+    tau: FloatArray
+    is_call: NDArray[np.bool_]
+    held: FloatArray
+
+
+class _Slots(NamedTuple):
+    """Slots of a batch's book, ``(k,)`` each: their path, instrument and fields."""
+
+    path: NDArray[np.intp]
+    option: NDArray[np.intp]
+    strike: FloatArray
+    start: NDArray[np.int64]
+    expiry: NDArray[np.int64]
+    expiry_time: FloatArray
+    is_call: NDArray[np.bool_]
+    quantity: FloatArray
+
+
 class RepricedDelta(EnvHedger):
     """Minus the book's delta with each option valued at a vol of the subclass's choosing.
 
     The base of hedgers that move the model's delta by changing the volatility it is computed
-    at (Leland; Zakamouline's band centre): :meth:`volatilities` gives each instrument's implied
-    vol (the surface that marks the book) and the vol to hedge it at; :meth:`repriced_hedge` is
-    ``-(sum_i q_i delta_i(sigma_i') + stock)`` over the instruments held.
+    at (Leland; Zakamouline's band centre): :meth:`volatilities_at` gives the implied vol (the
+    surface that marks the book) and the vol to hedge at of some of the book's slots;
+    :meth:`repriced_hedge` is ``-(sum_i q_i delta_i(sigma_i') + stock)`` over the instruments
+    held, computed at the held slots only (a client-flow book is mostly padding, options yet
+    to arrive and options settled).
     """
 
     uses_observations = False  # reads the state only
+    _slots_cache: tuple[BookPaths, bool, _Slots] | None = None
+
+    def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
+        """The implied and hedging vols of the book's ``slots``, ``(k,)`` each."""
+        raise NotImplementedError
 
     def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:
         """The implied and hedging vols of every instrument, ``(n_paths, n_instruments)`` each."""
-        raise NotImplementedError
+        shape = self.env.batch.instruments.strike.shape
+        implied, hedging = self.volatilities_at(state, self.book_slots(state, held_only=False))
+        return implied.reshape(shape), hedging.reshape(shape)
 
     def repriced_hedge(self, state: State) -> FloatArray:
         """Minus the book's delta at the hedging vols (the book's own stock included), units."""
         batch = self.env.batch
-        market, book = batch.market, batch.instruments
-        step = np.asarray(state["step"])[:, None]
-        held = held_quantity(step, book.start, book.expiry, book.quantity)
-        _, vol = self.volatilities(state)
+        slots = self.book_slots(state, held_only=True)
+        _, vol = self.volatilities_at(state, slots)
         delta = black_scholes_greeks(
-            state["spot"][:, None],
-            book.strike,
-            self.time_to_expiry(state),
-            vol,
-            market.rate,
-            market.dividend,
-            book.is_call,
-            select=("delta",),
+            state["spot"][slots.path], slots.strike, slots.tau, vol, batch.market.rate,
+            batch.market.dividend, slots.is_call, select=("delta",),
         ).delta
-        book_delta = np.sum(held * delta, axis=1)
-        return -(book_delta + batch.episode.stock)
+        weighted = np.zeros(batch.instruments.strike.shape)  # the held options' q_i delta_i
+        weighted[slots.path, slots.option] = slots.held * delta
+        return -(np.sum(weighted, axis=1) + batch.episode.stock)
 
-    def time_to_expiry(self, state: State) -> FloatArray:
-        """Years to each instrument's expiry, ``(n_paths, n_instruments)`` (0 once expired)."""
-        market, book = self.env.batch.market, self.env.batch.instruments
-        dt = float(market.times[1] - market.times[0])
-        now = market.times[np.asarray(state["step"])][:, None]
-        return np.maximum(book.expiry * dt - now, 0.0)
+    def book_slots(self, state: State, held_only: bool) -> BookSlots:
+        """The book's slots held at each path's step (``held_only``), else all of them.
 
-    def implied_vols(self, state: State, tau: FloatArray) -> FloatArray:
-        """The surface's vol of every instrument, as the book is marked."""
-        market, book = self.env.batch.market, self.env.batch.instruments
+        In path-major order (the order of ``np.nonzero`` on ``(n_paths, n_instruments)``).
+        """
+        market = self.env.batch.market
         step = np.asarray(state["step"])
-        level = market.vol_state[np.arange(len(step)), step][:, None]
+        book = self._book_slots(quantity_only=held_only)
+        at = step.take(book.path)
+        held = held_quantity(at, book.start, book.expiry, book.quantity)
+        picked = np.flatnonzero(held) if held_only else slice(None)
+        at = at[picked]
+        return BookSlots(
+            book.path[picked], book.option[picked], book.strike[picked],
+            np.maximum(book.expiry_time[picked] - market.times.take(at), 0.0),
+            book.is_call[picked], held[picked],
+        )
+
+    def _book_slots(self, quantity_only: bool) -> _Slots:
+        """The batch's slots with a quantity (else all of them), cached for the batch's book.
+
+        A batch is read-only (the vector env copies one before writing new paths into it), so
+        its book's identity keys the cache.
+        """
+        book, times = self.env.batch.instruments, self.env.batch.market.times
+        cached = self._slots_cache
+        if cached is not None and cached[0] is book and cached[1] == quantity_only:
+            return cached[2]
+        shape = book.strike.shape
+        flat = np.flatnonzero(book.quantity) if quantity_only else np.arange(book.strike.size)
+        path, option = np.divmod(flat, shape[1])
+        dt = float(times[1] - times[0])
+
+        def field(values: NDArray[Any]) -> NDArray[Any]:
+            return np.broadcast_to(values, shape).reshape(-1).take(flat)
+
+        slots = _Slots(path, option, field(book.strike), field(book.start), field(book.expiry),
+                       field(book.expiry) * dt, field(book.is_call), field(book.quantity))
+        self._slots_cache = (book, quantity_only, slots)
+        return slots
+
+    def implied_vols(self, state: State, slots: BookSlots) -> FloatArray:
+        """The surface's vol of the book's ``slots``, as the book is marked, ``(k,)``."""
+        market = self.env.batch.market
+        path = slots.path
+        level = market.vol_state[path, np.asarray(state["step"])[path]]
         return np.asarray(
             market.surface.implied_vol(
-                state["spot"][:, None],
-                book.strike,
-                tau,
-                level,
-                market.spot[:, :1],
-                market.rate,
-                market.dividend,
+                state["spot"][path], slots.strike, slots.tau, level, market.spot[path, 0],
+                market.rate, market.dividend,
             ),
             dtype=np.float64,
         )
 
 
 def book_is_short(state: State) -> NDArray[np.bool_]:
-    """Paths whose book is short gamma (or flat: the writer's side), ``(n_paths, 1)``.
+    """Paths whose book is short gamma (or flat: the writer's side), ``(n_paths,)``.
 
     A portfolio's costs follow its net gamma (Hoggard, Whalley and Wilmott 1994), so the sign
     of a cost-adjusted vol is the whole book's, not each option's.
     """
-    return (state["book_gamma"] <= 0)[:, None]
+    return np.asarray(state["book_gamma"] <= 0)
 
 
 class Leland(RepricedDelta):
@@ -164,12 +224,13 @@ class Leland(RepricedDelta):
 
     name = "Leland"
 
-    def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:
-        """The implied and Leland vols of every instrument, ``(n_paths, n_instruments)`` each."""
-        vol = self.implied_vols(state, self.time_to_expiry(state))
-        cost_round_trip = 2.0 * state["cost_linear"][:, None] / state["spot"][:, None]
+    def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
+        """The implied and Leland vols of the book's ``slots``, ``(k,)`` each."""
+        vol = self.implied_vols(state, slots)
+        path = slots.path
+        cost_round_trip = 2.0 * state["cost_linear"][path] / state["spot"][path]
         interval = self.config.dt * self.config.rebalance_every
-        return vol, leland_volatility(vol, cost_round_trip, interval, book_is_short(state))
+        return vol, leland_volatility(vol, cost_round_trip, interval, book_is_short(state)[path])
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """Minus the book's Leland delta (the book's own stock included)."""

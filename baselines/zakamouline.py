@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from hedgearena.baselines.bands import band_position, checked_risk_aversion
 from hedgearena.baselines.delta import FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
-from hedgearena.baselines.leland import RepricedDelta, book_is_short
+from hedgearena.baselines.leland import BookSlots, RepricedDelta, book_is_short
 
 VOL_FLOOR = 1e-8
 """Vols below this are read as it (the formulas divide by ``sigma``)."""
@@ -171,14 +171,14 @@ class Zakamouline(RepricedDelta):
     def _cost_rate(self, state: State) -> FloatArray:
         return np.asarray(state["cost_linear"] / state["spot"], dtype=np.float64)
 
-    def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:
-        """The implied and modified vols of every instrument, ``(n_paths, n_instruments)``."""
-        tau = self.time_to_expiry(state)
-        vol = self.implied_vols(state, tau)
+    def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
+        """The implied and modified vols of the book's ``slots``, ``(k,)`` each."""
+        vol = self.implied_vols(state, slots)
+        path = slots.path
         modified = zakamouline_vol(
-            vol, self._cost_rate(state)[:, None], state["book_gamma"][:, None],
-            self.risk_aversion, state["spot"][:, None], np.maximum(tau, self.config.dt),
-            state["rate"], book_is_short(state),
+            vol, self._cost_rate(state)[path], state["book_gamma"][path], self.risk_aversion,
+            state["spot"][path], np.maximum(slots.tau, self.config.dt), state["rate"],
+            book_is_short(state)[path],
         )
         return vol, modified
 

@@ -367,3 +367,41 @@ def test_option_hedgers_stay_within_the_envs_cap_on_heston_paths_whose_vol_colla
     for name in ("delta-gamma", "delta-vega"):
         assert np.abs(result.records[name].option).max() <= cap * (1 + 1e-12)  # sums of trades
         assert delta_cost < result.records[name].totals["cost"].mean() < 5.0 * delta_cost
+
+
+@pytest.mark.parametrize("make", [Leland, lambda: Zakamouline(0.01)], ids=["leland", "zak"])
+def test_repriced_hedge_at_the_held_options_equals_the_whole_book_sum(make: Any) -> None:
+    """The repricing prices the held options only; the sum over every slot, each weighted by
+    the book's held quantity (0 for padding, options yet to arrive and settled ones), at the
+    hedger's vol of every slot (:meth:`volatilities`), gives the same hedge. OptionBook-v0 with
+    its default costs, every decision (arrivals and expiries mid-episode)."""
+    env = VecHedgingEnv(num_envs=64, preset="OptionBook")
+    recorder = Recorder(make())
+    run_hedger(env, recorder, seed=5)
+    hedger, book, market = recorder.inner, env.batch.instruments, env.batch.market
+    dt = env.config.dt
+    checked = 0
+    for state in recorder.states:
+        step = state["step"][:, None]
+        held = np.where((step >= book.start) & (step < book.expiry), book.quantity, 0.0)
+        _, vol = hedger.volatilities(state)
+        tau = np.maximum(book.expiry * dt - step * dt, 0.0)
+        delta = black_scholes_greeks(state["spot"][:, None], book.strike, tau, vol, market.rate,
+                                     market.dividend, book.is_call, select=("delta",)).delta
+        expected = -(np.sum(held * delta, axis=1) + float(env.config.book.stock))
+        np.testing.assert_allclose(hedger.repriced_hedge(state), expected, rtol=1e-12, atol=1e-9)
+        checked += int(np.count_nonzero(held))
+    assert checked > 1000  # held options were priced
+
+
+def test_repriced_hedgers_follow_a_new_batch() -> None:
+    """A hedger reset on another env (another batch, another book) reprices that book: its
+    held-slot cache does not carry over (same positions as a fresh instance)."""
+    used = Leland()
+    run_hedger(VecHedgingEnv(num_envs=32, preset="OptionBook"), used, seed=1)
+    env = VecHedgingEnv(num_envs=32, preset="OptionBook")
+    again, fresh = Recorder(used), Recorder(Leland())
+    run_hedger(env, again, seed=2)
+    run_hedger(env, fresh, seed=2)
+    for a, b in zip(again.targets, fresh.targets, strict=True):
+        np.testing.assert_array_equal(a, b)
