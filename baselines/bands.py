@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
-from hedgearena.envs.checks import is_number
+from hedgearena.envs.checks import is_number, is_real
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 BAND_TARGETS = ("edge", "centre")
@@ -115,7 +115,7 @@ def whalley_wilmott_half_width(
         >>> float(whalley_wilmott_half_width(8.0, 2.0, 0.75))  # 8 x the cost: 2 x the width
         4.0
     """
-    if not (math.isfinite(risk_aversion) and risk_aversion > 0):
+    if not is_number(risk_aversion, gt=0.0):  # a string or None: this error, not a TypeError
         raise ValueError(f"risk_aversion must be a finite number > 0, got {risk_aversion!r}")
     if not np.all(np.asarray(cost_linear) >= 0):  # NaN fails too
         raise ValueError("cost_linear must be >= 0 (currency per unit traded)")
@@ -180,7 +180,7 @@ class FixedBand(EnvHedger):
     uses_observations = False  # reads the state only
 
     def __init__(self, tolerance: float, to: str = "edge") -> None:
-        if not (math.isfinite(tolerance) and tolerance >= 0):
+        if not is_number(tolerance, ge=0.0):  # bools, strings and None fail here by name
             raise ValueError(f"tolerance must be >= 0 (delta per notional), got {tolerance!r}")
         if to not in BAND_TARGETS:
             raise ValueError(f"to must be one of {', '.join(BAND_TARGETS)}; got {to!r}")
@@ -262,14 +262,19 @@ class AdaptiveBand(EnvHedger):
         scale_range: tuple[float, float] = (0.25, 4.0),
         to: str = "edge",
     ) -> None:
-        if not (math.isfinite(base) and base > 0):
+        if not is_number(base, gt=0.0):  # bools, strings and None fail here by name
             raise ValueError(f"base must be > 0 (delta per notional), got {base!r}")
-        if not (gamma_power >= 0 and vol_power >= 0):
+        if not (is_number(gamma_power, ge=0.0) and is_number(vol_power, ge=0.0)):
             raise ValueError(
-                f"gamma_power and vol_power must be >= 0, got {gamma_power!r}, {vol_power!r}"
+                "gamma_power and vol_power must be finite numbers >= 0, "
+                f"got {gamma_power!r}, {vol_power!r}"
             )
-        if not 0 <= scale_range[0] <= scale_range[1]:
-            raise ValueError(f"scale_range must satisfy 0 <= low <= high, got {scale_range!r}")
+        pair = isinstance(scale_range, tuple | list) and len(scale_range) == 2
+        if not (pair and is_number(scale_range[0], ge=0.0) and is_real(scale_range[1])
+                and scale_range[0] <= scale_range[1]):
+            raise ValueError(
+                f"scale_range must be a pair (low, high) with 0 <= low <= high, got {scale_range!r}"
+            )
         if to not in BAND_TARGETS:
             raise ValueError(f"to must be one of {', '.join(BAND_TARGETS)}; got {to!r}")
         self.base, self.gamma_power, self.vol_power = float(base), gamma_power, vol_power
@@ -279,13 +284,30 @@ class AdaptiveBand(EnvHedger):
     def reset(self, env: VecHedgingEnv) -> None:
         """Fix the reference gamma and vol of each path at the start of the episodes."""
         super().reset(env)
-        state, config = env.state, env.config
-        self._vol_ref = np.maximum(state["implied_vol"], 1e-8)
+        self._vol_ref, self._gamma_ref = self._references(env.state)
+
+    def _references(self, state: State) -> tuple[FloatArray, FloatArray]:
+        """``(sigma_ref, Gamma_ref)`` of each path, read from its state at its episode's start."""
+        config = self.config
+        vol_ref = np.maximum(state["implied_vol"], 1e-8)
         horizon = float(config.n_steps or 0) * config.dt
         density_at_zero = 1.0 / math.sqrt(2.0 * math.pi)
-        self._gamma_ref = (
-            config.book.notional * density_at_zero / (state["spot"] * self._vol_ref)
+        gamma_ref = (
+            config.book.notional * density_at_zero / (state["spot"] * vol_ref)
         ) / math.sqrt(horizon)
+        return vol_ref, gamma_ref
+
+    def _restart_rows(self, state: State) -> None:
+        """Fix the references of the rows that start a new episode (step 0) from their state.
+
+        The rows a vector env resets on its own (autoreset, in a loop of the user's without
+        :meth:`reset`) start on new paths, whose spot and vol the old references do not fit.
+        """
+        fresh = np.asarray(state["step"]) == 0
+        if fresh.any():
+            vol_ref, gamma_ref = self._references(state)
+            self._vol_ref = np.where(fresh, vol_ref, self._vol_ref)
+            self._gamma_ref = np.where(fresh, gamma_ref, self._gamma_ref)
 
     def half_width(self, state: State) -> FloatArray:
         """The band's half-width on each path, units of the underlying."""
@@ -301,5 +323,6 @@ class AdaptiveBand(EnvHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The previous hedge, brought back into the adaptive band when it has left it."""
+        self._restart_rows(state)
         hedge = band_position(state["hedge"], state["model_hedge"], self.half_width(state), self.to)
         return stack_positions(hedge, state["model_option"], self.config.action_dim)

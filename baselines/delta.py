@@ -13,12 +13,11 @@ J. Financial Economics 8(3)): the classical benchmark whose cost grows like
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.envs.checks import is_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
 
@@ -129,8 +128,7 @@ class BlackScholesDelta(EnvHedger):
     uses_observations = False  # reads the state only
 
     def __init__(self, every: int = 1) -> None:
-        if not (isinstance(every, int | float | np.number) and math.isfinite(every)
-                and int(every) == every and every >= 1):
+        if not (is_integer(every, integral_floats=True) and every >= 1):  # True is no count
             raise ValueError(f"every must be an integer >= 1 (decisions), got {every!r}")
         self.every = int(every)
         self.name = "delta" if self.every == 1 else f"delta every {self.every}"

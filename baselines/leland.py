@@ -23,6 +23,7 @@ from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.book import BookPaths, held_quantity
+from hedgearena.envs.checks import is_number
 
 
 def leland_volatility(
@@ -68,7 +69,7 @@ def leland_volatility(
         >>> round(float(leland_volatility(0.2, 0.002, 1 / 250, short=False)), 6)
         0.186959
     """
-    if not (math.isfinite(interval) and interval > 0):
+    if not is_number(interval, gt=0.0):  # a string or None: this error, not a TypeError
         raise ValueError(f"interval must be a finite number of years > 0, got {interval!r}")
     if not (np.all(np.asarray(vol) >= 0) and np.all(np.asarray(cost_round_trip) >= 0)):
         raise ValueError("vol and cost_round_trip must be >= 0 (a NaN or negative was given)")

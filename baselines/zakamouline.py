@@ -1,12 +1,14 @@
 """Zakamouline's band: a Whalley-Wilmott relative fitted to the exact utility-based hedge.
 
-Zakamouline (2006), "European option pricing and hedging with both fixed and proportional
-transaction costs", J. Economic Dynamics and Control 30(1), 1-25, solved the exponential-utility
-hedging problem of Hodges and Neuberger (1989) numerically and fitted closed forms to the
-optimal no-transaction band of an option position (Sinclair, *Volatility Trading*, 2nd ed.,
-2013, ch. 7, quotes them for desks). With proportional cost rate ``lambda``, absolute risk
-aversion ``gamma``, spot ``S``, vol ``sigma``, time to expiry ``T`` and the position's gamma
-``Gamma``:
+Zakamouline solved the exponential-utility hedging problem of Hodges and Neuberger (1989)
+numerically ("European option pricing and hedging with both fixed and proportional transaction
+costs", J. Economic Dynamics and Control 30(1), 2006) and fitted closed forms to the optimal
+no-transaction band of an option position ("Efficient analytic approximation of the optimal
+hedging strategy for a European call option with transaction costs", Quantitative Finance 6(5),
+2006, 435-445; the working paper "Optimal hedging of options with transaction costs", EFMA
+2005). Sinclair, *Volatility Trading*, 2nd ed., 2013, ch. 7, quotes the fits for desks. With
+proportional cost rate ``lambda``, absolute risk aversion ``gamma``, spot ``S``, vol ``sigma``,
+time to expiry ``T`` and the position's gamma ``Gamma``:
 
 - the band is centred on the Black-Scholes delta at a modified vol, ``sigma_m^2 = sigma^2 (1 -
   K)`` for a short gamma position and ``sigma^2 (1 + K)`` for a long one, with
@@ -34,13 +36,14 @@ from hedgearena.baselines.bands import band_position, checked_risk_aversion
 from hedgearena.baselines.delta import FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.baselines.leland import BookSlots, RepricedDelta, book_is_short
+from hedgearena.envs.checks import is_number
 
 VOL_FLOOR = 1e-8
 """Vols below this are read as it (the formulas divide by ``sigma``)."""
 
 
 def _check_inputs(cost_rate: FloatArray | float, risk_aversion: float) -> None:
-    if not (math.isfinite(risk_aversion) and risk_aversion > 0):
+    if not is_number(risk_aversion, gt=0.0):  # a string or None: this error, not a TypeError
         raise ValueError(f"risk_aversion must be a finite number > 0, got {risk_aversion!r}")
     if not np.all(np.asarray(cost_rate) >= 0):  # NaN fails too
         raise ValueError("cost_rate must be >= 0 (the proportional cost rate lambda)")
@@ -98,9 +101,11 @@ def zakamouline_half_width(
     _check_inputs(cost_rate, risk_aversion)
     lam = np.asarray(cost_rate, dtype=np.float64)
     tau, sigma, discount_vol = _time_and_vol(vol, tau, rate)
-    h0 = lam / (risk_aversion * np.asarray(spot) * sigma**2 * tau)
+    # lambda / gamma first, and sqrt(|Gamma|) / sqrt(gamma): no 0 / 0 nor 0 * inf (NaN) for a
+    # risk aversion near the ends of float64 at zero cost
+    h0 = lam / risk_aversion / (np.asarray(spot) * sigma**2 * tau)
     h1 = (1.12 * np.power(lam, 0.31) * np.power(tau, 0.05) * discount_vol
-          * np.sqrt(np.abs(gamma) / risk_aversion))
+          * (np.sqrt(np.abs(gamma)) / math.sqrt(risk_aversion)))
     return h0 + h1
 
 
@@ -140,8 +145,10 @@ def zakamouline_vol(
     _check_inputs(cost_rate, risk_aversion)
     lam = np.asarray(cost_rate, dtype=np.float64)
     tau, sigma, discount_vol = _time_and_vol(vol, tau, rate)
+    # (gamma S^2 |Gamma|)^0.15 as a product of powers: the product itself overflows for a
+    # large risk aversion (0 * inf = NaN at zero cost, an infinite vol otherwise)
     k = (-4.76 * np.power(lam, 0.78) / np.power(tau, 0.02) * discount_vol
-         * np.power(risk_aversion * np.square(spot) * np.abs(gamma), 0.15))
+         * (risk_aversion**0.15 * np.power(np.square(spot) * np.abs(gamma), 0.15)))
     sign = np.where(short, -1.0, 1.0)
     return np.sqrt(np.maximum(sigma * sigma * (1.0 + sign * k), 0.0))
 

@@ -1,7 +1,8 @@
 """Zakamouline's band against his published fits, QuantLib's delta and the arena.
 
-Reference: Zakamouline (2006), J. Economic Dynamics and Control 30(1); the fitted band as
-quoted by Sinclair, *Volatility Trading*, 2nd ed. (2013), ch. 7:
+Reference: Zakamouline (2006), "Efficient analytic approximation of the optimal hedging
+strategy for a European call option with transaction costs", Quantitative Finance 6(5),
+435-445; the fitted band as quoted by Sinclair, *Volatility Trading*, 2nd ed. (2013), ch. 7:
 ``H_0 = lambda / (gamma S sigma^2 T)``, ``H_1 = 1.12 lambda^0.31 T^0.05 (e^{-rT}/sigma)^0.25
 (|Gamma|/gamma)^0.5``, ``K = -4.76 lambda^0.78 T^-0.02 (e^{-rT}/sigma)^0.25 (gamma S^2
 |Gamma|)^0.15`` and the centre the delta at ``sigma^2 (1 - K)`` for a short option.
