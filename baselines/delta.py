@@ -100,7 +100,10 @@ class EnvHedger(Hedger):
 class NoHedge(EnvHedger):
     """Never trade: hold nothing in the underlying (nor in the hedging option).
 
-    The lower benchmark of every comparison: zero cost, the whole risk of the book.
+    The lower benchmark of every comparison: zero cost, the whole risk of the book. Under
+    ``initial_hedge="delta"`` the env opens every hedger at the model's position whatever it
+    asks, so this one buys the model delta at the first decision and sells it at the second
+    (both trades pay their cost), then holds nothing.
     """
 
     uses_observations = False  # reads the state only
