@@ -176,7 +176,7 @@ class EnvConfig:
         permanent_impact: permanent price impact of the hedger's own trades, the log move of
             the spot per notional traded (>= 0, default 0 = none): buying (selling) ``N`` units
             multiplies the spot by ``e^k`` (``e^-k``, about ``1 - k``) for the rest of the
-            episode; see :mod:`hedgearena.envs.core`.
+            episode (needs ``unwind=True``); see :mod:`hedgearena.envs.core`.
         execution: how a decision's order is executed over its ``rebalance_every`` market
             steps: ``immediate`` (default), ``twap`` or ``participation`` (see
             :mod:`hedgearena.envs.execution`).

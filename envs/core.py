@@ -46,14 +46,18 @@ step, with the formulas of :mod:`hedgearena.envs.execution`:
   by ``k / notional`` for the rest of the episode, so the traded spot is ``S_t e^{I_t}``,
   ``I_t = k sum(q) / N`` (``HedgeState.impact``); buying pushes the price up. A trade executes
   at the average price along its move (:func:`~hedgearena.envs.execution.average_price_factor`),
-  then the book, the spot and the hedging option are re-marked exactly at the new spot
-  (``transition``'s ``remark``, in place) and the revaluation is booked as::
+  then the book and the spot are re-marked exactly at the new spot (``transition``'s
+  ``remark``, in place) and the revaluation is booked as::
 
     impact_pnl = (B' - B) + (h + q) S' - h S - q * price + (g + q_g) (O' - O)
 
   (primes after the trade). Rows whose impact is non-zero are re-marked at every later step
-  before their P&L is booked; options expiring at a step settle at the market's spot (the
-  hedger cannot move its own settlements: :func:`hedgearena.envs.episode.mark_step`).
+  before their P&L is booked. What the hedger is paid on stays the market's: options
+  expiring at a step settle at the market's spot, and the hedging option is quoted at it
+  (``O' = O``; :func:`hedgearena.envs.episode.mark_step`), so neither marking the close nor
+  pushing the spot while holding the option pays. The hedge is unwound at the end
+  (``unwind=True`` is required), so no position is left marked at a spot its own buying
+  pushed up.
 
 - Risk limits (``CoreConfig.risk_limits``, :mod:`hedgearena.envs.limits`) are watched by the
   envs after each decision, per row: a breach is reported, or forces the next decision to the
@@ -80,6 +84,7 @@ from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.execution import (
     EXECUTIONS,
     average_price_factor,
+    check_impact,
     child_order,
     filled_order,
 )
@@ -141,14 +146,19 @@ class CoreConfig:
         lot_size: a decision's order is rounded to multiples of it (0 = no rounding); with
             ``twap`` or ``participation`` execution its child orders, and under partial fills
             the filled parts, are not rounded again (they trade fractions of the lots).
-        unwind: sell the hedge (paying costs) at the episode's end.
+        unwind: sell the hedge (paying costs) at the episode's end (required with
+            ``permanent_impact``: see its check).
         rebalance_every: market steps per decision.
         execution: how a decision's order is executed over its interval: ``immediate``,
             ``twap`` or ``participation`` (see :mod:`hedgearena.envs.execution`).
         permanent_impact: log move of the spot per notional traded (>= 0; 0 = none): buying
-            ``N`` units multiplies the spot by ``e^k`` for the rest of the episode.
-        risk_limits: the limits the envs enforce (None = none); on torch tensors
-            :func:`transition` refuses them (the envs, not the core, handle breaches).
+            ``N`` units multiplies the spot by ``e^k`` for the rest of the episode; a trade
+            that would move the log spot past
+            :data:`~hedgearena.envs.execution.MAX_IMPACT_MOVE` raises ``ValueError``.
+        risk_limits: the limits the envs enforce (None = none; a dict of
+            :class:`~hedgearena.envs.limits.RiskLimits`' fields is converted, anything else
+            refused); on torch tensors :func:`transition` refuses them (the envs, not the
+            core, handle breaches).
         stressed: whether any stress mechanic is on (derived; not an argument).
     """
 
@@ -174,6 +184,7 @@ class CoreConfig:
         _choice("action_mode", self.action_mode, ACTION_MODES)
         _choice("reward_mode", self.reward_mode, REWARD_MODES)
         _choice("execution", self.execution, EXECUTIONS)
+        object.__setattr__(self, "risk_limits", RiskLimits.from_spec(self.risk_limits))
         impact = self.permanent_impact
         if not is_number(impact, ge=0.0):
             raise ValueError(
@@ -203,6 +214,12 @@ class CoreConfig:
             raise ValueError(f"lot_size must be a finite number >= 0, got {self.lot_size!r}")
         if not isinstance(self.unwind, bool | np.bool_):
             raise ValueError(f"unwind must be True or False, got {self.unwind!r}")
+        if self.permanent_impact and not self.unwind:
+            raise ValueError(
+                "permanent_impact needs unwind=True: positions held at the end would be marked "
+                "at the spot the hedger's own buying pushed up (a profit no sale could realise: "
+                "buying 10 notionals at the last decision would show one)"
+            )
         if not (is_integer(self.rebalance_every) and self.rebalance_every >= 1):
             raise ValueError(
                 f"rebalance_every must be an integer >= 1, got {self.rebalance_every!r}"
@@ -616,6 +633,7 @@ def _execute(
     price = spot0
     if config.permanent_impact:
         move = (config.permanent_impact / config.notional) * filled
+        check_impact(account.impact + move, config.permanent_impact)
         price = spot0 * average_price_factor(move)
         book0 = episode.book_value[step] + 0.0
         account.impact = account.impact + move

@@ -664,10 +664,14 @@ def mark_step(
     What :func:`build_episodes` computes for a (step, path), with the spot replaced (the
     market's other state, the surface's level and anchor, stays): exactly the batch's numbers
     when ``spot`` is the market's (a test checks it), the exact re-marks at a spot moved by the
-    hedger's own permanent impact otherwise, except the settlements: options expiring at the
-    step settle at the market's spot, which the hedger's trades do not move (else pushing the
-    spot before an expiry and unwinding after it, a free round trip under linear permanent
-    impact, would pay: marking the close).
+    hedger's own permanent impact otherwise, except what the hedger is paid on: options
+    expiring at the step settle at the market's spot, and the hedging option (a listed option
+    it trades) is quoted at the market's spot, which the hedger's trades do not move (else
+    pushing the spot before an expiry and unwinding after it, a free round trip under linear
+    permanent impact, would pay: marking the close; and buying the hedging option, pushing
+    the spot and selling the option back would pay: manipulation through a derivative,
+    Jarrow 1994, "Derivative security markets, market manipulation, and option pricing
+    theory", J. Financial and Quantitative Analysis 29(2)).
 
     Args:
         config: the env's configuration.
@@ -685,7 +689,7 @@ def mark_step(
         settlement = _book_at(config, market, instruments, (steps, rows),
                               (unmoved, level, anchor)).settlement
         book = book._replace(settlement=settlement)
-    option = _hedge_option_at(config, market, steps, (spot, level, anchor))
+    option = _hedge_option_at(config, market, steps, (unmoved, level, anchor))  # its quotes
     tau = np.maximum(market.times[-1] - market.times[steps], config.dt)
     atm_vol = at_the_money_vol(market, spot, tau, level, anchor)
     liquidity = market.liquidity[rows, steps]
@@ -696,7 +700,8 @@ def mark_step(
         option_linear = np.zeros_like(spot)
     else:
         option_tau = config.hedge_option.expiry_steps * config.dt - market.times[steps]
-        model_option = _gamma_neutral(book.gamma, option, spot, option_tau, _option_cap(config))
+        model_option = _gamma_neutral(book.gamma, option, unmoved, option_tau,
+                                      _option_cap(config))
         model_hedge = delta_neutral_hedge(book_delta, model_option, option.delta)
         option_linear = hedge_option_linear(config, option.vega, liquidity)
     return StepMarks(
@@ -769,11 +774,12 @@ class Remarker:
     The core calls ``remark(step, impact, mask, flows)`` (see
     :func:`hedgearena.envs.core.transition`): for the rows ``mask`` it marks step ``step`` at
     ``S_step e^impact`` (:func:`mark_step`) and writes the result into the batch, in place. After
-    a trade at the step (``flows=False``) only the spot, the hedging option's mark and the
-    book's mark are written (the step's cash flows were booked before the trade); when a step is
-    reached (``flows=True``) everything the batch holds of it: marks, greeks, model positions,
-    cash flows, the previous step's ``option_mtm``, cost coefficients, features and the
-    observation's exogenous entries (``realised_vol`` stays the market's).
+    a trade at the step (``flows=False``) only the spot and the book's mark are written (the
+    step's cash flows were booked before the trade); when a step is reached (``flows=True``)
+    everything the batch holds of it: marks, greeks, model positions, cash flows, the previous
+    step's ``option_mtm``, cost coefficients, features and the observation's exogenous entries
+    (``realised_vol`` stays the market's). The hedging option's quotes, greeks and costs stay
+    the market's (see :func:`mark_step`).
 
     The batch must be the caller's own (:func:`hedgearena.envs.source.copy_batch`): the market
     paths are read, never written; everything else is.
@@ -809,7 +815,6 @@ class Remarker:
         marks = mark_step(self.config, market, self.batch.instruments, steps, rows, spot)
         episode = self.batch.episode
         episode.spot[steps, rows] = marks.spot
-        episode.option_price[steps, rows] = marks.option_price
         episode.book_value[steps, rows] = marks.book_value
         if flows:
             self._write_step(steps, rows, marks)
@@ -831,12 +836,9 @@ class Remarker:
             value = getattr(marks.costs, name)
             if np.ndim(value) or value != 0:  # a term the model lacks stays the batch's 0
                 getattr(episode, name)[steps, rows] = value
-        names = ["book_delta", "book_gamma", "book_vega", "book_theta", "implied_vol"]
         if with_option:
             episode.model_option[steps, rows] = marks.model_option
-            episode.option_linear[steps, rows] = marks.option_linear
-            names += ["option_delta", "option_gamma", "option_vega"]
-        for name in names:
+        for name in ("book_delta", "book_gamma", "book_vega", "book_theta", "implied_vol"):
             getattr(features, name)[rows, steps] = getattr(marks, name)
         self._write_observations(steps, rows, marks)
 

@@ -20,7 +20,15 @@ torch tensors (the deep-hedging trainer) alike.
   Econometrica 72). Options expiring at a step settle at the market's spot, which the hedger's
   trades do not move: settled at the moved spot, pushing the spot before an expiry and
   unwinding after it would pay (marking the close; about 120 a path for a short call's hedger
-  at ``permanent_impact`` 0.01 without costs).
+  at ``permanent_impact`` 0.01 without costs). The hedging option is quoted at the market's
+  spot too: re-marked at the moved spot (it trades at its mark without impact of its own), a
+  hedger could buy it, push the spot with the underlying, sell it at the pushed mark and then
+  unwind the underlying (manipulation through a derivative, Jarrow 1994, "Derivative security
+  markets, market manipulation, and option pricing theory", JFQA 29(2)): about 5,000 a path
+  for 10 N of the at-the-money option and 1.5 N of the underlying at ``permanent_impact``
+  0.05, costs included (tests/envs/test_frictions_audit_2.py). Positions are unwound at the
+  end (``unwind=True`` is required with permanent impact): held, they would be marked at the
+  spot their own buying pushed up. The moves are bounded by :data:`MAX_IMPACT_MOVE`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from typing import Any
 import numpy as np
 
 EXECUTIONS = ("immediate", "twap", "participation")
+MAX_IMPACT_MOVE = 100.0
+"""Largest cumulative log move of the spot by the hedger's own trades, ``|I|`` (a factor of
+``e^100``, about 2.7e43): past it the prices mean nothing and soon overflow float64 (``e^I``
+itself at 709.8), so a trade that would go further raises (see :func:`check_impact`)."""
 
 
 def filled_order(order: Any, fraction: Any, cap: Any) -> Any:
@@ -84,6 +96,33 @@ def clip_size(order: Any, cap: Any) -> Any:
     import torch
 
     return torch.minimum(torch.maximum(order, -cap), cap)
+
+
+def check_impact(impact: Any, permanent_impact: float) -> None:
+    """Raise ``ValueError`` naming ``permanent_impact`` if ``|impact|`` passes the bound.
+
+    ``impact`` is the cumulative log move of the spot after a trade (a float or an array);
+    the bound is :data:`MAX_IMPACT_MOVE`.
+
+    Examples:
+        >>> check_impact(np.array([3.0, -150.0]), 100.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: permanent_impact=100.0: ... move the log spot by -150 (the spot times e^-150)...
+    """
+    size = abs(impact)
+    if isinstance(size, float) and size <= MAX_IMPACT_MOVE:  # the single env's fast path
+        return
+    if np.all(size <= MAX_IMPACT_MOVE):  # False for NaN too
+        return
+    flat = np.ravel(impact)
+    worst = float(flat[np.argmax(np.where(np.isnan(flat), np.inf, np.abs(flat)))])
+    raise ValueError(
+        f"permanent_impact={permanent_impact!r}: the hedger's own trades would move the "
+        f"log spot by {worst:.4g} (the spot times e^{worst:.4g}), beyond "
+        f"+-{MAX_IMPACT_MOVE:g}, where prices overflow float64; give a smaller "
+        f"permanent_impact or smaller positions"
+    )
 
 
 def average_price_factor(move: Any) -> Any:

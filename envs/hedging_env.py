@@ -71,7 +71,9 @@ TOTAL_KEYS = (
 """The sums over an episode in ``info["totals"]`` (with ``terminal_pnl``, ``initial_premium``);
 ``turnover`` and ``option_turnover`` sum the decisions' absolute trades in the underlying and the
 hedging option (units), ``trades`` and ``option_trades`` count the decisions that traded them;
-``unfilled`` and ``option_unfilled`` sum absolute units, ``breaches`` counts limit breaches."""
+``unfilled`` and ``option_unfilled`` sum the steps' absolute units (a step's are signed and net:
+on the last decision, the decision's unfilled part and the unwind's, e.g. +20 and -30, count as
+10), ``breaches`` counts limit breaches."""
 EXPIRY = "expiry"
 """``info["termination_reason"]`` at the book's horizon ("" before; a limit's name when a
 ``terminate`` risk limit ends the episode)."""

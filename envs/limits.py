@@ -29,11 +29,12 @@ The functions take Python floats (the single env) and numpy arrays (the vector e
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from hedgearena.envs.checks import is_number
 
 LIMITS = ("delta", "gamma", "vega", "drawdown")
 """The limits, in the order of their bits and of the termination reason's priority."""
@@ -76,9 +77,7 @@ class RiskLimits:
     def __post_init__(self) -> None:
         for name in LIMITS:
             value = getattr(self, name)
-            if value is not None and not (
-                isinstance(value, int | float) and math.isfinite(value) and value >= 0
-            ):
+            if value is not None and not is_number(value, ge=0.0):  # a bool is no limit
                 raise ValueError(
                     f"risk_limits.{name} must be a finite number >= 0 or None, got {value!r}"
                 )

@@ -51,12 +51,14 @@ Execution (all off by default; see `hedgearena.envs.core` and `hedgearena.envs.e
   dropped at the next decision). Each child pays its own step's price and cost.
 - `permanent_impact` k (default 0): each unit traded moves the log spot by `k / N` for the rest
   of the episode (buying pushes it up; selling N units multiplies the spot by `e^-k`, about
-  `1 - k`); a trade executes at the average price along its own move, and the book and the
-  hedging option are re-marked exactly at the moved spot (observations and `state` too, except
-  `realised_vol`, which stays the market's, and the final observation after the unwind's sale,
-  which is never acted on: it shows the step as the last decision left it). Options settle at
-  the market's spot, which the hedger's trades do not move: pushing the spot before an expiry
-  does not pay (see `hedgearena.envs.execution`).
+  `1 - k`); a trade executes at the average price along its own move, and the book is
+  re-marked exactly at the moved spot (observations and `state` too, except `realised_vol`,
+  which stays the market's, and the final observation after the unwind's sale, which is never
+  acted on: it shows the step as the last decision left it). What the hedger is paid on stays
+  the market's: options settle at the market's spot, and the hedging option is quoted at it
+  (its price, greeks and spread), so neither pushing the spot before an expiry nor pushing it
+  while holding the option pays (see `hedgearena.envs.execution`). It needs `unwind=True`:
+  held at the end, a position would be marked at the spot its own buying pushed up.
 
 Fills and child orders apply to the hedging option's orders too (same fraction and caps, in its
 units); only trades in the underlying move the spot. `risk_limits` may override the action: with
