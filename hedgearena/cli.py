@@ -24,6 +24,7 @@ Every command takes ``--config FILE`` (YAML, see :mod:`hedgearena.run_config`) a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -134,8 +135,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     }
     path = args.config
     if args.command == "evaluate":
-        if not args.run_dir.is_dir():
-            raise ValueError(f"run folder {str(args.run_dir)!r} does not exist")
+        check_run_folder(args.run_dir, "RUN_DIR")
         path = path or args.run_dir / "config.yaml"  # the run's own config by default
     return load_config(path, args.overrides, **shortcuts)
 
@@ -196,9 +196,31 @@ def resolve_stress_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _agent_config(run_dir: Path) -> RunConfig:
-    if not (run_dir / "config.yaml").is_file():
-        raise ValueError(f"--agent {run_dir}: not a run folder (config.yaml is missing)")
+    check_run_folder(run_dir, "--agent")
     return load_config(run_dir / "config.yaml")
+
+
+REPORTS = ("scores.json", "stress.json", "results.json")
+"""Files of report folders (benchmark, a run's report/, stress, sweep), which hold no agent."""
+
+
+def check_run_folder(run_dir: Path, what: str) -> None:
+    """Refuse a folder that is not the run folder of a trained agent (``train``, ``rllib``).
+
+    ``what`` names the argument in the error (``--agent``, ``RUN_DIR``).
+
+    Raises:
+        ValueError: a missing folder, a report folder, or one without ``config.yaml``.
+    """
+    if not run_dir.is_dir():
+        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (it does not exist)")
+    report = next((name for name in REPORTS if (run_dir / name).is_file()), None)
+    if report is not None:
+        raise ValueError(f"{what} {str(run_dir)!r} is a report folder (it holds {report}), not "
+                         "a run folder: give a folder written by train or rllib, which holds "
+                         "the agent (model/) and its config.yaml")
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (config.yaml is missing)")
 
 
 def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
@@ -377,14 +399,15 @@ def _evaluate(args: argparse.Namespace, config: RunConfig) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: ``python train.py [train|evaluate|benchmark|stress|sweep|rllib] [options]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
-        argv = ["train", *argv]
+    if not argv or (argv[0] not in COMMANDS and argv[0].startswith("-")
+                    and argv[0] not in ("-h", "--help")):
+        argv = ["train", *argv]  # options alone: train (a misspelt command is named as one)
     parser = build_parser()
     args = parser.parse_args(argv)
     config: RunConfig | None = None
     try:
         config = resolve_config(args)
-        check_out(config)
+        check_out(config, output_dir(args, config))
         _dispatch(args.command)(args, config)
     except (ValueError, FileNotFoundError) as error:  # bad input: named, without a traceback
         parser.exit(2, f"train.py {args.command}: error: {error}\n")
@@ -393,16 +416,51 @@ def main(argv: Sequence[str] | None = None) -> None:
                          f"{interrupted_message(args, config)}\n")
 
 
-def check_out(config: RunConfig) -> None:
-    """Refuse an ``out`` that is a file (the run folders go inside it).
+def check_out(config: RunConfig, folder: Path | None = None) -> None:
+    """Refuse an ``out`` (or the command's ``folder`` in it) that cannot be a writable folder.
+
+    ``out`` and ``folder`` must be folders if they exist, and the nearest folder that exists
+    above them must be writable: found now, not as a traceback once the run has begun.
 
     Raises:
-        ValueError: naming ``out``.
+        ValueError: naming ``out`` or the folder, and what is wrong.
     """
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {config.out!r} is a file, not a folder: run folders go inside "
                          "it (--out or --set out=...)")
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise ValueError(f"{str(folder)!r} is a file, not a folder: the command writes its "
+                         "outputs into that folder (choose another --name or --out)")
+    target = folder or out
+    existing = target.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{str(target)!r} cannot be made: {str(existing)!r} is a file, not a "
+                         f"folder (out is {config.out!r}: --out or --set out=...)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{str(target)!r} cannot be written: the folder {str(existing)!r} is "
+                         f"not writable (out is {config.out!r}: --out or --set out=...)")
+
+
+def output_dir(args: argparse.Namespace, config: RunConfig) -> Path:
+    """The folder the command writes its outputs into."""
+    if args.command == "evaluate":
+        return Path(args.run_dir) / "evaluation"
+    if args.command == "benchmark":
+        return benchmark_dir(config)
+    if args.command == "stress":
+        return stress_dir(config)
+    if args.command == "sweep":
+        from hedgearena.sweep import sweep_dir
+
+        return sweep_dir(config)
+    if args.command == "rllib":
+        from hedgearena.agents.rllib import rllib_run_dir
+
+        return rllib_run_dir(config)
+    return config.run_dir
 
 
 def interrupted_message(args: argparse.Namespace, config: RunConfig | None) -> str:

@@ -35,13 +35,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import to_jsonable_python
 
 from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
 from hedgearena.baselines.stress import DEFAULT_STRESS_COST, DEFAULT_STRESS_HEDGERS, StressSettings
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.yaml_io import dump_yaml, load_yaml
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                     ser_json_inf_nan="constants")
+"""Unknown keys are errors, and so are infinite and NaN numbers in numeric fields (``arena.c:
+.inf``); those of free mappings (``agent.hyperparams``) are written as ``.inf``, not null."""
+SEED_LIMIT = 2**32
+"""Seeds of training and of a sweep's draws are below this: numpy's legacy seeding (which
+stable-baselines3, RLlib and Tune use) takes 0 .. 2**32 - 1."""
 _NUMBERS = (int, float, int | None, float | None)
 
 
@@ -95,7 +102,7 @@ class _LearnerSpec(_Section):
     hyperparams: dict[str, Any] = Field(default_factory=dict)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     eval_freq: int = Field(default=0, ge=0)
-    eval_paths: int = Field(default=4096, ge=1)
+    eval_paths: int = Field(default=4096, ge=2)  # validation scores a std: 2 paths or more
     checkpoint_freq: int = Field(default=0, ge=0)
     section: ClassVar[str] = "agent"
     """The section's name in error messages."""
@@ -123,7 +130,7 @@ class AgentSpec(_LearnerSpec):
             ``risk_aversion``, limits...): fields that change its actions and rewards, never
             the market, book or costs (the arena scores it on the run's env).
         eval_freq: env steps between validations (0: ten per run).
-        eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``).
+        eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``; at least 2).
         checkpoint_freq: env steps between checkpoints (0: five per run).
     """
 
@@ -403,7 +410,7 @@ class SweepSpec(_Section):
     max_concurrent: int = Field(default=0, ge=0)
     cpus_per_trial: float = Field(default=1.0, gt=0)
     max_failures: int = Field(default=1, ge=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
 
     @field_validator("space", mode="before")
     @classmethod
@@ -454,7 +461,7 @@ class RllibSpec(_LearnerSpec):
         num_env_runners: sampling actors (one CPU each; 0 samples in the driver).
         num_envs_per_env_runner: paths of each runner's native vector env.
         eval_freq: env steps between validations (0: ten per run).
-        eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``).
+        eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``; at least 2).
         checkpoint_freq: env steps between checkpoints (0: five per run).
     """
 
@@ -518,7 +525,7 @@ class RunConfig(_Section):
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     rllib: RllibSpec = Field(default_factory=RllibSpec)
     ray: RaySpec = Field(default_factory=RaySpec)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     out: str = "runs"
     name: str | None = None
 
@@ -579,8 +586,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         ('arena.hedgers', ['delta', 'ww:best'])
     """
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"an override is key=value (e.g. env.kwargs.cost=0.002), got {text!r}")
+    if not sep or not all(part.strip() for part in key.split(".")):
+        raise ValueError(f"an override is key=value with a dotted key (e.g. "
+                         f"env.kwargs.cost=0.002), got {text!r}")
     try:
         value = load_yaml(raw)
     except yaml.YAMLError as error:
@@ -601,26 +609,35 @@ def load_config(
     Raises:
         ValueError: naming the file, the key and what is allowed.
     """
-    tree: dict[str, Any] = {}
-    if path is not None:
-        source = Path(path)
-        if not source.is_file():
-            raise ValueError(f"config file {str(source)!r} does not exist")
-        try:
-            tree = load_yaml(source.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"config file {str(source)!r} is not valid YAML: {error}") from None
-        if not isinstance(tree, dict):
-            raise ValueError(f"config file {str(source)!r} must hold a mapping at the top")
+    tree = {} if path is None else _read_config_file(Path(path))
     for text in overrides or []:
         _set(tree, *parse_override(text))
     for key, value in fields.items():
         if value is not None:
             _set(tree, key.replace("__", "."), value)
-    try:
-        return RunConfig.model_validate(tree)
+    try:  # YAML's dates as the ISO text they are written back as: a config equals its file's
+        return RunConfig.model_validate(to_jsonable_python(tree))
     except ValidationError as error:
         raise ValueError(_explain(error, path)) from None
+
+
+def _read_config_file(source: Path) -> dict[str, Any]:
+    """The mapping of a YAML config file; ``ValueError`` naming the file and what is wrong."""
+    if not source.is_file():
+        what = "is a folder, not a file" if source.is_dir() else "does not exist"
+        raise ValueError(f"config file {str(source)!r} {what}")
+    try:
+        tree = load_yaml(source.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {str(source)!r} is not valid YAML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"config file {str(source)!r} is not UTF-8 text ({error})") from None
+    except OSError as error:  # unreadable (permissions): named, not a traceback
+        raise ValueError(f"config file {str(source)!r} cannot be read: "
+                         f"{error.strerror or error}") from None
+    if not isinstance(tree, dict):
+        raise ValueError(f"config file {str(source)!r} must hold a mapping at the top")
+    return tree
 
 
 def _explain(error: ValidationError, path: str | Path | None) -> str:

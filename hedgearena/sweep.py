@@ -506,10 +506,12 @@ def _check_folder(folder: Path, config: RunConfig, resume: bool) -> None:
     if not resume and exists:
         raise ValueError(f"{folder} already holds a sweep: pass --resume to continue it "
                          "(finished trials are not run again), or choose another --name")
-    if resume:
-        saved = load_config(folder / "config.yaml").model_dump(exclude={"ray"})
-        if saved != config.model_dump(exclude={"ray"}):
-            changed = sorted(k for k in saved if saved[k] != config.model_dump()[k])
+    if resume:  # out and name only name the folder, which may be spelt another way
+        free = {"ray", "out", "name"}
+        saved = load_config(folder / "config.yaml").model_dump(mode="json", exclude=free)
+        current = config.model_dump(mode="json", exclude=free)
+        if saved != current:
+            changed = sorted(k for k in saved if saved[k] != current[k])
             raise ValueError(f"--resume continues the sweep of {folder / 'config.yaml'} as it "
                              f"was: the config differs in {changed} (only ray.* may change)")
 

@@ -574,6 +574,10 @@ def deep_hedging_settings(config: RunConfig) -> tuple[Any, dict[str, Any]]:
 
     trainer_params, policy_fields = split_deep_hedging_params(dict(config.agent.hyperparams))
     trainer_params.setdefault("seed", config.seed)
+    seed = trainer_params["seed"]
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 2**64:
+        raise ValueError(f"agent.hyperparams.seed must be below 2**64 (torch's largest seed is "
+                         f"2**64 - 1), got {seed}")
     return TrainerConfig(**trainer_params), policy_fields
 
 

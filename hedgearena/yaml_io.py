@@ -4,10 +4,11 @@ PyYAML follows YAML 1.1, where a float needs a dot: ``1e-3`` and ``3e-4`` are re
 strings ``'1e-3'`` and ``'3e-4'``, and a learning rate or a cost written that way would fail
 late (or be taken for a name). YAML 1.1 also reads ``010`` as the octal 8, ``1:30`` as the
 sexagesimal 90 and ``on`` / ``off`` / ``yes`` / ``no`` as booleans. :func:`load_yaml` reads
-numbers and booleans as YAML 1.2's core schema does: ``1e-3`` is 0.001, ``010`` is 10 (``0o10``
-is 8, ``0x1f`` 31), ``1:30`` and ``off`` are strings, and only ``true`` / ``false`` are
-booleans. Underscores in numbers (``1_000``) are still read as digit separators. A key given
-twice in one mapping is an error (PyYAML would keep the last value silently).
+numbers and booleans as YAML 1.2's core schema does: ``1e-3`` is 0.001, ``-.05`` is -0.05,
+``010`` is 10 (``0o10`` is 8, ``0x1f`` 31), ``1:30``, ``1:30.5`` and ``off`` are strings, and only
+``true`` / ``false`` are booleans. Underscores in numbers (``1_000``) are still read as digit
+separators. A key given twice in one mapping is an error (PyYAML would keep the last value
+silently).
 """
 
 from __future__ import annotations
@@ -32,24 +33,26 @@ class _Dumper(yaml.SafeDumper):
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
 )
-"""YAML 1.2's floats: PyYAML's (YAML 1.1) need a dot, so ``1e-3`` was a string."""
+"""YAML 1.2's floats: PyYAML's (YAML 1.1) need a dot, so ``1e-3`` was a string, and a sign
+before a leading dot, so ``-.05`` was one too; its sexagesimal ``1:30.5`` (90.5) is no float."""
 _INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")
 """YAML 1.2's integers (decimal, ``0o`` octal, ``0x`` hexadecimal; ``_`` separators kept)."""
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 """YAML 1.2's booleans."""
 _INT_TAG, _BOOL_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_FLOAT_TAG, _MERGE_TAG = "tag:yaml.org,2002:float", "tag:yaml.org,2002:merge"
 for _cls in (_Loader, _Dumper):
-    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-    _cls.yaml_implicit_resolvers = {  # (add_implicit_resolver made the class its own copy)
-        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _BOOL_TAG)]
+    _cls.yaml_implicit_resolvers = {  # YAML 1.1's numbers and booleans out (a copy per class)
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in (_INT_TAG, _BOOL_TAG, _FLOAT_TAG)]
         for first, resolvers in _cls.yaml_implicit_resolvers.items()
     }
+    _cls.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
     _cls.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))
     _cls.add_implicit_resolver(_BOOL_TAG, _BOOL, list("tTfF"))
 
@@ -96,8 +99,10 @@ def load_yaml(text: str) -> Any:
         {'learning_rate': 0.0003, 'cost': 0.001, 'steps': 10000.0, 'name': 'band'}
         >>> load_yaml("[1_000, 2.5, .5, -1E+2, 7]")
         [1000, 2.5, 0.5, -100.0, 7]
-        >>> load_yaml("[010, 0o10, 0x1f, 1:30, off, yes, true, False]")
-        [10, 8, 31, '1:30', 'off', 'yes', True, False]
+        >>> load_yaml("[010, 0o10, 0x1f, 1:30, 1:30.5, off, yes, true, False]")
+        [10, 8, 31, '1:30', '1:30.5', 'off', 'yes', True, False]
+        >>> load_yaml("[-.05, +.5, .5e-3]")
+        [-0.05, 0.5, 0.0005]
     """
     return yaml.load(text, Loader=_Loader)
 
