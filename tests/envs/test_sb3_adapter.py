@@ -53,3 +53,23 @@ def test_reset_options_reach_the_native_env_and_subsets_of_rows_are_refused() ->
         adapter.set_attr("reward_scale", 1.0, indices=[2])
     assert len(adapter.env_method("reset", indices=[0, 1, 2, 3])) == 4
     assert adapter.get_attr("num_envs") == [4, 4, 4, 4]
+
+
+def test_the_module_prefixed_id_makes_envs_in_fresh_processes() -> None:
+    """The README's recipe for process-based vector envs: a forkserver child has not imported
+    hedgearena, so ``hedgearena/ShortCall-v0`` is unknown there; ``hedgearena:`` before the id
+    makes Gymnasium import it first. Same paths as in-process envs of the same seeds."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    remote = make_vec_env("hedgearena:hedgearena/ShortCall-v0", n_envs=2, seed=3,
+                          vec_env_cls=SubprocVecEnv, vec_env_kwargs={"start_method": "forkserver"})
+    local = make_vec_env("hedgearena/ShortCall-v0", n_envs=2, seed=3)
+    try:
+        np.testing.assert_array_equal(remote.reset(), local.reset())
+        actions = np.zeros((2, 1), np.float32)
+        for _ in range(3):  # DummyVecEnv keeps rewards in float32, SubprocVecEnv in float64
+            np.testing.assert_allclose(remote.step(actions)[1], local.step(actions)[1],
+                                       rtol=1e-6)
+    finally:
+        remote.close()
