@@ -198,6 +198,13 @@ def run_arena(
 
     Returns:
         The records of every hedger, their P&L attribution and the paths' summaries.
+
+    Raises:
+        ValueError: naming what is wrong with the arguments (:func:`check_arena_inputs`), or
+            the hedger and the decision where a hedger's positions are not finite real numbers
+            of shape ``(paths of the block, action_dim)``. Each hedger is ``reset`` on every
+            block (:class:`~hedgearena.baselines.hedger.Hedger`); an error of its own
+            propagates as it is (the arena writes no files).
     """
     check_arena_inputs(config, hedgers, seed)
     names = [h.name for h in hedgers]
@@ -246,17 +253,30 @@ def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:
     if not isinstance(hedgers, Sequence) or isinstance(hedgers, str) or not hedgers:
         raise ValueError(f"hedgers must be a non-empty list of Hedger objects, got {hedgers!r}")
     for hedger in hedgers:
+        if isinstance(hedger, type):
+            raise ValueError(
+                f"hedgers must be Hedger objects, got the class {hedger.__name__}: pass an "
+                f"instance, {hedger.__name__}(...)"
+            )
         if not all(callable(getattr(hedger, m, None)) for m in ("reset", "positions")):
             raise ValueError(
                 "hedgers must be Hedger objects (hedgearena.baselines.hedger.Hedger, with "
                 "reset(env) and positions(state, obs); specs such as 'delta' go through "
                 f"parse_hedger or benchmark), got {hedger!r}"
             )
-        if not (isinstance(getattr(hedger, "name", None), str) and hedger.name):
-            raise ValueError(f"a hedger's name must be a non-empty string, got {hedger.name!r}")
+        name = getattr(hedger, "name", None)
+        if not (isinstance(name, str) and name):
+            raise ValueError(
+                f"a hedger's name must be a non-empty string, got {name!r} "
+                f"({type(hedger).__name__}: set its name attribute)"
+            )
     names = [h.name for h in hedgers]
-    if len(set(names)) != len(names):
-        raise ValueError(f"hedger names must be unique, got {names}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"hedger names must be unique, got {names}: {repeated} more than once (give each "
+            "hedger its own name attribute)"
+        )
     if not (is_integer(seed) and seed >= 0):
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
 

@@ -9,12 +9,37 @@ decision, ``(n_paths, action_dim)`` in units of the underlying (and of the hedgi
 The env trades to them (:meth:`~hedgearena.envs.vector_env.VecHedgingEnv.step_targets`) and
 books every P&L number, so all hedgers are scored by one set of accounting rules.
 
+The runner calls ``reset`` again for every batch: the arena
+(:func:`hedgearena.baselines.arena.run_arena`) steps its paths in blocks of up to
+:data:`~hedgearena.baselines.arena.PATH_BLOCK`, the last one smaller, so a hedger that keeps
+per-path memory sizes it from ``env.num_envs`` in ``reset``, not once. A path whose episode a
+risk limit ended early is still in the arrays (restarted) until the batch ends; what the hedger
+asks for it then is not recorded. The positions may be any real numbers numpy reads as such
+(float64 or float32 arrays, ints, nested lists); None, booleans, complex numbers, strings and
+non-finite values are refused with a ``ValueError`` naming the hedger and the decision.
+
+The state's units: ``spot``, ``cash`` in currency; ``tau`` (time left in the episode) and
+``dt`` in years; ``step`` the market step; ``hedge``, ``model_hedge`` and ``book_delta`` in
+units of the underlying (the book's delta includes its stock; the delta hedge holds minus it),
+``option_position`` and ``model_option`` in units of the hedging option (options on one unit
+of the underlying each); ``book_gamma`` the change of ``book_delta`` per currency of spot,
+``book_vega`` currency per 1.00 of vol, ``book_theta`` currency per year, the ``option_*``
+greeks those of one unit of the hedging option (zeros without one);
+``implied_vol`` (at the money) and ``realised_vol`` annualised; ``liquidity`` a multiplier of
+spreads and impact (1 normal); ``cost_linear`` currency per unit traded; ``rate`` and
+``dividend`` continuous, per year.
+
+A hedger may set ``env_overrides`` (a dict of the fields of
+:data:`hedgearena.baselines.arena.ENV_OVERRIDES`) to read the observations and actions of
+another view of the same paths, as a learned agent does.
+
 A learned agent that outputs actions in [-1, 1] converts them with
 :meth:`~hedgearena.envs.vector_env.VecHedgingEnv.positions_from_actions`.
 """
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -56,7 +81,8 @@ class Hedger(ABC):
             obs: the observations, ``(n_paths, n_features)`` float32.
 
         Returns:
-            ``(n_paths, action_dim)`` positions, units of each instrument (finite).
+            ``(n_paths, action_dim)`` positions, units of each instrument (finite real
+            numbers: the underlying, then the hedging option when the env has one).
         """
 
     def __repr__(self) -> str:
@@ -68,16 +94,16 @@ class EpisodeRecord(NamedTuple):
 
     ``totals`` holds the env's episode totals, ``(n_paths,)`` each: the P&L components
     (``option_mtm``, ``hedge_pnl``, ``carry``, ``spread_income``, ``impact_pnl``, ``cost``),
-    ``pnl``, ``turnover``, ``trades``, ``unfilled``, ``option_unfilled``, ``slippage``,
-    ``breaches``, ``terminal_pnl`` and ``initial_premium``, and ``end_step``: the market step each
-    path's episode ended at (``n_steps``, or earlier where a risk limit ended it). ``steps`` holds
-    the decisions' market steps ``(n_decisions,)``; ``hedge``, ``option``, ``trade`` and ``cost``
-    are ``(n_decisions, n_paths)``: positions held after each decision (before any unwind), executed
-    trades (units) and the transaction cost of each decision (currency, the unwind's included in the
-    last). ``unfilled`` (units of the underlying not executed), ``slippage`` (currency) and
-    ``breach`` (the risk limits crossed, a bit mask of :data:`hedgearena.envs.limits.BREACH_FLAGS`)
-    are per decision too. A path whose episode a risk limit ended early has zeros for the decisions
-    after (and its positions stay).
+    ``pnl``, ``turnover``, ``trades``, ``option_turnover``, ``option_trades``, ``unfilled``,
+    ``option_unfilled``, ``slippage``, ``breaches``, ``terminal_pnl`` and ``initial_premium``, and
+    ``end_step``: the market step each path's episode ended at (``n_steps``, or earlier where a risk
+    limit ended it). ``steps`` holds the decisions' market steps ``(n_decisions,)``; ``hedge``,
+    ``option``, ``trade`` and ``cost`` are ``(n_decisions, n_paths)``: positions held after each
+    decision (before any unwind), executed trades (units) and the transaction cost of each decision
+    (currency, the unwind's included in the last). ``unfilled`` (units of the underlying not
+    executed), ``slippage`` (currency) and ``breach`` (the risk limits crossed, a bit mask of
+    :data:`hedgearena.envs.limits.BREACH_FLAGS`) are per decision too. A path whose episode a risk
+    limit ended early has zeros for the decisions after (and its positions stay).
 
     The per-decision arrays of a mechanic that is off on the batch (:func:`live_records`:
     ``option`` without a hedging option, ``unfilled`` and ``slippage`` without stress
@@ -169,7 +195,7 @@ def run_hedger(
     running = np.ones(n, dtype=bool)  # rows still in their first episode
     totals: dict[str, NDArray[np.float64]] = {}
     for k in range(n_decisions):
-        targets = _checked_positions(hedger, env, obs)
+        targets = _checked_positions(hedger, env, obs, k)
         obs, _, terminated, _, infos = env.step_targets(targets, full_infos=False)
         every = bool(running.all())  # the common case: no row has ended early
         for values, key in written:
@@ -251,26 +277,70 @@ def _checked_out(out: Sequence[NDArray[Any]], shape: tuple[int, int]) -> list[ND
 
 
 def _checked_positions(
-    hedger: Hedger, env: VecHedgingEnv, obs: NDArray[np.float32]
+    hedger: Hedger, env: VecHedgingEnv, obs: NDArray[np.float32], decision: int = 0
 ) -> NDArray[np.float64]:
-    """The hedger's positions, checked: ``(num_envs, action_dim)`` finite units."""
-    n = env.num_envs
+    """The hedger's positions, checked: ``(num_envs, action_dim)`` finite real units.
+
+    Real numbers are ints or floats of any precision (arrays, lists or objects numpy reads as
+    such); None, booleans, complex numbers, strings and other objects are refused, naming the
+    hedger, the decision and what is allowed.
+    """
+    shape = (env.num_envs, env.config.action_dim)
     positions = hedger.positions(env.state, obs)
+    refused = f"{hedger.name}: positions must be numbers (units), an array of shape {shape}; got"
+    allowed = "real numbers (ints or floats, e.g. a float64 array) are allowed"
+    if positions is None:
+        raise ValueError(f"{refused} None at decision {decision} (does positions() return them?)")
+    if np.ma.is_masked(positions):
+        raise ValueError(f"{refused} a masked array with masked entries at decision {decision}")
     try:
-        targets = np.asarray(positions, dtype=np.float64)
-    except (TypeError, ValueError):
+        values = np.asarray(positions)
+    except (TypeError, ValueError, RuntimeError) as error:  # ragged lists, tensors with grad
         raise ValueError(
-            f"{hedger.name}: positions must be numbers (units), an array of shape "
-            f"{(n, env.config.action_dim)}; got {type(positions).__name__}"
+            f"{refused} {type(positions).__name__} at decision {decision}, which numpy cannot "
+            f"read as an array ({error})"
         ) from None
-    if targets.shape != (n, env.config.action_dim):
+    if not _real_numbers(values):
         raise ValueError(
-            f"{hedger.name}: positions must have shape {(n, env.config.action_dim)}, "
-            f"got {targets.shape}"
+            f"{refused} {type(positions).__name__} of dtype {values.dtype} at decision "
+            f"{decision}; {allowed}"
         )
-    if not np.isfinite(targets).all():
-        raise ValueError(f"{hedger.name}: positions must be finite (units)")
+    try:
+        targets = values.astype(np.float64, copy=False)
+    except OverflowError:  # Python ints beyond any float
+        raise ValueError(
+            f"{hedger.name}: positions must be finite (units); got numbers beyond float64 at "
+            f"decision {decision}"
+        ) from None
+    if targets.shape != shape:
+        columns = "the underlying, the hedging option" if shape[1] > 1 else "the underlying"
+        raise ValueError(
+            f"{hedger.name}: positions must have shape {shape} (a row per path; columns: "
+            f"{columns}), got {targets.shape}"
+        )
+    finite = np.isfinite(targets)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=1))
+        raise ValueError(
+            f"{hedger.name}: positions must be finite (units); got {int((~finite).sum())} "
+            f"non-finite value(s) at decision {decision} on {bad.size} path(s), the first "
+            f"path {int(bad[0])}: {targets[bad[0]].tolist()}"
+        )
     return targets
+
+
+def _real_numbers(values: NDArray[Any]) -> bool:
+    """Whether ``values`` holds real numbers: ints or floats (not bools, complex, strings).
+
+    An int or float dtype, or an object array of Python or numpy ints and floats.
+    """
+    if values.dtype.kind in "iuf":
+        return True
+    if values.dtype.kind != "O":
+        return False  # bool, complex, strings, dates...
+    return all(
+        isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_) for x in values.flat
+    )
 
 
 def _collect_totals(
