@@ -34,7 +34,9 @@ step, with the formulas of :mod:`hedgearena.envs.execution`:
   stays as exposure (the position is simply not reached) and is reported as ``unfilled``
   (``option_unfilled`` for the hedging option); costs are paid on the filled part only. The
   unwind at the end is subject to the last step's fills: what does not fill stays held, marked
-  at the last step's prices (wealth stays honest) and reported in the last ``unfilled``.
+  at the last step's prices (wealth stays honest) and reported in the last ``unfilled``;
+  except under permanent impact, where the unwind (and a ``terminate`` limit's sale) fills
+  whole, so that no position is left marked at a spot its own buying pushed up.
 - Child orders (``CoreConfig.execution``): ``immediate`` (the whole order at the decision step),
   ``twap`` (``1 / rebalance_every`` of it at each market step of the interval) or
   ``participation`` (at most ``Episode.child_cap`` units a step, ``execution_rate * N /
@@ -49,15 +51,15 @@ step, with the formulas of :mod:`hedgearena.envs.execution`:
   then the book and the spot are re-marked exactly at the new spot (``transition``'s
   ``remark``, in place) and the revaluation is booked as::
 
-    impact_pnl = (B' - B) + (h + q) S' - h S - q * price + (g + q_g) (O' - O)
+    impact_pnl = (B' - B) + (h + q) S' - h S - q * price
 
   (primes after the trade). Rows whose impact is non-zero are re-marked at every later step
   before their P&L is booked. What the hedger is paid on stays the market's: options
   expiring at a step settle at the market's spot, and the hedging option is quoted at it
   (``O' = O``; :func:`hedgearena.envs.episode.mark_step`), so neither marking the close nor
   pushing the spot while holding the option pays. The hedge is unwound at the end
-  (``unwind=True`` is required), so no position is left marked at a spot its own buying
-  pushed up.
+  (``unwind=True`` is required) and the unwind fills whole, so no position is left marked at
+  a spot its own buying pushed up.
 
 - Risk limits (``CoreConfig.risk_limits``, :mod:`hedgearena.envs.limits`) are watched by the
   envs after each decision, per row: a breach is reported, or forces the next decision to the
@@ -614,18 +616,22 @@ def _execute(
     orders: tuple[Any, Any],
     config: CoreConfig,
     decision: tuple[Any, Any] | None,
+    fills: bool = True,
 ) -> tuple[Any, Any]:
     """Execute orders in the underlying and the hedging option at one market step.
 
-    The orders fill as the step's fills allow; the filled units pay the step's cost and trade
-    at the step's price, moved by their own permanent impact (then the step is re-marked and
-    the revaluation booked as ``impact_pnl``). ``decision`` holds the decision's prices for the
-    slippage (None: not part of a decision's order, e.g. the unwind).
+    The orders fill as the step's fills allow (wholly when not ``fills``); the filled units pay
+    the step's cost and trade at the step's price, moved by their own permanent impact (then
+    the step is re-marked and the revaluation booked as ``impact_pnl``). ``decision`` holds the
+    decision's prices for the slippage (None: not part of a decision's order, e.g. the unwind).
 
     Returns:
         The filled units of the underlying and of the hedging option.
     """
-    fraction, cap = _at(episode.fill_fraction, step), _at(episode.fill_cap, step)
+    fraction, cap = (
+        (_at(episode.fill_fraction, step), _at(episode.fill_cap, step)) if fills
+        else (1.0, math.inf)
+    )
     filled = filled_order(orders[0], fraction, cap)
     option_filled = filled_order(orders[1], fraction, cap)
     cost = _cost_at(episode, step, filled, option_filled)
@@ -638,11 +644,10 @@ def _execute(
         book0 = episode.book_value[step] + 0.0
         account.impact = account.impact + move
         account.remark(step, account.impact, filled != 0, False)
-        spot1, opt1 = episode.spot[step], episode.option_price[step]
+        spot1 = episode.spot[step]  # the hedging option stays the market's (O' = O)
         account.impact_pnl = account.impact_pnl + (
             (episode.book_value[step] - book0)
             + (account.hedge + filled) * spot1 - account.hedge * spot0 - filled * price
-            + (account.option + option_filled) * (opt1 - opt0)
         )
     account.cash = account.cash - filled * price - option_filled * opt0 - cost
     account.cost = account.cost + cost
@@ -657,12 +662,31 @@ def _execute(
 def _close(episode: Episode, step: Any, account: _Account, where: Any, config: CoreConfig) -> None:
     """Sell the positions at market step ``step`` where ``where`` (True, or a bool array).
 
-    Subject to the step's fills: what does not fill stays held (added to ``unfilled``).
+    Subject to the step's fills: what does not fill stays held (added to ``unfilled``). Under
+    permanent impact the sale fills whole: held, a position would be marked at the spot its
+    own buying pushed up, a profit no sale could realise (+1,700 a path for 10 notionals
+    bought at the last decision at half fills, ``permanent_impact`` 0.05).
     """
     orders = (-account.hedge * where, -account.option * where)
-    filled, option_filled = _execute(episode, step, account, orders, config, None)
+    filled, option_filled = _execute(episode, step, account, orders, config, None,
+                                     fills=not config.permanent_impact)
     account.unfilled = account.unfilled + (orders[0] - filled)
     account.option_unfilled = account.option_unfilled + (orders[1] - option_filled)
+
+
+def unfilled_units(unfilled: Any, left: Any) -> Any:
+    """Units a step left unexecuted, counted per order: the decision's and the unwind's.
+
+    A step's ``unfilled`` (:class:`StepResult`) is the signed sum of the decision's unfilled
+    part and, when the step sold the positions (the unwind, a ``terminate`` limit's sale), the
+    sale's, which is minus the units ``left`` held after it (0 without a sale): a buy 20 short
+    and a sale 30 short net to -10 but leave 50 unexecuted.
+
+    Examples:
+        >>> unfilled_units(-10.0, 30.0), unfilled_units(-10.0, 0.0)
+        (50.0, 10.0)
+    """
+    return abs(unfilled + left) + abs(left)
 
 
 def liquidate(

@@ -624,6 +624,9 @@ _BLOCK = 32768
 class StepMarks(NamedTuple):
     """Everything the batch holds about some (step, path) pairs, at a given spot; ``(k,)``.
 
+    The hedging option's entries are at the market's spot whatever the given one (its quotes;
+    see :func:`mark_step`).
+
     ``book_*`` are the book's marks and greeks (``book_delta`` with its stock), ``premium``,
     ``spread_income`` and ``settlement`` its cash flows at the step, ``option_*`` the hedging
     option's (zeros without one), ``implied_vol`` the at-the-money vol, ``model_*`` the model's
@@ -659,7 +662,7 @@ def mark_step(
     rows: NDArray[np.intp],
     spot: FloatArray,
 ) -> StepMarks:
-    """Mark the book, the hedging option and the costs of paths ``rows`` at ``steps``, at ``spot``.
+    """The book, the costs and the hedging option of paths ``rows`` at ``steps``, at ``spot``.
 
     What :func:`build_episodes` computes for a (step, path), with the spot replaced (the
     market's other state, the surface's level and anchor, stays): exactly the batch's numbers

@@ -24,6 +24,7 @@ from hedgearena.envs.core import (
     reward,
     target_position,
     transition,
+    unfilled_units,
     wealth,
 )
 from hedgearena.envs.episode import (
@@ -71,9 +72,9 @@ TOTAL_KEYS = (
 """The sums over an episode in ``info["totals"]`` (with ``terminal_pnl``, ``initial_premium``);
 ``turnover`` and ``option_turnover`` sum the decisions' absolute trades in the underlying and the
 hedging option (units), ``trades`` and ``option_trades`` count the decisions that traded them;
-``unfilled`` and ``option_unfilled`` sum the steps' absolute units (a step's are signed and net:
-on the last decision, the decision's unfilled part and the unwind's, e.g. +20 and -30, count as
-10), ``breaches`` counts limit breaches."""
+``unfilled`` and ``option_unfilled`` sum absolute units per order (a decision's, and the sale's
+of the positions at the end or at a ``terminate`` limit:
+:func:`~hedgearena.envs.core.unfilled_units`), ``breaches`` counts limit breaches."""
 EXPIRY = "expiry"
 """``info["termination_reason"]`` at the book's horizon ("" before; a limit's name when a
 ``terminate`` risk limit ends the episode)."""
@@ -376,8 +377,10 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
                 terminated, self._end = True, self._t
         totals = self._totals
         totals["impact_pnl"] += result.impact_pnl
-        totals["unfilled"] += abs(result.unfilled)
-        totals["option_unfilled"] += abs(result.option_unfilled)
+        sold = terminated and self.core.unwind  # the positions were sold at this step
+        hedge, option = (result.state.hedge, result.state.option) if sold else (0.0, 0.0)
+        totals["unfilled"] += unfilled_units(result.unfilled, hedge)
+        totals["option_unfilled"] += unfilled_units(result.option_unfilled, option)
         totals["slippage"] += result.slippage
         return result, terminated
 

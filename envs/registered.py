@@ -99,10 +99,11 @@ The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pn
 The same keys every step: {info_keys}. On the last step `totals` adds the episode's totals
 (every component, `pnl`, `turnover` (the sum of the decisions' `|trade|`), `trades` (the number
 of decisions that traded), `option_turnover` and `option_trades` (the same for the hedging
-option; 0 without one), `unfilled` and `option_unfilled` as sums of absolute units,
-`slippage`, `breaches` (a count), `terminal_pnl` = final minus initial wealth, which equals the
-sum of `pnl`, and `initial_premium`). The unwind's sale at the end is a cost (in `cost` and the
-P&L) but not a decision: it is in neither `trade`, `turnover` nor `trades` (nor the option's).
+option; 0 without one), `unfilled` and `option_unfilled` as sums of absolute units (per order:
+the decision's and the sale's at the end), `slippage`, `breaches` (a count), `terminal_pnl` =
+final minus initial wealth, which equals the sum of `pnl`, and `initial_premium`). The unwind's
+sale at the end is a cost (in `cost` and the P&L) but not a decision: it is in neither `trade`,
+`turnover` nor `trades` (nor the option's).
 
 `impact_pnl` (currency, a P&L component, 0 without `permanent_impact`) is the revaluation of the
 book and the positions caused by the hedger's own trades, net of the average execution price.
@@ -118,7 +119,8 @@ drawdown; 0 = none; a limit counts again only after coming back within it); `ter
 
 `terminated` when the book's horizon (`n_steps` market steps) is reached; the hedge is then
 sold at the last spot paying costs when `unwind=True` (subject to the last step's fills: what
-does not fill stays held, marked at the last prices). With `risk_limits` and
+does not fill stays held, marked at the last prices; under `permanent_impact` the sale fills
+whole). With `risk_limits` and
 `action="terminate"`, `terminated` also comes when a limit is crossed, after the decision's
 interval: `info["termination_reason"]` names the limit and, with `unwind=True`, the positions
 are sold at that step like the unwind (the book stays, marked). `truncated` is never set by the

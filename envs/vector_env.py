@@ -22,6 +22,7 @@ from hedgearena.envs.core import (
     reward,
     target_position,
     transition,
+    unfilled_units,
     wealth,
 )
 from hedgearena.envs.episode import (
@@ -509,8 +510,11 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             _add_rows(totals["option_trades"], rows, result.option_trade != 0)
         if self._stressed:  # else these are 0
             _add_rows(totals["impact_pnl"], rows, result.impact_pnl)
-            _add_rows(totals["unfilled"], rows, abs(result.unfilled))
-            _add_rows(totals["option_unfilled"], rows, abs(result.option_unfilled))
+            sold = self.core.unwind & ((np.asarray(t) >= self._n_steps) | self._stopped[rows])
+            left = np.where(sold, result.state.hedge, 0.0), np.where(sold, result.state.option, 0.0)
+            _add_rows(totals["unfilled"], rows, unfilled_units(result.unfilled, left[0]))
+            _add_rows(totals["option_unfilled"], rows,
+                      unfilled_units(result.option_unfilled, left[1]))
             _add_rows(totals["slippage"], rows, result.slippage)
 
     def _watch_limits(
