@@ -47,7 +47,7 @@ from hedgearena.agents.saved import loading, read_json, replace_folder
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
-from hedgearena.run_config import RllibSpec, RunConfig, load_config
+from hedgearena.run_config import SEED_LIMIT, RllibSpec, RunConfig, load_config
 from hedgearena.sweep import ray_session, require
 from hedgearena.training import (
     check_arena,
@@ -225,6 +225,11 @@ def check_rllib_seeds(config: RunConfig) -> None:
     validation paths come from ``arena.seed + 1`` and the arena's from ``arena.seed``.
     """
     runners = runner_seeds(config)
+    if runners.stop - 1 >= SEED_LIMIT:
+        raise ValueError(
+            f"seed {config.seed}: the env runners' seeds {runners.start}..{runners.stop - 1} "
+            f"pass numpy's largest seed ({SEED_LIMIT - 1}); give seed <= "
+            f"{SEED_LIMIT - runners.stop + config.seed}")
     clash = sorted({config.arena.seed, config.arena.seed + 1} & set(runners))
     if clash:
         raise ValueError(

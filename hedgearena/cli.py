@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config: RunConfig | None = None
     try:
         config = resolve_config(args)
-        check_out(config, output_dir(args, config))
+        check_out(config, output_dir(args, config), uses_out=args.command != "evaluate")
         _dispatch(args.command)(args, config)
     except (ValueError, FileNotFoundError) as error:  # bad input: named, without a traceback
         parser.exit(2, f"train.py {args.command}: error: {error}\n")
@@ -416,32 +416,36 @@ def main(argv: Sequence[str] | None = None) -> None:
                          f"{interrupted_message(args, config)}\n")
 
 
-def check_out(config: RunConfig, folder: Path | None = None) -> None:
+def check_out(config: RunConfig, folder: Path | None = None, uses_out: bool = True) -> None:
     """Refuse an ``out`` (or the command's ``folder`` in it) that cannot be a writable folder.
 
     ``out`` and ``folder`` must be folders if they exist, and the nearest folder that exists
-    above them must be writable: found now, not as a traceback once the run has begun.
+    above them must be writable: found now, not as a traceback once the run has begun. A
+    command that writes elsewhere (``evaluate``, into its run folder) passes ``uses_out=False``:
+    its ``folder`` alone is checked.
 
     Raises:
         ValueError: naming ``out`` or the folder, and what is wrong.
     """
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
+    if uses_out and out.exists() and not out.is_dir():
         raise ValueError(f"out {config.out!r} is a file, not a folder: run folders go inside "
                          "it (--out or --set out=...)")
     if folder is not None and folder.exists() and not folder.is_dir():
         raise ValueError(f"{str(folder)!r} is a file, not a folder: the command writes its "
-                         "outputs into that folder (choose another --name or --out)")
+                         "outputs into that folder"
+                         + (" (choose another --name or --out)" if uses_out else ""))
     target = folder or out
+    hint = f" (out is {config.out!r}: --out or --set out=...)" if uses_out else ""
     existing = target.absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise ValueError(f"{str(target)!r} cannot be made: {str(existing)!r} is a file, not a "
-                         f"folder (out is {config.out!r}: --out or --set out=...)")
+                         f"folder{hint}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{str(target)!r} cannot be written: the folder {str(existing)!r} is "
-                         f"not writable (out is {config.out!r}: --out or --set out=...)")
+                         f"not writable{hint}")
 
 
 def output_dir(args: argparse.Namespace, config: RunConfig) -> Path:

@@ -616,6 +616,7 @@ def load_config(
         if value is not None:
             _set(tree, key.replace("__", "."), value)
     try:  # YAML's dates as the ISO text they are written back as: a config equals its file's
+        # (JSON-plain: mapping keys become text, which every field of a run config's keys are)
         return RunConfig.model_validate(to_jsonable_python(tree))
     except ValidationError as error:
         raise ValueError(_explain(error, path)) from None
@@ -627,7 +628,7 @@ def _read_config_file(source: Path) -> dict[str, Any]:
         what = "is a folder, not a file" if source.is_dir() else "does not exist"
         raise ValueError(f"config file {str(source)!r} {what}")
     try:
-        tree = load_yaml(source.read_text()) or {}
+        tree = load_yaml(source.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"config file {str(source)!r} is not valid YAML: {error}") from None
     except UnicodeDecodeError as error:

@@ -223,3 +223,31 @@ def test_a_sweep_resumes_however_its_out_is_spelt(
     changed = RunConfig.model_validate({**first.model_dump(), "seed": 5})
     with pytest.raises(ValueError, match=r"differs in \['seed'\]"):
         _check_folder(folder, changed, resume=True)
+
+
+def test_rllib_runner_seeds_past_numpys_range_are_refused() -> None:
+    """RLlib's env runner k seeds numpy with ``seed + k``: ``seed = 2**32 - 1`` passed the
+    run's check and failed inside Ray after the folder was written. The largest seed now
+    leaves room for every runner (2 runners: 2**32 - 3)."""
+    from hedgearena.agents.rllib import check_rllib_seeds
+    from hedgearena.run_config import RunConfig
+
+    check_rllib_seeds(RunConfig(seed=2**32 - 3))
+    with pytest.raises(ValueError, match=r"give seed <= 4294967293"):
+        check_rllib_seeds(RunConfig(seed=2**32 - 1))
+
+
+def test_evaluate_is_not_refused_for_an_out_it_does_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluate`` writes into ``RUN_DIR/evaluation/``; a file named like the run's ``out``
+    (``runs``) in the working folder refused it ("out 'runs' is a file"). It now goes on to
+    the run folder's own checks (here: no trained model)."""
+    monkeypatch.chdir(tmp_path)
+    Path("runs").write_text("")
+    run = tmp_path / "elsewhere" / "myrun"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("out: runs\n")
+    err = _refused(["evaluate", str(run)], capsys)
+    assert "is a file" not in err
+    assert "model" in err
