@@ -297,18 +297,6 @@ class AdaptiveBand(EnvHedger):
         ) / math.sqrt(horizon)
         return vol_ref, gamma_ref
 
-    def _restart_rows(self, state: State) -> None:
-        """Fix the references of the rows that start a new episode (step 0) from their state.
-
-        The rows a vector env resets on its own (autoreset, in a loop of the user's without
-        :meth:`reset`) start on new paths, whose spot and vol the old references do not fit.
-        """
-        fresh = np.asarray(state["step"]) == 0
-        if fresh.any():
-            vol_ref, gamma_ref = self._references(state)
-            self._vol_ref = np.where(fresh, vol_ref, self._vol_ref)
-            self._gamma_ref = np.where(fresh, gamma_ref, self._gamma_ref)
-
     def half_width(self, state: State) -> FloatArray:
         """The band's half-width on each path, units of the underlying."""
         gamma = state["book_gamma"] + state["model_option"] * state["option_gamma"]
@@ -323,6 +311,7 @@ class AdaptiveBand(EnvHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """The previous hedge, brought back into the adaptive band when it has left it."""
-        self._restart_rows(state)
+        self._vol_ref, self._gamma_ref = self.restart_references(
+            state, (self._vol_ref, self._gamma_ref), self._references)
         hedge = band_position(state["hedge"], state["model_hedge"], self.half_width(state), self.to)
         return stack_positions(hedge, state["model_option"], self.config.action_dim)

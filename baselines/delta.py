@@ -13,6 +13,8 @@ J. Financial Economics 8(3)): the classical benchmark whose cost grows like
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -91,6 +93,23 @@ class EnvHedger(Hedger):
     def config(self) -> EnvConfig:
         """The env's config."""
         return self.env.config
+
+    def restart_references(
+        self, state: State, kept: tuple[FloatArray, ...],
+        references: Callable[[State], tuple[FloatArray, ...]],
+    ) -> tuple[FloatArray, ...]:
+        """Per-path references ``kept``, taken anew where a row starts an episode (step 0).
+
+        ``references(state)`` gives them; ``(n_paths,)`` arrays. A vector env resets rows on
+        its own (autoreset, in a user's loop without :meth:`reset`): references fixed at an
+        episode's start (the adaptive band's gamma and vol, CPPI's floor) do not fit the new
+        paths, whose spot and vol are others.
+        """
+        fresh = np.asarray(state["step"]) == 0
+        if not fresh.any():
+            return kept
+        return tuple(np.where(fresh, new, old)
+                     for new, old in zip(references(state), kept, strict=True))
 
     def decision_index(self, state: State) -> NDArray[np.int64]:
         """The index of the current decision on each path (market step / rebalance_every)."""

@@ -191,7 +191,7 @@ class CPPI(EnvHedger):
         # the promise's date, from the episode's time left: the put's expiry (else the end)
         self._to_promise = 0.0 if put is None else (put[1] - config.n_steps) * config.dt
         self._floor_fraction = float(floor)  # K / S_0
-        self._insured = config.book.notional * floor * state["spot"]
+        (self._insured,) = self._insured_amount(state)
         assets, floor_value = self.assets(state), self.floor_value(state)
         if not (assets > floor_value).all():
             worst = int(np.argmax(floor_value - assets))
@@ -201,17 +201,9 @@ class CPPI(EnvHedger):
                 "floor (K / S_0)"
             )
 
-    def _restart_rows(self, state: State) -> None:
-        """Fix ``N K`` of the rows that start a new episode (step 0) from their initial spot.
-
-        The rows a vector env resets on its own (autoreset, in a loop of the user's without
-        :meth:`reset`) start on new paths: on a replayed history at another index level, where
-        the old floor would be far from ``K / S_0`` of the new start.
-        """
-        fresh = np.asarray(state["step"]) == 0
-        if fresh.any():
-            insured = self.config.book.notional * self._floor_fraction * state["spot"]
-            self._insured = np.where(fresh, insured, self._insured)
+    def _insured_amount(self, state: State) -> tuple[FloatArray]:
+        """``N K`` of each path, from its spot at its episode's start (``K = floor S_0``)."""
+        return (self.config.book.notional * self._floor_fraction * state["spot"],)
 
     def floor_value(self, state: State) -> FloatArray:
         """``F = N K e^{-r tau}`` on each path, currency (``tau``: years to the promise)."""
@@ -224,7 +216,7 @@ class CPPI(EnvHedger):
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """``m (A - F)`` (capped) in the index, in units."""
-        self._restart_rows(state)
+        (self._insured,) = self.restart_references(state, (self._insured,), self._insured_amount)
         assets = self.assets(state)
         cap = self.leverage * np.maximum(assets, 0.0)
         exposure = cppi_exposure(assets, self.floor_value(state), self.multiplier, cap)
