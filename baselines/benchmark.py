@@ -285,7 +285,7 @@ def resolve_hedgers(
     hedgers: list[Hedger] = []
     tuned: dict[str, float] = {}
     for spec in specs:
-        if isinstance(spec, Hedger):
+        if not isinstance(spec, str):  # a hedger object (the arena's checks judge it)
             hedgers.append(spec)
             continue
         family = tuned_family(spec)

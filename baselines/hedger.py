@@ -18,16 +18,8 @@ asks for it then is not recorded. The positions may be any real numbers numpy re
 (float64 or float32 arrays, ints, nested lists); None, booleans, complex numbers, strings and
 non-finite values are refused with a ``ValueError`` naming the hedger and the decision.
 
-The state's units: ``spot``, ``cash`` in currency; ``tau`` (time left in the episode) and
-``dt`` in years; ``step`` the market step; ``hedge``, ``model_hedge`` and ``book_delta`` in
-units of the underlying (the book's delta includes its stock; the delta hedge holds minus it),
-``option_position`` and ``model_option`` in units of the hedging option (options on one unit
-of the underlying each); ``book_gamma`` the change of ``book_delta`` per currency of spot,
-``book_vega`` currency per 1.00 of vol, ``book_theta`` currency per year, the ``option_*``
-greeks those of one unit of the hedging option (zeros without one);
-``implied_vol`` (at the money) and ``realised_vol`` annualised; ``liquidity`` a multiplier of
-spreads and impact (1 normal); ``cost_linear`` currency per unit traded; ``rate`` and
-``dividend`` continuous, per year.
+The state's keys and units are those of
+:attr:`hedgearena.envs.hedging_env.HedgingEnv.state`.
 
 A hedger may set ``env_overrides`` (a dict of the fields of
 :data:`hedgearena.baselines.arena.ENV_OVERRIDES`) to read the observations and actions of
@@ -39,7 +31,6 @@ A learned agent that outputs actions in [-1, 1] converts them with
 
 from __future__ import annotations
 
-import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -47,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from hedgearena.envs.checks import holds_real_numbers
 from hedgearena.envs.core import CoreConfig, Episode, is_stressed
 from hedgearena.envs.vector_env import VecHedgingEnv
 
@@ -300,7 +292,7 @@ def _checked_positions(
             f"{refused} {type(positions).__name__} at decision {decision}, which numpy cannot "
             f"read as an array ({error})"
         ) from None
-    if not _real_numbers(values):
+    if not holds_real_numbers(values):
         raise ValueError(
             f"{refused} {type(positions).__name__} of dtype {values.dtype} at decision "
             f"{decision}; {allowed}"
@@ -327,20 +319,6 @@ def _checked_positions(
             f"path {int(bad[0])}: {targets[bad[0]].tolist()}"
         )
     return targets
-
-
-def _real_numbers(values: NDArray[Any]) -> bool:
-    """Whether ``values`` holds real numbers: ints or floats (not bools, complex, strings).
-
-    An int or float dtype, or an object array of Python or numpy ints and floats.
-    """
-    if values.dtype.kind in "iuf":
-        return True
-    if values.dtype.kind != "O":
-        return False  # bool, complex, strings, dates...
-    return all(
-        isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_) for x in values.flat
-    )
 
 
 def _collect_totals(

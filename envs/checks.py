@@ -97,6 +97,22 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
+def holds_real_numbers(values: np.ndarray) -> bool:
+    """Whether an array holds real numbers: ints or floats (not bools, complex, strings).
+
+    An int or float dtype, or an object array of Python or numpy ints and floats.
+
+    Examples:
+        >>> holds_real_numbers(np.array([1, 2.5])), holds_real_numbers(np.array([True]))
+        (True, False)
+    """
+    if values.dtype.kind in "iuf":
+        return True
+    if values.dtype.kind != "O":
+        return False  # bool, complex, strings, dates...
+    return all(is_real(x) for x in values.flat)
+
+
 def is_integer(value: Any, *, integral_floats: bool = False) -> bool:
     """Whether ``value`` is an integer (booleans excluded; ``20.0`` too if ``integral_floats``).
 

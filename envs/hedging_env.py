@@ -515,6 +515,18 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         ``option_gamma``, ``option_vega``, ``liquidity``, ``hedge``, ``option_position``,
         ``cash``, ``model_hedge``, ``model_option``, ``cost_linear`` (currency per unit),
         ``rate``, ``dividend``, ``dt``.
+
+        Units: ``spot``, ``cash`` in currency; ``tau`` (time left in the episode) and ``dt``
+        in years; ``step`` the market step; ``hedge``, ``model_hedge`` and ``book_delta`` in
+        units of the underlying (the book's delta includes its stock; the delta hedge holds
+        minus it), ``option_position`` and ``model_option`` in units of the hedging option
+        (options on one unit of the underlying each); ``book_gamma`` the change of
+        ``book_delta`` per currency of spot, ``book_vega`` currency per 1.00 of vol,
+        ``book_theta`` currency per year, the ``option_*`` greeks those of one unit of the
+        hedging option (zeros without one); ``implied_vol`` (at the money) and
+        ``realised_vol`` annualised; ``liquidity`` a multiplier of spreads and impact (1
+        normal); ``cost_linear`` currency per unit traded; ``rate`` and ``dividend``
+        continuous, per year.
         """
         if self._batch is None:
             raise RuntimeError("call reset() first")

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from hedgearena.envs.checks import is_integer
+from hedgearena.envs.checks import holds_real_numbers, is_integer
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.envs.core import (
     ARRAY_OPS,
@@ -318,7 +318,13 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         step's result (:data:`STEP_INFO_KEYS`), ``breach`` and, when episodes end, ``totals``
         and ``_totals``, the same arrays as with the full infos.
         """
-        values = np.asarray(targets, dtype=np.float64)
+        values = np.asarray(targets)
+        if not holds_real_numbers(values):
+            raise ValueError(
+                f"targets must be real numbers (units: ints or floats), got an array of dtype "
+                f"{values.dtype}"
+            )
+        values = values.astype(np.float64, copy=False)
         if values.shape != (self.num_envs, self.config.action_dim):
             raise ValueError(
                 f"targets must have shape {(self.num_envs, self.config.action_dim)}, "

@@ -354,3 +354,42 @@ def test_the_python_api_scores_the_built_ins_as_the_cli_does(tmp_path: Path) -> 
                                   api.loc[cli.index, columns].astype(float), check_exact=False,
                                   rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(api.loc["mine", "mean_cost"], api.loc["no hedge", "mean_cost"])
+
+
+def test_the_benchmark_names_a_hedger_class_or_a_duck_typed_hedger_like_the_arena() -> None:
+    """``benchmark`` sent anything that is not a ``Hedger`` instance to the spec parser:
+    ``AttributeError: 'Duck' object has no attribute 'partition'``. Objects now go to the
+    arena's checks, which name what is wrong; a duck-typed hedger with a name runs."""
+    from hedgearena.baselines.benchmark import BenchmarkSettings, benchmark
+    from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.envs.config import make_config
+
+    config = make_config("ShortCall")
+    settings = BenchmarkSettings(n_paths=64, frontier=False, progress=False)
+    with pytest.raises(ValueError, match=r"instance, BlackScholesDelta\(\.\.\.\)"):
+        benchmark(config, ["delta", BlackScholesDelta], settings)  # type: ignore[list-item]
+
+    class Duck:
+        name = "duck"
+        uses_observations = False
+
+        def reset(self, env: Any) -> None:
+            self.n = env.num_envs
+
+        def positions(self, state: Any, obs: Any) -> np.ndarray:
+            return np.zeros((self.n, 1))
+
+    report = benchmark(config, ["delta", Duck()], settings)  # type: ignore[list-item]
+    assert "duck" in report.scores
+
+
+def test_step_targets_refuses_what_is_not_a_real_number() -> None:
+    """The vector env's ``step_targets`` (documented for direct use) took booleans and numeric
+    strings as positions, as ``run_hedger`` did before its check."""
+    env = VecHedgingEnv(num_envs=2, preset="ShortCall")
+    env.reset(seed=0)
+    for bad in (np.array([[True], [False]]), np.array([["1.5"], ["2"]]),
+                np.array([[1 + 2j], [0j]])):
+        with pytest.raises(ValueError, match="targets must be real numbers"):
+            env.step_targets(bad)
+    env.step_targets([[1], [2]])  # ints and lists are numbers
