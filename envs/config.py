@@ -353,14 +353,19 @@ class EnvConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain description for logs and saved configs (objects shown by their repr)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = (
-                value if isinstance(value, int | float | str | bool | type(None)) else repr(value)
-            )
-        return out
+        """A plain description for logs and saved configs (objects shown by their repr).
+
+        Mappings (``market_kwargs``) stay mappings, their values described alike.
+        """
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, int | float | str | bool | type(None)):
+                return value
+            if isinstance(value, dict):
+                return {str(key): plain(item) for key, item in value.items()}
+            return repr(value)
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
