@@ -108,6 +108,10 @@ class _Slots(NamedTuple):
     quantity: FloatArray
 
 
+_SLOTS_CACHE: dict[bool, tuple[BookPaths, _Slots]] = {}
+"""The last batch's slots (with a quantity: True; all: False), by the identity of its book."""
+
+
 class RepricedDelta(EnvHedger):
     """Minus the book's delta with each option valued at a vol of the subclass's choosing.
 
@@ -120,7 +124,6 @@ class RepricedDelta(EnvHedger):
     """
 
     uses_observations = False  # reads the state only
-    _slots_cache: tuple[BookPaths, bool, _Slots] | None = None
 
     def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
         """The implied and hedging vols of the book's ``slots``, ``(k,)`` each."""
@@ -166,13 +169,14 @@ class RepricedDelta(EnvHedger):
     def _book_slots(self, quantity_only: bool) -> _Slots:
         """The batch's slots with a quantity (else all of them), cached for the batch's book.
 
-        A batch is read-only (the vector env copies one before writing new paths into it), so
-        its book's identity keys the cache.
+        One cache for every repricing hedger (a tuned family's members run one after another
+        on the same batch), keyed by the book's identity: a batch is read-only (the vector env
+        copies one before writing new paths into it).
         """
         book, times = self.env.batch.instruments, self.env.batch.market.times
-        cached = self._slots_cache
-        if cached is not None and cached[0] is book and cached[1] == quantity_only:
-            return cached[2]
+        cached = _SLOTS_CACHE.get(quantity_only)
+        if cached is not None and cached[0] is book:
+            return cached[1]
         shape = book.strike.shape
         flat = np.flatnonzero(book.quantity) if quantity_only else np.arange(book.strike.size)
         path, option = np.divmod(flat, shape[1])
@@ -183,7 +187,7 @@ class RepricedDelta(EnvHedger):
 
         slots = _Slots(path, option, field(book.strike), field(book.start), field(book.expiry),
                        field(book.expiry) * dt, field(book.is_call), field(book.quantity))
-        self._slots_cache = (book, quantity_only, slots)
+        _SLOTS_CACHE[quantity_only] = (book, slots)
         return slots
 
     def implied_vols(self, state: State, slots: BookSlots) -> FloatArray:
