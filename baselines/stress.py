@@ -32,8 +32,10 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,7 +249,8 @@ def stress_test(
         The report.
 
     Raises:
-        ValueError: if a scenario does not apply and is not skipped, or none applies.
+        ValueError: if a scenario does not apply and is not skipped (before anything runs),
+            or none applies.
 
     Examples:
         >>> from hedgearena.envs.config import make_config
@@ -258,15 +261,9 @@ def stress_test(
         (2, 2)
     """
     settings = settings or StressSettings()
-    chosen = resolve_scenarios(scenarios)
     config = with_risk_limits(config, settings.risk_limits)
-    skipped: dict[str, str] = {}
-    if scenarios is None if skip_inapplicable is None else skip_inapplicable:
-        skipped = {name: why for name, s in chosen.items()
-                   if (why := inapplicable(s, config)) is not None}
-        chosen = {name: s for name, s in chosen.items() if name not in skipped}
-        if not chosen:
-            raise ValueError(f"no scenario applies to this env: {skipped}")
+    skip = scenarios is None if skip_inapplicable is None else skip_inapplicable
+    chosen, skipped = applicable(resolve_scenarios(scenarios), config, skip)
     main, tuned = resolve_hedgers(config, hedgers, settings.benchmark())
     names = [h.name for h in main]
     if settings.reference not in names:  # a spec (leland, ww:best) names its hedger
@@ -274,31 +271,60 @@ def stress_test(
             settings = dataclasses.replace(
                 settings, reference=reference_name(settings.reference, hedgers, main))
     out_path = None if out_dir is None else Path(out_dir)
-    if out_path is not None:  # an earlier run's worst paths are not this run's
-        shutil.rmtree(out_path / "worst_paths", ignore_errors=True)
-    rows: dict[tuple[str, str], dict[str, float]] = {}
-    pnl: dict[str, dict[str, np.ndarray]] = {}
-    files: dict[str, Path] = {}
-    with tqdm(total=len(chosen), desc="stress", unit="scenario",
-              disable=not settings.progress) as bar:
-        for name, scenario in chosen.items():
-            bar.set_postfix_str(name)
-            stressed = scenario.apply(config)
-            result = run_arena(stressed, main, settings.n_paths, settings.seed,
-                               progress=settings.progress)
-            for hedger in names:
-                rows[name, hedger] = _score(result, hedger, settings)
-            pnl[name] = {h: result.records[h].totals["terminal_pnl"].copy() for h in names}
-            if settings.worst_paths and out_path is not None:
-                files.update(_worst_stories(result, name, names, rows, settings, out_path))
-            bar.update(1)
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
-    out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped)
-    if out_path is not None:
-        files.update(write_report(out, config, main, settings, out_path, title))
-        out.files = files
+    stories = None  # this run's worst paths, moved in with the rest of the report
+    if settings.worst_paths and out_path is not None:
+        out_path.mkdir(parents=True, exist_ok=True)
+        stories = Path(tempfile.mkdtemp(prefix=".worst-paths-", dir=out_path))
+    try:
+        rows: dict[tuple[str, str], dict[str, float]] = {}
+        pnl: dict[str, dict[str, np.ndarray]] = {}
+        drawn: dict[str, Path] = {}
+        with tqdm(total=len(chosen), desc="stress", unit="scenario",
+                  disable=not settings.progress) as bar:
+            for name, scenario in chosen.items():
+                bar.set_postfix_str(name)
+                result = run_arena(scenario.apply(config), main, settings.n_paths, settings.seed,
+                                   progress=settings.progress)
+                for hedger in names:
+                    rows[name, hedger] = _score(result, hedger, settings)
+                pnl[name] = {h: result.records[h].totals["terminal_pnl"].copy() for h in names}
+                if stories is not None:
+                    drawn.update(_worst_stories(result, name, names, rows, settings, stories))
+                bar.update(1)
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
+        out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped)
+        if out_path is not None:
+            out.files = write_report(out, config, main, settings, out_path, title,
+                                     (stories, drawn) if stories is not None else None)
+    finally:
+        if stories is not None:
+            shutil.rmtree(stories, ignore_errors=True)
     return out
+
+
+def applicable(
+    scenarios: Mapping[str, Scenario], config: EnvConfig, skip: bool
+) -> tuple[dict[str, Scenario], dict[str, str]]:
+    """The scenarios that can stress ``config``, and why each other one cannot.
+
+    Checked before anything runs (:func:`inapplicable`): with ``skip`` the others are left out,
+    else they are refused.
+
+    Raises:
+        ValueError: naming each scenario that cannot stress ``config`` and why (unless
+            ``skip``), or when none can.
+    """
+    skipped = {name: why for name, s in scenarios.items()
+               if (why := inapplicable(s, config)) is not None}
+    if skipped and not skip:
+        lines = "; ".join(f"{name}: {why}" for name, why in skipped.items())
+        raise ValueError(f"these scenarios cannot stress this env: {lines} (leave them out, or "
+                         "pass skip_inapplicable=True to list them instead)")
+    chosen = {name: s for name, s in scenarios.items() if name not in skipped}
+    if not chosen:
+        raise ValueError(f"no scenario applies to this env: {skipped}")
+    return chosen, skipped
 
 
 CONDITIONAL_ERRORS = (
@@ -371,17 +397,27 @@ def _worst_stories(
 # ------------------------------------------------------------------------------- the report
 def write_report(
     out: StressReport, config: EnvConfig, hedgers: Sequence[Hedger], settings: StressSettings,
-    out_dir: Path, title: str = "",
+    out_dir: Path, title: str = "", stories: tuple[Path, Mapping[str, Path]] | None = None,
 ) -> dict[str, Path]:
     """Write the tables, heat maps and config of a stress report into ``out_dir``.
 
     Written in a staging folder and moved in together
     (:func:`hedgearena.baselines.report.write_staged`): an interrupted report leaves the
-    previous one whole.
+    previous one whole. ``stories`` are the worst paths drawn (a folder holding
+    ``worst_paths/``, and name -> file in it), moved in with the rest; an earlier report's
+    ``worst_paths/`` is replaced (removed without them).
     """
-    return report.write_staged(
-        out_dir, lambda stage: _write_files(out, config, hedgers, settings, stage, title)
-    )
+
+    def write(stage: Path) -> dict[str, Path]:
+        files = _write_files(out, config, hedgers, settings, stage, title)
+        if stories is not None and (stories[0] / "worst_paths").is_dir():
+            folder, drawn = stories
+            os.replace(folder / "worst_paths", stage / "worst_paths")
+            files.update({k: stage / p.relative_to(folder) for k, p in drawn.items()})
+        shutil.rmtree(out_dir / "worst_paths", ignore_errors=True)  # not this report's
+        return files
+
+    return report.write_staged(out_dir, write)
 
 
 def _write_files(
@@ -481,8 +517,8 @@ def _pivot_markdown(out: StressReport, key: str, se_key: str | None) -> str:
         cells = []
         for j, value in enumerate(array[i]):
             text = report.format_number(float(value))
-            if errors is not None and math.isfinite(value):
-                text += f" ± {report.format_se(float(errors[i, j]))}"
+            if errors is not None and math.isfinite(value) and math.isfinite(errors[i, j]):
+                text += f" ± {report.format_se(float(errors[i, j]))}"  # (NaN: one path)
             cells.append(f"**{text}**" if j == best[i] else text)
         lines.append(f"| {scenario} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

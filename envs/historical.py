@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from hedgearena.envs.checks import is_number, require_surface
+from hedgearena.envs.checks import is_integer, is_number, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
@@ -381,7 +381,7 @@ class HistoricalReplay:
         """
         _check_n_steps(n_steps)
         stride = n_steps if stride is None else stride
-        if not (isinstance(stride, (int, np.integer)) and stride >= 1):
+        if not (is_integer(stride) and stride >= 1):
             raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
         days = _as_days(self.data.index)
         first = 0 if start is None else int(days.searchsorted(_day("start", start), "left"))
@@ -431,7 +431,7 @@ class HistoricalReplay:
             >>> replay.simulate(4, 10, 1 / 252, np.random.default_rng(0)).spot.shape
             (4, 11)
         """
-        if not (isinstance(n_paths, (int, np.integer)) and n_paths >= 1):
+        if not (is_integer(n_paths) and n_paths >= 1):  # True is no path count
             raise ValueError(f"n_paths must be an integer >= 1, got {n_paths!r}")
         starts = rng.integers(0, self.window_starts(n_steps), size=n_paths)
         return self.window(starts, n_steps, dt)
@@ -740,7 +740,7 @@ def _check_vols(vol: pd.Series, column: str, scale: float = 1.0) -> None:
 
 def _check_n_steps(n_steps: int) -> None:
     """Raise unless ``n_steps`` is an integer >= 1."""
-    if not (isinstance(n_steps, (int, np.integer)) and n_steps >= 1):
+    if not (is_integer(n_steps) and n_steps >= 1):  # True is no window of 1 step
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
 
 

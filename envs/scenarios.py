@@ -4,7 +4,9 @@ A :class:`Scenario` turns an env config into a stressed one: it wraps the config
 (or replaces it, for historical windows) and overrides some env fields. Market scenarios are
 wrappers of a base :class:`~hedgearena.envs.market.MarketModel`: they simulate the base's paths
 from the same generator first (so a scenario and its base share their random numbers, path by
-path), then reshape them. Events that fall past the grid's end do not happen in it.
+path), then reshape them; a random event's step comes from a stream jumped ahead of the
+generator's (:func:`event_generator`), so what the env draws after the market (a book's client
+flow) is the base's too. Events that fall past the grid's end do not happen in it.
 
 =====================  ==========================================================================
 name                   what it does (defaults)
@@ -29,11 +31,13 @@ name                   what it does (defaults)
 
 Some scenarios switch on execution mechanics of the core: partial fills (``fill_fraction`` and
 ``fill_cap`` arrays of :class:`MarketPaths`) and the hedger's own permanent impact (the
-``permanent_impact`` field of :class:`~hedgearena.envs.config.EnvConfig`). The liquidity
-multipliers ("spreads x20", "x5") scale the cost models that read liquidity (spreads, linear
-and square-root impact), not a plain proportional fee: with the presets' proportional costs
-only the fills bite; ``train.py stress`` uses a spread and impact cost by default
-(``stress.cost``) for that reason.
+``permanent_impact`` field of :class:`~hedgearena.envs.config.EnvConfig`). Partial fills bind
+the decisions' orders; under permanent impact (crowding, or a stack with it) the sale of the
+positions at the end fills whole, and the hedging option stays quoted at the market's spot
+(:mod:`hedgearena.envs.core`). The liquidity multipliers ("spreads x20", "x5") scale the cost
+models that read liquidity (spreads, linear and square-root impact), not a plain proportional
+fee: with the presets' proportional costs only the fills bite; ``train.py stress`` uses a
+spread and impact cost by default (``stress.cost``) for that reason.
 
 Examples:
     >>> from hedgearena.envs.config import make_config
@@ -99,6 +103,30 @@ def event_steps(
     if step is None:
         return rng.integers(low, max(high, low) + 1, size=n_paths)
     return np.full(n_paths, int(step), dtype=np.int64)
+
+
+def event_generator(rng: np.random.Generator, model: MarketModel) -> np.random.Generator:
+    """The generator of ``model``'s own draws (its event steps), leaving ``rng``'s stream as is.
+
+    A stream jumped ahead of ``rng``'s (:meth:`numpy.random.PCG64.jumped`), so that what the
+    env draws from ``rng`` after the market (the book's client flow) is the same with the
+    scenario as without it; stacked wrappers jump by their depth (one per wrapper down to the
+    base model), so each draws its own numbers. A bit generator that cannot jump (SFC64) is
+    drawn from directly.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> steps = event_steps(None, 1, 20, 3, event_generator(rng, Gap()))
+        >>> float(rng.random()) == float(np.random.default_rng(0).random())  # rng untouched
+        True
+    """
+    jumped = getattr(rng.bit_generator, "jumped", None)
+    if jumped is None:
+        return rng
+    depth = 0
+    while isinstance(model, SCENARIO_WRAPPERS):
+        depth, model = depth + 1, model.base
+    return np.random.Generator(jumped(max(depth, 1)))
 
 
 def vol_level_factor(surface: VolSurface, factor: Any) -> Any:
@@ -294,9 +322,9 @@ class Gap:
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
     ) -> MarketPaths:
-        """The base's paths with the gap (its step drawn after the base's paths)."""
+        """The base's paths with the gap (its step drawn by :func:`event_generator`)."""
         paths = self.base.simulate(n_paths, n_steps, dt, rng)
-        steps = event_steps(self.step, 1, n_steps, n_paths, rng)
+        steps = event_steps(self.step, 1, n_steps, n_paths, event_generator(rng, self))
         after = _rows(n_steps) >= steps[None, :]  # (n_steps + 1, n_paths): past the gap
         returns = _log_returns(paths)
         variance, vol_state = time_major(paths.variance), time_major(paths.vol_state)
@@ -404,7 +432,7 @@ class VolSpike:
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
     ) -> MarketPaths:
-        """The base's paths with the spike (its step drawn after the base's paths)."""
+        """The base's paths with the spike (its step drawn by :func:`event_generator`)."""
         paths = self.base.simulate(n_paths, n_steps, dt, rng)
         vol_state = time_major(paths.vol_state)
         level = float(vol_state[0, 0])
@@ -413,7 +441,7 @@ class VolSpike:
                 "VolSpike.base must have one constant vol level (GBM, or Merton with its own, "
                 f"a flat or a smile surface), got {type(self.base).__name__} with a varying level"
             )
-        steps = event_steps(self.step, 0, n_steps - 1, n_paths, rng)
+        steps = event_steps(self.step, 0, n_steps - 1, n_paths, event_generator(rng, self))
         age = (_rows(n_steps) - steps[None, :]) * dt  # years since the spike (< 0 before it)
         excess = self.multiplier**2 - 1.0
         ratio = 1.0 + np.where(age >= 0, excess * np.exp(-self.kappa * np.maximum(age, 0.0)), 0.0)
@@ -511,15 +539,16 @@ class LiquidityDrought:
         _check_grid(type(self).__name__, "start", self.start, n_steps, n_steps)
 
     def stressed(self, n_paths: int, n_steps: int, rng: np.random.Generator) -> NDArray[np.bool_]:
-        """``(n_steps + 1, n_paths)`` True at the stressed steps (draws the start if random)."""
-        starts = event_steps(self.start, 0, n_steps + 1 - self.length, n_paths, rng)
+        """``(n_steps + 1, n_paths)`` True at the stressed steps (a random start: own stream)."""
+        starts = event_steps(self.start, 0, n_steps + 1 - self.length, n_paths,
+                             event_generator(rng, self))
         rows = _rows(n_steps)
         return (rows >= starts[None, :]) & (rows < starts[None, :] + self.length)
 
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
     ) -> MarketPaths:
-        """The base's paths with the drought (its start drawn after the base's paths)."""
+        """The base's paths with the drought (its start drawn by :func:`event_generator`)."""
         paths = self.base.simulate(n_paths, n_steps, dt, rng)
         return self.window.apply(paths, self.stressed(n_paths, n_steps, rng))
 
@@ -602,9 +631,10 @@ class FlashCrash:
     def simulate(
         self, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
     ) -> MarketPaths:
-        """The base's paths with the crash (its start drawn after the base's paths)."""
+        """The base's paths with the crash (its start drawn by :func:`event_generator`)."""
         paths = self.base.simulate(n_paths, n_steps, dt, rng)
-        starts = event_steps(self.start, 0, n_steps - self.span, n_paths, rng)
+        starts = event_steps(self.start, 0, n_steps - self.span, n_paths,
+                             event_generator(rng, self))
         since = (_rows(n_steps) - starts[None, :]).astype(np.float64)
         depth = self.depth(since)
         spot = time_major(paths.spot) * np.exp(math.log1p(self.drop) * depth)
@@ -999,11 +1029,12 @@ def _historical(name: str) -> Callable[..., Scenario]:
     default_start, default_end, story = HISTORICAL_WINDOWS[name]
 
     def build(start: str = default_start, end: str = default_end) -> Scenario:
-        from hedgearena.envs.historical import _timestamp
+        from hedgearena.envs.historical import _day
 
-        for key, value in (("start", start), ("end", end)):
-            if value is not None:  # None: unbounded (HistoricalReplay.between)
-                _timestamp(f"{name}.{key}", value)  # a number (20080901) is refused, not 1970
+        days = [None if value is None else _day(f"{name}.{key}", value)  # None: unbounded
+                for key, value in (("start", start), ("end", end))]  # 20080901 is no date
+        if None not in days and days[0] > days[1]:  # else skipped as "inapplicable" to any env
+            raise ValueError(f"{name}.start ({start}) must be on or before {name}.end ({end})")
         return Scenario(
             name, f"S&P 500 {start}..{end}: {story}",
             functools.partial(sp500_window, start=start, end=end),
