@@ -1,11 +1,14 @@
 """One path's story as a picture: spot, model hedge, hedge position, trades and cumulative cost.
 
 Used by the envs' ``render_mode="rgb_array"`` (single and vector) and by the arena's path-story
-plot, so all draw the same thing. matplotlib is imported lazily (the Agg backend: no display).
+plot, so all draw the same thing. matplotlib is imported lazily; the figures are drawn on an Agg
+canvas of their own, without pyplot, so rendering neither needs a display nor changes the
+caller's matplotlib backend (a notebook's inline plots, a script's windows).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,20 +63,20 @@ def path_story_figure(
             decision at each point, units (a panel after the underlying's, same colours).
 
     Returns:
-        The figure (close it with ``matplotlib.pyplot.close(fig)``).
+        The figure, on an Agg canvas of its own (not pyplot's: ``savefig`` it, or
+        :func:`figure_to_rgb`; nothing to close).
     """
     import textwrap
 
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     rows = 2 + bool(options) + bool(costs)
-    fig, axes = plt.subplots(rows, 1, figsize=(8.6, 2.2 * rows + 0.8), sharex=True,
-                             layout="constrained", squeeze=False)
-    axes = axes[:, 0]
+    # a Figure on an Agg canvas, not pyplot's: rendering leaves the caller's backend alone
+    fig = Figure(figsize=(8.6, 2.2 * rows + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     t = np.asarray(times, dtype=float)
     point = {"marker": "o", "ms": 4} if np.unique(t).size < 2 else {}  # no line to draw
     legend = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0),
@@ -140,12 +143,11 @@ def held_to_end(values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def figure_to_rgb(fig: Any) -> np.ndarray:
-    """The figure's pixels, ``(height, width, 3)`` uint8; the figure is closed."""
-    import matplotlib.pyplot as plt
-
+    """The figure's pixels, ``(height, width, 3)`` uint8; the figure is closed (if pyplot's)."""
     fig.canvas.draw()
     pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:  # a figure of pyplot's: release it
+        sys.modules["matplotlib.pyplot"].close(fig)
     return pixels
 
 

@@ -226,7 +226,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         """(Re)initialise the hedger's state of ``rows`` at the start of their episodes.
 
         The position, cash and step arrays are replaced, never written in place, so the arrays
-        already handed out (in infos) keep their values without being copied.
+        already handed out (read-only views in :attr:`state`) keep their values uncopied.
         """
         n, ep = self.num_envs, self._batch.episode
         if isinstance(rows, slice):
@@ -664,9 +664,10 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         """The info entries of the positions, market and wealth now, ``(num_envs,)`` each."""
         n = self.num_envs
         return {
-            "hedge": self._hedge,  # replaced, never written in place (see _begin): no copies
-            "option_position": self._option,
-            "cash": self._cash,
+            # copies: the env's own arrays, which a caller writing into its infos would change
+            "hedge": self._hedge.copy(),
+            "option_position": self._option.copy(),
+            "cash": self._cash.copy(),
             "spot": np.array(view.spot[t], dtype=np.float64),  # a copy of the batch's row
             "model_hedge": np.array(view.model_hedge[t], dtype=np.float64),
             "wealth": wealth(view, t, self._state_of(ALL_ROWS)),
@@ -762,6 +763,10 @@ class _Constants:
         self.expiry = np.full(n, EXPIRY, dtype=_REASON)
         for value in (self.zeros, self.no_breach, self.no_reason, self.expiry):
             value.flags.writeable = False
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:
+        """Rebuilt read-only by copies and pickles (which would make the arrays writable)."""
+        return _Constants, (len(self.zeros),)
 
 
 Rows = slice | np.ndarray
