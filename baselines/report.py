@@ -29,6 +29,7 @@ from rich.table import Table
 
 from hedgearena.baselines.hedger import EpisodeRecord
 from hedgearena.baselines.metrics import column_units, held_positions
+from hedgearena.envs.rendering import agg_figure
 
 OBJECTIVE_MARK = "*"
 """Marks the objective's column (lower is better)."""
@@ -363,20 +364,11 @@ def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------- plots
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig: Any, path: str | Path) -> Path:
+    """Write a figure (:func:`hedgearena.envs.rendering.agg_figure`'s) as a 120-dpi PNG."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
-    _pyplot().close(fig)
     return out
 
 
@@ -498,9 +490,9 @@ def plot_distributions(
     """
     from hedgearena.envs.rendering import distinct_colors
 
-    plt = _pyplot()
     n = max(len(pnl), len(cost))
-    fig, axes = plt.subplots(2, 1, figsize=(11.0 if n <= 22 else 14.0, 7.5), layout="constrained")
+    fig = agg_figure(figsize=(11.0 if n <= 22 else 14.0, 7.5), layout="constrained")
+    axes = fig.subplots(2, 1)
     fig.get_layout_engine().set(rect=(0.0, 0.03, 1.0, 0.97))  # room for the note below
     colors = distinct_colors(n)
     _histogram_panel(axes[0], pnl, "terminal P&L (currency per episode)", colors)
@@ -621,9 +613,9 @@ def plot_frontier(
     Returns:
         ``path``.
     """
-    plt = _pyplot()
     n_entries = len(points) + len(families)
-    fig, ax = plt.subplots(figsize=(10.5 if n_entries <= 22 else 13.5, 6.5), layout="constrained")
+    fig = agg_figure(figsize=(10.5 if n_entries <= 22 else 13.5, 6.5), layout="constrained")
+    ax = fig.subplots()
     curves = {name: (np.asarray(f.mean_cost, dtype=np.float64).ravel(),
                      np.asarray(f.std_cost, dtype=np.float64).ravel())
               for name, f in families.items()}

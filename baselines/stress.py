@@ -60,6 +60,7 @@ from hedgearena.baselines.registry import describe
 from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
+from hedgearena.envs.rendering import agg_figure
 from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
 from hedgearena.yaml_io import dump_yaml
 
@@ -613,11 +614,9 @@ def plot_heatmap(
     """
     import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     n_rows, n_cols = values.shape
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.15 * n_cols + 3.0), max(3.0, 0.55 * n_rows + 2.2)))
+    fig = agg_figure(figsize=(max(6.0, 1.15 * n_cols + 3.0), max(3.0, 0.55 * n_rows + 2.2)))
+    ax = fig.subplots()
     scaled = column_scale(values)
     cmap = matplotlib.colormaps["RdYlGn_r"].with_extremes(bad="0.85")
     image = ax.imshow(np.ma.masked_invalid(scaled), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
@@ -648,5 +647,4 @@ def plot_heatmap(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
     return out

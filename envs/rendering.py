@@ -68,14 +68,10 @@ def path_story_figure(
     """
     import textwrap
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     rows = 2 + bool(options) + bool(costs)
-    # a Figure on an Agg canvas, not pyplot's: rendering leaves the caller's backend alone
-    fig = Figure(figsize=(8.6, 2.2 * rows + 0.8), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = agg_figure(figsize=(8.6, 2.2 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     t = np.asarray(times, dtype=float)
     point = {"marker": "o", "ms": 4} if np.unique(t).size < 2 else {}  # no line to draw
@@ -140,6 +136,21 @@ def held_to_end(values: Sequence[float] | np.ndarray) -> np.ndarray:
     if out.size > 1:
         out[-1] = out[-2]
     return out
+
+
+def agg_figure(**kwargs: Any) -> Any:
+    """A matplotlib ``Figure(**kwargs)`` on an Agg canvas of its own, not pyplot's.
+
+    Drawing leaves the caller's backend alone (a notebook's inline plots, a script's windows:
+    ``matplotlib.use("Agg")`` would switch the whole process), and there is nothing to close:
+    ``savefig`` it, or :func:`figure_to_rgb`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def figure_to_rgb(fig: Any) -> np.ndarray:

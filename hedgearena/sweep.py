@@ -652,13 +652,14 @@ def plot_sweep(table: pd.DataFrame, spec: SweepSpec, path: Path, c: float) -> Pa
     seeds), a line joins the mean objective at each value (over the trials with that value: a
     marginal mean when other keys are swept too).
     """
-    from hedgearena.baselines.report import _pyplot, _save
+    from hedgearena.baselines.report import _save
+    from hedgearena.envs.rendering import agg_figure
 
-    plt = _pyplot()
     keys = [key for key in spec.space if key != "seed"] or list(spec.space)
     cols = min(len(keys), 3)
     rows = math.ceil(len(keys) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows), squeeze=False)
+    fig = agg_figure(figsize=(5.6 * cols, 4.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     done = table[table["status"] == "ok"]
     for ax, key in zip(axes.flat, keys, strict=False):
         kind = next(iter(spec.space[key]))

@@ -262,10 +262,11 @@ def test_column_scale_keeps_missing_values_missing() -> None:
 def test_heatmap_marks_missing_cells_and_no_best_in_an_empty_column(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import matplotlib.pyplot as plt
+    from hedgearena.envs.rendering import agg_figure
 
-    close, saved = plt.close, []
-    monkeypatch.setattr(plt, "close", saved.append)
+    saved: list[Any] = []
+    monkeypatch.setattr(stress, "agg_figure",
+                        lambda **kwargs: saved.append(agg_figure(**kwargs)) or saved[-1])
     values = pd.DataFrame({"s1": [1.0, np.nan, 3.0], "s2": [np.nan] * 3},
                           index=["a", "b", "c"])
     stress.plot_heatmap(values, tmp_path / "h.png", title="t")
@@ -276,4 +277,25 @@ def test_heatmap_marks_missing_cells_and_no_best_in_an_empty_column(
     missing = [cells[0, 1], cells[1, 0], cells[1, 1], cells[1, 2]]  # (column, row)
     assert all(t.get_text() == "-" and t.get_color() == "black" for t in missing)
     assert all(t.get_fontweight() == "normal" for t in missing)
-    close(saved[0])
+
+
+def test_the_report_plots_leave_the_callers_matplotlib_backend_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They called ``matplotlib.use("Agg")``, which switches the whole process: a notebook's
+    inline plots stopped showing after a benchmark. They now draw on Agg canvases of their
+    own (``rendering.agg_figure``) and write the same PNGs."""
+    import matplotlib
+
+    monkeypatch.setattr(matplotlib, "use", lambda *args, **kwargs: pytest.fail("backend set"))
+    rng = np.random.default_rng(0)
+    pnl = {"delta": rng.normal(size=200), "no hedge": rng.normal(size=200)}
+    paths = [
+        report.plot_distributions(pnl, {k: -v for k, v in pnl.items()}, tmp_path / "d.png"),
+        report.plot_frontier({}, {"delta": (1.0, 2.0)}, tmp_path / "f.png"),
+        stress.plot_heatmap(pd.DataFrame({"s1": [1.0, 2.0]}, index=["a", "b"]),
+                            tmp_path / "h.png", title="t"),
+        report.plot_path_story(0, np.arange(3.0), np.ones((1, 3)), np.zeros((1, 3)),
+                               {"delta": np.zeros((1, 3))}, tmp_path / "s.png"),
+    ]
+    assert all(p.stat().st_size > 1000 for p in paths)
