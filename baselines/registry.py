@@ -21,6 +21,9 @@ spec                         hedger
                              rebalanced every K decisions
 ``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
                              floor F (K / S_0; default the book's put), leverage L
+``python:mod.Class[:a...]``  a :class:`~hedgearena.baselines.hedger.Hedger` subclass of your own,
+                             ``mod.Class(a, ...)`` (arguments read as integers, numbers or words);
+                             ``mod`` must be importable (installed, or on ``PYTHONPATH``)
 ============================ ==================================================================
 
 ``ww:best``, ``zakamouline:best`` and ``band:best`` name the member of the family with the
@@ -29,6 +32,8 @@ lowest objective on tuning paths (see :mod:`hedgearena.baselines.benchmark`).
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +69,44 @@ def _band(spec: str, args: list[str]) -> Hedger:
     return FixedBand(_number(spec, args[0]), *(args[1:2] or ["edge"]))
 
 
+def _argument(text: str) -> int | float | str:
+    """A spec argument: an integer, else a number, else the word itself.
+
+    Examples:
+        >>> _argument("5"), _argument("0.8"), _argument("1e-3"), _argument("centre")
+        (5, 0.8, 0.001, 'centre')
+    """
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _python_hedger(spec: str, args: list[str]) -> Hedger:
+    """``python:module.Class[:arg...]``: ``module.Class(*args)``, a :class:`Hedger` subclass."""
+    path, *values = args
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name or not class_name:
+        raise ValueError(f"hedger spec {spec!r}: name the class as module.Class, e.g. "
+                         "python:my_hedgers.PartialDelta:0.8")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"hedger spec {spec!r}: cannot import {module_name!r} ({error}); the "
+                         "module must be importable (installed, or on PYTHONPATH)") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Hedger)):
+        raise ValueError(f"hedger spec {spec!r}: {path} is not a Hedger subclass "
+                         "(hedgearena.baselines.Hedger)")
+    try:
+        return cls(*(_argument(value) for value in values))
+    except TypeError as error:  # the wrong number or kind of arguments
+        raise ValueError(f"hedger spec {spec!r}: {class_name}(...) refused its arguments "
+                         f"{values}: {error}") from None
+
+
 BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "no_hedge": (lambda s, a: NoHedge(), "no_hedge"),
     "delta": (lambda s, a: BlackScholesDelta(_integer(s, a[0]) if a else 1), "delta[:every]"),
@@ -79,6 +122,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
                       "synthetic_put[:every]"),
     "cppi": (lambda s, a: CPPI(*(_number(s, x) for x in a)),
              "cppi[:multiplier[:floor[:leverage]]]"),
+    "python": (_python_hedger, "python:module.Class[:arg...]"),
 }
 """name -> (builder from the spec and its arguments, usage)."""
 
@@ -113,7 +157,8 @@ def parse_hedger(spec: str) -> Hedger:
     builder, usage = BUILDERS[name]
     low, high = arity(usage)
     if not low <= len(args) <= high:
-        takes = "no argument" if high == 0 else f"{low}" if low == high else f"{low} to {high}"
+        takes = ("no argument" if high == 0 else f"{low}" if low == high
+                 else f"{low} or more" if high == sys.maxsize else f"{low} to {high}")
         raise ValueError(
             f"hedger spec {spec!r} has {len(args)} argument(s); {name} takes {takes}: {usage}"
         )
@@ -131,8 +176,12 @@ def arity(usage: str) -> tuple[int, int]:
     Examples:
         >>> arity("delta[:every]"), arity("band:tolerance[:edge|centre]"), arity("leland")
         ((0, 1), (1, 2), (0, 0))
+        >>> arity("python:module.Class[:arg...]")[0]
+        1
     """
     required, _, optional = usage.partition("[")
+    if "..." in optional:  # any number of them
+        return required.count(":"), sys.maxsize
     return required.count(":"), required.count(":") + optional.count(":")
 
 
