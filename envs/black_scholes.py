@@ -25,7 +25,11 @@ forward), so there is one formula per greek.
 
 Inputs broadcast against each other (``is_call`` may be a bool array: a book mixes calls and
 puts); outputs have the broadcast shape. numpy inputs are validated (finite; spot and strike
-> 0, tau and vol >= 0) with an error naming the argument.
+> 0, tau and vol >= 0) with an error naming the argument; so are, for numpy and torch alike,
+``rate`` and ``dividend`` (finite numbers) and ``is_call`` (bools, or numbers read as bools;
+never strings or None). Torch inputs are not checked elementwise (that would synchronise a
+GPU); numbers and arrays given beside tensors become tensors of the tensors' promoted floating
+dtype and device.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 from array_api_compat import array_namespace, is_torch_array
 
 from hedgearena.envs.normal import normal_cdf, normal_pdf, one_thread
@@ -99,6 +104,63 @@ def _validate(spot: Any, strike: Any, tau: Any, vol: Any) -> None:
                              f"got {float(bad)!r}")
 
 
+def _check_rates(rate: Any, dividend: Any) -> None:
+    """``rate`` and ``dividend`` must be finite numbers (a NaN rate gave NaN prices silently)."""
+    if (isinstance(rate, float) and isinstance(dividend, float) and math.isfinite(rate)
+            and math.isfinite(dividend)):
+        return
+    for name, value in (("rate", rate), ("dividend", dividend)):
+        try:
+            finite = math.isfinite(value.detach() if is_torch_array(value) else value)
+        except (TypeError, ValueError, RuntimeError):  # an array of rates, a string, None
+            finite = False
+        if not finite:
+            raise ValueError(f"{name} must be a finite number (continuously compounded, per "
+                             f"year), got {value!r}")
+
+
+def _call_flags(is_call: Any) -> Any:
+    """``is_call`` as a bool (a single option) or a numpy array of bools (or of 0/1 numbers).
+
+    A list was truthy as a whole (every option priced as a call), so was a string and None a
+    put: lists are arrays now, strings and None are refused.
+    """
+    if isinstance(is_call, (bool, np.bool_)):
+        return bool(is_call)
+    flags = np.asarray(is_call)
+    if flags.dtype.kind not in "biuf":
+        raise ValueError(f"is_call must be a bool or an array of bools (True for a call), got "
+                         f"{is_call!r:.80} of dtype {flags.dtype}")
+    return bool(flags) if flags.ndim == 0 else flags
+
+
+def _tensors(spot: Any, strike: Any, tau: Any, vol: Any, is_call: Any) -> tuple[Any, ...]:
+    """Torch inputs of one floating dtype (the promoted one) and device; numbers become tensors.
+
+    A python float ``tau`` beside a tensor spot failed in ``torch.sqrt``; a 0-d float64 spot
+    beside a bool tensor ``is_call`` was priced in float32 (torch promotes to the sign's dtype).
+    """
+    tensors = [v for v in (spot, strike, tau, vol) if is_torch_array(v)]
+    floating = [v.dtype for v in tensors if v.is_floating_point()]
+    dtype = floating[0] if floating else torch.get_default_dtype()
+    for other in floating[1:]:
+        dtype = torch.promote_types(dtype, other)
+    device = tensors[0].device
+    values = tuple(v.to(dtype) if is_torch_array(v) else torch.as_tensor(v, dtype=dtype,
+                                                                          device=device)
+                   for v in (spot, strike, tau, vol))
+    if is_torch_array(is_call):
+        if is_call.is_complex():
+            raise ValueError(f"is_call must be a bool or an array of bools (True for a call), "
+                             f"got a tensor of dtype {is_call.dtype}")
+        flags = is_call.to(device)
+    else:
+        flags = _call_flags(is_call)
+        if not isinstance(flags, bool):
+            flags = torch.as_tensor(flags, device=device)
+    return (*values, flags)
+
+
 def _signed(sign: Any, x: Any) -> Any:
     """``w x`` without a multiplication when ``w`` is the float +1 or -1."""
     if isinstance(sign, float):
@@ -112,6 +174,8 @@ def _terms(
     xp = _namespace(spot, strike, tau, vol, is_call)
     if hasattr(is_call, "shape"):
         sign = xp.where(xp.asarray(is_call), 1.0, -1.0)
+        if sign.dtype != spot.dtype:  # torch's where gives its default dtype
+            sign = xp.astype(sign, spot.dtype)
         spot = spot + 0.0 * sign  # every output gets the full broadcast shape
     else:
         sign = 1.0 if is_call else -1.0
@@ -127,6 +191,9 @@ def _terms(
         pdf1 = normal_pdf(d1)
         live_mask = None
     else:
+        if is_torch_array(tau):  # d sqrt(tau) / d tau is inf at 0, and 0 * inf NaN in autograd
+            sqrt_tau = xp.sqrt(xp.where(tau > 0, tau, 0.0))  # the same values, gradient 0 there
+            total = vol * sqrt_tau
         safe = xp.where(live, total, 1.0)
         limit = xp.where(log_moneyness > 0, xp.inf, xp.where(log_moneyness < 0, -xp.inf, 0.0))
         d1 = xp.where(live, log_moneyness / safe + 0.5 * total, limit)
@@ -227,12 +294,18 @@ def black_scholes_greeks(
         >>> [round(float(x), 6) for x in g]  # QuantLib 1.44 AnalyticEuropeanEngine agrees
         [9.227006, 0.586851, 0.018951, 37.901158, -5.089319, -0.094753, 2.368822]
     """
+    if isinstance(select, str):
+        raise ValueError(f"select must be a tuple of names among {GREEKS}, got the string "
+                         f"{select!r} (write ({select!r},))")
     unknown = set(select) - set(GREEKS)
     if unknown:
         raise ValueError(f"select must name greeks among {GREEKS}, got {sorted(unknown)}")
+    _check_rates(rate, dividend)
     if any(is_torch_array(v) for v in (spot, strike, tau, vol)):
+        spot, strike, tau, vol, is_call = _tensors(spot, strike, tau, vol, is_call)
         return _greeks(spot, strike, tau, vol, rate, dividend, is_call, select)
     spot, strike, tau, vol = (np.asarray(v, dtype=np.float64) for v in (spot, strike, tau, vol))
+    is_call = _call_flags(is_call)
     inputs = (spot, strike, tau, vol, np.asarray(is_call))
     if math.prod(np.broadcast_shapes(*(v.shape for v in inputs))) > _CHUNK:
         return _greeks_chunked(inputs, rate, dividend, select)  # validated chunk by chunk

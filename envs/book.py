@@ -220,7 +220,8 @@ def sample_book(book: OptionBook, market: MarketPaths, rng: np.random.Generator)
             (n_paths, len(book.options)),
         ).astype(np.float64),
         is_call=np.broadcast_to(
-            np.array([[o.is_call for o in book.options]]), (n_paths, len(book.options))
+            np.array([[o.is_call for o in book.options]], dtype=bool),  # bool when empty too
+            (n_paths, len(book.options)),
         ),
         start=np.zeros((n_paths, len(book.options)), dtype=np.int64),
         expiry=np.broadcast_to(

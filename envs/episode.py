@@ -40,8 +40,11 @@ EXOGENOUS_FEATURES: tuple[tuple[str, str], ...] = (
     ("book_vega", "book vega / (notional * S_t * sqrt(T))"),
     ("book_theta", "book theta * sqrt(T) / (notional * S_t * sigma_t)"),
     ("model_hedge", "model (delta or delta-gamma) hedge in the underlying / notional"),
-    ("implied_vol", "at-the-money implied vol sigma_t (annualised)"),
-    ("realised_vol", "EWMA realised vol of daily log returns (annualised)"),
+    ("implied_vol", "at-the-money (forward) implied vol sigma_t for the episode's time left "
+                    "(at least one step), annualised"),
+    ("realised_vol", "EWMA realised vol, annualised: sqrt of an EWMA of r_s^2 / dt (r_s the "
+                     "market step's log return), half-life `realised_vol_halflife` steps, "
+                     "started at the initial implied vol"),
     ("cost_rate", "linear cost coefficient / S_t, in percent of traded value"),
     ("liquidity", "liquidity multiplier of spreads and impact (1 = normal)"),
 )
@@ -479,7 +482,7 @@ def _hedge_option_marks(config: EnvConfig, market: MarketPaths) -> HedgeOptionMa
 
 
 def _realised_vol(spot: FloatArray, initial_vol: FloatArray, config: EnvConfig) -> FloatArray:
-    """EWMA of squared daily log returns, annualised, started at the initial implied vol.
+    """EWMA of squared log returns per market step, annualised, started at the initial implied vol.
 
     ``v_s = (1 - a) v_{s-1} + a r_s^2 / dt`` with ``a = 1 - 2^{-1/halflife}``; returns sqrt(v).
     ``spot`` is time-major, ``(n_steps + 1, n_paths)``, and so is the result: the recursion runs

@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
+from hedgearena.envs.black_scholes import _call_flags, _check_rates
+
 FloatArray = NDArray[np.float64]
 
 OK, BELOW_INTRINSIC, ABOVE_UPPER_BOUND, EXPIRED, NOT_FINITE = 0, 1, 2, 3, 4
@@ -82,8 +84,10 @@ def implied_vol_status(
         >>> implied_vol_status([10.0, -1.0, 120.0], 100.0, 100.0, 1.0).tolist()
         [0, 1, 2]
     """
+    _check_rates(rate, dividend)  # a NaN rate gave vol 0 and status 0 (OK), silently
     p, s, k, t, c = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
-                                          (price, spot, strike, tau)), np.asarray(is_call))
+                                          (price, spot, strike, tau)),
+                                        np.asarray(_call_flags(is_call)))
     c = c.astype(bool)
     status = np.zeros(p.shape, dtype=np.int8)
     bad = ~(np.isfinite(p) & np.isfinite(s) & np.isfinite(k) & np.isfinite(t))
@@ -123,14 +127,19 @@ def implied_volatility(
         rate: risk-free rate, continuously compounded, per year.
         dividend: dividend yield, continuously compounded, per year.
         is_call: True for calls, False for puts (bool or bool array).
-        tol: stop when the bracket on total vol is narrower than ``tol`` (absolute) or the
-            relative price error is below ``tol``.
+        tol: stop when the bracket on the total vol ``s = sigma sqrt(tau)`` is narrower than
+            ``tol s`` (relative) or the relative error of the normalised out-of-the-money price
+            is below ``tol``.
         errors: what to do where no vol exists: ``"warn"`` (NaN and a
             :class:`NoImpliedVolWarning`), ``"nan"`` (NaN silently) or ``"raise"`` (ValueError).
 
     Returns:
         Annualised implied vols, float64, the broadcast shape; NaN exactly where no vol exists
         (:func:`implied_vol_status` is not 0). Prices at the intrinsic value give 0.
+
+    Raises:
+        ValueError: with ``errors="raise"`` where no vol exists; always for a ``rate`` or
+            ``dividend`` that is not a finite number, or an ``is_call`` that is a string or None.
 
     Shape:
         All inputs broadcast; the output has the broadcast shape.

@@ -42,8 +42,8 @@ def normal_cdf(x: Any) -> Any:
     if is_torch_array(x):
         return 0.5 * torch.special.erfc(x * _NEG_INV_SQRT2)
     values = np.asarray(x, dtype=np.float64)
-    if values.ndim == 0:
-        return 0.5 * math.erfc(float(values) * _NEG_INV_SQRT2)
+    if values.ndim == 0:  # numpy's float64 (a float with shape and dtype), as for arrays
+        return np.float64(0.5 * math.erfc(float(values) * _NEG_INV_SQRT2))
     scaled = torch.from_numpy(np.multiply(values, _NEG_INV_SQRT2))
     with one_thread():
         torch.special.erfc(scaled, out=scaled)

@@ -53,8 +53,9 @@ Execution (all off by default; see `hedgearena.envs.core` and `hedgearena.envs.e
   of the episode (buying pushes it up; selling N units multiplies the spot by `e^-k`, about
   `1 - k`); a trade executes at the average price along its own move, and the book is
   re-marked exactly at the moved spot (observations and `state` too, except `realised_vol`,
-  which stays the market's, and the final observation after the unwind's sale, which is never
-  acted on: it shows the step as the last decision left it). What the hedger is paid on stays
+  which stays the market's, and the final observation after the unwind's sale (at expiry or
+  when a risk limit ends the episode), which is never acted on: it shows the step as the last
+  decision left it). What the hedger is paid on stays
   the market's: options settle at the market's spot, and the hedging option is quoted at it
   (its price, greeks and spread), so neither pushing the spot before an expiry nor pushing it
   while holding the option pays (see `hedgearena.envs.execution`). It needs `unwind=True`:
@@ -68,7 +69,8 @@ units); only trades in the underlying move the spot. `risk_limits` may override 
 
 `Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option; one more
 with `observe_pnl=True`). T is the
-episode's length in years, sigma_t the at-the-money implied vol, N the notional:
+episode's length in years, sigma_t the `implied_vol` entry (at the forward, for the
+episode's time left), N the notional:
 
 | index | name | definition |
 |-------|------|------------|
