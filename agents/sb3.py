@@ -423,12 +423,26 @@ asserts without the key's name)."""
 
 
 # ------------------------------------------------------------------------------- the hedger
+CONSTANT_VARIANCE = 1e-8
+"""An observation entry whose training variance is below this (a std of 1e-4) was constant in
+training (the GBM presets' implied vol, cost rate and liquidity: their spread is float32
+rounding); :class:`ObsNormalizer` centres it without scaling it."""
+
+
 class ObsNormalizer:
-    """A frozen copy of VecNormalize's observation statistics (what the agent was trained on)."""
+    """A frozen copy of VecNormalize's observation statistics (what the agent was trained on).
+
+    Entries that were constant in training (variance below :data:`CONSTANT_VARIANCE`) are
+    centred, not scaled: divided by their rounding-noise std (about 1e-4), a stress
+    scenario's move (a vol spike's implied vol, a drought's liquidity) hit the clip at 10,
+    whereas in training they were 0 either way. The deep-hedging policy's inputs get std 1
+    alike (``fit_normalizer`` of :mod:`hedgearena.agents.policies`).
+    """
 
     def __init__(self, mean: NDArray[np.float64], var: NDArray[np.float64], clip: float,
                  epsilon: float) -> None:
         self.mean, self.var, self.clip, self.epsilon = mean, var, clip, epsilon
+        self.scale = np.where(var < CONSTANT_VARIANCE, 1.0, np.sqrt(var + epsilon))
 
     @classmethod
     def of(cls, venv: VecEnv | None) -> ObsNormalizer | None:
@@ -440,8 +454,11 @@ class ObsNormalizer:
         return cls(rms.mean.copy(), rms.var.copy(), float(venv.clip_obs), float(venv.epsilon))
 
     def __call__(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Normalised observations, as VecNormalize.normalize_obs computes them."""
-        scaled = (obs - self.mean) / np.sqrt(self.var + self.epsilon)
+        """Normalised observations, as VecNormalize.normalize_obs computes them.
+
+        But for the entries constant in training: centred only (:data:`CONSTANT_VARIANCE`).
+        """
+        scaled = (obs - self.mean) / self.scale
         return np.clip(scaled, -self.clip, self.clip).astype(np.float32)
 
 

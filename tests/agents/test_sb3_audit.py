@@ -265,3 +265,29 @@ def test_a_grid_repeated_without_random_draws_is_refused(tmp_path: Path) -> None
     check_repeats(sweep(space={"env.kwargs.cost": [0.001], "seed": {"randint": [0, 9]}},
                         num_samples=2).sweep)
     check_repeats(sweep(space={"env.kwargs.cost": [0.001]}, search="random", num_samples=2).sweep)
+
+
+def test_entries_constant_in_training_are_centred_not_blown_up() -> None:
+    """ShortCall's implied vol is 0.2 on every training path: VecNormalize's variance is float32
+    rounding (std 6.4e-5), so a vol spike's 0.25 was normalised to (0.05 / 1.2e-4) and clipped
+    at 10. Such entries are now centred only; the others are normalised exactly as
+    VecNormalize.normalize_obs does it."""
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    import hedgearena  # noqa: F401  (registers the ids)
+    from hedgearena.agents.sb3 import ObsNormalizer
+
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("hedgearena/ShortCall-v0")]),
+                        norm_reward=False)
+    rms = RunningMeanStd(shape=(2,))
+    rms.mean, rms.var = np.array([0.2, 3.0]), np.array([(6.4e-5) ** 2, 2.7])  # after training
+    venv.obs_rms = rms
+    normalizer = ObsNormalizer.of(venv)
+    assert normalizer is not None
+    obs = np.array([[0.25, 4.0]], dtype=np.float32)
+    out = normalizer(obs)
+    assert out[0, 0] == pytest.approx(0.25 - 0.2, abs=1e-6)  # centred: 0.05, not the clip 10
+    assert out[0, 1] == pytest.approx(float(venv.normalize_obs(obs)[0, 1]), rel=1e-6)
