@@ -37,7 +37,7 @@ from hedgearena.baselines.dependence import Overlap
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
 from hedgearena.envs.checks import require_integer
-from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.config import EnvConfig, plain_data
 from hedgearena.yaml_io import dump_yaml
 
 DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "zakamouline:best",
@@ -535,19 +535,6 @@ def _write_config(
     }
     path.write_text(dump_yaml(plain_data(document)))
     return path
-
-
-def plain_data(value: Any) -> Any:
-    """A YAML- and JSON-safe copy: numpy scalars to floats, tuples to lists, others to repr."""
-    if isinstance(value, dict):
-        return {str(k): plain_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain_data(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, int | float | str | bool):
-        return value
-    return repr(value)
 
 
 def _plots(

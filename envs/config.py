@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
 from hedgearena.envs.checks import is_integer, is_number
 from hedgearena.envs.core import INITIAL_HEDGES, CoreConfig
@@ -353,19 +355,24 @@ class EnvConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain description for logs and saved configs (objects shown by their repr).
+        """A plain description for logs and saved configs: :func:`plain_data` of each field.
 
-        Mappings (``market_kwargs``) stay mappings, their values described alike.
+        Objects are shown by their repr; mappings such as ``market_kwargs`` stay mappings.
         """
+        return {f.name: plain_data(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
-        def plain(value: Any) -> Any:
-            if isinstance(value, int | float | str | bool | type(None)):
-                return value
-            if isinstance(value, dict):
-                return {str(key): plain(item) for key, item in value.items()}
-            return repr(value)
 
-        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+def plain_data(value: Any) -> Any:
+    """A YAML- and JSON-safe copy: numpy scalars to floats, tuples to lists, others to repr."""
+    if isinstance(value, dict):
+        return {str(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_data(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, int | float | str | bool):
+        return value
+    return repr(value)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
