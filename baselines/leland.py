@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
 from hedgearena.envs.black_scholes import black_scholes_greeks
-from hedgearena.envs.book import BookPaths, held_quantity
+from hedgearena.envs.book import BookPaths, expiry_years, held_quantity
 from hedgearena.envs.checks import is_number
 
 
@@ -173,20 +173,20 @@ class RepricedDelta(EnvHedger):
         on the same batch), keyed by the book's identity: a batch is read-only (the vector env
         copies one before writing new paths into it).
         """
-        book, times = self.env.batch.instruments, self.env.batch.market.times
+        book, market = self.env.batch.instruments, self.env.batch.market
         cached = _SLOTS_CACHE.get(quantity_only)
         if cached is not None and cached[0] is book:
             return cached[1]
         shape = book.strike.shape
         flat = np.flatnonzero(book.quantity) if quantity_only else np.arange(book.strike.size)
         path, option = np.divmod(flat, shape[1])
-        dt = float(times[1] - times[0])
 
         def field(values: NDArray[Any]) -> NDArray[Any]:
             return np.broadcast_to(values, shape).reshape(-1).take(flat)
 
-        slots = _Slots(path, option, field(book.strike), field(book.start), field(book.expiry),
-                       field(book.expiry) * dt, field(book.is_call), field(book.quantity))
+        expiry = field(book.expiry)
+        slots = _Slots(path, option, field(book.strike), field(book.start), expiry,
+                       expiry_years(market, expiry), field(book.is_call), field(book.quantity))
         _SLOTS_CACHE[quantity_only] = (book, slots)
         return slots
 

@@ -528,7 +528,7 @@ def price_on_grid(
         block's live :class:`Slots` ``where``.
     """
     spot, vol_state = time_major(market.spot), time_major(market.vol_state)
-    expiry_time = _expiry_time(market, _uniform_rows(expiry))[None]
+    expiry_time = expiry_years(market, _uniform_rows(expiry))[None]
     strike = _uniform_rows(np.asarray(strike, dtype=np.float64))[None]
     call = _uniform_rows(np.asarray(is_call))
     call_flag = bool(call.flat[0]) if call.size and (call == call.flat[0]).all() else call[None]
@@ -620,7 +620,7 @@ def _uniform_rows(values: NDArray[Any]) -> NDArray[Any]:
     return values
 
 
-def _expiry_time(market: MarketPaths, expiry_steps: NDArray[np.int64]) -> FloatArray:
+def expiry_years(market: MarketPaths, expiry_steps: NDArray[np.int64]) -> FloatArray:
     """Expiry in years from the episode start, for expiry steps possibly past the grid's end."""
     dt = float(market.times[1] - market.times[0]) if market.n_steps > 0 else 0.0
     return expiry_steps.astype(np.float64) * dt
@@ -700,6 +700,7 @@ __all__ = [
     "Option",
     "OptionBook",
     "arrival_weights",
+    "expiry_years",
     "field",
     "held_quantity",
     "mark_book",

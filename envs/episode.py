@@ -17,8 +17,8 @@ from hedgearena.envs.book import (
     BookMarks,
     BookPaths,
     HedgeOptionMarks,
-    _expiry_time,
     arrival_weights,
+    expiry_years,
     held_quantity,
     mark_book_time_major,
     mark_hedge_option_time_major,
@@ -736,7 +736,7 @@ def _book_at(
     strike, quantity = instruments.strike[rows], instruments.quantity[rows]
     start, expiry = instruments.start[rows], instruments.expiry[rows]
     step = steps[:, None]
-    tau = np.maximum(_expiry_time(market, expiry) - market.times[steps][:, None], 0.0)
+    tau = np.maximum(expiry_years(market, expiry) - market.times[steps][:, None], 0.0)
     greeks = price_options(market, spot, strike, tau, level, anchor, instruments.is_call[rows],
                            BOOK_GREEKS)
     held = held_quantity(step, start, expiry, quantity)
@@ -767,7 +767,7 @@ def _hedge_option_at(
         return HedgeOptionMarks(zeros, zeros, zeros, zeros)
     option = config.hedge_option
     strike = option.moneyness * anchor
-    expiry = _expiry_time(market, np.array([option.expiry_steps], dtype=np.int64))
+    expiry = expiry_years(market, np.array([option.expiry_steps], dtype=np.int64))
     tau = expiry - market.times[steps]
     greeks = price_options(market, spot, strike, tau, level, anchor, option.is_call,
                            HedgeOptionMarks._fields)
