@@ -644,7 +644,4 @@ def plot_heatmap(
     bar.set_label(colorbar_label, fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    return out
+    return report._save(fig, path)
