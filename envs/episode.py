@@ -211,14 +211,25 @@ def build_episodes(
 def check_spot(spot: FloatArray, config: EnvConfig) -> None:
     """Raise ``ValueError`` unless every simulated spot is a finite number > 0.
 
-    Absurd parameters (a drift or volatility of 10^6 a year) overflow or underflow float64;
-    the batch would carry NaN into marks, observations and rewards. Two reductions (min and
-    max; NaN propagates through both) keep the check cheap.
+    A model that absorbs the price at 0 (its ``absorbs_at_zero``: SABR) is named as such, with
+    the number of paths absorbed. Absurd parameters (a drift or volatility of 10^6 a year)
+    overflow or underflow float64; the batch would carry NaN into marks, observations and
+    rewards. Two reductions (min and max; NaN propagates through both) keep the check cheap.
     """
     low, high = float(np.min(spot)), float(np.max(spot))
     if low > 0.0 and math.isfinite(high):
         return
     path, step = np.argwhere(~(np.isfinite(spot) & (spot > 0.0)))[0]
+    absorbs = bool(getattr(config.market, "absorbs_at_zero", False))
+    if absorbs and spot[path, step] == 0.0 and np.isfinite(spot).all():
+        absorbed = int(np.count_nonzero(spot[:, -1] == 0.0))
+        raise ValueError(
+            f"the market model {config.market!r} absorbed {absorbed} of {spot.shape[0]} paths "
+            f"at a spot of 0 (the first: path {path}, step {step}); the env needs a spot > 0 "
+            f"(its log-moneyness, greeks and costs); give parameters under which the price "
+            f"stays positive over {config.n_steps} steps of {config.dt:.4g} years (e.g. a "
+            f"smaller vol of vol or alpha, or beta = 1)"
+        )
     raise ValueError(
         f"the market model {config.market!r} simulated a spot of {float(spot[path, step])!r} "
         f"(path {path}, step {step}): its parameters are beyond what float64 can simulate over "

@@ -84,7 +84,15 @@ class SABR:
     it is a martingale and never negative; a forward that falls below :data:`ABSORPTION_LEVEL`
     times ``spot0`` is absorbed at 0 (where the exact CEV forward with ``beta < 1`` may be
     absorbed too). The scheme is first order: near 0 it only approximates the mass that the exact
-    forward puts at 0, which matters only when the forward's vol over the horizon is large.
+    forward puts at 0, which matters only when the forward's vol over the horizon is large. With
+    ``nu = 0``, ``beta = 0.3``, ``alpha0 = 5`` (20% vol) the exact CEV forward is absorbed within
+    5 years on 0.27% of the paths, the scheme's on 0.18%, 0.22%, 0.25% at 50, 100, 250 steps;
+    with ``beta = 0.2``, ``alpha0 = 15`` (38% vol), ``nu = 0.6``, ``rho = 0`` (about 7% absorbed
+    in 2 years) a 2-year at-the-money call is 0.34 +- 0.05 (1.5%) too dear at 50 steps and 0.06
+    +- 0.05 at 250, against QuantLib's FdSabrVanillaEngine (21.95; 200,000 paths each). An env
+    refuses a batch with an absorbed path, naming how many (its log-moneyness and greeks need a
+    spot > 0): keep ``beta = 1`` or a vol of vol and horizon under which absorption is
+    negligible.
 
     Spot and carry: the simulated :math:`F_t` is the spot's driftless part,
     :math:`S_t = F_t e^{(r - q)t}` (so the forward to any fixed date is proportional to it).
@@ -125,6 +133,11 @@ class SABR:
         validate_market(name, self.spot0, self.rate, self.dividend, None)
         require_number(name, "alpha0", self.alpha0, gt=0.0)
         validate_sabr(name, self.beta, self.rho, self.nu)
+
+    @property
+    def absorbs_at_zero(self) -> bool:
+        """Whether a simulated spot may be absorbed at 0 (always: see the class docstring)."""
+        return True
 
     @property
     def vol_surface(self) -> SABRSurface:
