@@ -20,15 +20,25 @@ Conventions (currency = the units of the underlying's price; "per episode" = per
 - Standard errors: of a mean ``s / sqrt(n)``; of other estimators by the delta method. ``s`` is the
   sample standard deviation (``ddof = 1``); ``m_k`` the ``k``-th central sample moment
   (``ddof = 0``). With ``n = 1`` every standard error, bootstrap interval and paired p-value is
-  undefined and returned as NaN, on purpose; a constant sample has standard errors 0, never NaN.
-- Confidence intervals of VaR, ES, entropic risk and of paired differences of the objective are
-  percentile bootstraps (``n_boot`` resamples of the path indices, seeded, 95% by default).
-  Both are approximate: the delta-method standard errors of the std and of ``Y`` rest on the
-  sample's fourth moment and understate the spread for heavy-tailed costs (measured on
-  lognormal(0, 1) samples of 2,000: 0.74 to 0.77 of the Monte Carlo spread, 0.99 to 1.02 on
-  normal and lognormal(0, 0.5) ones), and 95% percentile intervals of VaR and ES cover about
-  their level at the 95% level and a little less at 99% (normal samples of 2,000, 600
-  repetitions, MC standard error 0.01: 0.947 and 0.943 at 95%, 0.925 and 0.92 at 99%).
+  undefined and returned as NaN, on purpose, and so are the standard errors of the std, the
+  variance and ``Y`` with ``n = 2`` (any two values have ``m4 = m2^2``: they would be 0); a
+  constant sample has standard errors 0, never NaN.
+- Confidence intervals (95%, ``n_boot`` resamples of the path indices, seeded: the same seed
+  gives the same numbers) of VaR are BCa bootstraps (Efron 1987), of ES bootstrap-t ones
+  studentized by Chen's (2008) standard error, of the entropic risk and of paired differences
+  of the objective percentile bootstraps; see :func:`tail_risk`.
+- Measured coverage of the 95% statements (1,000 to 2,000 samples of each size, binomial SE
+  <= 0.01; normal, gamma(2) and Student t(5) data; tests/baselines/test_metrics_coverage.py
+  checks the main ones): ``mean +- 1.96 se`` 0.93 to 0.95 at every size; the std, variance and
+  ``Y`` 0.94 to 0.95 on normal data, 0.87 to 0.93 on skewed or t(5) data of 200 paths and 0.93
+  to 0.94 of 1,000, but their delta-method errors rest on the sample's fourth moment and
+  understate the spread of heavy-tailed costs (lognormal(0, 1): 0.6 to 0.86 of it, coverage
+  0.73 to 0.89 from 200 to 5,000 paths). VaR and ES intervals cover 0.92 to 0.95 with 1,000
+  paths at 95% and 99% (the percentile intervals they replace: ES 0.84 to 0.85 at 99%), and
+  0.92 to 0.94 at 95% with 200; at 99% with 200 paths (two in the tail) VaR 0.84 (no interval
+  from the data alone can beat ``1 - 0.99^200 = 0.87``) and ES 0.8. The entropic risk's 0.93
+  to 0.95 needs ``E[exp(2 a L)]`` finite (light tails); the paired objective difference's
+  0.92 (200 paths) to 0.95; the paired t test's size is its level.
 - Dependent paths (the historical replay's windows overlap: :class:`Overlap`). Given an
   ``overlap``, every standard error is a Newey and West (1987) long-run one over the days the
   paths start on (the estimator's influence values summed per start day, Bartlett weights over
@@ -48,6 +58,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import logsumexp
+from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from hedgearena.baselines.dependence import Overlap, block_resamples, check_overlap, long_run_se
@@ -195,7 +206,8 @@ def sample_std(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
 
     ``se(s) = sqrt((m4 - m2^2) / (4 s^2 n))`` (``var(s^2) ~ (m4 - sigma^4) / n``, then
     ``d sqrt(v) = dv / (2 sqrt(v))``; Kendall and Stuart, *The Advanced Theory of Statistics*,
-    vol. 1, sec. 10.5). A constant sample has ``s = 0`` and standard error 0. With an
+    vol. 1, sec. 10.5). A constant sample has ``s = 0`` and standard error 0; two different
+    values have the standard error NaN (their ``m4 - m2^2`` is 0 whatever they are). With an
     ``overlap``: :func:`long_run_se` of the influence values ``((x - mean)^2 - m2) / (2 s)``.
 
     Examples:
@@ -209,6 +221,8 @@ def sample_std(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
         return Estimate(0.0, math.nan)
     if m.s == 0.0:
         return Estimate(0.0, 0.0)
+    if m.n == 2:
+        return Estimate(m.s, math.nan)
     if overlap is not None:
         return Estimate(m.s, long_run_se(_variance_influence(values, m) / (2.0 * m.s), overlap))
     return Estimate(m.s, math.sqrt(max(m.m4 - m.m2**2, 0.0) / (4.0 * m.s**2 * m.n)))
@@ -222,7 +236,9 @@ def _variance_influence(values: FloatArray, m: _Moments) -> FloatArray:
 def sample_variance(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate:
     """Variance ``s^2`` (``ddof = 1``) and its standard error ``sqrt((m4 - m2^2) / n)``.
 
-    With an ``overlap``: :func:`long_run_se` of the influence values ``(x - mean)^2 - m2``.
+    The delta method's ``var(s^2) ~ (m4 - sigma^4) / n`` (as :func:`sample_std`): NaN with one
+    or two paths (two values have ``m4 = m2^2``), 0 for a constant sample. With an
+    ``overlap``: :func:`long_run_se` of the influence values ``(x - mean)^2 - m2``.
 
     Examples:
         >>> est = sample_variance([1.0, 2.0, 3.0, 4.0])
@@ -231,10 +247,13 @@ def sample_variance(x: ArrayLike, *, overlap: Overlap | None = None) -> Estimate
     """
     values = _sample(x)
     m = _moments(values)
-    if overlap is not None and m.n > 1:
+    if m.s == 0.0 and m.n > 1:
+        return Estimate(0.0, 0.0)
+    if m.n <= 2:
+        return Estimate(m.s**2, math.nan)
+    if overlap is not None:
         return Estimate(m.s**2, long_run_se(_variance_influence(values, m), overlap))
-    se = math.sqrt(max(m.m4 - m.m2**2, 0.0) / m.n) if m.n > 1 else math.nan
-    return Estimate(m.s**2, se)
+    return Estimate(m.s**2, math.sqrt(max(m.m4 - m.m2**2, 0.0) / m.n))
 
 
 def cost_objective(
@@ -248,7 +267,8 @@ def cost_objective(
         se(Y)^2 = s^2 / n + c^2 (m4 - m2^2) / (4 s^2 n) + c m3 / (s n)
 
     With an ``overlap``: :func:`long_run_se` of the influence values
-    ``(C - mean) + c ((C - mean)^2 - m2) / (2 s)``.
+    ``(C - mean) + c ((C - mean)^2 - m2) / (2 s)``. NaN with one path, and with two when
+    ``c > 0`` (see :func:`sample_std`).
 
     Args:
         cost: ``(n,)`` hedging cost per path, currency.
@@ -269,6 +289,8 @@ def cost_objective(
         return Estimate(value, math.nan)
     if m.s == 0.0:
         return Estimate(value, 0.0)
+    if m.n == 2 and c > 0:
+        return Estimate(value, math.nan)
     if overlap is not None:
         influence = values - m.mean + c * _variance_influence(values, m) / (2.0 * m.s)
         return Estimate(value, long_run_se(influence, overlap))
@@ -295,6 +317,27 @@ def _expected_shortfall_rows(sorted_rows: FloatArray, level: float) -> FloatArra
     n = sorted_rows.shape[-1]
     w = max(math.floor(n * (1.0 - level) + _EPS), 1)
     return sorted_rows[..., n - w :].mean(axis=-1)
+
+
+def _expected_shortfall_se_rows(sorted_rows: FloatArray, level: float) -> FloatArray:
+    """Row-wise standard error of :func:`expected_shortfall` from its influence function.
+
+    ``ES = q + E[(L - q)_+] / p`` (``q`` the VaR, ``p`` the tail's share ``w / n``) has the
+    influence values ``h = (L - q)_+ / p`` (up to a constant), so ``se = std(h) / sqrt(n)``
+    (``ddof = 1``): the sample version of Chen's (2008, "Nonparametric estimation of expected
+    shortfall", J. Financial Econometrics 6(1), Theorem 1) asymptotic variance
+    ``(var(L | L > q) + a (ES - q)^2) / ((1 - a) n)``. 0 when the tail holds no value above the
+    VaR (fewer than ``1 / (1 - a)`` paths, or ties).
+    """
+    n = sorted_rows.shape[-1]
+    if n < 2:
+        return np.zeros(sorted_rows.shape[:-1])
+    w = max(math.floor(n * (1.0 - level) + _EPS), 1)
+    q = _value_at_risk_rows(sorted_rows, level)[..., None]
+    excess = np.maximum(sorted_rows[..., n - w :] - q, 0.0) * (n / w)  # h is 0 below the tail
+    total, squares = excess.sum(axis=-1), (excess**2).sum(axis=-1)
+    var = np.maximum(squares - total**2 / n, 0.0) / (n - 1)
+    return np.sqrt(var / n)
 
 
 def value_at_risk(loss: ArrayLike, level: float = 0.95) -> float:
@@ -346,7 +389,10 @@ def entropic_risk(pnl: ArrayLike, risk_aversion: float = DEFAULT_RISK_AVERSION) 
     ``a`` is per currency; ``rho`` lies between ``-mean(PnL)`` (``a -> 0``) and
     ``-min(PnL)`` (``a -> inf``). The population value is finite only when the loss has an
     exponential moment (light tails): an unhedged short call under GBM has none, and its
-    sample estimate then grows with the number of paths, carried by the worst few.
+    sample estimate then grows with the number of paths, carried by the worst few. Its
+    standard error (and :func:`tail_risk`'s interval) needs ``E[exp(2 a L)]`` finite too:
+    gamma losses of scale ``theta`` with ``2 a theta > 1`` have a finite risk whose 95%
+    interval covers it only 0.6 to 0.7 of the time with 200 to 1,000 paths.
 
     Examples:
         >>> entropic_risk([5.0, 5.0], 2.0)  # a constant P&L of 5 is a risk of -5
@@ -422,11 +468,61 @@ def _bootstrap_rows(
 
 
 def _interval(value: float, stats: FloatArray, confidence: float) -> Interval:
+    """Percentile interval: the central ``confidence`` of the resamples' statistics."""
     if np.isnan(stats).any():
         return Interval(value, math.nan, math.nan)
     tail = 0.5 * (1.0 - confidence)
     low, high = np.quantile(stats, [tail, 1.0 - tail])
     return Interval(value, float(low), float(high))
+
+
+def _bca_interval(
+    value: float, stats: FloatArray, influence: FloatArray, confidence: float
+) -> Interval:
+    """Bias-corrected and accelerated (BCa) percentile interval.
+
+    Efron (1987), "Better bootstrap confidence intervals", JASA 82(397); Efron and Tibshirani
+    (1993), *An Introduction to the Bootstrap*, sec. 14.3. The percentiles
+    ``Phi(z0 + (z0 + z) / (1 - acc (z0 + z)))`` of the resamples, ``z`` the normal quantiles of
+    the two tails; ``z0 = Phi^-1(share of resamples below the value)`` (ties count half) and
+    ``acc = sum(U^3) / (6 sum(U^2)^1.5)`` from the paths' influence values ``U``. The plain
+    percentile interval when ``1 - acc (z0 + z) <= 0`` (a handful of paths).
+    """
+    if np.isnan(stats).any():
+        return Interval(value, math.nan, math.nan)
+    b = stats.size
+    below = (np.count_nonzero(stats < value) + 0.5 * np.count_nonzero(stats == value)) / b
+    z0 = float(norm.ppf(min(max(below, 0.5 / b), 1.0 - 0.5 / b)))
+    squares = float(influence @ influence)
+    acc = float(np.sum(influence**3)) / (6.0 * squares**1.5) if squares > 0.0 else 0.0
+    tail = 0.5 * (1.0 - confidence)
+    z = z0 + norm.ppf([tail, 1.0 - tail])
+    if (1.0 - acc * z <= 0.0).any():
+        return _interval(value, stats, confidence)
+    low, high = np.quantile(stats, norm.cdf(z0 + z / (1.0 - acc * z)))
+    return Interval(value, float(low), float(high))
+
+
+def _studentized_interval(
+    value: float, se: float, stats: FloatArray, ses: FloatArray, confidence: float
+) -> Interval:
+    """Bootstrap-t interval ``[value - t_hi se, value - t_lo se]``.
+
+    Efron and Tibshirani (1993), ch. 12.5: ``t_lo``, ``t_hi`` the tail quantiles of
+    ``(stat* - value) / se*`` over the resamples, each studentized by its own standard error.
+
+    Resamples with ``se* = 0`` have no t value and are left out; the percentile interval when
+    ``se = 0`` (a constant tail) or no resample has a t value.
+    """
+    if np.isnan(stats).any():
+        return Interval(value, math.nan, math.nan)
+    usable = ses > 0.0
+    if se == 0.0 or not usable.any():
+        return _interval(value, stats, confidence)
+    t = (stats[usable] - value) / ses[usable]
+    tail = 0.5 * (1.0 - confidence)
+    t_low, t_high = np.quantile(t, [tail, 1.0 - tail])
+    return Interval(value, float(value - t_high * se), float(value - t_low * se))
 
 
 def tail_risk(
@@ -441,9 +537,21 @@ def tail_risk(
     """VaR and ES of the loss ``-PnL`` at each level and the entropic risk, with bootstrap CIs.
 
     Keys: ``value_at_risk_95``, ``expected_shortfall_95`` (and ``_99``...) and ``entropic_risk``,
-    each with ``_low`` and ``_high`` (95% percentile-bootstrap interval); currency per episode.
-    One set of ``n_boot`` resamples (``seed``; moving blocks with an ``overlap``) serves every
-    statistic.
+    each with ``_low`` and ``_high`` (95% bootstrap interval); currency per episode. One set
+    of ``n_boot`` resamples (``seed``; moving blocks with an ``overlap``) serves every
+    statistic, each with the interval that covers best (module docstring):
+
+    - VaR: BCa (:func:`_bca_interval`; Efron 1987), the acceleration from a quantile's
+      influence values ``a - 1{L <= VaR}``. The percentile interval carried the sample
+      quantile's downward bias twice and covered 0.90 at 99% with 1,000 paths.
+    - ES: bootstrap-t (:func:`_studentized_interval`; Efron and Tibshirani 1993, ch. 12.5),
+      each resample studentized by its ES's influence-function standard error (Chen 2008:
+      ``(var(L | L > VaR) + a (ES - VaR)^2) / ((1 - a) n)``). A resample's ES cannot reach
+      past the sample's largest losses, so percentile intervals were too short and too low
+      (0.85 at 99% with 1,000 paths, 0.5 with 200). With an ``overlap`` the studentizing
+      error is the independent-path one, in the sample and in every block resample alike
+      (first-order valid: the ratio carries the dependence).
+    - Entropic risk: percentile.
 
     Examples:
         >>> risk = tail_risk(-np.arange(1.0, 101.0), levels=(0.95,), n_boot=50)
@@ -466,20 +574,33 @@ def tail_risk(
 
     values = statistics((loss[None, :],))[0]
     boot = _bootstrap_rows((loss,), statistics, n_boot, seed, overlap)
+    k = len(checked)
+    intervals = []
+    for i, level in enumerate(checked):
+        var, es, es_se = values[2 * i], values[2 * i + 1], values[2 * k + 1 + i]
+        intervals += [
+            _bca_interval(float(var), boot[:, 2 * i], level - (loss <= var), 0.95),
+            _studentized_interval(float(es), float(es_se), boot[:, 2 * i + 1],
+                                  boot[:, 2 * k + 1 + i], 0.95),
+        ]
+    intervals.append(_interval(float(values[2 * k]), boot[:, 2 * k], 0.95))
     out: dict[str, float] = {}
-    for j, name in enumerate(names):
-        ci = _interval(float(values[j]), boot[:, j], 0.95)
+    for name, ci in zip(names, intervals, strict=True):
         out.update({name: ci.value, f"{name}_low": ci.low, f"{name}_high": ci.high})
     return out
 
 
 def _tail_rows(loss_rows: FloatArray, levels: Sequence[float], risk_aversion: float) -> FloatArray:
-    """VaR and ES at each level, then the entropic risk, of every row: ``(rows, 2 k + 1)``."""
+    """VaR and ES at each level, the entropic risk, then each level's ES standard error.
+
+    Of every row, ``(rows, 3 k + 1)``; the standard errors are :func:`_expected_shortfall_se_rows`.
+    """
     ordered = np.sort(loss_rows, axis=-1)
     columns = []
     for level in levels:
         columns += [_value_at_risk_rows(ordered, level), _expected_shortfall_rows(ordered, level)]
     columns.append(_entropic_rows(-loss_rows, risk_aversion))
+    columns += [_expected_shortfall_se_rows(ordered, level) for level in levels]
     return np.stack(columns, axis=-1)
 
 
