@@ -38,6 +38,7 @@ from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
 from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig, plain_data
+from hedgearena.envs.rendering import StoryFigures
 from hedgearena.yaml_io import dump_yaml
 
 DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "zakamouline:best",
@@ -578,12 +579,14 @@ def _parameter_name(label: str) -> str:
 
 
 def plot_story(
-    result: ArenaResult, names: Sequence[str], index: int, path: Path, title: str = ""
+    result: ArenaResult, names: Sequence[str], index: int, path: Path, title: str = "",
+    figures: StoryFigures | None = None,
 ) -> Path:
     """Path ``index``'s story for the hedgers ``names`` of ``result``; returns ``path``.
 
     :func:`hedgearena.baselines.report.plot_path_story` of their positions in the underlying,
-    in the hedging option (when one of them holds it on the path) and their cumulative costs.
+    in the hedging option (when one of them holds it on the path) and their cumulative costs,
+    on the figures ``figures`` keep (None: a new one).
     """
     series = {n: report.story_series(result.records[n], len(result.times) - 1) for n in names}
     options = {n: s.option for n, s in series.items()}
@@ -593,4 +596,5 @@ def plot_story(
         costs={n: s.cost for n, s in series.items()},
         options=options if any(o[index].any() for o in options.values()) else None,
         strike=None if result.strike is None else float(result.strike[index]), title=title,
+        figures=figures,
     )

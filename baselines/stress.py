@@ -60,7 +60,7 @@ from hedgearena.baselines.registry import describe
 from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
-from hedgearena.envs.rendering import agg_figure
+from hedgearena.envs.rendering import StoryFigures, agg_figure
 from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
 from hedgearena.yaml_io import dump_yaml
 
@@ -280,6 +280,7 @@ def stress_test(
         rows: dict[tuple[str, str], dict[str, float]] = {}
         pnl: dict[str, dict[str, np.ndarray]] = {}
         drawn: dict[str, Path] = {}
+        figures = StoryFigures()  # one figure per story layout, drawn on again and again
         with tqdm(total=len(chosen), desc="stress", unit="scenario",
                   disable=not settings.progress) as bar:
             for name, scenario in chosen.items():
@@ -290,7 +291,8 @@ def stress_test(
                     rows[name, hedger] = _score(result, hedger, settings)
                 pnl[name] = {h: result.records[h].totals["terminal_pnl"].copy() for h in names}
                 if stories is not None:
-                    drawn.update(_worst_stories(result, name, names, rows, settings, stories))
+                    drawn.update(_worst_stories(result, name, names, rows, settings, stories,
+                                                figures))
                 bar.update(1)
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
@@ -373,11 +375,14 @@ def slug(text: str) -> str:
 def _worst_stories(
     result: ArenaResult, scenario: str, names: Sequence[str],
     rows: Mapping[tuple[str, str], Mapping[str, float]], settings: StressSettings, out_dir: Path,
+    figures: StoryFigures,
 ) -> dict[str, Path]:
     """The path story of each hedger's worst path (with the reference's positions beside).
 
     The spot and model hedge drawn are the market's: with permanent impact (the crowding
     scenario) the hedger traded at the spot its own trades moved, which the plot does not show.
+    Drawn on the figures ``figures`` keep (:class:`StoryFigures`: :func:`stress_test` keeps
+    one set for the run; the same pictures, faster).
     """
     files = {}
     for hedger in names:
@@ -391,6 +396,7 @@ def _worst_stories(
             title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})"
             + (" - the market's spot, before the hedgers' impact"
                if result.config.permanent_impact else ""),
+            figures=figures,
         )
     return files
 

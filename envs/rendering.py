@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,7 @@ def path_story_figure(
     title: str = "",
     time_label: str = "time (years)",
     options: dict[str, Sequence[float] | np.ndarray] | None = None,
+    figures: StoryFigures | None = None,
 ) -> Any:
     """A matplotlib Figure with two to four panels sharing the time axis.
 
@@ -61,20 +62,24 @@ def path_story_figure(
         time_label: the time axis' label.
         options: hedger name -> ``(m,)`` position in the hedging option held after the
             decision at each point, units (a panel after the underlying's, same colours).
+        figures: draw on the figure these keep for stories of this layout, emptied of the
+            last story (:class:`StoryFigures`: the same picture, faster), not on a new one.
 
     Returns:
         The figure, on an Agg canvas of its own (not pyplot's: ``savefig`` it, or
-        :func:`figure_to_rgb`; nothing to close).
+        :func:`figure_to_rgb`; nothing to close). A kept figure (``figures``) shows this story
+        until the next story of its layout is drawn on it.
     """
     import textwrap
 
     from matplotlib.ticker import MaxNLocator
 
-    rows = 2 + bool(options) + bool(costs)
-    fig = agg_figure(figsize=(8.6, 2.2 * rows + 0.8), layout="constrained")
-    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     t = np.asarray(times, dtype=float)
-    point = {"marker": "o", "ms": 4} if np.unique(t).size < 2 else {}  # no line to draw
+    layout = StoryLayout(rows=2 + bool(options) + bool(costs), points=np.unique(t).size < 2,
+                         steps=bool(t.size and np.all(t == np.round(t))), titled=bool(title))
+    fig = (figures or StoryFigures()).figure(layout)
+    axes = fig.axes
+    point = {"marker": "o", "ms": 4} if layout.points else {}  # no line to draw
     legend = {"fontsize": 8, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0),
               "borderaxespad": 0.0}
     axes[0].plot(t, spot, color="black", lw=1.2, label="spot", **point)
@@ -97,14 +102,68 @@ def path_story_figure(
         axes[-1].set_ylabel("cumulative transaction\ncost (currency)")
         if set(costs) != set(hedges):  # else the colours are the positions' legend's
             axes[-1].legend(**legend)
-    if t.size and np.all(t == np.round(t)):
+    if layout.steps:
         axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-        if point:
+        if layout.points:
             axes[-1].set_xlim(t[0] - 1.0, t[0] + 1.0)
     axes[-1].set_xlabel(time_label)
     if title:
         fig.suptitle(textwrap.fill(title, 95), fontsize=10)
     return fig
+
+
+class StoryLayout(NamedTuple):
+    """What a path-story figure is built for: stories of one layout can share a figure.
+
+    ``rows`` panels; ``points``: the story has one time (drawn as markers, the time axis set
+    by hand); ``steps``: integer times (integer ticks); ``titled``: it has a title.
+    """
+
+    rows: int
+    points: bool
+    steps: bool
+    titled: bool
+
+
+class StoryFigures:
+    """Path-story figures kept to draw story after story on (``path_story_figure(figures=)``).
+
+    Building a figure (its panels, axes and their ticks) and measuring text on a new canvas
+    (whose cache is empty) take about a quarter of a saved story's time: drawing story after
+    story on one figure per :class:`StoryLayout` saves them. Before each story the kept figure
+    is emptied of the last one: its lines, legends and other artists removed, its data limits,
+    autoscaling and colour cycle reset, its panels put back where a new figure's are (the
+    layout engine starts from there). Nothing of a story is left to the next, and the picture
+    is a new figure's, pixel for pixel (tests/baselines/test_story_reuse.py). A figure keeps
+    the matplotlib style (rcParams) it was built with.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[StoryLayout, Any] = {}
+
+    def figure(self, layout: StoryLayout) -> Any:
+        """The figure for a story of ``layout``: the kept one, emptied, else a new one (kept)."""
+        fig = self._kept.get(layout)
+        if fig is None:
+            fig = self._kept[layout] = agg_figure(figsize=(8.6, 2.2 * layout.rows + 0.8),
+                                                  layout="constrained")
+            fig.subplots(layout.rows, 1, sharex=True, squeeze=False)
+        else:
+            _empty_story(fig)
+        return fig
+
+
+def _empty_story(fig: Any) -> None:
+    """Take the last story off a kept figure: it is left as a new figure, its panels empty."""
+    for ax in fig.axes:  # all emptied before any is drawn on: they share the time axis
+        for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images]:
+            artist.remove()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.relim()  # nothing drawn: the null data limits of a new axes
+        ax.set_autoscale_on(True)
+        ax.set_prop_cycle(None)
+        ax.set_subplotspec(ax.get_subplotspec())  # the position a new figure gives it
 
 
 def _positions(
