@@ -606,10 +606,22 @@ def check_setup(env_config: EnvConfig, **policy_fields: Any) -> PolicySpec:
 
 def _check_compatible(spec: PolicySpec, config: EnvConfig) -> None:
     """Raise a ValueError if a policy cannot hedge ``config``'s env."""
-    observation = feature_names(config.hedge_option is not None)
+    with_option = config.hedge_option is not None
+    observation = feature_names(with_option)
     if tuple(spec.observation) != observation:
+        missing = [name for name in observation if name not in spec.observation]
+        extra = [name for name in spec.observation if name not in observation]
+        hint = ""
+        if missing and set(missing) <= set(feature_names(True)) - set(feature_names(False)):
+            hint = (" (the env has a hedging option, the policy was trained on an env without "
+                    "one)")
+        elif extra and set(extra) <= set(feature_names(True)) - set(feature_names(False)):
+            hint = (" (the policy was trained with a hedging option, the env has none: set "
+                    "hedge_option)")
         raise ValueError(
-            f"the policy reads observations {spec.observation}, the env gives {observation}"
+            f"the policy reads observations {spec.observation}, the env gives {observation}: "
+            f"the env's {missing} are not the policy's, and the policy's {extra} not the env's"
+            f"{hint}; score a policy on the env it was trained on"
         )
     if spec.action_dim != config.action_dim:
         raise ValueError(

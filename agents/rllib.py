@@ -161,7 +161,13 @@ class RLlibHedger(Hedger):
         self._env: VecHedgingEnv | None = None
 
     def reset(self, env: VecHedgingEnv) -> None:
-        """Remember the env (its action mode turns actions into positions)."""
+        """Check that the module fits ``env``; remember it (its action mode makes positions)."""
+        from hedgearena.agents.sb3 import check_agent_spaces
+
+        spaces = (getattr(self.module, "observation_space", None),
+                  getattr(self.module, "action_space", None))
+        if all(space is not None for space in spaces):
+            check_agent_spaces(self.name, *spaces, env)
         self._env = env
 
     def actions(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:

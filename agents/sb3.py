@@ -24,6 +24,7 @@ Learning-rate schedules in the zoo's ``lin_<value>`` form are understood.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -88,7 +89,8 @@ def load_hyperparams(
         algo: a name of :data:`SB3_ALGOS`.
         env_id: the env id (the block of the YAML file).
         path: the YAML file (default: ``configs/<algo>.yml`` beside the project; missing file or
-            block: the algorithm's defaults).
+            block: the algorithm's defaults; a file without a block for ``env_id`` is warned
+            about, as the zoo refuses it).
         overrides: keys replacing the file's (e.g. from ``agent.hyperparams`` of a run config).
     """
     source = Path(path) if path is not None else _default_zoo_file(algo)
@@ -97,6 +99,16 @@ def load_hyperparams(
         document = load_yaml(source.read_text()) or {}
         if not isinstance(document, dict):
             raise ValueError(f"{source}: a zoo hyperparameter file maps env ids to settings")
+        if env_id not in document:
+            warnings.warn(
+                f"{source} has no hyperparameters for {env_id} (its blocks: "
+                f"{', '.join(map(str, document)) or 'none'}): {algo} trains with "
+                "stable-baselines3's own defaults (no observation normalisation, gamma 0.99, "
+                f"{algo}'s default rollout and batch sizes) and the run config's "
+                "agent.hyperparams; add a block for the env to the file, or give its settings "
+                "in agent.hyperparams",
+                UserWarning, stacklevel=2,
+            )
         params = dict(document.get(env_id) or {})
     elif path is not None:
         raise ValueError(f"hyperparameter file {str(path)!r} does not exist")
@@ -486,7 +498,13 @@ class SB3Hedger(Hedger):
         self._start: NDArray[np.bool_] | None = None
 
     def reset(self, env: VecHedgingEnv) -> None:
-        """Remember the env; recurrent agents start a new LSTM state."""
+        """Check that the agent fits ``env``; remember it; recurrent agents start a new LSTM state.
+
+        Raises:
+            ValueError: the env's observations or actions are not those the agent was trained
+                on (another env, a hedging option added or removed, ``observe_pnl`` changed).
+        """
+        check_agent_spaces(self.name, self.model.observation_space, self.model.action_space, env)
         self._env, self._lstm = env, None
         self._start = np.ones(env.num_envs, dtype=bool)
 
@@ -499,6 +517,41 @@ class SB3Hedger(Hedger):
                                                  episode_start=self._start, deterministic=True)
         self._start = np.zeros_like(self._start)
         return self._env.positions_from_actions(np.asarray(actions, dtype=np.float64))
+
+
+def check_agent_spaces(name: str, observation_space: Any, action_space: Any,
+                       env: VecHedgingEnv) -> None:
+    """Raise a ValueError unless a trained agent's spaces are ``env``'s (its view applied).
+
+    A saved agent reads a flat observation vector and writes one action per instrument; scored
+    on an env with other entries (a hedging option adds five entries and an action, the P&L so
+    far one entry) its network would fail deep inside numpy or torch, or read the wrong entries.
+
+    Args:
+        name: the agent's label (named in the error).
+        observation_space: the Box the agent was trained on.
+        action_space: the Box of its actions.
+        env: the env it is about to hedge (the hedger's view of the scored env).
+    """
+    from hedgearena.envs.episode import observation_names
+
+    trained = (_shape(observation_space), _shape(action_space))
+    given = (_shape(env.single_observation_space), _shape(env.single_action_space))
+    if trained == given:
+        return
+    names = observation_names(env.config)
+    option = "with" if env.config.hedge_option is not None else "without"
+    raise ValueError(
+        f"{name} was trained on observations of shape {trained[0]} and actions of shape "
+        f"{trained[1]}; this env ({option} a hedging option, observe_pnl="
+        f"{env.config.observe_pnl}) gives observations of shape {given[0]} ({', '.join(names)}) "
+        f"and takes actions of shape {given[1]}: score an agent on the env it was trained on "
+        "(a hedging option adds 5 observation entries and an action; observe_pnl adds pnl)"
+    )
+
+
+def _shape(space: Any) -> tuple[int, ...]:
+    return tuple(getattr(space, "shape", None) or ())
 
 
 def agent_view(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Path stories drawn on kept figures, and the report's one-pass PNG writer: the same pixels.
 
 The stress report draws its worst paths story after story on one figure per layout
-(``rendering.StoryFigures``): nothing of a story may show in the next. ``report._save`` lays a figure out once and draws it once, where ``savefig`` draws it
-twice: the pixels must be ``savefig``'s.
+(``rendering.StoryFigures``): nothing of a story may show in the next. ``report._save`` lays a
+figure out once and draws it once, where ``savefig`` draws it twice: the pixels must be
+``savefig``'s.
 """
 
 from pathlib import Path
