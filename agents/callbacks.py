@@ -24,6 +24,7 @@ write leaves the previous checkpoint and best model as they were.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -283,13 +284,22 @@ class CheckpointCallback(PeriodicCallback):
         self.folder, self.save_freq, self.algo = folder, save_freq, algo
         self.evaluation = evaluation
         self._rollout_start: int | None = None
+        self._before_update: tuple[int, dict[str, Any], dict[str, Any]] | None = None
 
     def _on_rollout_start(self) -> None:
         self._rollout_start = self.model.num_timesteps
+        self._before_update = None
         super()._on_rollout_start()
 
     def _on_rollout_end(self) -> None:
-        self._rollout_start = None
+        # The update on this rollout comes next (PPO's train(), which counts its epochs in
+        # _n_updates): keep the weights it starts from, so that a Ctrl-C inside it saves
+        # them with the steps they learnt from.
+        if learns_by_rollouts(self.model):
+            policy = self.model.policy
+            self._before_update = (int(self.model._n_updates),
+                                   copy.deepcopy(policy.state_dict()),
+                                   copy.deepcopy(policy.optimizer.state_dict()))
 
     def act(self) -> None:
         """Save (every ``save_freq`` env steps)."""
@@ -301,10 +311,22 @@ class CheckpointCallback(PeriodicCallback):
         An on-policy model stopped inside a rollout has not learnt from the rollout's steps,
         which a resume cannot recover: its checkpoint counts the steps up to the rollout's
         start (its weights are still those of then), so that a resume trains them again
-        instead of skipping them.
+        instead of skipping them. Stopped inside the update that follows a rollout (PPO's
+        epochs, most of its time with small minibatches), the weights have learnt from part of
+        it: the checkpoint holds the weights (and optimizer state) the update started from,
+        again with the steps up to the rollout's start.
         """
         if learns_by_rollouts(self.model) and self._rollout_start is not None:
-            self.model.num_timesteps = self._rollout_start
+            update = self._before_update
+            if update is None:  # inside the rollout
+                self.model.num_timesteps = self._rollout_start
+            elif self.model._n_updates - update[0] < getattr(self.model, "n_epochs", 1):
+                # inside its update
+                self.model.policy.load_state_dict(update[1])
+                self.model.policy.optimizer.load_state_dict(update[2])
+                self.model.num_timesteps = self._rollout_start
+            # else its epochs are done (a Ctrl-C in the next rollout start's validation; an
+            # update stopped early by target_kl is rolled back and done again on the resume)
         return self.save()
 
     def save(self) -> Path:
