@@ -212,7 +212,8 @@ class ArenaSpec(_Section):
         if self.reference in (*self.hedgers, *names) or self.reference.endswith("agent"):
             return self
         raise ValueError(f"arena.reference {self.reference!r} must be one of the hedgers, by "
-                         f"spec {self.hedgers} or name {[n for n in names if n]}, or the agent")
+                         f"spec {self.hedgers} or name {[n for n in names if n]}, or the agent: "
+                         f"add it to arena.hedgers or name another (--set arena.reference=...)")
 
     def settings(self, progress: bool = True) -> BenchmarkSettings:
         """The benchmark settings of this spec."""
@@ -648,7 +649,8 @@ def _explain(error: ValidationError, path: str | Path | None) -> str:
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
         given = repr(item.get("input"))
-        shown = "" if given in item["msg"] else f" (got {given})"  # not twice
+        whole = isinstance(item.get("input"), dict)  # a section's own check: its message says
+        shown = "" if whole or given in item["msg"] else f" (got {given})"  # not twice
         lines.append(f"  {key}: {item['msg']}{shown}")
         if item["type"] == "extra_forbidden":  # an unknown key: list the allowed ones
             sections.add(str(item["loc"][0]) if len(item["loc"]) > 1 else "")

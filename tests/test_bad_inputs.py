@@ -544,6 +544,11 @@ def test_arena_hedgers_reference_and_unknown_keys_are_checked_when_the_config_lo
         load_config(None, ["arena.hedgers=[delta, leland:best]"])
     with pytest.raises(ValueError, match=r"arena.reference 'foo' must be one of the hedgers"):
         load_config(None, ["arena.reference=foo"])
+    # the default reference (delta), not among the hedgers
+    with pytest.raises(ValueError, match=r"arena\.reference 'delta'") as error:
+        load_config(None, ["arena.hedgers=[synthetic_put, cppi]"])
+    assert "--set arena.reference=" in str(error.value)
+    assert "(got {" not in str(error.value)  # the section's dict is not dumped after it
     for reference in ("leland", "Leland", "ww:best", "agent"):
         load_config(None, [f"arena.reference={reference}"])
     with pytest.raises(ValueError, match=r"allowed keys of arena: \['c', 'frontier', 'hedgers'"):
