@@ -11,7 +11,8 @@ path                        content
 ``model/``                  the final agent (the best on the validation paths)
 ``tb/``                     TensorBoard events: RL losses and the hedging metrics
 ``report/``                 the arena's tables (CSV, JSON, Markdown) and plots, agent included
-``training.json``           training seconds, steps, validation history
+``training.json``           training seconds (of the last command: a resume's own), steps,
+                            validation history
 ==========================  ======================================================================
 
 Run ``python train.py`` again with the same config to resume an interrupted run: it continues
