@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -15,3 +15,18 @@ def torch_one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _scrambled(policy: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random weights of a visible size, so that positions vary across paths and steps."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+    return policy
+
+
+@pytest.fixture
+def scrambled() -> Callable[..., torch.nn.Module]:
+    """``scrambled(policy, seed=0)``: the policy with random weights added (in place)."""
+    return _scrambled

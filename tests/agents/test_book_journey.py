@@ -41,15 +41,6 @@ def option_book(hedge_option: bool = False, **overrides: Any) -> EnvConfig:
                        **overrides)
 
 
-def scrambled(policy: HedgingPolicy, seed: int = 0) -> HedgingPolicy:
-    """Random weights of a visible size, so that positions vary across paths and steps."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
-    return policy
-
-
 def tiny(**fields: Any) -> TrainerConfig:
     defaults: dict[str, Any] = {"steps": 6, "batch_size": 32, "n_train": 64, "n_valid": 64,
                                 "eval_every": 2, "checkpoint_every": 2, "seed": 5}
@@ -62,7 +53,7 @@ def tiny(**fields: Any) -> TrainerConfig:
     [(False, "shifted_band"), (False, "trade"), (True, "position"), (True, "fraction")],
 )
 def test_arena_books_the_trainers_pnl_on_the_book_block_by_block(
-    monkeypatch: pytest.MonkeyPatch, hedge_option: bool, output: str
+    monkeypatch: pytest.MonkeyPatch, hedge_option: bool, output: str, scrambled
 ) -> None:
     """The arena's P&L of a policy (P&L-so-far input, client flow, settlements inside the
     episode) equals the trainer's on the same paths, over several seeded blocks."""

@@ -40,15 +40,6 @@ def tiny(**fields: Any) -> TrainerConfig:
     return TrainerConfig(**{**defaults, **fields})
 
 
-def scrambled(policy: HedgingPolicy, seed: int = 0) -> HedgingPolicy:
-    """Random weights of a visible size, so that positions vary across paths and steps."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=generator, dtype=p.dtype))
-    return policy
-
-
 class Delta(Hedger):
     name = "delta"
 
@@ -84,7 +75,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_env_pnl_equals_trainer_pnl(case: str) -> None:
+def test_env_pnl_equals_trainer_pnl(case: str, scrambled) -> None:
     """The arena's P&L of the DeepHedger == the trainer's P&L on the same batch (float64)."""
     env_fields, policy_fields = CASES[case]
     config = short_call(10, **env_fields)
@@ -138,7 +129,7 @@ def test_float32_policy_on_the_env_is_close() -> None:
         ("cvar:0.8", {"output": "trade", "activation": "silu"}),
     ],
 )
-def test_gradient_matches_finite_difference(objective: str, policy_fields: dict) -> None:
+def test_gradient_matches_finite_difference(objective: str, policy_fields: dict, scrambled) -> None:
     config = short_call(6)
     trainer = DeepHedgingTrainer(
         config, config=tiny(objective=objective, dtype="float64", n_train=16, batch_size=16),
@@ -169,7 +160,7 @@ def test_gradient_matches_finite_difference(objective: str, policy_fields: dict)
         assert abs(finite_difference - analytic) / abs(analytic) < 1e-5
 
 
-def test_lots_pass_the_gradient_straight_through() -> None:
+def test_lots_pass_the_gradient_straight_through(scrambled) -> None:
     """Trades rounded to lots have a zero derivative almost everywhere, so training with
     ``lot_size`` did nothing: the straight-through gradient is the unrounded trade's (Bengio,
     Leonard and Courville 2013), while the value booked stays the rounded one."""
@@ -276,7 +267,7 @@ def test_save_load_gives_identical_positions(tmp_path: Path, policy_fields: dict
     assert '"objective": "mean_std:1.5"' in settings
 
 
-def test_save_policy_float64_round_trip(tmp_path: Path) -> None:
+def test_save_policy_float64_round_trip(tmp_path: Path, scrambled) -> None:
     config = short_call(5)
     policy = scrambled(HedgingPolicy(PolicySpec.for_env(config)).double())
     loaded = load_policy(save_policy(policy, tmp_path / "p"))
@@ -402,7 +393,7 @@ def test_hedging_cost_discounts_with_the_rate() -> None:
     assert torch.allclose(run.hedging_cost, expected)
 
 
-def test_scored_by_the_arena_like_the_baselines(monkeypatch) -> None:
+def test_scored_by_the_arena_like_the_baselines(monkeypatch, scrambled) -> None:
     """run_arena over two blocks: the recurrent state is reset per block, the P&L is ours."""
     from hedgearena.baselines import arena
     from hedgearena.baselines.arena import run_arena
