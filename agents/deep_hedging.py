@@ -606,16 +606,16 @@ def check_setup(env_config: EnvConfig, **policy_fields: Any) -> PolicySpec:
 
 def _check_compatible(spec: PolicySpec, config: EnvConfig) -> None:
     """Raise a ValueError if a policy cannot hedge ``config``'s env."""
-    with_option = config.hedge_option is not None
-    observation = feature_names(with_option)
+    observation = feature_names(config.hedge_option is not None)
     if tuple(spec.observation) != observation:
         missing = [name for name in observation if name not in spec.observation]
         extra = [name for name in spec.observation if name not in observation]
+        option_entries = set(feature_names(True)) - set(feature_names(False))
         hint = ""
-        if missing and set(missing) <= set(feature_names(True)) - set(feature_names(False)):
+        if missing and set(missing) <= option_entries:
             hint = (" (the env has a hedging option, the policy was trained on an env without "
                     "one)")
-        elif extra and set(extra) <= set(feature_names(True)) - set(feature_names(False)):
+        elif extra and set(extra) <= option_entries:
             hint = (" (the policy was trained with a hedging option, the env has none: set "
                     "hedge_option)")
         raise ValueError(

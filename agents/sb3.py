@@ -533,7 +533,7 @@ def check_agent_spaces(name: str, observation_space: Any, action_space: Any,
         action_space: the Box of its actions.
         env: the env it is about to hedge (the hedger's view of the scored env).
     """
-    from hedgearena.envs.episode import observation_names
+    from hedgearena.envs.episode import feature_names, observation_names
 
     trained = (_shape(observation_space), _shape(action_space))
     given = (_shape(env.single_observation_space), _shape(env.single_action_space))
@@ -541,12 +541,14 @@ def check_agent_spaces(name: str, observation_space: Any, action_space: Any,
         return
     names = observation_names(env.config)
     option = "with" if env.config.hedge_option is not None else "without"
+    option_entries = len(feature_names(True)) - len(feature_names(False))
     raise ValueError(
         f"{name} was trained on observations of shape {trained[0]} and actions of shape "
         f"{trained[1]}; this env ({option} a hedging option, observe_pnl="
         f"{env.config.observe_pnl}) gives observations of shape {given[0]} ({', '.join(names)}) "
         f"and takes actions of shape {given[1]}: score an agent on the env it was trained on "
-        "(a hedging option adds 5 observation entries and an action; observe_pnl adds pnl)"
+        f"(a hedging option adds {option_entries} observation entries and an action; "
+        "observe_pnl adds pnl)"
     )
 
 

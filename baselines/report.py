@@ -890,4 +890,3 @@ def plot_path_story(
         figures=figures,
     )
     return _save(fig, path)
-
