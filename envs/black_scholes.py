@@ -104,7 +104,7 @@ def _validate(spot: Any, strike: Any, tau: Any, vol: Any) -> None:
                              f"got {float(bad)!r}")
 
 
-def _check_rates(rate: Any, dividend: Any) -> None:
+def check_rates(rate: Any, dividend: Any) -> None:
     """``rate`` and ``dividend`` must be finite numbers (a NaN rate gave NaN prices silently)."""
     if (isinstance(rate, float) and isinstance(dividend, float) and math.isfinite(rate)
             and math.isfinite(dividend)):
@@ -119,7 +119,7 @@ def _check_rates(rate: Any, dividend: Any) -> None:
                              f"year), got {value!r}")
 
 
-def _call_flags(is_call: Any) -> Any:
+def call_flags(is_call: Any) -> Any:
     """``is_call`` as a bool (a single option) or a numpy array of bools (or of 0/1 numbers).
 
     A list was truthy as a whole (every option priced as a call), so was a string and None a
@@ -155,7 +155,7 @@ def _tensors(spot: Any, strike: Any, tau: Any, vol: Any, is_call: Any) -> tuple[
                              f"got a tensor of dtype {is_call.dtype}")
         flags = is_call.to(device)
     else:
-        flags = _call_flags(is_call)
+        flags = call_flags(is_call)
         if not isinstance(flags, bool):
             flags = torch.as_tensor(flags, device=device)
     return (*values, flags)
@@ -300,12 +300,12 @@ def black_scholes_greeks(
     unknown = set(select) - set(GREEKS)
     if unknown:
         raise ValueError(f"select must name greeks among {GREEKS}, got {sorted(unknown)}")
-    _check_rates(rate, dividend)
+    check_rates(rate, dividend)
     if any(is_torch_array(v) for v in (spot, strike, tau, vol)):
         spot, strike, tau, vol, is_call = _tensors(spot, strike, tau, vol, is_call)
         return _greeks(spot, strike, tau, vol, rate, dividend, is_call, select)
     spot, strike, tau, vol = (np.asarray(v, dtype=np.float64) for v in (spot, strike, tau, vol))
-    is_call = _call_flags(is_call)
+    is_call = call_flags(is_call)
     inputs = (spot, strike, tau, vol, np.asarray(is_call))
     if math.prod(np.broadcast_shapes(*(v.shape for v in inputs))) > _CHUNK:
         return _greeks_chunked(inputs, rate, dividend, select)  # validated chunk by chunk

@@ -12,7 +12,9 @@ from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
 
-def time_grid(owner: str, n_paths: int, n_steps: int, dt: float) -> FloatArray:
+def time_grid(
+    owner: str, n_paths: int, n_steps: int, dt: float, rng: np.random.Generator
+) -> FloatArray:
     """Validate a simulation request and return its grid ``times = dt * arange(n_steps + 1)``.
 
     Args:
@@ -20,18 +22,24 @@ def time_grid(owner: str, n_paths: int, n_steps: int, dt: float) -> FloatArray:
         n_paths: number of paths (>= 1).
         n_steps: number of steps (>= 1).
         dt: step length, years (> 0).
+        rng: the generator the paths are drawn from (a ``numpy.random.Generator``).
 
     Returns:
         ``(n_steps + 1,)`` times in years.
 
     Examples:
-        >>> time_grid("GBM", 2, 4, 0.25)
+        >>> time_grid("GBM", 2, 4, 0.25, np.random.default_rng(0))
         array([0.  , 0.25, 0.5 , 0.75, 1.  ])
     """
     for name, value in (("n_paths", n_paths), ("n_steps", n_steps)):
         ok = is_integer(value) and value >= 1
         require_field(owner + ".simulate", name, value, ok, "an integer >= 1")
     require_number(owner + ".simulate", "dt", dt, gt=0.0)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{owner}.simulate: rng must be a numpy.random.Generator "
+            f"(e.g. numpy.random.default_rng(seed)), got {type(rng).__name__}"
+        )
     return dt * np.arange(n_steps + 1, dtype=np.float64)
 
 
@@ -134,7 +142,7 @@ class GBM:
             Every array of the result is ``(n_paths, n_steps + 1)``: the transpose of a
             C-contiguous time-major block (see :func:`hedgearena.envs.market.time_major`).
         """
-        times = time_grid(type(self).__name__, n_paths, n_steps, dt)
+        times = time_grid(type(self).__name__, n_paths, n_steps, dt, rng)
         sigma = float(self.sigma)  # a numpy float32 sigma would make float32 arrays below
         drift = (price_drift(self.mu, self.rate, self.dividend) - 0.5 * sigma**2) * dt
         # Time-major storage (see hedgearena.envs.market): row s holds every path at step s, and

@@ -86,8 +86,9 @@ def qe_variance_step(
         All arrays ``(n_paths,)``.
     """
     decay = math.exp(-kappa * dt)
+    growth = -math.expm1(-kappa * dt)  # 1 - decay, to every digit when kappa dt is tiny
     m = theta + (v - theta) * decay
-    s2 = xi**2 * (1.0 - decay) / kappa * (v * decay + 0.5 * theta * (1.0 - decay))
+    s2 = xi**2 * growth / kappa * (v * decay + 0.5 * theta * growth)
     psi = s2 / (m * m)
     quadratic = psi <= PSI_CRITICAL
     # quadratic branch (psi replaced by 1 where unused, to stay finite)
@@ -205,7 +206,7 @@ class Heston:
         Shape:
             Every array of the result is ``(n_paths, n_steps + 1)``.
         """
-        times = time_grid(type(self).__name__, n_paths, n_steps, dt)
+        times = time_grid(type(self).__name__, n_paths, n_steps, dt, rng)
         step = self._qe_step if self.scheme == "qe" else self._full_truncation_step
         log_spot = np.zeros((n_paths, n_steps + 1))
         variance = np.full((n_paths, n_steps + 1), float(self.v0))

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from hedgearena.envs.black_scholes import _call_flags, _check_rates
+from hedgearena.envs.black_scholes import call_flags, check_rates
 
 FloatArray = NDArray[np.float64]
 
@@ -84,10 +84,10 @@ def implied_vol_status(
         >>> implied_vol_status([10.0, -1.0, 120.0], 100.0, 100.0, 1.0).tolist()
         [0, 1, 2]
     """
-    _check_rates(rate, dividend)  # a NaN rate gave vol 0 and status 0 (OK), silently
+    check_rates(rate, dividend)  # a NaN rate gave vol 0 and status 0 (OK), silently
     p, s, k, t, c = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in
                                           (price, spot, strike, tau)),
-                                        np.asarray(_call_flags(is_call)))
+                                        np.asarray(call_flags(is_call)))
     c = c.astype(bool)
     status = np.zeros(p.shape, dtype=np.int8)
     bad = ~(np.isfinite(p) & np.isfinite(s) & np.isfinite(k) & np.isfinite(t))

@@ -113,6 +113,14 @@ class MarketPaths:
             raise ValueError(f"spot must have shape (n_paths, n_steps + 1), got {shape}")
         if self.times.shape != (shape[1],):
             raise ValueError(f"times must have shape ({shape[1]},), got {self.times.shape}")
+        times = self.times  # from 0, strictly up (no NaN) and finite (its last is the largest)
+        if not (times[0] == 0 and (np.diff(times) > 0).all() and np.isfinite(times[-1])):
+            # the book's times to expiry and the carry are read from it: a NaN, a start past 0
+            # or a step back in time would price options at the wrong (or a negative) tau
+            raise ValueError(
+                "times must start at 0 and increase strictly (years since the episode's start), "
+                f"got {times[:4].tolist()}{' ...' if times.size > 4 else ''}"
+            )
         for name in ("variance", "vol_state"):
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {getattr(self, name).shape}")

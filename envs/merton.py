@@ -268,7 +268,7 @@ class MertonJumpDiffusion:
         Draws the Poisson counts ``(n_paths, n_steps)`` first, then ``(2, n_paths, n_steps)``
         standard normals.
         """
-        time_grid(type(self).__name__, n_paths, n_steps, dt)
+        time_grid(type(self).__name__, n_paths, n_steps, dt, rng)
         counts = rng.poisson(self.jump_intensity * dt, (n_paths, n_steps)).astype(np.float64)
         z_diffusion, z_jump = rng.standard_normal((2, n_paths, n_steps))
         k = jump_compensator(self.jump_mean, self.jump_std)
@@ -285,7 +285,7 @@ class MertonJumpDiffusion:
         Shape:
             Every array of the result is ``(n_paths, n_steps + 1)``.
         """
-        times = time_grid(type(self).__name__, n_paths, n_steps, dt)
+        times = time_grid(type(self).__name__, n_paths, n_steps, dt, rng)
         steps = self.sample_increments(n_paths, n_steps, dt, rng).log_return
         log_spot = np.concatenate([np.zeros((n_paths, 1)), np.cumsum(steps, axis=1)], axis=1)
         # float(): a numpy float32 parameter made float32 arrays (np.full takes the fill's dtype)

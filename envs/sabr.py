@@ -155,7 +155,7 @@ class SABR:
         Shape:
             Every array of the result is ``(n_paths, n_steps + 1)``.
         """
-        times = time_grid(type(self).__name__, n_paths, n_steps, dt)
+        times = time_grid(type(self).__name__, n_paths, n_steps, dt, rng)
         z_alpha, z_perp = rng.standard_normal((2, n_paths, n_steps))
         log_alpha_steps = self.nu * math.sqrt(dt) * z_alpha - 0.5 * self.nu**2 * dt
         alpha = self.alpha0 * np.exp(
