@@ -42,7 +42,7 @@ from hedgearena.envs.limits import (
     new_breaches,
     over_limits,
 )
-from hedgearena.envs.rendering import RENDER_MODES, check_render_mode
+from hedgearena.envs.rendering import RENDER_MODES, StoryFigures, check_render_mode
 from hedgearena.envs.source import EpisodeSource, copy_batch, slice_batch
 
 INFO_KEYS = (
@@ -251,6 +251,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.config = config if config is not None else make_config(self.preset, **kwargs)
         check_render_mode(render_mode)
         self.render_mode = render_mode
+        self._figures = StoryFigures()  # rgb_array frames are drawn on kept figures
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
         self.reward_scale = reward_scale(self.config)
@@ -561,4 +562,5 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             return state_line(s["step"], s["spot"], s["hedge"], s["model_hedge"], self._wealth())
         story = [*self._story, (self._t, self._state.hedge, self._totals["cost"])]
         return story_frame(story, self._ep.spot, self._ep.model_hedge,
-                           f"{type(self).__name__}: step {self._t} of {self._n_steps}")
+                           f"{type(self).__name__}: step {self._t} of {self._n_steps}",
+                           self._figures)

@@ -141,6 +141,10 @@ class StoryFigures:
     def __init__(self) -> None:
         self._kept: dict[StoryLayout, Any] = {}
 
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        """Copies and pickles start empty (a figure unpickled has no Agg canvas to draw on)."""
+        return StoryFigures, ()
+
     def figure(self, layout: StoryLayout) -> Any:
         """The figure for a story of ``layout``: the kept one, emptied, else a new one (kept)."""
         fig = self._kept.get(layout)
@@ -244,7 +248,7 @@ def state_line(step: int, spot: float, hedge: float, model_hedge: float, wealth:
 
 def story_frame(
     story: Sequence[tuple[int, float, float]], spot: np.ndarray, model_hedge: np.ndarray,
-    title: str,
+    title: str, figures: StoryFigures | None = None,
 ) -> np.ndarray:
     """The ``rgb_array`` rendering of one path: ``(H, W, 3)`` uint8.
 
@@ -258,6 +262,8 @@ def story_frame(
         spot: ``(n_steps + 1,)`` the path's spot by step, currency.
         model_hedge: ``(n_steps + 1,)`` the model hedge by step, units.
         title: the picture's title.
+        figures: the figures to draw frame after frame on (:class:`StoryFigures`; the env's
+            own), or None for a new figure.
     """
     steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
     model = np.array([model_hedge[s] for s in steps], dtype=float)
@@ -267,5 +273,6 @@ def story_frame(
     fig = path_story_figure(
         times=steps, spot=[spot[s] for s in steps], model_hedge=model,
         hedges={"hedge": held}, costs={"hedge": cost}, title=title, time_label="step",
+        figures=figures,
     )
     return figure_to_rgb(fig)

@@ -54,7 +54,7 @@ from hedgearena.envs.limits import (
     new_breaches,
     over_limits,
 )
-from hedgearena.envs.rendering import RENDER_MODES, check_render_mode
+from hedgearena.envs.rendering import RENDER_MODES, StoryFigures, check_render_mode
 from hedgearena.envs.source import EpisodeSource, copy_batch
 
 STRESS_KEYS = ("impact_pnl", "unfilled", "option_unfilled", "slippage")
@@ -150,6 +150,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             raise ValueError(f"render_envs must be an integer in [1, num_envs={num_envs}], "
                              f"got {render_envs!r}")
         self.render_mode = render_mode
+        self._figures = StoryFigures()  # rgb_array frames are drawn on kept figures
         self._render_rows = range(int(render_envs))
         self._stories: list[list[tuple[int, float, float]]] = []
         if config is not None and kwargs:
@@ -404,7 +405,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
             story_frame([*story, (int(self._t[r]), float(self._hedge[r]),
                                   float(self._totals["cost"][r]))],
                         ep.spot[:, r], ep.model_hedge[:, r],
-                        f"{type(self).__name__} path {r}: step {self._t[r]} of {self._n_steps}")
+                        f"{type(self).__name__} path {r}: step {self._t[r]} of {self._n_steps}",
+                        self._figures)
             for r, story in zip(self._render_rows, self._stories, strict=True)
         )
 

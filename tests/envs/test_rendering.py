@@ -82,3 +82,34 @@ def test_render_settings_are_checked():
         _vector(2, render_mode="ansi", render_envs=3)
     with pytest.raises(ValueError, match=r"render_mode must be one of"):
         HedgingEnv(render_mode="bogus")
+
+
+def test_frames_drawn_on_the_envs_kept_figures_are_new_figures_pixel_for_pixel():
+    # the envs draw frame after frame on kept figures (rendering.StoryFigures); each frame must
+    # be what a new figure draws: the first frame (one point, markers), the middle, the end
+    # (held into expiry); also after a copy and a pickle of the env (which start empty)
+    import copy
+    import pickle
+
+    from hedgearena.envs import rendering
+
+    env = gym.make("hedgearena/ShortCall-v0", render_mode="rgb_array").unwrapped
+    env.reset(seed=5)
+    frames = {}
+    for t in range(env.config.n_steps + 1):
+        if t in (0, 1, 2, env.config.n_steps):
+            frames[t] = env.render()
+        if t < env.config.n_steps:
+            env.step(np.array([0.5 - 0.05 * t], dtype=np.float32))
+    for twin in (copy.deepcopy(env), pickle.loads(pickle.dumps(env))):
+        assert twin.render().shape == frames[env.config.n_steps].shape
+    env.reset(seed=5)
+    for t in range(env.config.n_steps + 1):
+        if t in frames:
+            fresh = rendering.StoryFigures()  # a new figure for this frame alone
+            kept, env._figures = env._figures, fresh
+            np.testing.assert_array_equal(env.render(), frames[t])
+            env._figures = kept
+        if t < env.config.n_steps:
+            env.step(np.array([0.5 - 0.05 * t], dtype=np.float32))
+    assert len(env._figures._kept) == 2  # one figure per layout: the first frame's and the rest's
