@@ -20,6 +20,8 @@ import functools
 import itertools
 import numbers
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,17 @@ MIN_GARCH_ROWS = 100
 GARCH_BURN_IN_RETURNS = 500
 """Returns (about two years) before the GARCH estimate is fitted in real time, on past returns
 only (see :func:`garch_implied_vol`)."""
+
+MIN_SCALED_VOL = 0.005
+"""Smallest median implied vol (0.5%) accepted after a ``vol_scale`` other than 1: below it the
+column was in fractions already (0.14 read as 0.14%)."""
+
+MAX_GAP_DAYS = 14
+"""Calendar days between consecutive rows above which a replay warns of a gap in the data (the
+S&P 500's longest closure, after 11 September 2001, is 7; some markets' new-year holidays 11)."""
+
+_LOOK_AHEAD = ".*GARCH vol estimate.*look-ahead"
+"""The start of the warning :meth:`HistoricalReplay.from_frame` gives for the burn-in rows."""
 
 _CSV_ERRORS = (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError)
 
@@ -177,6 +190,7 @@ class HistoricalReplay:
         price_column: str = "close",
         vol_column: str | None = None,
         date_column: str | None = None,
+        date_format: str | None = None,
         vol_scale: float = 1.0,
         fill_missing_vol: bool = False,
         rate: float = 0.0,
@@ -184,7 +198,15 @@ class HistoricalReplay:
         surface: VolSurface | None = None,
         name: str = "custom",
     ) -> HistoricalReplay:
-        """A replay of the user's daily series.
+        """A replay of the user's daily series, its rows and values as given.
+
+        Nothing is sorted, filled, clipped or dropped: unsorted or duplicated dates, two rows on
+        one calendar day and missing or out-of-range values are refused, naming the column, the
+        first offending date and what is allowed. Each row is one step of the env's ``dt``
+        whatever the calendar gap to the next (weekends, holidays); a ``UserWarning`` names
+        gaps longer than :data:`MAX_GAP_DAYS` calendar days, weekend rows that repeat the
+        previous close (a calendar-day series filled forward) and GARCH-estimated rows of the
+        burn-in (fitted on later closes too, see :func:`garch_implied_vol`).
 
         Args:
             frame: one row per trading day.
@@ -192,8 +214,13 @@ class HistoricalReplay:
             vol_column: column of annualised implied vols; None estimates all of them with
                 :func:`garch_implied_vol` (needs at least ``MIN_GARCH_ROWS`` rows).
             date_column: column of dates; None uses the frame's index, which must then be a
-                ``DatetimeIndex``.
+                ``DatetimeIndex``. Dates with UTC offsets that differ between rows (a time
+                zone's summer and winter time) are read at their local time as written.
+            date_format: the ``strftime`` format of ``date_column`` (e.g. ``"%d/%m/%Y"`` for
+                day-first dates); None lets ``pandas.to_datetime`` infer it.
             vol_scale: factor applied to ``vol_column``: 0.01 for vols quoted in percent (VIX).
+                With a factor other than 1 the median scaled vol must be at least
+                :data:`MIN_SCALED_VOL` (else the column was in fractions already).
             fill_missing_vol: estimate missing values of ``vol_column`` with the GARCH estimate
                 instead of rejecting them.
             rate: risk-free rate, per year.
@@ -207,13 +234,14 @@ class HistoricalReplay:
         """
         _check_frame(frame, "frame")
         _check_columns(frame, [c for c in (price_column, vol_column, date_column) if c])
-        index = _date_index(frame, date_column)
+        index = _date_index(frame, date_column, date_format)
         close = pd.Series(frame[price_column].to_numpy(), index=index, name=price_column)
-        _check_index(index, "date_column" if date_column else "index")
+        _check_index(index, f"date_column {date_column!r}" if date_column else "index")
         _check_prices(close, price_column)
         close = close.astype(np.float64)
         if vol_column is None:
-            vol, estimated = garch_implied_vol(close), pd.Series(True, index=index)
+            vol, estimated = _garch(close, price_column), pd.Series(True, index=index)
+            _warn_look_ahead(estimated, name)
         else:
             if not is_number(vol_scale, gt=0.0):
                 raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale!r}")
@@ -221,8 +249,12 @@ class HistoricalReplay:
             vol = pd.Series(_numeric(raw, vol_column) * vol_scale, index=index)
             estimated = vol.isna()
             if fill_missing_vol and estimated.any():
-                vol = vol.where(~estimated, garch_implied_vol(close))
+                garch = _garch(close, price_column, estimated)
+                _warn_look_ahead(estimated, name)
+                vol = vol.where(~estimated, garch)
             _check_vols(vol, vol_column, vol_scale)
+            _check_vol_scale(vol[~estimated], vol_column, vol_scale)
+        _warn_calendar(close, price_column, name)
         data = pd.DataFrame(
             {"close": close, "implied_vol": vol.astype(np.float64), "vol_estimated": estimated}
         )
@@ -240,33 +272,43 @@ class HistoricalReplay:
     ) -> HistoricalReplay:
         """A replay of a CSV file with one row per trading day (see :meth:`from_frame`).
 
+        The file is comma-separated with a header row (a UTF-8 byte-order mark is read);
+        numbers are plain (``1234.5``: no thousands separators, no decimal comma).
+
         Args:
             path: the CSV file.
-            date_column: column of dates (any format ``pandas.to_datetime`` reads).
+            date_column: column of dates (any format ``pandas.to_datetime`` reads, or the
+                ``date_format`` of :meth:`from_frame`).
             price_column: column of closing prices, currency.
             vol_column: column of annualised implied vols, or None for the GARCH estimate.
             **kwargs: the other keyword arguments of :meth:`from_frame`.
 
         Raises:
-            ValueError: the file cannot be read, or its content is invalid.
+            ValueError: the file cannot be read, or its content is invalid; the message starts
+                with the file's path.
         """
         if not isinstance(path, str | os.PathLike):
             raise ValueError(f"path must be a CSV file's path (str or Path), got {path!r}")
         try:
             frame = pd.read_csv(path)
         except _CSV_ERRORS as err:
-            raise ValueError(f"cannot read the CSV file {str(path)!r}: {err}") from err
+            where = "" if Path(path).is_absolute() else f" (relative to {os.getcwd()})"
+            raise ValueError(f"cannot read the CSV file {str(path)!r}{where}: {err}") from err
         kwargs.setdefault("name", Path(path).stem)
-        return cls.from_frame(
-            frame, price_column=price_column, vol_column=vol_column, date_column=date_column,
-            **kwargs,
-        )
+        try:
+            _check_separator(frame)
+            return cls.from_frame(
+                frame, price_column=price_column, vol_column=vol_column, date_column=date_column,
+                **kwargs,
+            )
+        except ValueError as err:
+            raise ValueError(f"CSV file {str(path)!r}: {err}") from None
 
     @classmethod
     def load(
         cls,
         *,
-        series: str = "sp500",
+        series: str | None = None,
         csv: str | Path | None = None,
         start: Any = None,
         end: Any = None,
@@ -285,10 +327,11 @@ class HistoricalReplay:
         the series is cut to ``[start, end]``.
 
         Args:
-            series: ``"sp500"`` (:meth:`sp500`) or ``"nasdaq"`` (:meth:`nasdaq`); ignored
-                when ``csv`` is given.
+            series: ``"sp500"`` (:meth:`sp500`, the default) or ``"nasdaq"``
+                (:meth:`nasdaq`); not with ``csv``.
             csv: a CSV file of the user's daily series (read by :meth:`from_csv`).
-            date_column: the CSV's column of dates (CSV only, like the next four).
+            date_column: the CSV's column of dates, ISO (``2014-01-13``) or month first (CSV
+                only, like the next four; :meth:`from_csv` also takes a ``date_format``).
             price_column: the CSV's column of closing prices, currency.
             vol_column: the CSV's column of annualised implied vols (None: GARCH estimate).
             vol_scale: factor applied to ``vol_column`` (0.01 for vols in percent).
@@ -300,8 +343,8 @@ class HistoricalReplay:
             surface: the implied-vol surface (default :class:`FlatVol`).
 
         Raises:
-            ValueError: an unknown ``series``, CSV options without ``csv``, or what
-                :meth:`from_csv` and :meth:`between` raise.
+            ValueError: an unknown ``series``, ``series`` with ``csv``, CSV options without
+                ``csv``, or what :meth:`from_csv` and :meth:`between` raise.
 
         Examples:
             >>> HistoricalReplay.load(start="2008-09-01", end="2008-09-30").name
@@ -311,6 +354,10 @@ class HistoricalReplay:
         """
         carry = {"rate": rate, "dividend": dividend, "surface": surface}
         if csv is not None:
+            if series is not None:
+                raise ValueError(
+                    f"series={series!r} and csv={str(csv)!r} name two histories: give one"
+                )
             replay = cls.from_csv(
                 csv, date_column=date_column, price_column=price_column, vol_column=vol_column,
                 vol_scale=vol_scale, fill_missing_vol=fill_missing_vol, **carry,
@@ -318,6 +365,7 @@ class HistoricalReplay:
         else:
             _check_no_csv_options(date_column, price_column, vol_column, vol_scale,
                                   fill_missing_vol)
+            series = "sp500" if series is None else series
             if series not in SERIES:
                 raise ValueError(
                     f"series must be one of {list(SERIES)} (or give csv=<path>), got {series!r}"
@@ -342,7 +390,8 @@ class HistoricalReplay:
         if mask.sum() < 2:
             raise ValueError(
                 f"between({start!r}, {end!r}) keeps {int(mask.sum())} row(s), at least 2 are "
-                f"needed; the series runs from {dates[0].date()} to {dates[-1].date()}"
+                f"needed; the series {self.name!r} runs from {dates[0].date()} to "
+                f"{dates[-1].date()}"
             )
         return dataclasses.replace(self, data=self.data.loc[mask])
 
@@ -352,7 +401,8 @@ class HistoricalReplay:
         if len(self) < n_steps + 1:
             raise ValueError(
                 f"a window of n_steps={n_steps} needs n_steps + 1 = {n_steps + 1} rows, the series "
-                f"has {len(self)} ({self.data.index[0].date()}..{self.data.index[-1].date()})"
+                f"has {len(self)} ({self.name!r}, {self.data.index[0].date()}.."
+                f"{self.data.index[-1].date()})"
             )
         return len(self) - n_steps
 
@@ -547,9 +597,11 @@ def _sp500_frame() -> pd.DataFrame:
     close = sp500.load()["Adj Close"].astype(np.float64)
     implied = vix.load()["vix"].reindex(close.index) / 100
     frame = pd.DataFrame({"close": close, "vix": implied})
-    return HistoricalReplay.from_frame(
-        frame, price_column="close", vol_column="vix", fill_missing_vol=True
-    ).data
+    with warnings.catch_warnings():  # its burn-in years are documented in sp500()
+        warnings.filterwarnings("ignore", message=_LOOK_AHEAD, category=UserWarning)
+        return HistoricalReplay.from_frame(
+            frame, price_column="close", vol_column="vix", fill_missing_vol=True
+        ).data
 
 
 @functools.cache
@@ -558,7 +610,9 @@ def _nasdaq_frame() -> pd.DataFrame:
     from arch.data import nasdaq
 
     frame = nasdaq.load()[["Adj Close"]].astype(np.float64)
-    return HistoricalReplay.from_frame(frame, price_column="Adj Close").data
+    with warnings.catch_warnings():  # its burn-in years are documented in garch_implied_vol()
+        warnings.filterwarnings("ignore", message=_LOOK_AHEAD, category=UserWarning)
+        return HistoricalReplay.from_frame(frame, price_column="Adj Close").data
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -631,16 +685,43 @@ def _timestamp(name: str, value: Any) -> pd.Timestamp:
 
 
 def _check_columns(frame: pd.DataFrame, needed: list[str]) -> None:
-    """Raise if a needed column is missing, listing the available ones."""
+    """Raise if a needed column is missing, listing the available ones (and near misses)."""
     missing = [c for c in needed if c not in frame.columns]
     if missing:
+        near = {str(c).strip().casefold(): c for c in frame.columns}
+        hints = [f"{c!r} -> {near[c.strip().casefold()]!r}" for c in missing
+                 if c.strip().casefold() in near]
+        hint = f"; names match exactly (case and spaces): did you mean {', '.join(hints)}?"
+        unnamed = "Unnamed: 0" in frame.columns and not hints
         raise ValueError(
             f"column(s) {missing} not found; available columns: {list(frame.columns)}"
+            + (hint if hints else "")
+            + ("; 'Unnamed: 0' is a column without a header (an index written by "
+               "DataFrame.to_csv: name it, or pass its name)" if unnamed else "")
         )
 
 
-def _date_index(frame: pd.DataFrame, date_column: str | None) -> pd.DatetimeIndex:
-    """The dates of ``frame``: parsed from ``date_column``, or its index if that is datetime."""
+def _check_separator(frame: pd.DataFrame) -> None:
+    """Raise if a CSV read with commas came out as one column holding another separator."""
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in header:
+                raise ValueError(
+                    f"the file has one column {header!r}: its fields seem separated by {label}; "
+                    "allowed: comma-separated fields with '.' as the decimal point (re-save "
+                    "it, e.g. pd.read_csv(path, sep=';', decimal=',').to_csv(new, index=False))"
+                )
+
+
+def _date_index(
+    frame: pd.DataFrame, date_column: str | None, date_format: str | None = None
+) -> pd.DatetimeIndex:
+    """The dates of ``frame``: parsed from ``date_column``, or its index if that is datetime.
+
+    Dates whose UTC offsets differ between rows (summer and winter time) are read at their local
+    time as written (the offsets dropped), so each row keeps the calendar day it names.
+    """
     if date_column is None:
         if not isinstance(frame.index, pd.DatetimeIndex):
             first = f" (first value {frame.index[0]!r})" if len(frame.index) else ""
@@ -656,15 +737,36 @@ def _date_index(frame: pd.DataFrame, date_column: str | None) -> pd.DatetimeInde
             "pandas would read as nanoseconds since 1970; give dates as text such as "
             "2021-01-04, or convert the column first (e.g. pd.to_datetime(col.astype(str)))"
         )
-    parsed = pd.to_datetime(column, errors="coerce")
+    if date_format is not None and not isinstance(date_format, str):
+        raise ValueError(f"date_format must be a strftime format such as '%d/%m/%Y' or None, "
+                         f"got {date_format!r}")
+    try:
+        parsed = pd.to_datetime(column, format=date_format, errors="coerce")
+    except ValueError:  # offsets that differ between rows: each date at its written local time
+        parsed = pd.to_datetime(column.map(lambda x: _local_time(x, date_format)))
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
+        value = frame[date_column].iloc[row]
+        day_first = re.fullmatch(r"\s*(1[3-9]|2\d|3[01])[/.-](0?[1-9]|1[0-2])[/.-]\d{2,4}.*",
+                                 str(value))
+        hint = (" (day first? write ISO dates such as 2014-01-13, or read the file with "
+                "HistoricalReplay.from_csv(..., date_format='%d/%m/%Y'))"
+                if day_first and date_format is None else "")
+        how = f"date_format {date_format!r}" if date_format else "pandas.to_datetime"
         raise ValueError(
             f"date_column {date_column!r} has a missing or unparsable date at row {row}: "
-            f"{frame[date_column].iloc[row]!r}; dates must be readable by pandas.to_datetime"
+            f"{value!r}; dates must be readable by {how}{hint}"
         )
     return pd.DatetimeIndex(parsed, name=date_column)
+
+
+def _local_time(value: Any, date_format: str | None) -> pd.Timestamp | None:
+    """``value`` as a timestamp at its written local time (any UTC offset dropped), or None."""
+    stamp = pd.to_datetime(value, format=date_format, errors="coerce")
+    if pd.isna(stamp):
+        return None
+    return stamp.tz_localize(None) if stamp.tz is not None else stamp
 
 
 def _check_index(index: pd.Index, what: str) -> None:
@@ -680,9 +782,17 @@ def _check_index(index: pd.Index, what: str) -> None:
     if (steps <= 0).any():
         row = int(np.argmax(steps <= 0)) + 1
         problem = "duplicate" if steps[row - 1] == 0 else "unsorted (earlier than the row before)"
+        article = "a" if problem == "duplicate" else "an"
         raise ValueError(
-            f"{what} has a {problem} date {index[row].date()} at row {row}; dates must be "
+            f"{what} has {article} {problem} date {index[row].date()} at row {row}; dates must be "
             "strictly increasing (sort the data and drop duplicates)"
+        )
+    same_day = np.diff(_as_days(index).astype(np.int64)) == 0
+    if same_day.any():
+        row = int(np.argmax(same_day)) + 1
+        raise ValueError(
+            f"{what} has two rows on the calendar day {_as_days(index)[row]} (rows {row - 1} and "
+            f"{row}); a replay takes one row per trading day (daily closes)"
         )
 
 
@@ -718,6 +828,92 @@ def _check_prices(close: pd.Series, column: str) -> None:
                 f"column {column!r} has {problem} ({prices[bad][0]}) on {_first_bad(close, bad)}; "
                 "prices must be finite and > 0 (fill or drop the row)"
             )
+
+
+def _garch(close: pd.Series, price_column: str, rows: pd.Series | None = None) -> pd.Series:
+    """:func:`garch_implied_vol` of ``close``, or an error naming ``price_column`` and the date.
+
+    Closes that never move cannot be fitted; an estimate outside ``(0, MAX_VOL]`` on the
+    ``rows`` used (a boolean mask; None: all) is refused.
+    """
+    if len(close) >= MIN_GARCH_ROWS and not np.diff(close.to_numpy(np.float64)).any():
+        raise ValueError(
+            f"column {price_column!r} never moves ({close.iloc[0]} on every row): no GARCH vol "
+            "estimate can be fitted to it; give a vol_column"
+        )
+    vol = garch_implied_vol(close)
+    used = vol if rows is None else vol[rows]
+    values = used.to_numpy(np.float64)
+    bad = ~(np.isfinite(values) & (values > 0) & (values <= MAX_VOL))
+    if bad.any():
+        raise ValueError(
+            f"the GARCH vol estimate from column {price_column!r} is {values[bad][0]} on "
+            f"{_first_bad(used, bad)}; allowed: (0, {MAX_VOL}]: the closes move too little (or "
+            "too wildly) for a GARCH(1,1) fit: give a vol_column"
+        )
+    return vol
+
+
+def _check_vol_scale(vol: pd.Series, column: str, scale: float) -> None:
+    """Raise if a ``vol_scale`` other than 1 leaves a median vol below :data:`MIN_SCALED_VOL`."""
+    if scale != 1.0 and len(vol) and float(np.median(vol.to_numpy())) < MIN_SCALED_VOL:
+        median = float(np.median(vol.to_numpy()))
+        raise ValueError(
+            f"column {column!r} after vol_scale={scale} has a median implied vol of {median:.4g} "
+            f"({100 * median:.3g}%); allowed: at least {MIN_SCALED_VOL} after a vol_scale: are "
+            "the vols annualised fractions already (0.2 = 20%)? then drop vol_scale"
+        )
+
+
+def _warn_look_ahead(estimated: pd.Series, name: str) -> None:
+    """Warn of GARCH-estimated rows fitted on their own closes (:func:`garch_refits`' burn-in).
+
+    Only rows after :data:`GARCH_BURN_IN_RETURNS` returns and a new calendar year are estimated
+    in real time; the rows before are fitted on the closes up to the burn-in's end, later ones
+    included (the whole series if it is too short for a real-time year).
+    """
+    dates = pd.DatetimeIndex(estimated.index)
+    lo, hi, _ = garch_refits(dates)[0]
+    ahead = estimated.to_numpy()[lo:hi]
+    if ahead.any():
+        rows = np.flatnonzero(ahead)
+        after = (f"from {dates[hi].date()} on it is fitted in real time: for out-of-sample "
+                 f"work give a vol_column or start='{dates[hi].date()}'" if hi < len(dates)
+                 else "the series is too short for a real-time fit: give a vol_column")
+        warnings.warn(
+            f"series {name!r}: the GARCH vol estimate of {len(rows)} row(s) "
+            f"({dates[rows[0]].date()}..{dates[rows[-1]].date()}) is fitted on the closes to "
+            f"{dates[hi - 1].date()} (look-ahead: later closes move earlier vols; a real-time fit "
+            f"needs {GARCH_BURN_IN_RETURNS} returns before a calendar year starts); {after}",
+            UserWarning, stacklevel=3,
+        )
+
+
+def _warn_calendar(close: pd.Series, column: str, name: str) -> None:
+    """Warn of gaps longer than :data:`MAX_GAP_DAYS` and of weekend rows repeating a close."""
+    days = _as_days(close.index)
+    gaps = np.diff(days.astype(np.int64))
+    if (gaps > MAX_GAP_DAYS).any():
+        row, count = int(np.argmax(gaps)) + 1, int((gaps > MAX_GAP_DAYS).sum())
+        warnings.warn(
+            f"series {name!r}: {count} gap(s) of more than {MAX_GAP_DAYS} calendar days "
+            f"between rows, the longest {int(gaps[row - 1])} days from {days[row - 1]} to "
+            f"{days[row]}: each row is one step of the env's dt, so a window across it replays "
+            "the gap's whole move as one day",
+            UserWarning, stacklevel=3,
+        )
+    prices = close.to_numpy(np.float64)
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
+    stale = (weekday[1:] >= 5) & (prices[1:] == prices[:-1])
+    if stale.any():
+        row = int(np.argmax(stale)) + 1
+        warnings.warn(
+            f"series {name!r}: {int(stale.sum())} row(s) fall on a Saturday or Sunday and repeat "
+            f"the previous {column!r} (the first {days[row]}): a calendar-day series filled "
+            "forward? Each row is one step of the env's dt (1 / days_per_year): drop those rows, "
+            "or for a market that trades every day set days_per_year=365",
+            UserWarning, stacklevel=3,
+        )
 
 
 def _check_vols(vol: pd.Series, column: str, scale: float = 1.0) -> None:

@@ -278,12 +278,13 @@ _HISTORICAL = """
 
 Episodes are random 21-day windows of the S&P 500 daily closes shipped with `arch`
 (`arch.data.sp500`, 1999-2018); the option is marked at VIX / 100 where VIX exists
-(`arch.data.vix`, 2014-2018) and otherwise at a GARCH(1,1) forecast fitted in real time, on
-the returns before each year (see `hedgearena.envs.historical.HistoricalReplay.sp500`). Costs
-are 0.1% of traded value by default. The hedger faces real returns: fat tails, volatility
-clustering and, in the VIX years, the gap between implied and realised volatility (VIX averaged
-14.7% against 11.7% realised over the next 21 days); the GARCH years have almost no such gap
-(18.8% against 17.8%), and the marks step where VIX takes over (11.9% to 13.8% on 2014-01-03).
+(`arch.data.vix`, 2014-2018) and otherwise at a GARCH(1,1) forecast fitted in real time, on the
+returns before each year, from 2001 on (1999-2000 on their own returns; see
+`hedgearena.envs.historical.HistoricalReplay.sp500`). Costs are 0.1% of traded value by default.
+The hedger faces real returns: fat tails, volatility clustering and, in the VIX years, the gap
+between implied and realised volatility (VIX averaged 14.7% against 11.7% realised over the next
+21 days); the GARCH years have almost no such gap (18.8% against 17.8%), and the marks step
+where VIX takes over (11.9% to 13.8% on 2014-01-03).
 
 `market_kwargs` choose the history (`HistoricalReplay.load`): `series="nasdaq"` (GARCH vol
 throughout), `start` / `end` dates that cut it (e.g. `start="2008-01-01", end="2009-12-31"`),
