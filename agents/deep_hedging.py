@@ -150,6 +150,42 @@ def simulate_paths(
     return concat_paths(parts)
 
 
+def validation_split(config: EnvConfig, valid_history: float) -> tuple[EnvConfig, EnvConfig]:
+    """The env configs the trainer trains and validates on: ``config`` twice, or its history cut.
+
+    On a dated market (the historical replay) with ``valid_history > 0``, validation replays
+    the days from the one at that fraction from the end of the history, training the days
+    before it (:func:`hedgearena.baselines.benchmark.split_configs`: no window of one shares a
+    day with a window of the other). Windows of one history overlap, so a validation set drawn
+    from the training days holds the training windows again (the best weights would be picked
+    on the data they were fitted to). Simulated markets: ``config`` twice (independent draws).
+
+    Raises:
+        ValueError: if a part of the history cannot hold an episode's window.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> train, valid = validation_split(make_config("HistoricalReplay"), 0.2)
+        >>> str(train.market.data.index[-1].date()), str(valid.market.data.index[0].date())
+        ('2014-12-31', '2015-01-02')
+    """
+    from hedgearena.baselines.benchmark import split_configs  # the arena's split, one rule
+
+    market = config.market
+    if valid_history == 0 or not callable(getattr(market, "between", None)):
+        return config, config
+    days = market.data.index
+    first = days[min(len(days) - 1, round(len(days) * (1.0 - valid_history)))]
+    try:
+        return split_configs(config, str(first.date()))
+    except ValueError as error:
+        raise ValueError(
+            f"valid_history = {valid_history} cuts the history ({days[0].date()} to "
+            f"{days[-1].date()}) at {first.date()} for validation: {error}; choose another "
+            "valid_history (0 validates on the whole history)"
+        ) from None
+
+
 # ---------------------------------------------------------------------------------- rollout
 class Rollout(NamedTuple):
     """What a policy did on a batch of paths (tensors, ``(n_paths,)`` unless stated).
@@ -250,6 +286,12 @@ class TrainerConfig:
             replacement, reshuffled every epoch); ignored with ``fresh_batches``.
         fresh_batches: simulate a new batch for every step instead.
         n_valid: paths of the fixed validation set.
+        valid_history: on a dated market (the historical replay), the fraction of the history's
+            last days the validation paths replay, in [0, 1); training replays the days before
+            them, so no training window shares a day with a validation window
+            (:func:`validation_split`). 0: both replay the whole history (windows of one
+            history overlap: a validation set drawn from the training days repeats its
+            windows). Simulated markets ignore it (their sets are independent draws).
         learning_rate: Adam's initial step size.
         final_learning_rate: the step size at the end (cosine decay in between).
         max_grad_norm: clip the gradient's norm to it (None: no clipping).
@@ -268,6 +310,7 @@ class TrainerConfig:
     n_train: int = 2**17
     fresh_batches: bool = False
     n_valid: int = 2**15
+    valid_history: float = 0.2
     learning_rate: float = 3e-3
     final_learning_rate: float = 1e-4
     max_grad_norm: float | None = None
@@ -296,6 +339,10 @@ class TrainerConfig:
         self._check_steps_sizes()
         if not (is_integer(self.seed) and self.seed >= 0):
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        share = self.valid_history
+        if not (is_number(share) and 0.0 <= share < 1.0):
+            raise ValueError(f"valid_history must be a number in [0, 1) (the share of a dated "
+                             f"history's last days kept for validation), got {share!r}")
         if not isinstance(self.dtype, str) or self.dtype not in DTYPES:  # [..] is unhashable
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
 
@@ -383,6 +430,9 @@ class DeepHedgingTrainer:
     ) -> None:
         self.env_config = env_config
         self.config = config or TrainerConfig()
+        self._train_config, self._valid_config = validation_split(
+            env_config, self.config.valid_history
+        )
         self.dtype = DTYPES[self.config.dtype]
         self.objective = parse_objective(self.config.objective)
         torch.manual_seed(self.config.seed)
@@ -419,7 +469,7 @@ class DeepHedgingTrainer:
     def validation_paths(self) -> PathTensors:
         """The fixed validation set (built on first use)."""
         if self._valid is None:
-            self._valid = simulate_paths(self.env_config, self.config.n_valid,
+            self._valid = simulate_paths(self._valid_config, self.config.n_valid,
                                          self._seed_key(_VALID), self.dtype,
                                          self.config.build_chunk)
         return self._valid
@@ -428,7 +478,7 @@ class DeepHedgingTrainer:
     def training_paths(self) -> PathTensors:
         """The fixed training set (built on first use; not used with ``fresh_batches``)."""
         if self._train is None:
-            self._train = simulate_paths(self.env_config, self.config.n_train,
+            self._train = simulate_paths(self._train_config, self.config.n_train,
                                          self._seed_key(_TRAIN), self.dtype,
                                          self.config.build_chunk)
         return self._train
@@ -437,7 +487,7 @@ class DeepHedgingTrainer:
         """The paths of gradient step ``step`` (a pure function of the seed and the step)."""
         cfg = self.config
         if cfg.fresh_batches:
-            return simulate_paths(self.env_config, cfg.batch_size,
+            return simulate_paths(self._train_config, cfg.batch_size,
                                   [*self._seed_key(_FRESH), step], self.dtype, cfg.batch_size)
         per_epoch = cfg.n_train // cfg.batch_size
         epoch, index = divmod(step, per_epoch)
