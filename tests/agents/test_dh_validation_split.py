@@ -3,8 +3,9 @@
 Rolling windows of one history overlap: with the replay's ~5,000 days, a training set of 2^17
 windows holds every start day ~30 times, and a validation set drawn from the same days is the
 training set again, so "the best validated weights" were picked on the data they were fitted
-to. The trainer now validates on the history's last ``valid_history`` share of days and trains
-on the days before (the arena's own split rule, ``split_configs``).
+to. With ``valid_history`` the trainer validates on the history's last share of days and trains
+on the days before (the arena's own split rule, ``split_configs``); 0, the default, keeps the
+whole history for both (see ``TrainerConfig``'s docstring for why).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def test_the_trainers_paths_come_from_their_parts() -> None:
     of the validation days only (float closes: a day's close names the day)."""
     config = make_config("HistoricalReplay")
     trainer = DeepHedgingTrainer(
-        config, config=TrainerConfig(steps=1, batch_size=64, n_train=256, n_valid=256),
+        config, config=TrainerConfig(steps=1, batch_size=64, n_train=256, n_valid=256,
+                             valid_history=0.2),
         progress=False,
     )
     train, valid = validation_split(config, 0.2)
@@ -52,6 +54,7 @@ def test_the_trainers_paths_come_from_their_parts() -> None:
 
 
 def test_zero_and_simulated_markets_keep_one_config() -> None:
+    assert TrainerConfig().valid_history == 0.0  # opt in (see TrainerConfig's docstring)
     replay = make_config("HistoricalReplay")
     assert validation_split(replay, 0.0) == (replay, replay)
     gbm = make_config("ShortCall")
