@@ -313,6 +313,7 @@ class HistoricalReplay:
         start: Any = None,
         end: Any = None,
         date_column: str = "date",
+        date_format: str | None = None,
         price_column: str = "close",
         vol_column: str | None = None,
         vol_scale: float = 1.0,
@@ -331,7 +332,9 @@ class HistoricalReplay:
                 (:meth:`nasdaq`); not with ``csv``.
             csv: a CSV file of the user's daily series (read by :meth:`from_csv`).
             date_column: the CSV's column of dates, ISO (``2014-01-13``) or month first (CSV
-                only, like the next four; :meth:`from_csv` also takes a ``date_format``).
+                only, like the next five).
+            date_format: the ``strftime`` format of the dates (e.g. ``"%d/%m/%Y"`` for day
+                first); None lets ``pandas.to_datetime`` infer it.
             price_column: the CSV's column of closing prices, currency.
             vol_column: the CSV's column of annualised implied vols (None: GARCH estimate).
             vol_scale: factor applied to ``vol_column`` (0.01 for vols in percent).
@@ -359,11 +362,12 @@ class HistoricalReplay:
                     f"series={series!r} and csv={str(csv)!r} name two histories: give one"
                 )
             replay = cls.from_csv(
-                csv, date_column=date_column, price_column=price_column, vol_column=vol_column,
-                vol_scale=vol_scale, fill_missing_vol=fill_missing_vol, **carry,
+                csv, date_column=date_column, date_format=date_format, price_column=price_column,
+                vol_column=vol_column, vol_scale=vol_scale, fill_missing_vol=fill_missing_vol,
+                **carry,
             )
         else:
-            _check_no_csv_options(date_column, price_column, vol_column, vol_scale,
+            _check_no_csv_options(date_column, date_format, price_column, vol_column, vol_scale,
                                   fill_missing_vol)
             series = "sp500" if series is None else series
             if series not in SERIES:
@@ -633,14 +637,15 @@ def _as_days(dates: pd.Index) -> NDArray[np.datetime64]:
 
 
 def _check_no_csv_options(
-    date_column: str, price_column: str, vol_column: str | None, vol_scale: float,
-    fill_missing_vol: bool,
+    date_column: str, date_format: str | None, price_column: str, vol_column: str | None,
+    vol_scale: float, fill_missing_vol: bool,
 ) -> None:
     """Raise ``ValueError`` if CSV options of :meth:`HistoricalReplay.load` come without a CSV.
 
     They would be ignored silently otherwise.
     """
-    given = {"date_column": date_column != "date", "price_column": price_column != "close",
+    given = {"date_column": date_column != "date", "date_format": date_format is not None,
+             "price_column": price_column != "close",
              "vol_column": vol_column is not None, "vol_scale": vol_scale != 1.0,
              "fill_missing_vol": bool(fill_missing_vol)}
     named = sorted(name for name, changed in given.items() if changed)
@@ -750,8 +755,8 @@ def _date_index(
         value = frame[date_column].iloc[row]
         day_first = re.fullmatch(r"\s*(1[3-9]|2\d|3[01])[/.-](0?[1-9]|1[0-2])[/.-]\d{2,4}.*",
                                  str(value))
-        hint = (" (day first? write ISO dates such as 2014-01-13, or read the file with "
-                "HistoricalReplay.from_csv(..., date_format='%d/%m/%Y'))"
+        hint = (" (day first? write ISO dates such as 2014-01-13, or give the format, "
+                "date_format='%d/%m/%Y', beside date_column)"
                 if day_first and date_format is None else "")
         how = f"date_format {date_format!r}" if date_format else "pandas.to_datetime"
         raise ValueError(

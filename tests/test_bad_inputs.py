@@ -88,7 +88,8 @@ def test_gym_make_reports_a_zero_rebalance_as_a_value_error() -> None:
          r"unknown market_kwargs \(market='merton'\) key\(s\) \['lam'\]; allowed: "
          r".*jump_intensity"),
         ({"market": "historical", "market_kwargs": {"path": "my.csv"}},
-         r"key\(s\) \['path'\]; allowed: \['csv', 'date_column', 'dividend', 'end', "),
+         r"key\(s\) \['path'\]; allowed: \['csv', 'date_column', 'date_format', 'dividend', "
+         r"'end', "),
         ({"market_kwargs": None}, r"market_kwargs must be a dict of the market model's keywords"),
         ({"market_kwargs": [1]}, r"market_kwargs must be a dict .* got \[1\]"),
         ({"market_kwargs": {"surface": "flat"}},

@@ -22,6 +22,7 @@ from arch.data import sp500, vix
 from scipy.stats import norm
 
 import hedgearena  # noqa: F401  (registers the ids)
+from hedgearena.envs.config import make_config
 from hedgearena.envs.historical import (
     GARCH_BURN_IN_RETURNS,
     MAX_GAP_DAYS,
@@ -366,12 +367,20 @@ def test_a_semicolon_file_is_named_as_such(files) -> None:
 
 def test_day_first_dates_get_a_hint_and_date_format_reads_them(files) -> None:
     with pytest.raises(ValueError, match=r"unparsable date at row 6: '13/01/2014'.*\(day first\? "
-                                         r"write ISO dates .* date_format='%d/%m/%Y'\)\)"):
+                                         r"write ISO dates .* date_format='%d/%m/%Y', beside "
+                                         r"date_column\)"):
         HistoricalReplay.load(**_kwargs(files, "day_first"))
     plain = HistoricalReplay.load(**_kwargs(files, "pct")).data
     options = {k: v for k, v in PCT.items() if k != "date_column"}
     replay = HistoricalReplay.from_csv(files["day_first"], date_format="%d/%m/%Y", **options)
     pd.testing.assert_frame_equal(replay.data, plain)
+    # and through market_kwargs (gym.make, run configs), as load's keyword
+    kwargs = {**_kwargs(files, "day_first"), "date_format": "%d/%m/%Y"}
+    pd.testing.assert_frame_equal(HistoricalReplay.load(**kwargs).data, plain)
+    config = make_config("HistoricalReplay", market_kwargs=kwargs)
+    pd.testing.assert_frame_equal(config.market.data, plain)
+    with pytest.raises(ValueError, match=r"\['date_format'\] apply to a CSV file only"):
+        HistoricalReplay.load(date_format="%d/%m/%Y")
 
 
 def test_near_miss_column_names_are_suggested(files, tmp_path) -> None:
