@@ -6,6 +6,15 @@ missing file raises :class:`FileNotFoundError`, an unreadable or incomplete one 
 error instead of a traceback from deep inside torch, zipfile or pickle). Folders and pointer
 files are replaced by renames (:func:`replace_folder`, :func:`write_json`), so that an
 interrupted write never leaves half a model that a later run trusts.
+
+:func:`load_saved_agent` is the Python way to a run folder's agent: the hedger that
+``train.py evaluate`` and ``train.py stress --agent`` score, to pass to
+:func:`hedgearena.baselines.arena.run_arena` or :func:`hedgearena.baselines.benchmark.benchmark`
+beside other hedgers. Saved agents act deterministically (an SB3 agent's mean action, with
+the observation statistics of its ``vecnormalize.pkl``), so a run folder scored twice on the
+same paths gives the same numbers. :func:`check_saved_agent` refuses a ``model/`` that is not
+the agent its run's ``config.yaml`` describes (another algorithm, another view of the env,
+another network).
 """
 
 from __future__ import annotations
@@ -16,7 +25,11 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hedgearena.baselines.hedger import Hedger
+    from hedgearena.run_config import RunConfig
 
 _RETRAIN = "train the run again or restore the file"
 
@@ -69,12 +82,37 @@ def loading(path: Path, what: str) -> Iterator[None]:
     except FileNotFoundError:
         raise
     except Exception as error:
-        lines = str(error).strip().splitlines()  # torch's and pickle's run over many lines
-        reason = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        reason = _reason(error)
         raise ValueError(
             f"{what} {str(path)!r} cannot be loaded ({reason}); it is corrupt or was not "
             f"written by hedgearena: {_RETRAIN}"
         ) from error
+
+
+_TORCH_WEIGHTS_ONLY = "WeightsUnpickler error:"
+"""What torch's ``weights_only`` loader puts before the reason it refused a file's content."""
+
+
+def _reason(error: BaseException) -> str:
+    r"""The first line of ``error`` that says what is wrong, prefixed with its type.
+
+    torch's and pickle's messages run over many lines. torch's ``weights_only`` loader opens
+    with advice to load the file again with ``weights_only=False`` (which would run whatever
+    code a foreign file holds): the reason is the text after ``WeightsUnpickler error:``.
+
+    Examples:
+        >>> _reason(ValueError("bad\nmore"))
+        'ValueError: bad'
+        >>> _reason(ValueError("Weights only load failed. Re-running with weights_only set to "
+        ...                    "False will likely succeed. WeightsUnpickler error: \n\n"
+        ...                    "Unsupported operand 103\n\nCheck the documentation"))
+        'ValueError: Unsupported operand 103'
+    """
+    text = str(error)
+    if _TORCH_WEIGHTS_ONLY in text:
+        text = text.split(_TORCH_WEIGHTS_ONLY, 1)[1]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def replace_folder(folder: Path, write: Callable[[Path], Any]) -> Path:
@@ -104,3 +142,168 @@ def write_json(path: Path, data: Any) -> Path:
     partial.write_text(json.dumps(data))
     os.replace(partial, path)
     return path
+
+
+# ------------------------------------------------------------------------- run folders
+REPORTS = ("scores.json", "stress.json", "results.json")
+"""Files of report folders (benchmark, a run's report/, stress, sweep), which hold no agent."""
+
+MODEL_FILES = {"agent.json": "an SB3 agent", "settings.json": "a deep-hedging policy",
+               "rllib.json": "an RLlib agent"}
+"""The description file of each kind of saved agent in ``model/`` (``agents.training``'s
+``AGENT_FILE``, ``agents.deep_hedging``'s ``SETTINGS_FILE``, ``agents.rllib``'s
+``AGENT_FILE``) -> what it describes."""
+
+
+def check_run_folder(run_dir: Path, what: str) -> None:
+    """Refuse a folder that is not the run folder of a trained agent (``train``, ``rllib``).
+
+    ``what`` names the argument in the error (``--agent``, ``RUN_DIR``).
+
+    Raises:
+        ValueError: a missing folder, a report folder, or one without ``config.yaml``.
+    """
+    if not run_dir.is_dir():
+        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (it does not exist)")
+    report = next((name for name in REPORTS if (run_dir / name).is_file()), None)
+    if report is not None:
+        raise ValueError(f"{what} {str(run_dir)!r} is a report folder (it holds {report}), not "
+                         "a run folder: give a folder written by train or rllib, which holds "
+                         "the agent (model/) and its config.yaml")
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (config.yaml is missing)")
+
+
+def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
+    """Refuse a run folder whose ``model/`` is not the agent its ``config`` describes.
+
+    ``model/`` must hold the kind of agent of ``config`` (an RLlib agent for an RLlib run, a
+    deep-hedging policy for ``agent.algo: deep_hedging``, else an SB3 agent), of its algorithm,
+    with its view of the env (``agent.env_kwargs``, keys the config leaves ``auto`` aside) and,
+    for deep hedging, the network fields ``agent.hyperparams`` gives (``hidden``, ``output``...).
+    A model copied from another run used to be scored under this run's name and config (an SAC
+    model in a PPO run as "ppo agent"), or failed with "settings.json is missing". A folder
+    without ``model/`` passes: loading it names what is missing.
+
+    Args:
+        run_dir: the run folder.
+        config: its run config (``config.yaml``; ``evaluate``'s may differ in ``arena.*``).
+
+    Raises:
+        ValueError: naming the file, what it holds and what the config says.
+        FileNotFoundError: never (a missing description is left to the loader).
+    """
+    model_dir = run_dir / "model"
+    if not model_dir.is_dir():
+        return
+    held = [name for name in MODEL_FILES if (model_dir / name).is_file()]
+    if not held:
+        return  # the loader names the missing file
+    config_file = run_dir / "config.yaml"
+    mismatch = (f"{str(model_dir)!r} is not the agent {str(config_file)!r} describes: "
+                "the model and the config are of different runs; train the run again, or "
+                "restore the run's own model/ or config.yaml")
+    if "rllib.json" in held:
+        saved = read_json(model_dir / "rllib.json", "RLlib agent description", ("algo",))
+        if str(saved["algo"]).lower() != config.rllib.algo.lower():
+            raise ValueError(f"model/rllib.json holds an RLlib {saved['algo']} agent, "
+                             f"rllib.algo is {config.rllib.algo}: {mismatch}")
+        return
+    algo = config.agent.algo
+    expected = "settings.json" if algo == "deep_hedging" else "agent.json"
+    if expected not in held:
+        raise ValueError(f"model/ holds {MODEL_FILES[held[0]]} ({held[0]}), agent.algo is "
+                         f"{algo}, whose model/ holds {expected}: {mismatch}")
+    if algo == "deep_hedging":
+        _check_policy(model_dir / "settings.json", config, mismatch)
+        return
+    view = read_json(model_dir / "agent.json", "SB3 agent description", ("algo", "env_kwargs"))
+    if view["algo"] != algo:
+        raise ValueError(f"model/agent.json holds an SB3 {view['algo']} agent, agent.algo is "
+                         f"{algo}: {mismatch}")
+    differ = _differences(view["env_kwargs"], config.agent.env_kwargs)
+    if differ:
+        raise ValueError(f"model/agent.json's view of the env differs from agent.env_kwargs "
+                         f"({'; '.join(differ)}): {mismatch}")
+
+
+def _check_policy(settings_file: Path, config: RunConfig, mismatch: str) -> None:
+    """Refuse a deep-hedging policy whose network differs from ``agent.hyperparams``'."""
+    from hedgearena.training import split_deep_hedging_params
+
+    settings = read_json(settings_file, "deep-hedging settings", ("policy",))
+    policy = settings["policy"]
+    if not isinstance(policy, dict):
+        raise ValueError(f"deep-hedging settings {str(settings_file)!r} hold no policy "
+                         f"description: {_RETRAIN}")
+    given = split_deep_hedging_params(dict(config.agent.hyperparams))[1]
+    differ = [f"{key}: {_plain(policy.get(key))!r} in the model, {_plain(value)!r} in the "
+              "config" for key, value in given.items()
+              if key in policy and _plain(policy[key]) != _plain(value)]
+    if differ:
+        raise ValueError(f"model/settings.json's policy differs from agent.hyperparams "
+                         f"({'; '.join(differ)}): {mismatch}")
+
+
+def _differences(saved: Any, config: Any) -> list[str]:
+    """``key: saved vs config`` of an agent's view, the config's ``auto`` values aside."""
+    if not isinstance(saved, dict) or not isinstance(config, dict):
+        return [] if _plain(saved) == _plain(config) else [f"{saved!r} vs {config!r}"]
+    keys = sorted(set(saved) | set(config))
+    return [f"{key}: {saved.get(key)!r} in the model, {config.get(key)!r} in the config"
+            for key in keys if config.get(key) != "auto"
+            and _plain(saved.get(key)) != _plain(config.get(key))]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists (JSON's and YAML's readings of one sequence compare)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def load_saved_agent(run_dir: str | Path, name: str | None = None) -> Hedger:
+    """The trained agent of a run folder (``train.py``'s or ``rllib``'s) as an arena hedger.
+
+    The agent ``train.py evaluate`` and ``train.py stress --agent`` score: its weights, its
+    view of the env and (SB3) its observation statistics, acting deterministically. Score it
+    on paths other than its training ones: a seed other than the run's ``seed`` (SB3 also not
+    ``arena.seed + 1`` or ``+ 2``, its validation and calibration paths), see
+    :func:`hedgearena.training.check_scoring_seed`.
+
+    Args:
+        run_dir: the run folder (holding ``config.yaml`` and ``model/``).
+        name: the label in tables (default: the run's, e.g. ``"ppo agent"``).
+
+    Returns:
+        A :class:`hedgearena.baselines.hedger.Hedger`.
+
+    Raises:
+        ValueError: not a run folder, no ``model/``, a model that is not the config's agent
+            (:func:`check_saved_agent`), or a corrupt file (named).
+        FileNotFoundError: a file of the model is missing (named).
+
+    Examples:
+        >>> load_saved_agent("no/such/run")
+        Traceback (most recent call last):
+        ...
+        ValueError: run_dir 'no/such/run': not a run folder (it does not exist)
+    """
+    from hedgearena.run_config import load_config
+
+    folder = Path(run_dir)
+    check_run_folder(folder, "run_dir")
+    config = load_config(folder / "config.yaml")
+    check_saved_agent(folder, config)
+    if (folder / "model" / "rllib.json").is_file():
+        from hedgearena.agents.rllib import agent_name, load_rllib_hedger
+
+        return load_rllib_hedger(folder / "model", name or agent_name(config.rllib))
+    from hedgearena.training import load_agent
+
+    hedger = load_agent(folder, config)
+    if name is not None:
+        hedger.name = name
+    return hedger

@@ -33,6 +33,8 @@ from typing import Any
 
 from rich.console import Console
 
+from hedgearena.agents import saved
+from hedgearena.agents.saved import REPORTS  # noqa: F401  (the report files, named here before)
 from hedgearena.run_config import RunConfig, load_config
 
 COMMANDS = ("train", "evaluate", "benchmark", "stress", "sweep", "rllib")
@@ -200,27 +202,16 @@ def _agent_config(run_dir: Path) -> RunConfig:
     return load_config(run_dir / "config.yaml")
 
 
-REPORTS = ("scores.json", "stress.json", "results.json")
-"""Files of report folders (benchmark, a run's report/, stress, sweep), which hold no agent."""
-
-
 def check_run_folder(run_dir: Path, what: str) -> None:
     """Refuse a folder that is not the run folder of a trained agent (``train``, ``rllib``).
 
-    ``what`` names the argument in the error (``--agent``, ``RUN_DIR``).
+    ``what`` names the argument in the error (``--agent``, ``RUN_DIR``); see
+    :func:`hedgearena.agents.saved.check_run_folder`.
 
     Raises:
         ValueError: a missing folder, a report folder, or one without ``config.yaml``.
     """
-    if not run_dir.is_dir():
-        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (it does not exist)")
-    report = next((name for name in REPORTS if (run_dir / name).is_file()), None)
-    if report is not None:
-        raise ValueError(f"{what} {str(run_dir)!r} is a report folder (it holds {report}), not "
-                         "a run folder: give a folder written by train or rllib, which holds "
-                         "the agent (model/) and its config.yaml")
-    if not (run_dir / "config.yaml").is_file():
-        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (config.yaml is missing)")
+    saved.check_run_folder(run_dir, what)
 
 
 def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
@@ -239,18 +230,20 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
 
     agents = []
     for run_dir in run_dirs:
-        saved = _agent_config(run_dir)
-        if saved.env != config.env:
+        run = _agent_config(run_dir)
+        if run.env != config.env:
             raise ValueError(
-                f"--agent {run_dir} was trained on {saved.env.id} with env.kwargs "
-                f"{saved.env.kwargs}, the stress env is {config.env.id} with {config.env.kwargs}: "
+                f"--agent {run_dir} was trained on {run.env.id} with env.kwargs "
+                f"{run.env.kwargs}, the stress env is {config.env.id} with {config.env.kwargs}: "
                 "stress it on its own env (leave out --env and env.* settings)")
         if is_rllib_run(run_dir):
-            check_rllib_scoring_seed(saved, config.stress.seed, "stress.seed")
-            agents.append(load_rllib_hedger(run_dir / "model", agent_name(saved.rllib)))
+            check_rllib_scoring_seed(run, config.stress.seed, "stress.seed")
+            saved.check_saved_agent(run_dir, run)
+            agents.append(load_rllib_hedger(run_dir / "model", agent_name(run.rllib)))
             continue
-        check_scoring_seed(saved, config.stress.seed, "stress.seed")
-        agents.append(load_agent(run_dir, saved))
+        check_scoring_seed(run, config.stress.seed, "stress.seed")
+        saved.check_saved_agent(run_dir, run)
+        agents.append(load_agent(run_dir, run))
     names = [a.name for a in agents]
     for agent, run_dir in zip(agents, run_dirs, strict=True):
         if names.count(agent.name) > 1:
@@ -280,13 +273,55 @@ def run_stress(
     start = time.perf_counter()
     result = stress_test(env_config, hedgers, scenarios, spec.settings(progress),
                          out_dir, title, skip_inapplicable=spec.skip_inapplicable)
+    write_agents_record(out_dir / AGENTS_FILE, agents, hedgers[len(spec.hedgers):])
     print_stress_table(result, title, console)
     for name, why in result.skipped.items():
         console.print(f"[yellow]not applicable to this env, left out:[/yellow] {name}: {why}")
+    listed = f", {AGENTS_FILE}" if agents else ""
+    repeat = f" and the --agent folders of {AGENTS_FILE}" if agents else ""
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ (stress.md, "
                   "stress.csv, stress.json, heatmap_objective.png, heatmap_es95.png, "
-                  "worst_paths/)")
+                  f"worst_paths/{listed}; run_config.yaml is the run config to repeat it with "
+                  f"--config{repeat})")
     return out_dir
+
+
+AGENTS_FILE = "agents.yaml"
+"""The saved agents of a stress report: hedger name -> run folder, algorithm, model files."""
+
+
+def write_agents_record(path: Path, run_dirs: Sequence[Path],
+                        hedgers: Sequence[Any]) -> Path | None:
+    """Record which saved agents a report scored (``--agent`` is no config field).
+
+    ``path`` gets, per agent (its name in the tables): the run folder (absolute), the
+    algorithm, the run's seed (``seed``) and the SHA-256 of every file of its ``model/``, so
+    that a report can be traced to the weights and normaliser that made it (a run trained
+    again in the same folder has other digests). Without agents a stale ``path`` of an earlier
+    report in the folder is removed. Returns ``path``, or None without agents.
+    """
+    import hashlib
+
+    from hedgearena.agents.rllib import is_rllib_run
+    from hedgearena.yaml_io import dump_yaml
+
+    if not run_dirs:
+        path.unlink(missing_ok=True)
+        return None
+    record = {}
+    for run_dir, hedger in zip(run_dirs, hedgers, strict=True):
+        run = load_config(run_dir / "config.yaml")
+        model = run_dir / "model"
+        files = sorted(f for f in model.rglob("*") if f.is_file())
+        record[hedger.name] = {
+            "run_dir": str(run_dir.absolute()),
+            "algo": f"rllib {run.rllib.algo}" if is_rllib_run(run_dir) else run.agent.algo,
+            "seed": run.seed,
+            "model_sha256": {str(f.relative_to(model)): hashlib.sha256(f.read_bytes()).hexdigest()
+                             for f in files},
+        }
+    path.write_text(dump_yaml(record))
+    return path
 
 
 def check_applicable(scenarios: Sequence[Any], env_config: Any, risk_limits: Any,
@@ -390,6 +425,9 @@ def _evaluate(args: argparse.Namespace, config: RunConfig) -> Path:
     from hedgearena import training
     from hedgearena.agents.rllib import evaluate_rllib_run, is_rllib_run
 
+    # the run's own config: a model copied from another run is named here, and a changed
+    # agent.* by evaluate_run (change only arena.*)
+    saved.check_saved_agent(args.run_dir, load_config(args.run_dir / "config.yaml"))
     if is_rllib_run(args.run_dir):
         return _needs_ray(lambda a, c: evaluate_rllib_run(a.run_dir, c, not a.no_progress))(
             args, config)
