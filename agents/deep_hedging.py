@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from hedgearena.agents.objectives import parse_objective
-from hedgearena.agents.policies import HedgingPolicy, PolicySpec
+from hedgearena.agents.policies import HedgingPolicy, PolicySpec, pnl_input
 from hedgearena.agents.saved import loading, read_json, required_file
 from hedgearena.baselines.hedger import Hedger, State
 from hedgearena.envs.checks import is_integer, is_number
@@ -234,7 +234,8 @@ def rollout(
     hedges, options = [], []
     for t in range(0, n_steps, core.rebalance_every):
         model_hedge, model_option = episode.model_hedge[t], episode.model_option[t]
-        so_far = None if wealth0 is None else wealth(episode, t, state) - wealth0
+        so_far = (None if wealth0 is None
+                  else pnl_input(wealth(episode, t, state), wealth0, episode.spot[0]))
         hedge, option, hidden = policy.step(paths.observations[t], state.hedge, state.option,
                                             model_hedge, model_option, hidden, so_far)
         if t == 0 and config.initial_hedge == "delta":
@@ -773,7 +774,8 @@ class DeepHedger(Hedger):
     At each decision it feeds the env's observation, with the positions written in from the
     env's state (float64), to :meth:`HedgingPolicy.step`; the recurrent state is reset in
     :meth:`reset`. A policy that reads ``pnl`` gets ``W_t - W_0`` from the env's batch and
-    state by the core's :func:`~hedgearena.envs.core.wealth`, as in training. The band's clamp
+    state by the core's :func:`~hedgearena.envs.core.wealth`, read at a spot of 100
+    (:func:`~hedgearena.agents.policies.pnl_input`), as in training. The band's clamp
     is computed in float64 on the env's positions, so a hedge inside the band trades exactly
     nothing.
 
@@ -788,6 +790,7 @@ class DeepHedger(Hedger):
         self._hidden: Tensor | None = None
         self._env: VecHedgingEnv | None = None
         self._wealth0: Tensor | None = None
+        self._spot0: Tensor | None = None
 
     @classmethod
     def load(cls, path: str | Path, name: str = "deep hedging") -> DeepHedger:
@@ -800,6 +803,7 @@ class DeepHedger(Hedger):
         self._hidden = None
         self._env = env
         self._wealth0 = self._wealth(env.state) if self.policy.uses_pnl else None
+        self._spot0 = torch.as_tensor(env.batch.episode.spot[0])  # S_0 of every row
 
     def _wealth(self, state: State) -> Tensor:
         """Wealth ``B + h S + g O + cash`` of every row, by the core's formula (float64)."""
@@ -812,7 +816,8 @@ class DeepHedger(Hedger):
     def positions(self, state: State, obs: NDArray[np.float32]) -> NDArray[np.float64]:
         """The policy's positions ``(n_paths, action_dim)``, units."""
         tensor = _float64_state(state)
-        pnl = None if self._wealth0 is None else self._wealth(state) - self._wealth0
+        pnl = (None if self._wealth0 is None
+               else pnl_input(self._wealth(state), self._wealth0, self._spot0))
         with torch.no_grad():
             hedge, option, self._hidden = self.policy.step(
                 torch.as_tensor(obs), tensor["hedge"], tensor["option_position"],

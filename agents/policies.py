@@ -22,12 +22,18 @@ output       position to hold after the decision                                
 band network of Imaki, Imajo, Ito, Minami and Nakagawa (2021, "No-transaction band network: a
 neural network architecture for efficient deep hedging", arXiv:2103.01775) learns a no-trade
 band around it, the Whalley-Wilmott shape with state-dependent, asymmetric widths. The last
-three map through :func:`hedgearena.envs.core.target_position`, the env's own rescaling.
+three map through :func:`hedgearena.envs.core.target_position`, the env's own rescaling. The
+bands' widths and shift are unbounded, so their position is then held within
+``position_limit * notional`` of ``model`` (a net fed states unlike its training ones, such as
+P&L far outside them, went to 1e17 units on the 2008 window; within the limit it never binds
+in training).
 
-Beyond the env's observation a policy may read ``pnl``, its P&L so far ``(W_t - W_0) /
-notional``. A risk measure such as ``mean + c std`` is not time-consistent: its best
-(pre-commitment) strategy depends on the P&L made so far, as in mean-variance portfolio
-selection (Li and Ng 2000), so a Markov policy on the market state alone cannot reach it.
+Beyond the env's observation a policy may read ``pnl``, its P&L so far per share of the
+notional, read at a spot of 100 (:func:`pnl_input`: ``(W_t - W_0) * 100 / S_0 / notional``, the
+same number at any index level; the simulated presets start at 100). A risk measure such as
+``mean + c std`` is not time-consistent: its best (pre-commitment) strategy depends on the P&L
+made so far, as in mean-variance portfolio selection (Li and Ng 2000), so a Markov policy on the
+market state alone cannot reach it.
 """
 
 from __future__ import annotations
@@ -52,7 +58,32 @@ ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
 _MODES = {"position": "target", "fraction": "fraction", "trade": "trade"}
 POSITION_NAMES = ("hedge", "option_position")
 EXTRA_INPUTS = ("pnl",)
-"""Inputs beyond the env's observation: ``pnl`` = P&L so far ``(W_t - W_0) / notional``."""
+"""Inputs beyond the env's observation: ``pnl`` = :func:`pnl_input` / notional."""
+
+PNL_SPOT = 100.0
+"""The spot the ``pnl`` input is read at (:func:`pnl_input`): the simulated presets' ``S_0``."""
+
+
+def pnl_input(wealth: Tensor, wealth0: Tensor, spot0: Tensor) -> Tensor:
+    """The ``pnl`` a policy reads: the P&L so far ``W_t - W_0`` at a spot of :data:`PNL_SPOT`.
+
+    A book of ``notional`` shares makes P&L in proportion to the index level: read in currency,
+    a net trained at a spot of 100 saw P&L ten times its training range on the S&P's 2008
+    window (about 1,000), fed it back into its positions and held -3.1e17 units.
+    ``(W_t - W_0) * PNL_SPOT / S_0`` is the same number at any level, and exactly ``W_t - W_0``
+    where ``S_0 = 100``.
+
+    Args:
+        wealth: ``W_t``, currency, ``(n,)``.
+        wealth0: ``W_0``, currency, ``(n,)``.
+        spot0: the episode's first spot ``S_0``, currency, ``(n,)``.
+
+    Examples:
+        >>> pnl_input(torch.tensor([7.0, 7.0]), torch.tensor([2.0, 2.0]),
+        ...           torch.tensor([100.0, 1000.0])).tolist()
+        [5.0, 0.5]
+    """
+    return (wealth - wealth0) * (PNL_SPOT / spot0)
 
 
 @dataclass(frozen=True)
@@ -70,8 +101,9 @@ class PolicySpec:
             ``trade`` (see the module docs).
         hidden: widths of the hidden layers (for ``gru`` the first is the GRU's state size).
         activation: ``relu``, ``silu`` or ``tanh``.
-        position_limit: ``position`` spans ``[-limit, limit] * notional`` (by default the
-            env's, plus ``option_position_limit`` with a hedging option: :meth:`for_env`).
+        position_limit: ``position`` spans ``[-limit, limit] * notional`` and the bands hold
+            positions within ``limit * notional`` of the model hedge (by default the env's,
+            plus ``option_position_limit`` with a hedging option: :meth:`for_env`).
         option_position_limit: the same for the hedging option (the env's).
         trade_limit: ``trade`` spans trades in ``[-limit, limit] * notional``.
         initial_width: the band's half-widths at initialisation, units of the notional.
@@ -279,7 +311,7 @@ class HedgingPolicy(nn.Module):
         """The network's standardised input: ``obs`` with the positions written in, selected.
 
         ``obs`` is ``(..., n_features)``; ``hedge``, ``option`` and ``pnl`` (the P&L so far,
-        currency; needed when the inputs hold ``pnl``) broadcast to ``obs[..., 0]``.
+        :func:`pnl_input`; needed when the inputs hold ``pnl``) broadcast to ``obs[..., 0]``.
         """
         dtype = self.input_mean.dtype
         exogenous = obs[..., : self.n_features - self.n_positions].to(dtype)
@@ -326,7 +358,9 @@ class HedgingPolicy(nn.Module):
             lower = nn.functional.softplus(raw[..., 0]) * self.spec.notional
             upper = nn.functional.softplus(raw[..., 1]) * self.spec.notional
             band = TORCH_OPS.clip(hedge, centre - lower, centre + upper)
-            return band, model_option * 0.0
+            reach = self.spec.position_limit * self.spec.notional
+            held = TORCH_OPS.clip(band, model_hedge - reach, model_hedge + reach)
+            return held, model_option * 0.0
         mode, action = _MODES[self.spec.output], torch.tanh(raw)
         new_hedge = target_position(mode, action[..., 0], hedge, model_hedge, self.core,
                                     TORCH_OPS)
@@ -349,7 +383,7 @@ class HedgingPolicy(nn.Module):
             model_hedge: the env's model hedge, ``(n,)`` (the band's centre).
             model_option: the env's model position in the hedging option, ``(n,)``.
             hidden: the recurrent state (None at the start of an episode).
-            pnl: the P&L so far ``W_t - W_0``, currency, ``(n,)`` (when an input).
+            pnl: the P&L so far (:func:`pnl_input`), currency, ``(n,)`` (when an input).
         """
         raw, hidden = self(self.features(obs, hedge, option, pnl), hidden)
         new_hedge, new_option = self.targets(raw, hedge, option, model_hedge, model_option)

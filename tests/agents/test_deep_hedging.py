@@ -409,3 +409,51 @@ def test_scored_by_the_arena_like_the_baselines(monkeypatch, scrambled) -> None:
         ours = rollout(policy, path_tensors(result.batch, config, torch.float64), config)
     np.testing.assert_allclose(result.records["deep hedging"].totals["pnl"], ours.pnl.numpy(),
                                rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("output", ["band", "shifted_band"])
+@pytest.mark.parametrize("push", [1e6, -1e6])
+def test_band_positions_stay_within_position_limit_of_the_model_hedge(output: str,
+                                                                      push: float) -> None:
+    """The bands' widths (softplus) and shift are unbounded: a net fed states far from its
+    training ones (the 2008 window's P&L) held -2.2e7, then -3.1e17 units of a 100-share book.
+    Positions are held within position_limit * notional (1.5 * 100) of the model hedge."""
+    spec = PolicySpec.for_env(make_config("ShortCall"), output=output)
+    policy = HedgingPolicy(spec).double()
+    with torch.no_grad():
+        policy.head.bias.fill_(push)  # every raw output pushed far out
+    n = 4
+    obs = torch.zeros(n, len(spec.observation), dtype=torch.float64)
+    model = torch.tensor([-80.0, -50.0, -5.0, 0.0], dtype=torch.float64)
+    held = torch.tensor([1e9, -1e9, 30.0, -30.0], dtype=torch.float64)
+    hedge, _, _ = policy.step(obs, held, torch.zeros(n, dtype=torch.float64), model,
+                              torch.zeros(n, dtype=torch.float64),
+                              pnl=torch.zeros(n, dtype=torch.float64))
+    reach = spec.position_limit * spec.notional
+    assert reach == 150.0
+    assert bool(((hedge - model).abs() <= reach).all()), hedge
+    if push > 0:  # bands ~1e8 units wide around a centre ~1e8 away: the held 1e9 and -1e9
+        torch.testing.assert_close(hedge[:2], model[:2] + torch.tensor([reach, -reach],
+                                                                       dtype=torch.float64))
+    else:  # no width (softplus(-1e6) = 0): the centre, model - 1e8 for the shifted band
+        expected = model - reach if output == "shifted_band" else model
+        torch.testing.assert_close(hedge, expected)
+
+
+def test_the_pnl_input_reads_alike_at_any_index_level(scrambled) -> None:
+    """A market ten times higher (spot 1,000: every price, P&L and cost x10, positions in units
+    the same) gives the same positions: the policy reads the P&L so far at a spot of 100
+    (pnl_input). Read in currency it was ten times its training range on the S&P's 2008 window
+    and the positions differed (and, fed back, exploded)."""
+    positions = []
+    for spot0 in (100.0, 1000.0):
+        config = make_config("ShortCall", market_kwargs={"spot0": spot0})
+        spec = PolicySpec.for_env(config, output="shifted_band")
+        assert "pnl" in (spec.inputs or ())
+        torch.manual_seed(3)
+        policy = scrambled(HedgingPolicy(spec).double(), seed=4)
+        record = run_hedger(VecHedgingEnv(num_envs=64, config=config), DeepHedger(policy),
+                            seed=9)
+        positions.append(record.hedge)
+    assert np.ptp(positions[0]) > 10.0  # the scrambled policy trades
+    np.testing.assert_allclose(positions[1], positions[0], rtol=1e-6, atol=1e-6)
