@@ -461,9 +461,13 @@ def check_evaluation_config(saved: RunConfig, config: RunConfig) -> None:
         if name not in EVALUATION_FIELDS and getattr(saved, name) != getattr(config, name)
     )
     if changed:
+        run, given = saved.model_dump(), config.model_dump()
+        differences = [line for name in changed
+                       for line in _differences(run[name], given[name], f"{name}.")]
         raise ValueError(
             f"evaluate scores the run's own agent on its own env: change only arena.* (paths, "
-            f"seed, hedgers) when evaluating, not {', '.join(changed)}")
+            f"seed, hedgers) when evaluating, not {', '.join(changed)} ("
+            + "; ".join(differences[:6]) + ("; ..." if len(differences) > 6 else "") + ")")
 
 
 def check_scoring_split(saved: RunConfig, config: RunConfig) -> None:

@@ -626,8 +626,11 @@ def test_evaluate_and_stress_keep_the_agents_own_settings(tmp_path: Path) -> Non
     saved = load_config(None, ["seed=5"])
     run_dir = tmp_path / "run"
     saved.dump(run_dir / "config.yaml")
-    with pytest.raises(ValueError, match=r"change only arena.\* .* not seed"):
+    with pytest.raises(ValueError, match=r"change only arena.\* .* not seed \(seed: 5 -> 7\)"):
         evaluate_run(run_dir, load_config(None, ["seed=7"]), progress=False)
+    with pytest.raises(ValueError, match=r"not env \(env.kwargs.cost: unset -> 0.002\)"):
+        evaluate_run(run_dir, load_config(None, ["seed=5", "env.kwargs={cost: 0.002}"]),
+                     progress=False)
     with pytest.raises(ValueError, match=r"the stress env is hedgearena/ShortCall-v0 with "
                                          r"\{'cost': 0.002\}: stress it on its own env"):
         load_agents([run_dir], load_config(None, ["seed=5", "env.kwargs={cost: 0.002}"]))
