@@ -611,16 +611,20 @@ def load_config(
         ValueError: naming the file, the key and what is allowed.
     """
     tree = {} if path is None else _read_config_file(Path(path))
+    given: dict[str, Any] = {}  # dotted key -> value, set on top of the file
     for text in overrides or []:
-        _set(tree, *parse_override(text))
+        key, value = parse_override(text)
+        _set(tree, key, value)
+        given[key] = value
     for key, value in fields.items():
         if value is not None:
             _set(tree, key.replace("__", "."), value)
+            given[key.replace("__", ".")] = value
     try:  # YAML's dates as the ISO text they are written back as: a config equals its file's
         # (JSON-plain: mapping keys become text, which every field of a run config's keys are)
         return RunConfig.model_validate(to_jsonable_python(tree))
     except ValidationError as error:
-        raise ValueError(_explain(error, path)) from None
+        raise ValueError(_explain(error, path, given)) from None
 
 
 def _read_config_file(source: Path) -> dict[str, Any]:
@@ -642,16 +646,28 @@ def _read_config_file(source: Path) -> dict[str, Any]:
     return tree
 
 
-def _explain(error: ValidationError, path: str | Path | None) -> str:
+def _explain(
+    error: ValidationError, path: str | Path | None, given: Mapping[str, Any] | None = None
+) -> str:
+    """The validation error as lines ``key: message (got value)``.
+
+    A key set on top of the file (``given``: ``--set`` overrides and the command's shortcuts
+    such as ``--paths``, which set ``arena.paths``) is named as such, so the file is not blamed
+    for a value the command line gave.
+    """
+    given = given or {}
     where = f" in {str(path)!r}" if path else ""
     lines = [f"invalid run config{where}:"]
     sections = set()
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"])
-        given = repr(item.get("input"))
+        value = repr(item.get("input"))
         whole = isinstance(item.get("input"), dict)  # a section's own check: its message says
-        shown = "" if whole or given in item["msg"] else f" (got {given})"  # not twice
-        lines.append(f"  {key}: {item['msg']}{shown}")
+        shown = "" if whole or value in item["msg"] else f" (got {value})"  # not twice
+        setter = next((k for k in given if key == k or key.startswith(f"{k}.")), None)
+        origin = (f" [given on the command line as {setter}={given[setter]!r} (--set or a "
+                  "shortcut such as --paths), not in the file]" if path and setter else "")
+        lines.append(f"  {key}: {item['msg']}{shown}{origin}")
         if item["type"] == "extra_forbidden":  # an unknown key: list the allowed ones
             sections.add(str(item["loc"][0]) if len(item["loc"]) > 1 else "")
     for section in sorted(sections):

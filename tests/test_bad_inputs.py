@@ -693,3 +693,19 @@ def test_a_run_name_is_one_folder_inside_out() -> None:
         with pytest.raises(ValueError, match=r"name must be a folder name inside out"):
             load_config(None, [f"name={name}"])
     assert load_config(None, ["name=2024"]).run_name == "2024"
+
+
+def test_a_bad_value_from_the_command_line_is_not_blamed_on_the_file(tmp_path: Path) -> None:
+    """``evaluate RUN --paths 0`` said "invalid run config in 'RUN/config.yaml'": the value
+    came from the command line (--paths sets arena.paths), not from the file."""
+    from hedgearena.run_config import load_config
+
+    good, bad = tmp_path / "good.yml", tmp_path / "bad.yml"
+    good.write_text("arena: {paths: 1000}\n")
+    bad.write_text("arena: {paths: 0}\n")
+    for overrides, fields in ((["arena.paths=0"], {}), ([], {"arena__paths": 0})):
+        with pytest.raises(ValueError, match=r"arena.paths: .* \(got 0\) \[given on the command "
+                                             r"line as arena.paths=0 .*not in the file\]"):
+            load_config(good, overrides, **fields)
+    with pytest.raises(ValueError, match=r"arena.paths: .* \(got 0\)$"):
+        load_config(bad)
