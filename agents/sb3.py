@@ -436,25 +436,35 @@ asserts without the key's name)."""
 
 # ------------------------------------------------------------------------------- the hedger
 CONSTANT_VARIANCE = 1e-8
-"""An observation entry whose training variance is below this (a std of 1e-4) was constant in
-training (the GBM presets' implied vol, cost rate and liquidity: their spread is float32
-rounding); :class:`ObsNormalizer` centres it without scaling it."""
+"""An observation entry whose training variance is below this (a std of 1e-4), beyond what
+VecNormalize's starting statistics leak into it, was constant in training (the GBM presets'
+implied vol, cost rate and liquidity: their spread is float32 rounding); :class:`ObsNormalizer`
+centres it without scaling it."""
+
+RMS_PRIOR_COUNT = 1e-4
+"""The weight of stable-baselines3's ``RunningMeanStd`` starting statistics (mean 0, variance
+1): after ``count`` observations of a constant ``c`` its variance is still about
+``1e-4 (1 + c^2) / count`` (2.7e-7 for the implied vol after 384 steps, above
+:data:`CONSTANT_VARIANCE`)."""
 
 
 class ObsNormalizer:
     """A frozen copy of VecNormalize's observation statistics (what the agent was trained on).
 
-    Entries that were constant in training (variance below :data:`CONSTANT_VARIANCE`) are
-    centred, not scaled: divided by their rounding-noise std (about 1e-4), a stress
-    scenario's move (a vol spike's implied vol, a drought's liquidity) hit the clip at 10,
-    whereas in training they were 0 either way. The deep-hedging policy's inputs get std 1
-    alike (``fit_normalizer`` of :mod:`hedgearena.agents.policies`).
+    Entries that were constant in training (variance below :data:`CONSTANT_VARIANCE` plus the
+    starting statistics' leak, :data:`RMS_PRIOR_COUNT`) are centred, not scaled: divided by
+    their rounding-noise std (about 1e-4), a stress scenario's move (a vol spike's implied vol,
+    a drought's liquidity) hit the clip at 10, whereas in training they were 0 either way. The
+    deep-hedging policy's inputs get std 1 alike (``fit_normalizer`` of
+    :mod:`hedgearena.agents.policies`). ``count`` is the statistics' number of observations
+    (``RunningMeanStd.count``; infinite: no leak).
     """
 
     def __init__(self, mean: NDArray[np.float64], var: NDArray[np.float64], clip: float,
-                 epsilon: float) -> None:
+                 epsilon: float, count: float = np.inf) -> None:
         self.mean, self.var, self.clip, self.epsilon = mean, var, clip, epsilon
-        self.scale = np.where(var < CONSTANT_VARIANCE, 1.0, np.sqrt(var + epsilon))
+        leak = 1.01 * RMS_PRIOR_COUNT * (1.0 + mean * mean) / count  # 1% slack for rounding
+        self.scale = np.where(var < CONSTANT_VARIANCE + leak, 1.0, np.sqrt(var + epsilon))
 
     @classmethod
     def of(cls, venv: VecEnv | None) -> ObsNormalizer | None:
@@ -463,7 +473,8 @@ class ObsNormalizer:
             return None
         rms = venv.obs_rms
         assert isinstance(rms, RunningMeanStd)  # a Box observation space's (not a Dict's)
-        return cls(rms.mean.copy(), rms.var.copy(), float(venv.clip_obs), float(venv.epsilon))
+        return cls(rms.mean.copy(), rms.var.copy(), float(venv.clip_obs), float(venv.epsilon),
+                   float(rms.count))
 
     def __call__(self, obs: NDArray[np.float32]) -> NDArray[np.float32]:
         """Normalised observations, as VecNormalize.normalize_obs computes them.

@@ -284,6 +284,7 @@ def test_entries_constant_in_training_are_centred_not_blown_up() -> None:
                         norm_reward=False)
     rms = RunningMeanStd(shape=(2,))
     rms.mean, rms.var = np.array([0.2, 3.0]), np.array([(6.4e-5) ** 2, 2.7])  # after training
+    rms.count = 1e6
     venv.obs_rms = rms
     normalizer = ObsNormalizer.of(venv)
     assert normalizer is not None
@@ -291,3 +292,29 @@ def test_entries_constant_in_training_are_centred_not_blown_up() -> None:
     out = normalizer(obs)
     assert out[0, 0] == pytest.approx(0.25 - 0.2, abs=1e-6)  # centred: 0.05, not the clip 10
     assert out[0, 1] == pytest.approx(float(venv.normalize_obs(obs)[0, 1]), rel=1e-6)
+
+
+def test_entries_constant_in_a_short_training_are_centred_despite_the_starting_statistics() -> None:
+    """SB3's RunningMeanStd starts at mean 0, variance 1 with weight 1e-4: after 384 constant
+    observations of 0.2 its variance is still 1e-4 (1 + 0.04) / 384 = 2.7e-7, above the 1e-8
+    that marked constant entries, so a short-trained agent's implied vol was divided by its
+    std 5.2e-4 (a vol spike's 0.25 went to the clip at 10). The leak is allowed for now."""
+    import numpy as np
+    from stable_baselines3.common.running_mean_std import RunningMeanStd
+
+    from hedgearena.agents.sb3 import ObsNormalizer
+
+    rng = np.random.default_rng(0)
+    rms = RunningMeanStd(shape=(3,))
+    for _ in range(3):  # 3 rollouts of 128 observations: constant, varied, barely varied
+        batch = np.column_stack([np.full(128, 0.2), rng.normal(3.0, 1.6, 128),
+                                 0.5 + 1e-3 * rng.standard_normal(128)])
+        rms.update(batch)
+    assert rms.count == pytest.approx(384, abs=1e-3)
+    assert rms.var[0] == pytest.approx(1e-4 * 1.04 / 384, rel=0.01)  # the leak
+    normalizer = ObsNormalizer(rms.mean, rms.var, clip=10.0, epsilon=1e-8, count=rms.count)
+    out = normalizer(np.array([[0.25, 4.0, 0.501]], dtype=np.float32))
+    assert out[0, 0] == pytest.approx(0.05, abs=1e-6)  # centred, not 96 clipped to 10
+    for j in (1, 2):  # genuine spreads (a std of 1.6, and of 1e-3) are scaled as VecNormalize
+        expected = (np.float32([4.0, 0.501][j - 1]) - rms.mean[j]) / np.sqrt(rms.var[j] + 1e-8)
+        assert out[0, j] == pytest.approx(float(np.clip(expected, -10, 10)), rel=1e-5)
