@@ -242,8 +242,7 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
             agents.append(load_rllib_hedger(run_dir / "model", agent_name(run.rllib)))
             continue
         check_scoring_seed(run, config.stress.seed, "stress.seed")
-        saved.check_saved_agent(run_dir, run)
-        agents.append(load_agent(run_dir, run))
+        agents.append(load_agent(run_dir, run))  # which checks the model is the run's agent
     names = [a.name for a in agents]
     for agent, run_dir in zip(agents, run_dirs, strict=True):
         if names.count(agent.name) > 1:

@@ -519,10 +519,18 @@ def resolve_agent_view(config: RunConfig) -> RunConfig:
 
 
 def load_agent(run_dir: Path, config: RunConfig) -> Hedger:
-    """The trained agent of a run folder as an arena hedger."""
+    """The trained agent of a run folder as an arena hedger.
+
+    Raises:
+        ValueError: no ``model/``, or one that is not ``config``'s agent
+            (:func:`hedgearena.agents.saved.check_saved_agent`).
+    """
+    from hedgearena.agents.saved import check_saved_agent
+
     model_dir = run_dir / "model"
     if not model_dir.is_dir():
         raise ValueError(f"{run_dir} has no trained model (model/ is missing): train it first")
+    check_saved_agent(run_dir, config)
     if config.agent.algo == DEEP_HEDGING:
         from hedgearena.agents.deep_hedging import DeepHedger
 

@@ -164,6 +164,14 @@ def test_a_model_of_another_algorithm_is_named_not_scored_under_the_runs_name(
               "--paths", "64", "--out", str(tmp_path / "out"), "--no-progress"])
     assert "whose model/ holds settings.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    from hedgearena.run_config import load_config
+    from hedgearena.training import evaluate_run, load_agent
+
+    config = load_config(mixed / "config.yaml")
+    for python_call in (lambda: load_agent(mixed, config),  # from Python, not only the CLI
+                        lambda: evaluate_run(mixed, config, progress=False)):
+        with pytest.raises(ValueError, match=r"whose model/ holds settings.json"):
+            python_call()
 
 
 def test_a_view_or_network_other_than_the_configs_is_named(runs, tmp_path: Path) -> None:
