@@ -296,7 +296,7 @@ class TrainerConfig:
             less history: on the S&P replay with ``arena.split`` 2010, 0.2 trains on 1999-2007
             and validates on the 2008-2009 crisis, where every checkpoint of 300 steps scored
             Y 46,000 to 96,000, and the agent scored Y 39,846 from 2010 on (delta 5,093; the
-            default 5,230). Simulated markets ignore it (their sets are independent draws).
+            default 5,254). Simulated markets ignore it (their sets are independent draws).
         learning_rate: Adam's initial step size.
         final_learning_rate: the step size at the end (cosine decay in between).
         max_grad_norm: clip the gradient's norm to it (None: no clipping).
