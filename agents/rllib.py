@@ -33,9 +33,10 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,34 +98,116 @@ def _keywords(method: Any) -> set[str]:
             if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+OLD_STACK_KEYS = {
+    "model": "the flat model keys (fcnet_hiddens, fcnet_activation, vf_share_layers...)",
+    "observation_filter": "nothing: the observations are normalised by the env",
+    "exploration_config": "nothing: PPO explores by sampling its Gaussian",
+    "sample_collector": "nothing", "remote_worker_envs": "nothing",
+    "remote_env_batch_wait_ms": "nothing", "preprocessor_pref": "nothing",
+    "enable_tf1_exec_eagerly": "nothing", "sampler_perf_stats_ema_coef": "nothing",
+    "num_sgd_iter": "num_epochs", "num_rollout_workers": "rllib.num_env_runners",
+    "num_envs_per_worker": "rllib.num_envs_per_env_runner",
+}
+"""Keywords of ``training()`` / ``env_runners()`` that only RLlib's old API stack reads, or that
+RLlib renamed: the new stack, which trains here, ignores the former without a word
+(``model: {fcnet_hiddens: [8]}`` trained the default 256 x 256 network). Key -> what to use
+instead (other keywords RLlib marks deprecated are refused too)."""
+
+
+def _deprecated(method: Any) -> set[str]:
+    """Keywords of ``method`` whose default is RLlib's ``DEPRECATED_VALUE``.
+
+    E.g. ``num_sgd_iter`` or ``training(vf_share_layers=...)``: accepted, then ignored or renamed.
+    """
+    try:
+        from ray._common.deprecation import DEPRECATED_VALUE
+    except ImportError:  # a private module: without it no keyword is known as deprecated
+        return set()
+    return {p.name for p in inspect.signature(method).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is DEPRECATED_VALUE}
+
+
 def split_hyperparams(algo_cls: Any, hyperparams: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     """Split flat hyperparameters into ``training()``, ``env_runners()`` and model keywords.
 
+    The fields of RLlib's ``DefaultModelConfig`` go to the model first: ``vf_share_layers`` is
+    also a deprecated keyword of ``PPOConfig.training()``, which ignores it.
+
     Raises:
-        ValueError: a key of none of them (the allowed ones listed).
+        ValueError: a key of none of them (the allowed ones listed), or one that only RLlib's
+            old API stack reads, or a deprecated one (each named with what to use instead).
     """
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-    training = _keywords(algo_cls.training) | _keywords(AlgorithmConfig.training)
-    runners = _keywords(AlgorithmConfig.env_runners) - {
-        "num_env_runners", "num_envs_per_env_runner", "gym_env_vectorize_mode"}
     model = {f.name for f in dataclasses.fields(DefaultModelConfig)}
+    deprecated = (_deprecated(algo_cls.training) | _deprecated(AlgorithmConfig.training)
+                  | _deprecated(AlgorithmConfig.env_runners)) - model
+    old = sorted(key for key in hyperparams if key in OLD_STACK_KEYS or key in deprecated)
+    if old:
+        instead = "; ".join(f"{key}: use {OLD_STACK_KEYS.get(key, 'nothing (deprecated)')}"
+                            for key in old)
+        raise ValueError(f"rllib.hyperparams {old}: keys of RLlib's old API stack or deprecated, "
+                         f"which the new stack that trains here ignores ({instead})")
+    training = (_keywords(algo_cls.training) | _keywords(AlgorithmConfig.training)) - model
+    runners = _keywords(AlgorithmConfig.env_runners) - model - {
+        "num_env_runners", "num_envs_per_env_runner", "gym_env_vectorize_mode"}
     unknown = sorted(set(hyperparams) - training - runners - model)
     if unknown:
         raise ValueError(f"unknown rllib.hyperparams {unknown}; allowed: training keys "
-                         f"{sorted(training)}, env runner keys {sorted(runners)}, model keys "
+                         f"{sorted(training - deprecated - set(OLD_STACK_KEYS))}, env runner "
+                         f"keys {sorted(runners - deprecated - set(OLD_STACK_KEYS))}, model keys "
                          f"{sorted(model)}")
     parts = ({k: v for k, v in hyperparams.items() if k in keys}
-             for keys in (training, runners - training, model - training - runners))
+             for keys in (training, runners - training, model))
     return tuple(parts)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return _is_number(value) and float(value).is_integer() and value >= 1
+
+
+HYPERPARAM_RANGES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "lr": ("a number > 0 (or a schedule [[step, lr], ...])",
+           lambda v: isinstance(v, list) or (_is_number(v) and v > 0)),
+    "gamma": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+    "lambda_": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+    "clip_param": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "vf_clip_param": ("a number > 0", lambda v: _is_number(v) and v > 0),
+    "vf_loss_coeff": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "kl_coeff": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "entropy_coeff": ("a number >= 0 (or a schedule [[step, coeff], ...])",
+                      lambda v: isinstance(v, list) or (_is_number(v) and v >= 0)),
+    "num_epochs": ("an integer >= 1", _is_count),
+    "minibatch_size": ("an integer >= 1", _is_count),
+    "train_batch_size_per_learner": ("an integer >= 1", _is_count),
+    "rollout_fragment_length": ("an integer >= 1 or 'auto'", lambda v: v == "auto" or _is_count(v)),
+}
+"""What the common PPO hyperparameters must be: RLlib takes ``num_epochs: -1`` (no update at
+all) or ``gamma: 2`` without a word."""
+
+
+def check_hyperparam_values(hyperparams: Mapping[str, Any]) -> None:
+    """Refuse values of :data:`HYPERPARAM_RANGES`' keys outside their ranges.
+
+    Raises:
+        ValueError: naming every such key, its value and what it must be.
+    """
+    bad = [f"{key} must be {what}, got {hyperparams[key]!r}"
+           for key, (what, ok) in HYPERPARAM_RANGES.items()
+           if key in hyperparams and not ok(hyperparams[key])]
+    if bad:
+        raise ValueError("rllib.hyperparams: " + "; ".join(bad))
 
 
 def algorithm_config(spec: RllibSpec, env_id: str, env_kwargs: Mapping[str, Any],
                      seed: int) -> Any:
     """The RLlib ``AlgorithmConfig`` of ``spec`` on the native vector env of ``env_id``."""
     from ray.rllib.algorithms.ppo import PPOConfig
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
     algo_cls = {"PPO": PPOConfig}[spec.algo]
     training, runners, model = split_hyperparams(algo_cls, spec.hyperparams)
@@ -135,7 +218,7 @@ def algorithm_config(spec: RllibSpec, env_id: str, env_kwargs: Mapping[str, Any]
                      num_envs_per_env_runner=spec.num_envs_per_env_runner,
                      gym_env_vectorize_mode="vector_entry_point", **runners)
         .training(**training)
-        .rl_module(model_config=DefaultModelConfig(**model))
+        .rl_module(model_config=dict(model))  # only the keys given: PPO's defaults stand
         .debugging(seed=seed)
     )
 
@@ -280,7 +363,8 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
                 progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the run's RLlib agent; the best validated module goes to ``model/``.
 
-    Needs a Ray instance (see :func:`hedgearena.sweep.ray_session`).
+    Needs a Ray instance (see :func:`hedgearena.sweep.ray_session`). A resumed run samples
+    with a fresh seed (:func:`rllib_resume_seed`), not the paths of its first iterations again.
 
     Returns:
         A summary: algorithm, env steps, iterations, the validation history, the best objective.
@@ -288,8 +372,13 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
     spec = config.rllib
     register_rllib_envs()
     env_kwargs = {**config.env.kwargs, **spec.env_kwargs}
-    algo = algorithm_config(spec, config.env.id, env_kwargs, config.seed).build_algo()
-    state = _resume(algo, run_dir / "checkpoints")
+    seed = rllib_resume_seed(config, _checkpointed_steps(run_dir / "checkpoints"))
+    algo = algorithm_config(spec, config.env.id, env_kwargs, seed).build_algo()
+    try:
+        state = _resume(algo, run_dir / "checkpoints")
+    except BaseException:
+        algo.stop()  # its env runners are Ray actors
+        raise
     resumed_from = state.steps or None
     eval_freq = spec.eval_freq or max(spec.n_timesteps // 10, 1)
     checkpoint_freq = spec.checkpoint_freq or max(spec.n_timesteps // 5, 1)
@@ -323,13 +412,53 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
             "best_objective": state.best, "history": state.history}
 
 
+def _checkpointed_steps(folder: Path) -> int:
+    """The env steps of the newest checkpoint in ``folder`` (0 without one)."""
+    pointer = folder / LATEST
+    return int(json.loads(pointer.read_text())["timesteps"]) if pointer.is_file() else 0
+
+
+def rllib_resume_seed(config: RunConfig, timesteps: int) -> int:
+    """The seed of the algorithm (env runner ``k`` resets with it + ``k``) at ``timesteps``.
+
+    ``config.seed`` for a fresh run. A run resuming at ``timesteps`` gets a fresh stream
+    (:func:`hedgearena.agents.training.resume_seed`), as SB3 runs do: RLlib seeds its env
+    runners' first reset only, so a restored algorithm's runners would replay the paths of
+    the run's first iterations. The seeds stay within numpy's range and away from the arena's
+    and the validation's (``arena.seed``, ``+ 1``).
+    """
+    if timesteps <= 0:
+        return config.seed
+    from hedgearena.agents.training import resume_seed
+
+    span = max(config.rllib.num_env_runners, 1) + 1
+    room = SEED_LIMIT - span
+    seed = resume_seed(config.seed, timesteps) % room
+    while {config.arena.seed, config.arena.seed + 1} & set(range(seed, seed + span)):
+        seed = (seed + span) % room
+    return seed
+
+
 def _resume(algo: Any, folder: Path) -> _Progress:
-    """Restore the newest checkpoint of ``folder`` into ``algo`` (if any); its progress."""
+    """Restore the newest checkpoint of ``folder`` into ``algo`` (if any); its progress.
+
+    Raises:
+        ValueError: the checkpoint's state does not fit ``algo`` (another network).
+    """
     pointer = folder / LATEST
     if not pointer.is_file():
         return _Progress()
     data = json.loads(pointer.read_text())
-    algo.restore_from_path(str((folder / data["path"]).resolve()))
+    try:
+        algo.restore_from_path(str((folder / data["path"]).resolve()))
+    except (RuntimeError, ValueError, KeyError) as error:  # torch: a state of another shape
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise ValueError(
+            f"cannot resume from {folder / data['path']}: its state does not fit the algorithm "
+            f"this config builds ({reason}). A checkpoint of another network cannot be resumed "
+            "(runs before hedgearena honoured rllib.hyperparams.vf_share_layers trained a value "
+            "function sharing the policy's layers whatever it said): train into a new folder "
+            "(--name)") from None
     steps = int(data["timesteps"])
     return _Progress(steps=steps, iterations=int(data["iterations"]), best=float(data["best"]),
                      history=list(data["history"]), last_eval=steps, last_checkpoint=steps)
@@ -427,13 +556,44 @@ def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     env_config.replace(**spec.env_kwargs)
     algo_config = algorithm_config(spec, config.env.id, {**config.env.kwargs, **spec.env_kwargs},
                                    config.seed)  # unknown names raise here
+    check_hyperparam_values(spec.hyperparams)
     try:
         algo_config.validate()
     except (TypeError, ValueError) as error:
         reason = str(error).strip().splitlines()[0]
         raise ValueError(f"rllib.hyperparams {spec.hyperparams}: RLlib refuses them: "
                          f"{reason}") from None
+    check_module(algo_config, env_config.replace(**spec.env_kwargs), spec)
     check_cpus(config.ray, spec.num_env_runners, "rllib.num_env_runners")
+
+
+def check_module(algo_config: Any, view: EnvConfig, spec: RllibSpec) -> None:
+    """Build the algorithm's RL module on the agent's view of the env, as training would.
+
+    The model keys (``fcnet_hiddens: 64``, ``fcnet_activation: banana``) are otherwise found
+    only once Ray has started and the run folder is written. Building a small network takes a
+    few milliseconds and no Ray instance.
+
+    Raises:
+        ValueError: naming the model keys and why RLlib cannot build the module.
+    """
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    env = VecHedgingEnv(1, config=view)
+    try:
+        module_spec = algo_config.get_default_rl_module_spec()
+        module_spec.observation_space = env.single_observation_space
+        module_spec.action_space = env.single_action_space
+        module_spec.model_config = algo_config.model_config
+        module_spec.build()
+    except Exception as error:  # RLlib raises what its layers raise (TypeError, ValueError...)
+        fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
+        model = {k: v for k, v in spec.hyperparams.items() if k in fields}
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"rllib.hyperparams: RLlib cannot build the model of {model}: "
+                         f"{reason}") from None
+    finally:
+        env.close()
 
 
 def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:

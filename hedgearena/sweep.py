@@ -223,16 +223,37 @@ def trial_config(base: Mapping[str, Any], params: Mapping[str, Any], trials_dir:
     return apply_overrides(config, values, out=str(trials_dir), name=trial)
 
 
+INTERIOR = 0.3819660112501051
+"""Where in a ``uniform`` or ``loguniform`` range :func:`axis_values` tries a value (``2 - phi``:
+a fraction, so the value is not a whole number, as Tune's draws are not)."""
+
+
 def axis_values(axis: Mapping[str, list[Any]]) -> list[Any]:
-    """The values of an axis a check tries: every grid or choice value, a range's two ends.
+    """The values of an axis a check tries: every grid or choice value, a range's ends.
+
+    A ``uniform`` or ``loguniform`` range adds a value inside it that is not a whole number
+    (:data:`INTERIOR` of the way, on a log scale for ``loguniform``): Tune draws such values,
+    which an integer field (a seed, a count of steps or paths) refuses, while its ends may be
+    whole numbers it takes.
 
     Examples:
         >>> axis_values({"grid": [1, 2]}), axis_values({"randint": [0, 5]})
         ([1, 2], [0, 4])
+        >>> [round(v, 3) for v in axis_values({"uniform": [0, 10]})]
+        [0, 3.82, 10]
+        >>> [round(v, 3) for v in axis_values({"loguniform": [1, 100]})]
+        [1, 5.807, 100]
     """
     kind, values = next(iter(axis.items()))
     if kind == "randint":
         return [values[0], values[1] - 1]  # the high end is excluded
+    if kind in ("uniform", "loguniform"):
+        low, high = float(values[0]), float(values[1])
+        inside = (low + INTERIOR * (high - low) if kind == "uniform"
+                  else low * (high / low) ** INTERIOR)
+        if inside.is_integer():  # a whole number by chance: the next float up is not
+            inside = math.nextafter(inside, high)
+        return [values[0], inside, values[1]]
     return list(values)
 
 
@@ -296,18 +317,41 @@ def check_space(config: RunConfig) -> None:
         lines = [f"{_describe(point)}: {error}" for point, error in failures]
     head = (f"sweep.space: {len(failures)} of {len(points)} combinations of values are invalid "
             "(nothing was run):\n") if len(points) > 1 else ""
-    raise ValueError(head + "\n".join(_indent(line) if head else line for line in lines))
+    message = head + "\n".join(_indent(line) if head else line for line in lines)
+    ranges = sorted(key for key, axis in config.sweep.space.items()
+                    if next(iter(axis)) in ("uniform", "loguniform"))
+    if ranges and any(_whole_numbers_only(error) for _, error in failures):
+        message += (f"\n(uniform and loguniform draw fractional numbers, here for {ranges}; an "
+                    "integer field is swept with randint: [low, high) or a grid)")
+    raise ValueError(message)
+
+
+def _whole_numbers_only(error: str) -> bool:
+    """Whether a check's error says a field takes whole numbers only."""
+    return any(words in error for words in ("fractional part", "valid integer", "an integer",
+                                            "whole number"))
 
 
 def check_repeats(spec: SweepSpec) -> None:
-    """Refuse ``num_samples`` > 1 repeats of a grid search with nothing drawn at random.
+    """Refuse identical trials: a grid value twice, or repeats of a grid with nothing random.
 
-    Each repeat of a grid point would be the same trial (the same values and ``seed``, so the
-    same paths and weights): replicates are a swept ``seed``.
+    A grid value given twice, or ``num_samples`` > 1 repeats of a grid search that draws nothing
+    at random: each repeat of a grid point would be the same trial (the same values and
+    ``seed``, so the same paths and weights): replicates are a swept ``seed``.
 
     Raises:
-        ValueError: naming ``sweep.num_samples`` and the way to replicate.
+        ValueError: naming the axis and its repeated value, or ``sweep.num_samples``, and the
+            way to replicate.
     """
+    for key, axis in spec.space.items():
+        kind, values = next(iter(axis.items()))
+        twice = [value for k, value in enumerate(values) if _same_value(value, values[:k])]
+        if kind == "grid" and twice:
+            replicates = "" if key == "seed" else " (for replicates, sweep the seed)"
+            raise ValueError(
+                f"sweep.space.{key} lists {twice[0]!r} more than once ({values!r}): its trials "
+                f"would be identical (the same config: the same paths and weights); give each "
+                f"value once{replicates}")
     grids_only = all(next(iter(axis)) == "grid" for axis in spec.space.values())
     if spec.search == "grid" and spec.num_samples > 1 and grids_only:
         raise ValueError(
@@ -315,6 +359,15 @@ def check_repeats(spec: SweepSpec) -> None:
             "draws nothing at random: the repeats would be identical trials (the same values "
             "and seed). For replicates sweep the seed (e.g. seed: [0, 1, 2]) with "
             "num_samples: 1")
+
+
+def _same_value(value: Any, others: Sequence[Any]) -> bool:
+    """Whether ``value`` equals one of ``others``.
+
+    ``1`` and ``1.0`` alike; ``True`` is not ``1`` (a config tells booleans from numbers).
+    """
+    return any(value == other and isinstance(value, bool) == isinstance(other, bool)
+               for other in others)
 
 
 def _describe(point: Mapping[str, Any]) -> str:
@@ -383,16 +436,17 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], trials_dir: str,
 
     tune = require("ray.tune")
     trial = tune.get_context().get_trial_id()
-    config = trial_config(base, params, Path(trials_dir), trial)
-    attempts = count_attempt(config.run_dir)
+    run_dir = Path(trials_dir) / trial  # trial_config's run_dir, known before it can fail
+    attempts = count_attempt(run_dir)
     torch.set_num_threads(max(1, threads))
-    with _output_to(config.run_dir / "trial.log"):
-        try:
+    with _output_to(run_dir / "trial.log"):
+        try:  # a config the trial's values make invalid fails here, counted and logged
+            config = trial_config(base, params, Path(trials_dir), trial)
             train_and_score(config, progress=False)
         except Exception:  # the log holds why (Tune keeps only the message for the table)
             traceback.print_exc()
             raise
-    metrics = trial_metrics(config.run_dir / "report" / "scores.json", agent_name(config))
+    metrics = trial_metrics(run_dir / "report" / "scores.json", agent_name(config))
     tune.report({**metrics, "attempts": attempts})
 
 
