@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.agents.saved import loading, read_json, replace_folder
-from hedgearena.baselines.hedger import Hedger, State
+from hedgearena.baselines.hedger import Hedger, State, check_agent_spaces
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
 from hedgearena.run_config import SEED_LIMIT, RllibSpec, RunConfig, load_config
@@ -245,8 +245,6 @@ class RLlibHedger(Hedger):
 
     def reset(self, env: VecHedgingEnv) -> None:
         """Check that the module fits ``env``; remember it (its action mode makes positions)."""
-        from hedgearena.agents.sb3 import check_agent_spaces
-
         spaces = (getattr(self.module, "observation_space", None),
                   getattr(self.module, "action_space", None))
         if all(space is not None for space in spaces):

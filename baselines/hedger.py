@@ -334,3 +334,40 @@ def _collect_totals(
     for key, value in source.items():
         total = totals.setdefault(key, np.zeros(len(ended)))
         total[ended] = np.asarray(value, dtype=np.float64)[ended]
+
+
+def check_agent_spaces(name: str, observation_space: Any, action_space: Any,
+                       env: VecHedgingEnv) -> None:
+    """Raise a ValueError unless a trained agent's spaces are ``env``'s (its view applied).
+
+    A saved agent reads a flat observation vector and writes one action per instrument; scored
+    on an env with other entries (a hedging option adds five entries and an action, the P&L so
+    far one entry) its network would fail deep inside numpy or torch, or read the wrong entries.
+
+    Args:
+        name: the agent's label (named in the error).
+        observation_space: the Box the agent was trained on.
+        action_space: the Box of its actions.
+        env: the env it is about to hedge (the hedger's view of the scored env).
+    """
+    from hedgearena.envs.episode import feature_names, observation_names
+
+    trained = (_shape(observation_space), _shape(action_space))
+    given = (_shape(env.single_observation_space), _shape(env.single_action_space))
+    if trained == given:
+        return
+    names = observation_names(env.config)
+    option = "with" if env.config.hedge_option is not None else "without"
+    option_entries = len(feature_names(True)) - len(feature_names(False))
+    raise ValueError(
+        f"{name} was trained on observations of shape {trained[0]} and actions of shape "
+        f"{trained[1]}; this env ({option} a hedging option, observe_pnl="
+        f"{env.config.observe_pnl}) gives observations of shape {given[0]} ({', '.join(names)}) "
+        f"and takes actions of shape {given[1]}: score an agent on the env it was trained on "
+        f"(a hedging option adds {option_entries} observation entries and an action; "
+        "observe_pnl adds pnl)"
+    )
+
+
+def _shape(space: Any) -> tuple[int, ...]:
+    return tuple(getattr(space, "shape", None) or ())
