@@ -546,13 +546,15 @@ def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     Raises:
         ValueError: naming the setting, its value and what is allowed.
     """
+    from hedgearena.agents.training import AUTO
     from hedgearena.sweep import check_cpus
 
     spec = config.rllib
     check_rllib_seeds(config)
     env_config = config.env.config() if env_config is None else env_config
-    env_config.replace(**spec.env_kwargs)
-    algo_config = algorithm_config(spec, config.env.id, {**config.env.kwargs, **spec.env_kwargs},
+    view = {k: v for k, v in spec.env_kwargs.items() if v != AUTO}  # auto: calibrated at start
+    env_config.replace(**view)
+    algo_config = algorithm_config(spec, config.env.id, {**config.env.kwargs, **view},
                                    config.seed)  # unknown names raise here
     check_hyperparam_values(spec.hyperparams)
     try:
@@ -561,7 +563,7 @@ def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
         reason = str(error).strip().splitlines()[0]
         raise ValueError(f"rllib.hyperparams {spec.hyperparams}: RLlib refuses them: "
                          f"{reason}") from None
-    check_module(algo_config, env_config.replace(**spec.env_kwargs), spec)
+    check_module(algo_config, env_config.replace(**view), spec)
     check_cpus(config.ray, spec.num_env_runners, "rllib.num_env_runners")
 
 
@@ -604,10 +606,14 @@ def train_and_score_rllib(config: RunConfig, progress: bool = True) -> Path:
 
     require("ray.rllib")  # before anything is written
     console = wide_console()
+    from hedgearena.agents.training import resolve_rllib_view
+
     run_dir = rllib_run_dir(config)
     env_config = config.env.config()
     check_rllib(config, env_config)  # every check before anything is written
     check_arena(config, env_config)
+    # an auto view calibrated on the history the agent learns on, as an SB3 agent's
+    config = config.model_copy(update={"rllib": resolve_rllib_view(training_config(config)).rllib})
     check_resumable(config, run_dir, "rllib")  # before the folder's config is replaced
     config.dump(run_dir / "config.yaml")
     write_env_yaml(run_dir, env_config)

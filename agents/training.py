@@ -49,6 +49,8 @@ from hedgearena.yaml_io import dump_yaml, load_yaml
 
 AUTO = "auto"
 """A view's ``risk_aversion`` / ``pnl_reference`` calibrated on a band (:func:`resolve_view`)."""
+AUTO_KEYS = ("risk_aversion", "pnl_reference")
+"""The view's keys that may be ``auto``."""
 CALIBRATION_BAND = 0.1
 """Tolerance (delta per unit of notional) of the band hedge ``auto`` is calibrated on."""
 DEFAULT_VIEW: dict[str, Any] = {
@@ -77,18 +79,40 @@ def resolve_view(config: RunConfig) -> RunConfig:
     a config without ``auto`` comes back unchanged.
     """
     agent = config.agent
-    view = dict(agent.env_kwargs) or dict(DEFAULT_VIEW)
-    auto = [key for key in ("risk_aversion", "pnl_reference") if view.get(key) == AUTO]
-    if auto:
-        env_config = config.env.config().replace(
-            **{k: v for k, v in view.items() if v != AUTO})
-        x = _band_scaled_pnl(env_config, agent.eval_paths, config.arena.seed + 2)
-        calibrated = {"risk_aversion": config.arena.c / float(x.std(ddof=1)),
-                      "pnl_reference": float(x.mean())}
-        view.update({key: round(calibrated[key], 4) for key in auto})
+    view = calibrated_view(dict(agent.env_kwargs) or dict(DEFAULT_VIEW), config, agent.eval_paths)
     if view == agent.env_kwargs:
         return config
     return config.model_copy(update={"agent": agent.model_copy(update={"env_kwargs": view})})
+
+
+def resolve_rllib_view(config: RunConfig) -> RunConfig:
+    """``config`` with its RLlib agent's ``auto`` view calibrated as :func:`resolve_view` does.
+
+    On ``rllib.eval_paths`` paths of the calibration band (seed ``arena.seed + 2``); a view
+    without ``auto`` comes back unchanged.
+    """
+    spec = config.rllib
+    view = calibrated_view(dict(spec.env_kwargs), config, spec.eval_paths)
+    if view == spec.env_kwargs:
+        return config
+    return config.model_copy(update={"rllib": spec.model_copy(update={"env_kwargs": view})})
+
+
+def calibrated_view(view: dict[str, Any], config: RunConfig, n_paths: int) -> dict[str, Any]:
+    """``view`` with its ``auto`` ``risk_aversion`` / ``pnl_reference`` as numbers.
+
+    ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]`` (``c = arena.c``) of the scaled
+    episode P&L ``X`` of the calibration band on ``n_paths`` paths of ``config``'s env with the
+    view applied (seed ``arena.seed + 2``), rounded to 4 decimals (see :func:`resolve_view`).
+    """
+    auto = [key for key in AUTO_KEYS if view.get(key) == AUTO]
+    if not auto:
+        return view
+    env_config = config.env.config().replace(**{k: v for k, v in view.items() if v != AUTO})
+    x = _band_scaled_pnl(env_config, n_paths, config.arena.seed + 2)
+    calibrated = {"risk_aversion": config.arena.c / float(x.std(ddof=1)),
+                  "pnl_reference": float(x.mean())}
+    return {**view, **{key: round(calibrated[key], 4) for key in auto}}
 
 
 def _band_scaled_pnl(env_config: EnvConfig, n_paths: int, seed: int) -> Any:

@@ -457,7 +457,8 @@ class RllibSpec(_LearnerSpec):
             ``num_epochs``...), of ``env_runners()`` (``rollout_fragment_length``...) and of
             the default model (``fcnet_hiddens``, ``fcnet_activation``, ``vf_share_layers``...).
         env_kwargs: the agent's view of the env (``action_mode``, ``reward_mode``...), as
-            ``agent.env_kwargs``.
+            ``agent.env_kwargs``; ``auto`` ``risk_aversion`` / ``pnl_reference`` are calibrated
+            on ``eval_paths`` paths when training starts, as an SB3 agent's.
         n_timesteps: training budget, env steps summed over paths and runners.
         num_env_runners: sampling actors (one CPU each; 0 samples in the driver).
         num_envs_per_env_runner: paths of each runner's native vector env.
@@ -481,11 +482,12 @@ class RllibSpec(_LearnerSpec):
 
     @field_validator("env_kwargs")
     @classmethod
-    def _no_auto(cls, value: dict[str, Any]) -> dict[str, Any]:
-        auto = sorted(key for key, item in value.items() if item == "auto")
+    def _auto_calibrated_only(cls, value: dict[str, Any]) -> dict[str, Any]:
+        auto = sorted(key for key, item in value.items() if item == "auto"
+                      and key not in ("risk_aversion", "pnl_reference"))
         if auto:
-            raise ValueError(f"rllib.env_kwargs {auto}: 'auto' is calibrated for SB3 agents "
-                             "only (agent.env_kwargs); give numbers")
+            raise ValueError(f"rllib.env_kwargs {auto}: 'auto' calibrates risk_aversion and "
+                             "pnl_reference only; give values")
         return value
 
 

@@ -652,12 +652,32 @@ def test_rllib_runner_seeds_must_not_be_the_arenas_or_the_validations() -> None:
     check_rllib_seeds(load_config(None, ["seed=0"]))
 
 
-def test_rllib_views_take_numbers_not_auto() -> None:
-    """'auto' passed the config and failed inside the env runners (a traceback, rc 1)."""
+def test_rllib_views_calibrate_auto_as_sb3_views_do() -> None:
+    """'auto' passed the config and failed inside the env runners (a traceback, rc 1); then it
+    was refused, and the shipped RLlib config carried ShortCall-v0's numbers to any env or
+    cost. It is calibrated now as an SB3 agent's view is (the same numbers on the same paths),
+    and refused on keys other than risk_aversion and pnl_reference."""
+    from hedgearena.agents.rllib import check_rllib
+    from hedgearena.agents.training import resolve_rllib_view, resolve_view
     from hedgearena.run_config import load_config
 
-    with pytest.raises(ValueError, match=r"'auto' is calibrated for SB3 agents only"):
-        load_config(None, ["rllib.env_kwargs={risk_aversion: auto}"])
+    with pytest.raises(ValueError, match=r"rllib.env_kwargs \['action_mode'\]: 'auto' calibrates "
+                                         r"risk_aversion and pnl_reference only"):
+        load_config(None, ["rllib.env_kwargs={action_mode: auto}"])
+    view = ("{action_mode: band, reward_mode: terminal_mean_variance, observe_pnl: true, "
+            "risk_aversion: auto, pnl_reference: auto}")
+    config = load_config(None, [f"rllib.env_kwargs={view}", f"agent.env_kwargs={view}",
+                                "rllib.eval_paths=2000", "agent.eval_paths=2000",
+                                "agent.algo=ppo", "env.kwargs.cost=0.002"])
+    check_rllib(config)  # the checks before training take auto
+    rllib = resolve_rllib_view(config).rllib.env_kwargs
+    assert rllib == resolve_view(config).agent.env_kwargs
+    assert isinstance(rllib["risk_aversion"], float)
+    assert rllib["risk_aversion"] > 0
+    assert isinstance(rllib["pnl_reference"], float)
+    shortcall_default = resolve_rllib_view(load_config(None, [f"rllib.env_kwargs={view}",
+                                                              "rllib.eval_paths=2000"]))
+    assert shortcall_default.rllib.env_kwargs["risk_aversion"] != rllib["risk_aversion"]
 
 
 def test_a_string_that_reads_as_a_number_survives_a_saved_config(tmp_path: Path) -> None:

@@ -180,7 +180,8 @@ def test_the_rllib_env_creator_gives_the_native_vector_env_with_next_step_autore
 def test_rllib_ppo_trains_with_two_env_runners_and_is_scored_by_the_arena(ray_instance,
                                                                           tmp_path):
     rllib = {"n_timesteps": 480, "num_env_runners": 2, "num_envs_per_env_runner": 8,
-             "eval_paths": 128, "env_kwargs": {"action_mode": "band"},
+             "eval_paths": 128, "env_kwargs": {"action_mode": "band", "risk_aversion": "auto",
+                                               "reward_mode": "terminal_mean_variance"},
              "hyperparams": {"rollout_fragment_length": 10, "train_batch_size_per_learner": 160,
                              "minibatch_size": 80, "num_epochs": 1, "fcnet_hiddens": [16]}}
     config = tmp_path / "rllib.yml"
@@ -193,6 +194,8 @@ def test_rllib_ppo_trains_with_two_env_runners_and_is_scored_by_the_arena(ray_in
     assert info["iterations"] == 3
     assert (run / "model" / "rllib.json").is_file()
     assert (run / "checkpoints" / "latest.json").is_file()
+    written = yaml.safe_load((run / "config.yaml").read_text())["rllib"]["env_kwargs"]
+    assert isinstance(written["risk_aversion"], float)  # 'auto' calibrated, the number written
     records = {r["hedger"]: r for r in
                json.loads((run / "report" / "scores.json").read_text())["records"]}
     assert set(records) == {"delta", "no hedge", "rllib ppo agent"}

@@ -196,11 +196,12 @@ def test_the_shipped_rllib_config_trains_on_the_arenas_objective():
     Before: mean_variance with risk_aversion 1.0, about a quarter of that: its agent was
     under-hedged (std of cost 168 vs the tuned band's 90 on 100,000 paths after 40,000 steps,
     Y 576.9; the calibrated view on the same budget and seed: std 127, Y 538.2)."""
-    from hedgearena.agents.training import resolve_view
+    from hedgearena.agents.training import resolve_rllib_view, resolve_view
 
-    view = load_config(CONFIGS / "rllib_ppo.yml").rllib.env_kwargs
+    view = resolve_rllib_view(load_config(CONFIGS / "rllib_ppo.yml")).rllib.env_kwargs
     calibrated = resolve_view(load_config(None, ["agent.algo=ppo"])).agent.env_kwargs
     assert view == calibrated
+    assert (view["risk_aversion"], view["pnl_reference"]) == (3.7855, -0.6928)
 
 
 def _module(rllib, config: Any, seed: int = 0) -> Any:
@@ -230,7 +231,7 @@ def test_the_rllib_hedger_is_scored_on_the_baselines_paths_by_the_envs_own_accou
     from hedgearena.envs.episode import build_episodes
     from hedgearena.envs.vector_env import VecHedgingEnv
 
-    config = load_config(CONFIGS / "rllib_ppo.yml")
+    config = _shipped_rllib()  # its auto view calibrated, as training starts
     hedger = rllib.RLlibHedger(_module(rllib, config), config.rllib.env_kwargs, "agent")
     env_config, n, seed = config.env.config(), 256, 11
     both = run_arena(env_config, [parse_hedger("delta"), hedger], n, seed=seed, progress=False)
@@ -256,7 +257,7 @@ def test_the_rllib_hedger_is_scored_on_the_baselines_paths_by_the_envs_own_accou
 
 def test_a_saved_rllib_agent_description_names_its_view(rllib, tmp_path):
     """``model/rllib.json`` holds the view the arena applies (read back without Ray)."""
-    config = load_config(CONFIGS / "rllib_ppo.yml")
+    config = _shipped_rllib()  # its auto view calibrated, as training starts
     rllib.save_module(_module(rllib, config), tmp_path / "model", config.rllib)
     saved = json.loads((tmp_path / "model" / rllib.AGENT_FILE).read_text())
     assert saved == {"algo": "PPO", "env_kwargs": config.rllib.env_kwargs}
@@ -349,3 +350,10 @@ def test_a_resumed_rllib_run_samples_fresh_paths(tmp_path, monkeypatch):
                for steps in range(1, 200))
     monkeypatch.setattr("hedgearena.agents.training.resume_seed", lambda seed, steps: 9)
     assert rllib.rllib_resume_seed(load_config(None, ["arena.seed=10"]), 1) == 12  # not 9..11
+
+
+def _shipped_rllib() -> Any:
+    """configs/rllib_ppo.yml with its ``auto`` view calibrated (as training starts)."""
+    from hedgearena.agents.training import resolve_rllib_view
+
+    return resolve_rllib_view(load_config(CONFIGS / "rllib_ppo.yml"))
