@@ -370,9 +370,12 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     env_config = config.env.config() if env_config is None else env_config
     check_scoring_seed(config, config.arena.seed, "arena.seed")
     if config.agent.algo == DEEP_HEDGING:
-        from hedgearena.agents.deep_hedging import check_setup
+        from hedgearena.agents.deep_hedging import check_setup, validation_split
 
-        check_setup(env_config, **deep_hedging_settings(config)[1])
+        trainer, policy = deep_hedging_settings(config)
+        check_setup(env_config, **policy)
+        learning = training_config(config).env.config() if config.arena.split else env_config
+        validation_split(learning, trainer.valid_history)  # both parts hold an episode
         return
     from hedgearena.agents.training import AUTO
 

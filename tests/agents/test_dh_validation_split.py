@@ -3,9 +3,9 @@
 Rolling windows of one history overlap: with the replay's ~5,000 days, a training set of 2^17
 windows holds every start day ~30 times, and a validation set drawn from the same days is the
 training set again, so "the best validated weights" were picked on the data they were fitted
-to. With ``valid_history`` the trainer validates on the history's last share of days and trains
-on the days before (the arena's own split rule, ``split_configs``); 0, the default, keeps the
-whole history for both (see ``TrainerConfig``'s docstring for why).
+to. The trainer now validates on the history's last ``valid_history`` share of days (0.2) and
+trains on the days before (the arena's own split rule, ``split_configs``); 0 keeps the whole
+history for both.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_the_trainers_paths_come_from_their_parts() -> None:
 
 
 def test_zero_and_simulated_markets_keep_one_config() -> None:
-    assert TrainerConfig().valid_history == 0.0  # opt in (see TrainerConfig's docstring)
+    assert TrainerConfig().valid_history == 0.2
     replay = make_config("HistoricalReplay")
     assert validation_split(replay, 0.0) == (replay, replay)
     gbm = make_config("ShortCall")
@@ -73,3 +73,20 @@ def test_a_validation_part_too_short_for_an_episode_names_valid_history() -> Non
     with pytest.raises(ValueError, match=r"valid_history = 0.2 cuts the history \(2018-10-01 to "
                                          r"2018-12-31\) at 2018-12-\d\d for validation"):
         validation_split(short, 0.2)
+
+
+def test_train_py_refuses_a_history_too_short_to_split_before_writing(tmp_path, capsys) -> None:
+    """A deep hedger on a replay too short for a validation part is refused by the run's checks
+    (nothing written), naming valid_history and how to turn it off."""
+    from hedgearena.cli import main
+
+    out = tmp_path / "runs"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--env", "hedgearena/HistoricalReplay-v0", "--set",
+              "env.kwargs.market_kwargs={start: 2018-10-01, end: 2018-12-31}", "--out", str(out),
+              "--no-progress"])
+    assert exit_info.value.code == 2
+    assert not out.exists()
+    err = " ".join(capsys.readouterr().err.split())
+    assert "valid_history = 0.2 cuts the history (2018-10-01 to 2018-12-31)" in err
+    assert "(0 validates on the whole history)" in err
