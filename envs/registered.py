@@ -1,12 +1,18 @@
 """The registered environments and their manuals (Gymnasium classic_control style).
 
 Each id is a preset of :class:`hedgearena.envs.config.EnvConfig`; every field can be overridden
-by a keyword of ``gym.make`` / ``gym.make_vec``. The manuals are assembled from the same tables
-that build the observations, so they cannot drift from the code.
+by a keyword of ``gym.make`` / ``gym.make_vec``. The manuals' observation tables, info keys and
+mode lists are assembled from the tables the code uses; ``tests/envs/test_manuals.py`` checks the
+rest of what they state against the running envs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import textwrap
+from typing import Any
+
+from hedgearena.envs.config import PRESETS, EnvConfig
 from hedgearena.envs.core import ACTION_MODES, REWARD_MODES
 from hedgearena.envs.episode import (
     EXOGENOUS_FEATURES,
@@ -14,6 +20,7 @@ from hedgearena.envs.episode import (
     OPTION_POSITION_FEATURES,
     PNL_FEATURES,
     POSITION_FEATURES,
+    feature_names,
 )
 from hedgearena.envs.hedging_env import INFO_KEYS, HedgingEnv
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -67,10 +74,14 @@ units); only trades in the underlying move the spot. `risk_limits` may override 
 
 ## Observation Space
 
-`Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option; one more
-with `observe_pnl=True`). T is the
-episode's length in years, sigma_t the `implied_vol` entry (at the forward, for the
-episode's time left), N the notional:
+`Box(-inf, inf, (n,), float32)`, n = {n_plain} (or {n_option} with a hedging option; one more,
+`pnl`, last, with `observe_pnl=True`). Each index is the entry's position without a hedging
+option (the default) / with one (`-`: absent without one); names and order are
+`hedgearena.envs.episode.observation_names(config)`. T is the episode's length in years
+(`n_steps / days_per_year`), S_t the spot, sigma_t the `implied_vol` entry (at the forward, for
+the episode's time left), N the notional (units of the underlying). The greeks are the `state`
+attribute's: delta in units of the underlying, gamma per currency of spot, vega in currency per
+1.00 of vol, theta in currency per year; the hedging option's are those of one unit of it:
 
 | index | name | definition |
 |-------|------|------------|
@@ -81,9 +92,11 @@ The unnormalised state (spot, tau, greeks, cost coefficient, positions, cash...)
 
 ## Rewards
 
-P&L in currency divided by `reward_scale` (by default the premium of an at-the-money option on
-the notional, `0.4 sigma_0 sqrt(T) S_0 N`, the median over 256 seeded starting states where they
-vary, as the replay's windows do; also in `info["reward_scale"]`). `reward_mode`:
+P&L in currency divided by `reward_scale` (currency per unit of reward; by default the premium of
+an at-the-money option on the notional, `0.4 sigma_0 sqrt(T) S_0 N` with sigma_0 the market's
+initial vol (the square root of its initial variance, at least 1%) and S_0 its initial spot, the
+median over 256 seeded starting states where they vary, as the replay's windows do; also in
+`info["reward_scale"]`). `reward_mode`:
 `pnl` (the decision interval's P&L: the objective of a risk-neutral hedger; sums to the
 episode's P&L), `mean_variance` (`x - risk_aversion / 2 * x^2` with x the scaled step P&L, Kolm
 and Ritter 2019: a local mean-variance objective whose sum penalises P&L variance), `terminal`
@@ -98,7 +111,8 @@ The P&L of a step is `option_mtm + hedge_pnl + carry + spread_income + impact_pn
 
 ## Info
 
-The same keys every step: {info_keys}. On the last step `totals` adds the episode's totals
+The same keys every step: {info_keys}. On the step that ends the episode with `terminated` (not on a
+truncation by a time limit, which the env does not see coming) `totals` adds the episode's totals
 (every component, `pnl`, `turnover` (the sum of the decisions' `|trade|`), `trades` (the number
 of decisions that traded), `option_turnover` and `option_trades` (the same for the hedging
 option; 0 without one), `unfilled` and `option_unfilled` as sums of absolute units (per order:
@@ -106,6 +120,16 @@ the decision's and the sale's at the end), `slippage`, `breaches` (a count), `te
 final minus initial wealth, which equals the sum of `pnl`, and `initial_premium`). The unwind's
 sale at the end is a cost (in `cost` and the P&L) but not a decision: it is in neither `trade`,
 `turnover` nor `trades` (nor the option's).
+
+Units: `pnl` and its components (the decision interval's, the unwind's sale included on the
+last step), `cash`, `wealth` (`B + h S + g O + cash`: book, hedge, hedging option and cash;
+0 at the start), `spot`, `slippage` and `initial_premium` in currency; `trade`, `hedge`,
+`model_hedge` and `unfilled` in units of the underlying; `option_trade`, `option_position` and
+`option_unfilled` in units of the hedging option (0 without one); `reward_scale` in currency per
+unit of reward; `step` the market step reached (0 on reset, `n_steps` at the end). `hedge`,
+`option_position`, `cash`, `spot`, `model_hedge` and `wealth` are the values at that step (after
+the unwind on the last one: `hedge` is then 0). The reset's info has the same keys, its P&L
+entries 0.
 
 `impact_pnl` (currency, a P&L component, 0 without `permanent_impact`) is the revaluation of the
 book and the positions caused by the hedger's own trades, net of the average execution price.
@@ -150,9 +174,13 @@ step at normal liquidity; default 0.1), `risk_limits` (None, a `hedgearena.envs.
 or a dict such as `{{"delta": 0.5, "drawdown": 500.0, "action": "terminate"}}`: `delta` max `|book
 delta + hedge + g option delta| / N`, `gamma` max `|net gamma| * S * 1% / N`, `vega` max `|net
 vega|` per vol point (currency), `drawdown` max fall of wealth below its episode peak (currency),
-each optional; `action` `report`, `flatten` or `terminate`); or `config=EnvConfig(...)`. The vector
-env adds `num_envs`, `autoreset_mode` and `max_episode_steps`; it handles fills, limits, breaches
-and time limits per row.
+each optional; `action` `report`, `flatten` or `terminate`); or `config=EnvConfig(...)`; and
+`render_mode` (`"ansi"`, `"rgb_array"`). The vector env adds `num_envs`, `autoreset_mode`
+(`"next_step"`, the default, or `"same_step"`), `max_episode_steps` and `render_envs` (see
+`hedgearena.envs.vector_env.VecHedgingEnv`); it handles fills, limits, breaches and time limits
+per row.
+
+{defaults}
 
 ## Version History
 
@@ -163,25 +191,70 @@ and time limits per row.
 
 
 def _table() -> str:
+    """The observation table: each entry's index without and with a hedging option."""
+    option_names = {name for name, _ in OPTION_FEATURES + OPTION_POSITION_FEATURES}
+    plain = feature_names(False) + tuple(name for name, _ in PNL_FEATURES)
+    full = feature_names(True) + tuple(name for name, _ in PNL_FEATURES)
     rows = (
         EXOGENOUS_FEATURES + OPTION_FEATURES + POSITION_FEATURES + OPTION_POSITION_FEATURES
         + PNL_FEATURES
     )
-    option_names = {name for name, _ in OPTION_FEATURES + OPTION_POSITION_FEATURES}
     lines = []
-    for i, (name, text) in enumerate(rows):
-        note = " (with a hedging option)" if name in option_names else ""
-        lines.append(f"| {i} | `{name}` | {text}{note} |")
-    lines.append("")
-    lines.append(
-        "Without a hedging option the option rows are absent and `hedge` follows `liquidity`; "
-        "`pnl` is there with `observe_pnl=True` only (the last entry)."
-    )
+    for name, text in rows:
+        index = "-" if name in option_names else str(plain.index(name))
+        lines.append(f"| {index} / {full.index(name)} | `{name}` | {text} |")
     return "\n".join(lines)
 
 
-def _manual(description: str) -> str:
+_SCALAR_FIELDS = tuple(
+    f.name for f in dataclasses.fields(EnvConfig)
+    if f.name != "market" and (f.default is None or isinstance(f.default, bool | int | float | str))
+)
+"""The fields of :class:`EnvConfig` whose defaults the manuals list (not objects or dicts)."""
+
+
+def _plain(value: Any) -> str:
+    """A default as the manual shows it: numbers by ``:g``, words in backticks."""
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, dict):
+        return f"`{value}`"
+    return f"{value:g}"
+
+
+def preset_defaults(preset: str) -> dict[str, Any]:
+    """The values the id ``preset`` gives the scalar fields of :class:`EnvConfig`, unbuilt.
+
+    From :data:`hedgearena.envs.config.PRESETS` over ``EnvConfig``'s defaults; ``n_steps``
+    left unset by a preset is the latest expiry of its book's options (as ``EnvConfig`` sets
+    it), so nothing is simulated or loaded (the manuals are built at import).
+    """
+    values: dict[str, Any] = {}
+    for name in _SCALAR_FIELDS:
+        values[name] = PRESETS[preset].get(
+            name, EnvConfig.__dataclass_fields__[name].default
+        )
+    if values["n_steps"] is None:
+        values["n_steps"] = max(o.expiry_steps for o in PRESETS[preset]["book"].options)
+    return values
+
+
+def _defaults(preset: str) -> str:
+    """The Arguments section's line of this id's defaults."""
+    values = preset_defaults(preset)
+    return (
+        "This id's values of the plain arguments (`gym.make` keywords override them): "
+        + ", ".join(f"`{name}` {_plain(value)}" for name, value in values.items())
+        + " (`reward_scale` None: the default scale of Rewards; `lot_size` 0: no rounding; "
+        "`hedge_option` None: no hedging option)."
+    )
+
+
+def _manual(description: str, preset: str) -> str:
     common = _COMMON.format(
+        defaults=_defaults(preset),
         n_plain=len(EXOGENOUS_FEATURES) + len(POSITION_FEATURES),
         n_option=len(
             EXOGENOUS_FEATURES + OPTION_FEATURES + POSITION_FEATURES + OPTION_POSITION_FEATURES
@@ -191,7 +264,24 @@ def _manual(description: str) -> str:
         actions=", ".join(f"`{m}`" for m in ACTION_MODES),
         rewards=", ".join(f"`{m}`" for m in REWARD_MODES),
     )
-    return description.strip() + "\n" + common
+    # Gymnasium's order: Description, Action Space, Observation Space, Rewards, Starting State,
+    # then Info, Episode End, Arguments, Version History
+    head, starting = description.strip().split("\n## Starting State\n")
+    head = head.rstrip()
+    before, after = common.split("\n## Info\n")
+    text = (
+        f"{head}\n{before.rstrip()}\n\n## Starting State\n\n{starting.strip()}\n\n## Info\n"
+        f"{after}"
+    )
+    # the generated lists make long lines: wrap them as the text around them is (not tables)
+    return "\n".join(
+        line if len(line) <= _WIDTH or line.startswith("|") else textwrap.fill(line, _WIDTH)
+        for line in text.splitlines()
+    )
+
+
+_WIDTH = 100
+"""Width the manuals' generated lines are wrapped to (table rows excepted)."""
 
 
 _SHORT_CALL = """
@@ -222,20 +312,26 @@ Clients buy and sell calls and puts with the dealer at Poisson times (250 a year
 may arrive at one step, at most 96 an episode; 60% buys), struck near the money (90%-110% of spot,
 rounded to 1), expiring 20, 40 or 60 days after the trade. The dealer earns half a vol point of vega
 on each (`spread_income`), and its exposure accumulates: mostly short gamma and vega. The market is
-Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7), options are marked at Heston's own prices for the
-path's current variance (`HestonSurface`: the semi-closed form tabulated as implied vols, smile and
-term structure, within about 3e-4 in vol of QuantLib from 1 to 365 days and vols of 0.5% to 50%;
-`market_kwargs={"surface": "term"}` marks at the expected average variance, flat in strike, 1.8
-times as fast). The episode lasts 60 days. Options expire and settle in cash inside the episode.
+Heston (kappa 2, theta 0.04, xi 0.5, rho -0.7, v0 0.04, S0 = 100, r = q = 0), options are marked
+at Heston's own prices for the path's current variance (`HestonSurface`: the semi-closed form
+tabulated as implied vols, smile and term structure, within about 3e-4 in vol of QuantLib for
+strikes within 3 standard deviations, 1 to 365 days and vols of 0.5% to 50%;
+`market_kwargs={"surface": "term"}` marks at the expected average variance, flat in strike, and
+steps the vector env about 1.3 to 1.4 times as fast). The episode lasts 60 days (252 a year).
+Options expire and settle in cash inside the episode. Trading the underlying costs a 5 bp fee plus
+a 5 bp half-spread, 0.1% of traded value in all. The notional N is one client trade (1 contract
+on 100 units).
 Pass `hedge_option=True` (or a `HedgeOption`) to trade a listed 90-day at-the-money call as well,
-for delta-gamma hedging (the action gets a second dimension). The model's position in it is gamma
-neutral within 10 notionals (`option_position_limit`, also the option's `target` range;
-`position_limit` is 10 notionals here too, as the book grows to several notionals of delta) and zero
-while it is too far out of the money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
+for delta-gamma hedging (the action gets a second dimension; trading it costs half a vol point of
+its vega per unit). The model's position in it is gamma neutral within 10 notionals
+(`option_position_limit`, also the option's `target` range; `position_limit` is 10 notionals here
+too, as the book grows to several notionals of delta) and zero while it is too far out of the
+money to carry gamma; `trade_limit` and `band_limit` are 2 notionals.
 
 ## Starting State
 
-An empty book and a flat hedge; clients arrive from the second step on.
+An empty book (no options, cash 0) and a flat hedge; clients arrive from the second market
+step on (after the first decision), the last at the step before the end.
 """
 
 _PORTFOLIO_INSURANCE = """
@@ -249,10 +345,11 @@ The book is what the fund owes, `N max(S_T, K) = N (K - S_T)^+ + N S_T`: a short
 struck at K, and the promise of `N S_T` written as a short zero-strike call (a low-exercise-price
 option, strike `1e-6 S_0`; its payoff differs from `N S_T` by `N * 1e-6 S_0`, 0.01 here). Both
 legs are priced at the start, so the cash account opens with the investors' money, the
-promise's fair value `N (S_0 e^{-qT} + put)`, and wealth `book + hedge * S + cash` starts at 0:
-it is the fund's surplus, its assets (`hedge` units of the index plus cash) minus the promise.
-The episode's P&L is the terminal assets minus `N max(S_T, K)`: how far the strategy missed the
-promised payoff (costs included; the fund sells its index at `T` to pay in cash).
+promise's fair value `N (S_0 e^{-qT} + put)` (less the low strike's `0.01 e^{-rT}`), and wealth
+`book + hedge * S + cash` starts at 0: it is the fund's surplus, its assets (`hedge` units of the
+index plus cash) minus the promise. The episode's P&L is the terminal assets minus
+`N max(S_T, K)` (plus the 0.01): how far the strategy missed the promised payoff (costs
+included; the fund sells its index at `T` to pay in cash).
 
 The model hedge is `N e^{-q tau} N(d1)` units, the synthetic put of Rubinstein and Leland (1981);
 CPPI (Perold 1986, Black and Jones 1987) is the model-free alternative (see
@@ -288,9 +385,10 @@ where VIX takes over (11.9% to 13.8% on 2014-01-03).
 
 `market_kwargs` choose the history (`HistoricalReplay.load`): `series="nasdaq"` (GARCH vol
 throughout), `start` / `end` dates that cut it (e.g. `start="2008-01-01", end="2009-12-31"`),
-or the user's own daily series, `csv="prices.csv"` with `date_column`, `price_column`,
-`vol_column` (None: GARCH estimate), `vol_scale` (0.01 for vols in percent) and
-`fill_missing_vol`; and `rate`, `dividend`.
+or the user's own daily series, `csv="prices.csv"` with `date_column`, `date_format` (None:
+inferred), `price_column`, `vol_column` (None: GARCH estimate), `vol_scale` (0.01 for vols in
+percent) and `fill_missing_vol`; and `rate`, `dividend` (0 by default) and `surface` (a
+`VolSurface` driven by the replayed vol; default `FlatVol`).
 
 ## Starting State
 
@@ -352,14 +450,20 @@ for _cls, _text in (
     (PortfolioInsuranceEnv, _PORTFOLIO_INSURANCE),
     (HistoricalReplayEnv, _HISTORICAL),
 ):
-    _cls.__doc__ = _manual(_text)
+    _cls.__doc__ = _manual(_text, _cls.preset)
 for _cls, _single in (
     (ShortCallVecEnv, ShortCallEnv),
     (OptionBookVecEnv, OptionBookEnv),
     (PortfolioInsuranceVecEnv, PortfolioInsuranceEnv),
     (HistoricalReplayVecEnv, HistoricalReplayEnv),
 ):
-    _cls.__doc__ = f"Native vector version of :class:`{_single.__name__}` (see its manual)."
+    _cls.__doc__ = (
+        f"Native vector version of `{_single.__module__}.{_single.__name__}`: its manual "
+        f"(`help({_single.__module__}.{_single.__name__})`) holds for every row. Observations, "
+        "rewards, flags and infos are arrays over the rows; see "
+        "`hedgearena.envs.vector_env.VecHedgingEnv` for autoreset, `final_obs` and the "
+        "`_totals` mask."
+    )
 
 ENV_IDS = {
     "hedgearena/ShortCall-v0": (ShortCallEnv, ShortCallVecEnv),
