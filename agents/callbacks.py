@@ -16,10 +16,11 @@ the interval is shorter than a rollout).
 They act where the model has learnt from every step counted (:class:`PeriodicCallback`): an
 on-policy agent (PPO, RecurrentPPO), whose weights change only between rollouts, at the start
 of a rollout, right after its update (a checkpoint taken inside a rollout would count steps a
-resume loses); an off-policy agent after an env step (its transitions are in the replay
-buffer). Their files are written whole or not at all
-(:func:`~hedgearena.agents.saved.replace_folder`): an interrupted
-write leaves the previous checkpoint and best model as they were.
+resume loses); an off-policy agent after an env step (a checkpoint then counts the steps
+whose transitions are in the replay buffer: stable-baselines3 stores a step's after its
+callbacks). Their files are written whole or not at all
+(:func:`~hedgearena.agents.saved.replace_folder`): an interrupted write leaves the previous
+checkpoint and best model as they were.
 """
 
 from __future__ import annotations
@@ -274,6 +275,12 @@ class CheckpointCallback(PeriodicCallback):
     crashed run saved after it). An off-policy agent's replay buffer (about 100 MB) and the
     best model's copy are kept in the newest checkpoint only. A checkpoint is written whole
     before ``latest.json`` names it, and ``latest.json`` is replaced whole.
+
+    An off-policy agent's checkpoint counts the env steps whose transitions its replay buffer
+    holds (:meth:`_stored_steps`): stable-baselines3 counts a step before the step's callbacks
+    and stores its transitions after them, so a checkpoint taken there is of the step before,
+    whose updates (and target networks) the weights have had; a resume collects the step again
+    and continues where the uninterrupted run stood.
     """
 
     def __init__(
@@ -285,11 +292,27 @@ class CheckpointCallback(PeriodicCallback):
         self.evaluation = evaluation
         self._rollout_start: int | None = None
         self._before_update: tuple[int, dict[str, Any], dict[str, Any]] | None = None
+        self._buffer_start: int | None = None  # the replay buffer's position at rollout start
 
     def _on_rollout_start(self) -> None:
         self._rollout_start = self.model.num_timesteps
         self._before_update = None
+        if isinstance(self.model, OffPolicyAlgorithm) and self.model.replay_buffer is not None:
+            self._buffer_start = int(self.model.replay_buffer.pos)
         super()._on_rollout_start()
+
+    def _stored_steps(self) -> int:
+        """The env steps whose transitions are in the replay buffer (an off-policy model's).
+
+        All steps up to the rollout's start, and the rollout's steps stored since: the buffer's
+        position has moved by one row per step of ``n_envs`` transitions (modulo its size).
+        """
+        model, start = self.model, self._rollout_start
+        buffer = getattr(model, "replay_buffer", None)
+        if start is None or self._buffer_start is None or buffer is None:
+            return int(model.num_timesteps)
+        rows = (int(buffer.pos) - self._buffer_start) % int(buffer.buffer_size)
+        return min(int(model.num_timesteps), start + rows * self.training_env.num_envs)
 
     def _on_rollout_end(self) -> None:
         # The update on this rollout comes next (PPO's train(), which counts its epochs in
@@ -315,6 +338,10 @@ class CheckpointCallback(PeriodicCallback):
         epochs, most of its time with small minibatches), the weights have learnt from part of
         it: the checkpoint holds the weights (and optimizer state) the update started from,
         again with the steps up to the rollout's start.
+
+        An off-policy model stopped after stable-baselines3 counted an env step but before it
+        stored the step's transitions (in the step's callbacks: a validation) is saved with
+        the steps its replay buffer holds (:meth:`save`), one env step fewer.
         """
         if learns_by_rollouts(self.model) and self._rollout_start is not None:
             update = self._before_update
@@ -330,9 +357,19 @@ class CheckpointCallback(PeriodicCallback):
         return self.save()
 
     def save(self) -> Path:
-        """Write a checkpoint now (of ``model.num_timesteps`` env steps)."""
-        steps = self.num_timesteps = int(self.model.num_timesteps)
-        target = replace_folder(self.folder / f"step_{steps}", self._write)
+        """Write a checkpoint now, of ``model.num_timesteps`` env steps.
+
+        An off-policy model's is of the steps whose transitions are stored
+        (:meth:`_stored_steps`).
+        """
+        counted = int(self.model.num_timesteps)
+        steps = self.num_timesteps = (
+            counted if learns_by_rollouts(self.model) else self._stored_steps())
+        self.model.num_timesteps = steps  # what model.zip records
+        try:
+            target = replace_folder(self.folder / f"step_{steps}", self._write)
+        finally:
+            self.model.num_timesteps = counted
         write_json(self.folder / LATEST, {"path": target.name, "timesteps": steps})
         for older in self.folder.glob("step_*"):
             if older != target:

@@ -13,8 +13,9 @@ key                 meaning
 ``normalize``       ``true``/``false`` or ``"{'norm_obs': True, 'norm_reward': False}"``
                     (:class:`~stable_baselines3.common.vec_env.VecNormalize`)
 ``policy_kwargs``   a dict or the zoo's string, e.g. ``"dict(net_arch=[64, 64])"``
-``noise_type``      ``normal`` or ``ornstein-uhlenbeck`` action noise (TD3, DDPG, SAC), with
-``noise_std``       its standard deviation (actions live in [-1, 1])
+``noise_type``      ``normal`` or ``ornstein-uhlenbeck`` action noise (SAC, TD3, DDPG, TQC), with
+``noise_std``       its standard deviation (actions live in [-1, 1]; 0.1 if not given). Only
+                    while training: evaluation and the arena use deterministic actions
 anything else       a keyword of the algorithm's constructor (``learning_rate``, ``n_steps``...)
 ==================  ===============================================================================
 
@@ -220,10 +221,14 @@ def _schedule(value: Any) -> Any:
 
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 """The zoo's ``noise_type`` values (action noise of the off-policy agents)."""
+DEFAULT_NOISE_STD = 0.1
+"""``noise_std`` when a ``noise_type`` comes without one (the zoo requires it)."""
 
 
 def _action_noise(params: dict[str, Any], action_dim: int) -> Any:
-    kind, std = params.pop("noise_type", None), params.pop("noise_std", 0.1)
+    kind = params.pop("noise_type", None)
+    std = params.pop("noise_std", None)
+    std = DEFAULT_NOISE_STD if std is None else std
     if kind is None:
         return None
     mean, sigma = np.zeros(action_dim), float(std) * np.ones(action_dim)
@@ -355,12 +360,37 @@ def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown {algo} policy_kwargs key(s) {unknown} (of "
                          f"{policy_class.__name__}); allowed: {allowed}")
     parse_normalize(hyperparams.get("normalize"))
+    _check_noise(algo, hyperparams)
+
+
+def _check_noise(algo: str, hyperparams: Mapping[str, Any]) -> None:
+    """The zoo's ``noise_type`` and ``noise_std`` (action noise of the off-policy agents).
+
+    Raises:
+        ValueError: ``action_noise`` given itself, noise for an on-policy agent (which
+            explores by its policy's own std), an unknown ``noise_type``, a ``noise_std``
+            that is not a number >= 0, or a ``noise_std`` without a ``noise_type`` (it would
+            do nothing).
+    """
+    if "action_noise" in hyperparams:
+        raise ValueError(f"{algo} hyperparameter action_noise is set by noise_type (one of "
+                         f"{NOISE_TYPES}) and noise_std, as in rl-baselines3-zoo, got "
+                         f"{hyperparams['action_noise']!r}")
     kind = hyperparams.get("noise_type")
+    given = [key for key in ("noise_type", "noise_std") if hyperparams.get(key) is not None]
+    if given and algo not in OFF_POLICY:
+        raise ValueError(
+            f"{algo} hyperparameter(s) {given}: action noise is for the off-policy agents "
+            f"({', '.join(OFF_POLICY)}); {algo} explores by its policy's own std "
+            "(policy_kwargs log_std_init, or use_sde)")
     if kind is not None and kind not in NOISE_TYPES:
         raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {kind!r}")
-    std = hyperparams.get("noise_std", 0.1)
+    std = hyperparams.get("noise_std", DEFAULT_NOISE_STD)
     if not is_number(std, ge=0.0):
         raise ValueError(f"noise_std must be a finite number >= 0, got {std!r}")
+    if kind is None and hyperparams.get("noise_std") is not None:
+        raise ValueError(f"noise_std {std!r} without noise_type adds no noise: give noise_type "
+                         f"(one of {NOISE_TYPES}) too, or leave noise_std out")
 
 
 def policy_classes(algo: str) -> dict[str, type]:
@@ -491,7 +521,8 @@ class SB3Hedger(Hedger):
     Its actions are read with the action mode it was trained with (``env_overrides``), turned
     into positions by the env (:meth:`VecHedgingEnv.positions_from_actions`) and traded like
     any hedger's; observations are normalised with the training statistics; recurrent agents
-    carry their LSTM state over the episode. Deterministic actions.
+    carry their LSTM state over the episode and start a fresh one where a row starts a new
+    episode (:meth:`episode_starts`). Deterministic actions.
 
     Args:
         model: the trained model.
@@ -525,9 +556,25 @@ class SB3Hedger(Hedger):
             raise RuntimeError(f"{self.name}: call reset(env) before positions()")
         x = self.normalizer(obs) if self.normalizer is not None else obs
         actions, self._lstm = self.model.predict(x, state=self._lstm,
-                                                 episode_start=self._start, deterministic=True)
+                                                 episode_start=self.episode_starts(state),
+                                                 deterministic=True)
         self._start = np.zeros_like(self._start)
         return self._env.positions_from_actions(np.asarray(actions, dtype=np.float64))
+
+    def episode_starts(self, state: State) -> NDArray[np.bool_]:
+        """The rows whose observation is the first of an episode, ``(n_paths,)`` booleans.
+
+        Every row after :meth:`reset`, and any row at market step 0 (``state["step"]``): a row
+        the vector env restarted, in either autoreset mode (``SAME_STEP``: the step that ended
+        the episode returned the new one's first observation; ``NEXT_STEP``: the step after
+        it). A recurrent agent starts a fresh LSTM state there, as stable-baselines3 does in
+        training (``episode_start`` is the previous step's ``done``); other agents ignore it.
+        """
+        assert self._start is not None  # set by reset
+        step = state.get("step") if isinstance(state, Mapping) else None
+        if step is None:
+            return self._start
+        return self._start | (np.asarray(step).reshape(-1) == 0)
 
 
 def agent_view(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
