@@ -202,35 +202,6 @@ def test_observation_table_gives_each_entry_its_index(env_id: str, kwargs: dict)
     assert len(names) == int(n_option if with_option else n_plain) + config.observe_pnl
 
 
-def _expected_entries(state: dict[str, Any], config: EnvConfig, strike: float,
-                      pnl: float, scale: float) -> dict[str, float]:
-    """Each observation entry computed from the env's unnormalised state by the manual's table."""
-    n = config.book.notional
-    assert config.n_steps is not None
-    root_t = math.sqrt(config.n_steps * config.dt)  # T: the episode's length in years
-    s, sigma = state["spot"], state["implied_vol"]
-    return {
-        "time_left": state["tau"] / (config.n_steps * config.dt),  # decisions left / decisions
-        "log_moneyness": np.log(s / strike),
-        "book_delta": state["book_delta"] / n,
-        "book_gamma": state["book_gamma"] * s * sigma * root_t / n,
-        "book_vega": state["book_vega"] / (n * s * root_t),
-        "book_theta": state["book_theta"] * root_t / (n * s * sigma),
-        "model_hedge": state["model_hedge"] / n,
-        "implied_vol": sigma,
-        "realised_vol": state["realised_vol"],
-        "cost_rate": 100.0 * state["cost_linear"] / s,
-        "liquidity": state["liquidity"],
-        "model_option": state["model_option"] / n,
-        "option_delta": state["option_delta"],
-        "option_gamma": state["option_gamma"] * s * sigma * root_t,
-        "option_vega": state["option_vega"] / (s * root_t),
-        "hedge": state["hedge"] / n,
-        "option_position": state["option_position"] / n,
-        "pnl": pnl / scale,
-    }
-
-
 @pytest.mark.parametrize(("env_id", "kwargs"), [
     ("hedgearena/ShortCall-v0", {"observe_pnl": True}),
     ("hedgearena/ShortCall-v0", {"hedge_option": True, "rebalance_every": 4}),
@@ -238,7 +209,8 @@ def _expected_entries(state: dict[str, Any], config: EnvConfig, strike: float,
     ("hedgearena/PortfolioInsurance-v0", {"observe_pnl": True}),
     ("hedgearena/HistoricalReplay-v0", {"observe_pnl": True}),
 ])
-def test_observation_entries_follow_the_table(env_id: str, kwargs: dict) -> None:
+def test_observation_entries_follow_the_table(env_id: str, kwargs: dict,
+                                              manual_entries: Any) -> None:
     """Every entry equals its definition, on random paths and actions; ranges as documented."""
     env = gym.make(env_id, **kwargs)
     u = env.unwrapped
@@ -252,8 +224,8 @@ def test_observation_entries_follow_the_table(env_id: str, kwargs: dict) -> None
         wealth0 = steps[0]["info"]["wealth"]
         for step in steps:
             obs, state, info = step["obs"], step["state"], step["info"]
-            expected = _expected_entries(state, config, strike, info["wealth"] - wealth0,
-                                         u.reward_scale)
+            expected = manual_entries(config, state, strike,
+                                      (info["wealth"] - wealth0) / u.reward_scale)
             got = dict(zip(names, obs.tolist(), strict=True))
             for name in names:
                 assert got[name] == pytest.approx(expected[name], rel=2e-6, abs=2e-6), (
@@ -272,7 +244,8 @@ def test_observation_entries_follow_the_table(env_id: str, kwargs: dict) -> None
     ("hedgearena/PortfolioInsurance-v0", {"observe_pnl": True}),
     ("hedgearena/HistoricalReplay-v0", {"action_mode": "fraction"}),
 ])
-def test_vector_observations_follow_the_table_on_many_paths(env_id: str, kwargs: dict) -> None:
+def test_vector_observations_follow_the_table_on_many_paths(env_id: str, kwargs: dict,
+                                                            manual_entries: Any) -> None:
     """The native vector env's observations on 256 random paths and actions, entry by entry."""
     venv = gym.make_vec(env_id, num_envs=256, vectorization_mode="vector_entry_point", **kwargs)
     u: Any = venv.unwrapped
@@ -283,8 +256,8 @@ def test_vector_observations_follow_the_table_on_many_paths(env_id: str, kwargs:
     strike = u.state["spot"] * (config.book.options[0].moneyness if config.book.options else 1)
     wealth0 = info["wealth"]
     for step in range(config.n_decisions + 1):
-        expected = _expected_entries(u.state, config, strike, info["wealth"] - wealth0,
-                                     u.reward_scale)
+        expected = manual_entries(config, u.state, strike,
+                                  (info["wealth"] - wealth0) / u.reward_scale)
         for i, name in enumerate(names):
             np.testing.assert_allclose(obs[:, i], expected[name], rtol=2e-6, atol=2e-6,
                                        err_msg=name)

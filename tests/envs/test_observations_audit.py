@@ -9,7 +9,6 @@ by perturbing the market after a step; NaN/inf on extreme but valid configs.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -46,35 +45,14 @@ IDS = {
 }
 
 
-def expected(config: EnvConfig, s: dict[str, Any], strike: Any, pnl: Any) -> np.ndarray:
-    """The manual's definitions, float64, from the state ``s``; ``(..., n)`` in name order."""
-    notional, n = config.book.notional, config.n_steps
-    assert n is not None
-    root_t = math.sqrt(n * config.dt)
-    spot, sigma = np.asarray(s["spot"]), np.asarray(s["implied_vol"])
-    entries = {
-        "time_left": (n - np.asarray(s["step"])) / n,
-        "log_moneyness": np.log(spot / strike),
-        "book_delta": s["book_delta"] / notional,
-        "book_gamma": s["book_gamma"] * spot * sigma * root_t / notional,
-        "book_vega": s["book_vega"] / (notional * spot * root_t),
-        "book_theta": s["book_theta"] * root_t / (notional * spot * sigma),
-        "model_hedge": s["model_hedge"] / notional,
-        "implied_vol": sigma,
-        "realised_vol": s["realised_vol"],
-        "cost_rate": 100.0 * s["cost_linear"] / spot,
-        "liquidity": s["liquidity"],
-        "model_option": s["model_option"] / notional,
-        "option_delta": s["option_delta"],
-        "option_gamma": s["option_gamma"] * spot * sigma * root_t,
-        "option_vega": s["option_vega"] / (spot * root_t),
-        "hedge": s["hedge"] / notional,
-        "option_position": s["option_position"] / notional,
-        "pnl": pnl,
-    }
-    shape = spot.shape
+def expected(entries: Any, config: EnvConfig, s: dict[str, Any], strike: Any,
+             pnl: Any) -> np.ndarray:
+    """The manual's definitions (``entries``: the ``manual_entries`` fixture), float64, from the
+    state ``s``; ``(..., n)`` in name order."""
+    values = entries(config, s, strike, pnl)
+    shape = np.asarray(s["spot"]).shape
     return np.stack(
-        [np.broadcast_to(np.asarray(entries[k], dtype=np.float64), shape)
+        [np.broadcast_to(np.asarray(values[k], dtype=np.float64), shape)
          for k in observation_names(config)], axis=-1,
     )
 
@@ -105,7 +83,7 @@ CASES = [
 @pytest.mark.parametrize(("preset", "kwargs"), CASES, ids=[f"{p}-{i}" for i, (p, _) in
                                                          enumerate(CASES)])
 def test_every_entry_is_its_definition_from_the_state_rounded_once(
-    preset: str, kwargs: dict[str, Any]
+    preset: str, kwargs: dict[str, Any], manual_entries: Any
 ) -> None:
     """obs == float32(definition in float64), bit for bit, at every decision of two episodes.
 
@@ -120,7 +98,7 @@ def test_every_entry_is_its_definition_from_the_state_rounded_once(
         strike = first_strike(config, env._batch.market, env._row)
         wealth0, done = info["wealth"], False
         while True:
-            want = expected(config, env.state, strike, (info["wealth"] - wealth0)
+            want = expected(manual_entries, config, env.state, strike, (info["wealth"] - wealth0)
                             / env.reward_scale).astype(np.float32)
             assert obs.dtype == np.float32
             assert obs.shape == env.observation_space.shape
@@ -138,7 +116,9 @@ def test_every_entry_is_its_definition_from_the_state_rounded_once(
 
 
 @pytest.mark.parametrize("mode", ["same_step", "next_step"])
-def test_vector_rows_at_different_steps_observe_their_own_definitions(mode: str) -> None:
+def test_vector_rows_at_different_steps_observe_their_own_definitions(
+    mode: str, manual_entries: Any
+) -> None:
     """Rows ended by a risk limit restart while others go on: per-row steps and re-marks."""
     env = VecHedgingEnv(num_envs=6, preset="ShortCall", autoreset_mode=mode,
                         permanent_impact=0.1, hedge_option=True, observe_pnl=True,
@@ -151,7 +131,8 @@ def test_vector_rows_at_different_steps_observe_their_own_definitions(mode: str)
         s = env.state
         desynced += len(set(np.asarray(s["step"]).tolist())) > 1
         strike = first_strike(config, env.batch.market, env._rows)
-        want = expected(config, s, strike, pnl / env.reward_scale).astype(np.float32)
+        want = expected(manual_entries, config, s, strike, pnl / env.reward_scale)
+        want = want.astype(np.float32)
         live = ~final  # a final observation (NEXT_STEP) is the documented exception
         np.testing.assert_array_equal(obs[live, :-1], want[live, :-1])
         np.testing.assert_allclose(obs[:, -1], want[:, -1], rtol=1e-5, atol=1e-6)
@@ -339,7 +320,7 @@ class _Spy(Hedger):
         return 0.5 * np.asarray(state["model_hedge"])[:, None]
 
 
-def test_an_agents_view_observes_what_it_says() -> None:
+def test_an_agents_view_observes_what_it_says(manual_entries: Any) -> None:
     """The arena gives a view (P&L observed, its own half-life) the entries of that view."""
     view = {"action_mode": "band", "reward_mode": "terminal_mean_variance",
             "observe_pnl": True, "risk_aversion": 1.0, "realised_vol_halflife": 3.0}
@@ -349,8 +330,8 @@ def test_an_agents_view_observes_what_it_says() -> None:
     seen = config.replace(**view)
     scale = spy.env.reward_scale
     for obs, state, pnl in spy.seen:
-        want = expected(seen, state, first_strike(seen, spy.env.batch.market, slice(None)),
-                        pnl / scale).astype(np.float32)
+        strike = first_strike(seen, spy.env.batch.market, slice(None))
+        want = expected(manual_entries, seen, state, strike, pnl / scale).astype(np.float32)
         assert obs.shape == (16, len(observation_names(seen)))
         np.testing.assert_array_equal(obs, want)
     assert any(np.any(obs[:, -1] != 0) for obs, _, _ in spy.seen)
