@@ -374,7 +374,9 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
 
         trainer, policy = deep_hedging_settings(config)
         check_setup(env_config, **policy)
-        learning = training_config(config).env.config() if config.arena.split else env_config
+        learning = env_config  # the history the agent learns on: before arena.split
+        if config.arena.split and callable(getattr(env_config.market, "between", None)):
+            learning = training_config(config).env.config()  # (check_arena names undated ones)
         validation_split(learning, trainer.valid_history)  # both parts hold an episode
         return
     from hedgearena.agents.training import AUTO
