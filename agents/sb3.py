@@ -361,6 +361,10 @@ def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
                          f"{policy_class.__name__}); allowed: {allowed}")
     parse_normalize(hyperparams.get("normalize"))
     _check_noise(algo, hyperparams)
+    if "sde_sample_freq" in hyperparams and hyperparams.get("use_sde") is not True:
+        raise ValueError(f"{algo} hyperparameter sde_sample_freq "
+                         f"{hyperparams['sde_sample_freq']!r} does nothing without use_sde: "
+                         "true (generalised state-dependent exploration); set both, or drop it")
 
 
 def _check_noise(algo: str, hyperparams: Mapping[str, Any]) -> None:

@@ -275,3 +275,16 @@ def test_scoring_uses_deterministic_actions_and_repeats_to_the_bit(algo: str) ->
     expected = env.positions_from_actions(mean.numpy().astype(np.float64))
     np.testing.assert_allclose(first.records[algo].hedge[0], expected[:, 0], rtol=0, atol=1e-6)
     venv.close()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_sde_sample_freq_without_use_sde_is_refused(algo: str) -> None:
+    """stable-baselines3 ignores sde_sample_freq unless use_sde is true: it was accepted and did
+    nothing."""
+    from hedgearena.agents.sb3 import check_hyperparams
+
+    with pytest.raises(ValueError, match=r"sde_sample_freq 4 does nothing without use_sde: true"):
+        check_hyperparams(algo, {"sde_sample_freq": 4})
+    with pytest.raises(ValueError, match=r"sde_sample_freq"):
+        check_hyperparams(algo, {"sde_sample_freq": 4, "use_sde": False})
+    check_hyperparams(algo, {"sde_sample_freq": 4, "use_sde": True})
