@@ -30,13 +30,15 @@ def _config(tmp_path: Path, algo: str, hyperparams: dict[str, Any]) -> RunConfig
 
 
 def _scalars(run: Path, tag: str) -> list[tuple[int, float]]:
-    """``(step, value)`` of a TensorBoard tag over every event file of the run."""
+    """``(step, value)`` of a TensorBoard tag over every event file of the run, in the order
+    they were written (a resumed run's two event files are read in their names' order, which
+    for sessions started within one second is the processes' ids')."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     (folder,) = (run / "tb").iterdir()
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     events.Reload()
-    return [(e.step, e.value) for e in events.Scalars(tag)]
+    return [(e.step, e.value) for e in sorted(events.Scalars(tag), key=lambda e: e.wall_time)]
 
 
 def _lin(step: int, budget: int) -> float:
