@@ -44,7 +44,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.agents.saved import loading, read_json, replace_folder
+from hedgearena.agents.saved import check_saved_agent, loading, read_json, replace_folder
 from hedgearena.baselines.hedger import Hedger, State, check_agent_spaces
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -297,6 +297,17 @@ def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
         module = rl_module.RLModule.from_checkpoint(str((model_dir / "module").resolve()))
     return RLlibHedger(module, view["env_kwargs"],
                        name or f"rllib {view['algo'].lower()} agent")
+
+
+def load_rllib_run(run_dir: Path, config: RunConfig, name: str | None = None) -> RLlibHedger:
+    """The RLlib agent of a run folder as an arena hedger, named as its run's by default.
+
+    Raises:
+        ValueError: a ``model/`` that is not ``config``'s agent
+            (:func:`hedgearena.agents.saved.check_saved_agent`), or a corrupt file (named).
+    """
+    check_saved_agent(run_dir, config)
+    return load_rllib_hedger(run_dir / "model", name or agent_name(config.rllib))
 
 
 # ----------------------------------------------------------------------------- training
@@ -649,7 +660,7 @@ def evaluate_rllib_run(run_dir: Path, config: RunConfig, progress: bool = True) 
     check_rllib_scoring_seed(saved, config.arena.seed, "arena.seed")
     check_scoring_split(saved, config)
     check_arena(config)
-    hedger = load_rllib_hedger(run_dir / "model", agent_name(config.rllib))
+    hedger = load_rllib_run(run_dir, config)
     out_dir = run_dir / "evaluation"
     config.dump(out_dir / "run_config.yaml")  # config.yaml is the report's own
     score_agent(config, config.env.config(), hedger, out_dir, progress)

@@ -296,12 +296,11 @@ def load_saved_agent(run_dir: str | Path, name: str | None = None) -> Hedger:
     folder = Path(run_dir)
     check_run_folder(folder, "run_dir")
     config = load_config(folder / "config.yaml")
-    check_saved_agent(folder, config)
     if (folder / "model" / "rllib.json").is_file():
-        from hedgearena.agents.rllib import agent_name, load_rllib_hedger
+        from hedgearena.agents.rllib import load_rllib_run
 
-        return load_rllib_hedger(folder / "model", name or agent_name(config.rllib))
-    from hedgearena.training import load_agent
+        return load_rllib_run(folder, config, name)
+    from hedgearena.training import load_agent  # which checks the model is the run's agent
 
     hedger = load_agent(folder, config)
     if name is not None:

@@ -220,12 +220,7 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
     Raises:
         ValueError: a folder that is no run, or an agent trained on another env id.
     """
-    from hedgearena.agents.rllib import (
-        agent_name,
-        check_rllib_scoring_seed,
-        is_rllib_run,
-        load_rllib_hedger,
-    )
+    from hedgearena.agents.rllib import check_rllib_scoring_seed, is_rllib_run, load_rllib_run
     from hedgearena.training import check_scoring_seed, load_agent
 
     agents = []
@@ -238,8 +233,7 @@ def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
                 "stress it on its own env (leave out --env and env.* settings)")
         if is_rllib_run(run_dir):
             check_rllib_scoring_seed(run, config.stress.seed, "stress.seed")
-            saved.check_saved_agent(run_dir, run)
-            agents.append(load_rllib_hedger(run_dir / "model", agent_name(run.rllib)))
+            agents.append(load_rllib_run(run_dir, run))  # which checks the model
             continue
         check_scoring_seed(run, config.stress.seed, "stress.seed")
         agents.append(load_agent(run_dir, run))  # which checks the model is the run's agent
@@ -424,9 +418,7 @@ def _evaluate(args: argparse.Namespace, config: RunConfig) -> Path:
     from hedgearena import training
     from hedgearena.agents.rllib import evaluate_rllib_run, is_rllib_run
 
-    # the run's own config: a model copied from another run is named here, and a changed
-    # agent.* by evaluate_run (change only arena.*)
-    saved.check_saved_agent(args.run_dir, load_config(args.run_dir / "config.yaml"))
+    # both check the model is the run's agent (and that only arena.* changed) before writing
     if is_rllib_run(args.run_dir):
         return _needs_ray(lambda a, c: evaluate_rllib_run(a.run_dir, c, not a.no_progress))(
             args, config)
