@@ -169,12 +169,11 @@ def validation_split(config: EnvConfig, valid_history: float) -> tuple[EnvConfig
         >>> str(train.market.data.index[-1].date()), str(valid.market.data.index[0].date())
         ('2014-12-31', '2015-01-02')
     """
-    from hedgearena.baselines.benchmark import split_configs  # the arena's split, one rule
+    from hedgearena.baselines.benchmark import is_dated, split_configs  # the arena's rule
 
-    market = config.market
-    if valid_history == 0 or not callable(getattr(market, "between", None)):
+    if valid_history == 0 or not is_dated(config.market):
         return config, config
-    days = market.data.index
+    days = config.market.data.index
     first = days[min(len(days) - 1, round(len(days) * (1.0 - valid_history)))]
     try:
         return split_configs(config, str(first.date()))

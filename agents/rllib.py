@@ -48,7 +48,7 @@ from hedgearena.agents.saved import check_saved_agent, loading, read_json, repla
 from hedgearena.baselines.hedger import Hedger, State, check_agent_spaces
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
-from hedgearena.run_config import SEED_LIMIT, RllibSpec, RunConfig, load_config
+from hedgearena.run_config import SEED_LIMIT, RllibSpec, RunConfig, fixed_view, load_config
 from hedgearena.sweep import ray_session, require
 from hedgearena.training import (
     check_arena,
@@ -557,13 +557,12 @@ def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     Raises:
         ValueError: naming the setting, its value and what is allowed.
     """
-    from hedgearena.agents.training import AUTO
     from hedgearena.sweep import check_cpus
 
     spec = config.rllib
     check_rllib_seeds(config)
     env_config = config.env.config() if env_config is None else env_config
-    view = {k: v for k, v in spec.env_kwargs.items() if v != AUTO}  # auto: calibrated at start
+    view = fixed_view(spec.env_kwargs)  # auto: calibrated when training starts
     env_config.replace(**view)
     algo_config = algorithm_config(spec, config.env.id, {**config.env.kwargs, **view},
                                    config.seed)  # unknown names raise here

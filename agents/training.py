@@ -44,13 +44,9 @@ from hedgearena.baselines.bands import FixedBand
 from hedgearena.baselines.delta import BlackScholesDelta
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
-from hedgearena.run_config import RunConfig
+from hedgearena.run_config import AUTO, AUTO_KEYS, RunConfig, fixed_view
 from hedgearena.yaml_io import dump_yaml, load_yaml
 
-AUTO = "auto"
-"""A view's ``risk_aversion`` / ``pnl_reference`` calibrated on a band (:func:`resolve_view`)."""
-AUTO_KEYS = ("risk_aversion", "pnl_reference")
-"""The view's keys that may be ``auto``."""
 CALIBRATION_BAND = 0.1
 """Tolerance (delta per unit of notional) of the band hedge ``auto`` is calibrated on."""
 DEFAULT_VIEW: dict[str, Any] = {
@@ -108,7 +104,7 @@ def calibrated_view(view: dict[str, Any], config: RunConfig, n_paths: int) -> di
     auto = [key for key in AUTO_KEYS if view.get(key) == AUTO]
     if not auto:
         return view
-    env_config = config.env.config().replace(**{k: v for k, v in view.items() if v != AUTO})
+    env_config = config.env.config().replace(**fixed_view(view))
     x = _band_scaled_pnl(env_config, n_paths, config.arena.seed + 2)
     calibrated = {"risk_aversion": config.arena.c / float(x.std(ddof=1)),
                   "pnl_reference": float(x.mean())}

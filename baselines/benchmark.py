@@ -165,6 +165,11 @@ def last_day_before(split: Any) -> pd.Timestamp:
     return pd.Timestamp(split_date(split)) - pd.Timedelta(days=1)
 
 
+def is_dated(market: Any) -> bool:
+    """Whether ``market`` replays a dated history a date can cut (``between``: the replay)."""
+    return callable(getattr(market, "between", None))
+
+
 def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvConfig]:
     """The configs a benchmark tunes on and scores on: ``config`` twice, or its history cut.
 
@@ -185,7 +190,7 @@ def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvC
     if split is None:
         return config, config
     market = config.market
-    if not callable(getattr(market, "between", None)):
+    if not is_dated(market):
         raise ValueError(
             f"split ({split}) cuts a dated market's history (market='historical', the replay); "
             f"the {type(market).__name__} market's paths have no dates: leave split unset"

@@ -447,6 +447,24 @@ class SweepSpec(_Section):
         return value
 
 
+
+AUTO = "auto"
+"""A view's ``risk_aversion`` / ``pnl_reference`` calibrated when training starts
+(``hedgearena.agents.training.calibrated_view``)."""
+AUTO_KEYS = ("risk_aversion", "pnl_reference")
+"""The view's keys that may be ``auto``."""
+
+
+def fixed_view(view: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of an agent's view of the env that are not ``auto`` (yet to be calibrated).
+
+    Examples:
+        >>> fixed_view({"action_mode": "band", "risk_aversion": "auto"})
+        {'action_mode': 'band'}
+    """
+    return {key: value for key, value in view.items() if value != AUTO}
+
+
 class RllibSpec(_LearnerSpec):
     """An RLlib agent (``train.py rllib``; see :mod:`hedgearena.agents.rllib`).
 
@@ -483,8 +501,8 @@ class RllibSpec(_LearnerSpec):
     @field_validator("env_kwargs")
     @classmethod
     def _auto_calibrated_only(cls, value: dict[str, Any]) -> dict[str, Any]:
-        auto = sorted(key for key, item in value.items() if item == "auto"
-                      and key not in ("risk_aversion", "pnl_reference"))
+        auto = sorted(key for key, item in value.items() if item == AUTO
+                      and key not in AUTO_KEYS)
         if auto:
             raise ValueError(f"rllib.env_kwargs {auto}: 'auto' calibrates risk_aversion and "
                              "pnl_reference only; give values")

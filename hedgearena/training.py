@@ -34,6 +34,7 @@ import yaml
 from hedgearena.baselines.benchmark import (
     BenchmarkReport,
     benchmark,
+    is_dated,
     last_day_before,
     plain_data,
     report_note,
@@ -41,7 +42,7 @@ from hedgearena.baselines.benchmark import (
 )
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
-from hedgearena.run_config import RunConfig, load_config
+from hedgearena.run_config import RunConfig, fixed_view, load_config
 from hedgearena.yaml_io import dump_yaml, load_yaml
 
 DEEP_HEDGING = "deep_hedging"
@@ -375,13 +376,11 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
         trainer, policy = deep_hedging_settings(config)
         check_setup(env_config, **policy)
         learning = env_config  # the history the agent learns on: before arena.split
-        if config.arena.split and callable(getattr(env_config.market, "between", None)):
+        if config.arena.split and is_dated(env_config.market):
             learning = training_config(config).env.config()  # (check_arena names undated ones)
         validation_split(learning, trainer.valid_history)  # both parts hold an episode
         return
-    from hedgearena.agents.training import AUTO
-
-    env_config.replace(**{k: v for k, v in config.agent.env_kwargs.items() if v != AUTO})
+    env_config.replace(**fixed_view(config.agent.env_kwargs))
     for offset, paths in ((1, "validation"), (2, "view's calibration")):
         if config.seed == config.arena.seed + offset:  # the SB3 training env's seed
             raise ValueError(
