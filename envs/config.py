@@ -121,6 +121,18 @@ def make_book(spec: OptionBook | dict[str, Any]) -> OptionBook:
     return OptionBook(options=tuple(map(_make_option, options)), client_flow=flow, **data)
 
 
+def default_n_steps(book: OptionBook) -> int:
+    """The ``n_steps`` of a config that leaves it unset: the latest expiry of the initial options.
+
+    Raises:
+        ValueError: the book has no initial options (``n_steps`` must then be given).
+    """
+    horizon = max((o.expiry_steps for o in book.options), default=0)
+    if horizon == 0:
+        raise ValueError("n_steps is required for a book with no initial options")
+    return int(horizon)
+
+
 def make_hedge_option(spec: Any) -> HedgeOption | None:
     """The hedging option from itself, a dict of its fields, True (the default one) or None."""
     if spec is None or isinstance(spec, HedgeOption):
@@ -240,10 +252,7 @@ class EnvConfig:
         object.__setattr__(self, "hedge_option", make_hedge_option(self.hedge_option))
         object.__setattr__(self, "risk_limits", RiskLimits.from_spec(self.risk_limits))
         if self.n_steps is None:
-            horizon = max((o.expiry_steps for o in self.book.options), default=0)
-            if horizon == 0:
-                raise ValueError("n_steps is required for a book with no initial options")
-            object.__setattr__(self, "n_steps", int(horizon))
+            object.__setattr__(self, "n_steps", default_n_steps(self.book))
         self._validate()
 
     def _validate(self) -> None:

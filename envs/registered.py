@@ -12,7 +12,7 @@ import dataclasses
 import textwrap
 from typing import Any
 
-from hedgearena.envs.config import PRESETS, EnvConfig
+from hedgearena.envs.config import PRESETS, EnvConfig, default_n_steps
 from hedgearena.envs.core import ACTION_MODES, REWARD_MODES
 from hedgearena.envs.episode import (
     EXOGENOUS_FEATURES,
@@ -237,7 +237,7 @@ def preset_defaults(preset: str) -> dict[str, Any]:
             name, EnvConfig.__dataclass_fields__[name].default
         )
     if values["n_steps"] is None:
-        values["n_steps"] = max(o.expiry_steps for o in PRESETS[preset]["book"].options)
+        values["n_steps"] = default_n_steps(PRESETS[preset]["book"])
     return values
 
 
