@@ -150,41 +150,6 @@ def simulate_paths(
     return concat_paths(parts)
 
 
-def validation_split(config: EnvConfig, valid_history: float) -> tuple[EnvConfig, EnvConfig]:
-    """The env configs the trainer trains and validates on: ``config`` twice, or its history cut.
-
-    On a dated market (the historical replay) with ``valid_history > 0``, validation replays
-    the days from the one at that fraction from the end of the history, training the days
-    before it (:func:`hedgearena.baselines.benchmark.split_configs`: no window of one shares a
-    day with a window of the other). Windows of one history overlap, so a validation set drawn
-    from the training days holds the training windows again (the best weights would be picked
-    on the data they were fitted to). Simulated markets: ``config`` twice (independent draws).
-
-    Raises:
-        ValueError: if a part of the history cannot hold an episode's window.
-
-    Examples:
-        >>> from hedgearena.envs.config import make_config
-        >>> train, valid = validation_split(make_config("HistoricalReplay"), 0.2)
-        >>> str(train.market.data.index[-1].date()), str(valid.market.data.index[0].date())
-        ('2014-12-31', '2015-01-02')
-    """
-    from hedgearena.baselines.benchmark import is_dated, split_configs  # the arena's rule
-
-    if valid_history == 0 or not is_dated(config.market):
-        return config, config
-    days = config.market.data.index
-    first = days[min(len(days) - 1, round(len(days) * (1.0 - valid_history)))]
-    try:
-        return split_configs(config, str(first.date()))
-    except ValueError as error:
-        raise ValueError(
-            f"valid_history = {valid_history} cuts the history ({days[0].date()} to "
-            f"{days[-1].date()}) at {first.date()} for validation: {error}; choose another "
-            "valid_history (0 validates on the whole history)"
-        ) from None
-
-
 # ---------------------------------------------------------------------------------- rollout
 class Rollout(NamedTuple):
     """What a policy did on a batch of paths (tensors, ``(n_paths,)`` unless stated).
@@ -286,15 +251,15 @@ class TrainerConfig:
             replacement, reshuffled every epoch); ignored with ``fresh_batches``.
         fresh_batches: simulate a new batch for every step instead.
         n_valid: paths of the fixed validation set.
-        valid_history: on a dated market (the historical replay), the fraction of the history's
-            last days the validation paths replay, in [0, 1); training replays the days before
-            them, so no training window shares a day with a validation window
-            (:func:`validation_split`). 0: both replay the whole history, and as windows of
-            one history overlap, the validation set repeats training windows (the best weights
-            are picked in sample). On the S&P replay with ``arena.split`` 2010 (300 steps), 0.2
-            trains on 1999-2007 and validates on 2008-2009: the agent scores Y 5,111 +- 435
-            from 2010 on, 0 gives 5,254 +- 576 (delta 5,093 +- 434). Simulated markets ignore
-            it (their sets are independent draws).
+        valid_history: on a dated market (the historical replay), the fraction of the history's last
+            days the validation paths replay, in [0, 1); training replays the days before them, so
+            no training window shares a day with a validation window
+            (:func:`hedgearena.baselines.benchmark.validation_split`). 0: both replay the whole
+            history, and as windows of one history overlap, the validation set repeats training
+            windows (the best weights are picked in sample). On the S&P replay with ``arena.split``
+            2010 (300 steps), 0.2 trains on 1999-2007 and validates on 2008-2009: the agent scores Y
+            5,111 +- 435 from 2010 on, 0 gives 5,254 +- 576 (delta 5,093 +- 434). Simulated markets
+            ignore it (their sets are independent draws).
         learning_rate: Adam's initial step size.
         final_learning_rate: the step size at the end (cosine decay in between).
         max_grad_norm: clip the gradient's norm to it (None: no clipping).
@@ -433,6 +398,8 @@ class DeepHedgingTrainer:
     ) -> None:
         self.env_config = env_config
         self.config = config or TrainerConfig()
+        from hedgearena.baselines.benchmark import validation_split  # (matplotlib: lazily)
+
         self._train_config, self._valid_config = validation_split(
             env_config, self.config.valid_history
         )

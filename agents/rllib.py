@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hedgearena.agents.saved import check_saved_agent, loading, read_json, replace_folder
+from hedgearena.baselines.benchmark import validation_split
 from hedgearena.baselines.hedger import Hedger, State, check_agent_spaces
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -55,6 +56,8 @@ from hedgearena.training import (
     check_evaluation_config,
     check_resumable,
     check_scoring_split,
+    fitting_parts,
+    learning_env,
     score_agent,
     training_config,
     write_env_yaml,
@@ -374,13 +377,16 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
 
     Needs a Ray instance (see :func:`hedgearena.sweep.ray_session`). A resumed run samples
     with a fresh seed (:func:`rllib_resume_seed`), not the paths of its first iterations again.
+    ``env_config`` is the env of ``config``; on the replay the agent trains on its days before
+    the validation's and is validated on the rest (:func:`hedgearena.training.fitting_parts`).
 
     Returns:
         A summary: algorithm, env steps, iterations, the validation history, the best objective.
     """
     spec = config.rllib
     register_rllib_envs()
-    env_kwargs = {**config.env.kwargs, **spec.env_kwargs}
+    fitting, env_config = fitting_parts(config, env_config, spec.valid_history)
+    env_kwargs = {**fitting.env.kwargs, **spec.env_kwargs}
     seed = rllib_resume_seed(config, _checkpointed_steps(run_dir / "checkpoints"))
     algo = algorithm_config(spec, config.env.id, env_kwargs, seed).build_algo()
     try:
@@ -548,7 +554,8 @@ def _bar(progress: bool, total: int, initial: int) -> Any:
 def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     """Check the ``rllib`` section as training would use it, without starting Ray.
 
-    The seeds (:func:`check_rllib_seeds`), the agent's view of the env (``rllib.env_kwargs``
+    The seeds (:func:`check_rllib_seeds`), the validation's part of a dated history
+    (``rllib.valid_history``), the agent's view of the env (``rllib.env_kwargs``
     applied to ``env_config``), the hyperparameters' names (:func:`split_hyperparams`) and the
     algorithm's own validation of the config (``AlgorithmConfig.validate``: e.g. a
     ``minibatch_size`` above the train batch), and the CPUs the env runners need
@@ -562,6 +569,7 @@ def check_rllib(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     spec = config.rllib
     check_rllib_seeds(config)
     env_config = config.env.config() if env_config is None else env_config
+    validation_split(learning_env(config, env_config), spec.valid_history)  # an episode each
     view = fixed_view(spec.env_kwargs)  # auto: calibrated when training starts
     env_config.replace(**view)
     algo_config = algorithm_config(spec, config.env.id, {**config.env.kwargs, **view},

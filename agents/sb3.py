@@ -389,7 +389,8 @@ def _check_noise(algo: str, hyperparams: Mapping[str, Any]) -> None:
             "(policy_kwargs log_std_init, or use_sde)")
     if kind is not None and kind not in NOISE_TYPES:
         raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {kind!r}")
-    std = hyperparams.get("noise_std", DEFAULT_NOISE_STD)
+    std = hyperparams.get("noise_std")
+    std = DEFAULT_NOISE_STD if std is None else std  # null: the default, as _action_noise reads
     if not is_number(std, ge=0.0):
         raise ValueError(f"noise_std must be a finite number >= 0, got {std!r}")
     if kind is None and hyperparams.get("noise_std") is not None:

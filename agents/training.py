@@ -45,6 +45,7 @@ from hedgearena.baselines.delta import BlackScholesDelta
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.run_config import AUTO, AUTO_KEYS, RunConfig, fixed_view
+from hedgearena.training import fitting_parts
 from hedgearena.yaml_io import dump_yaml, load_yaml
 
 CALIBRATION_BAND = 0.1
@@ -70,12 +71,14 @@ def resolve_view(config: RunConfig) -> RunConfig:
     ``mean + c std`` of the cost (``c = arena.c``) to first order around a good classical hedge:
     with ``X`` the episode P&L over the reward scale of the constant band of tolerance
     :data:`CALIBRATION_BAND` (the validation's band) on ``agent.eval_paths`` paths (seed
-    ``arena.seed + 2``), ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]``. The
-    values are written into the returned config (so the run's ``config.yaml`` holds numbers);
-    a config without ``auto`` comes back unchanged.
+    ``arena.seed + 2``) of the history the agent fits on (:func:`fitting_parts`),
+    ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]``. The values are written into
+    the returned config (so the run's ``config.yaml`` holds numbers); a config without ``auto``
+    comes back unchanged.
     """
     agent = config.agent
-    view = calibrated_view(dict(agent.env_kwargs) or dict(DEFAULT_VIEW), config, agent.eval_paths)
+    view = calibrated_view(dict(agent.env_kwargs) or dict(DEFAULT_VIEW), config, agent.eval_paths,
+                           agent.valid_history)
     if view == agent.env_kwargs:
         return config
     return config.model_copy(update={"agent": agent.model_copy(update={"env_kwargs": view})})
@@ -88,23 +91,27 @@ def resolve_rllib_view(config: RunConfig) -> RunConfig:
     without ``auto`` comes back unchanged.
     """
     spec = config.rllib
-    view = calibrated_view(dict(spec.env_kwargs), config, spec.eval_paths)
+    view = calibrated_view(dict(spec.env_kwargs), config, spec.eval_paths, spec.valid_history)
     if view == spec.env_kwargs:
         return config
     return config.model_copy(update={"rllib": spec.model_copy(update={"env_kwargs": view})})
 
 
-def calibrated_view(view: dict[str, Any], config: RunConfig, n_paths: int) -> dict[str, Any]:
+def calibrated_view(view: dict[str, Any], config: RunConfig, n_paths: int,
+                    valid_history: float) -> dict[str, Any]:
     """``view`` with its ``auto`` ``risk_aversion`` / ``pnl_reference`` as numbers.
 
     ``pnl_reference = E[X]`` and ``risk_aversion = c / Std[X]`` (``c = arena.c``) of the scaled
     episode P&L ``X`` of the calibration band on ``n_paths`` paths of ``config``'s env with the
-    view applied (seed ``arena.seed + 2``), rounded to 4 decimals (see :func:`resolve_view`).
+    view applied (seed ``arena.seed + 2``; on the replay, of the days before the validation's:
+    :func:`fitting_parts` with ``valid_history``), rounded to 4 decimals (see
+    :func:`resolve_view`).
     """
     auto = [key for key in AUTO_KEYS if view.get(key) == AUTO]
     if not auto:
         return view
-    env_config = config.env.config().replace(**fixed_view(view))
+    fitting = fitting_parts(config, config.env.config(), valid_history)[0]
+    env_config = fitting.env.config().replace(**fixed_view(view))
     x = _band_scaled_pnl(env_config, n_paths, config.arena.seed + 2)
     calibrated = {"risk_aversion": config.arena.c / float(x.std(ddof=1)),
                   "pnl_reference": float(x.mean())}
@@ -190,6 +197,10 @@ def train_sb3(
 ) -> dict[str, Any]:
     """Train (or resume) the run's SB3 agent; the best validated model goes to ``run_dir/model``.
 
+    ``env_config`` is the env of ``config`` (the history the agent may learn on); on the replay
+    the agent trains on its days before the validation's and is validated on the rest
+    (:func:`fitting_parts`, ``agent.valid_history``).
+
     Returns:
         A summary: algorithm, env steps, the validation history and the best objective.
     """
@@ -198,7 +209,8 @@ def train_sb3(
     _warn_partial_rollout(config.agent.algo, params, budget)
     resume = latest_checkpoint(run_dir / "checkpoints")
     seed = config.seed if resume is None else resume_seed(config.seed, resume[1])
-    venv = _env(config, params, resume[0] if resume else None, seed)
+    fitting, env_config = fitting_parts(config, env_config, config.agent.valid_history)
+    venv = _env(fitting, params, resume[0] if resume else None, seed)
     if resume is None:
         (run_dir / HYPERPARAMS_FILE).parent.mkdir(parents=True, exist_ok=True)
         (run_dir / HYPERPARAMS_FILE).write_text(dump_yaml(resolved_hyperparams(config)))

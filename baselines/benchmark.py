@@ -211,6 +211,56 @@ def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvC
     return parts[0], parts[1]
 
 
+def validation_start(config: EnvConfig, valid_history: float) -> str | None:
+    """The first day a learner validates on: ``valid_history`` of the history from its end.
+
+    ``None`` on an undated market (its validation paths are independent draws) or with
+    ``valid_history`` 0 (validation replays the training days). See :func:`validation_split`.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> validation_start(make_config("HistoricalReplay"), 0.2)
+        '2015-01-02'
+    """
+    if valid_history == 0 or not is_dated(config.market):
+        return None
+    days = config.market.data.index
+    return str(days[min(len(days) - 1, round(len(days) * (1.0 - valid_history)))].date())
+
+
+def validation_split(config: EnvConfig, valid_history: float) -> tuple[EnvConfig, EnvConfig]:
+    """The env configs a learner trains and validates on: ``config`` twice, or its history cut.
+
+    On a dated market (the historical replay) with ``valid_history > 0``, validation replays
+    the days from :func:`validation_start` on, training the days before it
+    (:func:`split_configs`: no window of one shares a day with a window of the other). Windows
+    of one history overlap, so a validation set drawn from the training days holds the
+    training windows again (the best weights would be picked on the data they were fitted
+    to). Simulated markets: ``config`` twice (independent draws).
+
+    Raises:
+        ValueError: if a part of the history cannot hold an episode's window.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> train, valid = validation_split(make_config("HistoricalReplay"), 0.2)
+        >>> str(train.market.data.index[-1].date()), str(valid.market.data.index[0].date())
+        ('2014-12-31', '2015-01-02')
+    """
+    first = validation_start(config, valid_history)
+    if first is None:
+        return config, config
+    try:
+        return split_configs(config, first)
+    except ValueError as error:
+        days = config.market.data.index
+        raise ValueError(
+            f"valid_history = {valid_history} cuts the history ({days[0].date()} to "
+            f"{days[-1].date()}) at {first} for validation: {error}; choose another "
+            "valid_history (0 validates on the whole history)"
+        ) from None
+
+
 def tune_family(
     config: EnvConfig, family: str, settings: BenchmarkSettings
 ) -> tuple[float, pd.DataFrame]:

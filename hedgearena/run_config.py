@@ -103,6 +103,7 @@ class _LearnerSpec(_Section):
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     eval_freq: int = Field(default=0, ge=0)
     eval_paths: int = Field(default=4096, ge=2)  # validation scores a std: 2 paths or more
+    valid_history: float = Field(default=0.2, ge=0, lt=1)
     checkpoint_freq: int = Field(default=0, ge=0)
     section: ClassVar[str] = "agent"
     """The section's name in error messages."""
@@ -131,6 +132,12 @@ class AgentSpec(_LearnerSpec):
             the market, book or costs (the arena scores it on the run's env).
         eval_freq: env steps between validations (0: ten per run).
         eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``; at least 2).
+        valid_history: on a dated market (the replay), the share of the history's last days
+            (of the days the agent may learn on: before ``arena.split``) the validation paths
+            replay, in [0, 1); the agent trains on the days before them
+            (:func:`hedgearena.training.fitting_parts`). 0: validation replays training days
+            (their windows overlap: the best model is picked in sample). Simulated markets
+            ignore it.
         checkpoint_freq: env steps between checkpoints (0: five per run).
     """
 
@@ -154,6 +161,7 @@ class AgentSpec(_LearnerSpec):
         instead = {"env_kwargs": "its policy's hyperparams (outputs, features)",
                    "eval_freq": "agent.hyperparams.eval_every",
                    "eval_paths": "agent.hyperparams.n_valid",
+                   "valid_history": "agent.hyperparams.valid_history",
                    "checkpoint_freq": "agent.hyperparams.checkpoint_every"}
         fields = type(self).model_fields
         given = [name for name in instead
@@ -482,6 +490,8 @@ class RllibSpec(_LearnerSpec):
         num_envs_per_env_runner: paths of each runner's native vector env.
         eval_freq: env steps between validations (0: ten per run).
         eval_paths: validation paths (fixed, seeded by ``arena.seed + 1``; at least 2).
+        valid_history: on the replay, the share of the learning history's last days the
+            validation paths replay (as ``agent.valid_history``).
         checkpoint_freq: env steps between checkpoints (0: five per run).
     """
 

@@ -39,6 +39,8 @@ from hedgearena.baselines.benchmark import (
     plain_data,
     report_note,
     split_configs,
+    validation_split,
+    validation_start,
 )
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import EnvConfig
@@ -136,9 +138,15 @@ def training_config(config: RunConfig) -> RunConfig:
         {'market_kwargs': {'end': '2009-12-31'}}
     """
     split = config.arena.split
-    if split is None:
-        return config
-    last = last_day_before(split).date()
+    return config if split is None else history_before(config, split)
+
+
+def history_before(config: RunConfig, day: str) -> RunConfig:
+    """``config`` with its env's history ending on the day before ``day``.
+
+    The env's ``market_kwargs`` get ``end`` = that day, unless their own ``end`` is earlier.
+    """
+    last = last_day_before(day).date()
     kwargs = dict(config.env.kwargs)
     market_kwargs = dict(kwargs.get("market_kwargs") or {})
     own_end = market_kwargs.get("end")
@@ -146,6 +154,26 @@ def training_config(config: RunConfig) -> RunConfig:
         market_kwargs["end"] = str(last)
     kwargs["market_kwargs"] = market_kwargs
     return config.model_copy(update={"env": config.env.model_copy(update={"kwargs": kwargs})})
+
+
+def fitting_parts(
+    config: RunConfig, env_config: EnvConfig, valid_history: float
+) -> tuple[RunConfig, EnvConfig]:
+    """The run config an SB3 or RLlib agent fits on and the env config it validates on.
+
+    ``config`` is the config the agent learns on (:func:`training_config`) and ``env_config``
+    its env. On a dated market (the replay) with ``valid_history > 0``, the agent fits on the
+    days before :func:`~hedgearena.baselines.benchmark.validation_start` and validates on the
+    days from it (no validation window shares a day with a training window), as deep hedging
+    does; elsewhere it fits on ``config`` and validates on ``env_config`` (independent paths).
+
+    Raises:
+        ValueError: if a part of the history cannot hold an episode's window.
+    """
+    first = validation_start(env_config, valid_history)
+    if first is None:
+        return config, env_config
+    return history_before(config, first), validation_split(env_config, valid_history)[1]
 
 
 def check_resumable(config: RunConfig, run_dir: Path | None = None,
@@ -365,21 +393,20 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     Everything training reads from the config is checked here, before a run writes anything:
     deep hedging's trainer settings and policy fields (e.g. ``activation``) against the env;
     an SB3 agent's hyperparameters (the zoo file's and the overrides), its view of the env
-    (``agent.env_kwargs`` applied to the env, ``auto`` aside) and its seeds. ``env_config``
-    is ``config.env.config()`` (built if not given).
+    (``agent.env_kwargs`` applied to the env, ``auto`` aside) and its seeds; on a dated
+    market, that both parts of the history cut for validation hold an episode
+    (``valid_history``). ``env_config`` is ``config.env.config()`` (built if not given).
     """
     env_config = config.env.config() if env_config is None else env_config
     check_scoring_seed(config, config.arena.seed, "arena.seed")
     if config.agent.algo == DEEP_HEDGING:
-        from hedgearena.agents.deep_hedging import check_setup, validation_split
+        from hedgearena.agents.deep_hedging import check_setup
 
         trainer, policy = deep_hedging_settings(config)
         check_setup(env_config, **policy)
-        learning = env_config  # the history the agent learns on: before arena.split
-        if config.arena.split and is_dated(env_config.market):
-            learning = training_config(config).env.config()  # (check_arena names undated ones)
-        validation_split(learning, trainer.valid_history)  # both parts hold an episode
+        validation_split(learning_env(config, env_config), trainer.valid_history)
         return
+    validation_split(learning_env(config, env_config), config.agent.valid_history)
     env_config.replace(**fixed_view(config.agent.env_kwargs))
     for offset, paths in ((1, "validation"), (2, "view's calibration")):
         if config.seed == config.arena.seed + offset:  # the SB3 training env's seed
@@ -393,6 +420,17 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     params = run_hyperparams(config)
     check_hyperparams(config.agent.algo, params)
     timesteps(params, DEFAULT_TIMESTEPS)
+
+
+def learning_env(config: RunConfig, env_config: EnvConfig) -> EnvConfig:
+    """The env of the history ``config``'s agent may learn on (before ``arena.split``).
+
+    ``env_config`` is ``config.env.config()``; it comes back unless ``arena.split`` cuts a
+    dated market (an undated one with a split is named by :func:`check_arena`).
+    """
+    if config.arena.split and is_dated(env_config.market):
+        return training_config(config).env.config()
+    return env_config
 
 
 def check_arena(config: RunConfig, env_config: EnvConfig | None = None) -> None:

@@ -301,11 +301,8 @@ def test_the_trainer_splits_the_history_at_its_own_valid_history() -> None:
     """DeepHedgingTrainer passes TrainerConfig.valid_history to validation_split (mutant: the
     default 0.2 passed instead: valid_history=0.5 validated on the last fifth, and 0 still cut
     the history). Checked on the validation paths' spots: closes of the part's days only."""
-    from hedgearena.agents.deep_hedging import (
-        DeepHedgingTrainer,
-        TrainerConfig,
-        validation_split,
-    )
+    from hedgearena.agents.deep_hedging import DeepHedgingTrainer, TrainerConfig
+    from hedgearena.baselines.benchmark import validation_split
     from hedgearena.envs.config import make_config
 
     config = make_config("HistoricalReplay", market_kwargs={"start": "2010-01-01",
@@ -329,7 +326,7 @@ def test_the_trainer_splits_the_history_at_its_own_valid_history() -> None:
 def test_a_share_too_small_for_one_day_names_valid_history() -> None:
     """validation_split keeps the cut on the history's last day (mutant: ``min(len - 1, ...)``
     dropped: valid_history=1e-6 of 5,000 days rounds to the row past the end, an IndexError)."""
-    from hedgearena.agents.deep_hedging import validation_split
+    from hedgearena.baselines.benchmark import validation_split
     from hedgearena.envs.config import make_config
 
     config = make_config("HistoricalReplay")

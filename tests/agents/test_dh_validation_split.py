@@ -15,7 +15,8 @@ import math
 import numpy as np
 import pytest
 
-from hedgearena.agents.deep_hedging import DeepHedgingTrainer, TrainerConfig, validation_split
+from hedgearena.agents.deep_hedging import DeepHedgingTrainer, TrainerConfig
+from hedgearena.baselines.benchmark import validation_split
 from hedgearena.envs.config import make_config
 
 

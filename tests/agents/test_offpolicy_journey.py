@@ -250,6 +250,17 @@ def test_bad_noise_settings_are_named_with_what_is_allowed(
         check_hyperparams(algo, hyperparams)
 
 
+def test_a_null_noise_std_is_the_default_for_the_check_as_for_the_model() -> None:
+    """YAML's ``noise_std: ~`` is the default std where the model is built (0.1); the check
+    refused it ("must be a finite number >= 0, got None") while ``_action_noise`` took it."""
+    check_hyperparams("td3", {"noise_type": "normal", "noise_std": None})
+    check_hyperparams("ppo", {"noise_std": None})  # no noise asked: nothing for PPO to refuse
+    venv = make_training_env("hedgearena/ShortCall-v0", VIEW, 2, 0, None)
+    model = build_model("td3", venv, {"noise_type": "normal", "noise_std": None}, 0)
+    np.testing.assert_array_equal(model.action_noise._sigma, [0.1])
+    venv.close()
+
+
 @pytest.mark.usefixtures("torch_one_thread")
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_scoring_uses_deterministic_actions_and_repeats_to_the_bit(algo: str) -> None:
