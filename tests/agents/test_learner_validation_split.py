@@ -36,6 +36,18 @@ def _days(env_config: Any) -> pd.DatetimeIndex:
     return env_config.market.data.index
 
 
+def _check_parts(learning: RunConfig, seen: dict[str, Any]) -> None:
+    """The training env's kwargs end the day before the validation's first day, and the
+    validation env replays the days from it to the split's eve (``seen``: what was recorded)."""
+    first = validation_start(learning.env.config(), 0.2)
+    assert first is not None
+    end = seen["kwargs"]["market_kwargs"]["end"]
+    assert pd.Timestamp(end) == pd.Timestamp(first) - pd.Timedelta(days=1)
+    validation = _days(seen["validation"])
+    assert str(validation[0].date()) == first
+    assert str(validation[-1].date()) <= "2009-12-31"
+
+
 def test_the_fitting_history_ends_before_the_validation_days() -> None:
     """On the replay split at 2010: training days 1999.. then validation days ..2009-12-31."""
     learning = training_config(_replay())
@@ -84,13 +96,7 @@ def test_sb3_trains_and_validates_on_their_own_days(monkeypatch, tmp_path: Path)
     learning = training_config(config)
     with pytest.raises(StopError):
         training.train_sb3(learning, learning.env.config(), tmp_path, progress=False)
-    first = validation_start(learning.env.config(), 0.2)
-    assert first is not None
-    end = seen["kwargs"]["market_kwargs"]["end"]
-    assert pd.Timestamp(end) == pd.Timestamp(first) - pd.Timedelta(days=1)
-    validation = _days(seen["validation"])
-    assert str(validation[0].date()) == first
-    assert str(validation[-1].date()) <= "2009-12-31"
+    _check_parts(learning, seen)
 
 
 def test_sb3_auto_view_is_calibrated_on_the_training_days() -> None:
@@ -143,11 +149,7 @@ def test_rllib_trains_and_validates_on_their_own_days(monkeypatch, tmp_path: Pat
     learning = training_config(config)
     with pytest.raises(StopError):
         rllib.train_rllib(learning, learning.env.config(), tmp_path, progress=False)
-    first = validation_start(learning.env.config(), 0.2)
-    assert first is not None
-    end = seen["kwargs"]["market_kwargs"]["end"]
-    assert pd.Timestamp(end) == pd.Timestamp(first) - pd.Timedelta(days=1)
-    assert str(_days(seen["validation"])[0].date()) == first
+    _check_parts(learning, seen)
 
 
 SHORT = {"env": {"id": "hedgearena/HistoricalReplay-v0",
