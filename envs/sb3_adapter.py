@@ -4,7 +4,9 @@ stable-baselines3 does not take a Gymnasium ``VectorEnv``; its ``DummyVecEnv`` w
 Python env object per path. :class:`SB3VecEnv` gives SB3 the native :class:`VecHedgingEnv`
 instead: one array step for all paths, SAME_STEP autoreset, ``terminal_observation`` in the
 infos of finished rows, and a Monitor-style ``episode`` entry (``r``, ``l``, ``t``) plus the
-episode's hedging totals, so SB3's ``ep_rew_mean`` and callbacks work unchanged.
+episode's hedging totals, so SB3's ``ep_rew_mean``, callbacks and ``evaluate_policy`` (which
+reads the raw returns there, also through a ``VecNormalize``: ``env_is_wrapped(Monitor)`` is
+True) work unchanged.
 
 Wrappers go on SB3's side (``VecNormalize``, ``VecMonitor``...): the adapter steps the native
 env itself, so it refuses a Gymnasium vector wrapper, which it would otherwise bypass.
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -138,8 +141,21 @@ class SB3VecEnv(VecEnv):
         return [getattr(self.venv, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the native env (shared by all rows: ``indices`` must be all)."""
+        """Set a new attribute on the native env (shared by all rows: ``indices`` must be all).
+
+        Raises:
+            ValueError: ``attr_name`` is one the env already has (``reward_scale``, ``config``,
+                ``core``...): the env reads its settings when it is built, so overwriting one
+                would change the attribute and not the env. Build a new env with the keyword.
+        """
         self._whole_batch("set_attr", indices)
+        if hasattr(self.venv, attr_name):
+            raise ValueError(
+                f"set_attr({attr_name!r}) would overwrite an attribute of "
+                f"{type(self.venv).__name__}, which reads its settings when it is built (the new "
+                "value would not change the env); make a new env with the keyword instead "
+                f"(make_sb3_vec_env(env_id, n_envs, {attr_name}=...)), or set an attribute of "
+                "your own")
         setattr(self.venv, attr_name, value)
 
     def env_method(
@@ -158,8 +174,17 @@ class SB3VecEnv(VecEnv):
         return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
-        """No row is wrapped by a Gymnasium wrapper."""
-        return [False for _ in self._get_indices(indices)]
+        """Whether each row is wrapped by ``wrapper_class``: True for SB3's ``Monitor``.
+
+        No Gymnasium wrapper is on the rows, but the adapter reports each finished row's
+        ``info["episode"]`` as a ``Monitor`` does, from the raw rewards, so it answers as a row
+        in a ``Monitor`` would (``isinstance`` semantics: True for ``Monitor`` and its base
+        classes, False for any other class).
+        SB3's ``evaluate_policy`` asks this to read the raw episode returns from the infos
+        rather than sum the rewards it sees, which a ``VecNormalize`` on top has scaled.
+        """
+        monitored = isinstance(wrapper_class, type) and issubclass(Monitor, wrapper_class)
+        return [monitored for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         """The native env's pictures of its first ``render_envs`` rows (``rgb_array``), else None.

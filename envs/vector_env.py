@@ -91,14 +91,25 @@ class VecHedgingEnv(gym.vector.VectorEnv):
     """``num_envs`` hedging paths stepped together: the vectorised twin of :class:`HedgingEnv`.
 
     Same keywords, observations, actions, rewards and info keys as the single env (infos are
-    dicts of arrays, Gymnasium's vector convention; on a step where rows end, ``infos["totals"]``
-    holds the episode totals of every row and ``infos["_totals"]`` masks the rows that ended).
-    ``autoreset_mode`` is ``NEXT_STEP`` (the step after an episode ends resets those rows and
-    ignores their actions; RLlib's convention)
-    or ``SAME_STEP`` (rows reset inside the ending step; the final observation and info are in
-    ``infos["final_obs"]`` / ``infos["final_info"]``; stable-baselines3's convention).
-    As in Gymnasium's vector envs, ``infos["final_obs"]`` is a ``(num_envs,)`` object array: row
-    ``i``'s last observation where ``infos["_final_obs"][i]``, None elsewhere.
+    dicts of arrays, Gymnasium's vector convention; on a step where rows terminate, the episode
+    totals are a dict of ``(num_envs,)`` arrays, ``totals``, masked by ``_totals`` to the rows
+    that terminated: a row only truncated by ``max_episode_steps`` has none).
+    ``autoreset_mode`` is ``NEXT_STEP`` or ``SAME_STEP``:
+
+    - ``NEXT_STEP`` (Gymnasium's default, RLlib's convention): the step that ends a row returns
+      its last observation (to bootstrap a truncation from) and ``infos["totals"]``; the next
+      step resets the row: it ignores the row's action and returns the new episode's first
+      observation, reward 0, ``terminated`` and ``truncated`` False. That step is no
+      transition: a learner drops the rows whose previous step was ``terminated | truncated``.
+    - ``SAME_STEP`` (stable-baselines3's convention): rows reset inside the ending step, which
+      returns the new episode's first observation; the last observation and info are in
+      ``infos["final_obs"]`` / ``infos["final_info"]`` (the totals in
+      ``infos["final_info"]["totals"]``, masked by ``infos["final_info"]["_totals"]``).
+      As in Gymnasium's vector envs, ``infos["final_obs"]`` is a ``(num_envs,)`` object array:
+      row ``i``'s last observation where ``infos["_final_obs"][i]``, None elsewhere.
+      Gymnasium's vector observation wrappers refuse ``SAME_STEP``.
+
+    ``reset(seed=s)`` takes one int for the whole batch (not a list of per-row seeds).
 
     With ``num_envs=1`` and the same seed it reproduces :class:`HedgingEnv` step by step.
 
@@ -197,7 +208,19 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         :func:`hedgearena.envs.episode.build_episodes` for this config, to run on given paths
         (the arena runs every hedger on one batch this way); later autoresets draw from the
         env's own generator again.
+
+        ``seed`` is an int (or None): the rows' paths come from one generator, so one seed makes
+        the whole batch reproducible. A list of per-row seeds (``SyncVectorEnv``'s and
+        ``AsyncVectorEnv``'s, ``vectorization_mode="sync"`` / ``"async"``) is refused with a
+        ValueError: it could not give row ``i`` the paths of a single env seeded ``seed[i]``.
         """
+        if isinstance(seed, list | tuple | np.ndarray):
+            raise ValueError(
+                f"seed must be an int or None, got the {type(seed).__name__} {seed!r}: the "
+                f"native vector env draws its {self.num_envs} rows' paths from one generator, "
+                "which one int seeds for the whole batch (a seed per row is SyncVectorEnv's: "
+                "vectorization_mode='sync' or 'async')"
+            )
         super().reset(seed=seed)
         if seed is not None or self._source is None:
             self._source = EpisodeSource(

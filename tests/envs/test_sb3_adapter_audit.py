@@ -107,10 +107,15 @@ def test_seed_env_method_get_set_attr_env_is_wrapped() -> None:
     assert adapter.get_attr("num_envs") == [3, 3, 3]
     assert adapter.get_attr("num_envs", indices=1) == [3]
     assert adapter.get_attr("num_envs", indices=[0, 2]) == [3, 3]
-    adapter.set_attr("reward_scale", 2.0)
-    assert adapter.get_attr("reward_scale") == [2.0] * 3
-    assert adapter.env_is_wrapped(Monitor) == [False, False, False]
-    assert adapter.env_is_wrapped(Monitor, indices=[1]) == [False]
+    adapter.set_attr("curriculum_level", 2)  # an attribute of the user's own
+    assert adapter.get_attr("curriculum_level") == [2] * 3
+    scale = adapter.get_attr("reward_scale")
+    with pytest.raises(ValueError, match=r"set_attr\('reward_scale'\) would overwrite .* reads "
+                                         r"its settings when it is built"):
+        adapter.set_attr("reward_scale", 2.0)  # it set the attribute, the rewards kept theirs
+    assert adapter.get_attr("reward_scale") == scale
+    assert adapter.env_is_wrapped(Monitor) == [True, True, True]  # its infos are Monitor's
+    assert adapter.env_is_wrapped(Monitor, indices=[1]) == [True]
     assert adapter.env_method("reset", seed=5)[0][0].shape == (3, 12)
     normalised = VecNormalize(adapter)  # SB3's wrappers go on the adapter
     assert normalised.reset().shape == (3, 12)
