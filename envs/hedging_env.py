@@ -271,9 +271,12 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._n_steps = int(self.config.n_steps or 0)
         self._limits = self.config.risk_limits
         self._remark: Remarker | None = None
-        self._end = self._n_steps  # the episode's last step (earlier when a limit ends it)
+        self._end = 0  # the episode's last step (earlier when a limit ends it; 0 before reset)
         self._model_step = -1  # the step whose target is the model's position, whatever the action
         self._stressed = self.core.stressed  # or the episode has fills (see _load)
+        self._observe_pnl = self.config.observe_pnl
+        self._rows = np.empty((0, 0), np.float32)  # the episode's observations, its own copy
+        self._info_template = {**_INFO_TEMPLATE, "reward_scale": self.reward_scale}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -312,6 +315,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             self._ep = Episode(*(_column(value) for value in own.episode))
             self._batch, self._row = own, 0
             self._observations = own.observations[:, 0]
+            self._rows = self._own_rows(self._observations)
             self._cash0 = float(own.initial_cash[0])
             self._stressed = True
             return
@@ -320,6 +324,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._ep = Episode._make(self._lists[1][row])
         self._batch, self._row = batch, row
         self._observations = batch.observations[:, row]  # the path's, (n_steps + 1, n_features)
+        self._rows = self._own_rows(self._observations)
         self._cash0 = float(batch.initial_cash[row])
         self._stressed = is_stressed(self._ep, self.core)
 
@@ -328,10 +333,10 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
 
         Actions outside [-1, 1] are clipped to it; NaN or infinite actions raise ValueError.
         """
-        if self._batch is None:
-            raise RuntimeError("call reset() before step()")
         t = self._t
-        if t >= self._end:
+        if t >= self._end:  # also before the first reset (_end is 0)
+            if self._batch is None:
+                raise RuntimeError("call reset() before step()")
             raise RuntimeError("the episode has ended: call reset()")
         a, b = self._read_action(action)
         ep, core, state = self._ep, self.core, self._state
@@ -358,12 +363,12 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         totals = self._add_to_totals(result)
         if self.render_mode == "rgb_array":
             self._story.append((t, state.hedge + result.trade, totals["cost"]))
-        r = reward(core, result.pnl, totals["pnl"], terminated)
+        r = float(reward(core, result.pnl, totals["pnl"], terminated))
         info = self._info(result)
         if terminated:
             info["termination_reason"] = self._reason
             info["totals"] = self._episode_totals()
-        return self._obs(), float(r), terminated, False, info
+        return self._obs(), r, terminated, False, info
 
     def _stress_step(self, result: StepResult, terminated: bool) -> tuple[StepResult, bool]:
         """The stress mechanics' part of a step: risk limits, and the totals of the new entries.
@@ -437,13 +442,18 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         try:
             if isinstance(action, np.ndarray):
                 values = action.tolist() if action.dtype.kind in NUMERIC_KINDS else []
-            elif isinstance(action, str | bytes):
+            elif isinstance(action, (str, bytes)):
                 values = []
             else:
                 values = [v if type(v) not in _NOT_NUMBERS else None for v in action]
             a = float(values[0])
             b = float(values[1]) if self._with_option else 0.0
-            ok = len(values) == self._action_dim and math.isfinite(a) and math.isfinite(b)
+            if len(values) != self._action_dim:
+                ok = False
+            elif -1.0 <= a <= 1.0 and -1.0 <= b <= 1.0:  # finite, and nothing to clip
+                return a, b
+            else:
+                ok = math.isfinite(a) and math.isfinite(b)
         except (TypeError, IndexError, ValueError):
             ok = False
         if not ok:
@@ -455,14 +465,34 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             -1.0 if b < -1.0 else 1.0 if b > 1.0 else b
         )
 
+    def _own_rows(self, observations: np.ndarray) -> np.ndarray:
+        """The episode's own copy of its observation rows, ``(n_steps + 1, n_obs)`` float32.
+
+        ``observations`` is the path's ``(n_steps + 1, n_features)`` view of its block; with
+        ``observe_pnl`` the copy has one more column, for the P&L. :meth:`_obs` returns row
+        ``t`` itself (a view: no copy a step), after writing the positions (and the P&L) into
+        it; each row is returned once an episode, and never written after, so every observation
+        handed out keeps its values and none shares an entry with another.
+        """
+        n_features = observations.shape[1]
+        if not self._observe_pnl:
+            return np.array(observations)
+        rows = np.empty((observations.shape[0], n_features + 1), np.float32)
+        rows[:, :n_features] = observations
+        return rows
+
     def _obs(self) -> np.ndarray:
-        obs = self._observations[self._t].copy()
+        """The observation at the current step: row ``self._t`` of the episode's own copy."""
+        t = self._t
+        obs = self._rows[t]
+        if self._remark is not None:  # the core re-marks the path's block in place
+            obs[: self._observations.shape[1]] = self._observations[t]
         notional = self.core.notional
         obs[self._hedge_col] = self._state.hedge / notional
         if self._with_option:
             obs[self._hedge_col + 1] = self._state.option / notional
-        if self.config.observe_pnl:  # the P&L so far (the sum of the decisions' P&L)
-            return np.append(obs, np.float32(self._totals["pnl"] / self.reward_scale))
+        if self._observe_pnl:  # the P&L so far (the sum of the decisions' P&L)
+            obs[-1] = self._totals["pnl"] / self.reward_scale
         return obs
 
     def _wealth(self) -> float:
@@ -471,33 +501,34 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
     def _info(self, result: StepResult | None) -> dict[str, Any]:
         """The step's info (:data:`INFO_KEYS`).
 
-        Filled into a copy of a template: a dict of more than 16 keys is much faster to copy
-        than to build from a literal.
+        Filled into a copy of a template (the env's, which holds its ``reward_scale``): a dict
+        of more than 16 keys is much faster to copy than to build from a literal. The result is
+        unpacked once (its fields' attribute loads cost more than one unpacking).
         """
         t, ep, (hedge, option, cash, _) = self._t, self._ep, self._state
-        r = _NO_STEP if result is None else result
-        info = _INFO_TEMPLATE.copy()
-        info["pnl"] = r.pnl
-        info["option_mtm"] = r.option_mtm
-        info["hedge_pnl"] = r.hedge_pnl
-        info["carry"] = r.carry
-        info["spread_income"] = r.spread_income
-        info["cost"] = r.cost
-        info["trade"] = r.trade
-        info["option_trade"] = r.option_trade
+        (_, trade, option_trade, option_mtm, hedge_pnl, carry, spread, cost, pnl, impact_pnl,
+         unfilled, option_unfilled, slippage) = _NO_STEP if result is None else result
+        info = self._info_template.copy()  # with this env's reward_scale
+        info["pnl"] = pnl
+        info["option_mtm"] = option_mtm
+        info["hedge_pnl"] = hedge_pnl
+        info["carry"] = carry
+        info["spread_income"] = spread
+        info["cost"] = cost
+        info["trade"] = trade
+        info["option_trade"] = option_trade
         info["hedge"] = hedge
         info["option_position"] = option
         info["cash"] = cash
         info["spot"] = ep.spot[t]
         info["model_hedge"] = ep.model_hedge[t]
         info["wealth"] = wealth(ep, t, self._state)
-        info["reward_scale"] = self.reward_scale
         info["step"] = t
         if self._stressed:  # else the template's zeros
-            info["impact_pnl"] = r.impact_pnl
-            info["unfilled"] = r.unfilled
-            info["option_unfilled"] = r.option_unfilled
-            info["slippage"] = r.slippage
+            info["impact_pnl"] = impact_pnl
+            info["unfilled"] = unfilled
+            info["option_unfilled"] = option_unfilled
+            info["slippage"] = slippage
             info["breach"] = self._breach if result is not None else 0
         return info
 
