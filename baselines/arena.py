@@ -68,13 +68,15 @@ class ArenaResult:
 
     Attributes:
         config: the env config every hedger ran on.
-        records: hedger name -> its :class:`EpisodeRecord` over all paths (concatenated).
+        records: hedger name -> its :class:`EpisodeRecord`: totals of every path, the
+            per-decision arrays of every path (or of the ``record_paths``).
         attribution: hedger name -> term -> ``(n_paths,)`` P&L attribution
             (:func:`hedgearena.baselines.metrics.pnl_attribution`), currency per episode.
         times: ``(n_steps + 1,)`` years of the market grid.
-        spot: ``(n_paths, n_steps + 1)`` the underlying's price.
-        model_hedge: ``(n_paths, n_steps + 1)`` the model's hedge, units.
-        strike: ``(n_paths,)`` strike of the book's first initial option, or None.
+        spot: ``(n_paths, n_steps + 1)`` the underlying's price (the kept paths' rows with
+            ``record_paths``).
+        model_hedge: ``(n_paths, n_steps + 1)`` the model's hedge, units (likewise).
+        strike: ``(n_paths,)`` strike of the book's first initial option, or None (likewise).
         rate: the market's rate (to discount the P&L in the hedging cost).
         seed: the run's seed.
         seconds: hedger name -> wall-clock seconds spent stepping and recording it.
@@ -85,6 +87,14 @@ class ArenaResult:
         overlap: which paths share market history (dated paths: the historical replay's
             overlapping windows), for the standard errors of
             :func:`hedgearena.baselines.metrics.score`; None for simulated, independent paths.
+        record_paths: the paths whose per-decision records, ``spot``, ``model_hedge`` and
+            ``strike`` were kept (``run_arena(record_paths=...)``), in their columns' (rows')
+            order (:meth:`column`); None: every path, in order.
+        paths_run: the number of paths run (None: ``spot``'s rows, every path kept).
+
+    Totals and attribution arrays that are 0 on every path, or the same for several hedgers
+    (the book's premium and mark-to-market, the market's attribution terms), are read-only
+    (one array shared, or zeros taking no memory): compute new arrays from them.
     """
 
     config: EnvConfig
@@ -101,6 +111,8 @@ class ArenaResult:
     batches: list[EpisodeBatch] = dataclasses.field(default_factory=list)
     totals_only: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
     overlap: Overlap | None = None
+    record_paths: np.ndarray | None = None
+    paths_run: int | None = None
 
     def totals(self, name: str) -> dict[str, np.ndarray]:
         """Hedger ``name``'s episode totals, ``(n_paths,)`` each (with a record or not)."""
@@ -119,8 +131,29 @@ class ArenaResult:
 
     @property
     def n_paths(self) -> int:
-        """Number of paths."""
-        return int(self.spot.shape[0])
+        """Number of paths run (and scored)."""
+        return int(self.spot.shape[0]) if self.paths_run is None else int(self.paths_run)
+
+    def column(self, path: int) -> int:
+        """The column of path ``path`` in the records (its row in ``spot``, ``model_hedge``).
+
+        ``path`` itself when every path's records were kept; else its place among
+        ``record_paths``.
+
+        Raises:
+            ValueError: if the path's records were not kept.
+        """
+        if self.record_paths is None:
+            if not 0 <= path < self.n_paths:
+                raise ValueError(f"path must be in [0, {self.n_paths}), got {path!r}")
+            return int(path)
+        where = np.flatnonzero(self.record_paths == path)
+        if not where.size:
+            raise ValueError(
+                f"path {path!r}'s records were not kept: run_arena(record_paths=...) kept "
+                f"{self.record_paths[:10].tolist()}{' ...' if self.record_paths.size > 10 else ''}"
+            )
+        return int(where[0])
 
     @property
     def horizon(self) -> float:
@@ -151,10 +184,7 @@ def path_blocks(n_paths: int) -> list[tuple[int, int]]:
         >>> path_blocks(40_000)
         [(0, 16384), (1, 16384), (2, 7232)]
     """
-    if not (is_integer(n_paths) and n_paths >= 1):
-        raise ValueError(f"n_paths must be an integer >= 1, got {n_paths!r}")
-    starts = range(0, n_paths, PATH_BLOCK)
-    return [(k, min(PATH_BLOCK, n_paths - lo)) for k, lo in enumerate(starts)]
+    return [(k, min(PATH_BLOCK, n_paths - k * PATH_BLOCK)) for k in range(block_count(n_paths))]
 
 
 def hedger_config(config: EnvConfig, hedger: Hedger) -> EnvConfig:
@@ -180,6 +210,7 @@ def run_arena(
     progress: bool = True,
     keep_batches: bool = False,
     totals_only: Collection[str] = (),
+    record_paths: Sequence[int] | None = None,
 ) -> ArenaResult:
     """Run every hedger on the same ``n_paths`` paths of ``config``.
 
@@ -195,35 +226,51 @@ def run_arena(
             (``result.totals_only``): no per-decision records over all paths and no P&L
             attribution, e.g. the many members of a frontier, which would otherwise hold
             ``7 x n_decisions x n_paths`` numbers each.
+        record_paths: the paths whose per-decision records, spot, model hedge and strike are
+            kept (``result.record_paths``, e.g. the one a path story draws): those arrays then
+            have a column (row) per kept path, in the given order, instead of one per path;
+            the totals, the P&L attribution and the scores still cover every path. None
+            (default): every path, ``(3 to 7) x n_decisions x 8`` bytes a path and hedger
+            (a million paths of 60 decisions: 1.4 GB a hedger).
 
     Returns:
         The records of every hedger, their P&L attribution and the paths' summaries.
 
     Raises:
-        ValueError: naming what is wrong with the arguments (:func:`check_arena_inputs`), or
+        ValueError: naming what is wrong with the arguments (:func:`check_arena_inputs`;
+            ``n_paths`` and ``record_paths`` too, and a run whose results would not fit in the
+            machine's memory, :func:`check_result_memory`, before anything is built), or
             the hedger and the decision where a hedger's positions are not finite real numbers
             of shape ``(paths of the block, action_dim)``. Each hedger is ``reset`` on every
             block (:class:`~hedgearena.baselines.hedger.Hedger`); an error of its own
             propagates as it is (the arena writes no files).
     """
     check_arena_inputs(config, hedgers, seed)
+    n_blocks = block_count(n_paths)
+    kept = check_record_paths(record_paths, n_paths)
     names = [h.name for h in hedgers]
     unknown = sorted(set(totals_only) - set(names))
     if unknown:
         raise ValueError(f"totals_only names hedgers that are not run: {unknown}")
+    check_result_memory(config, n_paths, len(names), len(names) - len(set(totals_only)),
+                        n_paths if kept is None else len(kept))
     configs = {h.name: hedger_config(config, h) for h in hedgers}
-    blocks = path_blocks(n_paths)
-    runs = _Runs(names, n_paths, config.n_decisions, set(totals_only))
+    runs = _Runs(names, n_paths, config.n_decisions, set(totals_only), kept)
     observe = keep_batches or any(uses_observations(h) for h in hedgers)
     envs = _Envs()
-    total = len(blocks) * len(hedgers) * config.n_decisions
+    total = n_blocks * len(hedgers) * config.n_decisions
     with tqdm(total=total, desc="arena", unit="decision", leave=False,
               disable=not progress) as bar:
-        for index, size in blocks:
+        for index in range(n_blocks):
+            lo = index * PATH_BLOCK
+            size = min(PATH_BLOCK, n_paths - lo)
+            if n_blocks > 1:  # the bar moves while a block's paths are built
+                bar.set_postfix_str(f"building block {index + 1}/{n_blocks}")
             start = _now()
             batch = build_episodes(config, size, block_generator(seed, index), observe)
             runs.build += _now() - start
-            lo = index * PATH_BLOCK
+            if n_blocks > 1:
+                bar.set_postfix_str(f"block {index + 1}/{n_blocks}")
             runs.add_block(batch, lo, keep_batches)
             market = _market_attribution(batch)  # the attribution's terms shared by the hedgers
             views = _Views(config, batch)
@@ -234,9 +281,101 @@ def run_arena(
                 record = run_hedger(env, hedger, episodes=views.get(configs[hedger.name]),
                                     on_step=lambda _: bar.update(1),
                                     out=runs.out(hedger.name, lo, size, live))
-                runs.add_record(hedger.name, record, batch, market)
+                runs.add_record(hedger.name, record, batch, market, lo)
                 runs.seconds[hedger.name] += _now() - start
     return runs.result(config, seed, batch)
+
+
+def block_count(n_paths: Any) -> int:
+    """The number of blocks of a run of ``n_paths`` paths (checked: an integer >= 1).
+
+    Examples:
+        >>> block_count(40_000), block_count(PATH_BLOCK)
+        (3, 1)
+    """
+    if not (is_integer(n_paths) and n_paths >= 1):
+        raise ValueError(f"n_paths must be an integer >= 1, got {n_paths!r}")
+    return -(-int(n_paths) // PATH_BLOCK)
+
+
+def check_record_paths(record_paths: Any, n_paths: int) -> np.ndarray | None:
+    """``run_arena``'s ``record_paths`` as an int64 array (None: every path), checked.
+
+    Raises:
+        ValueError: unless it is None or a non-empty sequence of distinct integers in
+            ``[0, n_paths)``.
+    """
+    if record_paths is None:
+        return None
+    values = list(record_paths) if isinstance(record_paths, Sequence | np.ndarray) else None
+    if not values or isinstance(record_paths, str) or not all(is_integer(v) for v in values):
+        raise ValueError(
+            "record_paths must be None (every path) or a non-empty list of path indices "
+            f"(integers), got {record_paths!r}"
+        )
+    kept = np.asarray(values, dtype=np.int64)
+    bad = kept[(kept < 0) | (kept >= n_paths)]
+    if bad.size:
+        raise ValueError(f"record_paths must be path indices in [0, n_paths={n_paths}), got "
+                         f"{bad[:5].tolist()}")
+    if np.unique(kept).size != kept.size:
+        raise ValueError(f"record_paths must be distinct, got {record_paths!r}")
+    return kept
+
+
+RESULT_BYTES_PER_PATH = {"totals": 18 * 8, "attribution": 10 * 8}
+"""Upper bounds of the bytes a path costs in a result: each hedger's episode totals (18 float64
+numbers), each recorded hedger's P&L attribution (10 terms)."""
+
+
+def result_bytes(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: int,
+                 n_kept: int) -> int:
+    """Upper bound of the bytes a run's result keeps (:class:`ArenaResult`), beside one block.
+
+    ``n_hedgers`` hedgers keep their totals over ``n_paths`` paths, ``n_recorded`` of them (not
+    totals-only) their attribution too and their per-decision records (the 7 fields) of
+    ``n_kept`` paths, which also keep their spot and model hedge (``n_steps + 1`` each).
+    """
+    assert config.n_steps is not None
+    per_path = n_hedgers * RESULT_BYTES_PER_PATH["totals"]
+    per_path += n_recorded * RESULT_BYTES_PER_PATH["attribution"]
+    per_kept = n_recorded * 7 * 8 * config.n_decisions + 2 * 8 * (config.n_steps + 1)
+    return int(n_paths) * per_path + int(n_kept) * per_kept
+
+
+def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: int,
+                        n_kept: int) -> None:
+    """Raise ``ValueError`` before a run whose result would not fit in the machine's memory.
+
+    The bound is :func:`result_bytes` against the physical memory (``os.sysconf``; no check
+    where it is unknown), named with what to change: fewer paths, ``record_paths`` (records of
+    a few paths only) or ``totals_only``.
+    """
+    need = result_bytes(config, n_paths, n_hedgers, n_recorded, n_kept)
+    have = physical_memory()
+    if have is None or need <= have:
+        return
+    hint = "" if n_kept < n_paths else (
+        f"; the per-decision records take {n_recorded * 7 * 8 * config.n_decisions} bytes a "
+        "path of each recorded hedger: keep a few paths' (record_paths=[...]) or none "
+        "(totals_only=[...])"
+    )
+    raise ValueError(
+        f"n_paths={n_paths:,} would keep about {need / 2**30:,.1f} GiB of results for "
+        f"{n_hedgers} hedger(s), more than this machine's {have / 2**30:,.1f} GiB of memory: "
+        f"use fewer paths (about {max(1, int(n_paths * have / need) // 2):,} fit in half of "
+        f"it){hint}"
+    )
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of the machine, or None where the system does not say."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:
@@ -297,48 +436,130 @@ class _Views:
 
 
 class _Envs:
-    """One env per hedger and block size, reused from block to block (each reset on new paths).
+    """The envs of a run, reused from block to block (each reset on new paths).
 
-    A hedger that reads no observations (``uses_observations = False``) gets a state-only env.
+    Hedgers run one after another, so the hedgers of one config (the hedger's view,
+    :func:`hedger_config`) that read observations alike share one env (each env holds about
+    8 MB a 16,384-path block: the frontier's 31 members would hold 250 MB). A hedger that
+    reads no observations (``uses_observations = False``) gets a state-only env. A block of
+    another size (the last one) drops the envs of the previous size.
     """
 
     def __init__(self) -> None:
-        self._envs: dict[tuple[str, int], VecHedgingEnv] = {}
+        self._envs: dict[tuple[int, bool], VecHedgingEnv] = {}
+        self._size = 0
 
     def get(self, hedger: Hedger, config: EnvConfig, size: int) -> VecHedgingEnv:
-        """The env of ``hedger`` for blocks of ``size`` paths."""
-        key = (hedger.name, size)
+        """The env of ``hedger`` on ``config`` (kept by the caller for the run) for ``size``."""
+        if size != self._size:
+            self._envs.clear()
+            self._size = size
+        key = (id(config), uses_observations(hedger))
         if key not in self._envs:
-            self._envs[key] = VecHedgingEnv(
-                num_envs=size, config=config, block=size, observations=uses_observations(hedger)
-            )
+            self._envs[key] = VecHedgingEnv(num_envs=size, config=config, block=size,
+                                            observations=key[1])
         return self._envs[key]
+
+
+class _PathColumns:
+    """Per-path numbers of every hedger over all paths, ``(n_paths,)`` each, written in place.
+
+    Each block writes its slice of each hedger's arrays (no per-block arrays to concatenate,
+    which held every number twice at the end). An array takes memory only where it must: one
+    that is 0 on every path so far has none (read-only zeros in the result), and one equal to
+    the first hedger's array of the same key on every path so far shares it (read-only in the
+    result): the hedger-independent totals (``initial_premium``, the book's ``option_mtm``,
+    ``end_step`` without risk limits) and attribution terms (``gamma``, ``theta``, ``vega``),
+    and the many zeros of a book without a hedging option, fills or limits. Hedgers run one
+    after another on each block, so the first hedger's slice is written before it is compared.
+    """
+
+    def __init__(self, n_paths: int) -> None:
+        self.n_paths = n_paths
+        self.keys: dict[str, dict[str, None]] = {}  # name -> its keys, in first-written order
+        self.own: dict[tuple[str, str], np.ndarray] = {}  # (name, key) -> its own array
+        self.shares: dict[tuple[str, str], str] = {}  # (name, key) -> the owner it shares
+        self.owner: dict[str, str] = {}  # key -> the hedger whose array others may share
+
+    def write(self, name: str, values: Mapping[str, Any], lo: int) -> None:
+        """Write hedger ``name``'s numbers of the paths ``lo`` to ``lo + len`` (key -> array)."""
+        keys = self.keys.setdefault(name, {})
+        for key, value in values.items():
+            block = np.asarray(value, dtype=np.float64)
+            hi = lo + len(block)
+            keys.setdefault(key, None)
+            where = (name, key)
+            if where in self.own:
+                self.own[where][lo:hi] = block
+                continue
+            owner = self.shares.get(where)
+            if owner is not None:
+                shared = self.own[owner, key]
+                if np.array_equal(shared[lo:hi], block):
+                    continue
+                del self.shares[where]  # it differs here: its own copy from now on
+                self._allocate(where, lo)[:lo] = shared[:lo]
+                self.own[where][lo:hi] = block
+                continue
+            if not block.any():  # 0 on every path so far
+                continue
+            owner = self.owner.get(key)
+            if lo == 0 and owner is not None and np.array_equal(self.own[owner, key][:hi], block):
+                self.shares[where] = owner
+                continue
+            self._allocate(where, lo)[lo:hi] = block
+
+    def _allocate(self, where: tuple[str, str], lo: int) -> np.ndarray:
+        """A new own array of ``where`` (0 on the paths before ``lo``)."""
+        array = self.own[where] = np.zeros(self.n_paths)
+        self.owner.setdefault(where[1], where[0])
+        return array
+
+    def get(self, name: str) -> dict[str, np.ndarray]:
+        """Hedger ``name``'s arrays by key (shared and zero ones read-only)."""
+        out = {}
+        for key in self.keys.get(name, {}):
+            where = (name, key)
+            if where in self.own:
+                out[key] = self.own[where]
+            elif where in self.shares:
+                shared = self.own[self.shares[where], key]
+                shared.flags.writeable = False  # one array, several hedgers
+                out[key] = shared
+            else:
+                out[key] = zeros_view((self.n_paths,))
+        return out
 
 
 class _Runs:
     """What the arena gathers block by block, written into the run's arrays as it goes.
 
-    The per-decision records and the paths' summaries are allocated once for all paths (zeros)
-    and every block writes its columns (rows) in place: no per-block arrays to concatenate.
+    The per-decision records and the paths' summaries are allocated once for all kept paths
+    (zeros) and every block writes its columns (rows) in place: no per-block arrays to
+    concatenate; the totals and the attribution likewise (:class:`_PathColumns`).
     A record field is allocated when a block first has it live
     (:func:`~hedgearena.baselines.hedger.live_records`); one never live stays read-only zeros.
+    With ``kept`` paths (``record_paths``) a hedger writes a block's records into scratch
+    arrays, whose kept columns are then copied.
     """
 
     def __init__(
-        self, names: Sequence[str], n_paths: int, n_decisions: int, totals_only: set[str]
+        self, names: Sequence[str], n_paths: int, n_decisions: int, totals_only: set[str],
+        kept: np.ndarray | None = None,
     ) -> None:
         self.n_paths = n_paths
-        self.shape = (n_decisions, n_paths)
+        self.kept_paths = kept
+        self.shape = (n_decisions, n_paths if kept is None else len(kept))
         self.totals_only = totals_only
         self.arrays: dict[str, list[np.ndarray | None]] = {
             name: [None] * len(RECORD_FIELDS) for name in names if name not in totals_only
         }
-        # one block's scratch arrays, shared by the totals-only hedgers (run one at a time)
+        # one block's scratch arrays, shared by the hedgers that write there (one at a time)
         scratch_shape = (n_decisions, min(PATH_BLOCK, n_paths))
-        self.scratch = record_arrays(scratch_shape) if totals_only else []
-        self.totals: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
+        self.scratch = record_arrays(scratch_shape) if totals_only or kept is not None else []
+        self.totals = _PathColumns(n_paths)
         self.steps: dict[str, np.ndarray] = {}
-        self.attribution: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in names}
+        self.attribution = _PathColumns(n_paths)
         # the paths' summaries, allocated by the first block
         self.spot, self.model_hedge = np.empty((0, 0)), np.empty((0, 0))
         self.strike: np.ndarray | None = None
@@ -348,17 +569,25 @@ class _Runs:
         self.seconds = dict.fromkeys(names, 0.0)
         self.build = 0.0
 
-    def add_block(self, batch: EpisodeBatch, lo: int, keep: bool) -> None:
-        """Keep the spot, model hedge and first strike of the block's paths from path ``lo``.
+    def _kept_in(self, lo: int, hi: int) -> tuple[Any, Any]:
+        """The kept columns of the paths ``lo`` to ``hi`` and their rows in the block."""
+        if self.kept_paths is None:
+            return slice(lo, hi), slice(0, hi - lo)
+        inside = np.flatnonzero((self.kept_paths >= lo) & (self.kept_paths < hi))
+        return inside, self.kept_paths[inside] - lo
 
-        All of the block is kept too if ``keep``.
+    def add_block(self, batch: EpisodeBatch, lo: int, keep: bool) -> None:
+        """Keep the spot, model hedge and first strike of the block's (kept) paths.
+
+        The block's paths start at path ``lo``. All of the block is kept too if ``keep``.
         """
         spot, model_hedge = batch.market.spot, batch.episode.model_hedge
         strikes = batch.instruments.strike
+        n_cols = self.shape[1]
         if not self.spot.size:  # the first block; the model hedge stays time-major
-            self.spot = np.empty((self.n_paths, spot.shape[1]))
-            self.model_hedge = np.empty((model_hedge.shape[0], self.n_paths))
-            self.strike = np.empty(self.n_paths) if strikes.shape[1] else None
+            self.spot = np.empty((n_cols, spot.shape[1]))
+            self.model_hedge = np.empty((model_hedge.shape[0], n_cols))
+            self.strike = np.empty(n_cols) if strikes.shape[1] else None
         hi = lo + len(spot)
         overlap = overlap_of(batch.market.dates)
         if overlap is not None:
@@ -366,69 +595,75 @@ class _Runs:
                 self.start_day = np.empty(self.n_paths, dtype=np.int64)
             self.start_day[lo:hi] = overlap.start
             self.span = max(self.span, overlap.span)
-        self.spot[lo:hi] = spot
-        self.model_hedge[:, lo:hi] = model_hedge
+        cols, rows = self._kept_in(lo, hi)
+        self.spot[cols] = spot[rows]
+        self.model_hedge[:, cols] = model_hedge[:, rows]
         if self.strike is not None:
-            self.strike[lo:hi] = strikes[:, 0]
+            self.strike[cols] = strikes[rows, 0]
         if keep:
             self.kept.append(batch)
 
     def out(self, name: str, lo: int, size: int, live: dict[str, bool]) -> list[np.ndarray]:
-        """The columns of paths ``lo`` to ``lo + size`` of hedger ``name``'s record arrays.
+        """The arrays hedger ``name``'s record of the paths ``lo`` to ``lo + size`` goes into.
 
         ``live`` says which fields the block can write (the others get read-only zeros).
-        A totals-only hedger writes into the shared scratch arrays (zeroed first).
+        The columns of the run's arrays; the shared scratch arrays (zeroed first) for a
+        totals-only hedger, or when only some paths' records are kept.
         """
-        if name in self.totals_only:
+        arrays = self.arrays.get(name)
+        if arrays is not None:
+            for i, field in enumerate(RECORD_FIELDS):
+                if live[field] and arrays[i] is None:
+                    arrays[i] = np.zeros(self.shape, RECORD_DTYPES[field])
+        if arrays is None or self.kept_paths is not None:
             parts = [values[:, :size] for values in self.scratch]
             for part, field in zip(parts, RECORD_FIELDS, strict=True):
                 if live[field]:
                     part.fill(0)
-            return parts
-        arrays = self.arrays[name]
-        for i, field in enumerate(RECORD_FIELDS):
-            if live[field] and arrays[i] is None:
-                arrays[i] = np.zeros(self.shape, RECORD_DTYPES[field])
+            return [part if live[field] else zeros_view(part.shape, RECORD_DTYPES[field])
+                    for part, field in zip(parts, RECORD_FIELDS, strict=True)]
         return [zeros_view((self.shape[0], size), RECORD_DTYPES[field]) if values is None
                 else values[:, lo:lo + size] for values, field in zip(arrays, RECORD_FIELDS,
                                                                      strict=True)]
 
     def add_record(
-        self, name: str, record: EpisodeRecord, batch: EpisodeBatch, market: dict[str, Any]
+        self, name: str, record: EpisodeRecord, batch: EpisodeBatch, market: dict[str, Any],
+        lo: int,
     ) -> None:
-        """Keep a hedger's totals on a block and its P&L attribution on the block.
+        """Keep a hedger's totals and P&L attribution on a block (its paths from ``lo``).
 
         ``market`` holds the block's hedger-independent attribution terms
-        (:func:`hedgearena.baselines.metrics.market_attribution`).
+        (:func:`hedgearena.baselines.metrics.market_attribution`). With kept paths, their
+        columns of the block's record are copied into the run's arrays.
         """
         from hedgearena.baselines.metrics import pnl_attribution
 
-        self.totals[name].append(record.totals)
+        self.totals.write(name, record.totals, lo)
         self.steps[name] = record.steps
-        if name not in self.totals_only:
-            self.attribution[name].append(pnl_attribution(record, batch, market))
+        if name in self.totals_only:
+            return
+        self.attribution.write(name, pnl_attribution(record, batch, market), lo)
+        if self.kept_paths is not None:
+            cols, rows = self._kept_in(lo, lo + len(batch.initial_cash))
+            for values, field in zip(self.arrays[name], RECORD_FIELDS, strict=True):
+                if values is not None:
+                    values[:, cols] = getattr(record, field)[:, rows]
 
     def result(self, config: EnvConfig, seed: int, last: EpisodeBatch) -> ArenaResult:
-        """The run's result (the totals and attribution of the blocks concatenated)."""
-        totals = {
-            name: {key: np.concatenate([t[key] for t in blocks]) for key in blocks[0]}
-            for name, blocks in self.totals.items()
-        }
+        """The run's result."""
         records = {
-            name: EpisodeRecord(totals[name], self.steps[name], *(
+            name: EpisodeRecord(self.totals.get(name), self.steps[name], *(
                 zeros_view(self.shape, RECORD_DTYPES[field]) if values is None else values
                 for values, field in zip(arrays, RECORD_FIELDS, strict=True)))
             for name, arrays in self.arrays.items()
         }
-        attribution = {
-            name: {term: np.concatenate([a[term] for a in blocks]) for term in blocks[0]}
-            for name, blocks in self.attribution.items() if blocks
-        }
+        attribution = {name: self.attribution.get(name) for name in self.arrays}
         return ArenaResult(config, records, attribution, last.market.times, self.spot,
                            self.model_hedge.T, self.strike, last.market.rate, seed,
                            self.seconds, self.build, self.kept,
-                           {name: totals[name] for name in self.totals_only},
-                           None if self.start_day is None else Overlap(self.start_day, self.span))
+                           {name: self.totals.get(name) for name in self.totals_only},
+                           None if self.start_day is None else Overlap(self.start_day, self.span),
+                           self.kept_paths, self.n_paths)
 
 
 def _market_attribution(batch: EpisodeBatch) -> dict[str, np.ndarray]:

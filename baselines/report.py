@@ -674,7 +674,7 @@ def plot_frontier(
     handles, texts = ax.get_legend_handles_labels()  # the hedgers first, then the families
     k = len(families)
     if handles:
-            _outside_legend(ax, n_entries, handles=handles[k:] + handles[:k],
+        _outside_legend(ax, n_entries, handles=handles[k:] + handles[:k],
                         labels=texts[k:] + texts[:k],
                         title=f"dotted: mean + {c:g} std = Y\nlower-left is better",
                         title_fontsize=8)
@@ -845,6 +845,7 @@ def plot_path_story(
     strike: float | None = None,
     title: str = "",
     figures: StoryFigures | None = None,
+    label: int | None = None,
 ) -> Path:
     """One path's story: spot, the model hedge, each hedger's positions and cumulative costs.
 
@@ -856,7 +857,7 @@ def plot_path_story(
     their own (``options``); the cumulative costs are steps, each paid at its decision.
 
     Args:
-        index: the path to draw.
+        index: the row of the arrays to draw.
         times: ``(m,)`` years.
         spot: ``(n_paths, m)`` the underlying's price.
         model_hedge: ``(n_paths, m)`` the model's hedge, units.
@@ -866,9 +867,10 @@ def plot_path_story(
         costs: hedger name -> ``(n_paths, m)`` cumulative transaction costs, currency.
         options: hedger name -> ``(n_paths, m)`` positions in the hedging option, units.
         strike: drawn on the spot panel.
-        title: the figure's title (default: the path's index).
+        title: the figure's title (default: the path's number, ``label``).
         figures: draw on the figures these keep (:class:`hedgearena.envs.rendering.StoryFigures`:
             the same picture, faster, for many stories), not on a new one.
+        label: the path's number in the run (default ``index``: the arrays hold every path).
 
     Returns:
         ``path``.
@@ -886,7 +888,8 @@ def plot_path_story(
         costs={name: row(v) for name, v in costs.items()} if costs else None,
         options={name: row(v) for name, v in options.items()} if options else None,
         strike=strike,
-        title=title or f"path {index}: spot, positions and transaction costs",
+        title=title or f"path {index if label is None else label}: spot, positions and "
+        "transaction costs",
         figures=figures,
     )
     return _save(fig, path)

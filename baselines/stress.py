@@ -414,10 +414,11 @@ def one_path(result: ArenaResult, names: Sequence[str], index: int) -> ArenaResu
     Args:
         result: the arena's result, ``n_paths`` paths.
         names: the hedgers to keep (they must have records).
-        index: the path, ``0 <= index < n_paths``.
+        index: the path, ``0 <= index < n_paths`` (one whose records were kept, if the run
+            kept some paths' only: ``run_arena(record_paths=...)``).
 
     Raises:
-        ValueError: ``index`` outside the paths.
+        ValueError: ``index`` outside the paths, or a path whose records were not kept.
 
     Examples:
         >>> from hedgearena.baselines.registry import parse_hedger
@@ -430,10 +431,8 @@ def one_path(result: ArenaResult, names: Sequence[str], index: int) -> ArenaResu
         >>> bool((cut.spot[0] == result.spot[5]).all())
         True
     """
-    n_paths = result.spot.shape[0]
-    if not 0 <= index < n_paths:
-        raise ValueError(f"path index must be in [0, {n_paths}), got {index}")
-    keep = slice(index, index + 1)
+    column = result.column(index)  # (ValueError: not a path, or its records not kept)
+    keep = slice(column, column + 1)
 
     def cut(values: np.ndarray | None) -> np.ndarray | None:  # time-major (n_decisions, n)
         return None if values is None else values[:, keep]
@@ -452,7 +451,7 @@ def one_path(result: ArenaResult, names: Sequence[str], index: int) -> ArenaResu
         result, records=records, attribution={}, spot=result.spot[keep],
         model_hedge=result.model_hedge[keep],
         strike=None if result.strike is None else result.strike[keep],
-        batches=[], totals_only={}, overlap=None,
+        batches=[], totals_only={}, overlap=None, record_paths=None, paths_run=None,
     )
 
 

@@ -308,7 +308,7 @@ def test_one_paths_series_are_the_all_paths_series_of_that_path(config) -> None:
                 assert np.array_equal(getattr(one, field)[0], getattr(whole, field)[index])
     if config.hedge_option is not None:
         assert np.abs(report.story_series(result.records["delta-gamma"], n_steps).option).max() > 0
-    with pytest.raises(ValueError, match=r"path index must be in \[0, 48\), got 48"):
+    with pytest.raises(ValueError, match=r"path must be in \[0, 48\), got 48"):
         stress.one_path(result, names, 48)
 
 

@@ -38,7 +38,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[BenchmarkReport, 
     them tuned, and the band families' frontier (totals-only hedgers)."""
     config = make_config("ShortCall", market_kwargs={"rate": 0.05})
     settings = BenchmarkSettings(n_paths=N_PATHS, tune_paths=300, n_boot=20, c=C,
-                                 risk_aversion=RISK_AVERSION, progress=False)
+                                 risk_aversion=RISK_AVERSION, progress=False,
+                                 keep_records=True)  # every path's, checked against the scores
     out_dir = tmp_path_factory.mktemp("report")
     out = benchmark(config, ["no_hedge", "delta", "band:best"], settings, out_dir)
     return out, out_dir
