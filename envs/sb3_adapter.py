@@ -72,6 +72,7 @@ class SB3VecEnv(VecEnv):
                 f"got {venv.autoreset_mode.value!r}"
             )
         self.venv = venv
+        self._settings = frozenset(dir(venv))  # the env's own names (set_attr refuses them)
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._actions: np.ndarray | None = None
         self._returns = np.zeros(self.num_envs)
@@ -149,7 +150,7 @@ class SB3VecEnv(VecEnv):
                 would change the attribute and not the env. Build a new env with the keyword.
         """
         self._whole_batch("set_attr", indices)
-        if hasattr(self.venv, attr_name):
+        if attr_name in self._settings:
             raise ValueError(
                 f"set_attr({attr_name!r}) would overwrite an attribute of "
                 f"{type(self.venv).__name__}, which reads its settings when it is built (the new "
