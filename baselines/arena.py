@@ -261,9 +261,8 @@ def run_arena(
     total = n_blocks * len(hedgers) * config.n_decisions
     with tqdm(total=total, desc="arena", unit="decision", leave=False,
               disable=not progress) as bar:
-        for index in range(n_blocks):
+        for index, size in path_blocks(n_paths):  # listed once the run is known to fit
             lo = index * PATH_BLOCK
-            size = min(PATH_BLOCK, n_paths - lo)
             if n_blocks > 1:  # the bar moves while a block's paths are built
                 bar.set_postfix_str(f"building block {index + 1}/{n_blocks}")
             start = _now()
