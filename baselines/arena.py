@@ -262,7 +262,6 @@ def run_arena(
     with tqdm(total=total, desc="arena", unit="decision", leave=False,
               disable=not progress) as bar:
         for index, size in path_blocks(n_paths):  # listed once the run is known to fit
-            lo = index * PATH_BLOCK
             if n_blocks > 1:  # the bar moves while a block's paths are built
                 bar.set_postfix_str(f"building block {index + 1}/{n_blocks}")
             start = _now()
@@ -270,19 +269,34 @@ def run_arena(
             runs.build += _now() - start
             if n_blocks > 1:
                 bar.set_postfix_str(f"block {index + 1}/{n_blocks}")
-            runs.add_block(batch, lo, keep_batches)
-            market = _market_attribution(batch)  # the attribution's terms shared by the hedgers
-            views = _Views(config, batch)
-            for hedger in hedgers:
-                start = _now()
-                env = envs.get(hedger, configs[hedger.name], size)
-                live = live_records(env.core, env.config.action_dim, batch.episode)
-                record = run_hedger(env, hedger, episodes=views.get(configs[hedger.name]),
-                                    on_step=lambda _: bar.update(1),
-                                    out=runs.out(hedger.name, lo, size, live))
-                runs.add_record(hedger.name, record, batch, market, lo)
-                runs.seconds[hedger.name] += _now() - start
-    return runs.result(config, seed, batch)
+            runs.add_block(batch, index * PATH_BLOCK, keep_batches)
+            _run_block(batch, index * PATH_BLOCK, hedgers, config, configs, runs, envs, bar)
+            del batch  # the block's arrays go before the next block is built
+    return runs.result(config, seed)
+
+
+def _run_block(batch: EpisodeBatch, lo: int, hedgers: Sequence[Hedger], config: EnvConfig,
+               configs: Mapping[str, EnvConfig], runs: _Runs, envs: _Envs, bar: Any) -> None:
+    """Step every hedger through the block's paths (from path ``lo``) into ``runs``.
+
+    The hedgers' views of the block and the market's attribution terms live in this call
+    only, and the envs are closed at its end (they, and the hedgers reset with them, keep no
+    paths), so none of the block's arrays (47 MB a ShortCall block, about 250 MB an
+    OptionBook one) is alive while the next block is built.
+    """
+    size = len(batch.initial_cash)
+    market = _market_attribution(batch)  # the attribution's terms shared by the hedgers
+    views = _Views(config, batch)
+    for hedger in hedgers:
+        start = _now()
+        env = envs.get(hedger, configs[hedger.name], size)
+        live = live_records(env.core, env.config.action_dim, batch.episode)
+        record = run_hedger(env, hedger, episodes=views.get(configs[hedger.name]),
+                            on_step=lambda _: bar.update(1),
+                            out=runs.out(hedger.name, lo, size, live))
+        runs.add_record(hedger.name, record, batch, market, lo)
+        runs.seconds[hedger.name] += _now() - start
+    envs.close()  # the hedgers keep their envs (reset with them): now without the paths
 
 
 def block_count(n_paths: Any) -> int:
@@ -459,6 +473,14 @@ class _Envs:
                                             observations=key[1])
         return self._envs[key]
 
+    def close(self) -> None:
+        """Close every env at a block's end: the block's paths are released.
+
+        (:meth:`VecHedgingEnv.close_extras`; the next block's reset opens the envs again.)
+        """
+        for env in self._envs.values():
+            env.close()
+
 
 class _PathColumns:
     """Per-path numbers of every hedger over all paths, ``(n_paths,)`` each, written in place.
@@ -561,6 +583,7 @@ class _Runs:
         self.attribution = _PathColumns(n_paths)
         # the paths' summaries, allocated by the first block
         self.spot, self.model_hedge = np.empty((0, 0)), np.empty((0, 0))
+        self.times, self.rate = np.empty(0), 0.0  # the market's grid and rate (every block's)
         self.strike: np.ndarray | None = None
         self.start_day: np.ndarray | None = None  # dated paths: each path's first day
         self.span = 0
@@ -599,6 +622,7 @@ class _Runs:
         self.model_hedge[:, cols] = model_hedge[:, rows]
         if self.strike is not None:
             self.strike[cols] = strikes[rows, 0]
+        self.times, self.rate = batch.market.times, batch.market.rate  # the same every block
         if keep:
             self.kept.append(batch)
 
@@ -648,7 +672,7 @@ class _Runs:
                 if values is not None:
                     values[:, cols] = getattr(record, field)[:, rows]
 
-    def result(self, config: EnvConfig, seed: int, last: EpisodeBatch) -> ArenaResult:
+    def result(self, config: EnvConfig, seed: int) -> ArenaResult:
         """The run's result."""
         records = {
             name: EpisodeRecord(self.totals.get(name), self.steps[name], *(
@@ -657,8 +681,8 @@ class _Runs:
             for name, arrays in self.arrays.items()
         }
         attribution = {name: self.attribution.get(name) for name in self.arrays}
-        return ArenaResult(config, records, attribution, last.market.times, self.spot,
-                           self.model_hedge.T, self.strike, last.market.rate, seed,
+        return ArenaResult(config, records, attribution, self.times, self.spot,
+                           self.model_hedge.T, self.strike, self.rate, seed,
                            self.seconds, self.build, self.kept,
                            {name: self.totals.get(name) for name in self.totals_only},
                            None if self.start_day is None else Overlap(self.start_day, self.span),
