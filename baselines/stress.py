@@ -12,7 +12,8 @@ parameters chosen in normal markets, then stressed) or :class:`Hedger` objects (
 file                               content
 =================================  ================================================================
 ``stress_config.yaml``             the env config, the settings, the hedgers, every scenario's
-                                   parameters and the execution mechanics it switches on
+                                   parameters, the execution mechanics it switches on and, for
+                                   a labelled one, its ``kind`` (``make_scenario(kind, label=...)``)
 ``stress.csv`` / ``.json``         one row per (scenario, hedger): every metric, the breaches and
                                    the worst path (its index and P&L)
 ``stress.md``                      objective and ES 95% tables (hedger x scenario), the scenarios
@@ -36,6 +37,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +62,15 @@ from hedgearena.baselines.registry import describe
 from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
+from hedgearena.envs.frictions import CostCoefficients
 from hedgearena.envs.rendering import StoryFigures, agg_figure
-from hedgearena.envs.scenarios import SCENARIOS, Scenario, make_scenario
+from hedgearena.envs.scenarios import (
+    SCENARIO_WRAPPERS,
+    SCENARIOS,
+    Scenario,
+    StressWindow,
+    make_scenario,
+)
 from hedgearena.yaml_io import dump_yaml
 
 DEFAULT_STRESS_HEDGERS = ("no_hedge", "delta", "delta:5", "ww:best", "adaptive", "leland")
@@ -77,10 +86,12 @@ and square-root impact against a daily volume of 20 notionals (of the ShortCall 
 spreads and impact scale with the scenarios' liquidity multiplier (a flat fee would not)."""
 
 HEATMAP_METRICS = {
-    "objective": ("objective", "Y = mean(cost) + c std(cost)"),
+    "objective": ("objective", "Y = mean(cost) + {c:g} std(cost)"),
     "es95": ("expected_shortfall_95", "expected shortfall 95% of the loss"),
 }
-"""File tag -> (score key, label) of the heat maps."""
+"""File tag -> (score key, label) of the heat maps (``{c:g}``: the objective's ``c``)."""
+HEATMAP_UNITS = "currency per episode, each scenario in its own price scale"
+"""The unit line of the heat maps' titles (historical windows: S&P 500 points)."""
 
 
 @dataclass(frozen=True)
@@ -165,10 +176,20 @@ def resolve_scenarios(scenarios: Sequence[str | Scenario] | None) -> dict[str, S
     """Scenarios from names of :data:`SCENARIOS` or :class:`Scenario` objects (None: all)."""
     chosen = list(SCENARIOS) if scenarios is None else list(scenarios)
     out: dict[str, Scenario] = {}
+    files: dict[str, str] = {}  # the worst paths' PNGs are named by the scenario's slug
     for item in chosen:
         scenario = item if isinstance(item, Scenario) else make_scenario(item)
         if scenario.name in out:
-            raise ValueError(f"scenario {scenario.name!r} is given twice")
+            raise ValueError(
+                f"scenario {scenario.name!r} is given twice; to run it at several magnitudes, "
+                "label each (make_scenario('gap', size=-0.1, label='gap -10%'); in a run config "
+                "{gap: {size: -0.1, label: gap -10%}})")
+        other = files.setdefault(slug(scenario.name), scenario.name)
+        if other != scenario.name:
+            raise ValueError(
+                f"scenarios {other!r} and {scenario.name!r} would write the same files "
+                f"(worst_paths/{slug(other)}__*.png): give labels that differ in letters, "
+                "digits, '.' or '-'")
         out[scenario.name] = scenario
     if not out:
         raise ValueError("give at least one scenario")
@@ -195,6 +216,80 @@ def inapplicable(scenario: Scenario, config: EnvConfig) -> str | None:
     except ValueError as error:
         return str(error)
     return None
+
+
+class LiquidityBlindWarning(UserWarning):
+    """A scenario multiplies spreads and impact, but the env's cost model has neither."""
+
+
+def cost_reads_liquidity(cost: Any) -> bool:
+    """Whether a cost model's coefficients change with the ``liquidity`` multiplier.
+
+    Probed at a price of 100 and a vol of 20%, liquidity 1 against 2: spreads and impact
+    (:class:`~hedgearena.envs.frictions.SpreadCost`, ``LinearImpact``, ``SquareRootImpact``)
+    read it, fees (``ProportionalCost``, ``FixedCost``) do not (:mod:`hedgearena.envs.frictions`).
+
+    Examples:
+        >>> from hedgearena.envs.config import make_cost
+        >>> fee, stress_cost = make_cost(0.01), make_cost(DEFAULT_STRESS_COST)
+        >>> cost_reads_liquidity(fee), cost_reads_liquidity(stress_cost)
+        (False, True)
+    """
+    price, vol = np.array([100.0]), np.array([0.2])
+    one = cost.coefficients(price, vol=vol, liquidity=np.array([1.0]))
+    two = cost.coefficients(price, vol=vol, liquidity=np.array([2.0]))
+    return any(not np.allclose(getattr(one, f.name), getattr(two, f.name), rtol=1e-12, atol=0.0)
+               for f in dataclasses.fields(CostCoefficients))
+
+
+def liquidity_multiplier(scenario: Scenario, config: EnvConfig) -> float:
+    """The largest liquidity multiplier of ``scenario``'s stress windows on ``config`` (1: none).
+
+    Read from the :class:`~hedgearena.envs.scenarios.StressWindow` of each scenario wrapper of
+    the stressed market (the liquidity drought's x5, the flash crash's x20).
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> liquidity_multiplier(SCENARIOS["liquidity_drought"], make_config("ShortCall"))
+        5.0
+        >>> liquidity_multiplier(SCENARIOS["gap"], make_config("ShortCall"))
+        1.0
+    """
+    model, largest = scenario.market(config.market), 1.0
+    while isinstance(model, SCENARIO_WRAPPERS):
+        window = getattr(model, "window", None)
+        if isinstance(window, StressWindow):
+            largest = max(largest, float(window.liquidity))
+        model = model.base
+    return largest
+
+
+def warn_liquidity_blind(scenarios: Mapping[str, Scenario], config: EnvConfig) -> list[str]:
+    """Warn (:class:`LiquidityBlindWarning`) if ``config``'s cost ignores the scenarios' liquidity.
+
+    A liquidity drought or flash crash multiplies spreads and impact; on a cost of fees only
+    (the presets' ``ProportionalCost``: ShortCall-v0's 1%) it changes nothing but the fills, and
+    the report would show a drought that costs no more to trade in (a hedging option's spread,
+    ``HedgeOption.half_spread_vol``, does scale with it). ``train.py stress`` runs on
+    ``stress.cost`` (:data:`DEFAULT_STRESS_COST`, which reads it) for that reason.
+
+    Returns:
+        The names of the scenarios warned about (empty: none, or the cost reads liquidity).
+    """
+    multipliers = {name: m for name, s in scenarios.items()
+                   if (m := liquidity_multiplier(s, config)) != 1.0}
+    if not multipliers or cost_reads_liquidity(config.cost):
+        return []
+    listed = ", ".join(f"{name} (x{m:g})" for name, m in multipliers.items())
+    warnings.warn(
+        f"the env's cost of trading the underlying, {config.cost!r}, has no spread or impact, so "
+        f"the liquidity multiplier of {listed} does not reach it (only their partial fills "
+        "bite, and a hedging option's spread); give the config a "
+        "spread or impact cost, e.g. config.replace(cost=DEFAULT_STRESS_COST) as train.py stress "
+        "does by default (stress.cost)",
+        LiquidityBlindWarning, stacklevel=3,
+    )
+    return list(multipliers)
 
 
 def with_risk_limits(config: EnvConfig, limits: Mapping[str, Any] | None) -> EnvConfig:
@@ -253,6 +348,10 @@ def stress_test(
         ValueError: if a scenario does not apply and is not skipped (before anything runs),
             or none applies.
 
+    Warns:
+        LiquidityBlindWarning: a scenario multiplies spreads and impact (a drought, a flash
+            crash) but ``config``'s cost has neither (:func:`warn_liquidity_blind`).
+
     Examples:
         >>> from hedgearena.envs.config import make_config
         >>> settings = StressSettings(n_paths=256, n_boot=10, worst_paths=False, progress=False)
@@ -265,6 +364,7 @@ def stress_test(
     config = with_risk_limits(config, settings.risk_limits)
     skip = scenarios is None if skip_inapplicable is None else skip_inapplicable
     chosen, skipped = applicable(resolve_scenarios(scenarios), config, skip)
+    warn_liquidity_blind(chosen, config)
     main, tuned = resolve_hedgers(config, hedgers, settings.benchmark())
     names = [h.name for h in main]
     if settings.reference not in names:  # a spec (leland, ww:best) names its hedger
@@ -394,7 +494,7 @@ def _worst_stories(
         worst = format(rows[scenario, hedger]["worst_pnl"], ",.0f")
         files[f"worst_{scenario}_{hedger}"] = plot_story(
             one_path(result, shown, index), shown, 0, path,
-            title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst})"
+            title=f"{scenario}: worst path of {hedger} (path {index}, P&L {worst} currency)"
             + (" - the market's spot, before the hedgers' impact"
                if result.config.permanent_impact else ""),
             figures=figures,
@@ -490,6 +590,7 @@ def _write_files(
                                      settings)}
     files.update(write_tables(out, out_dir, settings, title))
     for tag, (key, label) in HEATMAP_METRICS.items():
+        label = f"{label.format(c=settings.c)} ({HEATMAP_UNITS})"
         files[f"heatmap_{tag}"] = plot_heatmap(
             out.pivot(key), out_dir / f"heatmap_{tag}.png",
             title=f"{title}\n{label}" if title else label,
@@ -509,7 +610,7 @@ def _write_config(
         "tuned": out.tuned,
         "scenarios": {
             name: {"description": s.description, "parameters": dict(s.parameters),
-                   "mechanics": list(s.mechanics)}
+                   "mechanics": list(s.mechanics), **({"kind": s.kind} if s.kind != name else {})}
             for name, s in out.scenarios.items()
         },
     }

@@ -856,6 +856,9 @@ class Scenario:
         parameters: the parameters the scenario was built with (for reports).
         mechanics: the core's execution mechanics it switches on (:data:`FILL_FIELDS`,
             :data:`ENV_MECHANICS`).
+        kind: the name of the :data:`BUILDERS` entry that built it (``make_scenario(kind,
+            **parameters)`` builds it again); by default ``name``. A scenario built with a
+            ``label`` (:func:`make_scenario`) is named by the label, its kind stays the builder's.
     """
 
     name: str
@@ -864,6 +867,15 @@ class Scenario:
     env_overrides: EnvOverrides = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     mechanics: tuple[str, ...] = ()
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("name", "kind"):
+            value = getattr(self, key)
+            ok = isinstance(value, str) and (bool(value.strip()) or key == "kind")
+            require_field("Scenario", key, value, ok, "a non-empty string")
+        if not self.kind:
+            object.__setattr__(self, "kind", self.name)
 
     def overrides(self, config: EnvConfig) -> dict[str, Any]:
         """The env overrides for ``config``."""
@@ -956,6 +968,7 @@ def flash_crash(
     rebalance_every: int = 1,
 ) -> Scenario:
     """A flash crash on an intraday grid (:class:`FlashCrash`, :func:`intraday_grid`)."""
+    parameters = dict(locals())  # the arguments only (the loop below would add its names)
     window = StressWindow(liquidity, fill_fraction, fill_cap)
     market = _wrapper(FlashCrash, drop=drop, crash_steps=crash_steps,
                       recovery_steps=recovery_steps, recovery=recovery, start=start,
@@ -965,12 +978,11 @@ def flash_crash(
         require_integer("flash_crash", name, value, ge=1)  # named when built, not when applied
     grid = functools.partial(intraday_grid, steps_per_day=steps_per_day, days=days,
                              rebalance_every=rebalance_every)
-    minutes = round(390 / steps_per_day)
-    description = (f"{drop:+.0%} in {crash_steps * minutes} min, {recovery:.0%} back in "
-                   f"{recovery_steps * minutes} min on a {minutes}-min grid; spreads "
-                   f"x{liquidity:g}, {fill_fraction:.0%} fills meanwhile")
-    parameters = {k: v for k, v in locals().items()
-                  if k not in ("window", "market", "grid", "minutes", "description")}
+    minutes = 390 / steps_per_day  # a 6.5-hour day (not rounded: 1,000 steps are no 0-min grid)
+    description = (f"{drop:+.0%} in {crash_steps * minutes:.3g} min, {recovery:.0%} back in "
+                   f"{recovery_steps * minutes:.3g} min, in a {days}-day episode on a "
+                   f"{minutes:.3g}-min grid; spreads x{liquidity:g}, {fill_fraction:.0%} fills "
+                   "meanwhile")
     return Scenario("flash_crash", description, market, grid, parameters, FILL_FIELDS)
 
 
@@ -1062,8 +1074,14 @@ SCENARIOS: dict[str, Scenario] = {name: build() for name, build in BUILDERS.item
 """Every scenario with its default parameters."""
 
 
-def make_scenario(name: str, **overrides: Any) -> Scenario:
-    """The scenario ``name`` with some parameters changed.
+def make_scenario(name: str, /, **overrides: Any) -> Scenario:
+    """The scenario ``name`` with some parameters changed, and optionally a ``label``.
+
+    ``label`` (a non-empty string) names the scenario in reports instead of ``name``, so that
+    one scenario can run at several magnitudes side by side (a gap ladder:
+    ``make_scenario("gap", size=-0.1, label="gap -10%")``; in a run config
+    ``{gap: {size: -0.1, label: gap -10%}}``). ``name`` is positional only, so that a parameter
+    called ``name`` is refused as unknown like any other (not as a TypeError).
 
     Raises:
         ValueError: an unknown name or parameter (the allowed ones are listed), or a bad value.
@@ -1071,6 +1089,9 @@ def make_scenario(name: str, **overrides: Any) -> Scenario:
     Examples:
         >>> make_scenario("gap", size=-0.3).parameters["size"]
         -0.3
+        >>> ladder = make_scenario("gap", size=-0.1, label="gap -10%")
+        >>> ladder.name, ladder.kind
+        ('gap -10%', 'gap')
         >>> make_scenario("gap", sise=-0.3)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -1078,15 +1099,22 @@ def make_scenario(name: str, **overrides: Any) -> Scenario:
     """
     if name not in BUILDERS:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(BUILDERS)}")
+    label = overrides.pop("label", None)
     allowed = list(inspect.signature(BUILDERS[name]).parameters)
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
-        raise ValueError(f"scenario {name!r} has no parameter(s) {unknown}; allowed: {allowed}")
-    return BUILDERS[name](**overrides) if overrides else SCENARIOS[name]
+        raise ValueError(f"scenario {name!r} has no parameter(s) {unknown}; allowed: "
+                         f"{[*allowed, 'label']}")
+    scenario = BUILDERS[name](**overrides) if overrides else SCENARIOS[name]
+    if label is None:
+        return scenario
+    ok = isinstance(label, str) and bool(label.strip())
+    require_field(f"scenario {name!r}", "label", label, ok, "a non-empty string")
+    return dataclasses.replace(scenario, name=label, kind=name)
 
 
 def apply_scenario(
-    config: EnvConfig, scenario: str | Scenario, **overrides: Any
+    config: EnvConfig, scenario: str | Scenario, /, **overrides: Any
 ) -> EnvConfig:
     """``config`` under a scenario: its market wrapped (or replaced) and its env fields changed.
 

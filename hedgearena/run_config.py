@@ -252,7 +252,9 @@ class StressSpec(_Section):
         reference: the hedger the others are compared with, path by path.
         hedgers: baseline hedger specs (saved agents come from ``--agent RUN_DIR``).
         scenarios: names of ``hedgearena.envs.scenarios.SCENARIOS``, or one-key mappings of a
-            name to its parameters (``{gap: {size: -0.3}}``).
+            name to its parameters (``{gap: {size: -0.3}}``); a ``label`` among them names the
+            scenario in the report, so one scenario can run at several sizes
+            (``{gap: {size: -0.1, label: gap -10%}}``). Each name once.
         cost: the env's cost during the stress (spreads and impact that scale with the
             scenarios' liquidity, by default); null keeps the env's own.
         risk_limits: the env's risk limits (``hedgearena.envs.limits.RiskLimits`` fields), or
@@ -282,15 +284,18 @@ class StressSpec(_Section):
     def _known_scenarios(
         cls, value: list[str | dict[str, dict[str, Any]]]
     ) -> list[str | dict[str, dict[str, Any]]]:
+        from hedgearena.baselines.stress import resolve_scenarios
         from hedgearena.envs.scenarios import make_scenario
 
         if not value:
             raise ValueError("stress.scenarios must name at least one scenario")
+        built = []
         for item in value:
             if isinstance(item, dict) and len(item) != 1:
                 raise ValueError(f"a scenario with parameters is {{name: {{...}}}}, got {item!r}")
             name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-            make_scenario(name, **(params or {}))  # raises naming the scenario or parameter
+            built.append(make_scenario(name, **(params or {})))  # raises naming what is wrong
+        resolve_scenarios(built)  # one name (and file name) each: refused before a run folder
         return value
 
     def scenario_objects(self) -> list[Any]:
