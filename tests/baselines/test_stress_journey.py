@@ -28,7 +28,6 @@ from hedgearena.baselines.stress import (
 )
 from hedgearena.cli import main
 from hedgearena.envs.config import make_config
-from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.gbm import GBM
 from hedgearena.envs.scenarios import BUILDERS, SCENARIOS, apply_scenario, make_scenario
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -42,18 +41,6 @@ def _bs_call(spot, tau, vol, strike=100.0):
     d1 = np.log(spot / strike) / root + 0.5 * root
     return (spot * norm.cdf(d1) - strike * norm.cdf(d1 - root), norm.cdf(d1),
             norm.pdf(d1) / (spot * root))
-
-
-def _delta_hedge(config, n_paths: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Step P&L ``(n_decisions, n_paths)`` of the model delta hedge, and the spots."""
-    batch = build_episodes(config, n_paths, np.random.default_rng(seed))
-    env = VecHedgingEnv(num_envs=n_paths, config=config, block=n_paths)
-    env.reset(options={"episodes": batch})
-    pnl = []
-    for _ in range(config.n_decisions):
-        _, _, _, _, info = env.step_targets(env.state["model_hedge"][:, None])
-        pnl.append(info["pnl"])
-    return np.asarray(pnl), batch.market.spot
 
 
 # ------------------------------------------------------------------- what the report records
@@ -193,7 +180,9 @@ def test_the_stress_command_takes_a_labelled_ladder_from_the_run_config(tmp_path
 
 
 # -------------------------------------------------------- stressed P&L against closed forms
-def test_a_flash_crash_that_recovers_costs_the_delta_hedger_its_gamma_losses() -> None:
+def test_a_flash_crash_that_recovers_costs_the_delta_hedger_its_gamma_losses(
+    delta_hedge_pnl,
+) -> None:
     """A -9% crash over 3 five-minute steps, fully recovered over 4 (no vol or liquidity
     stress, no cost) against the same paths without it: the delta hedger of 100 short 20-day
     calls sells into the fall and buys back into the rise, losing sum 0.5 Gamma dS^2 over the
@@ -203,8 +192,8 @@ def test_a_flash_crash_that_recovers_costs_the_delta_hedger_its_gamma_losses() -
     calm = {"start": 30, "recovery": 1.0, "vol_multiplier": 1.0, "liquidity": 1.0,
             "fill_fraction": 1.0, "fill_cap": math.inf}
     crash = apply_scenario(base, "flash_crash", drop=-0.09, **calm)
-    pnl, spot = _delta_hedge(crash, 2000)
-    plain_pnl, plain_spot = _delta_hedge(apply_scenario(base, "flash_crash", drop=0.0, **calm),
+    pnl, spot = delta_hedge_pnl(crash, 2000)
+    plain_pnl, plain_spot = delta_hedge_pnl(apply_scenario(base, "flash_crash", drop=0.0, **calm),
                                          2000)
     loss = np.zeros(spot.shape[0])
     for k in range(30, 37):  # the moves (k, k + 1] of the crash and the recovery
@@ -220,14 +209,16 @@ def test_a_flash_crash_that_recovers_costs_the_delta_hedger_its_gamma_losses() -
     assert difference.mean() < -100.0  # selling into a crash that comes back costs
 
 
-def test_a_vol_spike_reprices_the_short_call_at_the_average_variance_to_expiry() -> None:
+def test_a_vol_spike_reprices_the_short_call_at_the_average_variance_to_expiry(
+    delta_hedge_pnl,
+) -> None:
     """Vol x4 at step 10 (15-day half-life): the 10-day call is marked at sqrt(1 + 15 (1 -
     e^{-k tau}) / (k tau)) x 20% = 72.1%; the delta hedge's P&L over (9, 10] is minus the
     repricing plus delta dS, to 1e-9 (-371 a path on average for the 100 calls)."""
     half_life = 15 / 252
     config = apply_scenario(make_config("ShortCall", market=GBM(mu=0.0, sigma=0.2), cost=0.0),
                             "vol_spike", step=10, multiplier=4.0, half_life=half_life)
-    pnl, spot = _delta_hedge(config, 500)
+    pnl, spot = delta_hedge_pnl(config, 500)
     kappa, tau = math.log(2) / half_life, 10 / 250
     implied = 0.2 * math.sqrt(1 + 15 * -math.expm1(-kappa * tau) / (kappa * tau))
     assert implied == pytest.approx(0.7209, abs=1e-4)

@@ -91,26 +91,17 @@ def _bs_call(spot, strike, tau, vol):
     return price, norm.cdf(d1), gamma, -0.5 * spot * norm.pdf(d1) * vol / np.sqrt(tau)
 
 
-def _delta_hedged_gap(size: float, n_paths: int) -> tuple[np.ndarray, np.ndarray]:
-    """The P&L of a daily delta hedge of a short ATM call over the gap, and the spots.
-
-    ShortCall (20 days, 250 a year, 100 calls), zero costs and rates, a gap over (9, 10].
-    """
-    model = Gap(GBM(mu=0.0, sigma=0.2), size=size, step=10)
-    config = make_config("ShortCall", market=model, cost=0.0)
-    batch = build_episodes(config, n_paths, np.random.default_rng(1))
-    env = VecHedgingEnv(num_envs=n_paths, config=config, block=n_paths)
-    env.reset(options={"episodes": batch})
-    pnl = []
-    for _ in range(config.n_decisions):
-        _, _, _, _, info = env.step_targets(env.state["model_hedge"][:, None])
-        pnl.append(info["pnl"])
-    return np.asarray(pnl), batch.market.spot
+def _gap_config(size: float):
+    """ShortCall (20 days, 250 a year, 100 calls), zero costs and rates, a gap over (9, 10]
+    (its daily delta hedge: the ``delta_hedge_pnl`` fixture of tests/conftest.py)."""
+    return make_config("ShortCall", market=Gap(GBM(mu=0.0, sigma=0.2), size=size, step=10),
+                       cost=0.0)
 
 
 @pytest.mark.parametrize("size", [-0.02, -0.2])
-def test_delta_hedge_loss_across_a_gap_is_the_exact_repricing(size: float) -> None:
-    pnl, spot = _delta_hedged_gap(size, 2000)
+def test_delta_hedge_loss_across_a_gap_is_the_exact_repricing(size: float,
+                                                              delta_hedge_pnl) -> None:
+    pnl, spot = delta_hedge_pnl(_gap_config(size), 2000)
     before, after = spot[:, 9], spot[:, 10]
     price0, delta0, _, _ = _bs_call(before, 100.0, 11 / 250, 0.2)
     price1, _, _, _ = _bs_call(after, 100.0, 10 / 250, 0.2)
@@ -119,9 +110,9 @@ def test_delta_hedge_loss_across_a_gap_is_the_exact_repricing(size: float) -> No
     assert np.allclose(pnl[9], exact, rtol=1e-9, atol=1e-8)
 
 
-def test_delta_hedge_loss_across_a_small_gap_is_the_gamma_loss_of_its_size() -> None:
+def test_delta_hedge_loss_across_a_small_gap_is_the_gamma_loss_of_its_size(delta_hedge_pnl) -> None:
     size, sigma, dt = -0.02, 0.2, 1 / 250
-    pnl, spot = _delta_hedged_gap(size, 20_000)
+    pnl, spot = delta_hedge_pnl(_gap_config(size), 20_000)
     s = spot[:, 9]
     _, _, gamma, theta = _bs_call(s, 100.0, 11 / 250, sigma)
     # E[dS^2 | S] over the gap step: the gap and that step's diffusion (exact for GBM)
@@ -134,9 +125,9 @@ def test_delta_hedge_loss_across_a_small_gap_is_the_gamma_loss_of_its_size() -> 
     assert pnl[9].mean() == pytest.approx(expected, rel=0.04)
 
 
-def test_gamma_approximation_overstates_the_loss_of_a_twenty_percent_gap() -> None:
+def test_gamma_approximation_overstates_the_loss_of_a_twenty_percent_gap(delta_hedge_pnl) -> None:
     size, dt = -0.2, 1 / 250
-    pnl, spot = _delta_hedged_gap(size, 4000)
+    pnl, spot = delta_hedge_pnl(_gap_config(size), 4000)
     s = spot[:, 9]
     _, _, gamma, theta = _bs_call(s, 100.0, 11 / 250, 0.2)
     gamma_loss = 100.0 * np.mean(0.5 * gamma * (s * size) ** 2 + theta * dt)
