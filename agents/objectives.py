@@ -53,6 +53,19 @@ def _check(name: str, value: float, ok: bool, allowed: str) -> None:
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
+def _costs_namespace(cost: Array) -> Any:
+    """The array namespace of ``cost``, checked to be ``(n_paths,)`` with ``n_paths >= 1``.
+
+    A column ``(n_paths, 1)`` would be scored wrongly (expected shortfall sorts along the last
+    axis), an empty batch as NaN.
+    """
+    shape = tuple(cost.shape)
+    if len(shape) != 1 or shape[0] < 1:
+        raise ValueError(f"cost must be a 1-D array of per-path costs, shape (n_paths,) with "
+                         f"n_paths >= 1, got shape {shape}")
+    return array_namespace(cost)
+
+
 def mean_std(cost: Array, c: float = 1.5) -> Array:
     """Mean plus ``c`` standard deviations of the hedging cost.
 
@@ -70,7 +83,7 @@ def mean_std(cost: Array, c: float = 1.5) -> Array:
         3.5
     """
     _check("c", c, math.isfinite(c) and c >= 0, "a finite number >= 0")
-    xp = array_namespace(cost)
+    xp = _costs_namespace(cost)
     return xp.mean(cost) + c * xp.std(cost, correction=0)
 
 
@@ -91,7 +104,7 @@ def mean_variance(cost: Array, kappa: float) -> Array:
         2.25
     """
     _check("kappa", kappa, math.isfinite(kappa) and kappa >= 0, "a finite number >= 0")
-    xp = array_namespace(cost)
+    xp = _costs_namespace(cost)
     return xp.mean(cost) + 0.5 * kappa * xp.var(cost, correction=0)
 
 
@@ -116,7 +129,7 @@ def entropic(cost: Array, a: float) -> Array:
         1.433781
     """
     _check("a", a, math.isfinite(a) and a > 0, "a finite number > 0")
-    xp = array_namespace(cost)
+    xp = _costs_namespace(cost)
     scaled = a * cost
     top = xp.max(scaled)
     return (top + xp.log(xp.mean(xp.exp(scaled - top)))) / a
@@ -149,7 +162,7 @@ def expected_shortfall(cost: Array, alpha: float) -> Array:
         3.625
     """
     _check("alpha", alpha, 0.0 < alpha < 1.0, "a number in (0, 1)")
-    xp = array_namespace(cost)
+    xp = _costs_namespace(cost)
     n = cost.shape[0]
     m = n * (1.0 - alpha)
     if round(m) >= 1 and abs(m - round(m)) < 1e-9:  # never snap a tiny tail to zero paths

@@ -125,7 +125,9 @@ class Heston:
       martingale correction :math:`K_0^* = -\ln M(K_2 + K_4/2) - (K_1 + K_3/2) v`, which makes
       :math:`E[S_{t+\Delta} | S_t, v_t] = S_t e^{\mu\Delta}` exactly. Where :math:`M` does not
       exist (large steps with :math:`\rho > 0`), the uncorrected
-      :math:`K_0 = -\rho\kappa\theta\Delta/\xi` is used, as Andersen suggests.
+      :math:`K_0 = -\rho\kappa\theta\Delta/\xi` is used, as Andersen suggests; the spot
+      is then no martingale (one 5-year step at :math:`\xi = 2`, :math:`\rho = 0.95` gives
+      :math:`E[S_T]` of 300 to 400 for a spot of 100): take smaller steps there.
     - ``"full_truncation"``: Lord, Koekkoek and van Dijk's (2010) full-truncation Euler scheme,
       :math:`\tilde v' = \tilde v + \kappa(\theta - \tilde v^+)\Delta
       + \xi\sqrt{\tilde v^+\Delta}\,Z_v`; the spot steps log-normally with :math:`\tilde v^+`.

@@ -128,6 +128,11 @@ def heston_call_price(
     the tail beyond it is negligible (:data:`_TAIL_BOUND`); a short panel at ``u = 0``, where
     ``1 / (u^2 + 1/4)`` peaks, then geometrically growing panels. A call of spot
     ``S`` and strike ``K`` is worth ``S e^{-q tau} c(ln(K/F))``, ``F = S e^{(r - q) tau}``.
+    Within 5 standard deviations of log-moneyness (``|k| <= 5 sigma sqrt(tau)``, where the vol
+    table reads it) it agrees with QuantLib's AnalyticHestonEngine to 1e-8 of the forward
+    (tests/envs/test_mutants_markets.py); far outside, the quadrature's error dominates prices
+    that are almost 0 (2 days, ``v = 0.0004``, ``k = 0.74``: 9.7e-6 of
+    the forward where QuantLib gives 9e-19).
 
     Args:
         log_strike: ``(..., n)`` log-moneyness ``ln(K/F)``, the last axis the strikes of one
