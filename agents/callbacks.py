@@ -204,13 +204,23 @@ class HedgingEvalCallback(PeriodicCallback):
         self._reference = validation_scores(self.config, self.baselines, self.n_paths, self.seed,
                                             self.c)
         super()._on_training_start()
+        # A resumed off-policy run's checkpoint counts the steps its replay buffer holds, one
+        # env step behind the evaluation taken beside it (whose score, and best model, the
+        # checkpoint holds): that step is not evaluated again (twice in the history and on
+        # TensorBoard's axis).
+        self._last = max(self._last, self._evaluated())
+
+    def _evaluated(self) -> int:
+        """The env steps of the last evaluation in the history (0 without one)."""
+        return int(self.history[-1]["timesteps"]) if self.history else 0
 
     def act(self) -> None:
         """Evaluate (every ``eval_freq`` env steps)."""
         self.evaluate()
 
     def _on_training_end(self) -> None:
-        self.evaluate()
+        if self.num_timesteps > self._evaluated():  # not the step evaluated before a resume
+            self.evaluate()
 
     def evaluate(self) -> dict[str, float]:
         """Score the current model, log the metrics and save it if it is the best so far."""
@@ -239,7 +249,9 @@ class HedgingEvalCallback(PeriodicCallback):
         ``best_dir`` becomes the checkpoint's best model: one saved after the checkpoint by
         a run that then crashed belongs to a branch of training the resume does not take,
         its objective to no history. A checkpoint without a copy (written before copies
-        were kept, or before any evaluation) leaves ``best_dir`` as it is.
+        were kept, or before any evaluation) leaves ``best_dir`` as it is. The resumed run
+        does not evaluate again a step its history holds (an off-policy checkpoint is one env
+        step behind the evaluation taken beside it), so each step is one point on TensorBoard.
         """
         state = read_json(checkpoint / EVALUATION, "checkpoint evaluation", ("best", "history"))
         self.best = float(state["best"])

@@ -502,8 +502,10 @@ class DeepHedgingTrainer:
                     loss_value = self._gradient_step()
                     self.step += 1
                     bar.update(1)
-                    if writer is not None:
+                    if writer is not None:  # the step size the step was taken with, too
                         writer.add_scalar("train/loss", loss_value, self.step)
+                        writer.add_scalar("train/learning_rate",
+                                          self.config.learning_rate_at(self.step - 1), self.step)
                     if self.step % self.config.eval_every == 0 or self.step == until:
                         self._validate(loss_value, writer)
                         bar.set_postfix(loss=f"{loss_value:.4g}",
@@ -543,9 +545,6 @@ class DeepHedgingTrainer:
         if writer is not None:
             for key, value in summary.items():
                 writer.add_scalar(f"valid/{key}", value, self.step)
-            # the step size gradient step ``self.step`` (1-based, as train/loss) was taken with
-            writer.add_scalar("train/learning_rate",
-                              self.config.learning_rate_at(max(self.step - 1, 0)), self.step)
 
     # ------------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> Path | None:

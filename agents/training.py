@@ -216,8 +216,8 @@ def train_sb3(
         (run_dir / HYPERPARAMS_FILE).write_text(dump_yaml(resolved_hyperparams(config)))
         model = build_model(config.agent.algo, venv, params, config.seed, str(run_dir / "tb"))
     else:
-        model = algorithm(config.agent.algo).load(resume[0] / "model.zip", env=venv,
-                                                  device="cpu")
+        model = algorithm(config.agent.algo).load(  # logs in this folder (it may have moved)
+            resume[0] / "model.zip", env=venv, device="cpu", tensorboard_log=str(run_dir / "tb"))
         model.set_random_seed(seed)
         if config.agent.algo in OFF_POLICY and (resume[0] / "replay_buffer.pkl").is_file():
             model.load_replay_buffer(resume[0] / "replay_buffer.pkl")
