@@ -262,6 +262,8 @@ def run_arena(
     with tqdm(total=total, desc="arena", unit="decision", leave=False,
               disable=not progress) as bar:
         for index, size in path_blocks(n_paths):  # listed once the run is known to fit
+            envs.close()  # the last block's paths go before this one is built (the hedgers
+            # keep the env they were reset with); the last block's stay, as hedgers may read them
             if n_blocks > 1:  # the bar moves while a block's paths are built
                 bar.set_postfix_str(f"building block {index + 1}/{n_blocks}")
             start = _now()
@@ -280,9 +282,9 @@ def _run_block(batch: EpisodeBatch, lo: int, hedgers: Sequence[Hedger], config: 
     """Step every hedger through the block's paths (from path ``lo``) into ``runs``.
 
     The hedgers' views of the block and the market's attribution terms live in this call
-    only, and the envs are closed at its end (they, and the hedgers reset with them, keep no
-    paths), so none of the block's arrays (47 MB a ShortCall block, about 250 MB an
-    OptionBook one) is alive while the next block is built.
+    only, and :func:`run_arena` closes the envs before it builds the next block (they, and the
+    hedgers reset with them, then keep no paths), so none of the block's arrays (47 MB a
+    ShortCall block, about 250 MB an OptionBook one) is alive while the next is built.
     """
     size = len(batch.initial_cash)
     market = _market_attribution(batch)  # the attribution's terms shared by the hedgers
@@ -296,7 +298,6 @@ def _run_block(batch: EpisodeBatch, lo: int, hedgers: Sequence[Hedger], config: 
                             out=runs.out(hedger.name, lo, size, live))
         runs.add_record(hedger.name, record, batch, market, lo)
         runs.seconds[hedger.name] += _now() - start
-    envs.close()  # the hedgers keep their envs (reset with them): now without the paths
 
 
 def block_count(n_paths: Any) -> int:
@@ -474,7 +475,7 @@ class _Envs:
         return self._envs[key]
 
     def close(self) -> None:
-        """Close every env at a block's end: the block's paths are released.
+        """Close every env before the next block: the last block's paths are released.
 
         (:meth:`VecHedgingEnv.close_extras`; the next block's reset opens the envs again.)
         """

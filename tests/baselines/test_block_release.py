@@ -97,3 +97,14 @@ def test_keep_batches_still_keeps_every_block() -> None:
                        keep_batches=True)
     assert result.batch.market.spot.shape == (20, config.n_steps + 1)
     np.testing.assert_array_equal(result.batch.market.spot, result.spot)
+
+
+def test_a_hedger_still_reads_the_last_blocks_paths_after_the_run(monkeypatch) -> None:
+    """Only the blocks before the last are released: a hedger that keeps its env can read the
+    last block's episodes after ``run_arena`` (as before the release)."""
+    monkeypatch.setattr(arena, "PATH_BLOCK", 64)
+    hedger = BlackScholesDelta()
+    run_arena(make_config("ShortCall"), [hedger], n_paths=100, seed=2, progress=False)
+    env = hedger._env
+    assert env is not None
+    assert env.batch.market.spot.shape[0] == 36  # the last block: paths 64 to 99
