@@ -45,6 +45,28 @@ def _scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
             points += [(e.wall_time, e.step, e.value) for e in events.Scalars(tag)]
     return [(step, value) for _, step, value in sorted(points)]
 
+def _sac_killed_at_160_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Train SAC (evaluations every 64 steps, checkpoints every 128) until a crash at 160 env
+    steps (the 10th decision of 16 paths); its config."""
+    from hedgearena.envs.sb3_adapter import SB3VecEnv
+    from hedgearena.training import train_run
+
+    config = _config(tmp_path, "sac", SAC_TINY, eval_freq=64, checkpoint_freq=128)
+    step_wait, calls = SB3VecEnv.step_wait, [0]
+
+    def crash_at_160_steps(self: SB3VecEnv) -> Any:
+        calls[0] += 1
+        if calls[0] == 10:
+            raise RuntimeError("killed")
+        return step_wait(self)
+
+    monkeypatch.setattr(SB3VecEnv, "step_wait", crash_at_160_steps)
+    with pytest.raises(RuntimeError, match="killed"):
+        train_run(config, False)
+    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
+    return config
+
+
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_an_off_policy_resume_after_a_crash_evaluates_each_step_once(
@@ -57,22 +79,9 @@ def test_an_off_policy_resume_after_a_crash_evaluates_each_step_once(
     Before: the resume evaluated step 128 again: training.json's history read 64, 128, 128,
     192, 256 and TensorBoard held two hedge/objective points at step 128.
     """
-    from hedgearena.envs.sb3_adapter import SB3VecEnv
     from hedgearena.training import train_run
 
-    config = _config(tmp_path, "sac", SAC_TINY, eval_freq=64, checkpoint_freq=128)
-    step_wait, calls = SB3VecEnv.step_wait, [0]
-
-    def crash_at_160_steps(self: SB3VecEnv) -> Any:
-        calls[0] += 1
-        if calls[0] == 10:  # 10 decisions of 16 paths
-            raise RuntimeError("killed")
-        return step_wait(self)
-
-    monkeypatch.setattr(SB3VecEnv, "step_wait", crash_at_160_steps)
-    with pytest.raises(RuntimeError, match="killed"):
-        train_run(config, False)
-    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
+    config = _sac_killed_at_160_steps(tmp_path, monkeypatch)
     run = tmp_path / "run"
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["timesteps"] == 112
     _, info = train_run(config, False)
@@ -95,22 +104,9 @@ def test_an_off_policy_resume_ending_on_its_last_evaluation_does_not_score_it_ag
 
     Before: the end of training evaluated step 128 a second time (history 64, 128, 128).
     """
-    from hedgearena.envs.sb3_adapter import SB3VecEnv
     from hedgearena.training import train_run
 
-    config = _config(tmp_path, "sac", SAC_TINY, eval_freq=64, checkpoint_freq=128)
-    step_wait, calls = SB3VecEnv.step_wait, [0]
-
-    def crash_at_160_steps(self: SB3VecEnv) -> Any:
-        calls[0] += 1
-        if calls[0] == 10:
-            raise RuntimeError("killed")
-        return step_wait(self)
-
-    monkeypatch.setattr(SB3VecEnv, "step_wait", crash_at_160_steps)
-    with pytest.raises(RuntimeError, match="killed"):
-        train_run(config, False)
-    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
+    _sac_killed_at_160_steps(tmp_path, monkeypatch)
     shorter = _config(tmp_path, "sac", {**SAC_TINY, "n_timesteps": 128}, eval_freq=64,
                       checkpoint_freq=128)
     _, info = train_run(shorter, False)
