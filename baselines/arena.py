@@ -342,6 +342,11 @@ RESULT_BYTES_PER_PATH = {"totals": 18 * 8, "attribution": 10 * 8}
 numbers), each recorded hedger's P&L attribution (10 terms)."""
 
 
+def _record_bytes(config: EnvConfig) -> int:
+    """Bytes of one hedger's per-decision records of one path (every field, 8 bytes each)."""
+    return len(RECORD_FIELDS) * 8 * config.n_decisions
+
+
 def result_bytes(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: int,
                  n_kept: int) -> int:
     """Upper bound of the bytes a run's result keeps (:class:`ArenaResult`), beside one block.
@@ -353,7 +358,7 @@ def result_bytes(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: in
     assert config.n_steps is not None
     per_path = n_hedgers * RESULT_BYTES_PER_PATH["totals"]
     per_path += n_recorded * RESULT_BYTES_PER_PATH["attribution"]
-    per_kept = n_recorded * 7 * 8 * config.n_decisions + 2 * 8 * (config.n_steps + 1)
+    per_kept = n_recorded * _record_bytes(config) + 2 * 8 * (config.n_steps + 1)
     return int(n_paths) * per_path + int(n_kept) * per_kept
 
 
@@ -370,7 +375,7 @@ def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recor
     if have is None or need <= have:
         return
     hint = "" if n_kept < n_paths else (
-        f"; the per-decision records take {n_recorded * 7 * 8 * config.n_decisions} bytes a "
+        f"; the per-decision records take {n_recorded * _record_bytes(config)} bytes a "
         "path of each recorded hedger: keep a few paths' (record_paths=[...]) or none "
         "(totals_only=[...])"
     )

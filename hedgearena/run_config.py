@@ -233,6 +233,19 @@ class ArenaSpec(_Section):
         )
 
 
+def _scenario_objects(items: list[str | dict[str, dict[str, Any]]]) -> list[Any]:
+    """The scenarios of ``stress.scenarios`` items: names, or ``{name: {parameters}}``."""
+    from hedgearena.envs.scenarios import make_scenario
+
+    out = []
+    for item in items:
+        if isinstance(item, dict) and len(item) != 1:
+            raise ValueError(f"a scenario with parameters is {{name: {{...}}}}, got {item!r}")
+        name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
+        out.append(make_scenario(name, **(params or {})))
+    return out
+
+
 def _all_scenarios() -> list[str | dict[str, dict[str, Any]]]:
     from hedgearena.envs.scenarios import SCENARIOS
 
@@ -285,28 +298,17 @@ class StressSpec(_Section):
         cls, value: list[str | dict[str, dict[str, Any]]]
     ) -> list[str | dict[str, dict[str, Any]]]:
         from hedgearena.baselines.stress import resolve_scenarios
-        from hedgearena.envs.scenarios import make_scenario
 
         if not value:
             raise ValueError("stress.scenarios must name at least one scenario")
-        built = []
-        for item in value:
-            if isinstance(item, dict) and len(item) != 1:
-                raise ValueError(f"a scenario with parameters is {{name: {{...}}}}, got {item!r}")
-            name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-            built.append(make_scenario(name, **(params or {})))  # raises naming what is wrong
-        resolve_scenarios(built)  # one name (and file name) each: refused before a run folder
+        # raises naming the scenario or parameter; one name (and file name) each, refused
+        # before a run folder is written
+        resolve_scenarios(_scenario_objects(value))
         return value
 
     def scenario_objects(self) -> list[Any]:
         """The :class:`hedgearena.envs.scenarios.Scenario` objects of :attr:`scenarios`."""
-        from hedgearena.envs.scenarios import make_scenario
-
-        out = []
-        for item in self.scenarios:
-            name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-            out.append(make_scenario(name, **(params or {})))
-        return out
+        return _scenario_objects(self.scenarios)
 
     def env_config(self, env: EnvSpec) -> EnvConfig:
         """The unstressed env config of the stress: ``env``'s, with :attr:`cost` if set."""
