@@ -700,7 +700,7 @@ def _explain(
         key = ".".join(str(p) for p in item["loc"])
         value = repr(item.get("input"))
         whole = isinstance(item.get("input"), dict)  # a section's own check: its message says
-        shown = "" if whole or value in item["msg"] else f" (got {value})"  # not twice
+        shown = "" if whole or f"got {value}" in item["msg"] else f" (got {value})"  # not twice
         setter = next((k for k in given if key == k or key.startswith(f"{k}.")), None)
         origin = (f" [given on the command line as {setter}={given[setter]!r} (--set or a "
                   "shortcut such as --paths), not in the file]" if path and setter else "")
