@@ -417,10 +417,16 @@ def test_band_positions_stay_within_position_limit_of_the_model_hedge(output: st
                                                                       push: float) -> None:
     """The bands' widths (softplus) and shift are unbounded: a net fed states far from its
     training ones (the 2008 window's P&L) held -2.2e7, then -3.1e17 units of a 100-share book.
-    Positions are held within position_limit * notional (1.5 * 100) of the model hedge."""
+    Positions are held within position_limit * notional (1.5 * 100) of the model hedge.
+
+    The head's weights are zeroed, so every raw output is exactly ``push`` whatever the
+    (unseeded) initial weights: with them, the hidden layer saturated by the +-1e9 positions
+    moved the raw outputs by about as much as the push, and the side of the shifted band's
+    lower edge depended on the draw (half of the seeds)."""
     spec = PolicySpec.for_env(make_config("ShortCall"), output=output)
     policy = HedgingPolicy(spec).double()
     with torch.no_grad():
+        policy.head.weight.zero_()
         policy.head.bias.fill_(push)  # every raw output pushed far out
     n = 4
     obs = torch.zeros(n, len(spec.observation), dtype=torch.float64)
@@ -432,12 +438,14 @@ def test_band_positions_stay_within_position_limit_of_the_model_hedge(output: st
     reach = spec.position_limit * spec.notional
     assert reach == 150.0
     assert bool(((hedge - model).abs() <= reach).all()), hedge
-    if push > 0:  # bands ~1e8 units wide around a centre ~1e8 away: the held 1e9 and -1e9
-        torch.testing.assert_close(hedge[:2], model[:2] + torch.tensor([reach, -reach],
-                                                                       dtype=torch.float64))
+    if push > 0:  # widths softplus(1e6) * 100 = 1e8 units; the shifted band's centre model + 1e8
+        if output == "band":  # [model - 1e8, model + 1e8]: +-1e9 clipped to the reach, 30 kept
+            expected = torch.stack([model[0] + reach, model[1] - reach, held[2], held[3]])
+        else:  # [model, model + 2e8]: 1e9 to the reach, -1e9 to the model, 30 kept, -30 to 0
+            expected = torch.stack([model[0] + reach, model[1], held[2], model[3]])
     else:  # no width (softplus(-1e6) = 0): the centre, model - 1e8 for the shifted band
         expected = model - reach if output == "shifted_band" else model
-        torch.testing.assert_close(hedge, expected)
+    torch.testing.assert_close(hedge, expected)
 
 
 def test_the_pnl_input_reads_alike_at_any_index_level(scrambled) -> None:
