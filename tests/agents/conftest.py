@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -30,3 +31,23 @@ def _scrambled(policy: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 def scrambled() -> Callable[..., torch.nn.Module]:
     """``scrambled(policy, seed=0)``: the policy with random weights added (in place)."""
     return _scrambled
+
+
+def _spy_learning_rates(optimizer: torch.optim.Optimizer,
+                        monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The step size of each of ``optimizer``'s steps from now on, in order (a list it fills)."""
+    used: list[float] = []
+    step = optimizer.step
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        used.append(optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(optimizer, "step", spy)
+    return used
+
+
+@pytest.fixture
+def learning_rates(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[float]]:
+    """``learning_rates(optimizer)``: the list the step size of each later step is added to."""
+    return lambda optimizer: _spy_learning_rates(optimizer, monkeypatch)

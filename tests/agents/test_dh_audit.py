@@ -35,7 +35,8 @@ class _Writer:
         pass
 
 
-def test_logged_learning_rate_is_the_one_each_step_used(monkeypatch) -> None:
+def test_logged_learning_rate_is_the_one_each_step_used(monkeypatch,
+                                                          learning_rates) -> None:
     """train/learning_rate at x = k is the step size gradient step k (1-based, like train/loss
     at x = k) was taken with; it was the next step's, so the last point showed
     final_learning_rate, which no step used (logged 0.00868 at x = 1 where 0.01 was used)."""
@@ -45,14 +46,7 @@ def test_logged_learning_rate_is_the_one_each_step_used(monkeypatch) -> None:
                            learning_rate=1e-2, final_learning_rate=1e-3, seed=1)
     trainer = DeepHedgingTrainer(short_call(), config=config, progress=False, hidden=(4,),
                                  log_dir="unused")
-    used: list[float] = []
-    step = trainer.optimizer.step
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        used.append(trainer.optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-
-    monkeypatch.setattr(trainer.optimizer, "step", spy)
+    used = learning_rates(trainer.optimizer)
     trainer.train()
     logged = writer.scalars["train/learning_rate"]
     assert [x for x, _ in logged] == [x for x, _ in writer.scalars["train/loss"]] == [1, 2, 3, 4]

@@ -120,7 +120,7 @@ def test_learning_rate_at_is_the_cosine_decay_and_holds_its_end() -> None:
 
 
 def test_a_resume_with_more_steps_follows_the_longer_schedule(tmp_path: Path,
-                                                               monkeypatch) -> None:
+                                                               learning_rates) -> None:
     """Stopped at step 2 of 4 and resumed with ``steps=8``, gradient steps 2..7 use the cosine
     of K = 8 from step 2 on (the rate jumps up from 5.05e-3 to 8.55e-3, as the README says),
     written out here."""
@@ -130,14 +130,7 @@ def test_a_resume_with_more_steps_follows_the_longer_schedule(tmp_path: Path,
     longer = DeepHedgingTrainer(
         short_call(), config=tiny(steps=8, learning_rate=lr, final_learning_rate=final),
         progress=False, hidden=(8,), checkpoint_dir=tmp_path)
-    used: list[float] = []
-    step = longer.optimizer.step
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        used.append(longer.optimizer.param_groups[0]["lr"])
-        return step(*args, **kwargs)
-
-    monkeypatch.setattr(longer.optimizer, "step", spy)
+    used = learning_rates(longer.optimizer)
     assert longer.train().step == 8
     expected = [final + 0.5 * (lr - final) * (1 + math.cos(math.pi * k / 8)) for k in range(2, 8)]
     np.testing.assert_allclose(used, expected, rtol=1e-12)
