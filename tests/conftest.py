@@ -43,3 +43,15 @@ def delta_hedge_pnl():
         return np.asarray(pnl), batch.market.spot
 
     return run
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail at once where the old code went on to start Ray (and run trials for minutes)."""
+    from hedgearena import sweep
+
+    def started(*args, **kwargs):
+        raise AssertionError("Ray was started: the config should have been refused before")
+
+    monkeypatch.setattr(sweep, "ray_session", started)
+    monkeypatch.setattr("hedgearena.agents.rllib.ray_session", started, raising=False)

@@ -39,18 +39,6 @@ def _sweep(tmp_path: Path, space: str, *extra: str) -> Any:
     return load_config(None, [f"sweep.space={space}", f"out={tmp_path}", *TINY, *extra])
 
 
-@pytest.fixture
-def no_ray(monkeypatch):
-    """Fail at once where the old code went on to start Ray (and run trials for minutes)."""
-    from hedgearena import sweep
-
-    def started(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("Ray was started: the config should have been refused before")
-
-    monkeypatch.setattr(sweep, "ray_session", started)
-    monkeypatch.setattr("hedgearena.agents.rllib.ray_session", started, raising=False)
-
-
 # ------------------------------------------------------------------------------ the sweep
 @pytest.mark.parametrize(("key", "axis", "drawn"), [
     ("seed", "{uniform: [0, 10]}", "3.8196"),

@@ -251,9 +251,10 @@ def test_a_bad_policy_kwarg_leaves_no_run_folder(tmp_path: Path, capsys) -> None
     assert not any(tmp_path.iterdir())
 
 
-def test_a_grid_repeated_without_random_draws_is_refused(tmp_path: Path) -> None:
+def test_a_grid_repeated_without_random_draws_is_refused(tmp_path: Path, no_ray) -> None:
     """Before: num_samples 2 of a grid ran each point twice as bit-identical trials (objective
-    569.2194254388553 twice, seed 0 both)."""
+    569.2194254388553 twice, seed 0 both). Without the check, Ray would start (``no_ray``
+    fails at once instead of running trials for minutes)."""
     from hedgearena.sweep import check_repeats, run_sweep
 
     def sweep(**spec: Any) -> RunConfig:

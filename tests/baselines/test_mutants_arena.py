@@ -19,21 +19,12 @@ import re
 import numpy as np
 import pytest
 
-from hedgearena.baselines import arena
 from hedgearena.baselines.arena import run_arena
 from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
 from hedgearena.baselines.hedger import run_hedger
 from hedgearena.envs.config import make_config
 from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.vector_env import VecHedgingEnv
-
-BLOCK = 50
-"""The block size the tests monkeypatch in (runs of 130 paths: blocks of 50, 50 and 30)."""
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    monkeypatch.setattr(arena, "PATH_BLOCK", BLOCK)
 
 
 def short_call(**kwargs):
