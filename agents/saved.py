@@ -19,6 +19,7 @@ another network).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -229,6 +230,7 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
 
 def _check_policy(settings_file: Path, config: RunConfig, mismatch: str) -> None:
     """Refuse a deep-hedging policy whose network differs from ``agent.hyperparams``'."""
+    from hedgearena.agents.policies import PolicySpec
     from hedgearena.training import split_deep_hedging_params
 
     settings = read_json(settings_file, "deep-hedging settings", ("policy",))
@@ -237,9 +239,11 @@ def _check_policy(settings_file: Path, config: RunConfig, mismatch: str) -> None
         raise ValueError(f"deep-hedging settings {str(settings_file)!r} hold no policy "
                          f"description: {_RETRAIN}")
     given = split_deep_hedging_params(dict(config.agent.hyperparams))[1]
-    differ = [f"{key}: {_plain(policy.get(key))!r} in the model, {_plain(value)!r} in the "
-              "config" for key, value in given.items()
-              if key in policy and _plain(policy[key]) != _plain(value)]
+    # a field the file lacks (written before the field existed) loads at its default
+    defaults = {field.name: field.default for field in dataclasses.fields(PolicySpec)}
+    held = {key: policy[key] if key in policy else defaults[key] for key in given}
+    differ = [f"{key}: {_plain(held[key])!r} in the model, {_plain(value)!r} in the config"
+              for key, value in given.items() if _plain(held[key]) != _plain(value)]
     if differ:
         raise ValueError(f"model/settings.json's policy differs from agent.hyperparams "
                          f"({'; '.join(differ)}): {mismatch}")

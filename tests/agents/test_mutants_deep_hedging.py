@@ -19,7 +19,8 @@ validation objectives) the expected value is still not read off the code under t
 - ``cost_summary``: population std, ``objective = mean + c std``, means of turnover and cost
   (kills ``correction=1``, ``sum`` for ``mean``, swapped fields).
 - ``_gradient_step``: the gradient Adam steps with has norm at most ``max_grad_norm`` (kills a
-  dropped or loosened clip).
+  dropped or loosened clip), and is that of the step's own minibatch (kills a dropped
+  ``zero_grad``).
 - ``_validate`` / ``train``: the kept weights are those of the argmin of the validation
   objectives, also across a resume from ``last.pt`` (kills a flipped comparison, a
   never-updated ``best_value``, dropped restore, ``best_state``/``best_value`` not saved or not
@@ -52,7 +53,8 @@ validation objectives) the expected value is still not read off the code under t
   action dimension.
 - ``saved``: ``required_file`` on a directory, ``loading`` lets ``FileNotFoundError`` through,
   ``_reason`` keeps the text after torch's marker, ``replace_folder`` clears stale partial and old
-  folders.
+  folders; ``_check_policy`` compares only the fields the saved policy holds (kills a missing
+  field read as ``None``, a mismatch).
 """
 
 from __future__ import annotations
@@ -633,3 +635,56 @@ def test_replace_folder_clears_stale_partial_and_old_folders(tmp_path: Path) -> 
     saved.replace_folder(folder, lambda partial: (partial / "new.txt").write_text("new"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert sorted(p.name for p in folder.iterdir()) == ["new.txt"]
+
+
+def test_check_saved_agent_compares_a_missing_field_at_its_default(tmp_path: Path) -> None:
+    """``saved._check_policy``: a field of ``agent.hyperparams`` that the saved policy does not
+    hold (a ``settings.json`` written before the field existed) is compared at the default
+    ``PolicySpec.from_dict`` loads it with; a field it holds with another value is named. Here
+    the config gives ``output: shifted_band``, ``PolicySpec``'s default, and ``hidden: [8]``,
+    the saved width; then ``hidden: [16]``; then ``output: band``, which the model would not
+    run (it was accepted: missing fields were skipped). Kills ``policy.get(key) != value`` for
+    ``key in policy and policy[key] != value`` (which reported "output: None in the model")."""
+    from hedgearena.run_config import RunConfig
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "settings.json").write_text('{"policy": {"observation": ["spot"], "hidden": [8]}}')
+
+    def config(hidden: list[int], output: str = "shifted_band") -> RunConfig:
+        return RunConfig.model_validate({"agent": {"algo": "deep_hedging", "hyperparams": {
+            "hidden": hidden, "output": output}}})
+
+    saved.check_saved_agent(tmp_path, config([8]))
+    with pytest.raises(ValueError, match=r"policy differs from agent.hyperparams \(hidden: \[8\] "
+                                         r"in the model, \[16\] in the config\)"):
+        saved.check_saved_agent(tmp_path, config([16]))
+    with pytest.raises(ValueError, match=r"\(output: 'shifted_band' in the model, 'band' in the "
+                                         r"config\)"):
+        saved.check_saved_agent(tmp_path, config([8], "band"))
+
+
+def test_each_adam_step_uses_the_gradient_of_its_own_minibatch_only(monkeypatch) -> None:
+    """``_gradient_step`` zeroes the gradients before ``backward``: the ``p.grad`` Adam steps
+    with at step k (no clip) is ``d loss(minibatch(k)) / d theta`` at the current weights alone,
+    recomputed here with ``torch.autograd.grad`` (which does not accumulate into ``p.grad``),
+    not the sum over steps 0..k. Kills a dropped ``zero_grad`` (before, only the slow learning
+    test caught it)."""
+    trainer = DeepHedgingTrainer(short_call(), config=tiny(steps=3, max_grad_norm=None),
+                                 progress=False, hidden=(8,))
+    params = list(trainer.policy.parameters())
+    step = trainer.optimizer.step
+    gaps: list[float] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        own = torch.autograd.grad(trainer.loss(trainer.minibatch(trainer.step)), params)
+        seen = torch.cat([p.grad.reshape(-1) for p in params]).double()
+        fresh = torch.cat([g.reshape(-1) for g in own]).double()
+        assert float(fresh.norm()) > 1e-6  # a gradient to compare, not zeros
+        gaps.append(float((seen - fresh).norm() / fresh.norm()))
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", spy)
+    trainer.train()
+    assert len(gaps) == 3
+    assert max(gaps) < 1e-6, gaps
