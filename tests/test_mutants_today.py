@@ -140,14 +140,16 @@ def test_a_settings_file_without_a_policy_description_is_named(tmp_path: Path) -
         saved.check_saved_agent(run, _dh_config(hidden=[8]))
 
 
-def test_network_fields_the_model_does_not_record_are_not_compared(tmp_path: Path) -> None:
-    """_check_policy compares only the keys the saved policy holds (mutant: every given key, so
-    a field missing from the model's description read as None and refused a matching model);
-    a recorded field that differs is still named."""
+def test_network_fields_the_model_does_not_record_are_read_at_defaults(tmp_path: Path) -> None:
+    """_check_policy reads a field missing from the model's description at the default the
+    loader gives it (``PolicySpec.from_dict``), not as None (mutant: None, which refused a
+    matching model); a recorded field that differs is still named. (Until stop 22 a missing
+    field was not compared at all, so ``output: band`` passed against a model running the
+    default ``shifted_band``: see test_mutants_deep_hedging.py.)"""
     run = _model(tmp_path / "run", "settings.json", {"policy": {"hidden": [8]}})
-    saved.check_saved_agent(run, _dh_config(hidden=[8], output="band"))
+    saved.check_saved_agent(run, _dh_config(hidden=[8], output="shifted_band"))
     with pytest.raises(ValueError, match=r"hidden: \[8\] in the model, \[16\] in the config"):
-        saved.check_saved_agent(run, _dh_config(hidden=[16], output="band"))
+        saved.check_saved_agent(run, _dh_config(hidden=[16], output="shifted_band"))
 
 
 def test_a_view_read_from_json_and_from_python_compares_equal() -> None:
