@@ -51,3 +51,34 @@ def _spy_learning_rates(optimizer: torch.optim.Optimizer,
 def learning_rates(monkeypatch: pytest.MonkeyPatch) -> Callable[..., list[float]]:
     """``learning_rates(optimizer)``: the list the step size of each later step is added to."""
     return lambda optimizer: _spy_learning_rates(optimizer, monkeypatch)
+
+
+def _train_until_killed(config: Any, at_call: int, monkeypatch: pytest.MonkeyPatch,
+                        error: BaseException | None = None) -> None:
+    """Train the run ``config`` until the SB3 adapter's ``at_call``-th step raises ``error``
+    (a crash, ``RuntimeError("killed")``, by default; ``KeyboardInterrupt()`` for a Ctrl-C)."""
+    from hedgearena.envs.sb3_adapter import SB3VecEnv
+    from hedgearena.training import train_run
+
+    error = RuntimeError("killed") if error is None else error
+    step_wait, calls = SB3VecEnv.step_wait, [0]
+
+    def crash(self: SB3VecEnv) -> Any:
+        calls[0] += 1
+        if calls[0] == at_call:
+            raise error
+        return step_wait(self)
+
+    monkeypatch.setattr(SB3VecEnv, "step_wait", crash)
+    with pytest.raises(type(error)) as raised:
+        train_run(config, False)
+    assert raised.value is error  # not another error of the same type
+    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
+
+
+@pytest.fixture
+def train_until_killed(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """``train_until_killed(config, at_call, error=None)``: train the SB3 run ``config`` until
+    the adapter's ``at_call``-th step (``num_envs`` env steps each) raises ``error``."""
+    return lambda config, at_call, error=None: _train_until_killed(config, at_call, monkeypatch,
+                                                                   error)

@@ -6,6 +6,7 @@ Each test failed before its fix (the numbers in the docstrings are the old code'
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -77,31 +78,19 @@ def test_on_policy_logs_evaluations_and_checkpoints_fall_on_its_updates(tmp_path
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_a_run_interrupted_inside_a_rollout_resumes_from_what_its_weights_learnt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, train_until_killed: Callable[..., None]
 ) -> None:
     """Before: Ctrl-C at 304 steps saved a checkpoint of 304 steps whose last 48 the weights
     never learnt from (lost on the resume), which trained to 560 of a 512 budget, its last
     learning rate negative."""
-    from hedgearena.envs.sb3_adapter import SB3VecEnv
     from hedgearena.training import train_run
 
     budget = 4 * ROLLOUT
     config = _config(tmp_path, "ppo", {**PPO_TINY, "n_timesteps": budget})
-    step_wait, calls = SB3VecEnv.step_wait, [0]
-
-    def ctrl_c_in_the_third_rollout(self: SB3VecEnv) -> Any:
-        calls[0] += 1
-        if calls[0] == 20:  # 304 steps done
-            raise KeyboardInterrupt
-        return step_wait(self)
-
-    monkeypatch.setattr(SB3VecEnv, "step_wait", ctrl_c_in_the_third_rollout)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(config, False)
+    train_until_killed(config, 20, KeyboardInterrupt())  # Ctrl-C with 304 steps done
     run = tmp_path / "run"
     latest = json.loads((run / "checkpoints" / "latest.json").read_text())
     assert latest["timesteps"] == 2 * ROLLOUT  # the weights learnt from 256 steps
-    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
     _, info = train_run(config, False)
     assert (info["resumed_from"], info["timesteps"]) == (2 * ROLLOUT, budget)
     rates = _scalars(run, "train/learning_rate")  # both sessions
@@ -171,26 +160,15 @@ def test_an_interrupted_write_leaves_the_previous_model_and_checkpoint_whole(
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_a_resume_after_a_crash_publishes_the_checkpoints_best_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, train_until_killed: Callable[..., None]
 ) -> None:
     """Before: best/ kept what the crashed run saved after its last checkpoint (a branch of
     training the resume does not take, whose objective is in no history) and published it."""
-    from hedgearena.envs.sb3_adapter import SB3VecEnv
     from hedgearena.training import train_run
 
     config = _config(tmp_path, "ppo", {**PPO_TINY, "n_timesteps": 4 * ROLLOUT})
-    step_wait, calls = SB3VecEnv.step_wait, [0]
-
-    def crash_in_the_third_rollout(self: SB3VecEnv) -> Any:
-        calls[0] += 1
-        if calls[0] == 20:  # 304 steps done, the last checkpoint and evaluation at 256
-            raise RuntimeError("killed")
-        return step_wait(self)
-
-    monkeypatch.setattr(SB3VecEnv, "step_wait", crash_in_the_third_rollout)
-    with pytest.raises(RuntimeError, match="killed"):
-        train_run(config, False)
-    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
+    # the crash in the third rollout: 304 steps done, the last checkpoint and evaluation at 256
+    train_until_killed(config, 20)
     run = tmp_path / "run"
     latest = latest_checkpoint(run / "checkpoints")
     assert latest is not None

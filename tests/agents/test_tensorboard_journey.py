@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,32 +46,19 @@ def _scalars(folder: Path, tag: str) -> list[tuple[int, float]]:
             points += [(e.wall_time, e.step, e.value) for e in events.Scalars(tag)]
     return [(step, value) for _, step, value in sorted(points)]
 
-def _sac_killed_at_160_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+
+def _sac_killed_at_160_steps(tmp_path: Path, train_until_killed: Callable[..., None]) -> Any:
     """Train SAC (evaluations every 64 steps, checkpoints every 128) until a crash at 160 env
     steps (the 10th decision of 16 paths); its config."""
-    from hedgearena.envs.sb3_adapter import SB3VecEnv
-    from hedgearena.training import train_run
-
     config = _config(tmp_path, "sac", SAC_TINY, eval_freq=64, checkpoint_freq=128)
-    step_wait, calls = SB3VecEnv.step_wait, [0]
-
-    def crash_at_160_steps(self: SB3VecEnv) -> Any:
-        calls[0] += 1
-        if calls[0] == 10:
-            raise RuntimeError("killed")
-        return step_wait(self)
-
-    monkeypatch.setattr(SB3VecEnv, "step_wait", crash_at_160_steps)
-    with pytest.raises(RuntimeError, match="killed"):
-        train_run(config, False)
-    monkeypatch.setattr(SB3VecEnv, "step_wait", step_wait)
+    train_until_killed(config, 10)
     return config
 
 
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_an_off_policy_resume_after_a_crash_evaluates_each_step_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, train_until_killed: Callable[..., None]
 ) -> None:
     """A SAC run validated every 64 env steps and checkpointed every 128 crashes at 160 steps;
     started again, it resumes from ``step_112`` (the steps its replay buffer held when the
@@ -81,7 +69,7 @@ def test_an_off_policy_resume_after_a_crash_evaluates_each_step_once(
     """
     from hedgearena.training import train_run
 
-    config = _sac_killed_at_160_steps(tmp_path, monkeypatch)
+    config = _sac_killed_at_160_steps(tmp_path, train_until_killed)
     run = tmp_path / "run"
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["timesteps"] == 112
     _, info = train_run(config, False)
@@ -97,7 +85,7 @@ def test_an_off_policy_resume_after_a_crash_evaluates_each_step_once(
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_an_off_policy_resume_ending_on_its_last_evaluation_does_not_score_it_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, train_until_killed: Callable[..., None]
 ) -> None:
     """The same crash, resumed with a budget of 128 steps: the run ends on the step already
     evaluated beside its checkpoint.
@@ -106,7 +94,7 @@ def test_an_off_policy_resume_ending_on_its_last_evaluation_does_not_score_it_ag
     """
     from hedgearena.training import train_run
 
-    _sac_killed_at_160_steps(tmp_path, monkeypatch)
+    _sac_killed_at_160_steps(tmp_path, train_until_killed)
     shorter = _config(tmp_path, "sac", {**SAC_TINY, "n_timesteps": 128}, eval_freq=64,
                       checkpoint_freq=128)
     _, info = train_run(shorter, False)
