@@ -35,7 +35,7 @@ from rich.console import Console
 
 from hedgearena.agents import saved
 from hedgearena.agents.saved import REPORTS  # noqa: F401  (the report files, named here before)
-from hedgearena.run_config import RunConfig, load_config
+from hedgearena.run_config import RunConfig, load_config, parse_override
 
 COMMANDS = ("train", "evaluate", "benchmark", "stress", "sweep", "rllib")
 
@@ -191,7 +191,8 @@ def resolve_stress_config(args: argparse.Namespace) -> RunConfig:
         "name": args.name,
     }
     config = load_config(args.config, args.overrides, **shortcuts)
-    env_given = args.env or args.config or any(o.startswith("env.") for o in args.overrides)
+    env_given = args.env or args.config or any(  # --set env.kwargs..., or the whole env=...
+        parse_override(o)[0].split(".")[0].strip() == "env" for o in args.overrides)
     if args.agents and not env_given:
         config = config.model_copy(update={"env": _agent_config(args.agents[0]).env})
     return config
