@@ -24,7 +24,6 @@ Learning-rate schedules in the zoo's ``lin_<value>`` form are understood.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -582,16 +581,13 @@ class SB3Hedger(Hedger):
         return self._start | (np.asarray(step).reshape(-1) == 0)
 
 
-def agent_view(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The env fields of an agent's view (:data:`hedgearena.baselines.arena.ENV_OVERRIDES`)."""
-    from hedgearena.baselines.arena import ENV_OVERRIDES
-
-    return {k: v for k, v in env_kwargs.items() if k in ENV_OVERRIDES}
-
-
 def timesteps(hyperparams: Mapping[str, Any], default: int) -> int:
-    """The training budget of zoo hyperparameters (``n_timesteps``), env steps."""
+    """The training budget of zoo hyperparameters (``n_timesteps``), env steps.
+
+    Raises:
+        ValueError: not a whole number >= 1 (``1e4`` is; ``true`` and ``100.5`` are not).
+    """
     value = hyperparams.get("n_timesteps", default)
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 1):
-        raise ValueError(f"n_timesteps must be a number >= 1, got {value!r}")
+    if not (is_integer(value, integral_floats=True) and value >= 1):
+        raise ValueError(f"n_timesteps must be a whole number >= 1 (env steps), got {value!r}")
     return int(value)
