@@ -324,6 +324,7 @@ def test_boundary_values_are_accepted() -> None:
     assert StressWindow(liquidity=1.0).liquidity == 1.0
     assert make_scenario("crowding", permanent_impact=0.0).overrides(
         make_config("ShortCall")) == {"permanent_impact": 0.0}
+    assert make_scenario("crowding", crowd_size=0.0).market(GBM()).crowd_size == 0.0  # no crowd
     one_day = make_scenario("crisis_2008", start="2008-10-10", end="2008-10-10")
     assert one_day.parameters == {"start": "2008-10-10", "end": "2008-10-10"}
     assert StressSettings(c=0.0).c == 0.0
@@ -439,3 +440,149 @@ def test_an_empty_scenario_list_is_refused_by_name() -> None:
     to this env: {}" (kills the dropped check in ``resolve_scenarios``)."""
     with pytest.raises(ValueError, match="give at least one scenario"):
         stress.resolve_scenarios([])
+
+
+# ------------------------------------------------------------- vol spike: the interval average
+def test_a_vol_spikes_returns_carry_the_intervals_average_variance() -> None:
+    """Spike x3 at step 0 with a half-life of one step (kappa dt = ln 2), GBM mu = 0, sigma =
+    0.2, on the base's normal draws. The variance ratio decays as 1 + 8 e^{-kappa t}; its
+    average over the interval (s, s + 1] is 1 + 8 e^{-s ln 2} (1 - e^{-ln 2}) / ln 2 =
+    1 + 4 / ln 2 = 6.7708 on interval 0 and 1 + 2 / ln 2 = 3.8854 on interval 1 (integral of
+    the exponential, by hand), not the ratio at the interval's start (9, then 5). Each return
+    is (-f^2 v / 2) dt + f (r + v dt / 2) with f^2 that average (``scale_returns``). Kills
+    dropping the interval average (``decay = 1``) and averaging the next step's ratio."""
+    base = GBM(mu=0.0, sigma=0.2)
+    spike = VolSpike(base, multiplier=3.0, step=0, half_life=DT)
+    r = np.diff(np.log(base.simulate(40, 3, DT, np.random.default_rng(5)).spot), axis=1)
+    got = np.diff(np.log(spike.simulate(40, 3, DT, np.random.default_rng(5)).spot), axis=1)
+    v = 0.04
+    for s, f2 in enumerate([1.0 + 4.0 / math.log(2.0), 1.0 + 2.0 / math.log(2.0),
+                            1.0 + 1.0 / math.log(2.0)]):
+        want = -0.5 * f2 * v * DT + math.sqrt(f2) * (r[:, s] + 0.5 * v * DT)
+        np.testing.assert_allclose(got[:, s], want, rtol=0, atol=1e-12)
+
+
+def test_a_short_historical_window_under_a_wrapper_is_refused_when_applied() -> None:
+    """A gap over 1..10 Oct 2008 (8 closes) on a 20-step episode (21 rows needed): the config's
+    own check reads only the top market (the gap, no rows), so ``apply`` must recurse into the
+    wrapper's base to refuse it before anything runs (kills the recursion dropped from
+    ``_check_market_grid``; its explicit ``window_starts`` call is redundant: the recursion's
+    ``dataclasses.replace`` validates the base's config, which calls it)."""
+    from hedgearena.envs.historical import HistoricalReplay
+
+    short = HistoricalReplay.sp500().between("2008-10-01", "2008-10-10")
+    scenario = Scenario("stack", "a gap over a short window", lambda base: Gap(short, step=3))
+    with pytest.raises(ValueError, match=re.escape("needs n_steps + 1 = 21 rows, the series has "
+                                                   "8")):
+        scenario.apply(make_config("ShortCall"))
+
+
+def test_a_flash_crash_description_keeps_fractional_minutes() -> None:
+    """60 steps in a 390-minute day are 6.5-minute steps (390 / 60, by hand): 3 crash steps are
+    19.5 minutes and 4 recovery steps 26 minutes, not the floored 6-minute grid's 18 and 24
+    (kills ``390 // steps_per_day``)."""
+    description = make_scenario("flash_crash", steps_per_day=60).description
+    assert "in 19.5 min" in description
+    assert "back in 26 min" in description
+    assert "on a 6.5-min grid" in description
+
+
+def test_a_crowd_without_impact_leaves_the_base_paths_bit_for_bit() -> None:
+    """lambda = crowd_size x depth_impact = 0 x 0.2 = 0: the crowd moves nothing, so the paths
+    are the base's exactly (not rebuilt through exp(log S + sum r), which is off by rounding)
+    (kills dropping the ``impact == 0`` shortcut)."""
+    model = Crowding(GBM(sigma=0.2), crowd_size=0.0)
+    crowd = model.simulate(64, 30, DT, np.random.default_rng(3)).spot
+    base = GBM(sigma=0.2).simulate(64, 30, DT, np.random.default_rng(3)).spot
+    assert np.array_equal(crowd, base)
+
+
+# ---------------------------------------------------------------------- the same paths everywhere
+def test_every_scenario_runs_on_the_settings_seed() -> None:
+    """"seed: of the paths (the same in every scenario)": the unstressed market run twice, under
+    two labels, gives the same P&L path for path, and it is the arena's own run at that seed
+    (kills a seed that moves with the scenario's position)."""
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.registry import parse_hedger
+
+    config = make_config("ShortCall")
+    settings = StressSettings(n_paths=64, seed=3, n_boot=5, worst_paths=False, progress=False)
+    out = stress.stress_test(config, ["delta"], ["base", make_scenario("base", label="again")],
+                             settings)
+    first, second = out.pnl["base"]["delta"], out.pnl["again"]["delta"]
+    np.testing.assert_array_equal(first, second)
+    alone = run_arena(config, [parse_hedger("delta")], 64, 3, progress=False)
+    np.testing.assert_array_equal(second, alone.records["delta"].totals["terminal_pnl"])
+
+
+def test_the_printed_table_greens_the_lowest_objective_not_the_lowest_shortfall() -> None:
+    """Hand numbers of ``_report``: hedger c has the lowest objective (1 < 2 < 3) and b the
+    lowest ES (98 < 99 < 100): the green cell of each scenario is c's (kills the best read off
+    the ES column)."""
+    import io
+
+    from rich.console import Console
+
+    table = stress.print_stress_table(_report(), console=Console(file=io.StringIO()))
+    cells = {column.header: list(column.cells) for column in table.columns}
+    for hedger, greened in (("c", True), ("a", False), ("b", False)):
+        assert [("[green]" in cell) for cell in cells[hedger]] == [greened, greened]
+
+
+def test_the_written_config_names_a_labelled_scenarios_kind_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A scenario run under a label records the builder it came from (``kind: gap``), one run
+    under its own name does not repeat it (kills the inverted condition)."""
+    from hedgearena.yaml_io import load_yaml
+
+    report = _report(scenarios=("base",))
+    ladder = make_scenario("gap", size=-0.1, label="gap -10%")
+    report = dataclasses.replace(report, scenarios={"base": make_scenario("base"),
+                                                    "gap -10%": ladder})
+    path = stress._write_config(tmp_path / "c.yaml", report, make_config("ShortCall"), [],
+                                StressSettings(progress=False))
+    scenarios = load_yaml(path.read_text())["scenarios"]
+    assert scenarios["gap -10%"]["kind"] == "gap"
+    assert "kind" not in scenarios["base"]
+
+
+def test_markdown_lists_the_scenarios_left_out_and_why() -> None:
+    report = dataclasses.replace(_report(), skipped={"crisis_2008": "needs a daily grid"})
+    text = stress.markdown_report(report, StressSettings(progress=False))
+    assert "Not applicable to this env (left out):" in text
+    assert "- crisis_2008: needs a daily grid" in text
+
+
+def test_the_objective_heat_map_title_carries_the_settings_c(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """c = 0.3: the objective heat map reads "Y = mean(cost) + 0.3 std(cost)" (kills the label
+    formatted with c = 1)."""
+    titles = {}
+    monkeypatch.setattr(stress, "_write_config", lambda path, *args: path)
+    monkeypatch.setattr(stress, "write_tables", lambda *args: {})
+    def plot(values, path, title, colorbar_label):  # type: ignore[no-untyped-def]
+        titles[path.name] = title
+        return path
+
+    monkeypatch.setattr(stress, "plot_heatmap", plot)
+    stress._write_files(_report(), make_config("ShortCall"), [], StressSettings(c=0.3),
+                        tmp_path, "")
+    assert titles["heatmap_objective.png"].startswith("Y = mean(cost) + 0.3 std(cost) (")
+
+
+def test_a_historical_windows_errors_are_the_conditional_ones() -> None:
+    """The stress report reads a window's errors conditionally (``CONDITIONAL_ERRORS``): the
+    standard error of the mean cost is the i.i.d. one, std(cost, ddof=1) / sqrt(n), over the
+    window's overlapping paths, not the long-run (overlap-adjusted) one the benchmark uses
+    (kills ``conditional=False``)."""
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.registry import parse_hedger
+
+    config = make_config("ShortCall")
+    settings = StressSettings(n_paths=64, seed=1, n_boot=5, worst_paths=False, progress=False)
+    out = stress.stress_test(config, ["delta"], ["crisis_2008"], settings)
+    result = run_arena(apply_scenario(config, "crisis_2008"), [parse_hedger("delta")], 64, 1,
+                       progress=False)
+    assert result.overlap is not None  # overlapping windows: the two readings differ
+    cost = result.cost("delta")
+    want = cost.std(ddof=1) / math.sqrt(cost.size)
+    got = out.table.loc[("crisis_2008", "delta"), "mean_cost_se"]
+    assert got == pytest.approx(want, rel=1e-9)
