@@ -591,10 +591,13 @@ def test_the_panels_and_their_furniture_follow_the_story() -> None:
 
 
 def test_integer_times_get_integer_ticks_and_years_do_not() -> None:
-    """(killed: ``steps`` true for any times: a year's axis ticked at 0 and 1 only.)"""
+    """(killed: ``steps`` true for any times, which ticked three years at 0, 1, 2, 3 only.
+    Matplotlib's integer locator falls back to fractional ticks when fewer than two integers
+    are in view, so the years span 0 to 3.)"""
     from hedgearena.envs.rendering import path_story_figure
 
-    years = path_story_figure(np.linspace(0.0, 0.25, 6), [100.0] * 6, [0.0] * 6, {"a": [1] * 6})
+    t = np.linspace(0.0, 3.0, 13)  # quarters of a year
+    years = path_story_figure(t, [100.0] * 13, [0.0] * 13, {"a": [1] * 13})
     years.canvas.draw()
     ticks = years.axes[-1].get_xticks()
     assert np.any(ticks != np.round(ticks))
@@ -621,3 +624,207 @@ def test_up_to_twenty_colours_are_tab10s_then_their_light_shades() -> None:
     assert distinct_colors(10) == tab10
     assert [tuple(np.round(c, 6)) for c in distinct_colors(12)[:10]] == [
         tuple(np.round(c, 6)) for c in tab10]
+
+
+# ------------------------------------------------- round 2: survivors of the second mutant run
+def test_a_deep_hedgers_own_seed_is_the_one_scoring_may_not_reuse() -> None:
+    """The deep hedger trains on numpy's stream ``[hyperparams.seed, 0, 0]`` when its
+    hyperparameters give a seed (the trainer's seed is the run's only by default, see
+    ``deep_hedging_settings``), so scoring on ``arena.seed`` = that seed is refused and
+    ``arena.seed`` = the run's unused ``seed`` is not (killed: the run's ``seed`` compared,
+    which refused the harmless seed and let the training paths through)."""
+    own = load_config(None, ["seed=13", "agent.hyperparams={seed: 21}"])
+    with pytest.raises(ValueError, match=r"the deep hedger's seed equals arena\.seed \(21\)"):
+        training.check_scoring_seed(own, 21, "arena.seed")
+    training.check_scoring_seed(own, 13, "arena.seed")  # 13 trained nothing
+    default = load_config(None, ["seed=13"])  # no own seed: the run's is the trainer's
+    with pytest.raises(ValueError, match=r"the deep hedger's seed equals stress\.seed \(13\)"):
+        training.check_scoring_seed(default, 13, "stress.seed")
+
+
+def test_evaluate_refuses_to_score_on_the_history_the_agent_learnt_on(tmp_path: Path) -> None:
+    """A run trained with ``arena.split`` learnt on the days before it (``training_config``):
+    ``evaluate`` without a split would replay those days and is refused before it loads or
+    writes anything (killed: ``check_scoring_split`` dropped from ``evaluate_run``, which
+    went on to the missing model instead)."""
+    replay = "env.id=hedgearena/HistoricalReplay-v0"
+    run = _run_folder(tmp_path / "run", replay, "arena.split=2012-01-02")
+    with pytest.raises(ValueError, match=r"set arena\.split to 2012-01-02 or later"):
+        training.evaluate_run(run, load_config(None, [replay]), progress=False)
+    assert not (run / "evaluation").exists()
+
+
+@pytest.mark.parametrize(("own_end", "learnt_end"), [
+    ("2015-06-30", "2012-01-01"),  # past the split: cut to the calendar day before it
+    ("2010-06-30", "2010-06-30"),  # before the split: the history's own end is kept
+])
+def test_the_training_history_ends_before_the_split_whatever_end_it_was_given(
+    own_end: str, learnt_end: str
+) -> None:
+    """``market_kwargs.end`` past ``arena.split`` would let the agent learn on the scored
+    days (killed: a given ``end`` kept whatever it was)."""
+    config = RunConfig.model_validate({
+        "env": {"id": "hedgearena/HistoricalReplay-v0",
+                "kwargs": {"market_kwargs": {"end": own_end}}},
+        "arena": {"split": "2012-01-02"}})
+    assert training.training_config(config).env.kwargs == {"market_kwargs": {"end": learnt_end}}
+
+
+def test_the_agent_is_scored_after_the_baselines_its_row_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report lists ``arena.hedgers`` in their order, then the agent (the README's score
+    table ends with the agent's row) (killed: the agent put first)."""
+    seen: list[Any] = []
+
+    class ScoredError(Exception):
+        pass
+
+    def record(env_config: Any, specs: list[Any], *args: Any) -> Any:
+        seen.append(specs)
+        raise ScoredError
+
+    monkeypatch.setattr(training, "benchmark", record)
+    config = load_config(None, ["arena.hedgers=[no_hedge, delta]"])
+    agent = SimpleNamespace(name="deep hedging agent")
+    with pytest.raises(ScoredError):
+        training.score_agent(config, config.env.config(), agent, tmp_path, False)  # type: ignore[arg-type]
+    assert seen == [["no_hedge", "delta", agent]]
+
+
+def test_checkpoints_without_a_saved_config_have_nothing_to_compare_against(
+    tmp_path: Path
+) -> None:
+    """Settings are compared with the folder's ``config.yaml`` only when it holds one (killed:
+    checkpoints alone triggered the comparison, which failed on the missing file)."""
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_1").mkdir(parents=True)
+    training.check_resumable(load_config(None, ["seed=3"]), run)
+
+
+def test_a_saved_config_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
+    """A run folder's ``config.yaml`` holding a list is named, not an AttributeError (killed:
+    the mapping check dropped)."""
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step_1").mkdir(parents=True)
+    (run / "config.yaml").write_text("- seed\n- 3\n")
+    with pytest.raises(ValueError, match=r"config\.yaml must hold a mapping, got list"):
+        training.check_resumable(load_config(None, []), run)
+
+
+def test_a_changed_calibrated_view_says_why_it_may_have_changed(tmp_path: Path) -> None:
+    """A refused resume whose view's ``risk_aversion`` changed says that ``auto`` calibrates it
+    on the validation paths (killed: the hint matched no setting)."""
+    run = _run_folder(tmp_path / "run", "agent.algo=ppo", "agent.env_kwargs={risk_aversion: 1.0}")
+    (run / "checkpoints" / "step_1").mkdir(parents=True)
+    then = load_config(None, ["agent.algo=ppo", "agent.env_kwargs={risk_aversion: 2.0}"])
+    with pytest.raises(ValueError, match=r"set to auto are calibrated on the validation paths"):
+        training.check_resumable(then, run)
+
+
+def test_the_agents_checks_see_the_history_before_the_split() -> None:
+    """``learning_env`` (what ``check_agent`` cuts for validation) is the history before
+    ``arena.split``: it ends on 2011-12-30, the last trading day (a Friday) before the split
+    of 2012-01-02 (killed: the whole history checked)."""
+    config = load_config(None, ["env.id=hedgearena/HistoricalReplay-v0",
+                                "arena.split=2012-01-02"])
+    whole = config.env.config()
+    assert "..2011-12-30," in repr(training.learning_env(config, whole).market)
+    assert "..2011-12-30," not in repr(whole.market)
+    plain = load_config(None, [])
+    assert training.learning_env(plain, plain.env.config()) == plain.env.config()
+
+
+def test_a_trained_model_is_needed_to_load_the_agent(tmp_path: Path) -> None:
+    """(killed: the ``model/`` check dropped, which failed later on a file inside it.)"""
+    run = _run_folder(tmp_path / "run", "seed=5")
+    with pytest.raises(ValueError, match=r"has no trained model \(model/ is missing\): train it"):
+        training.load_agent(run, load_config(None, ["seed=5"]))
+
+
+def test_the_budget_a_run_started_with_is_its_zoo_records(tmp_path: Path) -> None:
+    """An SB3 run whose budget came from the zoo file keeps it in ``hyperparams.yaml``; with
+    a checkpoint at 256 env steps (whole 128-step rollouts past a budget of 200), the same
+    budget of 200 resumes even after the zoo file changed (killed: the record not read, the
+    budget taken from today's zoo file, which refused it)."""
+    from hedgearena.agents.training import HYPERPARAMS_FILE, resolved_hyperparams
+    from hedgearena.yaml_io import dump_yaml
+
+    run = tmp_path / "run"
+    saved = RunConfig.model_validate({"agent": {"algo": "ppo"}, "out": str(tmp_path),
+                                      "name": "run"})
+    saved.dump(run / "config.yaml")
+    assert resolved_hyperparams(saved).get("n_timesteps") != 200  # today's zoo budget differs
+    (run / HYPERPARAMS_FILE).write_text(
+        dump_yaml({**resolved_hyperparams(saved), "n_timesteps": 200}))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "latest.json").write_text(
+        json.dumps({"path": "step_256", "timesteps": 256}))
+    again = saved.model_copy(update={"agent": saved.agent.model_copy(
+        update={"hyperparams": {"n_timesteps": 200}})})
+    training.check_budget(again, run)
+    with pytest.raises(ValueError, match="checkpoint at 256 env steps"):
+        training.check_budget(again.model_copy(update={"agent": again.agent.model_copy(
+            update={"hyperparams": {"n_timesteps": 150}})}), run)
+
+
+def test_an_evaluation_config_names_its_first_six_differences_then_an_ellipsis() -> None:
+    """Eight leaves differ (seven hyperparameters and the seed): the first six in sorted order
+    are shown, then ``; ...`` (killed: only the first shown)."""
+    params = "{a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7}"
+    with pytest.raises(ValueError, match="evaluate scores the run's own agent") as error:
+        training.check_evaluation_config(
+            load_config(None, []), load_config(None, ["seed=1", f"agent.hyperparams={params}"]))
+    message = str(error.value)
+    assert "not agent, seed (" in message
+    shown = "; ".join(f"agent.hyperparams.{k}: unset -> {v}"
+                      for v, k in enumerate("abcdef", start=1))
+    assert message.endswith(f"({shown}; ...)")
+
+
+def test_a_missing_model_file_is_a_usage_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run folder whose ``model/`` lacks a file exits 2 naming the file, not with a
+    FileNotFoundError traceback (killed: only ValueError caught by ``main``)."""
+    monkeypatch.chdir(tmp_path)
+    run = _run_folder(Path("run"), "seed=5")
+    (run / "model").mkdir()
+    err = _refused(["evaluate", "run", "--no-progress"], capsys)
+    assert "train.py evaluate: error: deep-hedging settings 'run/model/settings.json' is " \
+           "missing: train the run again or restore the file" in err
+
+
+def test_two_agents_of_one_name_are_told_apart_by_their_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deep hedgers get their folder's name added; the one ppo agent keeps its name
+    (killed: names renamed only when three agents shared them)."""
+    monkeypatch.setattr(training, "load_agent", lambda run_dir, run: SimpleNamespace(
+        name=training.agent_name(run)))
+    folders = [_run_folder(tmp_path / "a", "seed=5"), _run_folder(tmp_path / "b", "seed=6"),
+               _run_folder(tmp_path / "c", "seed=5", "agent.algo=ppo")]
+    agents = cli.load_agents(folders, load_config(None, []))
+    assert [a.name for a in agents] == ["deep hedging agent (a)", "deep hedging agent (b)",
+                                        "ppo agent"]
+
+
+def test_the_stress_agents_record_is_keyed_by_the_agents_not_the_baselines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``agents.yaml`` records the ``--agent`` hedgers, which follow ``stress.hedgers`` in the
+    list scored (killed: the first hedgers of the list recorded, the baselines)."""
+    from hedgearena.baselines import stress
+    from hedgearena.yaml_io import load_yaml
+
+    monkeypatch.setattr(training, "load_agent", lambda run_dir, run: SimpleNamespace(
+        name=training.agent_name(run)))
+    monkeypatch.setattr(stress, "stress_test", lambda *args, **kwargs: SimpleNamespace(
+        skipped={}))
+    monkeypatch.setattr(stress, "print_stress_table", lambda *args: None)
+    run = _run_folder(tmp_path / "run", "seed=5")
+    config = load_config(None, [f"out={tmp_path}", "stress.hedgers=[delta, no_hedge]"])
+    out_dir = cli.run_stress(config, [run], progress=False)
+    record = load_yaml((out_dir / cli.AGENTS_FILE).read_text())
+    assert list(record) == ["deep hedging agent"]
+    assert record["deep hedging agent"]["run_dir"] == str(run.absolute())
