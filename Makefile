@@ -6,8 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pfhedge 0.23, the arena benchmark's reference, needs numpy < 2: it gets a venv of its own.
+PF_VENV := .venv-pfhedge
+PF_STAMP := $(PF_VENV)/.installed
 
-.PHONY: setup run test lint typecheck bench quality clean
+.PHONY: setup run test lint typecheck bench bench-pfhedge quality clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +18,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,ray,zoo]"
 	touch $(STAMP)
+
+$(PF_STAMP): Makefile
+	test -x $(PF_VENV)/bin/python || $(PYTHON) -m venv $(PF_VENV)
+	$(PF_VENV)/bin/python -c 'import torch' 2>/dev/null || $(PF_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(PF_VENV)/bin/python -m pip install --quiet "numpy>=1.26,<2" pfhedge==0.23.0
+	touch $(PF_STAMP)
 
 setup: $(STAMP)
 
@@ -30,14 +39,17 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy envs baselines agents hedgearena
 
-bench: $(STAMP)
+bench: $(STAMP) $(PF_STAMP)
 	$(PY) bench/pricing.py
 	$(PY) bench/env_throughput.py
-	$(PY) bench/arena.py
+	$(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
 	$(PY) bench/sweep.py
+
+bench-pfhedge: $(STAMP) $(PF_STAMP)
+	$(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
 
 quality: $(STAMP)
 	$(PY) bench/quality.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) $(PF_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

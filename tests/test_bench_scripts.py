@@ -56,6 +56,55 @@ def test_arena_writes_the_issue_keys(tmp_path: Path) -> None:
     assert (result["paths"], result["steps"], result["target_seconds"]) == (2048, 30, 0.2)
 
 
+def fake_pfhedge(tmp_path: Path, seconds: float) -> Path:
+    """A stand-in for pfhedge's Python: answers every request of bench/pfhedge_delta.py's
+    protocol with ``seconds``, whatever script and arguments it is started with."""
+    server = tmp_path / "server.py"
+    server.write_text(
+        "import json, sys\n"
+        "for line in sys.stdin:\n"
+        "    if not line.strip():\n"
+        "        break\n"
+        f"    print(json.dumps({{'seconds': {seconds}, 'n_paths': int(line)}}), flush=True)\n"
+    )
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} {server}\n")
+    python.chmod(0o755)
+    return python
+
+
+def test_arena_times_pfhedge_side_by_side(tmp_path: Path) -> None:
+    # each round: the three hedgers, delta alone, then one pfhedge request; the ratios are the
+    # best times over pfhedge's best, and each round's own
+    out = tmp_path / "arena.json"
+    python = fake_pfhedge(tmp_path, 0.5)
+    printed = run("arena.py", "--paths", "2048", "--repeats", "2", "--out", str(out),
+                  "--pfhedge-python", str(python)).stdout
+    result = json.loads(out.read_text())
+    assert result["pfhedge_delta_seconds"] == 0.5
+    assert result["seconds_vs_pfhedge_delta"] == pytest.approx(result["seconds"] / 0.5)
+    alone = result["seconds_delta_alone"]
+    assert result["delta_alone_vs_pfhedge_delta"] == pytest.approx(alone / 0.5)
+    rounds = result["ratio_rounds"]
+    assert rounds["seconds_vs_pfhedge_delta"] == pytest.approx(
+        [s / 0.5 for s in result["seconds_rounds"]], abs=2e-4)  # both rounded to 4 places
+    assert min(rounds["delta_alone_vs_pfhedge_delta"]) == pytest.approx(alone / 0.5, abs=1e-4)
+    assert result["target_seconds_vs_pfhedge_delta"] == 1.0
+    assert printed.count("pfhedge's delta 0.500 s") == 2
+
+
+def test_arena_without_pfhedge_says_so(tmp_path: Path) -> None:
+    # this venv has no pfhedge: the worker dies at its import, and the error says what to do
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "arena.py"), "--paths", "2048", "--repeats", "1",
+         "--out", str(tmp_path / "a.json"), "--pfhedge-python", sys.executable],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "is pfhedge 0.23 installed in that Python? (make bench-pfhedge)" in completed.stderr
+    assert not (tmp_path / "a.json").exists()
+
+
 @pytest.mark.parametrize("num_envs", [1, 64, 256])
 def test_vector_rate_counts_transitions_of_whole_blocks(
     num_envs: int, monkeypatch: pytest.MonkeyPatch
