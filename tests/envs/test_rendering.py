@@ -113,3 +113,15 @@ def test_frames_drawn_on_the_envs_kept_figures_are_new_figures_pixel_for_pixel()
         if t < env.config.n_steps:
             env.step(np.array([0.5 - 0.05 * t], dtype=np.float32))
     assert len(env._figures._kept) == 2  # one figure per layout: the first frame's and the rest's
+
+
+def test_figure_to_rgb_keeps_the_red_green_blue_channels_in_order():
+    # a figure painted pure red, then pure blue: its pixels are (255, 0, 0), then (0, 0, 255)
+    # (Agg's buffer is RGBA; dropping the wrong channel would give (0, 0, 255) for red)
+    from hedgearena.envs.rendering import agg_figure, figure_to_rgb
+
+    for color, expected in (((1.0, 0.0, 0.0), [255, 0, 0]), ((0.0, 0.0, 1.0), [0, 0, 255])):
+        pixels = figure_to_rgb(agg_figure(figsize=(1, 1), dpi=20, facecolor=color))
+        assert pixels.shape == (20, 20, 3)
+        assert pixels.dtype == np.uint8
+        assert (pixels.reshape(-1, 3) == expected).all()
