@@ -125,3 +125,17 @@ def test_figure_to_rgb_keeps_the_red_green_blue_channels_in_order():
         assert pixels.shape == (20, 20, 3)
         assert pixels.dtype == np.uint8
         assert (pixels.reshape(-1, 3) == expected).all()
+
+
+@pytest.mark.parametrize(("n_hedgers", "columns"), [(21, 1), (22, 2)])
+def test_the_positions_legend_takes_two_columns_from_22_hedgers(n_hedgers, columns):
+    # the legend beside the positions panel lists the model hedge and every hedger: from 22
+    # hedgers (23 entries) one column would run off the figure, so it takes two
+    from hedgearena.envs.rendering import path_story_figure
+
+    t = np.arange(3.0)
+    hedges = {f"h{i}": np.full(3, float(i)) for i in range(n_hedgers)}
+    fig = path_story_figure(t, np.full(3, 100.0), np.full(3, -50.0), hedges)
+    legend = fig.axes[1].get_legend()
+    assert len(legend.get_texts()) == n_hedgers + 1
+    assert legend._ncols == columns
