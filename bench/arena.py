@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hedgearena.baselines.arena import run_arena
+from hedgearena.baselines.arena import ArenaResult, run_arena
 from hedgearena.baselines.bands import WhalleyWilmott
 from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
+from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import make_config
 
 STEPS = 30
@@ -55,12 +56,16 @@ def case() -> object:
     )
 
 
-def one_run(n_paths: int) -> dict[str, float]:
-    """Wall time of one arena run of the three hedgers and its parts."""
-    hedgers = [BlackScholesDelta(), WhalleyWilmott(0.1), NoHedge()]
+def timed_arena(hedgers: list[Hedger], n_paths: int) -> tuple[float, ArenaResult]:
+    """Wall time and result of one arena run of ``hedgers`` on the case's paths (seed 0)."""
     start = time.perf_counter()
     result = run_arena(case(), hedgers, n_paths=n_paths, seed=0, progress=False)
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start, result
+
+
+def one_run(n_paths: int) -> dict[str, float]:
+    """Wall time of one arena run of the three hedgers and its parts."""
+    seconds, result = timed_arena([BlackScholesDelta(), WhalleyWilmott(0.1), NoHedge()], n_paths)
     return {"seconds": seconds, "build_seconds": result.build_seconds,
             **{f"seconds_{name}": value for name, value in result.seconds.items()},
             "mean_cost_delta": float(np.mean(result.records["delta"].totals["cost"]))}
@@ -68,9 +73,7 @@ def one_run(n_paths: int) -> dict[str, float]:
 
 def delta_alone(n_paths: int) -> float:
     """Wall time of one arena run of delta alone (pfhedge's like for like)."""
-    start = time.perf_counter()
-    run_arena(case(), [BlackScholesDelta()], n_paths=n_paths, seed=0, progress=False)
-    return time.perf_counter() - start
+    return timed_arena([BlackScholesDelta()], n_paths)[0]
 
 
 class Pfhedge:

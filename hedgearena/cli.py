@@ -192,7 +192,7 @@ def resolve_stress_config(args: argparse.Namespace) -> RunConfig:
     }
     config = load_config(args.config, args.overrides, **shortcuts)
     env_given = args.env or args.config or any(  # --set env.kwargs..., or the whole env=...
-        parse_override(o)[0].split(".")[0].strip() == "env" for o in args.overrides)
+        parse_override(o)[0].split(".")[0] == "env" for o in args.overrides)
     if args.agents and not env_given:
         config = config.model_copy(update={"env": _agent_config(args.agents[0]).env})
     return config
