@@ -38,7 +38,7 @@ from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
 from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig, plain_data
-from hedgearena.envs.rendering import StoryFigures
+from hedgearena.envs.rendering import StoryFigures, story_labels
 from hedgearena.yaml_io import dump_yaml
 
 DEFAULT_HEDGERS = ("no_hedge", "delta", "delta:5", "band:best", "ww:best", "zakamouline:best",
@@ -671,5 +671,5 @@ def plot_story(
         costs={n: s.cost for n, s in series.items()},
         options=options if any(o[column].any() for o in options.values()) else None,
         strike=None if result.strike is None else float(result.strike[column]), title=title,
-        figures=figures, label=index,
+        figures=figures, label=index, labels=story_labels(result.config),
     )

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from hedgearena.baselines.hedger import EpisodeRecord
 from hedgearena.baselines.metrics import column_units, held_positions
-from hedgearena.envs.rendering import StoryFigures, agg_figure
+from hedgearena.envs.rendering import StoryFigures, StoryLabels, agg_figure
 
 OBJECTIVE_MARK = "*"
 """Marks the objective's column (lower is better)."""
@@ -846,6 +846,7 @@ def plot_path_story(
     title: str = "",
     figures: StoryFigures | None = None,
     label: int | None = None,
+    labels: StoryLabels | None = None,
 ) -> Path:
     """One path's story: spot, the model hedge, each hedger's positions and cumulative costs.
 
@@ -871,6 +872,8 @@ def plot_path_story(
         figures: draw on the figures these keep (:class:`hedgearena.envs.rendering.StoryFigures`:
             the same picture, faster, for many stories), not on a new one.
         label: the path's number in the run (default ``index``: the arrays hold every path).
+        labels: the legend's names of the model hedge and the strike
+            (:func:`hedgearena.envs.rendering.story_labels` of the env config).
 
     Returns:
         ``path``.
@@ -890,6 +893,6 @@ def plot_path_story(
         strike=strike,
         title=title or f"path {index if label is None else label}: spot, positions and "
         "transaction costs",
-        figures=figures,
+        figures=figures, labels=labels,
     )
     return _save(fig, path)

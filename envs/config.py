@@ -134,14 +134,23 @@ def default_n_steps(book: OptionBook) -> int:
 
 
 def make_hedge_option(spec: Any) -> HedgeOption | None:
-    """The hedging option from itself, a dict of its fields, True (the default one) or None."""
-    if spec is None or isinstance(spec, HedgeOption):
+    """The hedging option from itself, a dict of its fields, True (the default one), or None.
+
+    False is None (no hedging option), so ``hedge_option: false`` in a YAML config reads as
+    it says.
+    """
+    if spec is None or spec is False:
+        return None
+    if isinstance(spec, HedgeOption):
         return spec
     if spec is True:
         return HedgeOption()
     if isinstance(spec, dict):
         return HedgeOption(**checked_keywords("hedge_option", spec, keywords(HedgeOption)))
-    raise ValueError(f"hedge_option must be a HedgeOption, a dict, True or None; got {spec!r}")
+    raise ValueError(
+        f"hedge_option must be a HedgeOption, a dict of its fields, True (the default one), "
+        f"or None or False (none); got {spec!r}"
+    )
 
 
 def make_cost(spec: Any) -> Any:

@@ -586,7 +586,7 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         if self.render_mode is None or self._batch is None:
             return None
-        from hedgearena.envs.rendering import state_line, story_frame
+        from hedgearena.envs.rendering import state_line, story_frame, story_labels
 
         if self.render_mode == "ansi":
             s = self.state
@@ -594,4 +594,4 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         story = [*self._story, (self._t, self._state.hedge, self._totals["cost"])]
         return story_frame(story, self._ep.spot, self._ep.model_hedge,
                            f"{type(self).__name__}: step {self._t} of {self._n_steps}",
-                           self._figures)
+                           self._figures, story_labels(self.config))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from hedgearena.envs.config import EnvConfig
 
 
 def distinct_colors(n: int) -> list[Any]:
@@ -42,6 +45,7 @@ def path_story_figure(
     time_label: str = "time (years)",
     options: dict[str, Sequence[float] | np.ndarray] | None = None,
     figures: StoryFigures | None = None,
+    labels: StoryLabels | None = None,
 ) -> Any:
     """A matplotlib Figure with two to four panels sharing the time axis.
 
@@ -64,6 +68,9 @@ def path_story_figure(
             decision at each point, units (a panel after the underlying's, same colours).
         figures: draw on the figure these keep for stories of this layout, emptied of the
             last story (:class:`StoryFigures`: the same picture, faster), not on a new one.
+        labels: the legend's names of the model hedge and the strike (:func:`story_labels`
+            of the env config says which model and which strike they are); None: "model
+            hedge" and "strike".
 
     Returns:
         The figure, on an Agg canvas of its own (not pyplot's: ``savefig`` it, or
@@ -75,6 +82,7 @@ def path_story_figure(
     from matplotlib.ticker import MaxNLocator
 
     t = np.asarray(times, dtype=float)
+    labels = labels or StoryLabels()
     layout = StoryLayout(rows=2 + bool(options) + bool(costs), points=np.unique(t).size < 2,
                          steps=bool(t.size and np.all(t == np.round(t))), titled=bool(title))
     fig = (figures or StoryFigures()).figure(layout)
@@ -84,11 +92,12 @@ def path_story_figure(
               "borderaxespad": 0.0}
     axes[0].plot(t, spot, color="black", lw=1.2, label="spot", **point)
     if strike is not None:
-        axes[0].axhline(strike, color="grey", ls="--", lw=0.8, label="strike")
+        axes[0].axhline(strike, color="grey", ls="--", lw=0.8, label=labels.strike)
     axes[0].set_ylabel("spot (currency)")
     axes[0].legend(**legend)
     colors = dict(zip(hedges, distinct_colors(len(hedges)), strict=True))
-    axes[1].plot(t, model_hedge, color="black", ls=":", lw=1.2, label="model hedge", **point)
+    axes[1].plot(t, model_hedge, color="black", ls=":", lw=1.2, label=labels.model,
+                 **point)
     _positions(axes[1], t, hedges, colors, point)
     axes[1].set_ylabel("position in the\nunderlying (units)")
     axes[1].legend(**legend, ncols=1 if len(hedges) < 22 else 2)
@@ -110,6 +119,36 @@ def path_story_figure(
     if title:
         fig.suptitle(textwrap.fill(title, 95), fontsize=10)
     return fig
+
+
+class StoryLabels(NamedTuple):
+    """The legend's names of a story's model hedge and strike line."""
+
+    model: str = "model hedge"
+    strike: str = "strike"
+
+
+def story_labels(config: EnvConfig) -> StoryLabels:
+    """What a story of ``config``'s paths draws as the model hedge and as the strike.
+
+    With a hedging option the model hedge is delta-gamma's (the book's delta net of the model's
+    position in the option, :func:`hedgearena.envs.episode.build_episodes`), which a delta
+    hedger does not follow; the strike line is the book's first initial option's
+    (``ArenaResult.strike``), named so when the book has other options or client flow.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> story_labels(make_config("ShortCall"))
+        StoryLabels(model='model hedge', strike='strike')
+        >>> story_labels(make_config("OptionBook", hedge_option=True))
+        StoryLabels(model='model hedge (delta-gamma)', strike="first option's strike")
+    """
+    book = config.book
+    alone = len(book.options) == 1 and book.client_flow is None
+    return StoryLabels(
+        model="model hedge" if config.hedge_option is None else "model hedge (delta-gamma)",
+        strike="strike" if alone else "first option's strike",
+    )
 
 
 class StoryLayout(NamedTuple):
@@ -248,7 +287,7 @@ def state_line(step: int, spot: float, hedge: float, model_hedge: float, wealth:
 
 def story_frame(
     story: Sequence[tuple[int, float, float]], spot: np.ndarray, model_hedge: np.ndarray,
-    title: str, figures: StoryFigures | None = None,
+    title: str, figures: StoryFigures | None = None, labels: StoryLabels | None = None,
 ) -> np.ndarray:
     """The ``rgb_array`` rendering of one path: ``(H, W, 3)`` uint8.
 
@@ -264,6 +303,7 @@ def story_frame(
         title: the picture's title.
         figures: the figures to draw frame after frame on (:class:`StoryFigures`; the env's
             own), or None for a new figure.
+        labels: the legend's names (:func:`story_labels` of the env's config).
     """
     steps, hedge, cost = (list(x) for x in zip(*story, strict=True))
     model = np.array([model_hedge[s] for s in steps], dtype=float)
@@ -273,6 +313,6 @@ def story_frame(
     fig = path_story_figure(
         times=steps, spot=[spot[s] for s in steps], model_hedge=model,
         hedges={"hedge": held}, costs={"hedge": cost}, title=title, time_label="step",
-        figures=figures,
+        figures=figures, labels=labels,
     )
     return figure_to_rgb(fig)

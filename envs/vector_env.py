@@ -411,7 +411,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         :meth:`HedgingEnv.render` draws it: the spot, the model hedge, the hedge held after each
         decision and the cumulative cost, from the episode's start to the current step.
         """
-        from hedgearena.envs.rendering import state_line, story_frame
+        from hedgearena.envs.rendering import state_line, story_frame, story_labels
 
         if self.render_mode is None or self._source is None:
             return None
@@ -424,13 +424,13 @@ class VecHedgingEnv(gym.vector.VectorEnv):
                            float(model[r]), float(now[r]))
                 for r in self._render_rows
             )
-        ep = self._batch.episode
+        ep, labels = self._batch.episode, story_labels(self.config)
         return tuple(
             story_frame([*story, (int(self._t[r]), float(self._hedge[r]),
                                   float(self._totals["cost"][r]))],
                         ep.spot[:, r], ep.model_hedge[:, r],
                         f"{type(self).__name__} path {r}: step {self._t[r]} of {self._n_steps}",
-                        self._figures)
+                        self._figures, labels)
             for r, story in zip(self._render_rows, self._stories, strict=True)
         )
 

@@ -153,6 +153,17 @@ def test_hedge_option_specs_are_checked(hedge_option: dict[str, Any], message: s
         make_config("ShortCall", hedge_option=hedge_option)
 
 
+def test_hedge_option_false_is_none_and_other_values_are_named() -> None:
+    """``hedge_option: false`` in YAML means no hedging option (as True means the default one);
+    a number or a string is refused with the accepted forms."""
+    assert make_config("ShortCall", hedge_option=False).hedge_option is None
+    assert make_config("ShortCall", hedge_option=True).hedge_option == HedgeOption()
+    for spec in (0, 1, "yes"):
+        with pytest.raises(ValueError, match=r"hedge_option must be a HedgeOption, a dict of its "
+                           r"fields, True \(the default one\), or None or False \(none\); got "):
+            make_config("ShortCall", hedge_option=spec)
+
+
 def test_book_objects_check_their_fields_too() -> None:
     with pytest.raises(ValueError, match=r"OptionBook.options must be a sequence of Option"):
         OptionBook(options=({"moneyness": 1.0},))  # type: ignore[arg-type]

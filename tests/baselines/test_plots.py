@@ -225,6 +225,34 @@ def test_the_path_story_draws_the_hedging_options_positions_when_held(figures) -
     assert len(without.axes) == 3
 
 
+def test_the_story_names_the_model_hedge_it_draws_and_whose_strike(figures) -> None:
+    """With a hedging option the dotted line is delta-gamma's hedge, not delta's: the legend
+    says so (the line is the delta-gamma hedger's own positions in the underlying, which
+    trade to it at every decision), and a book of several options names its first option's
+    strike; a short call's story keeps the plain names."""
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.benchmark import plot_story
+    from hedgearena.baselines.delta import BlackScholesDelta
+    from hedgearena.baselines.delta_gamma import DeltaGamma
+    from hedgearena.envs.config import make_config
+
+    two_options = {"options": [{"moneyness": 1.0, "expiry_steps": 20, "contracts": -1.0},
+                               {"moneyness": 1.1, "expiry_steps": 20, "contracts": 1.0}]}
+    cases = [(make_config("ShortCall", hedge_option=True, book=two_options), DeltaGamma(),
+              "model hedge (delta-gamma)", "first option's strike"),
+             (make_config("ShortCall"), BlackScholesDelta(), "model hedge", "strike")]
+    for config, hedger, model_label, strike_label in cases:
+        result = run_arena(config, [hedger], n_paths=2, seed=0, progress=False)
+        plot_story(result, [hedger.name], 0, Path("story.png"))
+        fig = figures[-1]
+        assert _legend_texts(fig.axes[0]) == ["spot", strike_label]
+        assert _legend_texts(fig.axes[1])[0] == model_label
+        model, held = fig.axes[1].get_lines()[:2]
+        n = len(result.times) - 1  # the decisions' points (the last is held into the end)
+        np.testing.assert_allclose(model.get_ydata()[:n], held.get_ydata()[:n], rtol=1e-9,
+                                   atol=1e-9)
+
+
 def test_a_long_title_is_wrapped_inside_the_figure() -> None:
     title = ("crowding: worst path of Whalley-Wilmott 0.316228 (tuned) (path 102, P&L -625) "
              "- the market's spot, before the hedgers' impact")

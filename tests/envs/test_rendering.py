@@ -139,3 +139,25 @@ def test_the_positions_legend_takes_two_columns_from_22_hedgers(n_hedgers, colum
     legend = fig.axes[1].get_legend()
     assert len(legend.get_texts()) == n_hedgers + 1
     assert legend._ncols == columns
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_the_envs_stories_name_a_delta_gamma_model_hedge(monkeypatch, vector):
+    """With a hedging option the env's model hedge is delta-gamma's (the book's delta net of
+    the model's option position): its frames' legend says so, as the arena's stories do."""
+    from hedgearena.envs import rendering
+
+    drawn = []
+    draw = rendering.path_story_figure
+
+    def spy(*args, **kwargs):
+        drawn.append(kwargs["labels"])
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(rendering, "path_story_figure", spy)
+    for hedge_option, model in [(True, "model hedge (delta-gamma)"), (False, "model hedge")]:
+        kwargs = {"render_mode": "rgb_array", "hedge_option": hedge_option}
+        env = _vector(1, **kwargs) if vector else gym.make("hedgearena/ShortCall-v0", **kwargs)
+        env.reset(seed=0)
+        env.render()
+        assert drawn[-1].model == model
