@@ -683,6 +683,31 @@ def _read_config_file(source: Path) -> dict[str, Any]:
     return tree
 
 
+_NESTED = {
+    "env": ("kwargs", "one of the env's own fields (cost, market, book, action_mode, ...)"),
+    "agent": ("hyperparams", "one of the algorithm's settings (n_timesteps, learning_rate, ...: "
+              "rl-zoo keys for SB3, the deep hedger's own)"),
+}
+"""Sections whose free-form settings sit one level down: section -> (that key, what it holds)."""
+
+
+def _nesting_hint(loc: tuple[Any, ...]) -> list[str]:
+    """A line saying where an unknown key of ``env`` or ``agent`` belongs if it is a setting.
+
+    Examples:
+        >>> _nesting_hint(("agent", "n_timesteps"))[0].endswith(
+        ...     "set it as agent.hyperparams.n_timesteps")
+        True
+        >>> _nesting_hint(("arena", "pathz")), _nesting_hint(("env", "kwargs", "x"))
+        ([], [])
+    """
+    if len(loc) != 2 or loc[0] not in _NESTED:
+        return []
+    section, key = loc
+    inner, holds = _NESTED[section]
+    return [f"  {section}.{key}: if it is {holds}, set it as {section}.{inner}.{key}"]
+
+
 def _explain(
     error: ValidationError, path: str | Path | None, given: Mapping[str, Any] | None = None
 ) -> str:
@@ -707,6 +732,7 @@ def _explain(
         lines.append(f"  {key}: {item['msg']}{shown}{origin}")
         if item["type"] == "extra_forbidden":  # an unknown key: list the allowed ones
             sections.add(str(item["loc"][0]) if len(item["loc"]) > 1 else "")
+            lines.extend(_nesting_hint(item["loc"]))
     for section in sorted(sections):
         model = RunConfig.model_fields[section].annotation if section else RunConfig
         fields = getattr(model, "model_fields", {})

@@ -567,6 +567,26 @@ def test_arena_hedgers_reference_and_unknown_keys_are_checked_when_the_config_lo
         load_config(None, ["arena.pathz=1"])
 
 
+def test_a_setting_given_a_level_too_high_is_pointed_to_where_it_belongs() -> None:
+    """``agent.n_timesteps`` and ``env.cost`` are refused (unknown keys of those sections) with
+    the key they most likely meant: the algorithm's settings sit under ``agent.hyperparams``
+    and the env's fields under ``env.kwargs``; an unknown key elsewhere gets no such line."""
+    from hedgearena.run_config import load_config
+
+    with pytest.raises(ValueError) as error:
+        load_config(None, ["agent.n_timesteps=3000", "env.cost=0.1"])
+    message = str(error.value)
+    assert "set it as agent.hyperparams.n_timesteps" in message
+    assert "set it as env.kwargs.cost" in message
+    assert "allowed keys of agent: ['algo'," in message
+    with pytest.raises(ValueError) as error:
+        load_config(None, ["arena.pathz=1"])
+    assert "set it as" not in str(error.value)
+    config = load_config(None, ["agent.hyperparams.n_timesteps=3000", "env.kwargs.cost=0.1"])
+    assert config.agent.hyperparams["n_timesteps"] == 3000
+    assert config.env.kwargs["cost"] == 0.1
+
+
 def test_a_spread_costs_relative_flag_must_be_a_boolean() -> None:
     """'no' is truthy: it was read as relative=True."""
     from hedgearena.envs.frictions import SpreadCost
