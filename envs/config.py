@@ -360,16 +360,18 @@ class EnvConfig:
     def replace(self, **changes: Any) -> EnvConfig:
         """A copy with some fields changed (validated again).
 
-        The market is already built, so its keywords are not passed again unless a new market
-        name comes with them (``replace(market="heston", market_kwargs={...})``).
+        The market is already built, so its keywords are not passed again: a new market name
+        starts from that model's defaults, updated by the ``market_kwargs`` that come with it
+        (``replace(market="heston", market_kwargs={...})``), as in :func:`make_config`.
 
         Examples:
             >>> config = make_config("ShortCall")
             >>> config.replace(cost=0.002).cost
             ProportionalCost(rate=0.002)
+            >>> type(config.replace(market="heston").market).__name__
+            'Heston'
         """
-        if "market" not in changes:
-            changes.setdefault("market_kwargs", {})
+        changes.setdefault("market_kwargs", {})
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
