@@ -171,10 +171,12 @@ class EnvConfig:
     """Everything that defines a hedging environment.
 
     Attributes:
-        market: the market model (an object, or a name of :data:`MARKET_MODELS`).
+        market: the market model (an object, or a name of :data:`MARKET_MODELS`; default
+            ``"gbm"``).
         market_kwargs: keywords of the named market model.
         book: the option book to hedge.
-        cost: the cost of trading the underlying (see :mod:`hedgearena.envs.frictions`).
+        cost: the cost of trading the underlying (see :mod:`hedgearena.envs.frictions`; default
+            0.01, a proportional cost of 1% of the traded value).
         hedge_option: a listed option the hedger may also trade, or None.
         n_steps: market steps per episode (default: the latest expiry of the initial options).
         days_per_year: market steps per year (250 or 252 trading days; ``dt = 1 / days``).
