@@ -2,7 +2,8 @@
 
 - ``single_vs_cartpole``: steps/s of ``gym.make("hedgearena/ShortCall-v0")`` over steps/s of
   ``gym.make("CartPole-v1")`` (target >= 0.75), both with constant actions and resets, measured
-  in turns (the best of ``--repeats`` rounds each).
+  in turns (the best of ``--single-repeats`` rounds of 20,000 steps each: many short turns, so
+  that the host's slow spells, which last seconds, fall on both sides alike).
 - ``vector_vs_kernel_16384``: path-steps/s of the native vector env at 16,384 paths (resets and
   episode building included) over the inputs/s of the bare pricing kernel of bench/pricing.py
   (``d1`` and one ``scipy.special.ndtr``) (target >= 0.35); also at 1, 64 and 1024 paths. A
@@ -17,7 +18,8 @@
   ``sb3_adapter_vs_dummy_256`` with 256 envs, where one array step replaces 256 Python steps);
   the two in turns, the best of ``--sb3-repeats`` rounds each.
 
-``ratio_rounds`` records each ratio as measured within every round (its spread is the noise);
+``ratio_rounds`` records each ratio as measured within every round (its spread is the noise) and
+``ratio_medians`` the median of each (a second estimate, robust to a slow spell on one side);
 the targets and the load average before and after the run are recorded too.
 
 Everything runs on one core: torch's intra-op threads are set to 1 for the run (as in
@@ -58,6 +60,11 @@ def rounds(repeats: int, fns: list[Callable[[], float]]) -> list[list[float]]:
 def best(table: list[list[float]]) -> list[float]:
     """The best rate of each column of :func:`rounds`."""
     return [max(column) for column in zip(*table, strict=True)]
+
+
+def median_ratio(table: list[list[float]], top: int, bottom: int) -> float:
+    """The median over the rounds of :func:`rounds` of column ``top`` over column ``bottom``."""
+    return float(np.median([row[top] / row[bottom] for row in table]))
 
 
 def single_rate(env_id: str, steps: int, action: object) -> float:
@@ -132,13 +139,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/env_throughput.json"))
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--single-repeats", type=int, default=20,
+                        help="rounds of the single env and CartPole (20,000 steps each)")
     parser.add_argument("--sb3-repeats", type=int, default=3,
                         help="rounds of the SB3 pairs (each a PPO rollout of 20,000 env-steps)")
     args = parser.parse_args()
     load_before = [round(x, 2) for x in os.getloadavg()]
     torch.set_num_threads(1)  # one core (see the module docstring)
     scale = 10 if args.quick else 1
-    steps = 100_000 // scale
+    steps = 20_000 // scale
     action = np.zeros(1, dtype=np.float32)
 
     def show(names: list[str], rates: list[float]) -> None:
@@ -146,7 +155,7 @@ def main() -> None:
             print(f"  {name}: {rate:,.0f}", flush=True)
 
     single_names = ["ShortCall-v0 steps/s", "CartPole-v1 steps/s"]
-    single_rounds = rounds(args.repeats, [
+    single_rounds = rounds(args.single_repeats, [
         lambda: single_rate("hedgearena/ShortCall-v0", steps, action),
         lambda: single_rate("CartPole-v1", steps, 0),
     ])
@@ -203,6 +212,7 @@ def main() -> None:
         "target_single_vs_cartpole": 0.75,
         "target_vector_vs_kernel_16384": 0.35,
         "repeats": args.repeats,
+        "single_repeats": args.single_repeats,
         "sb3_repeats": args.sb3_repeats,
         # each ratio in every round (the sides measured next to each other): the noise
         "ratio_rounds": {
@@ -210,6 +220,12 @@ def main() -> None:
             "vector_vs_kernel_16384": [round(r[-1] / r[0], 4) for r in vector_rounds],
             "sb3_adapter_vs_dummy": [round(a / d, 4) for a, d in sb3_rounds],
             "sb3_adapter_vs_dummy_256": [round(a / d, 4) for a, d in sb3_rounds_256],
+        },
+        "ratio_medians": {
+            "single_vs_cartpole": median_ratio(single_rounds, 0, 1),
+            "vector_vs_kernel_16384": median_ratio(vector_rounds, -1, 0),
+            "sb3_adapter_vs_dummy": median_ratio(sb3_rounds, 0, 1),
+            "sb3_adapter_vs_dummy_256": median_ratio(sb3_rounds_256, 0, 1),
         },
         "torch_threads": torch.get_num_threads(),
         "load_average_before": load_before,

@@ -125,3 +125,13 @@ def test_rounds_take_turns() -> None:
     assert calls == ["a", "b", "a", "b"]
     assert bench.best([[1.0, 3.0], [2.0, 0.5]]) == [2.0, 3.0]
     assert table == [[1.0, 3.0], [1.0, 3.0]]
+
+
+def test_median_ratio_is_the_median_of_each_rounds_own_ratio() -> None:
+    """Rounds (2, 1), (3, 6), (4, 2) have ratios 2, 0.5 and 2 (median 2), where the best
+    rates' ratio is 4 / 6: a slow spell on one side of one round moves the median not."""
+    bench = load("env_throughput")
+    table = [[2.0, 1.0], [3.0, 6.0], [4.0, 2.0]]
+    assert bench.median_ratio(table, 0, 1) == 2.0
+    assert bench.median_ratio(table, 1, 0) == 0.5
+    assert bench.median_ratio([[1.0, 5.0, 4.0]], -1, 0) == 4.0
