@@ -573,13 +573,13 @@ def test_a_setting_given_a_level_too_high_is_pointed_to_where_it_belongs() -> No
     and the env's fields under ``env.kwargs``; an unknown key elsewhere gets no such line."""
     from hedgearena.run_config import load_config
 
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(ValueError, match="invalid run config") as error:
         load_config(None, ["agent.n_timesteps=3000", "env.cost=0.1"])
     message = str(error.value)
     assert "set it as agent.hyperparams.n_timesteps" in message
     assert "set it as env.kwargs.cost" in message
     assert "allowed keys of agent: ['algo'," in message
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(ValueError, match="allowed keys of arena") as error:
         load_config(None, ["arena.pathz=1"])
     assert "set it as" not in str(error.value)
     config = load_config(None, ["agent.hyperparams.n_timesteps=3000", "env.kwargs.cost=0.1"])
