@@ -455,3 +455,113 @@ def test_implied_vol_hands_the_surface_the_initial_spot_and_the_rates_in_order()
     assert at["anchor"].implied_vol(100.0, 0.1, step=2).ravel().tolist() == [100.0, 100.0]
     assert at["rate"].implied_vol(100.0, 0.1, step=1).ravel().tolist() == [0.03, 0.03]
     assert at["dividend"].implied_vol(100.0, 0.1, step=1).ravel().tolist() == [0.01, 0.01]
+
+
+# ---------------------------------------------------------------- second round (fresh shadow)
+
+
+def test_yaml_reads_the_core_schema_example_of_the_spec() -> None:
+    """Mutants: hexadecimal digits lowercase only (``0x3A`` a string), ``TRUE`` / ``FALSE``
+    dropped from the booleans; with them the float's ``\\.[0-9_]*`` -> ``+`` (``0.``), the
+    exponent without a dot (``+12e03``), the sign of ``.inf``, ``.NAN``, the integer's sign
+    (``-19``); and the dumper left on YAML 1.1 (``+12e03`` written plain came back a number).
+
+    Source: YAML 1.2.2, Example 10.9 "Core Tag Resolution" (https://yaml.org/spec/1.2.2/,
+    section 10.3.2), whose stated values are: nulls ``null`` and empty; ``""`` a string;
+    booleans true, true, false, false; integers 0, 7, 58 (0x3A = 3 * 16 + 10), -19; floats 0.0,
+    -0.0, 0.5, 12000 (12 * 10**3), -200000 (-2 * 10**5); inf, -inf, inf, nan.
+    """
+    text = (
+        "A null: null\n"
+        "Also a null: # Empty\n"
+        'Not a null: ""\n'
+        "Booleans: [ true, True, false, FALSE ]\n"
+        "Integers: [ 0, 0o7, 0x3A, -19 ]\n"
+        "Floats: [\n  0., -0.0, .5, +12e03, -2E+05 ]\n"
+        "Also floats: [\n  .inf, -.Inf, +.INF, .NAN ]\n"
+    )
+    got = load_yaml(text)
+    nan = got["Also floats"].pop()
+    assert math.isnan(nan)
+    assert got == {
+        "A null": None, "Also a null": None, "Not a null": "",
+        "Booleans": [True, True, False, False],
+        "Integers": [0, 7, 58, -19],
+        "Floats": [0.0, -0.0, 0.5, 12000.0, -200000.0],
+        "Also floats": [math.inf, -math.inf, math.inf],
+    }
+    assert [type(v) for v in got["Integers"]] == [int] * 4
+    assert [type(v) for v in got["Booleans"]] == [bool] * 4
+    assert math.copysign(1.0, got["Floats"][1]) == -1.0
+    assert load_yaml("[TRUE, 0xFF, 0xff]") == [True, 255, 255]
+    # strings that read as YAML 1.2 scalars are written quoted, so they come back strings
+    strings = ["+12e03", "FALSE", "0x3A", ".NAN", "-.Inf", "-19", "0."]
+    assert load_yaml(dump_yaml(strings)) == strings
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"liquidity": np.ones((2, 2))}, r"liquidity must have shape \(2, 3\), got \(2, 2\)"),
+        ({"fill_fraction": np.ones((3, 2))},
+         r"fill_fraction must have shape \(2, 3\), got \(3, 2\)"),
+        ({"fill_cap": np.ones(2)}, r"fill_cap must have shape \(2, 3\), got \(2,\)"),
+    ],
+    ids=["liquidity shape", "fill_fraction shape", "fill_cap shape"],
+)
+def test_market_paths_refuse_liquidity_and_fills_of_the_wrong_shape(
+    changes: dict[str, Any], message: str
+) -> None:
+    """Mutants: the liquidity's shape unchecked, the fill arrays' shapes unchecked (both let
+    through by the suite).
+
+    Source: MarketPaths' docstring (liquidity, fill_fraction and fill_cap are ``(n_paths,
+    n_steps + 1)``: here (2, 3)).
+    """
+    with pytest.raises(ValueError, match=message):
+        _paths(**changes)
+
+
+def test_default_liquidity_is_ones_stored_time_major() -> None:
+    """Mutant: the default liquidity built as ``np.ones(shape)`` (path-major) instead of the
+    transpose of a time-major block: the same ones, but ``time_major`` must then copy.
+
+    Source: the module docstring's "Memory layout" (a model stores ``(n_steps + 1, n_paths)``
+    C-contiguous blocks and hands out their transposes; ``time_major`` gets the block back for
+    free) and ``time_major``'s docstring (a view, no copy, for such arrays).
+    """
+    from hedgearena.envs.market import time_major
+
+    paths = _paths()
+    assert paths.liquidity.tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    assert np.shares_memory(time_major(paths.liquidity), paths.liquidity)
+
+
+def test_an_unknown_preset_is_named_with_the_four_allowed() -> None:
+    """Mutant: make_config's preset check dropped (a gym id given as the preset raised a bare
+    ``KeyError: 'ShortCall-v0'``).
+
+    Source: make_config's docstring ("``preset`` is ``ShortCall``, ``OptionBook``,
+    ``PortfolioInsurance`` or ``HistoricalReplay``") and README's table of ids.
+    """
+    with pytest.raises(ValueError, match=r"preset must be one of ShortCall, OptionBook, "
+                                         r"PortfolioInsurance, HistoricalReplay; got "
+                                         r"'ShortCall-v0'$"):
+        make_config("ShortCall-v0")
+
+
+def test_a_repeated_key_points_at_its_mapping_and_at_the_second_key() -> None:
+    """Mutant: the error's context mark taken from the repeated key instead of its mapping.
+
+    Source: hand count of the document below (PyYAML's marks are 0-based: the mapping opens on
+    line 0, column 0; the second ``cost`` is on line 3).
+    """
+    import yaml
+
+    with pytest.raises(yaml.constructor.ConstructorError) as caught:
+        load_yaml("env: 1\ncost: 0.1\nseed: 3\ncost: 0.2\n")
+    error = caught.value
+    assert error.context_mark is not None
+    assert error.problem_mark is not None
+    assert (error.context_mark.line, error.context_mark.column) == (0, 0)
+    assert (error.problem_mark.line, error.problem_mark.column) == (3, 0)
