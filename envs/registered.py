@@ -123,7 +123,8 @@ sale at the end is a cost (in `cost` and the P&L) but not a decision: it is in n
 
 Units: `pnl` and its components (the decision interval's, the unwind's sale included on the
 last step), `cash`, `wealth` (`B + h S + g O + cash`: book, hedge, hedging option and cash;
-0 at the start), `spot`, `slippage` and `initial_premium` in currency; `trade`, `hedge`,
+0 at the start, or `stock * S_0` for a book holding stock), `spot`, `slippage` and
+`initial_premium` in currency; `trade`, `hedge`,
 `model_hedge` and `unfilled` in units of the underlying; `option_trade`, `option_position` and
 `option_unfilled` in units of the hedging option (0 without one); `reward_scale` in currency per
 unit of reward; `step` the market step reached (0 on reset, `n_steps` at the end). `hedge`,

@@ -118,8 +118,9 @@ def test_every_info_value_of_a_four_step_episode_matches_the_hand_ledger() -> No
     """Kills: info's cash, model_hedge, spot, carry, step, trade, cost written wrong (H50,
     H51, H52, H55, H66, H69, H70), ``initial_premium`` the initial wealth (H57) and the lower
     clip of the action (H14). Expected: :func:`hand_ledger`, a cash account with ``scipy``
-    Black-Scholes marks. (Wealth and ``terminal_pnl`` measured from 0 rather than from the
-    initial wealth, H54 and H56, are equivalent: the initial wealth is 0 by construction.)
+    Black-Scholes marks. (``wealth`` less the initial wealth, H54, and ``terminal_pnl`` without
+    it, H56, are invisible here, where the initial wealth is 0; a book holding stock starts at
+    ``stock * S0``, which ``test_mutants_single_env_2.py`` checks.)
     """
     env = ledger_env()
     spots, infos, info0 = run_ledger_episode(env, seed=11)
