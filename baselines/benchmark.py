@@ -219,7 +219,7 @@ def split_configs(config: EnvConfig, split: str | None) -> tuple[EnvConfig, EnvC
                 f"split ({split}): the history {label} it cannot hold an episode of "
                 f"{config.n_steps} steps: {error}"
             ) from None
-        parts.append(config.replace(market=part, market_kwargs={}))
+        parts.append(config.replace(market=part))
     return parts[0], parts[1]
 
 

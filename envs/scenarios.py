@@ -889,8 +889,7 @@ class Scenario:
         unknown = sorted(set(overrides) - fields)
         if unknown:
             raise ValueError(f"scenario {self.name!r}: unknown env field(s) {unknown}")
-        stressed = config.replace(market=self.market(config.market), market_kwargs={},
-                                  **overrides)
+        stressed = config.replace(market=self.market(config.market), **overrides)
         _check_market_grid(stressed)
         return stressed
 
