@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 # pfhedge 0.23, the arena benchmark's reference, needs numpy < 2: it gets a venv of its own.
 PF_VENV := .venv-pfhedge
 PF_STAMP := $(PF_VENV)/.installed
+ARENA_BENCH = $(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
 
 .PHONY: setup run test lint typecheck bench bench-pfhedge quality clean
 
@@ -42,11 +43,11 @@ lint: $(STAMP)
 bench: $(STAMP) $(PF_STAMP)
 	$(PY) bench/pricing.py
 	$(PY) bench/env_throughput.py
-	$(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
+	$(ARENA_BENCH)
 	$(PY) bench/sweep.py
 
 bench-pfhedge: $(STAMP) $(PF_STAMP)
-	$(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
+	$(ARENA_BENCH)
 
 quality: $(STAMP)
 	$(PY) bench/quality.py
