@@ -10,6 +10,7 @@ from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
 from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger, run_hedger
 from hedgearena.baselines.leland import Leland
+from hedgearena.baselines.minimum_variance import MinimumVarianceDelta, fit_minimum_variance
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
 from hedgearena.baselines.zakamouline import Zakamouline
 
@@ -23,9 +24,11 @@ __all__ = [
     "FixedBand",
     "Hedger",
     "Leland",
+    "MinimumVarianceDelta",
     "NoHedge",
     "SyntheticPut",
     "WhalleyWilmott",
     "Zakamouline",
+    "fit_minimum_variance",
     "run_hedger",
 ]

@@ -22,7 +22,7 @@ file                       content
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,7 +35,18 @@ from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, check_result_memory, run_arena
 from hedgearena.baselines.dependence import Overlap
 from hedgearena.baselines.hedger import Hedger
-from hedgearena.baselines.registry import FAMILIES, describe, family_member, parse_hedger
+from hedgearena.baselines.minimum_variance import (
+    MinimumVarianceDelta,
+    MinimumVarianceFit,
+    fit_minimum_variance,
+)
+from hedgearena.baselines.registry import (
+    FAMILIES,
+    FITTED_SPEC,
+    describe,
+    family_member,
+    parse_hedger,
+)
 from hedgearena.envs.checks import require_integer
 from hedgearena.envs.config import EnvConfig, plain_data
 from hedgearena.envs.rendering import StoryFigures, story_labels
@@ -137,6 +148,7 @@ class BenchmarkReport:
         tuned: family key -> its best parameter on the tuning paths.
         arena: the arena's records and paths.
         files: name -> path of each file written.
+        fitted: hedger name -> the fit of each ``mv_delta:fit`` hedger on the tuning paths.
     """
 
     table: pd.DataFrame
@@ -145,6 +157,7 @@ class BenchmarkReport:
     tuned: dict[str, float]
     arena: ArenaResult
     files: dict[str, Path] = field(default_factory=dict)
+    fitted: dict[str, MinimumVarianceFit] = field(default_factory=dict)
 
 
 def split_date(value: Any) -> str:
@@ -340,16 +353,29 @@ def tuned_family(spec: str) -> str | None:
     return family
 
 
+def is_fitted(spec: str) -> bool:
+    """Whether ``spec`` is fitted by the benchmark on its tuning paths (``mv_delta:fit``).
+
+    Examples:
+        >>> is_fitted("mv_delta:fit"), is_fitted("mv_delta:-0.1:-0.2:0.1")
+        (True, False)
+    """
+    return spec.strip() == FITTED_SPEC
+
+
 def resolve_hedgers(
     config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings
 ) -> tuple[list[Hedger], dict[str, float]]:
     """Hedgers from specs (``family:best`` tuned on the tuning paths) or hedger objects.
 
-    ``config`` is the benchmark's (uncut) config: the tuning runs on the first of
+    ``mv_delta:fit`` is fitted on the tuning paths
+    (:func:`~hedgearena.baselines.minimum_variance.fit_minimum_variance`). ``config`` is the
+    benchmark's (uncut) config: the tuning runs on the first of
     :func:`split_configs`.
     """
     tuning = split_configs(config, settings.split)[0] if any(
-        isinstance(spec, str) and tuned_family(spec) for spec in specs) else config
+        isinstance(spec, str) and (tuned_family(spec) or is_fitted(spec))
+        for spec in specs) else config
     hedgers: list[Hedger] = []
     tuned: dict[str, float] = {}
     for spec in specs:
@@ -357,7 +383,10 @@ def resolve_hedgers(
             hedgers.append(spec)
             continue
         family = tuned_family(spec)
-        if family is not None:
+        if is_fitted(spec):
+            hedgers.append(MinimumVarianceDelta.fitted(
+                fit_minimum_variance(tuning, settings.tune_paths, settings.tuning_seed)))
+        elif family is not None:
             tuned[family], _ = tune_family(tuning, family, settings)
             hedger = family_member(family, tuned[family])
             hedger.name = f"{FAMILIES[family][0]} {tuned[family]:g} (tuned)"
@@ -436,7 +465,9 @@ def benchmark(
     scores = _score_all(result, names, settings)
     frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
                 for key, members in families.items()}
-    out = BenchmarkReport(metrics.score_table(scores), scores, frontier, tuned, result)
+    fitted = {h.name: h.fit for h in main if isinstance(h, MinimumVarianceDelta) and h.fit}
+    out = BenchmarkReport(metrics.score_table(scores), scores, frontier, tuned, result,
+                          fitted=fitted)
     if out_dir is not None:
         out.files = write_report(out, scoring, main, settings, Path(out_dir), title)
     return out
@@ -511,6 +542,7 @@ def _write_files(
 def report_note(out: BenchmarkReport, settings: BenchmarkSettings) -> str | None:
     """The lines under a report's table: :func:`tuning_note` and :func:`dependence_note`."""
     notes = [tuning_note(out.tuned, settings, dated=out.arena.overlap is not None),
+             fitting_note(out.fitted, settings, dated=out.arena.overlap is not None),
              dependence_note(out.arena.overlap)]
     return "\n".join(note for note in notes if note) or None
 
@@ -565,17 +597,55 @@ def tuning_note(
         return None
     chosen = ", ".join(f"{family} {value:g}{_edge_mark(family, value)}"
                        for family, value in tuned.items())
+    where = tuning_paths(settings, dated)
+    return f"(tuned): the family's member with the lowest Y on {where}; chosen: {chosen}."
+
+
+def tuning_paths(settings: BenchmarkSettings, dated: bool) -> str:
+    """The notes' words for the tuning paths and how they stand to the scoring paths.
+
+    ``dated``: the paths are windows of one history (see :func:`tuning_note`).
+    """
     tuning = f"{settings.tune_paths:,} tuning paths (seed {settings.tuning_seed})"
     if settings.split is not None:
-        where = (f"{tuning} of the history before {settings.split}, the scoring paths "
-                 f"(seed {settings.seed}) being windows from that day on (out of sample)")
-    elif dated:
-        where = (f"{tuning}: other windows of the same history as the scoring paths "
-                 f"(seed {settings.seed}), sharing days with them (in sample; the setting "
-                 "split tunes on an earlier stretch)")
-    else:
-        where = f"{tuning}, apart from the scoring paths (seed {settings.seed})"
-    return f"(tuned): the family's member with the lowest Y on {where}; chosen: {chosen}."
+        return (f"{tuning} of the history before {settings.split}, the scoring paths "
+                f"(seed {settings.seed}) being windows from that day on (out of sample)")
+    if dated:
+        return (f"{tuning}: other windows of the same history as the scoring paths "
+                f"(seed {settings.seed}), sharing days with them (in sample; the setting "
+                "split tunes on an earlier stretch)")
+    return f"{tuning}, apart from the scoring paths (seed {settings.seed})"
+
+
+def fitting_note(fitted: Mapping[str, MinimumVarianceFit], settings: BenchmarkSettings,
+                 dated: bool = False) -> str | None:
+    """The report's line on the ``(fitted)`` hedgers: their coefficients and where they came from.
+
+    The coefficients' standard errors are in brackets (clustered by path: the replay's windows
+    overlap, so there, ``dated``, they are too small, which the line says).
+
+    Examples:
+        >>> import numpy as np
+        >>> fit = MinimumVarianceFit(np.array([-0.05, -0.17, 0.14]), np.array([0.006, 0.02,
+        ...                          0.02]), np.eye(3), 400_000, 20_000, 0.086)
+        >>> import textwrap
+        >>> note = fitting_note({"MV delta (fitted)": fit}, BenchmarkSettings(seed=7))
+        >>> print(textwrap.fill(note, 80))
+        (fitted): Hull and White's minimum-variance delta regressed on 20,000 tuning
+        paths (seed 8), apart from the scoring paths (seed 7); MV delta (fitted): a
+        -0.05 (0.006), b -0.17 (0.02), c 0.14 (0.02), gain 8.6% of the delta hedge's
+        squared error on them.
+    """
+    if not fitted:
+        return None
+    fits = "; ".join(
+        f"{name}: " + ", ".join(f"{label} {value:.3g} ({error:.2g})" for label, value, error
+                                in zip("abc", fit.coefficients, fit.standard_errors, strict=True))
+        + f", gain {fit.gain:.1%} of the delta hedge's squared error on them"
+        for name, fit in fitted.items())
+    errors = (" (standard errors by path, too small for overlapping windows)" if dated else "")
+    return (f"(fitted): Hull and White's minimum-variance delta regressed on "
+            f"{tuning_paths(settings, dated)}; {fits}{errors}.")
 
 
 def _edge_mark(family: str, value: float) -> str:

@@ -17,6 +17,8 @@ spec                         hedger
                              aversion A per currency
 ``delta_gamma``              :class:`~hedgearena.baselines.delta_gamma.DeltaGamma`
 ``delta_vega``               :class:`~hedgearena.baselines.delta_gamma.DeltaVega`
+``mv_delta:A:B:C``           :class:`~hedgearena.baselines.minimum_variance.MinimumVarianceDelta`,
+                             Hull and White's minimum-variance delta with coefficients a, b, c
 ``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`,
                              rebalanced every K decisions
 ``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
@@ -27,7 +29,8 @@ spec                         hedger
 ============================ ==================================================================
 
 ``ww:best``, ``zakamouline:best`` and ``band:best`` name the member of the family with the
-lowest objective on tuning paths (see :mod:`hedgearena.baselines.benchmark`).
+lowest objective on tuning paths, and ``mv_delta:fit`` the minimum-variance delta with the
+coefficients regressed on them (see :mod:`hedgearena.baselines.benchmark`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
 from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.leland import Leland
+from hedgearena.baselines.minimum_variance import MinimumVarianceDelta
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
 from hedgearena.baselines.zakamouline import Zakamouline
 
@@ -118,6 +122,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "zakamouline": (lambda s, a: Zakamouline(_number(s, a[0])), "zakamouline:risk_aversion"),
     "delta_gamma": (lambda s, a: DeltaGamma(), "delta_gamma"),
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
+    "mv_delta": (lambda s, a: MinimumVarianceDelta(*(_number(s, x) for x in a)), "mv_delta:a:b:c"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),
                       "synthetic_put[:every]"),
     "cppi": (lambda s, a: CPPI(*(_number(s, x) for x in a)),
@@ -125,6 +130,9 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "python": (_python_hedger, "python:module.Class[:arg...]"),
 }
 """name -> (builder from the spec and its arguments, usage)."""
+
+FITTED_SPEC = "mv_delta:fit"
+"""The spec whose coefficients the benchmark regresses on its tuning paths."""
 
 RISK_AVERSION_GRID = tuple(float(x) for x in np.round(np.geomspace(1e-4, 10.0, 11), 6))
 """Risk aversions (per currency) swept by the utility-based band families."""
@@ -154,6 +162,11 @@ def parse_hedger(spec: str) -> Hedger:
         raise ValueError(f"unknown hedger {name!r} in {spec!r}; known: {usage}")
     if args and args[0] == "best":
         raise ValueError(f"{spec!r}: ':best' is resolved by the benchmark (tuning), not here")
+    if spec.strip() == FITTED_SPEC:
+        raise ValueError(f"{spec!r}: ':fit' is resolved by the benchmark (a regression on its "
+                         "tuning paths), not here; give the coefficients (mv_delta:a:b:c) or "
+                         "fit them with hedgearena.baselines.minimum_variance."
+                         "fit_minimum_variance")
     builder, usage = BUILDERS[name]
     low, high = arity(usage)
     if not low <= len(args) <= high:

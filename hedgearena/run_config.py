@@ -180,9 +180,12 @@ def hedger_name(spec: str) -> str:
     Raises:
         ValueError: naming the spec and what is allowed.
     """
-    from hedgearena.baselines.benchmark import tuned_family
+    from hedgearena.baselines.benchmark import is_fitted, tuned_family
+    from hedgearena.baselines.minimum_variance import FITTED_NAME
     from hedgearena.baselines.registry import parse_hedger
 
+    if is_fitted(spec):
+        return FITTED_NAME
     return "" if tuned_family(spec) is not None else parse_hedger(spec).name
 
 

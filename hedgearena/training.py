@@ -450,15 +450,16 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
 
     Each hedger of ``specs`` (``family:best`` aside: the bands hedge any env) is reset on two
     paths of the env, where it checks what it needs (a hedging option for ``delta_vega``, a flat
-    start for ``cppi``...): found now, not after training when the arena scores it. Two specs
-    of one hedger (``delta`` and ``delta:1``, or ``ww:best`` twice) are refused too: the arena
-    needs unique names.
+    start for ``cppi``, one option for ``mv_delta``...): found now, not after training when the
+    arena scores it. Two specs of one hedger (``delta`` and ``delta:1``, or ``ww:best`` twice)
+    are refused too: the arena needs unique names.
 
     Raises:
         ValueError: naming the setting, the spec and why.
     """
     from hedgearena.baselines.arena import hedger_config
-    from hedgearena.baselines.benchmark import tuned_family
+    from hedgearena.baselines.benchmark import is_fitted, tuned_family
+    from hedgearena.baselines.minimum_variance import FITTED_NAME, MinimumVarianceDelta
     from hedgearena.baselines.registry import parse_hedger
     from hedgearena.envs.vector_env import VecHedgingEnv
 
@@ -467,7 +468,9 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
     try:
         for spec in specs:
             family = tuned_family(spec)
-            hedger = None if family is not None else parse_hedger(spec)
+            hedger = (None if family is not None
+                      else MinimumVarianceDelta(0.0, 0.0, 0.0, FITTED_NAME) if is_fitted(spec)
+                      else parse_hedger(spec))  # a fitted one checks the book before its fit
             name = f"{family} (tuned)" if hedger is None else hedger.name
             if name in seen:
                 raise ValueError(f"{setting}: {spec!r} is the same hedger as {seen[name]!r} "

@@ -1,0 +1,305 @@
+"""The minimum-variance delta of Hull and White (2017): delta net of the expected vol move.
+
+When implied vol moves with the spot (down as the spot rises, as equity vols do: Heston with
+``rho < 0``, SABR, the S&P 500 and the VIX), the Black-Scholes delta hedge leaves the part of the
+option's price change that the vol move explains, and that part is correlated with the spot
+move: a better hedge takes it out. Hull and White ("Optimal delta hedging for options", Journal
+of Banking and Finance 82, 2017, 180-190) write the expected change of implied vol given the
+spot's return as ``(dS / S) (a + b delta + c delta^2) / sqrt(T)`` for an option of Black-Scholes
+delta ``delta`` and time to expiry ``T`` (years), fit ``a, b, c`` by the regression of their
+equation (4),
+
+    ``dV - delta_BS dS = vega_BS / sqrt(T) * dS / S * (a + b delta_BS + c delta_BS^2) + e``,
+
+and hedge with their equation (3), the minimum-variance delta
+
+    ``delta_MV = delta_BS + vega_BS / (S sqrt(T)) * (a + b delta_BS + c delta_BS^2)``.
+
+Here the option is the book's one option (of ``quantity`` units of the underlying, signed), so
+``dV`` is its position's value change over a decision (the env's ``option_mtm``), ``vega_BS`` the
+book's vega (currency per unit of vol, the position's) and ``delta_BS`` one unit's delta (the
+book's delta less its stock, over the quantity). :func:`fit_minimum_variance` runs the regression
+on simulated (or replayed) paths of a config, :class:`MinimumVarianceDelta` hedges with the
+coefficients; the benchmark's spec ``mv_delta:fit`` fits them on its tuning paths (the scoring
+paths are never seen), ``mv_delta:a:b:c`` takes them as given.
+
+A book of several options, or with client flow, has no one ``delta_BS`` and ``T``: Hull and
+White's regression is per option, and the env's state holds the book's greeks only. Both refuse
+such a book (:func:`single_option`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hedgearena.baselines.arena import block_generator, path_blocks
+from hedgearena.baselines.delta import EnvHedger, stack_positions
+from hedgearena.baselines.hedger import State
+from hedgearena.envs.config import EnvConfig
+from hedgearena.envs.episode import build_episodes
+from hedgearena.envs.vector_env import VecHedgingEnv
+
+FloatArray = NDArray[np.float64]
+
+
+FITTED_NAME = "MV delta (fitted)"
+"""The name of a hedger of fitted coefficients (:meth:`MinimumVarianceDelta.fitted`)."""
+
+
+class SingleOption(NamedTuple):
+    """The book's one option: its position and expiry, and the book's own stock.
+
+    Attributes:
+        quantity: signed units of the underlying the option position is on (contracts times
+            multiplier; negative = short).
+        expiry_steps: its expiry, in market steps from the episode's start.
+        stock: the book's stock position, units (its delta is in the book's delta).
+    """
+
+    quantity: float
+    expiry_steps: int
+    stock: float
+
+
+def single_option(config: EnvConfig) -> SingleOption:
+    """The book's one option, or a ``ValueError`` naming why the book has not exactly one.
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> single_option(make_config("ShortCall"))
+        SingleOption(quantity=-100.0, expiry_steps=20, stock=0.0)
+    """
+    book = config.book
+    allowed = ("the minimum-variance delta (Hull and White 2017) is fitted per option: it takes "
+               "a book of exactly one option (and optionally stock), as ShortCall-v0 and "
+               "HistoricalReplay-v0 hold")
+    if book.client_flow is not None:
+        raise ValueError(f"{allowed}; this book has client flow (many options)")
+    if len(book.options) != 1:
+        raise ValueError(f"{allowed}; this book has {len(book.options)} options")
+    option = book.options[0]
+    if option.contracts == 0:
+        raise ValueError(f"{allowed}; this book's option has 0 contracts")
+    return SingleOption(float(option.contracts * option.multiplier), int(option.expiry_steps),
+                        float(book.stock))
+
+
+def hull_white_terms(
+    book_vega: Any, spot: Any, tau: Any, option_delta: Any
+) -> FloatArray:
+    """``vega / (S sqrt(T)) * (1, delta, delta^2)``: the regressors of Hull and White per unit dS.
+
+    The minimum-variance delta is ``delta_BS`` plus these terms times ``(a, b, c)`` (their
+    equation (3)); their regression's regressors are these terms times ``dS`` (equation (4)).
+    The terms are 0 where ``tau <= 0`` (an expired option has no vega).
+
+    Args:
+        book_vega: the option position's vega, currency per unit of vol, ``(n,)``.
+        spot: the underlying's price, currency, ``(n,)``.
+        tau: the option's time to expiry, years, ``(n,)`` (or a number).
+        option_delta: one unit's Black-Scholes delta, ``(n,)``.
+
+    Returns:
+        ``(n, 3)`` terms, units of the underlying per unit of the coefficients.
+
+    Examples:
+        >>> hull_white_terms(np.array([-20.0, 5.0]), np.array([100.0, 100.0]),
+        ...                  np.array([0.25, 0.0]), np.array([0.5, 0.9]))
+        array([[-0.4, -0.2, -0.1],
+               [ 0. ,  0. ,  0. ]])
+    """
+    tau = np.broadcast_to(np.asarray(tau, dtype=np.float64), np.shape(spot))
+    alive = tau > 0.0
+    scale = np.where(alive, book_vega / (spot * np.sqrt(np.where(alive, tau, 1.0))), 0.0)
+    delta = np.asarray(option_delta, dtype=np.float64)
+    return np.stack((scale, scale * delta, scale * delta * delta), axis=-1)
+
+
+class MinimumVarianceFit(NamedTuple):
+    """Hull and White's regression on a config's paths (see :func:`fit_minimum_variance`).
+
+    Attributes:
+        coefficients: ``(a, b, c)``, ``(3,)`` (vol per unit of ``dS / S``, times ``sqrt(years)``).
+        standard_errors: their standard errors, ``(3,)``, robust to heteroskedasticity and
+            clustered by path (a path's decisions may be dependent). The replay's paths are
+            windows of one history that overlap: their errors are too small there.
+        covariance: the coefficients' covariance matrix, ``(3, 3)``, of which
+            ``standard_errors`` are the roots of the diagonal (the terms are collinear: the
+            error of ``a + b delta + c delta^2`` is ``sqrt(t' covariance t)``, ``t = (1,
+            delta, delta^2)``, much smaller than the coefficients' own).
+        n_observations: decisions regressed (paths times decisions with the option alive).
+        n_paths: paths.
+        gain: ``1 - SSE(delta_MV) / SSE(delta_BS)``, the share of the Black-Scholes hedge's
+            squared error the fit removes on these paths (Hull and White's "Gain").
+    """
+
+    coefficients: FloatArray
+    standard_errors: FloatArray
+    covariance: FloatArray
+    n_observations: int
+    n_paths: int
+    gain: float
+
+
+def regression_rows(
+    config: EnvConfig, batch: Any, option: SingleOption
+) -> tuple[FloatArray, FloatArray]:
+    """Hull and White's regression rows of a batch, one per path and decision.
+
+    Returns:
+        ``(y, x)``: ``y = dV - delta_book dS`` over each decision, ``(n_decisions, n_paths)``
+        (currency), and ``x`` the regressors :func:`hull_white_terms` times ``dS``,
+        ``(n_decisions, n_paths, 3)``; both 0 where the option has expired.
+    """
+    every, n_decisions = config.rebalance_every, config.n_decisions
+    episode, features = batch.episode, batch.features
+    starts = np.arange(n_decisions) * every
+    spot = np.asarray(episode.spot)
+    move = spot[starts + every] - spot[starts]  # (n_decisions, n_paths)
+    mtm = np.asarray(episode.option_mtm)[: n_decisions * every]
+    value_change = mtm.reshape(n_decisions, every, -1).sum(axis=1)
+    book_delta = features.book_delta.T[starts]
+    tau = (option.expiry_steps - starts)[:, None] * config.dt
+    terms = hull_white_terms(features.book_vega.T[starts], spot[starts], tau,
+                             (book_delta - option.stock) / option.quantity)
+    alive = np.broadcast_to(tau > 0.0, move.shape)
+    y = np.where(alive, value_change - book_delta * move, 0.0)
+    return y, terms * move[..., None]
+
+
+def alive_decisions(config: EnvConfig, option: SingleOption) -> int:
+    """The decisions of an episode at which the option has not expired (regression rows a path)."""
+    starts = np.arange(config.n_decisions) * config.rebalance_every
+    return int(np.count_nonzero(starts < option.expiry_steps))
+
+
+def fit_minimum_variance(
+    config: EnvConfig, n_paths: int = 20_000, seed: int = 1
+) -> MinimumVarianceFit:
+    """Fit Hull and White's ``(a, b, c)`` on ``n_paths`` paths of ``config`` (equation (4)).
+
+    The paths are built as the arena builds them (blocks of
+    :data:`~hedgearena.baselines.arena.PATH_BLOCK`, block ``k`` from ``(seed, k)``): fit on
+    a seed other than the scoring run's, as the benchmark does (``mv_delta:fit``: its tuning
+    paths).
+
+    Args:
+        config: the env config: a book of one option (:func:`single_option`).
+        n_paths: paths to regress on (an integer >= 2).
+        seed: seed of the paths.
+
+    Returns:
+        The coefficients, their standard errors and the fit's gain.
+
+    Raises:
+        ValueError: for a book without exactly one option, too few paths, or paths on which
+            the regressors are collinear (the option's delta barely moves: deep in or out of the
+            money on every path).
+    """
+    option = single_option(config)
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 2:
+        raise ValueError(f"n_paths must be an integer >= 2 (paths to fit on), got {n_paths!r}")
+    per_path_xy, per_path_xx = [], []
+    y_squared, n_observations = 0.0, 0
+    for index, size in path_blocks(int(n_paths)):
+        batch = build_episodes(config, size, block_generator(seed, index), observations=False)
+        y, x = regression_rows(config, batch, option)
+        per_path_xy.append(np.einsum("dpk,dp->pk", x, y))
+        per_path_xx.append(np.einsum("dpk,dpl->pkl", x, x))
+        y_squared += float(np.sum(y * y))
+        n_observations += size * alive_decisions(config, option)
+    xy, xx = np.concatenate(per_path_xy), np.concatenate(per_path_xx)
+    coefficients, bread = _solve(xx.sum(axis=0), xy.sum(axis=0))
+    scores = xy - xx @ coefficients  # each path's sum of x * residual, (n_paths, 3)
+    covariance = bread @ (scores.T @ scores) @ bread
+    explained = float(coefficients @ xy.sum(axis=0))  # SSE_BS - SSE_MV at the least squares
+    return MinimumVarianceFit(
+        coefficients, np.sqrt(np.diag(covariance)), covariance, n_observations, int(n_paths),
+        explained / y_squared if y_squared > 0.0 else 0.0,
+    )
+
+
+def _solve(xx: FloatArray, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The least-squares coefficients of the normal equations and ``(X'X)^-1``."""
+    scale = np.sqrt(np.diag(xx))
+    if not np.all(scale > 0.0):
+        raise ValueError("cannot fit the minimum-variance delta: the option has no vega on "
+                         "these paths (expired from the start?)")
+    unit = xx / np.outer(scale, scale)  # the correlation-like matrix, unit diagonal
+    if np.linalg.cond(unit) > 1e12:
+        raise ValueError("cannot fit the minimum-variance delta: its regressors (1, delta, "
+                         "delta^2) are collinear on these paths (the option's delta barely "
+                         "moves); fit on paths where it does, or give the coefficients")
+    bread = np.linalg.inv(unit) / np.outer(scale, scale)
+    return bread @ xy, bread
+
+
+class MinimumVarianceDelta(EnvHedger):
+    """Hull and White's minimum-variance delta hedge, with the underlying, at every decision.
+
+    Holds ``-(delta_book + sum_j coefficient_j * term_j)``, the book's delta plus the terms of
+    :func:`hull_white_terms`: minus the minimum-variance delta of the book's one option (and its
+    stock). With a hedging option it holds none, as
+    :class:`~hedgearena.baselines.delta.BlackScholesDelta` does. ``a = b = c = 0`` is the
+    Black-Scholes delta hedge.
+
+    Args:
+        a, b, c: Hull and White's coefficients (finite numbers; :func:`fit_minimum_variance`
+            fits them).
+        name: the label in tables (default ``"MV delta"``).
+    """
+
+    uses_observations = False  # reads the state only
+
+    def __init__(self, a: float, b: float, c: float, name: str = "MV delta") -> None:
+        values = []
+        for label, value in (("a", a), ("b", b), ("c", c)):
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
+                    or not np.isfinite(value):
+                raise ValueError(f"MinimumVarianceDelta: {label} must be a finite number (Hull "
+                                 f"and White's coefficient), got {value!r}")
+            values.append(float(value))
+        self.a, self.b, self.c = values
+        self.name = name
+        self._option: SingleOption | None = None
+        self._fit: MinimumVarianceFit | None = None
+
+    @classmethod
+    def fitted(
+        cls, fit: MinimumVarianceFit, name: str = FITTED_NAME
+    ) -> MinimumVarianceDelta:
+        """The hedger of a fit's coefficients (it keeps the fit: :attr:`fit`)."""
+        a, b, c = (float(value) for value in fit.coefficients)
+        hedger = cls(a, b, c, name=name)
+        hedger._fit = fit
+        return hedger
+
+    @property
+    def fit(self) -> MinimumVarianceFit | None:
+        """The fit the coefficients come from (:meth:`fitted`), or None if they were given."""
+        return self._fit
+
+    @property
+    def coefficients(self) -> FloatArray:
+        """``(a, b, c)``, ``(3,)``."""
+        return np.array([self.a, self.b, self.c])
+
+    def reset(self, env: VecHedgingEnv) -> None:
+        """Read the book's one option (a ``ValueError`` for another book)."""
+        super().reset(env)
+        self._option = single_option(env.config)
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
+        """Minus the minimum-variance delta of the book, ``(n_paths, action_dim)``."""
+        option = self._option
+        if option is None:
+            raise RuntimeError("MinimumVarianceDelta: call reset(env) before positions()")
+        book_delta = np.asarray(state["book_delta"])
+        tau = (option.expiry_steps - np.asarray(state["step"])) * float(state["dt"])
+        terms = hull_white_terms(np.asarray(state["book_vega"]), np.asarray(state["spot"]), tau,
+                                 (book_delta - option.stock) / option.quantity)
+        hedge = -(book_delta + terms @ self.coefficients)
+        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
