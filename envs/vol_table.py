@@ -155,9 +155,20 @@ def finish_table(table: FloatArray, fallback: Any, owner: str) -> FloatArray:
     return table
 
 
-def refined(table: FloatArray) -> FloatArray:
-    """:func:`refine` of ``table``, read-only (what the surfaces interpolate)."""
-    fine = refine(table)
+def refined(table: FloatArray, axes: tuple[int, ...] = (-1,)) -> FloatArray:
+    """:func:`refine` of ``table`` along each of ``axes``, contiguous and read-only.
+
+    What the surfaces interpolate. An axis of fewer than 4 nodes (no cubic) is kept as it is.
+
+    Examples:
+        >>> refined(np.arange(8.0).reshape(2, 4), axes=(-1, 0)).shape  # 2 rows: kept
+        (2, 13)
+    """
+    fine = table
+    for axis in axes:
+        if fine.shape[axis] >= 4:
+            fine = np.moveaxis(refine(np.moveaxis(fine, axis, -1)), -1, axis)
+    fine = np.ascontiguousarray(fine)
     fine.flags.writeable = False
     return fine
 
