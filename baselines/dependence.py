@@ -134,7 +134,7 @@ def block_resamples(overlap: Overlap, rows: int, rng: np.random.Generator) -> ND
     """``(rows, n)`` path indices of moving-block bootstrap resamples (Kuensch 1989).
 
     The paths are put in order of their start day; a block is ``b`` consecutive paths in that
-    order, ``b = ceil(n * bandwidth / days)`` (the paths starting within one
+    order, ``b = min(n, ceil(n * bandwidth / days))`` (the paths starting within one
     :attr:`Overlap.bandwidth`, on average, over the ``days`` the starts cover). Each resample
     joins ``ceil(n / b)`` blocks with uniformly drawn first paths and keeps its first ``n``
     paths. Kuensch (1989), "The jackknife and the bootstrap for general stationary

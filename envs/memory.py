@@ -9,7 +9,8 @@ about a third of an arena block's build and a fifth of its hedgers' stepping wen
 38 ms with it).
 
 :func:`keep_freed_memory` raises both thresholds (``mallopt``): allocations of up to 32 MiB
-(the largest threshold glibc accepts on 64-bit) come from the heap, and up to
+(mallopt(3)'s documented maximum on 64-bit, ``DEFAULT_MMAP_THRESHOLD_MAX``; older glibc
+releases refuse more) come from the heap, and up to
 :data:`TRIM_THRESHOLD` bytes of freed memory stay mapped for the next allocation. The cost is
 a resident size that stays up to that much above the live data after a big build. Importing
 ``hedgearena.envs`` applies it on glibc systems; set the environment variable
