@@ -384,8 +384,12 @@ def resolve_hedgers(
             continue
         family = tuned_family(spec)
         if is_fitted(spec):
-            hedgers.append(MinimumVarianceDelta.fitted(
-                fit_minimum_variance(tuning, settings.tune_paths, settings.tuning_seed)))
+            try:
+                fit = fit_minimum_variance(tuning, settings.tune_paths, settings.tuning_seed)
+            except ValueError as error:
+                raise ValueError(f"{spec!r} (fitted on tune_paths={settings.tune_paths:,}): "
+                                 f"{error}") from None
+            hedgers.append(MinimumVarianceDelta.fitted(fit))
         elif family is not None:
             tuned[family], _ = tune_family(tuning, family, settings)
             hedger = family_member(family, tuned[family])

@@ -30,14 +30,16 @@ such a book (:func:`single_option`).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.baselines.arena import block_generator, path_blocks
+from hedgearena.baselines.arena import block_generator, path_blocks, physical_memory
 from hedgearena.baselines.delta import EnvHedger, stack_positions
 from hedgearena.baselines.hedger import State
+from hedgearena.envs.checks import is_integer, is_real
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -47,6 +49,9 @@ FloatArray = NDArray[np.float64]
 
 FITTED_NAME = "MV delta (fitted)"
 """The name of a hedger of fitted coefficients (:meth:`MinimumVarianceDelta.fitted`)."""
+FIT_BYTES_PER_PATH = 240
+"""Bytes :func:`fit_minimum_variance` keeps a path: its ``x'y`` and ``x'x`` (12 float64) twice
+(the blocks' and their concatenation), its score and ``x'x b`` (3 each)."""
 
 
 class SingleOption(NamedTuple):
@@ -72,6 +77,9 @@ def single_option(config: EnvConfig) -> SingleOption:
         >>> single_option(make_config("ShortCall"))
         SingleOption(quantity=-100.0, expiry_steps=20, stock=0.0)
     """
+    if not isinstance(config, EnvConfig):
+        raise ValueError("config must be an EnvConfig (hedgearena.envs.config.make_config, e.g. "
+                         f"make_config('ShortCall')), got {type(config).__name__}")
     book = config.book
     allowed = ("the minimum-variance delta (Hull and White 2017) is fitted per option: it takes "
                "a book of exactly one option (and optionally stock), as ShortCall-v0 and "
@@ -149,13 +157,26 @@ def regression_rows(
 ) -> tuple[FloatArray, FloatArray]:
     """Hull and White's regression rows of a batch, one per path and decision.
 
+    Args:
+        config: the env config the batch was built from.
+        batch: a :class:`~hedgearena.envs.episode.EpisodeBatch` of ``config``
+            (:func:`~hedgearena.envs.episode.build_episodes`).
+        option: the book's one option (:func:`single_option` of ``config``).
+
     Returns:
         ``(y, x)``: ``y = dV - delta_book dS`` over each decision, ``(n_decisions, n_paths)``
         (currency), and ``x`` the regressors :func:`hull_white_terms` times ``dS``,
         ``(n_decisions, n_paths, 3)``; both 0 where the option has expired.
+
+    Raises:
+        ValueError: a batch whose market steps are not the config's.
     """
     every, n_decisions = config.rebalance_every, config.n_decisions
     episode, features = batch.episode, batch.features
+    steps = np.shape(episode.spot)[0]
+    if steps != n_decisions * every + 1:
+        raise ValueError(f"the batch has {steps - 1} market steps, the config {config.n_steps}: "
+                         "build it from this config (build_episodes(config, ...))")
     starts = np.arange(n_decisions) * every
     spot = np.asarray(episode.spot)
     move = spot[starts + every] - spot[starts]  # (n_decisions, n_paths)
@@ -188,20 +209,25 @@ def fit_minimum_variance(
 
     Args:
         config: the env config: a book of one option (:func:`single_option`).
-        n_paths: paths to regress on (an integer >= 2).
-        seed: seed of the paths.
+        n_paths: paths to regress on (an integer >= 2; each keeps
+            :data:`FIT_BYTES_PER_PATH` bytes until the fit is solved).
+        seed: seed of the paths (an integer >= 0).
 
     Returns:
         The coefficients, their standard errors and the fit's gain.
 
     Raises:
-        ValueError: for a book without exactly one option, too few paths, or paths on which
-            the regressors are collinear (the option's delta barely moves: deep in or out of the
-            money on every path).
+        ValueError: for a config that is not an :class:`EnvConfig`, a book without exactly one
+            option, too few paths (or more than fit in memory), a seed that is not an integer
+            >= 0, or paths on which the regressors are collinear (the option's delta barely
+            moves: deep in or out of the money on every path).
     """
     option = single_option(config)
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 2:
         raise ValueError(f"n_paths must be an integer >= 2 (paths to fit on), got {n_paths!r}")
+    if not (is_integer(seed) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0 (the seed of the paths), got {seed!r}")
+    check_fit_memory(int(n_paths))
     per_path_xy, per_path_xx = [], []
     y_squared, n_observations = 0.0, 0
     for index, size in path_blocks(int(n_paths)):
@@ -220,6 +246,22 @@ def fit_minimum_variance(
         coefficients, np.sqrt(np.diag(covariance)), covariance, n_observations, int(n_paths),
         explained / y_squared if y_squared > 0.0 else 0.0,
     )
+
+
+def check_fit_memory(n_paths: int) -> None:
+    """Raise ``ValueError`` before a fit whose per-path sums would not fit in memory.
+
+    :func:`fit_minimum_variance` keeps :data:`FIT_BYTES_PER_PATH` bytes a path (for the
+    path-clustered errors); the bound is the machine's physical memory (no check where the
+    system does not say).
+    """
+    need, have = n_paths * FIT_BYTES_PER_PATH, physical_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"n_paths={n_paths:,} would keep about {need / 2**30:,.1f} GiB for the fit, more "
+            f"than this machine's {have / 2**30:,.1f} GiB of memory: use fewer paths (about "
+            f"{have // (2 * FIT_BYTES_PER_PATH):,} fit in half of it)"
+        )
 
 
 def _solve(xx: FloatArray, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -257,11 +299,11 @@ class MinimumVarianceDelta(EnvHedger):
     def __init__(self, a: float, b: float, c: float, name: str = "MV delta") -> None:
         values = []
         for label, value in (("a", a), ("b", b), ("c", c)):
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
-                    or not np.isfinite(value):
-                raise ValueError(f"MinimumVarianceDelta: {label} must be a finite number (Hull "
-                                 f"and White's coefficient), got {value!r}")
-            values.append(float(value))
+            number = _finite_real(value)
+            if number is None:
+                raise ValueError(f"MinimumVarianceDelta: {label} must be a finite number (a "
+                                 f"real one: Hull and White's coefficient), got {value!r}")
+            values.append(number)
         self.a, self.b, self.c = values
         self.name = name
         self._option: SingleOption | None = None
@@ -272,6 +314,9 @@ class MinimumVarianceDelta(EnvHedger):
         cls, fit: MinimumVarianceFit, name: str = FITTED_NAME
     ) -> MinimumVarianceDelta:
         """The hedger of a fit's coefficients (it keeps the fit: :attr:`fit`)."""
+        if not isinstance(fit, MinimumVarianceFit):
+            raise ValueError("MinimumVarianceDelta.fitted takes a MinimumVarianceFit (of "
+                             f"fit_minimum_variance), got {type(fit).__name__}")
         a, b, c = (float(value) for value in fit.coefficients)
         hedger = cls(a, b, c, name=name)
         hedger._fit = fit
@@ -303,3 +348,14 @@ class MinimumVarianceDelta(EnvHedger):
                                  (book_delta - option.stock) / option.quantity)
         hedge = -(book_delta + terms @ self.coefficients)
         return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
+
+
+def _finite_real(value: Any) -> float | None:
+    """``value`` as a float if it is a finite real number (not a bool, complex or string)."""
+    if not is_real(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the floats
+        return None
+    return number if math.isfinite(number) else None

@@ -252,12 +252,13 @@ def run_stress(
     """Stress the baselines of ``config.stress`` and the saved ``agents``; returns the folder."""
     from hedgearena.baselines.report import wide_console
     from hedgearena.baselines.stress import print_stress_table, stress_test
-    from hedgearena.training import check_hedgers
+    from hedgearena.training import check_fit, check_hedgers
 
     console = console or wide_console()
     spec = config.stress
     env_config = spec.env_config(config.env)
     check_hedgers(env_config, spec.hedgers, "stress.hedgers")  # checked before writing
+    check_fit(env_config, spec.hedgers, spec.settings(False).benchmark(), "stress")
     hedgers = [*spec.hedgers, *load_agents(agents, config)]
     scenarios = spec.scenario_objects()
     check_applicable(scenarios, env_config, spec.risk_limits, spec.skip_inapplicable)

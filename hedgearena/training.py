@@ -33,6 +33,7 @@ import yaml
 
 from hedgearena.baselines.benchmark import (
     BenchmarkReport,
+    BenchmarkSettings,
     benchmark,
     is_dated,
     last_day_before,
@@ -436,13 +437,47 @@ def learning_env(config: RunConfig, env_config: EnvConfig) -> EnvConfig:
 def check_arena(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     """Raise ``ValueError`` naming an ``arena`` setting the env cannot be scored with.
 
-    Its hedgers (:func:`check_hedgers`) and its ``split`` (a dated market, both parts longer
-    than an episode: :func:`hedgearena.baselines.benchmark.split_configs`). ``env_config`` is
-    ``config.env.config()`` (built if not given).
+    Its hedgers (:func:`check_hedgers`, :func:`check_fit`) and its ``split`` (a dated market,
+    both parts longer than an episode: :func:`hedgearena.baselines.benchmark.split_configs`).
+    ``env_config`` is ``config.env.config()`` (built if not given).
     """
     env_config = config.env.config() if env_config is None else env_config
     check_hedgers(env_config, config.arena.hedgers)
-    split_configs(env_config, config.arena.split)
+    tuning = split_configs(env_config, config.arena.split)[0]
+    check_fit(tuning, config.arena.hedgers, config.arena.settings(False))
+
+
+FIT_TRIAL_PATHS = 256
+"""Tuning paths of :func:`check_fit`'s trial fit (a few milliseconds on ShortCall-v0)."""
+
+
+def check_fit(tuning: EnvConfig, specs: list[str], settings: BenchmarkSettings,
+              setting: str = "arena") -> None:
+    """Refuse an ``mv_delta:fit`` spec that cannot be fitted, before a run writes or trains.
+
+    The benchmark fits it on its tuning paths (``tuning``, the first config of
+    :func:`~hedgearena.baselines.benchmark.split_configs`) after an agent has trained: fewer than
+    two tuning paths, or paths on which its regression cannot be solved (one decision an
+    episode: every path's delta is the initial one), are named now, by a trial fit on up to
+    :data:`FIT_TRIAL_PATHS` of them. No spec ``mv_delta:fit``: nothing to check.
+
+    Raises:
+        ValueError: naming the setting and why.
+    """
+    from hedgearena.baselines.benchmark import is_fitted
+    from hedgearena.baselines.minimum_variance import fit_minimum_variance
+
+    if not any(is_fitted(spec) for spec in specs):
+        return
+    if settings.tune_paths < 2:
+        raise ValueError(f"{setting}.tune_paths must be >= 2 to fit 'mv_delta:fit' (Hull and "
+                         f"White's regression on the tuning paths), got {settings.tune_paths}")
+    try:
+        fit_minimum_variance(tuning, min(settings.tune_paths, FIT_TRIAL_PATHS),
+                             settings.tuning_seed)
+    except ValueError as error:
+        raise ValueError(f"{setting}.hedgers: 'mv_delta:fit' cannot be fitted on the tuning "
+                         f"paths: {error}") from None
 
 
 def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena.hedgers") -> None:

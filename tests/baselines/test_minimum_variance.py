@@ -34,13 +34,14 @@ from hedgearena.baselines.minimum_variance import (
     single_option,
 )
 from hedgearena.baselines.registry import parse_hedger
+from hedgearena.cli import run_stress
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.config import make_config
 from hedgearena.envs.episode import build_episodes
 from hedgearena.envs.heston_surface import HestonSurface
 from hedgearena.envs.vector_env import VecHedgingEnv
-from hedgearena.run_config import hedger_name
-from hedgearena.training import check_hedgers
+from hedgearena.run_config import hedger_name, load_config
+from hedgearena.training import check_arena, check_hedgers
 
 HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7, "v0": 0.04}
 
@@ -320,3 +321,32 @@ def test_the_sp500_and_the_vix_show_the_leverage_effect():
     value, error = hull_white_f(fit, 0.5)
     assert value < -5 * error
     assert fit.gain > 0.05
+
+
+def test_a_fit_that_cannot_be_made_is_refused_before_a_run_trains_or_writes():
+    # train.py fits mv_delta:fit after training, on arena.tune_paths: a single tuning path, or
+    # one decision an episode (every path's delta the initial one), is named by check_arena.
+    ok = load_config(overrides=["arena.hedgers=[delta, 'mv_delta:fit']"])
+    check_arena(ok)
+    few = load_config(overrides=["arena.hedgers=[delta, 'mv_delta:fit']", "arena.tune_paths=1"])
+    with pytest.raises(ValueError, match=r"arena.tune_paths must be >= 2 to fit 'mv_delta:fit'"):
+        check_arena(few)
+    short = load_config(overrides=["arena.hedgers=[delta, 'mv_delta:fit']", "env.kwargs.n_steps=1"])
+    with pytest.raises(ValueError, match=r"arena.hedgers: 'mv_delta:fit' cannot be fitted on the "
+                                         r"tuning paths: .*collinear"):
+        check_arena(short)
+    check_arena(load_config(overrides=["arena.tune_paths=1", "env.kwargs.n_steps=1"]))  # no fit
+
+
+def test_the_benchmark_names_the_tuning_paths_a_fit_failed_on():
+    settings = BenchmarkSettings(n_paths=100, tune_paths=1, frontier=False, progress=False)
+    with pytest.raises(ValueError, match=r"'mv_delta:fit' \(fitted on tune_paths=1\): n_paths"):
+        benchmark(make_config("ShortCall"), ["delta", "mv_delta:fit"], settings)
+
+
+def test_stress_checks_the_fit_before_it_writes(tmp_path):
+    config = load_config(overrides=["stress.hedgers=[delta, 'mv_delta:fit']",
+                                    "env.kwargs.n_steps=1", f"out={tmp_path}"])
+    with pytest.raises(ValueError, match=r"stress.hedgers: 'mv_delta:fit' cannot be fitted"):
+        run_stress(config)
+    assert not any(tmp_path.iterdir())
