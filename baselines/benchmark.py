@@ -368,10 +368,9 @@ def resolve_hedgers(
 ) -> tuple[list[Hedger], dict[str, float]]:
     """Hedgers from specs (``family:best`` tuned on the tuning paths) or hedger objects.
 
-    ``mv_delta:fit`` is fitted on the tuning paths
+    ``mv_delta:fit`` is fitted on the same tuning paths
     (:func:`~hedgearena.baselines.minimum_variance.fit_minimum_variance`). ``config`` is the
-    benchmark's (uncut) config: the tuning runs on the first of
-    :func:`split_configs`.
+    benchmark's (uncut) config: the tuning runs on the first of :func:`split_configs`.
     """
     tuning = split_configs(config, settings.split)[0] if any(
         isinstance(spec, str) and (tuned_family(spec) or is_fitted(spec))
@@ -544,7 +543,7 @@ def _write_files(
 
 
 def report_note(out: BenchmarkReport, settings: BenchmarkSettings) -> str | None:
-    """The lines under a report's table: :func:`tuning_note` and :func:`dependence_note`."""
+    """The lines under a report's table (:func:`tuning_note`, :func:`fitting_note`, ...)."""
     notes = [tuning_note(out.tuned, settings, dated=out.arena.overlap is not None),
              fitting_note(out.fitted, settings, dated=out.arena.overlap is not None),
              dependence_note(out.arena.overlap)]
