@@ -19,6 +19,8 @@ spec                         hedger
 ``delta_vega``               :class:`~hedgearena.baselines.delta_gamma.DeltaVega`
 ``mv_delta:A:B:C``           :class:`~hedgearena.baselines.minimum_variance.MinimumVarianceDelta`,
                              Hull and White's minimum-variance delta with coefficients a, b, c
+``realised_delta``           :class:`~hedgearena.baselines.realised_delta.RealisedVolDelta`, the
+                             delta at the path's realised vol
 ``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`,
                              rebalanced every K decisions
 ``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
@@ -49,6 +51,7 @@ from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.leland import Leland
 from hedgearena.baselines.minimum_variance import MinimumVarianceDelta
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
+from hedgearena.baselines.realised_delta import RealisedVolDelta
 from hedgearena.baselines.zakamouline import Zakamouline
 
 
@@ -123,6 +126,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "delta_gamma": (lambda s, a: DeltaGamma(), "delta_gamma"),
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
     "mv_delta": (lambda s, a: MinimumVarianceDelta(*(_number(s, x) for x in a)), "mv_delta:a:b:c"),
+    "realised_delta": (lambda s, a: RealisedVolDelta(), "realised_delta"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),
                       "synthetic_put[:every]"),
     "cppi": (lambda s, a: CPPI(*(_number(s, x) for x in a)),
