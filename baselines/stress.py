@@ -51,13 +51,17 @@ from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
 from hedgearena.baselines.benchmark import (
     BenchmarkSettings,
+    fitting_note,
+    is_dated,
     plain_data,
     plot_story,
     reference_name,
     resolve_hedgers,
     score_hedger,
+    tuning_note,
 )
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger
+from hedgearena.baselines.minimum_variance import MinimumVarianceDelta
 from hedgearena.baselines.registry import describe
 from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.config import EnvConfig
@@ -156,6 +160,8 @@ class StressReport:
         files: name -> path of each file written.
         skipped: name -> why, for the scenarios left out as not applicable to the env (see
             :func:`inapplicable`).
+        notes: the lines on the ``(tuned)`` and ``(fitted)`` hedgers (where their parameters
+            were chosen, on the unstressed env), under the report's tables.
     """
 
     table: pd.DataFrame
@@ -165,6 +171,7 @@ class StressReport:
     hedgers: list[str]
     files: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def pivot(self, key: str) -> pd.DataFrame:
         """The metric ``key`` as a hedger x scenario table (scenarios in the run's order)."""
@@ -396,7 +403,8 @@ def stress_test(
                 bar.update(1)
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
-        out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped)
+        out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped,
+                           notes=choice_notes(config, main, tuned, settings))
         if out_path is not None:
             out.files = write_report(out, config, main, settings, out_path, title,
                                      (stories, drawn) if stories is not None else None)
@@ -644,6 +652,19 @@ def write_tables(
     return paths
 
 
+def choice_notes(config: EnvConfig, hedgers: Sequence[Hedger], tuned: dict[str, float],
+                 settings: StressSettings) -> tuple[str, ...]:
+    """The report's lines on where its ``(tuned)`` and ``(fitted)`` hedgers were chosen.
+
+    As the benchmark's (:func:`~hedgearena.baselines.benchmark.tuning_note`,
+    :func:`~hedgearena.baselines.benchmark.fitting_note`): on the unstressed ``config``.
+    """
+    fitted = {h.name: h.fit for h in hedgers if isinstance(h, MinimumVarianceDelta) and h.fit}
+    chooser, dated = settings.benchmark(), is_dated(config.market)
+    notes = (tuning_note(tuned, chooser, dated=dated), fitting_note(fitted, chooser, dated=dated))
+    return tuple(note for note in notes if note)
+
+
 def markdown_report(out: StressReport, settings: StressSettings, title: str = "") -> str:
     """The objective and ES tables (scenario rows, hedger columns) and the scenarios' list."""
     lines = [f"# {title or 'Stress report'}", ""]
@@ -665,6 +686,7 @@ def markdown_report(out: StressReport, settings: StressSettings, title: str = ""
     lines += ["", report.caption(settings.c, settings.risk_aversion),
               "Each scenario in its own price scale (historical windows: S&P 500 points). "
               f"{CONDITIONAL_ERRORS} Bold: the best hedger of each scenario.", ""]
+    lines += [line for note in out.notes for line in (note, "")]
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ from hedgearena.baselines.minimum_variance import (
     single_option,
 )
 from hedgearena.baselines.registry import parse_hedger
+from hedgearena.baselines.stress import StressSettings, stress_test
 from hedgearena.cli import run_stress
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.config import make_config
@@ -350,3 +351,21 @@ def test_stress_checks_the_fit_before_it_writes(tmp_path):
     with pytest.raises(ValueError, match=r"stress.hedgers: 'mv_delta:fit' cannot be fitted"):
         run_stress(config)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_stress_report_says_where_its_tuned_and_fitted_hedgers_were_chosen(tmp_path):
+    # As the benchmark's: on the unstressed env's tuning paths (seed + 1), with the coefficients.
+    settings = StressSettings(n_paths=300, tune_paths=400, n_boot=10, seed=3, progress=False,
+                              worst_paths=False)
+    report = stress_test(heston_config(), ["delta", "mv_delta:fit", "band:best"], ["base", "calm"],
+                         settings, out_dir=tmp_path)
+    fit = fit_minimum_variance(heston_config(), 400, seed=4)
+    text = (tmp_path / "stress.md").read_text()
+    assert ("(tuned): the family's member with the lowest Y on 400 tuning paths (seed 4), "
+            "apart from the scoring paths (seed 3); chosen: band") in text
+    assert ("(fitted): Hull and White's minimum-variance delta regressed on 400 tuning paths "
+            f"(seed 4), apart from the scoring paths (seed 3); MV delta (fitted): a "
+            f"{fit.coefficients[0]:.3g} ({fit.standard_errors[0]:.2g})") in text
+    assert len(report.notes) == 2
+    plain = stress_test(heston_config(), ["delta"], ["base"], settings)
+    assert plain.notes == ()
