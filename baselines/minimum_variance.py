@@ -6,12 +6,11 @@ option's price change that the vol move explains, and that part is correlated wi
 move: a better hedge takes it out. Hull and White ("Optimal delta hedging for options", Journal
 of Banking and Finance 82, 2017, 180-190) write the expected change of implied vol given the
 spot's return as ``(dS / S) (a + b delta + c delta^2) / sqrt(T)`` for an option of Black-Scholes
-delta ``delta`` and time to expiry ``T`` (years), fit ``a, b, c`` by the regression of their
-equation (4),
+delta ``delta`` and time to expiry ``T`` (years), fit ``a, b, c`` by the regression
 
     ``dV - delta_BS dS = vega_BS / sqrt(T) * dS / S * (a + b delta_BS + c delta_BS^2) + e``,
 
-and hedge with their equation (3), the minimum-variance delta
+and hedge with the minimum-variance delta
 
     ``delta_MV = delta_BS + vega_BS / (S sqrt(T)) * (a + b delta_BS + c delta_BS^2)``.
 
@@ -100,8 +99,8 @@ def hull_white_terms(
 ) -> FloatArray:
     """``vega / (S sqrt(T)) * (1, delta, delta^2)``: the regressors of Hull and White per unit dS.
 
-    The minimum-variance delta is ``delta_BS`` plus these terms times ``(a, b, c)`` (their
-    equation (3)); their regression's regressors are these terms times ``dS`` (equation (4)).
+    The minimum-variance delta is ``delta_BS`` plus these terms times ``(a, b, c)``; Hull and
+    White's regressors are these terms times ``dS``.
     The terms are 0 where ``tau <= 0`` (an expired option has no vega).
 
     Args:
@@ -200,7 +199,7 @@ def alive_decisions(config: EnvConfig, option: SingleOption) -> int:
 def fit_minimum_variance(
     config: EnvConfig, n_paths: int = 20_000, seed: int = 1
 ) -> MinimumVarianceFit:
-    """Fit Hull and White's ``(a, b, c)`` on ``n_paths`` paths of ``config`` (equation (4)).
+    """Fit Hull and White's ``(a, b, c)`` on ``n_paths`` paths of ``config`` (their regression).
 
     The paths are built as the arena builds them (blocks of
     :data:`~hedgearena.baselines.arena.PATH_BLOCK`, block ``k`` from ``(seed, k)``): fit on

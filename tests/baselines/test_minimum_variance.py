@@ -2,14 +2,14 @@
 
 References:
 - Hull and White (2017), "Optimal delta hedging for options", Journal of Banking and Finance 82,
-  180-190: the regression (their equation (4)) and the minimum-variance delta (equation (3)).
+  180-190: the regression of the delta hedge's error and the minimum-variance delta.
 - The minimum-variance delta of the Heston model, ``dC/dS + rho xi / S dC/dv`` (the spot and
   variance moves' covariance over the spot's variance, by Ito's lemma; e.g. Poulsen,
   Schenk-Hoppe and Ewald (2009), "Risk minimization in stochastic volatility models: model risk
-  and empirical performance", Quantitative Finance 9(6), equation (3.3)), with Heston's price
+  and empirical performance", Quantitative Finance 9(6)), with Heston's price
   from QuantLib's AnalyticHestonEngine.
 - In a Black-Scholes market the implied vol does not move: the minimum-variance delta is the
-  Black-Scholes delta (Hull and White, section 2).
+  Black-Scholes delta (the adjustment is the expected vol move, 0 here).
 """
 
 import math
@@ -61,7 +61,7 @@ def hull_white_f(fit, delta):
 def quantlib_heston_f(spot, strike, days, v, kappa, theta, xi, rho):
     """Hull and White's ``a + b delta + c delta^2`` of Heston's minimum-variance delta.
 
-    ``delta_MV - delta_BS = vega_BS / (S sqrt(T)) * f`` (their equation (3)), so ``f = sqrt(T)
+    ``delta_MV - delta_BS = vega_BS / (S sqrt(T)) * f`` (Hull and White), so ``f = sqrt(T)
     S / vega_BS * (dC/dS + rho xi / S dC/dv - delta_BS)``: Heston's prices from QuantLib's
     AnalyticHestonEngine (central differences), ``delta_BS`` and ``vega_BS`` Black-Scholes' at
     the implied vol of Heston's price (r = q = 0).
@@ -315,8 +315,8 @@ def test_a_run_config_checks_the_book_before_the_fit():
 
 def test_the_sp500_and_the_vix_show_the_leverage_effect():
     # The replay from 2014 on marks the option at the VIX, which rises as the S&P 500 falls: the
-    # fitted adjustment of an at-the-money call is negative, many standard errors from 0 (Hull
-    # and White's finding on S&P 500 options, 2004 to 2015).
+    # fitted adjustment of an at-the-money call is negative, many standard errors from 0 (as
+    # Hull and White found on S&P 500 options).
     config = make_config("HistoricalReplay", market_kwargs={"start": "2014-01-01"})
     fit = fit_minimum_variance(config, 5_000, seed=1)
     value, error = hull_white_f(fit, 0.5)

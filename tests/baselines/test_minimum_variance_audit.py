@@ -3,8 +3,8 @@
 References:
 - Hull and White (2017), "Optimal delta hedging for options", Journal of Banking and Finance 82,
   180-190: the minimum-variance delta ``delta_BS + vega_BS / (S sqrt(T)) (a + b delta_BS + c
-  delta_BS^2)`` (their equation (3)) and the regression of ``dV - delta_BS dS`` on ``vega_BS /
-  sqrt(T) dS / S (1, delta_BS, delta_BS^2)`` (equation (4)), ``T`` the option's time to expiry
+  delta_BS^2)`` and the regression of ``dV - delta_BS dS`` on ``vega_BS /
+  sqrt(T) dS / S (1, delta_BS, delta_BS^2)``, ``T`` the option's time to expiry
   in years and ``vega_BS`` per unit of vol.
 - Black-Scholes-Merton with a continuous dividend yield ``q`` (Hull, "Options, Futures, and
   Other Derivatives", chapter 17 on indices): ``d1 = (ln(S/K) + (r - q + sigma^2/2) T) /
@@ -92,7 +92,7 @@ def hand(case, spot, step):
 
 @pytest.mark.parametrize("label", list(CASES))
 def test_the_hedge_is_equation_3_by_closed_form_and_delta_after_expiry(label):
-    # At every decision the hedger holds -(stock + Q delta_MV), delta_MV of equation (3) with
+    # At every decision the hedger holds -(stock + Q delta_MV), delta_MV of Hull and White with
     # delta and vega by hand (Q the option's units): the env's book vega is per unit of vol
     # (S e^{-qT} phi(d1) sqrt(T), not per vol point: 100 times larger than a vol point's), the
     # book-level form is Q times the option's for a short (Q = -100) and a long (Q = 200) one,
@@ -190,7 +190,7 @@ def test_the_arena_holds_equation_3_from_the_state(label):
     # Through the arena (run_arena's records), on the S&P 500 replay with an option expiring
     # before the window's end, with a hedging option (none held), with initial_hedge="delta"
     # (the env fixes the first position at delta's) and with a risk limit ending most paths
-    # early (every decision before a path's end): the position is equation (3) at the state.
+    # early (every decision before a path's end): the position is Hull and White's at the state.
     configs = {
         "replay, expiry 10 of 21": lambda: make_config(
             "HistoricalReplay", n_steps=21,

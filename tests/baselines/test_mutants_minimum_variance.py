@@ -7,8 +7,8 @@ of ``hedgearena/training.py``; each test here failed on a mutant the existing te
 References:
 - Hull and White (2017), "Optimal delta hedging for options", Journal of Banking and Finance 82,
   180-190: the regression of ``dV - delta_BS dS`` on ``vega_BS / sqrt(T) dS / S (1, delta_BS,
-  delta_BS^2)`` (their equation (4)), one row per decision at which the option is alive, and the
-  minimum-variance delta of their equation (3).
+  delta_BS^2)``, one row per decision at which the option is alive, and the
+  minimum-variance delta built from it.
 
 Every expected number is written out by hand (decision counts, byte counts, the seeds the
 docstrings promise) or is numpy's ``lstsq`` of the regression rows, never a second run of the
