@@ -42,9 +42,9 @@ from hedgearena.baselines.minimum_variance import (
 )
 from hedgearena.baselines.registry import (
     FAMILIES,
-    FITTED_SPEC,
     describe,
     family_member,
+    is_fitted,
     parse_hedger,
 )
 from hedgearena.envs.checks import require_integer
@@ -353,16 +353,6 @@ def tuned_family(spec: str) -> str | None:
     return family
 
 
-def is_fitted(spec: str) -> bool:
-    """Whether ``spec`` is fitted by the benchmark on its tuning paths (``mv_delta:fit``).
-
-    Examples:
-        >>> is_fitted("mv_delta:fit"), is_fitted("mv_delta:-0.1:-0.2:0.1")
-        (True, False)
-    """
-    return spec.strip() == FITTED_SPEC
-
-
 def resolve_hedgers(
     config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings
 ) -> tuple[list[Hedger], dict[str, float]]:
@@ -468,9 +458,8 @@ def benchmark(
     scores = _score_all(result, names, settings)
     frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
                 for key, members in families.items()}
-    fitted = {h.name: h.fit for h in main if isinstance(h, MinimumVarianceDelta) and h.fit}
     out = BenchmarkReport(metrics.score_table(scores), scores, frontier, tuned, result,
-                          fitted=fitted)
+                          fitted=fits_of(main))
     if out_dir is not None:
         out.files = write_report(out, scoring, main, settings, Path(out_dir), title)
     return out
@@ -543,11 +532,26 @@ def _write_files(
 
 
 def report_note(out: BenchmarkReport, settings: BenchmarkSettings) -> str | None:
-    """The lines under a report's table (:func:`tuning_note`, :func:`fitting_note`, ...)."""
-    notes = [tuning_note(out.tuned, settings, dated=out.arena.overlap is not None),
-             fitting_note(out.fitted, settings, dated=out.arena.overlap is not None),
-             dependence_note(out.arena.overlap)]
-    return "\n".join(note for note in notes if note) or None
+    """The lines under a report's table: :func:`choice_notes` and :func:`dependence_note`."""
+    dependence = dependence_note(out.arena.overlap)
+    notes = [*choice_notes(out.tuned, out.fitted, settings, dated=out.arena.overlap is not None),
+             *([dependence] if dependence else [])]
+    return "\n".join(notes) or None
+
+
+def fits_of(hedgers: Sequence[Hedger]) -> dict[str, MinimumVarianceFit]:
+    """The fit of each ``mv_delta:fit`` hedger among ``hedgers``, by the hedger's name."""
+    return {h.name: h.fit for h in hedgers if isinstance(h, MinimumVarianceDelta) and h.fit}
+
+
+def choice_notes(tuned: dict[str, float], fitted: Mapping[str, MinimumVarianceFit],
+                 settings: BenchmarkSettings, dated: bool = False) -> tuple[str, ...]:
+    """The lines on where the ``(tuned)`` and ``(fitted)`` hedgers were chosen (those there are).
+
+    :func:`tuning_note` and :func:`fitting_note`; the benchmark's and the stress report's.
+    """
+    notes = (tuning_note(tuned, settings, dated=dated), fitting_note(fitted, settings, dated=dated))
+    return tuple(note for note in notes if note)
 
 
 def dependence_note(overlap: Overlap | None) -> str | None:

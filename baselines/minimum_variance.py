@@ -67,6 +67,15 @@ class SingleOption(NamedTuple):
     expiry_steps: int
     stock: float
 
+    def terms(self, book_delta: Any, book_vega: Any, spot: Any, step: Any, dt: float) -> FloatArray:
+        """:func:`hull_white_terms` of the option at market ``step`` (``dt`` years a step).
+
+        Its time to expiry is ``(expiry_steps - step) dt`` and one unit's delta the book's
+        delta less its stock, over the quantity. Arrays broadcast; ``(..., 3)``.
+        """
+        return hull_white_terms(book_vega, spot, (self.expiry_steps - step) * dt,
+                                (book_delta - self.stock) / self.quantity)
+
 
 def single_option(config: EnvConfig) -> SingleOption:
     """The book's one option, or a ``ValueError`` naming why the book has not exactly one.
@@ -182,10 +191,9 @@ def regression_rows(
     mtm = np.asarray(episode.option_mtm)[: n_decisions * every]
     value_change = mtm.reshape(n_decisions, every, -1).sum(axis=1)
     book_delta = features.book_delta.T[starts]
-    tau = (option.expiry_steps - starts)[:, None] * config.dt
-    terms = hull_white_terms(features.book_vega.T[starts], spot[starts], tau,
-                             (book_delta - option.stock) / option.quantity)
-    alive = np.broadcast_to(tau > 0.0, move.shape)
+    terms = option.terms(book_delta, features.book_vega.T[starts], spot[starts],
+                         starts[:, None], config.dt)
+    alive = np.broadcast_to((starts < option.expiry_steps)[:, None], move.shape)
     y = np.where(alive, value_change - book_delta * move, 0.0)
     return y, terms * move[..., None]
 
@@ -342,9 +350,9 @@ class MinimumVarianceDelta(EnvHedger):
         if option is None:
             raise RuntimeError("MinimumVarianceDelta: call reset(env) before positions()")
         book_delta = np.asarray(state["book_delta"])
-        tau = (option.expiry_steps - np.asarray(state["step"])) * float(state["dt"])
-        terms = hull_white_terms(np.asarray(state["book_vega"]), np.asarray(state["spot"]), tau,
-                                 (book_delta - option.stock) / option.quantity)
+        terms = option.terms(book_delta, np.asarray(state["book_vega"]),
+                             np.asarray(state["spot"]), np.asarray(state["step"]),
+                             float(state["dt"]))
         hedge = -(book_delta + terms @ self.coefficients)
         return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
 

@@ -138,6 +138,16 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
 FITTED_SPEC = "mv_delta:fit"
 """The spec whose coefficients the benchmark regresses on its tuning paths."""
 
+
+def is_fitted(spec: str) -> bool:
+    """Whether ``spec`` is fitted by the benchmark on its tuning paths (``mv_delta:fit``).
+
+    Examples:
+        >>> is_fitted("mv_delta:fit"), is_fitted(" mv_delta:fit "), is_fitted("mv_delta:0:0:0")
+        (True, True, False)
+    """
+    return spec.strip() == FITTED_SPEC
+
 RISK_AVERSION_GRID = tuple(float(x) for x in np.round(np.geomspace(1e-4, 10.0, 11), 6))
 """Risk aversions (per currency) swept by the utility-based band families."""
 
@@ -166,7 +176,7 @@ def parse_hedger(spec: str) -> Hedger:
         raise ValueError(f"unknown hedger {name!r} in {spec!r}; known: {usage}")
     if args and args[0] == "best":
         raise ValueError(f"{spec!r}: ':best' is resolved by the benchmark (tuning), not here")
-    if spec.strip() == FITTED_SPEC:
+    if is_fitted(spec):
         raise ValueError(f"{spec!r}: ':fit' is resolved by the benchmark (a regression on its "
                          "tuning paths), not here; give the coefficients (mv_delta:a:b:c) or "
                          "fit them with hedgearena.baselines.minimum_variance."

@@ -51,17 +51,16 @@ from hedgearena.baselines import metrics, report
 from hedgearena.baselines.arena import ArenaResult, run_arena
 from hedgearena.baselines.benchmark import (
     BenchmarkSettings,
-    fitting_note,
+    choice_notes,
+    fits_of,
     is_dated,
     plain_data,
     plot_story,
     reference_name,
     resolve_hedgers,
     score_hedger,
-    tuning_note,
 )
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger
-from hedgearena.baselines.minimum_variance import MinimumVarianceDelta
 from hedgearena.baselines.registry import describe
 from hedgearena.envs.checks import require_integer, require_number
 from hedgearena.envs.config import EnvConfig
@@ -404,7 +403,8 @@ def stress_test(
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
         out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped,
-                           notes=choice_notes(config, main, tuned, settings))
+                           notes=choice_notes(tuned, fits_of(main), settings.benchmark(),
+                                              dated=is_dated(config.market)))
         if out_path is not None:
             out.files = write_report(out, config, main, settings, out_path, title,
                                      (stories, drawn) if stories is not None else None)
@@ -650,19 +650,6 @@ def write_tables(
     paths["json"].write_text(json.dumps(plain_data(document), indent=2, allow_nan=False) + "\n")
     paths["md"].write_text(markdown_report(out, settings, title))
     return paths
-
-
-def choice_notes(config: EnvConfig, hedgers: Sequence[Hedger], tuned: dict[str, float],
-                 settings: StressSettings) -> tuple[str, ...]:
-    """The report's lines on where its ``(tuned)`` and ``(fitted)`` hedgers were chosen.
-
-    As the benchmark's (:func:`~hedgearena.baselines.benchmark.tuning_note`,
-    :func:`~hedgearena.baselines.benchmark.fitting_note`): on the unstressed ``config``.
-    """
-    fitted = {h.name: h.fit for h in hedgers if isinstance(h, MinimumVarianceDelta) and h.fit}
-    chooser, dated = settings.benchmark(), is_dated(config.market)
-    notes = (tuning_note(tuned, chooser, dated=dated), fitting_note(fitted, chooser, dated=dated))
-    return tuple(note for note in notes if note)
 
 
 def markdown_report(out: StressReport, settings: StressSettings, title: str = "") -> str:

@@ -180,9 +180,9 @@ def hedger_name(spec: str) -> str:
     Raises:
         ValueError: naming the spec and what is allowed.
     """
-    from hedgearena.baselines.benchmark import is_fitted, tuned_family
+    from hedgearena.baselines.benchmark import tuned_family
     from hedgearena.baselines.minimum_variance import FITTED_NAME
-    from hedgearena.baselines.registry import parse_hedger
+    from hedgearena.baselines.registry import is_fitted, parse_hedger
 
     if is_fitted(spec):
         return FITTED_NAME

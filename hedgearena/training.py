@@ -464,8 +464,8 @@ def check_fit(tuning: EnvConfig, specs: list[str], settings: BenchmarkSettings,
     Raises:
         ValueError: naming the setting and why.
     """
-    from hedgearena.baselines.benchmark import is_fitted
     from hedgearena.baselines.minimum_variance import fit_minimum_variance
+    from hedgearena.baselines.registry import is_fitted
 
     if not any(is_fitted(spec) for spec in specs):
         return
@@ -493,9 +493,9 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
         ValueError: naming the setting, the spec and why.
     """
     from hedgearena.baselines.arena import hedger_config
-    from hedgearena.baselines.benchmark import is_fitted, tuned_family
+    from hedgearena.baselines.benchmark import tuned_family
     from hedgearena.baselines.minimum_variance import FITTED_NAME, MinimumVarianceDelta
-    from hedgearena.baselines.registry import parse_hedger
+    from hedgearena.baselines.registry import is_fitted, parse_hedger
     from hedgearena.envs.vector_env import VecHedgingEnv
 
     envs: dict[int, VecHedgingEnv] = {}  # one env per view (hedgers' env_overrides)
