@@ -14,6 +14,8 @@ rebalance buys high and sells low, plus the spread) and like less for one who is
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,6 +26,7 @@ from hedgearena.baselines.hedger import State
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.book import BookPaths, expiry_years, held_quantity
 from hedgearena.envs.checks import is_number
+from hedgearena.envs.market import MarketPaths
 
 
 def leland_volatility(
@@ -108,26 +111,118 @@ class _Slots(NamedTuple):
     quantity: FloatArray
 
 
-_SLOTS_CACHE: dict[bool, tuple[BookPaths, _Slots]] = {}
-"""The last batch's slots (with a quantity: True; all: False), by the identity of its book."""
+VOL_MEMO_BYTES = 512 * 2**20
+"""The most the memo of held slots' implied vols keeps (bytes): 60 decisions of an
+OptionBook-v0 block of 16,384 paths hold about 190 MB. Past it, vols are computed, not kept."""
+
+
+class _BatchMemo:
+    """What every repricing hedger of one batch computes alike, computed once.
+
+    In the arena the repricing hedgers (Leland, a tuned Zakamouline family's members, ...) run
+    one after another on the same batch. They all read the book's slots (:meth:`slots`) and,
+    at each decision, the surface's vol of every held slot (:meth:`held_vols`, 43% of a
+    Zakamouline member's time on OptionBook-v0 before it was shared). The memo is keyed by
+    the identity of the book's arrays and of the market (held as weak references: it empties
+    itself when the batch is freed, and a new batch replaces it) and the vols by the decision's
+    steps and spots, compared exactly: a hedger whose own trades moved the spot (permanent
+    impact) gets its own vols, computed. A hit returns the very numbers a computation would.
+    """
+
+    def __init__(self) -> None:
+        self._refs: tuple[weakref.ref[Any], ...] = ()
+        self._slots: dict[bool, _Slots] = {}
+        self._vols: dict[bytes, tuple[FloatArray, FloatArray]] = {}
+        self._bytes = 0
+
+    def _bind(self, book: BookPaths, market: MarketPaths) -> None:
+        """Empty the memo unless it is ``book``'s on ``market`` (by identity)."""
+        keys = (market, book.strike, book.quantity, book.is_call, book.start, book.expiry)
+        if len(self._refs) == len(keys) and all(
+            ref() is key for ref, key in zip(self._refs, keys, strict=True)
+        ):
+            return
+        self.clear()
+        self._refs = tuple(weakref.ref(key, self._forget) for key in keys)
+
+    def _forget(self, _: weakref.ref[Any]) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop everything kept."""
+        self._refs, self._slots, self._vols, self._bytes = (), {}, {}, 0
+
+    def slots(self, book: BookPaths, market: MarketPaths, quantity_only: bool) -> _Slots:
+        """The batch's slots with a quantity (``quantity_only``), else all of them."""
+        self._bind(book, market)
+        if quantity_only not in self._slots:
+            self._slots[quantity_only] = _book_slot_fields(book, market, quantity_only)
+        return self._slots[quantity_only]
+
+    def held_vols(
+        self, book: BookPaths, market: MarketPaths, step: NDArray[Any], spot: FloatArray,
+        compute: Callable[[], FloatArray],
+    ) -> FloatArray:
+        """The held slots' vols at the decision of ``step`` and ``spot``, each ``(n_paths,)``.
+
+        ``compute`` gives them (in the held slots' order, ``(k,)``) when they are not kept;
+        the vols kept are read-only.
+        """
+        self._bind(book, market)
+        key = np.ascontiguousarray(step).tobytes()
+        kept = self._vols.get(key)
+        if kept is not None and np.array_equal(kept[0], spot):
+            return kept[1]
+        vols = compute()
+        size = vols.nbytes + spot.nbytes + len(key)
+        if kept is None and self._bytes + size <= VOL_MEMO_BYTES:
+            vols.flags.writeable = False  # handed to every hedger of the batch: read-only
+            self._vols[key] = (np.array(spot), vols)
+            self._bytes += size
+        return vols
+
+
+_MEMO = _BatchMemo()
+"""The memo of the last batch a repricing hedger read."""
+
+
+def _book_slot_fields(book: BookPaths, market: MarketPaths, quantity_only: bool) -> _Slots:
+    """The slots of ``book`` with a quantity (``quantity_only``), else all, path-major."""
+    shape = book.strike.shape
+    flat = np.flatnonzero(book.quantity) if quantity_only else np.arange(book.strike.size)
+    path, option = np.divmod(flat, shape[1])
+
+    def field(values: NDArray[Any]) -> NDArray[Any]:
+        return np.broadcast_to(values, shape).reshape(-1).take(flat)
+
+    expiry = field(book.expiry)
+    return _Slots(path, option, field(book.strike), field(book.start), expiry,
+                  expiry_years(market, expiry), field(book.is_call), field(book.quantity))
 
 
 class RepricedDelta(EnvHedger):
     """Minus the book's delta with each option valued at a vol of the subclass's choosing.
 
     The base of hedgers that move the model's delta by changing the volatility it is computed
-    at (Leland; Zakamouline's band centre): :meth:`volatilities_at` gives the implied vol (the
-    surface that marks the book) and the vol to hedge at of some of the book's slots;
-    :meth:`repriced_hedge` is ``-(sum_i q_i delta_i(sigma_i') + stock)`` over the instruments
-    held, computed at the held slots only (a client-flow book is mostly padding, options yet
-    to arrive and options settled).
+    at (Leland; Zakamouline's band centre; the delta at realised vol): a subclass gives
+    :meth:`hedging_vols`, the vol to hedge some of the book's slots at from their implied vols
+    (the surface that marks the book, :meth:`implied_vols`); :meth:`repriced_hedge` is
+    ``-(sum_i q_i delta_i(sigma_i') + stock)`` over the instruments held, computed at the held
+    slots only (a client-flow book is mostly padding, options yet to arrive and options
+    settled). The held slots' implied vols of a decision are computed once for all the
+    repricing hedgers of a batch (see :class:`_BatchMemo`).
     """
 
     uses_observations = False  # reads the state only
 
+    def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
+        """The vols to hedge the book's ``slots`` at, given their ``implied`` vols, ``(k,)``."""
+        raise NotImplementedError
+
     def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
         """The implied and hedging vols of the book's ``slots``, ``(k,)`` each."""
-        raise NotImplementedError
+        implied = self.implied_vols(state, slots)
+        return implied, self.hedging_vols(state, slots, implied)
 
     def volatilities(self, state: State) -> tuple[FloatArray, FloatArray]:
         """The implied and hedging vols of every instrument, ``(n_paths, n_instruments)`` each."""
@@ -138,8 +233,8 @@ class RepricedDelta(EnvHedger):
     def repriced_hedge(self, state: State) -> FloatArray:
         """Minus the book's delta at the hedging vols (the book's own stock included), units."""
         batch = self.env.batch
-        slots = self.book_slots(state, held_only=True)
-        _, vol = self.volatilities_at(state, slots)
+        slots, implied = self.held_implied_vols(state)
+        vol = self.hedging_vols(state, slots, implied)
         delta = black_scholes_greeks(
             state["spot"][slots.path], slots.strike, slots.tau, vol, batch.market.rate,
             batch.market.dividend, slots.is_call, select=("delta",),
@@ -167,28 +262,27 @@ class RepricedDelta(EnvHedger):
         )
 
     def _book_slots(self, quantity_only: bool) -> _Slots:
-        """The batch's slots with a quantity (else all of them), cached for the batch's book.
+        """The batch's slots with a quantity (else all of them), from the batch's memo.
 
-        One cache for every repricing hedger (a tuned family's members run one after another
+        One memo for every repricing hedger (a tuned family's members run one after another
         on the same batch), keyed by the book's identity: a batch is read-only (the vector env
         copies one before writing new paths into it).
         """
-        book, market = self.env.batch.instruments, self.env.batch.market
-        cached = _SLOTS_CACHE.get(quantity_only)
-        if cached is not None and cached[0] is book:
-            return cached[1]
-        shape = book.strike.shape
-        flat = np.flatnonzero(book.quantity) if quantity_only else np.arange(book.strike.size)
-        path, option = np.divmod(flat, shape[1])
+        return _MEMO.slots(self.env.batch.instruments, self.env.batch.market, quantity_only)
 
-        def field(values: NDArray[Any]) -> NDArray[Any]:
-            return np.broadcast_to(values, shape).reshape(-1).take(flat)
+    def held_implied_vols(self, state: State) -> tuple[BookSlots, FloatArray]:
+        """The slots held at ``state``'s decision and their :meth:`implied_vols`, ``(k,)`` each.
 
-        expiry = field(book.expiry)
-        slots = _Slots(path, option, field(book.strike), field(book.start), expiry,
-                       expiry_years(market, expiry), field(book.is_call), field(book.quantity))
-        _SLOTS_CACHE[quantity_only] = (book, slots)
-        return slots
+        The vols come from the batch's memo when a hedger of this batch computed them at the
+        same steps and spots (see :class:`_BatchMemo`): the same numbers, computed once.
+        """
+        batch = self.env.batch
+        slots = self.book_slots(state, held_only=True)
+        implied = _MEMO.held_vols(
+            batch.instruments, batch.market, np.asarray(state["step"]),
+            np.asarray(state["spot"], dtype=np.float64), lambda: self.implied_vols(state, slots),
+        )
+        return slots, implied
 
     def implied_vols(self, state: State, slots: BookSlots) -> FloatArray:
         """The surface's vol of the book's ``slots``, as the book is marked, ``(k,)``."""
@@ -229,13 +323,12 @@ class Leland(RepricedDelta):
 
     name = "Leland"
 
-    def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
-        """The implied and Leland vols of the book's ``slots``, ``(k,)`` each."""
-        vol = self.implied_vols(state, slots)
+    def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
+        """The Leland vols of the book's ``slots`` of ``implied`` vols, ``(k,)``."""
         path = slots.path
         cost_round_trip = 2.0 * state["cost_linear"][path] / state["spot"][path]
         interval = self.config.dt * self.config.rebalance_every
-        return vol, leland_volatility(vol, cost_round_trip, interval, book_is_short(state)[path])
+        return leland_volatility(implied, cost_round_trip, interval, book_is_short(state)[path])
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """Minus the book's Leland delta (the book's own stock included)."""

@@ -34,10 +34,9 @@ class RealisedVolDelta(RepricedDelta):
 
     name = "delta at realised vol"
 
-    def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
-        """The implied vols of the book's ``slots`` and the realised vol of their paths."""
-        realised = np.asarray(state["realised_vol"], dtype=np.float64).take(slots.path)
-        return self.implied_vols(state, slots), realised
+    def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
+        """The realised vol of the paths of the book's ``slots``, ``(k,)``."""
+        return np.asarray(state["realised_vol"], dtype=np.float64).take(slots.path)
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """Minus the book's delta at the realised vol (the book's own stock included)."""

@@ -178,16 +178,14 @@ class Zakamouline(RepricedDelta):
     def _cost_rate(self, state: State) -> FloatArray:
         return np.asarray(state["cost_linear"] / state["spot"], dtype=np.float64)
 
-    def volatilities_at(self, state: State, slots: BookSlots) -> tuple[FloatArray, FloatArray]:
-        """The implied and modified vols of the book's ``slots``, ``(k,)`` each."""
-        vol = self.implied_vols(state, slots)
+    def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
+        """The modified vols of the book's ``slots`` of ``implied`` vols, ``(k,)``."""
         path = slots.path
-        modified = zakamouline_vol(
-            vol, self._cost_rate(state)[path], state["book_gamma"][path], self.risk_aversion,
+        return zakamouline_vol(
+            implied, self._cost_rate(state)[path], state["book_gamma"][path], self.risk_aversion,
             state["spot"][path], np.maximum(slots.tau, self.config.dt), state["rate"],
             book_is_short(state)[path],
         )
-        return vol, modified
 
     def half_width(self, state: State) -> FloatArray:
         """``H_0 + H_1`` on each path, units of the underlying."""
