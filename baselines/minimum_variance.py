@@ -14,23 +14,47 @@ and hedge with the minimum-variance delta
 
     ``delta_MV = delta_BS + vega_BS / (S sqrt(T)) * (a + b delta_BS + c delta_BS^2)``.
 
-Here the option is the book's one option (of ``quantity`` units of the underlying, signed), so
-``dV`` is its position's value change over a decision (the env's ``option_mtm``), ``vega_BS`` the
-book's vega (currency per unit of vol, the position's) and ``delta_BS`` one unit's delta (the
-book's delta less its stock, over the quantity). :func:`fit_minimum_variance` runs the regression
-on simulated (or replayed) paths of a config, :class:`MinimumVarianceDelta` hedges with the
-coefficients; the benchmark's spec ``mv_delta:fit`` fits them on its tuning paths (the scoring
-paths are never seen), ``mv_delta:a:b:c`` takes them as given.
+A book of one option (and no client flow: ShortCall-v0, HistoricalReplay-v0;
+:func:`single_option`) is regressed as such: ``dV`` is its position's value change over a
+decision (the env's ``option_mtm``, the settlement included where it expires inside the
+interval), ``vega_BS`` the book's vega (currency per unit of vol, the position's) and
+``delta_BS`` one unit's own delta (the book's delta less its stock, over the quantity; a put's
+own, negative: a put's coefficients are a call's ``(a, b, c)`` mapped by put-call parity to
+``(a + b + c, b + 2c, c)``).
 
-A book of several options, or with client flow, has no one ``delta_BS`` and ``T``: Hull and
-White's regression is per option, and the env's state holds the book's greeks only. Both refuse
-such a book (:func:`single_option`).
+Any other book (several options, client flow: OptionBook-v0, the market maker's case) is pooled
+as Hull and White pool strikes and maturities: one ``(a, b, c)`` for the whole surface, the
+book's hedge and rows its options' sums weighted by the positions,
+
+    ``hedge = -(sum_i q_i [delta_i + vega_i / (S sqrt(T_i)) (a + b d_i + c d_i^2)] + stock)``,
+    ``y = sum_i q_i (dV_i - delta_i dS)``,
+    ``x = sum_i q_i vega_i / sqrt(T_i) * dS / S * (1, d_i, d_i^2)``,
+
+over the options ``i`` held on the path at the decision (``q_i`` units, signed; ``delta_i`` and
+``vega_i`` one unit's, Black-Scholes at the vol of the surface that marks the book). ``d_i`` is
+the delta of the CALL of the option's strike and expiry, for a put its own delta plus
+``e^{-q T_i}`` (Hull and White's convention: by put-call parity a put's value moves as the
+call's less the underlying's, with the call's vega, so the vol move that the quadratic
+describes is the one at the strike whichever the option: calls and puts share the
+coefficients). In the rows, an option that settles before the next decision is left out (its
+payoff does not depend on the vol, so it holds no vol exposure over the interval; the rest of
+the path's book is kept), as are options that arrive after the decision (the hedge cannot hold
+them yet); a path-decision at which no option held survives the interval is no row. The hedge
+holds every option held (one settling before the next decision with its own adjustment, as
+the one-option hedge does). The terms are computed at the held slots only, with the surface's
+vols of :meth:`hedgearena.baselines.leland.RepricedDelta.implied_vols`.
+
+:func:`fit_minimum_variance` runs the regression on simulated (or replayed) paths of a config,
+:class:`MinimumVarianceDelta` hedges with the coefficients; the benchmark's spec ``mv_delta:fit``
+fits them on its tuning paths (the scoring paths are never seen), ``mv_delta:a:b:c`` takes them
+as given. Refused: a book that never holds an option (its options all of 0 contracts and no
+client flow, or a client flow of rate 0), and a one-option book of 0 contracts.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,6 +62,8 @@ from numpy.typing import NDArray
 from hedgearena.baselines.arena import block_generator, path_blocks, physical_memory
 from hedgearena.baselines.delta import EnvHedger, stack_positions
 from hedgearena.baselines.hedger import State
+from hedgearena.baselines.leland import BookSlots, RepricedDelta
+from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.checks import is_integer, is_real
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.episode import build_episodes
@@ -49,8 +75,13 @@ FloatArray = NDArray[np.float64]
 FITTED_NAME = "MV delta (fitted)"
 """The name of a hedger of fitted coefficients (:meth:`MinimumVarianceDelta.fitted`)."""
 FIT_BYTES_PER_PATH = 240
-"""Bytes :func:`fit_minimum_variance` keeps a path: its ``x'y`` and ``x'x`` (12 float64) twice
-(the blocks' and their concatenation), its score and ``x'x b`` (3 each)."""
+"""Bytes :func:`fit_minimum_variance` keeps a path until the fit is solved: its ``x'y`` and
+``x'x`` (12 float64) twice (the blocks' and their concatenation), its score and ``x'x b`` (3
+each). The same for a book of many options: its rows are the book's sums, three regressors a
+path and decision whatever the number of options. Building a block's rows touches every held
+slot, but one decision at a time and one block (at most
+:data:`~hedgearena.baselines.arena.PATH_BLOCK` paths) at a time: that memory goes with the
+block, as the block's paths themselves do, not with ``n_paths``."""
 
 
 class SingleOption(NamedTuple):
@@ -80,6 +111,9 @@ class SingleOption(NamedTuple):
 def single_option(config: EnvConfig) -> SingleOption:
     """The book's one option, or a ``ValueError`` naming why the book has not exactly one.
 
+    The one-option form of the regression and the hedge (:func:`book_option` picks it for a
+    book of one option and no client flow).
+
     Examples:
         >>> from hedgearena.envs.config import make_config
         >>> single_option(make_config("ShortCall"))
@@ -89,9 +123,10 @@ def single_option(config: EnvConfig) -> SingleOption:
         raise ValueError("config must be an EnvConfig (hedgearena.envs.config.make_config, e.g. "
                          f"make_config('ShortCall')), got {type(config).__name__}")
     book = config.book
-    allowed = ("the minimum-variance delta (Hull and White 2017) is fitted per option: it takes "
+    allowed = ("the one-option form of the minimum-variance delta (Hull and White 2017) takes "
                "a book of exactly one option (and optionally stock), as ShortCall-v0 and "
-               "HistoricalReplay-v0 hold")
+               "HistoricalReplay-v0 hold (other books are pooled over their options: "
+               "book_option, book_regression_rows)")
     if book.client_flow is not None:
         raise ValueError(f"{allowed}; this book has client flow (many options)")
     if len(book.options) != 1:
@@ -101,6 +136,37 @@ def single_option(config: EnvConfig) -> SingleOption:
         raise ValueError(f"{allowed}; this book's option has 0 contracts")
     return SingleOption(float(option.contracts * option.multiplier), int(option.expiry_steps),
                         float(book.stock))
+
+
+def book_option(config: EnvConfig) -> SingleOption | None:
+    """The book's one option (the one-option regression), or None for a book of many options.
+
+    A book of exactly one option and no client flow is regressed and hedged as one option
+    (:func:`single_option`); any other book is pooled over its options (the module's docstring).
+
+    Raises:
+        ValueError: for a config that is not an :class:`EnvConfig`, a one-option book of 0
+            contracts, or a book that never holds an option (every option of 0 contracts and
+            no client flow, or a client flow of rate 0).
+
+    Examples:
+        >>> from hedgearena.envs.config import make_config
+        >>> book_option(make_config("OptionBook")) is None
+        True
+    """
+    if not isinstance(config, EnvConfig):
+        raise ValueError("config must be an EnvConfig (hedgearena.envs.config.make_config, e.g. "
+                         f"make_config('OptionBook')), got {type(config).__name__}")
+    book, flow = config.book, config.book.client_flow
+    if all(option.contracts == 0 for option in book.options) and (flow is None
+                                                                  or flow.rate == 0):
+        trades = "no client flow" if flow is None else "a client flow of rate 0"
+        raise ValueError("the minimum-variance delta (Hull and White 2017) hedges the options of "
+                         "a book: this book never holds one (its options all have 0 contracts "
+                         f"and it has {trades}); give it an option or a client flow")
+    if flow is None and len(book.options) == 1:
+        return single_option(config)
+    return None
 
 
 def hull_white_terms(
@@ -146,7 +212,9 @@ class MinimumVarianceFit(NamedTuple):
             ``standard_errors`` are the roots of the diagonal (the terms are collinear: the
             error of ``a + b delta + c delta^2`` is ``sqrt(t' covariance t)``, ``t = (1,
             delta, delta^2)``, much smaller than the coefficients' own).
-        n_observations: decisions regressed (paths times decisions with the option alive).
+        n_observations: decisions regressed (paths times decisions with the option alive; for
+            a book of many options, path-decisions at which some held option survives the
+            interval: :attr:`BookRows.observed`).
         n_paths: paths.
         gain: ``1 - SSE(delta_MV) / SSE(delta_BS)``, the share of the Black-Scholes hedge's
             squared error the fit removes on these paths (Hull and White's "Gain").
@@ -204,6 +272,166 @@ def alive_decisions(config: EnvConfig, option: SingleOption) -> int:
     return int(np.count_nonzero(starts < option.expiry_steps))
 
 
+class _BatchView(NamedTuple):
+    """What a :class:`_BookReader` reads of an env (its batch), for a batch without an env."""
+
+    batch: Any
+
+
+class _BookReader(RepricedDelta):
+    """The book's held slots and the surface's vols of them (the repricing hedgers' own).
+
+    Not a hedger of its own: :class:`MinimumVarianceDelta` and the book's regression read the
+    book through it (:meth:`~hedgearena.baselines.leland.RepricedDelta.book_slots`,
+    :meth:`~hedgearena.baselines.leland.RepricedDelta.implied_vols`).
+    """
+
+    name = "minimum-variance book reader"
+
+    def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
+        """The implied vols (the Black-Scholes delta's)."""
+        return implied
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
+        """Minus the book's delta (at the implied vols: the Black-Scholes delta hedge)."""
+        hedge = self.repriced_hedge(state)
+        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
+
+    @classmethod
+    def of_batch(cls, batch: Any) -> _BookReader:
+        """A reader of a batch's book (the regression's: no env)."""
+        reader = cls()
+        reader.reset(cast(VecHedgingEnv, _BatchView(batch)))
+        return reader
+
+
+class HeldGreeks(NamedTuple):
+    """The options held on each path at one decision and their Black-Scholes greeks, ``(k,)``.
+
+    ``slots`` are :meth:`~hedgearena.baselines.leland.RepricedDelta.book_slots` (path-major),
+    ``price``, ``delta`` and ``vega`` one unit's (currency; units; currency per unit of vol) at
+    the surface's vol, ``call_delta`` the delta of the call of the slot's strike and expiry
+    (a put's delta plus ``e^{-q T}``), ``spot`` the slot's path's spot.
+    """
+
+    slots: BookSlots
+    spot: FloatArray
+    price: FloatArray
+    delta: FloatArray
+    vega: FloatArray
+    call_delta: FloatArray
+
+    def terms(self, picked: Any = slice(None)) -> FloatArray:
+        """:func:`hull_white_terms` of the (``picked``) held positions, ``(k, 3)``."""
+        return hull_white_terms(self.slots.held[picked] * self.vega[picked], self.spot[picked],
+                                self.slots.tau[picked], self.call_delta[picked])
+
+
+def held_greeks(reader: _BookReader, state: State, with_price: bool = False) -> HeldGreeks:
+    """:class:`HeldGreeks` of the book ``reader`` reads, at ``state`` (its ``step`` and ``spot``).
+
+    ``price`` is computed with ``with_price`` only (else None).
+    """
+    market = reader.env.batch.market
+    slots, vol = reader.held_implied_vols(state)
+    spot = np.asarray(state["spot"], dtype=np.float64).take(slots.path)
+    select = ("price", "delta", "vega") if with_price else ("delta", "vega")
+    greeks = black_scholes_greeks(spot, slots.strike, slots.tau, vol, market.rate,
+                                  market.dividend, slots.is_call, select=select)
+    delta = np.asarray(greeks.delta, dtype=np.float64)
+    call_delta = np.where(slots.is_call, delta,
+                          delta + np.exp(-market.dividend * slots.tau))
+    return HeldGreeks(slots, spot, greeks.price, delta, np.asarray(greeks.vega), call_delta)
+
+
+def _path_sums(path: NDArray[np.intp], values: FloatArray, n_paths: int) -> FloatArray:
+    """``out[p, j] = sum of values[i, j] over i with path[i] = p``, ``(n_paths, 3)``."""
+    return np.stack([np.bincount(path, weights=values[:, j], minlength=n_paths)
+                     for j in range(values.shape[1])], axis=1)
+
+
+def book_terms(reader: _BookReader, state: State) -> FloatArray:
+    """The book's terms ``sum_i q_i vega_i / (S sqrt(T_i)) (1, d_i, d_i^2)``, ``(n_paths, 3)``.
+
+    Over the options held on each path at ``state``; ``d_i`` the call's delta (see the
+    module's docstring). The book's minimum-variance hedge is minus its delta less these terms
+    times ``(a, b, c)``; 0 on a path that holds no option.
+    """
+    held = held_greeks(reader, state)
+    return _path_sums(held.slots.path, held.terms(), len(state["spot"]))
+
+
+class BookRows(NamedTuple):
+    """Hull and White's rows of a book, one per path and decision (:func:`book_regression_rows`).
+
+    Attributes:
+        y: ``sum_i q_i (dV_i - delta_i dS)`` over the options held at the decision that survive
+            the interval, ``(n_decisions, n_paths)``, currency.
+        x: ``sum_i q_i vega_i / (S sqrt(T_i)) (1, d_i, d_i^2) dS`` over the same options,
+            ``(n_decisions, n_paths, 3)``.
+        observed: where some option survives the interval (a row), ``(n_decisions, n_paths)``;
+            ``y`` and ``x`` are 0 elsewhere.
+    """
+
+    y: FloatArray
+    x: FloatArray
+    observed: NDArray[np.bool_]
+
+
+def book_regression_rows(config: EnvConfig, batch: Any) -> BookRows:
+    """Hull and White's pooled rows of a book of many options (the module's docstring).
+
+    Each decision's rows are over the options held on the path at the decision (arrivals
+    after it are not held yet) that are still held at the next decision: one that settles
+    inside the interval is left out (its payoff does not depend on the vol). Their value
+    change is repriced (Black-Scholes at the surface's vol, as the env marks them) at the
+    decision and at the next one.
+
+    Args:
+        config: the env config the batch was built from.
+        batch: a :class:`~hedgearena.envs.episode.EpisodeBatch` of ``config``.
+
+    Returns:
+        The rows (:class:`BookRows`).
+
+    Raises:
+        ValueError: a batch whose market steps are not the config's.
+    """
+    every, n_decisions = config.rebalance_every, config.n_decisions
+    spot = np.asarray(batch.episode.spot)
+    steps = spot.shape[0]
+    if steps != n_decisions * every + 1:
+        raise ValueError(f"the batch has {steps - 1} market steps, the config {config.n_steps}: "
+                         "build it from this config (build_episodes(config, ...))")
+    n_paths = spot.shape[1]
+    reader = _BookReader.of_batch(batch)
+    instruments = batch.instruments
+    n_instruments = instruments.strike.shape[1]
+    expiry = np.broadcast_to(instruments.expiry, instruments.strike.shape)
+    y = np.zeros((n_decisions, n_paths))
+    x = np.zeros((n_decisions, n_paths, 3))
+    observed = np.zeros((n_decisions, n_paths), dtype=bool)
+    before: tuple[HeldGreeks, NDArray[np.intp]] | None = None
+    for k in range(n_decisions + 1):
+        step = k * every
+        state = {"step": np.full(n_paths, step), "spot": spot[step]}
+        held = held_greeks(reader, state, with_price=True)
+        key = held.slots.path * n_instruments + held.slots.option  # sorted: path-major
+        if before is not None:
+            start, start_key = before
+            survives = expiry[start.slots.path, start.slots.option] > step
+            at = np.searchsorted(key, start_key[survives])  # the survivors, held now too
+            path = start.slots.path[survives]
+            move = spot[step] - spot[step - every]
+            value = start.slots.held[survives] * (
+                held.price[at] - start.price[survives] - start.delta[survives] * move[path])
+            y[k - 1] = np.bincount(path, weights=value, minlength=n_paths)
+            x[k - 1] = _path_sums(path, start.terms(survives), n_paths) * move[:, None]
+            observed[k - 1, path] = True
+        before = held, key
+    return BookRows(y, x, observed)
+
+
 def fit_minimum_variance(
     config: EnvConfig, n_paths: int = 20_000, seed: int = 1
 ) -> MinimumVarianceFit:
@@ -215,7 +443,8 @@ def fit_minimum_variance(
     paths).
 
     Args:
-        config: the env config: a book of one option (:func:`single_option`).
+        config: the env config: a book of one option (:func:`single_option`) or of many
+            (client flow included; :func:`book_regression_rows`), see :func:`book_option`.
         n_paths: paths to regress on (an integer >= 2; each keeps
             :data:`FIT_BYTES_PER_PATH` bytes until the fit is solved).
         seed: seed of the paths (an integer >= 0).
@@ -224,12 +453,12 @@ def fit_minimum_variance(
         The coefficients, their standard errors and the fit's gain.
 
     Raises:
-        ValueError: for a config that is not an :class:`EnvConfig`, a book without exactly one
-            option, too few paths (or more than fit in memory), a seed that is not an integer
-            >= 0, or paths on which the regressors are collinear (the option's delta barely
-            moves: deep in or out of the money on every path).
+        ValueError: for a config that is not an :class:`EnvConfig`, a book that never holds an
+            option (:func:`book_option`), too few paths (or more than fit in memory), a seed
+            that is not an integer >= 0, or paths on which the regressors are collinear (the
+            option's delta barely moves: deep in or out of the money on every path).
     """
-    option = single_option(config)
+    option = book_option(config)
     if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 2:
         raise ValueError(f"n_paths must be an integer >= 2 (paths to fit on), got {n_paths!r}")
     if not (is_integer(seed) and seed >= 0):
@@ -239,13 +468,18 @@ def fit_minimum_variance(
     y_squared, n_observations = 0.0, 0
     for index, size in path_blocks(int(n_paths)):
         batch = build_episodes(config, size, block_generator(seed, index), observations=False)
-        y, x = regression_rows(config, batch, option)
+        if option is None:
+            y, x, observed = book_regression_rows(config, batch)
+            n_observations += int(np.count_nonzero(observed))
+        else:
+            y, x = regression_rows(config, batch, option)
+            n_observations += size * alive_decisions(config, option)
+        del batch  # the rows are all the fit needs of the block
         per_path_xy.append(np.einsum("dpk,dp->pk", x, y))
         per_path_xx.append(np.einsum("dpk,dpl->pkl", x, x))
         y_squared += float(np.sum(y * y))
-        n_observations += size * alive_decisions(config, option)
     xy, xx = np.concatenate(per_path_xy), np.concatenate(per_path_xx)
-    coefficients, bread = _solve(xx.sum(axis=0), xy.sum(axis=0))
+    coefficients, bread = _solve(xx.sum(axis=0), xy.sum(axis=0), option is None)
     scores = xy - xx @ coefficients  # each path's sum of x * residual, (n_paths, 3)
     covariance = bread @ (scores.T @ scores) @ bread
     explained = float(coefficients @ xy.sum(axis=0))  # SSE_BS - SSE_MV at the least squares
@@ -271,17 +505,27 @@ def check_fit_memory(n_paths: int) -> None:
         )
 
 
-def _solve(xx: FloatArray, xy: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The least-squares coefficients of the normal equations and ``(X'X)^-1``."""
+def _solve(
+    xx: FloatArray, xy: FloatArray, book: bool = False
+) -> tuple[FloatArray, FloatArray]:
+    """The least-squares coefficients of the normal equations and ``(X'X)^-1``.
+
+    ``book``: the rows are a book's of many options (the errors say so).
+    """
     scale = np.sqrt(np.diag(xx))
     if not np.all(scale > 0.0):
-        raise ValueError("cannot fit the minimum-variance delta: the option has no vega on "
+        raise ValueError("cannot fit the minimum-variance delta: the book holds no option with "
+                         "vega over any decision on these paths (none held, or each settles "
+                         "before the next decision)" if book else
+                         "cannot fit the minimum-variance delta: the option has no vega on "
                          "these paths (expired from the start?)")
     unit = xx / np.outer(scale, scale)  # the correlation-like matrix, unit diagonal
     if np.linalg.cond(unit) > 1e12:
+        moves = ("the call deltas of the book's options barely differ or move" if book else
+                 "the option's delta barely moves")
         raise ValueError("cannot fit the minimum-variance delta: its regressors (1, delta, "
-                         "delta^2) are collinear on these paths (the option's delta barely "
-                         "moves); fit on paths where it does, or give the coefficients")
+                         f"delta^2) are collinear on these paths ({moves}); fit on paths where "
+                         "it does, or give the coefficients")
     bread = np.linalg.inv(unit) / np.outer(scale, scale)
     return bread @ xy, bread
 
@@ -291,7 +535,8 @@ class MinimumVarianceDelta(EnvHedger):
 
     Holds ``-(delta_book + sum_j coefficient_j * term_j)``, the book's delta plus the terms of
     :func:`hull_white_terms`: minus the minimum-variance delta of the book's one option (and its
-    stock). With a hedging option it holds none, as
+    stock), or of a book of many options the sum of its held options' (:func:`book_terms`; the
+    module's docstring). With a hedging option it holds none, as
     :class:`~hedgearena.baselines.delta.BlackScholesDelta` does. ``a = b = c = 0`` is the
     Black-Scholes delta hedge.
 
@@ -314,6 +559,7 @@ class MinimumVarianceDelta(EnvHedger):
         self.a, self.b, self.c = values
         self.name = name
         self._option: SingleOption | None = None
+        self._reader: _BookReader | None = None  # a book of many options (else _option)
         self._fit: MinimumVarianceFit | None = None
 
     @classmethod
@@ -340,19 +586,33 @@ class MinimumVarianceDelta(EnvHedger):
         return np.array([self.a, self.b, self.c])
 
     def reset(self, env: VecHedgingEnv) -> None:
-        """Read the book's one option (a ``ValueError`` for another book)."""
+        """Read the book: its one option, or its many (a ``ValueError`` for a book of none).
+
+        See :func:`book_option`.
+        """
+        option = book_option(env.config)
         super().reset(env)
-        self._option = single_option(env.config)
+        self._option, self._reader = option, None
+        if option is None:
+            self._reader = _BookReader()
+            self._reader.reset(env)
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
-        """Minus the minimum-variance delta of the book, ``(n_paths, action_dim)``."""
-        option = self._option
-        if option is None:
-            raise RuntimeError("MinimumVarianceDelta: call reset(env) before positions()")
+        """Minus the minimum-variance delta of the book, ``(n_paths, action_dim)``.
+
+        ``-(book delta + terms @ (a, b, c))``: the terms of the book's one option
+        (:meth:`SingleOption.terms`) or of its many (:func:`book_terms`).
+        """
+        option, reader = self._option, self._reader
         book_delta = np.asarray(state["book_delta"])
-        terms = option.terms(book_delta, np.asarray(state["book_vega"]),
-                             np.asarray(state["spot"]), np.asarray(state["step"]),
-                             float(state["dt"]))
+        if option is not None:
+            terms = option.terms(book_delta, np.asarray(state["book_vega"]),
+                                 np.asarray(state["spot"]), np.asarray(state["step"]),
+                                 float(state["dt"]))
+        elif reader is not None:
+            terms = book_terms(reader, state)
+        else:
+            raise RuntimeError("MinimumVarianceDelta: call reset(env) before positions()")
         hedge = -(book_delta + terms @ self.coefficients)
         return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
 

@@ -485,9 +485,9 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
 
     Each hedger of ``specs`` (``family:best`` aside: the bands hedge any env) is reset on two
     paths of the env, where it checks what it needs (a hedging option for ``delta_vega``, a flat
-    start for ``cppi``, one option for ``mv_delta``...): found now, not after training when the
-    arena scores it. Two specs of one hedger (``delta`` and ``delta:1``, or ``ww:best`` twice)
-    are refused too: the arena needs unique names.
+    start for ``cppi``, a book that holds options for ``mv_delta``...): found now, not after
+    training when the arena scores it. Two specs of one hedger (``delta`` and ``delta:1``, or
+    ``ww:best`` twice) are refused too: the arena needs unique names.
 
     Raises:
         ValueError: naming the setting, the spec and why.

@@ -237,14 +237,11 @@ def test_zero_coefficients_are_the_delta_hedge_and_no_hedging_option_is_held():
 
 @pytest.mark.parametrize(("preset", "words"), [
     ("OptionBook", "client flow"), ("PortfolioInsurance", "2 options")])
-def test_a_book_without_exactly_one_option_is_refused(preset, words):
-    config = make_config(preset)
+def test_a_book_without_exactly_one_option_has_no_single_option(preset, words):
+    # The one-option form names why; the fit and the hedger pool such a book over its options
+    # instead (test_minimum_variance_book.py), where they refused it before.
     with pytest.raises(ValueError, match=f"exactly one option.*{words}"):
-        fit_minimum_variance(config, 100)
-    env = VecHedgingEnv(num_envs=2, config=config)
-    env.reset(seed=0)
-    with pytest.raises(ValueError, match="exactly one option"):
-        MinimumVarianceDelta(0, 0, 0).reset(env)
+        single_option(make_config(preset))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), True, "0.1", None])
@@ -306,10 +303,14 @@ def test_on_the_replay_the_fit_uses_the_history_before_the_split():
 def test_a_run_config_checks_the_book_before_the_fit():
     # train.py refuses mv_delta:fit on a book it cannot hedge before it trains or writes, and
     # names the fitted hedger as the report will.
+    # A book of many options is pooled (OptionBook: accepted); one that never holds an option
+    # (a client flow of rate 0) is refused.
     check_hedgers(make_config("ShortCall"), ["delta", "mv_delta:fit"])
+    check_hedgers(make_config("OptionBook"), ["delta", "mv_delta:fit"])
+    never = make_config("OptionBook", book={"options": [], "client_flow": {"rate": 0.0}})
     with pytest.raises(ValueError, match=r"arena.hedgers: 'mv_delta:fit' cannot hedge this env: "
-                                         r"the minimum-variance delta .* exactly one option"):
-        check_hedgers(make_config("OptionBook"), ["delta", "mv_delta:fit"])
+                                         r"the minimum-variance delta .* never holds one"):
+        check_hedgers(never, ["delta", "mv_delta:fit"])
     assert hedger_name("mv_delta:fit") == FITTED_NAME
 
 
