@@ -318,7 +318,7 @@ at Heston's own prices for the path's current variance (`HestonSurface`: the sem
 tabulated as implied vols, smile and term structure, within about 3e-4 in vol of QuantLib for
 strikes within 3 standard deviations, 1 to 365 days and vols of 0.5% to 50%;
 `market_kwargs={"surface": "term"}` marks at the expected average variance, flat in strike, and
-steps the vector env about 1.3 to 1.4 times as fast). The episode lasts 60 days (252 a year).
+steps the vector env about 1.6 times as fast). The episode lasts 60 days (252 a year).
 Options expire and settle in cash inside the episode. Trading the underlying costs a 5 bp fee plus
 a 5 bp half-spread, 0.1% of traded value in all. The notional N is one client trade (1 contract
 on 100 units).

@@ -3,9 +3,9 @@
 A model whose option prices cost an integral or a series per option (Heston, Merton) is marked
 from a table of its implied vols on a uniform grid, computed once per parameter set: this module
 turns the model's forward-normalised call prices into vols (:func:`otm_implied_vols`), fills what
-the solver cannot resolve far in the wings (:func:`fill_wings`), refines the strike axis by cubics
-(:func:`refine`) and interpolates multilinearly at any point (:func:`cell`, :func:`multilinear`),
-in numpy or torch alike.
+the solver cannot resolve far in the wings (:func:`fill_wings`), refines the strike axis (and any
+other) by cubics (:func:`refine`) and interpolates multilinearly at any point (:func:`cell`,
+:func:`multilinear`), in numpy or torch alike.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hedgearena.envs.checks import require_integer, require_number
+from hedgearena.envs.checks import is_integer, require_integer, require_number
 from hedgearena.envs.implied_vol import implied_volatility
 from hedgearena.envs.vol_surface import _forward
 
 FloatArray = NDArray[np.float64]
 
 Z_REFINEMENT = 4
-"""The strike axis is refined this many times by cubics before linear interpolation."""
+"""The strike axis (and any other that a surface refines) is refined this many times by cubics
+before linear interpolation."""
 TAU_POWER = 0.25
 """The expiry axis is uniform in ``tau**TAU_POWER``: dense at short expiries, where smiles
 change fastest, sparse at long ones."""
@@ -68,16 +69,18 @@ class VolGrid:
 
     def tau_z_cells(
         self, xp: Any, spot: Any, strike: Any, tau: Any, spread: Any, rate: float,
-        dividend: float, n_fine_z: int,
+        dividend: float, n_fine_z: int, n_fine_tau: int | None = None,
     ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
         """The cells of an option ``(strike, 0 <= tau <= max_tau)`` in ``tau`` and refined ``z``.
 
-        ``spread`` is the option's ``sigma sqrt(tau)``, ``n_fine_z`` the refined axis' nodes;
-        ``z = 0`` at expiry.
+        ``spread`` is the option's ``sigma sqrt(tau)``, ``n_fine_z`` the refined ``z`` axis'
+        nodes, ``n_fine_tau`` the expiry axis' (``n_tau`` by default: not refined); ``z = 0`` at
+        expiry.
         """
         moneyness = xp.log(strike / _forward(xp, spot, tau, rate, dividend))
         z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
-        return (cell(xp, safe_power(xp, tau, TAU_POWER), self.max_tau**TAU_POWER, self.n_tau),
+        n_tau = self.n_tau if n_fine_tau is None else n_fine_tau
+        return (cell(xp, safe_power(xp, tau, TAU_POWER), self.max_tau**TAU_POWER, n_tau),
                 cell(xp, z + self.max_z, 2.0 * self.max_z, n_fine_z))
 
 
@@ -155,10 +158,13 @@ def finish_table(table: FloatArray, fallback: Any, owner: str) -> FloatArray:
     return table
 
 
-def refined(table: FloatArray, axes: tuple[int, ...] = (-1,)) -> FloatArray:
+def refined(
+    table: FloatArray, axes: tuple[int, ...] = (-1,), *, keep_extrema: bool = False
+) -> FloatArray:
     """:func:`refine` of ``table`` along each of ``axes``, contiguous and read-only.
 
     What the surfaces interpolate. An axis of fewer than 4 nodes (no cubic) is kept as it is.
+    ``keep_extrema`` is :func:`refine`'s.
 
     Examples:
         >>> refined(np.arange(8.0).reshape(2, 4), axes=(-1, 0)).shape  # 2 rows: kept
@@ -167,7 +173,7 @@ def refined(table: FloatArray, axes: tuple[int, ...] = (-1,)) -> FloatArray:
     fine = table
     for axis in axes:
         if fine.shape[axis] >= 4:
-            fine = np.moveaxis(refine(np.moveaxis(fine, axis, -1)), -1, axis)
+            fine = refine(fine, axis=axis, keep_extrema=keep_extrema)
     fine = np.ascontiguousarray(fine)
     fine.flags.writeable = False
     return fine
@@ -179,26 +185,56 @@ def _lagrange_weights(t: FloatArray) -> list[FloatArray]:
             -(t + 1.0) * t * (t - 2.0) / 2.0, (t + 1.0) * t * (t - 1.0) / 6.0]
 
 
-def refine(table: FloatArray, factor: int = Z_REFINEMENT) -> FloatArray:
-    """``table``'s last axis (``n >= 4`` nodes) refined ``factor`` times by Lagrange cubics.
+def refine(
+    table: FloatArray, factor: int = Z_REFINEMENT, axis: int = -1, *, keep_extrema: bool = False
+) -> FloatArray:
+    """``table`` refined ``factor`` times by Lagrange cubics along ``axis`` (``n >= 4`` nodes).
 
     Linear interpolation on the refined axis then costs one gather pair instead of a cubic's
     four, with an error about ``factor**2`` times smaller than on the coarse nodes. Each value
-    is held within the range of its four nodes (no overshoot next to a steep wing: a vol never
-    turns negative).
+    is held within the range of its four nodes (no overshoot next to a steep or a filled, flat
+    wing: a vol never turns negative). With ``keep_extrema`` only where those nodes are
+    monotone: where they are not (a smile's minimum, which lies between nodes, below them all)
+    the cubic is kept, floored at ``min(0, nodes)``. Holding it there flattens the cell of the
+    minimum: 1.9e-4 in vol at the bottom of a 175-day, 16%-vol Heston smile (OptionBook's
+    parameters, ``z`` nodes a quarter of a standard deviation apart), 5e-6 kept.
 
     Examples:
         >>> refine(np.array([0.0, 1.0, 8.0, 27.0]), 2)  # x**3 on 0..3: exact at 0.5, 1.5, 2.5
         array([ 0.   ,  0.125,  1.   ,  3.375,  8.   , 15.625, 27.   ])
+        >>> nodes = np.array([2.0, 1.0, 1.0, 2.0])  # (x - 1.5)**2 / 2 + 7/8, least at x = 1.5
+        >>> refine(nodes, 2)[3], refine(nodes, 2, keep_extrema=True)[3]
+        (np.float64(1.0), np.float64(0.875))
+        >>> refine(np.zeros((3, 5)), axis=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: refine needs at least 4 nodes along axis 0 (a cubic's), got 3 of shape (3, 5)
     """
-    n = table.shape[-1]
+    require_integer("refine", "factor", factor)
+    if not is_integer(axis) or not -table.ndim <= axis < table.ndim:
+        raise ValueError(f"refine's axis must be an integer in [{-table.ndim}, {table.ndim}) for "
+                         f"a table of shape {table.shape}, got {axis!r}")
+    axis = axis % table.ndim
+    n = table.shape[axis]
+    if n < 4:
+        raise ValueError(f"refine needs at least 4 nodes along axis {axis} (a cubic's), got {n} "
+                         f"of shape {table.shape}")
     position = np.arange(factor * (n - 1) + 1) / factor
     k = np.clip(np.floor(position), 1, n - 3).astype(np.int64)
-    weights = _lagrange_weights(position - k)
-    nodes = [table[..., k + dk] for dk in range(-1, 3)]
-    fine = sum((w * node for w, node in zip(weights, nodes, strict=True)),
-               np.zeros((*table.shape[:-1], position.size)))
-    return np.clip(fine, np.minimum.reduce(nodes), np.maximum.reduce(nodes))
+    matrix = np.zeros((position.size, n))  # fine = matrix @ coarse along the axis
+    for dk, w in zip(range(-1, 3), _lagrange_weights(position - k), strict=True):
+        matrix[np.arange(position.size), k + dk] = w
+    fine = np.moveaxis(np.tensordot(matrix, table, axes=([1], [axis])), 0, axis)
+    # the range of each cell's four nodes (k - 1 .. k + 2), on the coarse axis
+    nodes = [np.take(table, np.arange(dk, n - 3 + dk), axis=axis) for dk in range(4)]
+    low, high = np.minimum.reduce(nodes), np.maximum.reduce(nodes)
+    if keep_extrema:
+        steps = [b - a for a, b in itertools.pairwise(nodes)]
+        monotone = (np.logical_and.reduce([s >= 0.0 for s in steps])
+                    | np.logical_and.reduce([s <= 0.0 for s in steps]))
+        low = np.where(monotone, low, np.minimum(low, 0.0))
+        high = np.where(monotone, high, np.inf)
+    return np.clip(fine, np.take(low, k - 1, axis=axis), np.take(high, k - 1, axis=axis))
 
 
 def cell(xp: Any, x: Any, span: float, n: int) -> tuple[Any, Any]:
