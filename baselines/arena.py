@@ -285,7 +285,7 @@ def _run_block(batch: EpisodeBatch, lo: int, hedgers: Sequence[Hedger], config: 
     only, and :func:`run_arena` closes the envs before it builds the next block (they, and the
     hedgers reset with them, then keep no paths), so none of the block's arrays (47 MB a
     ShortCall block, about 250 MB an OptionBook one, and the repricing hedgers' memo of the
-    held options' vols, up to 190 MB more: see ``baselines/leland.py``) is alive while the
+    held options' vols, about 200 MB more: see ``baselines/leland.py``) is alive while the
     next is built.
     """
     size = len(batch.initial_cash)

@@ -113,7 +113,7 @@ class _Slots(NamedTuple):
 
 VOL_MEMO_BYTES = 512 * 2**20
 """The most the memo of held slots' implied vols keeps (bytes): 60 decisions of an
-OptionBook-v0 block of 16,384 paths hold about 190 MB. Past it, vols are computed, not kept."""
+OptionBook-v0 block of 16,384 paths hold about 200 MB. Past it, vols are computed, not kept."""
 
 
 class _BatchMemo:
@@ -274,10 +274,14 @@ class RepricedDelta(EnvHedger):
         """The slots held at ``state``'s decision and their :meth:`implied_vols`, ``(k,)`` each.
 
         The vols come from the batch's memo when a hedger of this batch computed them at the
-        same steps and spots (see :class:`_BatchMemo`): the same numbers, computed once.
+        same steps and spots (see :class:`_BatchMemo`): the same numbers, computed once. A
+        subclass with its own :meth:`implied_vols` computes its own (the memo holds the
+        surface's).
         """
         batch = self.env.batch
         slots = self.book_slots(state, held_only=True)
+        if type(self).implied_vols is not RepricedDelta.implied_vols:
+            return slots, self.implied_vols(state, slots)
         implied = _MEMO.held_vols(
             batch.instruments, batch.market, np.asarray(state["step"]),
             np.asarray(state["spot"], dtype=np.float64), lambda: self.implied_vols(state, slots),
