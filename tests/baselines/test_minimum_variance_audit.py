@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from mv_reference import black_scholes
 
 import hedgearena.baselines.minimum_variance as mv_module
 from hedgearena.baselines.arena import PATH_BLOCK, block_generator, run_arena
@@ -35,28 +36,6 @@ from hedgearena.envs.vector_env import VecHedgingEnv
 
 A, B, C = -0.1, -0.2, 0.15
 HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7, "v0": 0.04}
-
-
-def normal_cdf(x):
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def black_scholes(spot, strike, tau, sigma, rate, dividend, is_call):
-    """Price, delta and vega (per unit of vol) of one unit; the payoff at ``tau <= 0``."""
-    if tau <= 0.0:
-        return max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0), 0.0, 0.0
-    root = sigma * math.sqrt(tau)
-    d1 = (math.log(spot / strike) + (rate - dividend) * tau) / root + root / 2
-    d2 = d1 - root
-    carry, discount = math.exp(-dividend * tau), math.exp(-rate * tau)
-    if is_call:
-        price = spot * carry * normal_cdf(d1) - strike * discount * normal_cdf(d2)
-        delta = carry * normal_cdf(d1)
-    else:
-        price = strike * discount * normal_cdf(-d2) - spot * carry * normal_cdf(-d1)
-        delta = -carry * normal_cdf(-d1)
-    vega = spot * carry * math.exp(-d1 * d1 / 2) / math.sqrt(2 * math.pi) * math.sqrt(tau)
-    return price, delta, vega
 
 
 # GBM at sigma 0.2, S0 = 100 (ShortCall's market), flat vol: the marks are Black-Scholes'.

@@ -21,7 +21,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import QuantLib as ql  # noqa: N813  (the conventional alias)
+from mv_reference import black_scholes, quantlib_heston_f
 
 import hedgearena.baselines.minimum_variance as mv_module
 from hedgearena.baselines.arena import block_generator, run_arena
@@ -43,26 +43,6 @@ from hedgearena.training import check_fit, check_hedgers
 
 HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7, "v0": 0.04}
 A, B, C = -0.1, -0.2, 0.15
-
-
-def normal_cdf(x):
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def black_scholes(spot, strike, tau, sigma, rate, dividend, is_call):
-    """Price, delta and vega (per unit of vol) of one unit, by hand."""
-    root = sigma * math.sqrt(tau)
-    d1 = (math.log(spot / strike) + (rate - dividend) * tau) / root + root / 2
-    d2 = d1 - root
-    carry, discount = math.exp(-dividend * tau), math.exp(-rate * tau)
-    if is_call:
-        price = spot * carry * normal_cdf(d1) - strike * discount * normal_cdf(d2)
-        delta = carry * normal_cdf(d1)
-    else:
-        price = strike * discount * normal_cdf(-d2) - spot * carry * normal_cdf(-d1)
-        delta = -carry * normal_cdf(-d1)
-    vega = spot * carry * math.exp(-d1 * d1 / 2) / math.sqrt(2 * math.pi) * math.sqrt(tau)
-    return price, delta, vega
 
 
 def held_options(batch, path, step):
@@ -306,37 +286,6 @@ def test_a_leverage_effect_on_the_book_gives_a_negative_adjustment_out_of_sample
     bs, mv = (result.records[name].totals["pnl"] for name in ("delta", hedger.name))
     squares = (mv - mv.mean()) ** 2 - (bs - bs.mean()) ** 2
     assert squares.mean() < -3 * squares.std(ddof=1) / math.sqrt(squares.size)
-
-
-def quantlib_heston_f(spot, strike, days, v, kappa, theta, xi, rho):
-    """Hull and White's ``f = sqrt(T) S / vega_BS (dC/dS + rho xi / S dC/dv - delta_BS)``.
-
-    For the CALL of the strike and expiry (a put's is the same at r = q = 0: its value, delta
-    and MV delta are the call's less the underlying's, its vega the call's). Heston's prices
-    from QuantLib's AnalyticHestonEngine (central differences); ``delta_BS`` and ``vega_BS``
-    Black-Scholes' at the implied vol of Heston's price. Returns ``(f, vega_BS)``.
-    """
-    today = ql.Date(2, 1, 2024)
-    ql.Settings.instance().evaluationDate = today
-    curve = ql.YieldTermStructureHandle(ql.FlatForward(today, 0.0, ql.Actual365Fixed()))
-
-    def price(s, variance):
-        process = ql.HestonProcess(curve, curve, ql.QuoteHandle(ql.SimpleQuote(s)), variance,
-                                   kappa, theta, xi, rho)
-        option = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call, strike),
-                                  ql.EuropeanExercise(today + days))
-        option.setPricingEngine(ql.AnalyticHestonEngine(ql.HestonModel(process), 1e-12, 100_000))
-        return option.NPV()
-
-    tau = days / 365.0
-    h_s, h_v = 1e-2, 1e-5
-    c_s = (price(spot + h_s, v) - price(spot - h_s, v)) / (2 * h_s)
-    c_v = (price(spot, v + h_v) - price(spot, v - h_v)) / (2 * h_v)
-    stdev = ql.blackFormulaImpliedStdDev(ql.Option.Call, strike, spot, price(spot, v))
-    d1 = math.log(spot / strike) / stdev + stdev / 2
-    delta_bs = 0.5 * math.erfc(-d1 / math.sqrt(2))
-    vega_bs = spot * math.exp(-d1 * d1 / 2) / math.sqrt(2 * math.pi) * math.sqrt(tau)
-    return math.sqrt(tau) * spot / vega_bs * (c_s + rho * xi / spot * c_v - delta_bs), vega_bs
 
 
 def test_one_short_step_of_a_book_finds_the_position_weighted_heston_minimum_variance_delta():
