@@ -161,3 +161,18 @@ def test_the_vols_kept_are_read_only() -> None:
     assert again is vols
     with pytest.raises(ValueError, match="read-only"):
         vols[0] = 0.5
+
+
+def test_the_same_steps_at_other_spots_get_their_own_vols() -> None:
+    """A direct caller at the decision's steps but other spots is not served the kept vols."""
+    hedgers = _hedgers()
+    _run(make_config("OptionBook"), hedgers)
+    hedger = hedgers[0]
+    state = hedger.env.state
+    slots, kept = hedger.held_implied_vols(state)
+    moved = {**state, "spot": np.asarray(state["spot"]) * 1.05}
+    _, vols = hedger.held_implied_vols(moved)
+    np.testing.assert_array_equal(vols, hedger.implied_vols(moved, slots))
+    assert not np.array_equal(vols, kept)  # the smile moved with the spot
+    _, again = hedger.held_implied_vols(state)
+    assert again is kept
