@@ -270,9 +270,10 @@ class HestonSurface:
     6.4e-3 to 3.8e-4 on prices above 1e-5 of the forward) for four times the build time, which
     with such parameters is already 6 to 30 s. Marking costs about 40 array passes per option,
     against 5 for :class:`~hedgearena.envs.vol_surface.HestonTermVol`: OptionBook's vector env
-    steps at about 118,000 path-steps a second at 4,096 paths, against 193,000 with the term
-    surface and 134,000 with the expiry axis unrefined, whose 8.5 MB table the caches held
-    better (measured side by side, 2026-11; its books are priced at their live slots).
+    steps at about 120,000 path-steps a second at 4,096 paths, against 193,000 with the term
+    surface and 134,000 with the expiry axis unrefined (and two gathers a cell), whose 8.5 MB
+    table the caches held better (measured side by side, 2026-11; its books are priced at their
+    live slots).
 
     Outside the grid the vol is held at its edge, documented and never NaN for finite inputs
     (positive spot and strike): strikes beyond ``max_z`` standard deviations take the vol of the
