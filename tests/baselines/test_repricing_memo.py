@@ -176,3 +176,22 @@ def test_the_same_steps_at_other_spots_get_their_own_vols() -> None:
     assert not np.array_equal(vols, kept)  # the smile moved with the spot
     _, again = hedger.held_implied_vols(state)
     assert again is kept
+
+
+def test_the_memo_counts_each_kept_decision_once() -> None:
+    """Vols at other spots for a kept decision are computed, neither kept nor counted: the
+    budget counts what is kept (an overwrite counted twice would fill it early)."""
+    hedgers = _hedgers()
+    _run(make_config("OptionBook"), hedgers)
+    hedger, memo = hedgers[0], leland._MEMO
+
+    def kept_bytes() -> int:
+        return sum(vols.nbytes + spot.nbytes + len(key)
+                   for key, (spot, vols) in memo._vols.items())
+
+    state = hedger.env.state
+    hedger.held_implied_vols(state)  # the episode's end: kept too
+    before = memo._bytes
+    assert before == kept_bytes() > 0
+    hedger.held_implied_vols({**state, "spot": np.asarray(state["spot"]) * 1.05})
+    assert memo._bytes == kept_bytes() == before
