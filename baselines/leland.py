@@ -230,6 +230,14 @@ class RepricedDelta(EnvHedger):
         implied, hedging = self.volatilities_at(state, self.book_slots(state, held_only=False))
         return implied.reshape(shape), hedging.reshape(shape)
 
+    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
+        """:meth:`repriced_hedge` in the underlying, no hedging option: ``(n_paths, action_dim)``.
+
+        Leland's and the delta at realised vol's positions (Zakamouline clips it into a band).
+        """
+        hedge = self.repriced_hedge(state)
+        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
+
     def repriced_hedge(self, state: State) -> FloatArray:
         """Minus the book's delta at the hedging vols (the book's own stock included), units."""
         batch = self.env.batch
@@ -334,7 +342,3 @@ class Leland(RepricedDelta):
         interval = self.config.dt * self.config.rebalance_every
         return leland_volatility(implied, cost_round_trip, interval, book_is_short(state)[path])
 
-    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
-        """Minus the book's Leland delta (the book's own stock included)."""
-        hedge = self.repriced_hedge(state)
-        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)

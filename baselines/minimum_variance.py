@@ -119,9 +119,7 @@ def single_option(config: EnvConfig) -> SingleOption:
         >>> single_option(make_config("ShortCall"))
         SingleOption(quantity=-100.0, expiry_steps=20, stock=0.0)
     """
-    if not isinstance(config, EnvConfig):
-        raise ValueError("config must be an EnvConfig (hedgearena.envs.config.make_config, e.g. "
-                         f"make_config('ShortCall')), got {type(config).__name__}")
+    _check_env_config(config)
     book = config.book
     allowed = ("the one-option form of the minimum-variance delta (Hull and White 2017) takes "
                "a book of exactly one option (and optionally stock), as ShortCall-v0 and "
@@ -136,6 +134,20 @@ def single_option(config: EnvConfig) -> SingleOption:
         raise ValueError(f"{allowed}; this book's option has 0 contracts")
     return SingleOption(float(option.contracts * option.multiplier), int(option.expiry_steps),
                         float(book.stock))
+
+
+def _check_env_config(config: Any) -> None:
+    """Raise ``ValueError`` unless ``config`` is an :class:`EnvConfig`."""
+    if not isinstance(config, EnvConfig):
+        raise ValueError("config must be an EnvConfig (hedgearena.envs.config.make_config, e.g. "
+                         f"make_config('ShortCall')), got {type(config).__name__}")
+
+
+def _check_batch_steps(config: EnvConfig, steps: int) -> None:
+    """Raise ``ValueError`` unless a batch of ``steps`` spots (market steps + 1) is ``config``'s."""
+    if steps != config.n_decisions * config.rebalance_every + 1:
+        raise ValueError(f"the batch has {steps - 1} market steps, the config {config.n_steps}: "
+                         "build it from this config (build_episodes(config, ...))")
 
 
 def book_option(config: EnvConfig) -> SingleOption | None:
@@ -154,9 +166,7 @@ def book_option(config: EnvConfig) -> SingleOption | None:
         >>> book_option(make_config("OptionBook")) is None
         True
     """
-    if not isinstance(config, EnvConfig):
-        raise ValueError("config must be an EnvConfig (hedgearena.envs.config.make_config, e.g. "
-                         f"make_config('OptionBook')), got {type(config).__name__}")
+    _check_env_config(config)
     book, flow = config.book, config.book.client_flow
     if all(option.contracts == 0 for option in book.options) and (flow is None
                                                                   or flow.rate == 0):
@@ -250,9 +260,7 @@ def regression_rows(
     every, n_decisions = config.rebalance_every, config.n_decisions
     episode, features = batch.episode, batch.features
     steps = np.shape(episode.spot)[0]
-    if steps != n_decisions * every + 1:
-        raise ValueError(f"the batch has {steps - 1} market steps, the config {config.n_steps}: "
-                         "build it from this config (build_episodes(config, ...))")
+    _check_batch_steps(config, steps)
     starts = np.arange(n_decisions) * every
     spot = np.asarray(episode.spot)
     move = spot[starts + every] - spot[starts]  # (n_decisions, n_paths)
@@ -291,11 +299,6 @@ class _BookReader(RepricedDelta):
     def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
         """The implied vols (the Black-Scholes delta's)."""
         return implied
-
-    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
-        """Minus the book's delta (at the implied vols: the Black-Scholes delta hedge)."""
-        hedge = self.repriced_hedge(state)
-        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
 
     @classmethod
     def of_batch(cls, batch: Any) -> _BookReader:
@@ -400,9 +403,7 @@ def book_regression_rows(config: EnvConfig, batch: Any) -> BookRows:
     every, n_decisions = config.rebalance_every, config.n_decisions
     spot = np.asarray(batch.episode.spot)
     steps = spot.shape[0]
-    if steps != n_decisions * every + 1:
-        raise ValueError(f"the batch has {steps - 1} market steps, the config {config.n_steps}: "
-                         "build it from this config (build_episodes(config, ...))")
+    _check_batch_steps(config, steps)
     n_paths = spot.shape[1]
     reader = _BookReader.of_batch(batch)
     instruments = batch.instruments

@@ -15,9 +15,8 @@ vol), so hedging at it also carries the estimate's noise. On the S&P 500 replay 
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
-from hedgearena.baselines.delta import FloatArray, stack_positions
+from hedgearena.baselines.delta import FloatArray
 from hedgearena.baselines.hedger import State
 from hedgearena.baselines.leland import BookSlots, RepricedDelta
 
@@ -37,8 +36,3 @@ class RealisedVolDelta(RepricedDelta):
     def hedging_vols(self, state: State, slots: BookSlots, implied: FloatArray) -> FloatArray:
         """The realised vol of the paths of the book's ``slots``, ``(k,)``."""
         return np.asarray(state["realised_vol"], dtype=np.float64).take(slots.path)
-
-    def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
-        """Minus the book's delta at the realised vol (the book's own stock included)."""
-        hedge = self.repriced_hedge(state)
-        return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
