@@ -11,6 +11,7 @@ from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
 from hedgearena.baselines.hedger import EpisodeRecord, Hedger, run_hedger
 from hedgearena.baselines.leland import Leland
 from hedgearena.baselines.minimum_variance import MinimumVarianceDelta, fit_minimum_variance
+from hedgearena.baselines.model_delta import ModelDelta
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
 from hedgearena.baselines.realised_delta import RealisedVolDelta
 from hedgearena.baselines.zakamouline import Zakamouline
@@ -26,6 +27,7 @@ __all__ = [
     "Hedger",
     "Leland",
     "MinimumVarianceDelta",
+    "ModelDelta",
     "NoHedge",
     "RealisedVolDelta",
     "SyntheticPut",

@@ -39,6 +39,7 @@ from hedgearena.baselines.minimum_variance import (
     MinimumVarianceDelta,
     MinimumVarianceFit,
     fit_minimum_variance,
+    fit_spec_edges,
 )
 from hedgearena.baselines.registry import (
     FAMILIES,
@@ -371,10 +372,11 @@ def resolve_hedgers(
         if not isinstance(spec, str):  # a hedger object (the arena's checks judge it)
             hedgers.append(spec)
             continue
-        family = tuned_family(spec)
-        if is_fitted(spec):
+        family, edges = tuned_family(spec), fit_spec_edges(spec)
+        if edges is not None:  # mv_delta:fit, pooled, or mv_delta:fit:edge... by maturity
             try:
-                fit = fit_minimum_variance(tuning, settings.tune_paths, settings.tuning_seed)
+                fit = fit_minimum_variance(tuning, settings.tune_paths, settings.tuning_seed,
+                                           maturity_edges=edges)
             except ValueError as error:
                 raise ValueError(f"{spec!r} (fitted on tune_paths={settings.tune_paths:,}): "
                                  f"{error}") from None
@@ -646,9 +648,7 @@ def fitting_note(fitted: Mapping[str, MinimumVarianceFit], settings: BenchmarkSe
     if not fitted:
         return None
     fits = "; ".join(
-        f"{name}: " + ", ".join(f"{label} {value:.3g} ({error:.2g})" for label, value, error
-                                in zip("abc", fit.coefficients, fit.standard_errors, strict=True))
-        + f", gain {fit.gain:.1%} of the delta hedge's squared error on them"
+        f"{name}: {fit.summary()}, gain {fit.gain:.1%} of the delta hedge's squared error on them"
         for name, fit in fitted.items())
     errors = (" (standard errors by path, too small for overlapping windows)" if dated else "")
     return (f"(fitted): Hull and White's minimum-variance delta regressed on "

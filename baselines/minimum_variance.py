@@ -44,16 +44,36 @@ holds every option held (one settling before the next decision with its own adju
 the one-option hedge does). The terms are computed at the held slots only, with the surface's
 vols of :meth:`hedgearena.baselines.leland.RepricedDelta.implied_vols`.
 
+Hull and White also fit by maturity bucket. With ``K - 1`` edges ``e_1 < ... < e_{K-1}``
+(years of time to expiry; :func:`check_maturity_edges`) an option is in bucket ``k`` when
+``e_{k-1} < T_i <= e_k`` (no lower edge for the first bucket, no upper one for the last: an
+option exactly at an edge is in the shorter bucket), ``T_i`` its time to expiry at the
+decision, and each bucket has its own ``(a_k, b_k, c_k)``: the rows have ``3K`` regressors,
+
+    ``x = sum_i q_i vega_i / sqrt(T_i) * dS / S * (1, d_i, d_i^2) in the columns of k(i)``,
+
+the same ``y``, all buckets in one regression (a path holding options of several buckets
+gives one row across their columns), and the hedge gives each option its bucket's
+coefficients, ``a_{k(i)} + b_{k(i)} d_i + c_{k(i)} d_i^2``. An option changes bucket as its
+expiry nears, at the first decision past the edge; its row and its hedge at a decision use
+the same bucket. ``K = 1`` (no edges) is the pooled fit above, by the same code.
+:data:`OPTION_BOOK_EDGES` suit OptionBook-v0's flow (20-, 40- and 60-day options). A bucket
+that no row reaches, or too few to identify its three coefficients, is refused by name.
+
 :func:`fit_minimum_variance` runs the regression on simulated (or replayed) paths of a config,
 :class:`MinimumVarianceDelta` hedges with the coefficients; the benchmark's spec ``mv_delta:fit``
-fits them on its tuning paths (the scoring paths are never seen), ``mv_delta:a:b:c`` takes them
-as given. Refused: a book that never holds an option (its options all of 0 contracts and no
-client flow, or a client flow of rate 0), and a one-option book of 0 contracts.
+fits them on its tuning paths (the scoring paths are never seen), ``mv_delta:fit:e_1:...``
+fits them by maturity bucket there (:func:`fit_spec_edges`), ``mv_delta:a:b:c`` takes them as
+given. Refused: a book that never holds an option (its options all of 0 contracts and no
+client flow, or a client flow of rate 0), a one-option book of 0 contracts, and maturity edges
+for a one-option book (one bucket).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -74,14 +94,29 @@ FloatArray = NDArray[np.float64]
 
 FITTED_NAME = "MV delta (fitted)"
 """The name of a hedger of fitted coefficients (:meth:`MinimumVarianceDelta.fitted`)."""
-FIT_BYTES_PER_PATH = 240
-"""Bytes :func:`fit_minimum_variance` keeps a path until the fit is solved: its ``x'y`` and
-``x'x`` (12 float64) twice (the blocks' and their concatenation), its score and ``x'x b`` (3
-each). The same for a book of many options: its rows are the book's sums, three regressors a
-path and decision whatever the number of options. Building a block's rows touches every held
-slot, but one decision at a time and one block (at most
-:data:`~hedgearena.baselines.arena.PATH_BLOCK` paths) at a time: that memory goes with the
-block, as the block's paths themselves do, not with ``n_paths``."""
+
+
+def fit_bytes_per_path(n_buckets: int = 1) -> int:
+    """Bytes :func:`fit_minimum_variance` keeps a path until the fit is solved, ``K`` buckets.
+
+    Its ``x'y`` and ``x'x`` (``3K + 9K^2`` float64) twice (the blocks' and their
+    concatenation), its score and ``x'x b`` (``3K`` each): ``48 K (3K + 2)``. The same for a
+    book of many options: its rows are the book's sums, ``3K`` regressors a path and decision
+    whatever the number of options. Building a block's rows touches every held slot, but one
+    decision at a time and one block (at most :data:`~hedgearena.baselines.arena.PATH_BLOCK`
+    paths) at a time: that memory goes with the block, as the block's paths themselves do, not
+    with ``n_paths``.
+
+    Examples:
+        >>> fit_bytes_per_path(1), fit_bytes_per_path(3)
+        (240, 1584)
+    """
+    return 48 * n_buckets * (3 * n_buckets + 2)
+
+
+FIT_BYTES_PER_PATH = fit_bytes_per_path(1)
+"""Bytes :func:`fit_minimum_variance` keeps a path for the pooled fit (one bucket): 240
+(:func:`fit_bytes_per_path`)."""
 
 
 class SingleOption(NamedTuple):
@@ -210,24 +245,129 @@ def hull_white_terms(
     return np.stack((scale, scale * delta, scale * delta * delta), axis=-1)
 
 
+MATURITY_EDGES_ALLOWED = (
+    "maturity_edges are years of time to expiry, finite numbers > 0 in strictly increasing "
+    "order (e.g. (0.08, 0.16): the buckets T <= 0.08, 0.08 < T <= 0.16 and T > 0.16); () is "
+    "one bucket, the pooled fit"
+)
+"""What :func:`check_maturity_edges` allows (its errors say it)."""
+
+OPTION_BOOK_EDGES = (0.08, 0.16)
+"""Maturity edges (years) for OptionBook-v0's client flow, whose options arrive with 20, 40 or
+60 trading days to expiry (0.079, 0.159 and 0.238 years at 252 days a year): the buckets hold
+the last month of an option's life (``T <= 0.08``), its second month and, for the 60-day
+arrivals only, its first. The edges sit clear of the arrivals' maturities: no option is at an
+edge but by the float rounding of ``T``."""
+
+
+def check_maturity_edges(edges: Any) -> tuple[float, ...]:
+    """Maturity-bucket edges (years of time to expiry), checked, as floats.
+
+    ``K - 1`` edges ``e_1 < ... < e_{K-1}`` make ``K`` buckets of the time to expiry ``T``:
+    ``T <= e_1``, ``e_{k-1} < T <= e_k`` and ``T > e_{K-1}``. An option exactly at an edge is
+    in the shorter bucket (:func:`maturity_bucket`). No edges: one bucket, the pooled fit.
+
+    Args:
+        edges: a tuple, list or 1-D array of the edges, years.
+
+    Raises:
+        ValueError: naming the edge that is not a finite number > 0, or the pair of edges that
+            are out of order (unsorted) or equal (duplicates).
+
+    Examples:
+        >>> check_maturity_edges([0.08, 0.16]), check_maturity_edges(())
+        ((0.08, 0.16), ())
+    """
+    if not isinstance(edges, tuple | list | np.ndarray) or np.ndim(edges) != 1:
+        raise ValueError(f"{MATURITY_EDGES_ALLOWED}; got {edges!r}")
+    values = []
+    for index, edge in enumerate(edges):
+        number = _finite_real(edge)
+        if number is None or number <= 0.0:
+            raise ValueError(f"{MATURITY_EDGES_ALLOWED}; edge {index} is {edge!r}")
+        values.append(number)
+    for index, (low, high) in enumerate(pairwise(values)):
+        if high <= low:
+            fault = ("duplicates: edges {0} and {1} are both {2!r}" if high == low else
+                     "unsorted: edge {1} ({3!r}) is below edge {0} ({2!r})")
+            raise ValueError(f"{MATURITY_EDGES_ALLOWED}; "
+                             + fault.format(index, index + 1, low, high))
+    return tuple(values)
+
+
+def maturity_bucket(tau: Any, edges: tuple[float, ...]) -> NDArray[np.intp]:
+    """The maturity bucket of each time to expiry ``tau`` (years), ``0`` to ``len(edges)``.
+
+    Bucket ``k`` holds ``edges[k-1] < tau <= edges[k]`` (no lower edge for the first, no upper
+    one for the last): an option exactly at an edge is in the shorter bucket. ``edges`` are
+    checked ones (:func:`check_maturity_edges`); no edges: every option in bucket 0.
+
+    Examples:
+        >>> maturity_bucket(np.array([0.05, 0.08, 0.1, 0.16, 0.2]), (0.08, 0.16))
+        array([0, 0, 1, 1, 2])
+    """
+    return np.searchsorted(np.asarray(edges, dtype=np.float64), tau, side="left")
+
+
+def bucket_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    """The buckets of ``edges`` in words, one a bucket.
+
+    Examples:
+        >>> bucket_labels((0.08, 0.16))
+        ('T <= 0.08', '0.08 < T <= 0.16', 'T > 0.16')
+        >>> bucket_labels(())
+        ('every T',)
+    """
+    if not edges:
+        return ("every T",)
+    middle = tuple(f"{low:g} < T <= {high:g}" for low, high in pairwise(edges))
+    return (f"T <= {edges[0]:g}", *middle, f"T > {edges[-1]:g}")
+
+
+def fitted_name(edges: tuple[float, ...] = ()) -> str:
+    """The name of a hedger of fitted coefficients: :data:`FITTED_NAME`, with its edges if any.
+
+    Examples:
+        >>> fitted_name(), fitted_name((0.08, 0.16))
+        ('MV delta (fitted)', 'MV delta by maturity 0.08/0.16 (fitted)')
+    """
+    if not edges:
+        return FITTED_NAME
+    return f"MV delta by maturity {'/'.join(f'{edge:g}' for edge in edges)} (fitted)"
+
+
+def _one_option_buckets(edges: tuple[float, ...]) -> ValueError:
+    """The error of maturity buckets asked of a book of one option (one bucket)."""
+    return ValueError(f"maturity_edges {edges} split a book of many options by its options' "
+                      "times to expiry; this book has one option (and no client flow), one "
+                      "bucket: give no edges (the one-option fit)")
+
+
 class MinimumVarianceFit(NamedTuple):
     """Hull and White's regression on a config's paths (see :func:`fit_minimum_variance`).
 
+    With ``K`` maturity buckets (``maturity_edges``, ``K - 1`` of them) the coefficients are
+    each bucket's ``(a, b, c)`` in turn, ``(a_1, b_1, c_1, ..., a_K, b_K, c_K)``: the regression's
+    ``3K`` columns (:attr:`bucket_coefficients` reads them as ``(K, 3)``). One bucket (no
+    edges), the pooled fit: ``(a, b, c)``, ``(3,)``.
+
     Attributes:
-        coefficients: ``(a, b, c)``, ``(3,)`` (vol per unit of ``dS / S``, times ``sqrt(years)``).
-        standard_errors: their standard errors, ``(3,)``, robust to heteroskedasticity and
+        coefficients: ``(3K,)`` (vol per unit of ``dS / S``, times ``sqrt(years)``).
+        standard_errors: their standard errors, ``(3K,)``, robust to heteroskedasticity and
             clustered by path (a path's decisions may be dependent). The replay's paths are
             windows of one history that overlap: their errors are too small there.
-        covariance: the coefficients' covariance matrix, ``(3, 3)``, of which
+        covariance: the coefficients' covariance matrix, ``(3K, 3K)``, of which
             ``standard_errors`` are the roots of the diagonal (the terms are collinear: the
             error of ``a + b delta + c delta^2`` is ``sqrt(t' covariance t)``, ``t = (1,
-            delta, delta^2)``, much smaller than the coefficients' own).
+            delta, delta^2)`` in the bucket's columns, much smaller than the coefficients' own).
         n_observations: decisions regressed (paths times decisions with the option alive; for
             a book of many options, path-decisions at which some held option survives the
             interval: :attr:`BookRows.observed`).
         n_paths: paths.
         gain: ``1 - SSE(delta_MV) / SSE(delta_BS)``, the share of the Black-Scholes hedge's
             squared error the fit removes on these paths (Hull and White's "Gain").
+        maturity_edges: the buckets' edges, years of time to expiry (:func:`maturity_bucket`);
+            ``()``: one bucket.
     """
 
     coefficients: FloatArray
@@ -236,6 +376,38 @@ class MinimumVarianceFit(NamedTuple):
     n_observations: int
     n_paths: int
     gain: float
+    maturity_edges: tuple[float, ...] = ()
+
+    @property
+    def bucket_coefficients(self) -> FloatArray:
+        """Each bucket's ``(a, b, c)``, ``(K, 3)`` (shortest bucket first)."""
+        return np.reshape(self.coefficients, (-1, 3))
+
+    @property
+    def bucket_standard_errors(self) -> FloatArray:
+        """Their standard errors, ``(K, 3)``."""
+        return np.reshape(self.standard_errors, (-1, 3))
+
+    def summary(self) -> str:
+        """The coefficients and their errors in words, each bucket's with its label.
+
+        Examples:
+            >>> fit = MinimumVarianceFit(np.array([-0.16, 0.21, -0.2]), np.array([0.004, 0.017,
+            ...                          0.017]), np.eye(3), 100, 10, 0.14)
+            >>> fit.summary()
+            'a -0.16 (0.004), b 0.21 (0.017), c -0.2 (0.017)'
+            >>> fit._replace(coefficients=np.arange(6.0), standard_errors=np.ones(6),
+            ...              maturity_edges=(0.1,)).summary()
+            'T <= 0.1: a 0 (1), b 1 (1), c 2 (1); T > 0.1: a 3 (1), b 4 (1), c 5 (1)'
+        """
+        words = [", ".join(f"{label} {value:.3g} ({error:.2g})" for label, value, error
+                           in zip("abc", values, errors, strict=True))
+                 for values, errors in zip(self.bucket_coefficients, self.bucket_standard_errors,
+                                           strict=True)]
+        if not self.maturity_edges:
+            return words[0]
+        return "; ".join(f"{label}: {text}" for label, text
+                         in zip(bucket_labels(self.maturity_edges), words, strict=True))
 
 
 def regression_rows(
@@ -347,21 +519,37 @@ def held_greeks(reader: _BookReader, state: State, with_price: bool = False) -> 
     return HeldGreeks(slots, spot, greeks.price, delta, np.asarray(greeks.vega), call_delta)
 
 
-def _path_sums(path: NDArray[np.intp], values: FloatArray, n_paths: int) -> FloatArray:
-    """``out[p, j] = sum of values[i, j] over i with path[i] = p``, ``(n_paths, 3)``."""
-    return np.stack([np.bincount(path, weights=values[:, j], minlength=n_paths)
+def _path_sums(
+    path: NDArray[np.intp], bucket: NDArray[np.intp], n_buckets: int, values: FloatArray,
+    n_paths: int,
+) -> FloatArray:
+    """Sums by path and bucket, ``(n_paths, K * 3)``.
+
+    ``out[p, 3 k + j]`` is the sum of ``values[i, j]`` over ``i`` with ``path[i] = p`` and
+    ``bucket[i] = k`` (``values`` ``(m, 3)``, ``path`` and ``bucket`` ``(m,)``). One bucket
+    (``bucket`` all 0): the sums by path.
+    """
+    index = path * n_buckets + bucket
+    sums = np.stack([np.bincount(index, weights=values[:, j], minlength=n_paths * n_buckets)
                      for j in range(values.shape[1])], axis=1)
+    return cast(FloatArray, sums.reshape(n_paths, n_buckets * values.shape[1]))
 
 
-def book_terms(reader: _BookReader, state: State) -> FloatArray:
-    """The book's terms ``sum_i q_i vega_i / (S sqrt(T_i)) (1, d_i, d_i^2)``, ``(n_paths, 3)``.
+def book_terms(
+    reader: _BookReader, state: State, maturity_edges: tuple[float, ...] = ()
+) -> FloatArray:
+    """The book's terms ``sum_i q_i vega_i / (S sqrt(T_i)) (1, d_i, d_i^2)``, ``(n_paths, 3K)``.
 
-    Over the options held on each path at ``state``; ``d_i`` the call's delta (see the
-    module's docstring). The book's minimum-variance hedge is minus its delta less these terms
-    times ``(a, b, c)``; 0 on a path that holds no option.
+    Over the options held on each path at ``state``, each option's in its maturity bucket's
+    three columns (its ``T_i`` now: :func:`maturity_bucket` of the checked
+    ``maturity_edges``); ``d_i`` the call's delta (see the module's docstring). The book's
+    minimum-variance hedge is minus its delta less these terms times the buckets' ``(a, b,
+    c)``; 0 on a path that holds no option.
     """
     held = held_greeks(reader, state)
-    return _path_sums(held.slots.path, held.terms(), len(state["spot"]))
+    bucket = maturity_bucket(held.slots.tau, maturity_edges)
+    return _path_sums(held.slots.path, bucket, len(maturity_edges) + 1, held.terms(),
+                      len(state["spot"]))
 
 
 class BookRows(NamedTuple):
@@ -371,7 +559,8 @@ class BookRows(NamedTuple):
         y: ``sum_i q_i (dV_i - delta_i dS)`` over the options held at the decision that survive
             the interval, ``(n_decisions, n_paths)``, currency.
         x: ``sum_i q_i vega_i / (S sqrt(T_i)) (1, d_i, d_i^2) dS`` over the same options,
-            ``(n_decisions, n_paths, 3)``.
+            ``(n_decisions, n_paths, 3K)``: each option's in the three columns of its maturity
+            bucket at the decision (``3k`` to ``3k + 2`` for bucket ``k``; ``K = 1``: pooled).
         observed: where some option survives the interval (a row), ``(n_decisions, n_paths)``;
             ``y`` and ``x`` are 0 elsewhere.
     """
@@ -381,25 +570,33 @@ class BookRows(NamedTuple):
     observed: NDArray[np.bool_]
 
 
-def book_regression_rows(config: EnvConfig, batch: Any) -> BookRows:
-    """Hull and White's pooled rows of a book of many options (the module's docstring).
+def book_regression_rows(
+    config: EnvConfig, batch: Any, maturity_edges: Sequence[float] = ()
+) -> BookRows:
+    """Hull and White's rows of a book of many options, pooled or by maturity bucket.
 
     Each decision's rows are over the options held on the path at the decision (arrivals
     after it are not held yet) that are still held at the next decision: one that settles
     inside the interval is left out (its payoff does not depend on the vol). Their value
     change is repriced (Black-Scholes at the surface's vol, as the env marks them) at the
-    decision and at the next one.
+    decision and at the next one. Each option's regressors go to the columns of its maturity
+    bucket at the decision (its time to expiry then: :func:`maturity_bucket`), as the hedge
+    reads them; its value change to the row's one ``y``.
 
     Args:
         config: the env config the batch was built from.
         batch: a :class:`~hedgearena.envs.episode.EpisodeBatch` of ``config``.
+        maturity_edges: the buckets' edges, years (:func:`check_maturity_edges`); none: the
+            pooled rows.
 
     Returns:
         The rows (:class:`BookRows`).
 
     Raises:
-        ValueError: a batch whose market steps are not the config's.
+        ValueError: a batch whose market steps are not the config's, or bad edges.
     """
+    edges = check_maturity_edges(maturity_edges)
+    n_buckets = len(edges) + 1
     every, n_decisions = config.rebalance_every, config.n_decisions
     spot = np.asarray(batch.episode.spot)
     steps = spot.shape[0]
@@ -410,7 +607,7 @@ def book_regression_rows(config: EnvConfig, batch: Any) -> BookRows:
     n_instruments = instruments.strike.shape[1]
     expiry = np.broadcast_to(instruments.expiry, instruments.strike.shape)
     y = np.zeros((n_decisions, n_paths))
-    x = np.zeros((n_decisions, n_paths, 3))
+    x = np.zeros((n_decisions, n_paths, 3 * n_buckets))
     observed = np.zeros((n_decisions, n_paths), dtype=bool)
     before: tuple[HeldGreeks, NDArray[np.intp]] | None = None
     for k in range(n_decisions + 1):
@@ -427,50 +624,56 @@ def book_regression_rows(config: EnvConfig, batch: Any) -> BookRows:
             value = start.slots.held[survives] * (
                 held.price[at] - start.price[survives] - start.delta[survives] * move[path])
             y[k - 1] = np.bincount(path, weights=value, minlength=n_paths)
-            x[k - 1] = _path_sums(path, start.terms(survives), n_paths) * move[:, None]
+            bucket = maturity_bucket(start.slots.tau[survives], edges)
+            x[k - 1] = _path_sums(path, bucket, n_buckets, start.terms(survives),
+                                  n_paths) * move[:, None]
             observed[k - 1, path] = True
         before = held, key
     return BookRows(y, x, observed)
 
 
 def fit_minimum_variance(
-    config: EnvConfig, n_paths: int = 20_000, seed: int = 1
+    config: EnvConfig, n_paths: int = 20_000, seed: int = 1,
+    maturity_edges: Sequence[float] = (),
 ) -> MinimumVarianceFit:
     """Fit Hull and White's ``(a, b, c)`` on ``n_paths`` paths of ``config`` (their regression).
 
     The paths are built as the arena builds them (blocks of
     :data:`~hedgearena.baselines.arena.PATH_BLOCK`, block ``k`` from ``(seed, k)``): fit on
     a seed other than the scoring run's, as the benchmark does (``mv_delta:fit``: its tuning
-    paths).
+    paths). With ``maturity_edges`` a book of many options is fitted by maturity bucket, as
+    Hull and White also fit theirs (one ``(a, b, c)`` a bucket, all in one regression: the
+    module's docstring); without, pooled.
 
     Args:
         config: the env config: a book of one option (:func:`single_option`) or of many
             (client flow included; :func:`book_regression_rows`), see :func:`book_option`.
         n_paths: paths to regress on (an integer >= 2; each keeps
-            :data:`FIT_BYTES_PER_PATH` bytes until the fit is solved).
+            :func:`fit_bytes_per_path` bytes until the fit is solved).
         seed: seed of the paths (an integer >= 0).
+        maturity_edges: ``K - 1`` edges of ``K`` buckets of the time to expiry, years
+            (:func:`check_maturity_edges`; :data:`OPTION_BOOK_EDGES` suit OptionBook-v0); a
+            book of many options only.
 
     Returns:
-        The coefficients, their standard errors and the fit's gain.
+        The coefficients (``(3K,)``, bucket by bucket), their standard errors and the fit's
+        gain.
 
     Raises:
         ValueError: for a config that is not an :class:`EnvConfig`, a book that never holds an
             option (:func:`book_option`), too few paths (or more than fit in memory), a seed
-            that is not an integer >= 0, or paths on which the regressors are collinear (the
-            option's delta barely moves: deep in or out of the money on every path).
+            that is not an integer >= 0, bad edges or edges for a one-option book, or paths on
+            which a bucket holds no option or its regressors are collinear (the options'
+            deltas barely move or differ: deep in or out of the money on every path, or too
+            few rows), named with the bucket.
     """
-    option = book_option(config)
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 2:
-        raise ValueError(f"n_paths must be an integer >= 2 (paths to fit on), got {n_paths!r}")
-    if not (is_integer(seed) and seed >= 0):
-        raise ValueError(f"seed must be an integer >= 0 (the seed of the paths), got {seed!r}")
-    check_fit_memory(int(n_paths))
+    option, edges = _fit_arguments(config, n_paths, seed, maturity_edges)
     per_path_xy, per_path_xx = [], []
     y_squared, n_observations = 0.0, 0
     for index, size in path_blocks(int(n_paths)):
         batch = build_episodes(config, size, block_generator(seed, index), observations=False)
         if option is None:
-            y, x, observed = book_regression_rows(config, batch)
+            y, x, observed = book_regression_rows(config, batch, edges)
             n_observations += int(np.count_nonzero(observed))
         else:
             y, x = regression_rows(config, batch, option)
@@ -480,55 +683,93 @@ def fit_minimum_variance(
         per_path_xx.append(np.einsum("dpk,dpl->pkl", x, x))
         y_squared += float(np.sum(y * y))
     xy, xx = np.concatenate(per_path_xy), np.concatenate(per_path_xx)
-    coefficients, bread = _solve(xx.sum(axis=0), xy.sum(axis=0), option is None)
-    scores = xy - xx @ coefficients  # each path's sum of x * residual, (n_paths, 3)
+    coefficients, bread = _solve(xx.sum(axis=0), xy.sum(axis=0), option is None, edges)
+    scores = xy - xx @ coefficients  # each path's sum of x * residual, (n_paths, 3K)
     covariance = bread @ (scores.T @ scores) @ bread
     explained = float(coefficients @ xy.sum(axis=0))  # SSE_BS - SSE_MV at the least squares
     return MinimumVarianceFit(
         coefficients, np.sqrt(np.diag(covariance)), covariance, n_observations, int(n_paths),
-        explained / y_squared if y_squared > 0.0 else 0.0,
+        explained / y_squared if y_squared > 0.0 else 0.0, edges,
     )
 
 
-def check_fit_memory(n_paths: int) -> None:
+def _fit_arguments(
+    config: EnvConfig, n_paths: Any, seed: Any, maturity_edges: Any
+) -> tuple[SingleOption | None, tuple[float, ...]]:
+    """The book's one option (or None) and the checked edges of a fit, or a ``ValueError``."""
+    option = book_option(config)
+    edges = check_maturity_edges(maturity_edges)
+    if option is not None and edges:
+        raise _one_option_buckets(edges)
+    if isinstance(n_paths, bool) or not isinstance(n_paths, int | np.integer) or n_paths < 2:
+        raise ValueError(f"n_paths must be an integer >= 2 (paths to fit on), got {n_paths!r}")
+    if not (is_integer(seed) and seed >= 0):
+        raise ValueError(f"seed must be an integer >= 0 (the seed of the paths), got {seed!r}")
+    check_fit_memory(int(n_paths), len(edges) + 1)
+    return option, edges
+
+
+def check_fit_memory(n_paths: int, n_buckets: int = 1) -> None:
     """Raise ``ValueError`` before a fit whose per-path sums would not fit in memory.
 
-    :func:`fit_minimum_variance` keeps :data:`FIT_BYTES_PER_PATH` bytes a path (for the
-    path-clustered errors); the bound is the machine's physical memory (no check where the
-    system does not say).
+    :func:`fit_minimum_variance` keeps :func:`fit_bytes_per_path` bytes a path (for the
+    path-clustered errors; ``n_buckets`` maturity buckets); the bound is the machine's
+    physical memory (no check where the system does not say).
     """
-    need, have = n_paths * FIT_BYTES_PER_PATH, physical_memory()
+    per_path = fit_bytes_per_path(n_buckets)
+    need, have = n_paths * per_path, physical_memory()
     if have is not None and need > have:
         raise ValueError(
             f"n_paths={n_paths:,} would keep about {need / 2**30:,.1f} GiB for the fit, more "
             f"than this machine's {have / 2**30:,.1f} GiB of memory: use fewer paths (about "
-            f"{have // (2 * FIT_BYTES_PER_PATH):,} fit in half of it)"
+            f"{have // (2 * per_path):,} fit in half of it)"
         )
 
 
 def _solve(
-    xx: FloatArray, xy: FloatArray, book: bool = False
+    xx: FloatArray, xy: FloatArray, book: bool = False, edges: tuple[float, ...] = ()
 ) -> tuple[FloatArray, FloatArray]:
     """The least-squares coefficients of the normal equations and ``(X'X)^-1``.
 
-    ``book``: the rows are a book's of many options (the errors say so).
+    ``book``: the rows are a book's of many options (the errors say so); ``edges``: its
+    maturity buckets' (each bucket's three columns are checked, its errors name it).
+    """
+    for bucket, label in enumerate(bucket_labels(edges)):
+        columns = slice(3 * bucket, 3 * bucket + 3)
+        _check_identified(xx[columns, columns], book, f" in the maturity bucket {label}"
+                          if edges else "")
+    scale = np.sqrt(np.diag(xx))
+    unit = xx / np.outer(scale, scale)  # the correlation-like matrix, unit diagonal
+    if edges and np.linalg.cond(unit) > 1e12:
+        raise ValueError("cannot fit the minimum-variance delta by maturity: the buckets' "
+                         f"regressors are collinear together on these paths (edges {edges}: "
+                         "every path holds its buckets' options in the same proportions); "
+                         "give other edges, or none (the pooled fit)")
+    bread = np.linalg.inv(unit) / np.outer(scale, scale)
+    return bread @ xy, bread
+
+
+def _check_identified(xx: FloatArray, book: bool, where: str) -> None:
+    """Raise ``ValueError`` unless one bucket's ``(3, 3)`` ``x'x`` identifies its ``(a, b, c)``.
+
+    ``where`` names the bucket in the errors (``""``: the only one, the pooled fit's).
     """
     scale = np.sqrt(np.diag(xx))
+    edges = "; give edges that leave options in every bucket" if where else ""
     if not np.all(scale > 0.0):
-        raise ValueError("cannot fit the minimum-variance delta: the book holds no option with "
-                         "vega over any decision on these paths (none held, or each settles "
-                         "before the next decision)" if book else
+        raise ValueError(f"cannot fit the minimum-variance delta: the book holds no option with "
+                         f"vega{where} over any decision on these paths (none held, or each "
+                         f"settles before the next decision){edges}" if book else
                          "cannot fit the minimum-variance delta: the option has no vega on "
                          "these paths (expired from the start?)")
     unit = xx / np.outer(scale, scale)  # the correlation-like matrix, unit diagonal
     if np.linalg.cond(unit) > 1e12:
         moves = ("the call deltas of the book's options barely differ or move" if book else
                  "the option's delta barely moves")
+        few = ", or the bucket has too few rows" if where else ""
         raise ValueError("cannot fit the minimum-variance delta: its regressors (1, delta, "
-                         f"delta^2) are collinear on these paths ({moves}); fit on paths where "
-                         "it does, or give the coefficients")
-    bread = np.linalg.inv(unit) / np.outer(scale, scale)
-    return bread @ xy, bread
+                         f"delta^2){where} are collinear on these paths ({moves}{few}); fit on "
+                         f"paths where it does, or give the coefficients{edges}")
 
 
 class MinimumVarianceDelta(EnvHedger):
@@ -537,43 +778,78 @@ class MinimumVarianceDelta(EnvHedger):
     Holds ``-(delta_book + sum_j coefficient_j * term_j)``, the book's delta plus the terms of
     :func:`hull_white_terms`: minus the minimum-variance delta of the book's one option (and its
     stock), or of a book of many options the sum of its held options' (:func:`book_terms`; the
-    module's docstring). With a hedging option it holds none, as
-    :class:`~hedgearena.baselines.delta.BlackScholesDelta` does. ``a = b = c = 0`` is the
-    Black-Scholes delta hedge.
+    module's docstring), each option's with its maturity bucket's ``(a, b, c)`` (its time to
+    expiry at the decision: :func:`maturity_bucket`) when ``maturity_edges`` are given. With a
+    hedging option it holds none, as :class:`~hedgearena.baselines.delta.BlackScholesDelta`
+    does. ``a = b = c = 0`` is the Black-Scholes delta hedge.
 
     Args:
         a, b, c: Hull and White's coefficients (finite numbers; :func:`fit_minimum_variance`
-            fits them).
+            fits them). With ``K - 1`` maturity edges, each a sequence of ``K`` finite numbers,
+            one a bucket, the shortest first.
         name: the label in tables (default ``"MV delta"``).
+        maturity_edges: the buckets' edges, years of time to expiry
+            (:func:`check_maturity_edges`); none (the default): one ``(a, b, c)`` for every
+            option. A book of many options only: a one-option book is one bucket.
+
+    Examples:
+        >>> MinimumVarianceDelta([-0.2, -0.1], [0.3, 0.2], [-0.2, -0.1],
+        ...                      maturity_edges=(0.1,)).coefficients
+        array([-0.2,  0.3, -0.2, -0.1,  0.2, -0.1])
     """
 
     uses_observations = False  # reads the state only
 
-    def __init__(self, a: float, b: float, c: float, name: str = "MV delta") -> None:
-        values = []
-        for label, value in (("a", a), ("b", b), ("c", c)):
-            number = _finite_real(value)
-            if number is None:
-                raise ValueError(f"MinimumVarianceDelta: {label} must be a finite number (a "
-                                 f"real one: Hull and White's coefficient), got {value!r}")
-            values.append(number)
-        self.a, self.b, self.c = values
+    def __init__(
+        self, a: Any, b: Any, c: Any, name: str = "MV delta",
+        maturity_edges: Sequence[float] = (),
+    ) -> None:
+        edges = check_maturity_edges(maturity_edges)
+        a, b, c = (_coefficient(label, value, edges)
+                   for label, value in (("a", a), ("b", b), ("c", c)))
+        self.a: float | tuple[float, ...] = a
+        self.b: float | tuple[float, ...] = b
+        self.c: float | tuple[float, ...] = c
+        self.maturity_edges = edges
         self.name = name
         self._option: SingleOption | None = None
         self._reader: _BookReader | None = None  # a book of many options (else _option)
         self._fit: MinimumVarianceFit | None = None
+        self._awaits_fit = False
 
     @classmethod
     def fitted(
-        cls, fit: MinimumVarianceFit, name: str = FITTED_NAME
+        cls, fit: MinimumVarianceFit, name: str | None = None
     ) -> MinimumVarianceDelta:
-        """The hedger of a fit's coefficients (it keeps the fit: :attr:`fit`)."""
+        """The hedger of a fit's coefficients (it keeps the fit: :attr:`fit`).
+
+        ``name`` defaults to :func:`fitted_name` of the fit's edges (:data:`FITTED_NAME` for
+        the pooled fit).
+        """
         if not isinstance(fit, MinimumVarianceFit):
             raise ValueError("MinimumVarianceDelta.fitted takes a MinimumVarianceFit (of "
                              f"fit_minimum_variance), got {type(fit).__name__}")
-        a, b, c = (float(value) for value in fit.coefficients)
-        hedger = cls(a, b, c, name=name)
+        edges = fit.maturity_edges
+        columns = [[float(value) for value in column] for column in fit.bucket_coefficients.T]
+        a, b, c = (column if edges else column[0] for column in columns)
+        hedger = cls(a, b, c, name=fitted_name(edges) if name is None else name,
+                     maturity_edges=edges)
         hedger._fit = fit
+        return hedger
+
+    @classmethod
+    def awaiting_fit(cls, maturity_edges: Sequence[float]) -> MinimumVarianceDelta:
+        """The hedger of a spec ``mv_delta:fit[:edge...]`` before the benchmark fits it.
+
+        Named as its fit will be (:func:`fitted_name`) and reset as it will be (a run's checks
+        of its hedgers, :func:`hedgearena.training.check_hedgers`, read the book through it),
+        but it refuses to hedge: the benchmark replaces it by :meth:`fitted` of
+        :func:`fit_minimum_variance` on its tuning paths.
+        """
+        edges = check_maturity_edges(maturity_edges)
+        zeros: float | list[float] = [0.0] * (len(edges) + 1) if edges else 0.0
+        hedger = cls(zeros, zeros, zeros, name=fitted_name(edges), maturity_edges=edges)
+        hedger._awaits_fit = True
         return hedger
 
     @property
@@ -583,15 +859,19 @@ class MinimumVarianceDelta(EnvHedger):
 
     @property
     def coefficients(self) -> FloatArray:
-        """``(a, b, c)``, ``(3,)``."""
-        return np.array([self.a, self.b, self.c])
+        """``(a, b, c)`` of each bucket in turn, ``(3K,)`` (the fit's order); ``(3,)`` pooled."""
+        columns = [np.atleast_1d(np.asarray(value, dtype=np.float64))
+                   for value in (self.a, self.b, self.c)]
+        return np.stack(columns, axis=1).reshape(-1)
 
     def reset(self, env: VecHedgingEnv) -> None:
         """Read the book: its one option, or its many (a ``ValueError`` for a book of none).
 
-        See :func:`book_option`.
+        See :func:`book_option`; maturity edges need a book of many options.
         """
         option = book_option(env.config)
+        if option is not None and self.maturity_edges:
+            raise _one_option_buckets(self.maturity_edges)
         super().reset(env)
         self._option, self._reader = option, None
         if option is None:
@@ -601,21 +881,76 @@ class MinimumVarianceDelta(EnvHedger):
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:
         """Minus the minimum-variance delta of the book, ``(n_paths, action_dim)``.
 
-        ``-(book delta + terms @ (a, b, c))``: the terms of the book's one option
-        (:meth:`SingleOption.terms`) or of its many (:func:`book_terms`).
+        ``-(book delta + terms @ coefficients)``: the terms of the book's one option
+        (:meth:`SingleOption.terms`) or of its many (:func:`book_terms`, by bucket).
         """
         option, reader = self._option, self._reader
+        if self._awaits_fit:
+            raise RuntimeError(f"{self.name}: the benchmark fits its coefficients on its tuning "
+                               "paths; to hedge with it outside the benchmark, fit them "
+                               "(MinimumVarianceDelta.fitted(fit_minimum_variance(config, "
+                               f"maturity_edges={self.maturity_edges})))")
         book_delta = np.asarray(state["book_delta"])
         if option is not None:
             terms = option.terms(book_delta, np.asarray(state["book_vega"]),
                                  np.asarray(state["spot"]), np.asarray(state["step"]),
                                  float(state["dt"]))
         elif reader is not None:
-            terms = book_terms(reader, state)
+            terms = book_terms(reader, state, self.maturity_edges)
         else:
             raise RuntimeError("MinimumVarianceDelta: call reset(env) before positions()")
         hedge = -(book_delta + terms @ self.coefficients)
         return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
+
+
+def fit_spec_edges(spec: str) -> tuple[float, ...] | None:
+    """The maturity edges of a spec the benchmark fits, ``mv_delta:fit[:edge...]``, else None.
+
+    ``mv_delta:fit`` is the pooled fit (``()``), ``mv_delta:fit:0.08:0.16`` the fit by the
+    buckets ``T <= 0.08``, ``0.08 < T <= 0.16`` and ``T > 0.16`` (years).
+
+    Raises:
+        ValueError: naming the spec and the edge that is not a number, or bad edges
+            (:func:`check_maturity_edges`).
+
+    Examples:
+        >>> fit_spec_edges("mv_delta:fit"), fit_spec_edges(" mv_delta:fit:0.08:0.16 ")
+        ((), (0.08, 0.16))
+        >>> fit_spec_edges("mv_delta:0:0:0") is None
+        True
+    """
+    name, *args = spec.strip().split(":")
+    if name != "mv_delta" or args[:1] != ["fit"]:
+        return None
+    edges = []
+    for text in args[1:]:
+        try:
+            edges.append(float(text))
+        except ValueError:
+            raise ValueError(f"hedger spec {spec!r}: maturity edge {text!r} is not a number "
+                             "(years of time to expiry, e.g. mv_delta:fit:0.08:0.16)") from None
+    try:
+        return check_maturity_edges(edges)
+    except ValueError as error:
+        raise ValueError(f"hedger spec {spec!r}: {error}") from None
+
+
+def _coefficient(label: str, value: Any, edges: tuple[float, ...]) -> float | tuple[float, ...]:
+    """One of Hull and White's coefficients, checked: a number, or one a bucket of ``edges``."""
+    if not edges:
+        number = _finite_real(value)
+        if number is None:
+            raise ValueError(f"MinimumVarianceDelta: {label} must be a finite number (a "
+                             f"real one: Hull and White's coefficient), got {value!r}")
+        return number
+    n_buckets = len(edges) + 1
+    numbers = ([_finite_real(item) for item in value]
+               if isinstance(value, tuple | list | np.ndarray) and np.ndim(value) == 1 else [])
+    if len(numbers) != n_buckets or any(number is None for number in numbers):
+        raise ValueError(f"MinimumVarianceDelta: {label} must be {n_buckets} finite numbers, "
+                         f"one for each maturity bucket of edges {edges} "
+                         f"({', '.join(bucket_labels(edges))}), got {value!r}")
+    return tuple(cast(list[float], numbers))
 
 
 def _finite_real(value: Any) -> float | None:

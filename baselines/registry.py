@@ -21,6 +21,8 @@ spec                         hedger
                              Hull and White's minimum-variance delta with coefficients a, b, c
 ``realised_delta``           :class:`~hedgearena.baselines.realised_delta.RealisedVolDelta`, the
                              delta at the path's realised vol
+``model_delta``              :class:`~hedgearena.baselines.model_delta.ModelDelta`, the model's
+                             own minimum-variance delta (Heston, SABR, Merton; GBM: ``C_S``)
 ``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`,
                              rebalanced every K decisions
 ``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
@@ -32,7 +34,10 @@ spec                         hedger
 
 ``ww:best``, ``zakamouline:best`` and ``band:best`` name the member of the family with the
 lowest objective on tuning paths, and ``mv_delta:fit`` the minimum-variance delta with the
-coefficients regressed on them (see :mod:`hedgearena.baselines.benchmark`).
+coefficients regressed on them (``mv_delta:fit:E1[:E2...]``: one set a maturity bucket, the
+edges E in years to expiry, ``T <= E1 < T <= E2 ... < T``; see
+:mod:`hedgearena.baselines.benchmark` and
+:func:`~hedgearena.baselines.minimum_variance.fit_spec_edges`).
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
 from hedgearena.baselines.delta_gamma import DeltaGamma, DeltaVega
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.baselines.leland import Leland
-from hedgearena.baselines.minimum_variance import MinimumVarianceDelta
+from hedgearena.baselines.minimum_variance import MinimumVarianceDelta, fit_spec_edges
+from hedgearena.baselines.model_delta import ModelDelta
 from hedgearena.baselines.portfolio_insurance import CPPI, SyntheticPut
 from hedgearena.baselines.realised_delta import RealisedVolDelta
 from hedgearena.baselines.zakamouline import Zakamouline
@@ -127,6 +133,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
     "mv_delta": (lambda s, a: MinimumVarianceDelta(*(_number(s, x) for x in a)), "mv_delta:a:b:c"),
     "realised_delta": (lambda s, a: RealisedVolDelta(), "realised_delta"),
+    "model_delta": (lambda s, a: ModelDelta(), "model_delta"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),
                       "synthetic_put[:every]"),
     "cppi": (lambda s, a: CPPI(*(_number(s, x) for x in a)),
@@ -135,18 +142,22 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
 }
 """name -> (builder from the spec and its arguments, usage)."""
 
-FITTED_SPEC = "mv_delta:fit"
-"""The spec whose coefficients the benchmark regresses on its tuning paths."""
-
-
 def is_fitted(spec: str) -> bool:
-    """Whether ``spec`` is fitted by the benchmark on its tuning paths (``mv_delta:fit``).
+    """Whether ``spec`` is fitted by the benchmark on its tuning paths.
+
+    ``mv_delta:fit`` (pooled) or ``mv_delta:fit:edge...`` (by maturity bucket:
+    :func:`~hedgearena.baselines.minimum_variance.fit_spec_edges`).
+
+    Raises:
+        ValueError: for a fitted spec of bad edges, naming the spec.
 
     Examples:
         >>> is_fitted("mv_delta:fit"), is_fitted(" mv_delta:fit "), is_fitted("mv_delta:0:0:0")
         (True, True, False)
+        >>> is_fitted("mv_delta:fit:0.08:0.16")
+        True
     """
-    return spec.strip() == FITTED_SPEC
+    return fit_spec_edges(spec) is not None
 
 RISK_AVERSION_GRID = tuple(float(x) for x in np.round(np.geomspace(1e-4, 10.0, 11), 6))
 """Risk aversions (per currency) swept by the utility-based band families."""

@@ -181,11 +181,12 @@ def hedger_name(spec: str) -> str:
         ValueError: naming the spec and what is allowed.
     """
     from hedgearena.baselines.benchmark import tuned_family
-    from hedgearena.baselines.minimum_variance import FITTED_NAME
-    from hedgearena.baselines.registry import is_fitted, parse_hedger
+    from hedgearena.baselines.minimum_variance import fit_spec_edges, fitted_name
+    from hedgearena.baselines.registry import parse_hedger
 
-    if is_fitted(spec):
-        return FITTED_NAME
+    edges = fit_spec_edges(spec)
+    if edges is not None:
+        return fitted_name(edges)
     return "" if tuned_family(spec) is not None else parse_hedger(spec).name
 
 

@@ -453,31 +453,33 @@ FIT_TRIAL_PATHS = 256
 
 def check_fit(tuning: EnvConfig, specs: list[str], settings: BenchmarkSettings,
               setting: str = "arena") -> None:
-    """Refuse an ``mv_delta:fit`` spec that cannot be fitted, before a run writes or trains.
+    """Refuse a spec ``mv_delta:fit[:edge...]`` that cannot be fitted, before a run writes.
 
     The benchmark fits it on its tuning paths (``tuning``, the first config of
     :func:`~hedgearena.baselines.benchmark.split_configs`) after an agent has trained: fewer than
     two tuning paths, or paths on which its regression cannot be solved (one decision an
     episode: every path's delta is the initial one), are named now, by a trial fit on up to
-    :data:`FIT_TRIAL_PATHS` of them. No spec ``mv_delta:fit``: nothing to check.
+    :data:`FIT_TRIAL_PATHS` of them (each spec's maturity buckets, ``mv_delta:fit:edge...``, too:
+    a bucket no option reaches). No fitted spec: nothing to check.
 
     Raises:
         ValueError: naming the setting and why.
     """
-    from hedgearena.baselines.minimum_variance import fit_minimum_variance
-    from hedgearena.baselines.registry import is_fitted
+    from hedgearena.baselines.minimum_variance import fit_minimum_variance, fit_spec_edges
 
-    if not any(is_fitted(spec) for spec in specs):
+    fitted = {spec: edges for spec in specs if (edges := fit_spec_edges(spec)) is not None}
+    if not fitted:
         return
     if settings.tune_paths < 2:
         raise ValueError(f"{setting}.tune_paths must be >= 2 to fit 'mv_delta:fit' (Hull and "
                          f"White's regression on the tuning paths), got {settings.tune_paths}")
-    try:
-        fit_minimum_variance(tuning, min(settings.tune_paths, FIT_TRIAL_PATHS),
-                             settings.tuning_seed)
-    except ValueError as error:
-        raise ValueError(f"{setting}.hedgers: 'mv_delta:fit' cannot be fitted on the tuning "
-                         f"paths: {error}") from None
+    for spec, edges in fitted.items():
+        try:
+            fit_minimum_variance(tuning, min(settings.tune_paths, FIT_TRIAL_PATHS),
+                                 settings.tuning_seed, maturity_edges=edges)
+        except ValueError as error:
+            raise ValueError(f"{setting}.hedgers: {spec.strip()!r} cannot be fitted on the "
+                             f"tuning paths: {error}") from None
 
 
 def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena.hedgers") -> None:
@@ -494,17 +496,17 @@ def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena
     """
     from hedgearena.baselines.arena import hedger_config
     from hedgearena.baselines.benchmark import tuned_family
-    from hedgearena.baselines.minimum_variance import FITTED_NAME, MinimumVarianceDelta
-    from hedgearena.baselines.registry import is_fitted, parse_hedger
+    from hedgearena.baselines.minimum_variance import MinimumVarianceDelta, fit_spec_edges
+    from hedgearena.baselines.registry import parse_hedger
     from hedgearena.envs.vector_env import VecHedgingEnv
 
     envs: dict[int, VecHedgingEnv] = {}  # one env per view (hedgers' env_overrides)
     seen: dict[str, str] = {}  # hedger name (or tuned family) -> its first spec
     try:
         for spec in specs:
-            family = tuned_family(spec)
+            family, edges = tuned_family(spec), fit_spec_edges(spec)
             hedger = (None if family is not None
-                      else MinimumVarianceDelta(0.0, 0.0, 0.0, FITTED_NAME) if is_fitted(spec)
+                      else MinimumVarianceDelta.awaiting_fit(edges) if edges is not None
                       else parse_hedger(spec))  # a fitted one checks the book before its fit
             name = f"{family} (tuned)" if hedger is None else hedger.name
             if name in seen:

@@ -21,7 +21,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from mv_reference import black_scholes, quantlib_heston_f
+from mv_reference import black_scholes, hand_row, hand_terms, quantlib_heston_f, surface_vol
 
 import hedgearena.baselines.minimum_variance as mv_module
 from hedgearena.baselines.arena import block_generator, run_arena
@@ -43,45 +43,6 @@ from hedgearena.training import check_fit, check_hedgers
 
 HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7, "v0": 0.04}
 A, B, C = -0.1, -0.2, 0.15
-
-
-def held_options(batch, path, step):
-    """``(slot, quantity, strike, expiry, is_call)`` of the options held on a path at a step."""
-    book = batch.instruments
-    shape = book.strike.shape
-    fields = [np.broadcast_to(v, shape)[path] for v in (
-        book.quantity, book.strike, book.start, book.expiry, book.is_call)]
-    quantity, strike, start, expiry, is_call = fields
-    return [(i, quantity[i], strike[i], int(expiry[i]), bool(is_call[i]))
-            for i in range(shape[1]) if quantity[i] != 0 and start[i] <= step < expiry[i]]
-
-
-def surface_vol(batch, path, step, spot, strike, tau):
-    """The vol the env marks an option at (its market's surface, at the path's state)."""
-    market = batch.market
-    return float(market.surface.implied_vol(
-        np.array([spot]), np.array([strike]), np.array([tau]),
-        np.array([market.vol_state[path, step]]), np.array([market.spot[path, 0]]),
-        market.rate, market.dividend)[0])
-
-
-def hand_terms(batch, config, path, step, spot):
-    """The book's ``sum q vega / (S sqrt T) (1, d, d^2)`` and ``sum q delta`` by hand, d a call's.
-
-    Returns ``(terms, delta, held)`` with ``held`` the option slots, each with its price,
-    delta, vega, call delta and quantity.
-    """
-    rate, dividend = batch.market.rate, batch.market.dividend
-    terms, delta, held = np.zeros(3), 0.0, []
-    for slot, quantity, strike, expiry, is_call in held_options(batch, path, step):
-        tau = (expiry - step) * config.dt
-        vol = surface_vol(batch, path, step, spot, strike, tau)
-        price, d, vega = black_scholes(spot, strike, tau, vol, rate, dividend, is_call)
-        call_d = d if is_call else d + math.exp(-dividend * tau)
-        terms += quantity * vega / (spot * math.sqrt(tau)) * np.array([1, call_d, call_d**2])
-        delta += quantity * d
-        held.append((slot, expiry, quantity, price, d))
-    return terms, delta, held
 
 
 # A fixed book on GBM (flat vol 0.2) with r and q and stock, rebalanced every 5 of 20 steps:
@@ -108,29 +69,12 @@ def test_the_rows_of_a_fixed_book_by_closed_form_leave_out_options_settling_in_t
     config = fixed_config()
     batch = build_episodes(config, 5, np.random.default_rng(3), observations=False)
     rows = book_regression_rows(config, batch)
-    spot = batch.episode.spot
     assert rows.y.shape == (4, 5)
     assert rows.x.shape == (4, 5, 3)
     counts = []
     for k in range(4):
-        start, end = 5 * k, 5 * k + 5
         for path in range(5):
-            s0, s1 = float(spot[start, path]), float(spot[end, path])
-            _, _, held = hand_terms(batch, config, path, start, s0)
-            y, x = 0.0, np.zeros(3)
-            survivors = [h for h in held if h[1] > end]
-            for slot, expiry, quantity, price, d in survivors:
-                strike = batch.instruments.strike[path, slot]
-                is_call = bool(np.broadcast_to(batch.instruments.is_call,
-                                               batch.instruments.strike.shape)[path, slot])
-                tau1 = (expiry - end) * config.dt
-                later = black_scholes(s1, strike, tau1, 0.2, 0.03, 0.01, is_call)[0]
-                y += quantity * (later - price - d * (s1 - s0))
-                tau0 = (expiry - start) * config.dt
-                _, d0, vega = black_scholes(s0, strike, tau0, 0.2, 0.03, 0.01, is_call)
-                call_d = d0 if is_call else d0 + math.exp(-0.01 * tau0)
-                x += quantity * vega / (s0 * math.sqrt(tau0)) * (s1 - s0) * np.array(
-                    [1, call_d, call_d**2])
+            y, x, survivors = hand_row(batch, config, path, 5 * k, 5 * k + 5)
             assert rows.y[k, path] == pytest.approx(y, rel=1e-9, abs=1e-9)
             np.testing.assert_allclose(rows.x[k, path], x, rtol=1e-9, atol=1e-9)
             assert rows.observed[k, path]

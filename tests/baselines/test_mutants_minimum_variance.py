@@ -152,7 +152,7 @@ def test_check_fit_tries_the_fit_on_at_most_256_tuning_paths_of_the_tuning_seed(
     # and on the scoring seed.
     calls = []
 
-    def spy(config, n_paths, seed):
+    def spy(config, n_paths, seed, maturity_edges=()):
         calls.append((n_paths, seed))
 
     monkeypatch.setattr(mv_module, "fit_minimum_variance", spy)
@@ -170,7 +170,7 @@ def test_a_run_with_a_split_tries_the_fit_on_the_history_before_it(monkeypatch):
     # whole 1999-2018 history. Kills checking the fit on the uncut config.
     seen = []
     monkeypatch.setattr(mv_module, "fit_minimum_variance",
-                        lambda config, n_paths, seed: seen.append(config))
+                        lambda config, n_paths, seed, maturity_edges=(): seen.append(config))
     check_arena(RunConfig.model_validate({
         "env": {"id": "hedgearena/HistoricalReplay-v0"},
         "arena": {"hedgers": ["delta", "mv_delta:fit"], "split": "2010-01-01"}}))
