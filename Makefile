@@ -11,7 +11,7 @@ PF_VENV := .venv-pfhedge
 PF_STAMP := $(PF_VENV)/.installed
 ARENA_BENCH = $(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
 
-.PHONY: setup run test lint typecheck bench bench-pfhedge quality clean
+.PHONY: setup run test lint typecheck bench bench-pfhedge bench-floor quality clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ bench: $(STAMP) $(PF_STAMP)
 
 bench-pfhedge: $(STAMP) $(PF_STAMP)
 	$(ARENA_BENCH)
+
+# A fused numba kernel of the arena's case beside pfhedge (numba is not a dependency of
+# hedgearena: it goes into pfhedge's venv, and the script never imports hedgearena).
+bench-floor: $(PF_STAMP)
+	$(PF_VENV)/bin/python -c 'import numba' 2>/dev/null || $(PF_VENV)/bin/python -m pip install --quiet numba==0.68.1
+	$(PF_VENV)/bin/python bench/fused_floor.py
 
 quality: $(STAMP)
 	$(PY) bench/quality.py

@@ -32,7 +32,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +44,9 @@ from hedgearena.baselines.bands import WhalleyWilmott
 from hedgearena.baselines.delta import BlackScholesDelta, NoHedge
 from hedgearena.baselines.hedger import Hedger
 from hedgearena.envs.config import make_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pfhedge_delta import PfhedgeProcess
 
 STEPS = 30
 
@@ -74,35 +77,6 @@ def one_run(n_paths: int) -> dict[str, float]:
 def delta_alone(n_paths: int) -> float:
     """Wall time of one arena run of delta alone (pfhedge's like for like)."""
     return timed_arena([BlackScholesDelta()], n_paths)[0]
-
-
-class Pfhedge:
-    """bench/pfhedge_delta.py in its own Python process, timing one run per request."""
-
-    def __init__(self, python: str, threads: int) -> None:
-        script = Path(__file__).with_name("pfhedge_delta.py")
-        self.process = subprocess.Popen(
-            [python, str(script), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-
-    def seconds(self, n_paths: int) -> float:
-        """Seconds of one pfhedge delta hedge of ``n_paths`` paths (timed in its process)."""
-        assert self.process.stdin is not None
-        assert self.process.stdout is not None
-        self.process.stdin.write(f"{n_paths}\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"bench/pfhedge_delta.py exited ({self.process.wait()}): is "
-                               "pfhedge 0.23 installed in that Python? (make bench-pfhedge)")
-        return float(json.loads(line)["seconds"])
-
-    def close(self) -> None:
-        """End the process."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait()
 
 
 def pfhedge_rounds(runs: list[dict[str, float]], references: list[tuple[float, float]]
@@ -137,7 +111,8 @@ def main() -> None:
                         help="a Python with pfhedge 0.23, to time its delta hedger side by side")
     args = parser.parse_args()
     load_before = [round(x, 2) for x in os.getloadavg()]
-    pfhedge = Pfhedge(args.pfhedge_python, torch.get_num_threads()) if args.pfhedge_python else None
+    pfhedge = (PfhedgeProcess(args.pfhedge_python, torch.get_num_threads())
+               if args.pfhedge_python else None)
     one_run(4096)  # warm up
     runs, references = [], []
     for i in range(args.repeats):

@@ -16,18 +16,20 @@ every trade of the underlying. pfhedge computes in float32, the P&L only (no per
 metrics or attribution).
 
 Usage: ``PYTHON bench/pfhedge_delta.py --threads T`` (``PYTHON``: a Python with pfhedge 0.23).
+Other benchmarks start and ask it through :class:`PfhedgeProcess` (importable without pfhedge:
+pfhedge is imported by the served process only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
-from pfhedge.instruments import BrownianStock, EuropeanOption
-from pfhedge.nn import BlackScholes, Hedger
 
 STEPS = 30
 DT = 1 / 250
@@ -35,6 +37,9 @@ DT = 1 / 250
 
 def timed_run(n_paths: int) -> dict[str, float]:
     """Seconds of one pfhedge delta hedge of ``n_paths`` paths, and its mean P&L (per unit)."""
+    from pfhedge.instruments import BrownianStock, EuropeanOption
+    from pfhedge.nn import BlackScholes, Hedger
+
     torch.manual_seed(0)
     option = EuropeanOption(BrownianStock(sigma=0.2, cost=1e-3, dt=DT), maturity=STEPS * DT)
     model = BlackScholes(option)
@@ -44,6 +49,35 @@ def timed_run(n_paths: int) -> dict[str, float]:
         pnl = hedger.compute_pnl(option, n_paths=n_paths)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "mean_pnl": float(pnl.mean()), "n_paths": n_paths}
+
+
+class PfhedgeProcess:
+    """This script in its own Python process, timing one run per request (its protocol)."""
+
+    def __init__(self, python: str, threads: int) -> None:
+        script = Path(__file__).resolve()
+        self.process = subprocess.Popen(
+            [python, str(script), "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def seconds(self, n_paths: int) -> float:
+        """Seconds of one pfhedge delta hedge of ``n_paths`` paths (timed in its process)."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(f"{n_paths}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench/pfhedge_delta.py exited ({self.process.wait()}): is "
+                               "pfhedge 0.23 installed in that Python? (make bench-pfhedge)")
+        return float(json.loads(line)["seconds"])
+
+    def close(self) -> None:
+        """End the process."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> None:
