@@ -52,7 +52,7 @@ bench-pfhedge: $(STAMP) $(PF_STAMP)
 # A fused numba kernel of the arena's case beside pfhedge (numba is not a dependency of
 # hedgearena: it goes into pfhedge's venv, and the script never imports hedgearena).
 bench-floor: $(PF_STAMP)
-	$(PF_VENV)/bin/python -c 'import numba' 2>/dev/null || $(PF_VENV)/bin/python -m pip install --quiet numba==0.68.1
+	$(PF_VENV)/bin/python -c 'import numba, scipy' 2>/dev/null || $(PF_VENV)/bin/python -m pip install --quiet numba==0.68.1 scipy "numpy<2"
 	$(PF_VENV)/bin/python bench/fused_floor.py
 
 quality: $(STAMP)

@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,11 +43,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from scipy.special import ndtr
 
 import hedgearena  # noqa: F401
 from hedgearena.envs.sb3_adapter import make_sb3_vec_env
 from hedgearena.envs.vector_env import VecHedgingEnv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel import kernel_rate
 
 
 def rounds(repeats: int, fns: list[Callable[[], float]]) -> list[list[float]]:
@@ -104,17 +107,6 @@ def vector_rate(num_envs: int, path_steps: int, preset: str = "ShortCall") -> fl
         transitions += num_envs - int(np.count_nonzero(done))
         _, _, done, _, _ = env.step(actions)
     return transitions / (time.perf_counter() - start)
-
-
-def kernel_rate(n: int) -> float:
-    """Inputs per second of the bare kernel: d1 and one ndtr (as bench/pricing.py)."""
-    rng = np.random.default_rng(0)
-    s, k = rng.uniform(50, 150, n), rng.uniform(50, 150, n)
-    tau, v, r, q = rng.uniform(0.01, 2, n), rng.uniform(0.05, 0.8, n), 0.03, 0.01
-    start = time.perf_counter()
-    d1 = (np.log(s / k) + (r - q + 0.5 * v * v) * tau) / (v * np.sqrt(tau))
-    ndtr(d1)
-    return n / (time.perf_counter() - start)
 
 
 def sb3_rate(venv: object, steps: int) -> float:

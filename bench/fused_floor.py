@@ -23,6 +23,13 @@ Its mean transaction cost of the delta hedge should match the arena's (27.35 on 
 not the arena's): the same case. The JSON records each round's seconds, the ratios to
 pfhedge within each round and the best times' ratios.
 
+The same question for #3's vector env (``vector_vs_kernel_16384`` of bench/env_throughput.py,
+target 0.35): :func:`vector_env` fuses ShortCall-v0's vector env (the GBM step, the call's price
+and four greeks, the realised vol, the float32 observation of ten entries, the accounting of a
+given target position) on one thread at 16,384 paths, and ``fused_vector_vs_kernel_16384`` is
+its path-steps/s over the inputs/s of the bare kernel of bench/kernel.py (d1 and one ndtr, numpy
+and scipy, one thread), the two in turns.
+
 numba is not a dependency of hedgearena. ``make bench-floor`` installs numba 0.68.1 into
 ``.venv-pfhedge`` (pfhedge 0.23's venv, numpy < 2) and runs this there; pfhedge's hedger is
 timed in a process of its own (bench/pfhedge_delta.py, as bench/arena.py does: numba's idle
@@ -30,7 +37,7 @@ worker threads would otherwise slow torch's), with as many threads. It never imp
 hedgearena.
 
 Usage: ``PYTHON bench/fused_floor.py [--out bench/results/fused_floor.json] [--paths 100000]
-[--repeats 5] [--threads 2]`` (``PYTHON``: a Python with numba and pfhedge 0.23).
+[--repeats 5] [--threads 2]`` (``PYTHON``: a Python with numba, scipy and pfhedge 0.23).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import torch
 from numba import prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel import kernel_rate
 from pfhedge_delta import PfhedgeProcess
 
 STEPS = 30
@@ -156,6 +164,60 @@ def delta_only(normals: np.ndarray, out: np.ndarray) -> None:
         out[p, 1] = cost
 
 
+VECTOR_PATHS = 16_384
+N_FEATURES = 10
+
+
+@numba.njit
+def vector_env(normals: np.ndarray, actions: np.ndarray, obs: np.ndarray, out: np.ndarray
+               ) -> None:
+    """ShortCall-v0's vector env fused, one thread: episodes of ``(STEPS, n_paths)`` steps.
+
+    Per path and step the GBM step, the call's price and four greeks, the realised vol, the
+    float32 observation (``N_FEATURES`` entries: time, log-moneyness, the book's delta, gamma,
+    vega, theta, the hedge, the model delta, implied and realised vol) and the accounting of
+    the action's target position (``actions`` in [-1, 1] times 1.5 notionals; its cost, the
+    P&L), the hedge unwound at the end; ``out`` each path's P&L.
+    """
+    drift, scale = -0.5 * SIGMA * SIGMA * DT, SIGMA * math.sqrt(DT)
+    decay = 0.5 ** (1.0 / HALFLIFE)
+    for p in range(normals.shape[1]):
+        spot, hedge, pnl, variance = SPOT0, 0.0, 0.0, SIGMA * SIGMA
+        price, delta, gamma, vega, theta = _greeks(spot, STEPS * DT)
+        for t in range(STEPS + 1):
+            if t > 0:
+                move = math.exp(drift + scale * normals[t - 1, p])
+                new_spot = spot * move
+                new_price, delta, gamma, vega, theta = _greeks(new_spot, (STEPS - t) * DT)
+                pnl += -CONTRACTS * (new_price - price) + hedge * (new_spot - spot)
+                variance = decay * variance + (1.0 - decay) * math.log(move) ** 2 / DT
+                spot, price = new_spot, new_price
+            if t < STEPS:
+                row = obs[t, p]
+                row[0], row[1] = (STEPS - t) * DT, math.log(spot / STRIKE)
+                row[2], row[3] = -CONTRACTS * delta, -CONTRACTS * gamma * spot
+                row[4], row[5] = -CONTRACTS * vega / 100.0, -CONTRACTS * theta / 100.0
+                row[6], row[7] = hedge / CONTRACTS, delta
+                row[8], row[9] = SIGMA, math.sqrt(variance)
+                target = actions[t, p] * 1.5 * CONTRACTS
+            else:
+                target = 0.0
+            pnl -= COST * spot * abs(target - hedge)
+            hedge = target
+        out[p] = pnl
+
+
+def vector_rate(n_paths: int) -> float:
+    """Path-steps per second of :func:`vector_env` on ``n_paths``, normals and actions drawn."""
+    rng = np.random.default_rng(1)
+    start = time.perf_counter()
+    normals = rng.standard_normal((STEPS, n_paths))
+    actions = rng.uniform(-1.0, 1.0, (STEPS, n_paths)).astype(np.float32)
+    obs = np.empty((STEPS, n_paths, N_FEATURES), dtype=np.float32)
+    vector_env(normals, actions, obs, np.empty(n_paths))
+    return n_paths * STEPS / (time.perf_counter() - start)
+
+
 def timed(kernel: numba.core.registry.CPUDispatcher, n_paths: int, width: int
           ) -> tuple[float, np.ndarray]:
     """Seconds of drawing the normals and running ``kernel`` on ``n_paths``, and its totals."""
@@ -197,6 +259,13 @@ def main() -> None:
         print(f"repeat {i + 1}/{args.repeats}: fused three hedgers {fused:.3f} s, fused delta "
               f"alone {alone:.3f} s, pfhedge's delta {reference:.3f} s", flush=True)
     pfhedge.close()
+    vector_rate(64)  # compile
+    vector_rounds = []
+    for i in range(args.repeats):  # one thread each, in turns
+        vector_rounds.append((vector_rate(VECTOR_PATHS), kernel_rate(1_000_000)))
+        print(f"repeat {i + 1}/{args.repeats}: fused vector env {vector_rounds[-1][0]:,.0f} "
+              f"path-steps/s, kernel {vector_rounds[-1][1]:,.0f} inputs/s", flush=True)
+    vector, kernel = (max(column) for column in zip(*vector_rounds, strict=True))
     best = {key: min(r[key] for r in rounds) for key in rounds[0]}
     cost = totals[:, 3]
     result = {
@@ -213,6 +282,11 @@ def main() -> None:
                                             for r in rounds],
         },
         "seconds_rounds": rounds,
+        "fused_vector_path_steps_per_s_16384": vector,
+        "kernel_inputs_per_s": kernel,
+        "fused_vector_vs_kernel_16384": vector / kernel,
+        "target_vector_vs_kernel_16384": 0.35,
+        "vector_ratio_rounds": [round(v / k, 4) for v, k in vector_rounds],
         "mean_cost_delta": float(cost.mean()),
         "mean_cost_delta_se": float(cost.std(ddof=1) / math.sqrt(len(cost))),
         "arena_mean_cost_delta": arena_mean_cost(),

@@ -26,32 +26,18 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import ndtr
 
 from hedgearena.envs.black_scholes import black_scholes_greeks
 from hedgearena.envs.normal import normal_cdf
 
-RATE, DIVIDEND = 0.03, 0.01
-
-
-def inputs(n: int) -> tuple[np.ndarray, ...]:
-    """Random spot, strike, tau (years), vol: the benchmark's inputs."""
-    rng = np.random.default_rng(0)
-    return (
-        rng.uniform(50, 150, n), rng.uniform(50, 150, n), rng.uniform(0.01, 2, n),
-        rng.uniform(0.05, 0.8, n),
-    )
-
-
-def kernel(s: np.ndarray, k: np.ndarray, tau: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """The reference: d1 and one normal cdf."""
-    d1 = (np.log(s / k) + (RATE - DIVIDEND + 0.5 * v * v) * tau) / (v * np.sqrt(tau))
-    return ndtr(d1)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel import DIVIDEND, RATE, inputs, kernel
 
 
 def kernel_same_cdf(s: np.ndarray, k: np.ndarray, tau: np.ndarray, v: np.ndarray) -> np.ndarray:
