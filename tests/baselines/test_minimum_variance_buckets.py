@@ -16,7 +16,14 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from mv_reference import hand_row, hand_terms, quantlib_heston_f
+from mv_reference import (
+    FOUR_OPTIONS_DIVIDEND,
+    FOUR_OPTIONS_RATE,
+    four_option_config,
+    hand_row,
+    hand_terms,
+    quantlib_heston_f,
+)
 
 import hedgearena.baselines.minimum_variance as mv_module
 from hedgearena.baselines.arena import block_generator, run_arena
@@ -48,19 +55,9 @@ HESTON = {"kappa": 2.0, "theta": 0.04, "xi": 0.5, "rho": -0.7, "v0": 0.04}
 #   long put 0.95, expiry 10:    0.04 (0), settles at 10 (a decision): row 0 only
 #   short call 1.05, expiry 12:  0.048 (0), 0.028 (0), settles inside 10-15: rows 0 and 1
 #   long put 1.00, expiry 60:    0.24 (2), 0.22 (2), 0.20 (1), 0.18 (1)  crosses 0.21
-FIXED = {"options": [
-    {"moneyness": 1.0, "expiry_steps": 30, "contracts": -1.0},
-    {"moneyness": 0.95, "expiry_steps": 10, "contracts": 2.0, "is_call": False},
-    {"moneyness": 1.05, "expiry_steps": 12, "contracts": -1.0},
-    {"moneyness": 1.0, "expiry_steps": 60, "contracts": 1.0, "is_call": False},
-], "stock": 30.0}
 EDGES = (0.09, 0.21)
-RATE, DIVIDEND, SIGMA = 0.03, 0.01, 0.2
-
-
-def fixed_config(n_steps=20, rebalance_every=5):
-    return make_config("ShortCall", cost=0.0, n_steps=n_steps, rebalance_every=rebalance_every,
-                       book=FIXED, market_kwargs={"rate": RATE, "dividend": DIVIDEND})
+RATE, DIVIDEND, SIGMA = FOUR_OPTIONS_RATE, FOUR_OPTIONS_DIVIDEND, 0.2
+fixed_config = four_option_config  # the book of the table above (FOUR_OPTIONS)
 
 
 @pytest.mark.parametrize(("edges", "message"), [
@@ -114,7 +111,7 @@ def test_the_rows_of_a_fixed_book_put_each_option_in_its_bucket_at_the_decision(
     # Rows of decisions 0, 5, 10, 15 by hand (Black-Scholes at 0.2): y = sum over the options
     # held at the decision and still held at the next of q (V(t+5) - V(t) - delta dS); x the
     # same options' q vega / (S sqrt T) (1, d, d^2) dS in the columns of their bucket then
-    # (d the call's delta, a put's + e^{-qT}). The buckets held (the table above FIXED): the
+    # (d the call's delta, a put's + e^{-qT}). The buckets held (the table above): the
     # call of expiry 30 moves from bucket 1 to 0 and the put of expiry 60 from 2 to 1. Before,
     # there was no edge argument (the rows had 3 columns).
     config = fixed_config()

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pytest
 import QuantLib as ql  # noqa: N813  (the conventional alias)
+from mv_reference import delta_hedged
 
 from hedgearena.baselines.delta import BlackScholesDelta
 from hedgearena.baselines.hedger import run_hedger
@@ -300,10 +301,7 @@ def test_the_books_hedge_sums_its_held_options_model_deltas():
     # delta hedge: many options held, some arrived, some settled, variances near 0 too.
     env = VecHedgingEnv(num_envs=6, preset="OptionBook")
     env.reset(seed=11)
-    delta = BlackScholesDelta()
-    delta.reset(env)
-    for _ in range(25):
-        env.step_targets(delta.positions(env.state, np.zeros((6, 0), np.float32)))
+    delta_hedged(env, 25)
     hedger = ModelDelta()
     hedger.reset(env)
     state = env.state

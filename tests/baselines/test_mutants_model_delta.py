@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mv_reference import black_scholes
+from mv_reference import black_scholes, delta_hedged, four_option_config
 
 import hedgearena.baselines.minimum_variance as mv_module
 from hedgearena.baselines.delta import BlackScholesDelta
@@ -81,10 +81,7 @@ def test_the_merton_books_hedge_is_the_quadratic_hedge_of_its_marks(case):
     config = make_config("ShortCall", market="merton", cost=0.0, **MERTON_BOOKS[case])
     env = VecHedgingEnv(num_envs=4, config=config)
     env.reset(seed=3)
-    delta = BlackScholesDelta()
-    delta.reset(env)
-    for _ in range(7):
-        env.step_targets(delta.positions(env.state, np.zeros((4, 0), np.float32)))
+    delta_hedged(env, 7)
     hedger = ModelDelta()
     hedger.reset(env)
     state = env.state
@@ -177,14 +174,7 @@ def test_a_surface_whose_slopes_are_not_finite_is_refused_at_reset():
 
 def fixed_book(n_steps=5, rebalance_every=1):
     """Four options of expiries 10 to 60 steps (GBM, 250 days a year, r 3%, q 1%)."""
-    book = {"options": [
-        {"moneyness": 1.0, "expiry_steps": 30, "contracts": -1.0},
-        {"moneyness": 0.95, "expiry_steps": 10, "contracts": 2.0, "is_call": False},
-        {"moneyness": 1.05, "expiry_steps": 12, "contracts": -1.0},
-        {"moneyness": 1.0, "expiry_steps": 60, "contracts": 1.0, "is_call": False},
-    ], "stock": 30.0}
-    return make_config("ShortCall", cost=0.0, n_steps=n_steps, rebalance_every=rebalance_every,
-                       book=book, market_kwargs={"rate": 0.03, "dividend": 0.01})
+    return four_option_config(n_steps, rebalance_every)
 
 
 def test_the_memory_bound_of_a_bucketed_fit_is_its_own_buckets(monkeypatch):

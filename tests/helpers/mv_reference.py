@@ -12,6 +12,35 @@ import math
 import numpy as np
 import QuantLib as ql  # noqa: N813  (the conventional alias)
 
+from hedgearena.baselines.delta import BlackScholesDelta
+from hedgearena.envs.config import make_config
+
+FOUR_OPTIONS = {"options": [
+    {"moneyness": 1.0, "expiry_steps": 30, "contracts": -1.0},
+    {"moneyness": 0.95, "expiry_steps": 10, "contracts": 2.0, "is_call": False},
+    {"moneyness": 1.05, "expiry_steps": 12, "contracts": -1.0},
+    {"moneyness": 1.0, "expiry_steps": 60, "contracts": 1.0, "is_call": False},
+], "stock": 30.0}
+"""A fixed book of four options of expiries 10 to 60 steps and 30 shares."""
+FOUR_OPTIONS_RATE, FOUR_OPTIONS_DIVIDEND = 0.03, 0.01
+
+
+def four_option_config(n_steps=20, rebalance_every=5):
+    """:data:`FOUR_OPTIONS` on GBM (sigma 0.2, 250 days a year, r 3%, q 1%), no cost."""
+    return make_config("ShortCall", cost=0.0, n_steps=n_steps, rebalance_every=rebalance_every,
+                       book=FOUR_OPTIONS, market_kwargs={"rate": FOUR_OPTIONS_RATE,
+                                                         "dividend": FOUR_OPTIONS_DIVIDEND})
+
+
+def delta_hedged(env, decisions):
+    """Step a reset ``env`` through ``decisions`` decisions of the Black-Scholes delta hedge."""
+    delta = BlackScholesDelta()
+    delta.reset(env)
+    no_obs = np.zeros((env.num_envs, 0), np.float32)
+    for _ in range(decisions):
+        env.step_targets(delta.positions(env.state, no_obs))
+    return env
+
 
 def normal_cdf(x):
     """The standard normal cdf, ``(1 + erf(x / sqrt 2)) / 2``."""
