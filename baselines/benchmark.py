@@ -461,7 +461,7 @@ def benchmark(
     frontier = {FAMILIES[key][0]: _family_rows(result, members, FAMILIES[key][1], settings.c)
                 for key, members in families.items()}
     out = BenchmarkReport(metrics.score_table(scores), scores, frontier, tuned, result,
-                          fitted=fits_of(main))
+                          fitted=fits_of(hedgers, main))
     if out_dir is not None:
         out.files = write_report(out, scoring, main, settings, Path(out_dir), title)
     return out
@@ -541,9 +541,18 @@ def report_note(out: BenchmarkReport, settings: BenchmarkSettings) -> str | None
     return "\n".join(notes) or None
 
 
-def fits_of(hedgers: Sequence[Hedger]) -> dict[str, MinimumVarianceFit]:
-    """The fit of each ``mv_delta:fit`` hedger among ``hedgers``, by the hedger's name."""
-    return {h.name: h.fit for h in hedgers if isinstance(h, MinimumVarianceDelta) and h.fit}
+def fits_of(specs: Sequence[str | Hedger], hedgers: Sequence[Hedger]
+            ) -> dict[str, MinimumVarianceFit]:
+    """The fit of each ``mv_delta:fit[:edge...]`` spec of ``specs``, by its hedger's name.
+
+    ``hedgers`` are the hedgers of ``specs`` (:func:`resolve_hedgers`), in order. A
+    :class:`MinimumVarianceDelta` given as an object was fitted by its caller, on paths the
+    report cannot name: not on the tuning paths, so it is not among them (its coefficients
+    are in ``config.yaml``).
+    """
+    return {h.name: h.fit for spec, h in zip(specs, hedgers, strict=True)
+            if isinstance(spec, str) and is_fitted(spec)
+            and isinstance(h, MinimumVarianceDelta) and h.fit}
 
 
 def choice_notes(tuned: dict[str, float], fitted: Mapping[str, MinimumVarianceFit],

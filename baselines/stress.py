@@ -352,7 +352,8 @@ def stress_test(
 
     Raises:
         ValueError: if a scenario does not apply and is not skipped (before anything runs),
-            or none applies.
+            or none applies; a hedger's refusal of a scenario's market (``model_delta`` of a
+            wrapper), named with the scenario (``train.py stress`` refuses it before it runs).
 
     Warns:
         LiquidityBlindWarning: a scenario multiplies spreads and impact (a drought, a flash
@@ -391,8 +392,11 @@ def stress_test(
                   disable=not settings.progress) as bar:
             for name, scenario in chosen.items():
                 bar.set_postfix_str(name)
-                result = run_arena(scenario.apply(config), main, settings.n_paths, settings.seed,
-                                   progress=settings.progress)
+                try:
+                    result = run_arena(scenario.apply(config), main, settings.n_paths,
+                                       settings.seed, progress=settings.progress)
+                except ValueError as error:  # a hedger refused the scenario's market
+                    raise ValueError(f"scenario {name!r}: {error}") from error
                 for hedger in names:
                     rows[name, hedger] = _score(result, hedger, settings)
                 pnl[name] = {h: result.records[h].totals["terminal_pnl"].copy() for h in names}
@@ -403,7 +407,7 @@ def stress_test(
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
         out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped,
-                           notes=choice_notes(tuned, fits_of(main), settings.benchmark(),
+                           notes=choice_notes(tuned, fits_of(hedgers, main), settings.benchmark(),
                                               dated=is_dated(config.market)))
         if out_path is not None:
             out.files = write_report(out, config, main, settings, out_path, title,

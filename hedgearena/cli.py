@@ -262,6 +262,7 @@ def run_stress(
     hedgers = [*spec.hedgers, *load_agents(agents, config)]
     scenarios = spec.scenario_objects()
     check_applicable(scenarios, env_config, spec.risk_limits, spec.skip_inapplicable)
+    check_scenario_hedgers(scenarios, env_config, spec.hedgers, spec.risk_limits)
     out_dir = stress_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
@@ -341,6 +342,44 @@ def check_applicable(scenarios: Sequence[Any], env_config: Any, risk_limits: Any
         raise ValueError(f"stress.skip_inapplicable is false, but these scenarios cannot stress "
                          f"the env: {lines}. Leave them out of stress.scenarios, or set "
                          "stress.skip_inapplicable=true to list them instead")
+
+
+def check_scenario_hedgers(scenarios: Sequence[Any], env_config: Any, specs: list[str],
+                           risk_limits: Any) -> None:
+    """Refuse a hedger of ``stress.hedgers`` that cannot hedge a scenario, before writing.
+
+    :func:`hedgearena.training.check_hedgers` checks them on the unstressed env, but a scenario
+    wraps or replaces its market (``model_delta`` knows the base models only): each scenario
+    that applies (:func:`hedgearena.baselines.stress.inapplicable`) is checked too, so the
+    refusal comes before the report's folder, not after the scenarios before it have run.
+
+    Raises:
+        ValueError: naming each refused spec, the scenarios it cannot hedge, why (in the first
+            of them) and what to leave out.
+    """
+    from hedgearena.baselines.stress import inapplicable, with_risk_limits
+    from hedgearena.training import check_hedgers
+
+    env_config = with_risk_limits(env_config, risk_limits)
+    refused: dict[str, dict[str, str]] = {}  # spec -> scenario -> why
+    for scenario in scenarios:
+        if inapplicable(scenario, env_config):  # left out, or refused by check_applicable
+            continue
+        stressed, where = scenario.apply(env_config), f"in the scenario {scenario.name!r}"
+        try:  # all at once (their envs shared)
+            check_hedgers(stressed, specs, where)
+        except ValueError:  # one by one, to name each spec refused
+            for spec in specs:
+                try:
+                    check_hedgers(stressed, [spec], where)
+                except ValueError as error:
+                    refused.setdefault(spec, {})[scenario.name] = str(error)
+    if refused:
+        lines = "; ".join(
+            f"{spec!r} cannot hedge the scenario(s) {', '.join(map(repr, why))} "
+            f"({next(iter(why.values()))})" for spec, why in refused.items())
+        raise ValueError(f"stress.hedgers: {lines}. Leave the hedger out of stress.hedgers, "
+                         "or those scenarios out of stress.scenarios")
 
 
 def run_sweep_command(config: RunConfig, resume: bool, progress: bool,

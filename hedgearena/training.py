@@ -460,12 +460,18 @@ def check_fit(tuning: EnvConfig, specs: list[str], settings: BenchmarkSettings,
     two tuning paths, or paths on which its regression cannot be solved (one decision an
     episode: every path's delta is the initial one), are named now, by a trial fit on up to
     :data:`FIT_TRIAL_PATHS` of them (each spec's maturity buckets, ``mv_delta:fit:edge...``, too:
-    a bucket no option reaches). No fitted spec: nothing to check.
+    a bucket no option reaches), and so are more tuning paths than the fit can keep in memory
+    (:func:`~hedgearena.baselines.minimum_variance.check_fit_memory`). No fitted spec: nothing
+    to check.
 
     Raises:
         ValueError: naming the setting and why.
     """
-    from hedgearena.baselines.minimum_variance import fit_minimum_variance, fit_spec_edges
+    from hedgearena.baselines.minimum_variance import (
+        check_fit_memory,
+        fit_minimum_variance,
+        fit_spec_edges,
+    )
 
     fitted = {spec: edges for spec in specs if (edges := fit_spec_edges(spec)) is not None}
     if not fitted:
@@ -474,6 +480,11 @@ def check_fit(tuning: EnvConfig, specs: list[str], settings: BenchmarkSettings,
         raise ValueError(f"{setting}.tune_paths must be >= 2 to fit 'mv_delta:fit' (Hull and "
                          f"White's regression on the tuning paths), got {settings.tune_paths}")
     for spec, edges in fitted.items():
+        try:  # the fit on all of them must fit in memory, not only the trial's
+            check_fit_memory(settings.tune_paths, len(edges) + 1)
+        except ValueError as error:
+            raise ValueError(f"{setting}.tune_paths: {spec.strip()!r} is fitted on all of "
+                             f"them: {error}") from None
         try:
             fit_minimum_variance(tuning, min(settings.tune_paths, FIT_TRIAL_PATHS),
                                  settings.tuning_seed, maturity_edges=edges)
