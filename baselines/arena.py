@@ -365,24 +365,25 @@ def result_bytes(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: in
 
 
 def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: int,
-                        n_kept: int) -> None:
+                        n_kept: int, setting: str = "n_paths") -> None:
     """Raise ``ValueError`` before a run whose result would not fit in the machine's memory.
 
     The bound is :func:`result_bytes` against the physical memory (``os.sysconf``; no check
-    where it is unknown), named with what to change: fewer paths, ``record_paths`` (records of
-    a few paths only) or ``totals_only``.
+    where it is unknown), named with what to change: fewer paths (``setting`` names them:
+    ``arena.paths`` for a run config), ``record_paths`` (records of a few paths only) or
+    ``totals_only`` (when some hedgers keep records).
     """
     need = result_bytes(config, n_paths, n_hedgers, n_recorded, n_kept)
     have = physical_memory()
     if have is None or need <= have:
         return
-    hint = "" if n_kept < n_paths else (
+    hint = "" if n_kept < n_paths or not n_recorded else (
         f"; the per-decision records take {n_recorded * _record_bytes(config)} bytes a "
         "path of each recorded hedger: keep a few paths' (record_paths=[...]) or none "
         "(totals_only=[...])"
     )
     raise ValueError(
-        f"n_paths={n_paths:,} would keep about {need / 2**30:,.1f} GiB of results for "
+        f"{setting}={n_paths:,} would keep about {need / 2**30:,.1f} GiB of results for "
         f"{n_hedgers} hedger(s), more than this machine's {have / 2**30:,.1f} GiB of memory: "
         f"use fewer paths (about {max(1, int(n_paths * have / need) // 2):,} fit in half of "
         f"it){hint}"

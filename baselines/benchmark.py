@@ -444,9 +444,7 @@ def benchmark(
     settings = settings or BenchmarkSettings()
     scoring = split_configs(config, settings.split)[1]  # a bad split is named before tuning
     kept = None if settings.keep_records else [settings.story_path]
-    n_frontier = sum(len(grid) for _, grid in FAMILIES.values()) if settings.frontier else 0
-    check_result_memory(scoring, settings.n_paths, len(hedgers) + n_frontier, len(hedgers),
-                        settings.n_paths if kept is None else len(kept))  # before tuning
+    check_memory(config, hedgers, settings)  # before tuning
     main, tuned = resolve_hedgers(config, hedgers, settings)
     names = [h.name for h in main]
     settings = dataclasses.replace(
@@ -465,6 +463,58 @@ def benchmark(
     if out_dir is not None:
         out.files = write_report(out, scoring, main, settings, Path(out_dir), title)
     return out
+
+
+def check_memory(config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings,
+                 names: tuple[str, str] = ("n_paths", "tune_paths"), n_agents: int = 0) -> None:
+    """Raise ``ValueError`` before a benchmark of ``specs`` whose arena runs would not fit.
+
+    Nothing is simulated: the scoring run's result (every hedger of ``specs`` and ``n_agents``
+    more, the agents a run config scores beside its ``arena.hedgers``, with their records of
+    the drawn path, or of every path with ``keep_records``, and the frontier's members by
+    their totals) is bounded by :func:`~hedgearena.baselines.arena.check_result_memory`, the
+    bound :func:`~hedgearena.baselines.arena.run_arena` enforces, and so is each ``family:best``
+    tuning run (:func:`check_tuning_memory`). ``config`` is the benchmark's (uncut) config;
+    ``names`` name the paths and the tuning paths in the error (``("arena.paths",
+    "arena.tune_paths")`` for a run config).
+
+    Raises:
+        ValueError: naming the setting, its size, the memory it would take and what fits.
+    """
+    tuning, scoring = split_configs(config, settings.split)
+    n_frontier = sum(len(grid) for _, grid in FAMILIES.values()) if settings.frontier else 0
+    n_kept = settings.n_paths if settings.keep_records else 1  # the drawn path's records
+    n_hedgers = len(specs) + n_agents
+    check_result_memory(scoring, settings.n_paths, n_hedgers + n_frontier, n_hedgers, n_kept,
+                        setting=names[0])
+    check_tuning_memory(tuning, specs, settings, names[1])
+
+
+def check_tuning_memory(tuning: EnvConfig, specs: Sequence[str | Hedger],
+                        settings: BenchmarkSettings, setting: str = "tune_paths") -> None:
+    """Raise ``ValueError`` before a ``family:best`` of ``specs`` whose tuning would not fit.
+
+    :func:`tune_family` runs the family's grid on ``settings.tune_paths`` paths of ``tuning``
+    (the first config of :func:`split_configs`), every member by its totals and every path's
+    spot and model hedge kept: that result is bounded by
+    :func:`~hedgearena.baselines.arena.check_result_memory` (nothing is simulated).
+    ``setting`` names the tuning paths in the error.
+
+    Raises:
+        ValueError: naming the setting, the spec, its size, the memory it would take and what
+            fits.
+    """
+    for spec in specs:
+        family = tuned_family(spec) if isinstance(spec, str) else None
+        if family is None:
+            continue
+        n_members = len(FAMILIES[family][1])
+        try:  # tune_family's run_arena: totals_only every member, record_paths None
+            check_result_memory(tuning, settings.tune_paths, n_members, 0, settings.tune_paths,
+                                setting=setting)
+        except ValueError as error:
+            raise ValueError(f"{setting}: {spec.strip()!r} is tuned on all of them ({n_members} "
+                             f"members of its grid): {error}") from None
 
 
 def _frontier_members(settings: BenchmarkSettings) -> dict[str, list[Hedger]]:
@@ -555,14 +605,25 @@ def fits_of(specs: Sequence[str | Hedger], hedgers: Sequence[Hedger]
             and isinstance(h, MinimumVarianceDelta) and h.fit}
 
 
+STRESSED_CHOICE = ("Each parameter was chosen on the unstressed env and is used unchanged in "
+                   "every scenario.",
+                   "The coefficients were fitted on the unstressed env and are used unchanged "
+                   "in every scenario.")
+"""What the stress report adds to its ``(tuned)`` and ``(fitted)`` lines (:func:`choice_notes`)."""
+
+
 def choice_notes(tuned: dict[str, float], fitted: Mapping[str, MinimumVarianceFit],
-                 settings: BenchmarkSettings, dated: bool = False) -> tuple[str, ...]:
+                 settings: BenchmarkSettings, dated: bool = False,
+                 stressed: bool = False) -> tuple[str, ...]:
     """The lines on where the ``(tuned)`` and ``(fitted)`` hedgers were chosen (those there are).
 
-    :func:`tuning_note` and :func:`fitting_note`; the benchmark's and the stress report's.
+    :func:`tuning_note` and :func:`fitting_note`; the benchmark's and, with ``stressed``, the
+    stress report's, which say that the choice was made on the unstressed env and is used
+    unchanged in every scenario (:data:`STRESSED_CHOICE`).
     """
     notes = (tuning_note(tuned, settings, dated=dated), fitting_note(fitted, settings, dated=dated))
-    return tuple(note for note in notes if note)
+    return tuple(f"{note} {added}" if stressed else note
+                 for note, added in zip(notes, STRESSED_CHOICE, strict=True) if note)
 
 
 def dependence_note(overlap: Overlap | None) -> str | None:

@@ -184,7 +184,10 @@ def parse_hedger(spec: str) -> Hedger:
     name, *args = spec.strip().split(":")
     if name not in BUILDERS:
         usage = ", ".join(usage for _, usage in BUILDERS.values())
-        raise ValueError(f"unknown hedger {name!r} in {spec!r}; known: {usage}")
+        tuned = ", ".join(f"{family}:best" for family in FAMILIES)
+        raise ValueError(f"unknown hedger {name!r} in {spec!r}; known: {usage}; and, resolved by "
+                         f"the benchmark on its tuning paths: {tuned} (tuned), "
+                         "mv_delta:fit[:edge...] (fitted)")
     if args and args[0] == "best":
         raise ValueError(f"{spec!r}: ':best' is resolved by the benchmark (tuning), not here")
     if is_fitted(spec):

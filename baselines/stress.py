@@ -48,9 +48,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hedgearena.baselines import metrics, report
-from hedgearena.baselines.arena import ArenaResult, run_arena
+from hedgearena.baselines.arena import ArenaResult, check_result_memory, run_arena
 from hedgearena.baselines.benchmark import (
     BenchmarkSettings,
+    check_tuning_memory,
     choice_notes,
     fits_of,
     is_dated,
@@ -372,6 +373,7 @@ def stress_test(
     skip = scenarios is None if skip_inapplicable is None else skip_inapplicable
     chosen, skipped = applicable(resolve_scenarios(scenarios), config, skip)
     warn_liquidity_blind(chosen, config)
+    check_memory(config, chosen, hedgers, settings)  # before tuning
     main, tuned = resolve_hedgers(config, hedgers, settings.benchmark())
     names = [h.name for h in main]
     if settings.reference not in names:  # a spec (leland, ww:best) names its hedger
@@ -408,7 +410,7 @@ def stress_test(
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
         out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped,
                            notes=choice_notes(tuned, fits_of(hedgers, main), settings.benchmark(),
-                                              dated=is_dated(config.market)))
+                                              dated=is_dated(config.market), stressed=True))
         if out_path is not None:
             out.files = write_report(out, config, main, settings, out_path, title,
                                      (stories, drawn) if stories is not None else None)
@@ -416,6 +418,33 @@ def stress_test(
         if stories is not None:
             shutil.rmtree(stories, ignore_errors=True)
     return out
+
+
+def check_memory(config: EnvConfig, scenarios: Mapping[str, Scenario],
+                 hedgers: Sequence[str | Hedger], settings: StressSettings,
+                 names: tuple[str, str] = ("n_paths", "tune_paths")) -> None:
+    """Raise ``ValueError`` before a stress test whose arena runs would not fit in memory.
+
+    Nothing is simulated: each scenario's run (every hedger, every path's records, on the
+    scenario's config: :meth:`Scenario.apply`) is bounded by
+    :func:`~hedgearena.baselines.arena.check_result_memory`, the bound
+    :func:`~hedgearena.baselines.arena.run_arena` enforces, and so is each ``family:best``
+    tuning run on the unstressed ``config``
+    (:func:`~hedgearena.baselines.benchmark.check_tuning_memory`). ``names`` name the paths and
+    the tuning paths in the error (``("stress.paths", "stress.tune_paths")`` for a run config).
+
+    Raises:
+        ValueError: naming the setting (and the scenario), its size, the memory it would take
+            and what fits.
+    """
+    n = len(hedgers)
+    for name, scenario in scenarios.items():  # stress_test's run_arena: every path recorded
+        try:
+            check_result_memory(scenario.apply(config), settings.n_paths, n, n, settings.n_paths,
+                                setting=names[0])
+        except ValueError as error:
+            raise ValueError(f"scenario {name!r}: {error}") from None
+    check_tuning_memory(config, hedgers, settings.benchmark(), names[1])
 
 
 def applicable(

@@ -150,7 +150,7 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
 
     console = console or wide_console()
     env_config = config.env.config()
-    check_arena(config, env_config)
+    check_arena(config, env_config, n_agents=0)
     out_dir = benchmark_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id}: {config.arena.paths:,} paths, seed {config.arena.seed}"
@@ -263,6 +263,7 @@ def run_stress(
     scenarios = spec.scenario_objects()
     check_applicable(scenarios, env_config, spec.risk_limits, spec.skip_inapplicable)
     check_scenario_hedgers(scenarios, env_config, spec.hedgers, spec.risk_limits)
+    check_stress_memory(scenarios, env_config, hedgers, spec.settings(False))
     out_dir = stress_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
@@ -380,6 +381,27 @@ def check_scenario_hedgers(scenarios: Sequence[Any], env_config: Any, specs: lis
             f"({next(iter(why.values()))})" for spec, why in refused.items())
         raise ValueError(f"stress.hedgers: {lines}. Leave the hedger out of stress.hedgers, "
                          "or those scenarios out of stress.scenarios")
+
+
+def check_stress_memory(scenarios: Sequence[Any], env_config: Any, hedgers: Sequence[Any],
+                        settings: Any) -> None:
+    """Refuse ``stress.paths`` or ``stress.tune_paths`` beyond memory, before writing.
+
+    The arena checks each run's result against the machine's memory when it starts: each
+    scenario that applies and each ``family:best`` tuning run are checked now
+    (:func:`hedgearena.baselines.stress.check_memory`, nothing simulated), so the refusal comes
+    before the report's folder, not after the tuning or the scenarios before it have run.
+    ``hedgers`` are ``stress.hedgers`` and the ``--agent`` agents, ``settings`` the
+    :class:`~hedgearena.baselines.stress.StressSettings` of ``config.stress``.
+
+    Raises:
+        ValueError: naming the setting, its size, the memory it would take and what fits.
+    """
+    from hedgearena.baselines.stress import check_memory, inapplicable, with_risk_limits
+
+    env_config = with_risk_limits(env_config, settings.risk_limits)
+    chosen = {s.name: s for s in scenarios if not inapplicable(s, env_config)}
+    check_memory(env_config, chosen, hedgers, settings, ("stress.paths", "stress.tune_paths"))
 
 
 def run_sweep_command(config: RunConfig, resume: bool, progress: bool,

@@ -35,6 +35,7 @@ from hedgearena.baselines.benchmark import (
     BenchmarkReport,
     BenchmarkSettings,
     benchmark,
+    check_memory,
     is_dated,
     last_day_before,
     plain_data,
@@ -434,17 +435,24 @@ def learning_env(config: RunConfig, env_config: EnvConfig) -> EnvConfig:
     return env_config
 
 
-def check_arena(config: RunConfig, env_config: EnvConfig | None = None) -> None:
+def check_arena(config: RunConfig, env_config: EnvConfig | None = None, n_agents: int = 1) -> None:
     """Raise ``ValueError`` naming an ``arena`` setting the env cannot be scored with.
 
-    Its hedgers (:func:`check_hedgers`, :func:`check_fit`) and its ``split`` (a dated market,
-    both parts longer than an episode: :func:`hedgearena.baselines.benchmark.split_configs`).
-    ``env_config`` is ``config.env.config()`` (built if not given).
+    Its hedgers (:func:`check_hedgers`, :func:`check_fit`), its ``split`` (a dated market,
+    both parts longer than an episode: :func:`hedgearena.baselines.benchmark.split_configs`)
+    and its ``paths`` and ``tune_paths``: the scoring run (``arena.hedgers`` and ``n_agents``
+    agents: 1 for a run, 0 for ``train.py benchmark``) and each ``family:best``'s tuning run
+    must fit in memory (:func:`hedgearena.baselines.benchmark.check_memory`, the bound the
+    arena enforces when it scores, checked without simulating). ``env_config`` is
+    ``config.env.config()`` (built if not given).
     """
     env_config = config.env.config() if env_config is None else env_config
     check_hedgers(env_config, config.arena.hedgers)
     tuning = split_configs(env_config, config.arena.split)[0]
-    check_fit(tuning, config.arena.hedgers, config.arena.settings(False))
+    settings = config.arena.settings(False)
+    check_fit(tuning, config.arena.hedgers, settings)
+    check_memory(env_config, config.arena.hedgers, settings, ("arena.paths", "arena.tune_paths"),
+                 n_agents)
 
 
 FIT_TRIAL_PATHS = 256

@@ -357,7 +357,7 @@ def test_the_benchmarks_memory_check_counts_the_frontier(frontier, hedgers_held,
 
     seen = []
 
-    def check(*args):
+    def check(*args, **kwargs):
         seen.append(args[1:])
         raise CheckedError
 
