@@ -738,15 +738,25 @@ def _solve(
         columns = slice(3 * bucket, 3 * bucket + 3)
         _check_identified(xx[columns, columns], book, f" in the maturity bucket {label}"
                           if edges else "")
-    scale = np.sqrt(np.diag(xx))
-    unit = xx / np.outer(scale, scale)  # the correlation-like matrix, unit diagonal
-    if edges and np.linalg.cond(unit) > 1e12:
+    scale, unit = _unit_diagonal(xx)
+    if edges and np.linalg.cond(unit) > COLLINEAR_CONDITION:
         raise ValueError("cannot fit the minimum-variance delta by maturity: the buckets' "
                          f"regressors are collinear together on these paths (edges {edges}: "
                          "every path holds its buckets' options in the same proportions); "
                          "give other edges, or none (the pooled fit)")
     bread = np.linalg.inv(unit) / np.outer(scale, scale)
     return bread @ xy, bread
+
+
+COLLINEAR_CONDITION = 1e12
+"""The condition number of ``x'x`` scaled to a unit diagonal beyond which the regressors are
+collinear (the fit is refused, naming why)."""
+
+
+def _unit_diagonal(xx: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``x'x``'s scale (the square roots of its diagonal) and ``x'x`` scaled to a unit diagonal."""
+    scale = np.sqrt(np.diag(xx))
+    return scale, xx / np.outer(scale, scale)
 
 
 def _check_identified(xx: FloatArray, book: bool, where: str) -> None:
@@ -762,8 +772,7 @@ def _check_identified(xx: FloatArray, book: bool, where: str) -> None:
                          f"settles before the next decision){edges}" if book else
                          "cannot fit the minimum-variance delta: the option has no vega on "
                          "these paths (expired from the start?)")
-    unit = xx / np.outer(scale, scale)  # the correlation-like matrix, unit diagonal
-    if np.linalg.cond(unit) > 1e12:
+    if np.linalg.cond(_unit_diagonal(xx)[1]) > COLLINEAR_CONDITION:
         moves = ("the call deltas of the book's options barely differ or move" if book else
                  "the option's delta barely moves")
         few = ", or the bucket has too few rows" if where else ""
