@@ -453,12 +453,12 @@ def alive_decisions(config: EnvConfig, option: SingleOption) -> int:
 
 
 class _BatchView(NamedTuple):
-    """What a :class:`_BookReader` reads of an env (its batch), for a batch without an env."""
+    """What a :class:`BookReader` reads of an env (its batch), for a batch without an env."""
 
     batch: Any
 
 
-class _BookReader(RepricedDelta):
+class BookReader(RepricedDelta):
     """The book's held slots and the surface's vols of them (the repricing hedgers' own).
 
     Not a hedger of its own: :class:`MinimumVarianceDelta` and the book's regression read the
@@ -473,7 +473,7 @@ class _BookReader(RepricedDelta):
         return implied
 
     @classmethod
-    def of_batch(cls, batch: Any) -> _BookReader:
+    def of_batch(cls, batch: Any) -> BookReader:
         """A reader of a batch's book (the regression's: no env)."""
         reader = cls()
         reader.reset(cast(VecHedgingEnv, _BatchView(batch)))
@@ -502,7 +502,7 @@ class HeldGreeks(NamedTuple):
                                 self.slots.tau[picked], self.call_delta[picked])
 
 
-def held_greeks(reader: _BookReader, state: State, with_price: bool = False) -> HeldGreeks:
+def held_greeks(reader: BookReader, state: State, with_price: bool = False) -> HeldGreeks:
     """:class:`HeldGreeks` of the book ``reader`` reads, at ``state`` (its ``step`` and ``spot``).
 
     ``price`` is computed with ``with_price`` only (else None).
@@ -536,7 +536,7 @@ def _path_sums(
 
 
 def book_terms(
-    reader: _BookReader, state: State, maturity_edges: tuple[float, ...] = ()
+    reader: BookReader, state: State, maturity_edges: tuple[float, ...] = ()
 ) -> FloatArray:
     """The book's terms ``sum_i q_i vega_i / (S sqrt(T_i)) (1, d_i, d_i^2)``, ``(n_paths, 3K)``.
 
@@ -602,7 +602,7 @@ def book_regression_rows(
     steps = spot.shape[0]
     _check_batch_steps(config, steps)
     n_paths = spot.shape[1]
-    reader = _BookReader.of_batch(batch)
+    reader = BookReader.of_batch(batch)
     instruments = batch.instruments
     n_instruments = instruments.strike.shape[1]
     expiry = np.broadcast_to(instruments.expiry, instruments.strike.shape)
@@ -822,7 +822,7 @@ class MinimumVarianceDelta(EnvHedger):
         self.maturity_edges = edges
         self.name = name
         self._option: SingleOption | None = None
-        self._reader: _BookReader | None = None  # a book of many options (else _option)
+        self._reader: BookReader | None = None  # a book of many options (else _option)
         self._fit: MinimumVarianceFit | None = None
         self._awaits_fit = False
 
@@ -884,7 +884,7 @@ class MinimumVarianceDelta(EnvHedger):
         super().reset(env)
         self._option, self._reader = option, None
         if option is None:
-            self._reader = _BookReader()
+            self._reader = BookReader()
             self._reader.reset(env)
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:

@@ -80,7 +80,7 @@ from numpy.typing import NDArray
 
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
-from hedgearena.baselines.minimum_variance import _BookReader, held_greeks
+from hedgearena.baselines.minimum_variance import BookReader, held_greeks
 from hedgearena.envs.black_scholes import black_scholes_price
 from hedgearena.envs.gbm import GBM
 from hedgearena.envs.heston import Heston
@@ -406,7 +406,7 @@ class ModelDelta(EnvHedger):
     name = "model MV delta"
 
     def __init__(self) -> None:
-        self._reader: _BookReader | None = None
+        self._reader: BookReader | None = None
         self._covariance = VolSpotCovariance(0.0, 0.0)
         self._jumps: JumpLaw | None = None
 
@@ -416,7 +416,7 @@ class ModelDelta(EnvHedger):
         _check_torch_surface(env.batch.market.surface)
         super().reset(env)
         self._covariance, self._jumps = covariance, jump_law(env.config.market)
-        self._reader = _BookReader()
+        self._reader = BookReader()
         self._reader.reset(env)
 
     def positions(self, state: State, obs: NDArray[np.float32]) -> FloatArray:

@@ -359,7 +359,7 @@ def test_book_terms_of_one_bucket_are_the_pooled_terms():
     config = make_config("OptionBook", n_steps=12)
     env = VecHedgingEnv(num_envs=16, config=config)
     env.reset(seed=1)
-    reader = mv_module._BookReader()
+    reader = mv_module.BookReader()
     reader.reset(env)
     spot = np.asarray(env.batch.episode.spot[8], dtype=np.float64)
     state = {"step": np.full(16, 8), "spot": spot}

@@ -29,8 +29,8 @@ import pytest
 
 from hedgearena.baselines import leland
 from hedgearena.baselines.minimum_variance import (
+    BookReader,
     MinimumVarianceDelta,
-    _BookReader,
     _solve,
     book_option,
     book_regression_rows,
@@ -232,7 +232,7 @@ def _by_hand(batch: EpisodeBatch, state: dict[str, Any], dt: float) -> dict[str,
     return {name: np.array(values) for name, values in rows.items()}
 
 
-def _check(reader: _BookReader, batch: EpisodeBatch, state: dict[str, Any], dt: float) -> None:
+def _check(reader: BookReader, batch: EpisodeBatch, state: dict[str, Any], dt: float) -> None:
     slots, vols = reader.held_implied_vols(state)
     expected = _by_hand(batch, state, dt)
     assert len(expected["vol"]) > 0
@@ -244,7 +244,7 @@ def _check(reader: _BookReader, batch: EpisodeBatch, state: dict[str, Any], dt: 
 def test_the_memo_keys_the_vols_by_every_paths_step() -> None:
     # The same spots at other steps (paths of an env at different steps): other vols.
     config, batch = _batch()
-    reader = _BookReader.of_batch(batch)
+    reader = BookReader.of_batch(batch)
     for steps in ([6] * 6, [6, 9, 9, 9, 9, 9], [6, 9, 9, 9, 9, 3]):
         _check(reader, batch, _state(batch, steps), config.dt)
 
@@ -265,8 +265,8 @@ def test_the_memo_is_another_batchs_when_any_of_its_arrays_is_another(change: st
             quantity=np.where(np.arange(book.quantity.shape[1]) % 2 == 0, book.quantity, 0.0))),
     }[change]
     state = _state(batch, [9] * 6)
-    _check(_BookReader.of_batch(batch), batch, state, config.dt)
-    _check(_BookReader.of_batch(other), other, state, config.dt)
+    _check(BookReader.of_batch(batch), batch, state, config.dt)
+    _check(BookReader.of_batch(other), other, state, config.dt)
     assert not np.allclose(_by_hand(batch, state, config.dt)["vol"][:3],
                            _by_hand(other, state, config.dt)["vol"][:3])
 
@@ -295,7 +295,7 @@ def test_a_hedger_with_its_own_implied_vols_neither_reads_nor_writes_the_memo() 
     expected = _by_hand(batch, state, config.dt)["vol"]
     for flat_first in (True, False):
         leland._MEMO.clear()
-        flat, surface = _FlatVolDelta(), _BookReader.of_batch(batch)
+        flat, surface = _FlatVolDelta(), BookReader.of_batch(batch)
         flat.reset(surface.env)
         order = [flat, surface] if flat_first else [surface, flat]
         vols = {id(hedger): hedger.held_implied_vols(state)[1] for hedger in order}
