@@ -364,14 +364,22 @@ def result_bytes(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: in
     return int(n_paths) * per_path + int(n_kept) * per_kept
 
 
+RECORDS_HINT = "keep a few paths' (record_paths=[...]) or none (totals_only=[...])"
+"""What :func:`run_arena`'s caller can change when every path's records do not fit: its
+``record_paths`` and ``totals_only`` arguments (:func:`check_result_memory`'s default hint)."""
+
+
 def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: int,
-                        n_kept: int, setting: str = "n_paths") -> None:
+                        n_kept: int, setting: str = "n_paths",
+                        records_hint: str = RECORDS_HINT) -> None:
     """Raise ``ValueError`` before a run whose result would not fit in the machine's memory.
 
     The bound is :func:`result_bytes` against the physical memory (``os.sysconf``; no check
     where it is unknown), named with what to change: fewer paths (``setting`` names them:
-    ``arena.paths`` for a run config), ``record_paths`` (records of a few paths only) or
-    ``totals_only`` (when some hedgers keep records).
+    ``arena.paths`` for a run config) and, when every path's records are kept, what the
+    caller can change about them: ``records_hint``, :data:`RECORDS_HINT` (``record_paths``,
+    ``totals_only``) for :func:`run_arena`'s, the settings a report or command reads for
+    theirs (``train.py stress`` cannot set ``record_paths``).
     """
     need = result_bytes(config, n_paths, n_hedgers, n_recorded, n_kept)
     have = physical_memory()
@@ -379,8 +387,8 @@ def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recor
         return
     hint = "" if n_kept < n_paths or not n_recorded else (
         f"; the per-decision records take {n_recorded * _record_bytes(config)} bytes a "
-        "path of each recorded hedger: keep a few paths' (record_paths=[...]) or none "
-        "(totals_only=[...])"
+        f"path ({_record_bytes(config)} for each of the {n_recorded} recorded hedger(s)): "
+        f"{records_hint}"
     )
     raise ValueError(
         f"{setting}={n_paths:,} would keep about {need / 2**30:,.1f} GiB of results for "

@@ -40,6 +40,7 @@ from hedgearena.baselines.minimum_variance import (
     MinimumVarianceFit,
     fit_minimum_variance,
     fit_spec_edges,
+    fitted_name,
 )
 from hedgearena.baselines.registry import (
     FAMILIES,
@@ -354,6 +355,38 @@ def tuned_family(spec: str) -> str | None:
     return family
 
 
+def spec_name(spec: str) -> str:
+    """The name of the hedger of a spec, checked ("" for ``family:best``, named by tuning).
+
+    Raises:
+        ValueError: naming the spec and what is allowed.
+
+    Examples:
+        >>> spec_name("ww:0.10"), spec_name("mv_delta:fit:0.080:0.16"), spec_name("ww:best")
+        ('Whalley-Wilmott 0.1', 'MV delta by maturity 0.08/0.16 (fitted)', '')
+    """
+    edges = fit_spec_edges(spec)
+    if edges is not None:
+        return fitted_name(edges)
+    return "" if tuned_family(spec) is not None else parse_hedger(spec).name
+
+
+def named_by_spec(text: str) -> str | None:
+    """The name of the hedger the spec ``text`` makes, None if ``text`` is no spec.
+
+    Two spellings of one hedger (``ww:0.1`` and ``ww:0.10``) give one name
+    (:func:`spec_name`); a ``family:best`` gives None too (named when tuned).
+
+    Examples:
+        >>> named_by_spec("ww:0.10"), named_by_spec("Leland"), named_by_spec("ww:best")
+        ('Whalley-Wilmott 0.1', None, None)
+    """
+    try:
+        return spec_name(text) or None
+    except ValueError:
+        return None
+
+
 def resolve_hedgers(
     config: EnvConfig, specs: Sequence[str | Hedger], settings: BenchmarkSettings
 ) -> tuple[list[Hedger], dict[str, float]]:
@@ -398,7 +431,8 @@ def reference_name(
 
     ``hedgers`` are the hedgers of ``specs`` (:func:`resolve_hedgers`), in order: a spec such
     as ``leland`` or ``ww:best`` names the hedger it made (``Leland``, ``Whalley-Wilmott 0.1
-    (tuned)``).
+    (tuned)``), and so does another spelling of a spec (``ww:0.10`` of ``ww:0.1``: the same
+    hedger, :func:`named_by_spec`).
 
     Raises:
         ValueError: if ``reference`` is neither a name nor a spec of the hedgers.
@@ -415,6 +449,9 @@ def reference_name(
                if isinstance(spec, str)}
     if reference in by_spec:
         return by_spec[reference]
+    named = named_by_spec(reference)
+    if named is not None and named in names:
+        return named
     raise ValueError(
         f"the reference hedger {reference!r} is neither a name among {names} nor a spec "
         f"among {sorted(by_spec)}"
@@ -486,7 +523,8 @@ def check_memory(config: EnvConfig, specs: Sequence[str | Hedger], settings: Ben
     n_kept = settings.n_paths if settings.keep_records else 1  # the drawn path's records
     n_hedgers = len(specs) + n_agents
     check_result_memory(scoring, settings.n_paths, n_hedgers + n_frontier, n_hedgers, n_kept,
-                        setting=names[0])
+                        setting=names[0],
+                        records_hint="keep the drawn path's only (keep_records=False)")
     check_tuning_memory(tuning, specs, settings, names[1])
 
 

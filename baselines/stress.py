@@ -15,7 +15,7 @@ file                               content
                                    parameters, the execution mechanics it switches on and, for
                                    a labelled one, its ``kind`` (``make_scenario(kind, label=...)``)
 ``stress.csv`` / ``.json``         one row per (scenario, hedger): every metric, the breaches and
-                                   the worst path (its index and P&L)
+                                   the worst path (its index and P&L); the JSON also the notes
 ``stress.md``                      objective and ES 95% tables (hedger x scenario), the scenarios
 ``heatmap_objective.png``          hedger x scenario heat map of the objective
 ``heatmap_es95.png``               the same for the expected shortfall (95%) of the loss
@@ -405,6 +405,7 @@ def stress_test(
                 if stories is not None:
                     drawn.update(_worst_stories(result, name, names, rows, settings, stories,
                                                 figures))
+                del result  # freed before the next scenario's run: check_memory bounds one
                 bar.update(1)
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
@@ -435,13 +436,16 @@ def check_memory(config: EnvConfig, scenarios: Mapping[str, Scenario],
 
     Raises:
         ValueError: naming the setting (and the scenario), its size, the memory it would take
-            and what fits.
+            and what fits: fewer paths or hedgers (a stress test keeps every path's records,
+            it has no ``run_arena`` ``record_paths`` or ``totals_only`` to set).
     """
     n = len(hedgers)
+    hint = (f"a stress test keeps every path's (each hedger's worst path is drawn from them), "
+            f"so give fewer {names[0]} or fewer hedgers")
     for name, scenario in scenarios.items():  # stress_test's run_arena: every path recorded
         try:
             check_result_memory(scenario.apply(config), settings.n_paths, n, n, settings.n_paths,
-                                setting=names[0])
+                                setting=names[0], records_hint=hint)
         except ValueError as error:
             raise ValueError(f"scenario {name!r}: {error}") from None
     check_tuning_memory(config, hedgers, settings.benchmark(), names[1])
@@ -662,7 +666,11 @@ def _write_config(
 def write_tables(
     out: StressReport, out_dir: Path, settings: StressSettings, title: str = ""
 ) -> dict[str, Path]:
-    """``stress.csv`` (every column), ``stress.json`` (with units) and ``stress.md``."""
+    """``stress.csv`` (every column), ``stress.json`` (with units) and ``stress.md``.
+
+    The report's notes (:attr:`StressReport.notes`) are under the Markdown's tables and the
+    JSON's ``notes`` list (one string a note).
+    """
     paths = {ext: out_dir / f"stress.{ext}" for ext in ("csv", "json", "md")}
     out.table.to_csv(paths["csv"])
     units = metrics.column_units(list(out.table.columns))
@@ -679,6 +687,7 @@ def write_tables(
                      "skipped": out.skipped},
         "units": units,
         "records": records,
+        "notes": list(out.notes),
     }
     paths["json"].write_text(json.dumps(plain_data(document), indent=2, allow_nan=False) + "\n")
     paths["md"].write_text(markdown_report(out, settings, title))
@@ -731,7 +740,9 @@ def _pivot_markdown(out: StressReport, key: str, se_key: str | None) -> str:
 def print_stress_table(out: StressReport, title: str = "", console: Any = None) -> Any:
     """Print the objective and ES 95% of every hedger (columns) in every scenario (rows).
 
-    Each cell is ``Y / ES``; the scenario's lowest objective is green. Returns the rich table.
+    Each cell is ``Y / ES``; the scenario's lowest objective is green. The report's notes
+    (:attr:`StressReport.notes`) are lines under the caption, as the benchmark's are
+    (:func:`hedgearena.baselines.report.print_table`). Returns the rich table.
     """
     from rich import box
     from rich.table import Table
@@ -739,7 +750,8 @@ def print_stress_table(out: StressReport, title: str = "", console: Any = None) 
     objective, shortfall = out.pivot("objective").T, out.pivot("expected_shortfall_95").T
     table = Table(title=title or "Stress report", box=box.SIMPLE_HEAD,
                   caption="cell: objective Y = mean(cost) + c std(cost) / ES 95% of the loss, "
-                  "currency per episode, lower is better (green: the scenario's best Y)",
+                  "currency per episode, lower is better (green: the scenario's best Y)"
+                  + "".join(f"\n{note}" for note in out.notes),
                   caption_justify="left")
     table.add_column("scenario", style="bold", no_wrap=True)
     for hedger in objective.columns:

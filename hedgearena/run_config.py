@@ -37,7 +37,12 @@ from pydantic import (
 )
 from pydantic_core import to_jsonable_python
 
-from hedgearena.baselines.benchmark import DEFAULT_HEDGERS, BenchmarkSettings
+from hedgearena.baselines.benchmark import (
+    DEFAULT_HEDGERS,
+    BenchmarkSettings,
+    named_by_spec,
+    spec_name,
+)
 from hedgearena.baselines.stress import DEFAULT_STRESS_COST, DEFAULT_STRESS_HEDGERS, StressSettings
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.yaml_io import dump_yaml, load_yaml
@@ -177,17 +182,12 @@ class AgentSpec(_LearnerSpec):
 def hedger_name(spec: str) -> str:
     """The name of the hedger of a spec, checked ("" for ``family:best``, named by tuning).
 
+    :func:`hedgearena.baselines.benchmark.spec_name`, which the reports read too.
+
     Raises:
         ValueError: naming the spec and what is allowed.
     """
-    from hedgearena.baselines.benchmark import tuned_family
-    from hedgearena.baselines.minimum_variance import fit_spec_edges, fitted_name
-    from hedgearena.baselines.registry import parse_hedger
-
-    edges = fit_spec_edges(spec)
-    if edges is not None:
-        return fitted_name(edges)
-    return "" if tuned_family(spec) is not None else parse_hedger(spec).name
+    return spec_name(spec)
 
 
 class ArenaSpec(_Section):
@@ -221,7 +221,8 @@ class ArenaSpec(_Section):
     @model_validator(mode="after")
     def _known_reference(self) -> ArenaSpec:
         names = [hedger_name(spec) for spec in self.hedgers]
-        if self.reference in (*self.hedgers, *names) or self.reference.endswith("agent"):
+        if (self.reference in (*self.hedgers, *names) or self.reference.endswith("agent")
+                or named_by_spec(self.reference) in names):  # ww:0.10 is ww:0.1's hedger
             return self
         raise ValueError(f"arena.reference {self.reference!r} must be one of the hedgers, by "
                          f"spec {self.hedgers} or name {[n for n in names if n]}, or the agent: "

@@ -9,7 +9,9 @@ from hedgearena.baselines.stress import _pivot_markdown, best_index, print_stres
 
 
 class _Report:
-    """What ``StressReport.pivot`` gives: hedger rows, scenario columns."""
+    """What ``StressReport.pivot`` gives: hedger rows, scenario columns (and no notes)."""
+
+    notes: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.values = pd.DataFrame({"calm": [5.0, 3.0], "blackout": [np.nan, np.nan]},
