@@ -316,9 +316,10 @@ def write_tables(
     """Write the score table as ``<stem>.csv``, ``<stem>.json`` and ``<stem>.md``.
 
     The CSV holds every column (index ``hedger``); the JSON is ``{"metadata": ..., "units":
-    column -> unit, "records": [{"hedger": name, column: value or null}, ...]}`` with the
-    metadata ``c``, ``risk_aversion`` (per currency), ``n_paths``, ``seed`` and ``extra``; the
-    Markdown is the summary (:func:`markdown_table`) with the caption under it.
+    column -> unit, "records": [{"hedger": name, column: value or null}, ...], "notes":
+    [line, ...]}`` with the metadata ``c``, ``risk_aversion`` (per currency), ``n_paths``,
+    ``seed`` and ``extra`` and the lines of ``note``; the Markdown is the summary
+    (:func:`markdown_table`) with the caption and the note under it.
 
     Args:
         table: :func:`hedgearena.baselines.metrics.score_table`'s output.
@@ -329,7 +330,8 @@ def write_tables(
         seed: the seed of the paths (and bootstrap) of the run.
         n_paths: paths per hedger (default: the table's ``n_paths`` column).
         extra: more metadata (JSON-serialisable), e.g. the env's resolved config.
-        note: a line for the Markdown under the caption (e.g. how tuned hedgers were tuned).
+        note: lines under the caption (e.g. how tuned hedgers were tuned), in the Markdown and
+            as the JSON's ``notes``.
 
     Returns:
         ``{"csv": path, "json": path, "md": path}``.
@@ -345,6 +347,7 @@ def write_tables(
         "metadata": {**metadata, **dict(extra or {})},
         "units": column_units(list(table.columns)),
         "records": _json_records(table),
+        "notes": note.splitlines() if note else [],
     }
     paths["json"].write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     body = markdown_table(table) + "\n\n" + caption(c, risk_aversion) + "\n"

@@ -100,6 +100,20 @@ def test_json_writes_nan_as_null(tmp_path: Path) -> None:
     assert json.loads(paths["json"].read_text())["metadata"]["n_paths"] is None
 
 
+def test_the_json_lists_the_notes_the_markdown_ends_with(tmp_path: Path) -> None:
+    # The lines under the table (where tuned and fitted hedgers were chosen) were in the
+    # Markdown only; the JSON lists them too, one a line, and [] without a note.
+    table = metrics.score_table({"a": {"mean_cost": 1.0}})
+    note = "(tuned): chosen on 2,000 tuning paths.\n(fitted): a -0.16 (0.004)."
+    paths = report.write_tables(table, tmp_path, "t", c=1.5, risk_aversion=0.01, seed=0,
+                                note=note)
+    assert json.loads(paths["json"].read_text())["notes"] == [
+        "(tuned): chosen on 2,000 tuning paths.", "(fitted): a -0.16 (0.004)."]
+    assert paths["md"].read_text().endswith(note + "\n")
+    paths = report.write_tables(table, tmp_path, "u", c=1.5, risk_aversion=0.01, seed=0)
+    assert json.loads(paths["json"].read_text())["notes"] == []
+
+
 def test_markdown_table_layout(arena: Any, tmp_path: Path) -> None:
     _, _, table = arena
     text = report.markdown_table(table)
