@@ -493,12 +493,13 @@ def check_fit(tuning: EnvConfig, specs: list[str], settings: BenchmarkSettings,
         except ValueError as error:
             raise ValueError(f"{setting}.tune_paths: {spec.strip()!r} is fitted on all of "
                              f"them: {error}") from None
+        trial = min(settings.tune_paths, FIT_TRIAL_PATHS)
         try:
-            fit_minimum_variance(tuning, min(settings.tune_paths, FIT_TRIAL_PATHS),
-                                 settings.tuning_seed, maturity_edges=edges)
+            fit_minimum_variance(tuning, trial, settings.tuning_seed, maturity_edges=edges)
         except ValueError as error:
             raise ValueError(f"{setting}.hedgers: {spec.strip()!r} cannot be fitted on the "
-                             f"tuning paths: {error}") from None
+                             f"tuning paths: {error} (a trial fit on the first {trial:,} of "
+                             f"them, seed {settings.tuning_seed})") from None
 
 
 def check_hedgers(env_config: EnvConfig, specs: list[str], setting: str = "arena.hedgers") -> None:

@@ -377,5 +377,6 @@ def test_a_run_tries_each_bucketed_fit_before_it_trains():
     settings = BenchmarkSettings(tune_paths=64, seed=3)
     check_fit(config, ["delta", "mv_delta:fit", "mv_delta:fit:0.08:0.16"], settings)
     with pytest.raises(ValueError, match=r"arena.hedgers: 'mv_delta:fit:5' cannot be fitted on "
-                                         r"the tuning paths: .*T > 5"):
+                                         r"the tuning paths: .*T > 5.* \(a trial fit on the "
+                                         r"first 64 of them, seed 4\)$"):
         check_fit(config, ["mv_delta:fit", "mv_delta:fit:5"], settings)
