@@ -109,7 +109,8 @@ class StressSettings:
         c: weight of the cost's std in the objective ``mean(cost) + c std(cost)``.
         risk_aversion: of the entropic risk, per currency.
         n_boot: bootstrap resamples of the tail metrics and the paired test.
-        reference: the hedger every other one is compared with (skipped if absent).
+        reference: the hedger every other one is compared with (skipped if absent, with an
+            :class:`UnpairedStressWarning`).
         risk_limits: the env's risk limits in every scenario (a dict of
             ``hedgearena.envs.limits.RiskLimits`` fields), or None for the config's own.
         worst_paths: draw the worst path of every hedger in every scenario.
@@ -227,6 +228,10 @@ def inapplicable(scenario: Scenario, config: EnvConfig) -> str | None:
 
 class LiquidityBlindWarning(UserWarning):
     """A scenario multiplies spreads and impact, but the env's cost model has neither."""
+
+
+class UnpairedStressWarning(UserWarning):
+    """The stress reference is not among the hedgers: the report compares none with it."""
 
 
 def cost_reads_liquidity(cost: Any) -> bool:
@@ -359,6 +364,7 @@ def stress_test(
     Warns:
         LiquidityBlindWarning: a scenario multiplies spreads and impact (a drought, a flash
             crash) but ``config``'s cost has neither (:func:`warn_liquidity_blind`).
+        UnpairedStressWarning: the reference is not among the hedgers (by name or spec).
 
     Examples:
         >>> from hedgearena.envs.config import make_config
@@ -380,6 +386,11 @@ def stress_test(
         with contextlib.suppress(ValueError):  # none: the hedgers are not paired
             settings = dataclasses.replace(
                 settings, reference=reference_name(settings.reference, hedgers, main))
+    if settings.reference not in names:
+        warnings.warn(f"the stress reference {settings.reference!r} is not among the hedgers "
+                      f"{names}: no hedger is compared with it path by path (add it to the "
+                      "hedgers, or name one of them as the reference)", UnpairedStressWarning,
+                      stacklevel=2)
     out_path = None if out_dir is None else Path(out_dir)
     stories = None  # this run's worst paths, moved in with the rest of the report
     if settings.worst_paths and out_path is not None:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import weakref
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,7 +31,7 @@ import hedgearena.training  # noqa: F401  (imported before the CLI, as the CLI's
 from hedgearena.baselines import arena, stress
 from hedgearena.baselines.benchmark import BenchmarkSettings, benchmark, reference_name
 from hedgearena.baselines.registry import parse_hedger
-from hedgearena.baselines.stress import StressSettings, stress_test
+from hedgearena.baselines.stress import StressSettings, UnpairedStressWarning, stress_test
 from hedgearena.cli import main
 from hedgearena.envs.config import make_config
 from hedgearena.run_config import load_config
@@ -205,3 +206,18 @@ def test_benchmark_and_stress_pair_with_the_reference_given_in_another_spelling(
     spelled, plain = stressed("ww:0.10"), stressed("ww:0.1")
     pd.testing.assert_frame_equal(spelled, plain)
     assert np.isfinite(plain.loc[("gap", "delta"), "cost_diff"])
+
+
+def test_a_stress_reference_not_among_the_hedgers_is_warned_about() -> None:
+    # The default reference, delta, left out of the hedgers: the report compares nothing path
+    # by path. It used to say nothing; now an UnpairedStressWarning names the reference and the
+    # hedgers (a reference among them, by name or spec, warns nothing).
+    config = make_config("ShortCall")
+    settings = StressSettings(n_paths=64, n_boot=10, worst_paths=False, progress=False)
+    with pytest.warns(UnpairedStressWarning, match=r"'delta' is not among the hedgers "
+                                                   r"\['no hedge'\]"):
+        out = stress_test(config, ["no_hedge"], scenarios=["base"], settings=settings)
+    assert "cost_diff" not in out.table.columns  # nothing paired
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnpairedStressWarning)
+        stress_test(config, ["no_hedge", "delta"], scenarios=["base"], settings=settings)
