@@ -27,7 +27,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +251,7 @@ def run_stress(
 ) -> Path:
     """Stress the baselines of ``config.stress`` and the saved ``agents``; returns the folder."""
     from hedgearena.baselines.report import wide_console
-    from hedgearena.baselines.stress import print_stress_table, stress_test
+    from hedgearena.baselines.stress import check_memory, print_stress_table, stress_test
     from hedgearena.training import check_fit, check_hedgers
 
     console = console or wide_console()
@@ -261,9 +261,11 @@ def run_stress(
     check_fit(env_config, spec.hedgers, spec.settings(False).benchmark(), "stress")
     hedgers = [*spec.hedgers, *load_agents(agents, config)]
     scenarios = spec.scenario_objects()
-    check_applicable(scenarios, env_config, spec.risk_limits, spec.skip_inapplicable)
-    check_scenario_hedgers(scenarios, env_config, spec.hedgers, spec.risk_limits)
-    check_stress_memory(scenarios, env_config, hedgers, spec.settings(False))
+    limited, chosen = check_applicable(scenarios, env_config, spec.risk_limits,
+                                       spec.skip_inapplicable)
+    check_scenario_hedgers(chosen, limited, spec.hedgers)
+    check_memory(limited, chosen, hedgers, spec.settings(False),
+                 ("stress.paths", "stress.tune_paths"))  # nothing simulated
     out_dir = stress_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
@@ -322,11 +324,12 @@ def write_agents_record(path: Path, run_dirs: Sequence[Path],
 
 
 def check_applicable(scenarios: Sequence[Any], env_config: Any, risk_limits: Any,
-                     skip: bool) -> None:
+                     skip: bool) -> tuple[Any, dict[str, Any]]:
     """Refuse a stress that would fail on its scenarios, before its folder is written.
 
     ``risk_limits`` are ``stress.risk_limits`` (checked too); ``skip`` is
-    ``stress.skip_inapplicable``.
+    ``stress.skip_inapplicable``. Returns ``env_config`` with the limits and the scenarios that
+    apply to it, by name (what the further checks read).
 
     Raises:
         ValueError: bad risk limits; with ``skip`` false, every scenario that cannot stress
@@ -343,30 +346,28 @@ def check_applicable(scenarios: Sequence[Any], env_config: Any, risk_limits: Any
         raise ValueError(f"stress.skip_inapplicable is false, but these scenarios cannot stress "
                          f"the env: {lines}. Leave them out of stress.scenarios, or set "
                          "stress.skip_inapplicable=true to list them instead")
+    return env_config, {s.name: s for s in scenarios if s.name not in reasons}
 
 
-def check_scenario_hedgers(scenarios: Sequence[Any], env_config: Any, specs: list[str],
-                           risk_limits: Any) -> None:
+def check_scenario_hedgers(scenarios: Mapping[str, Any], env_config: Any,
+                           specs: list[str]) -> None:
     """Refuse a hedger of ``stress.hedgers`` that cannot hedge a scenario, before writing.
 
     :func:`hedgearena.training.check_hedgers` checks them on the unstressed env, but a scenario
     wraps or replaces its market (``model_delta`` knows the base models only): each scenario
-    that applies (:func:`hedgearena.baselines.stress.inapplicable`) is checked too, so the
-    refusal comes before the report's folder, not after the scenarios before it have run.
+    that applies (``scenarios``, by name, and ``env_config`` with the risk limits, as
+    :func:`check_applicable` returns them) is checked too, so the refusal comes before the
+    report's folder, not after the scenarios before it have run.
 
     Raises:
         ValueError: naming each refused spec, the scenarios it cannot hedge, why (in the first
             of them) and what to leave out.
     """
-    from hedgearena.baselines.stress import inapplicable, with_risk_limits
     from hedgearena.training import check_hedgers
 
-    env_config = with_risk_limits(env_config, risk_limits)
     refused: dict[str, dict[str, str]] = {}  # spec -> scenario -> why
-    for scenario in scenarios:
-        if inapplicable(scenario, env_config):  # left out, or refused by check_applicable
-            continue
-        stressed, where = scenario.apply(env_config), f"in the scenario {scenario.name!r}"
+    for name, scenario in scenarios.items():
+        stressed, where = scenario.apply(env_config), f"in the scenario {name!r}"
         try:  # all at once (their envs shared)
             check_hedgers(stressed, specs, where)
         except ValueError:  # one by one, to name each spec refused
@@ -374,34 +375,13 @@ def check_scenario_hedgers(scenarios: Sequence[Any], env_config: Any, specs: lis
                 try:
                     check_hedgers(stressed, [spec], where)
                 except ValueError as error:
-                    refused.setdefault(spec, {})[scenario.name] = str(error)
+                    refused.setdefault(spec, {})[name] = str(error)
     if refused:
         lines = "; ".join(
             f"{spec!r} cannot hedge the scenario(s) {', '.join(map(repr, why))} "
             f"({next(iter(why.values()))})" for spec, why in refused.items())
         raise ValueError(f"stress.hedgers: {lines}. Leave the hedger out of stress.hedgers, "
                          "or those scenarios out of stress.scenarios")
-
-
-def check_stress_memory(scenarios: Sequence[Any], env_config: Any, hedgers: Sequence[Any],
-                        settings: Any) -> None:
-    """Refuse ``stress.paths`` or ``stress.tune_paths`` beyond memory, before writing.
-
-    The arena checks each run's result against the machine's memory when it starts: each
-    scenario that applies and each ``family:best`` tuning run are checked now
-    (:func:`hedgearena.baselines.stress.check_memory`, nothing simulated), so the refusal comes
-    before the report's folder, not after the tuning or the scenarios before it have run.
-    ``hedgers`` are ``stress.hedgers`` and the ``--agent`` agents, ``settings`` the
-    :class:`~hedgearena.baselines.stress.StressSettings` of ``config.stress``.
-
-    Raises:
-        ValueError: naming the setting, its size, the memory it would take and what fits.
-    """
-    from hedgearena.baselines.stress import check_memory, inapplicable, with_risk_limits
-
-    env_config = with_risk_limits(env_config, settings.risk_limits)
-    chosen = {s.name: s for s in scenarios if not inapplicable(s, env_config)}
-    check_memory(env_config, chosen, hedgers, settings, ("stress.paths", "stress.tune_paths"))
 
 
 def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
