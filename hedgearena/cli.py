@@ -394,6 +394,8 @@ def run_sweep_command(config: RunConfig, resume: bool, progress: bool,
     start = time.perf_counter()
     result = run_sweep(config, resume=resume, progress=progress)
     console.print(result.files["md"].read_text())
+    if "summary_md" in result.files:
+        console.print(result.files["summary_md"].read_text())
     if result.interrupted:
         console.print(interrupted_sweep_message(result.table, result.folder))
         raise SystemExit(130)

@@ -20,8 +20,12 @@ path                     content
 ``trials/<trial>/``      each trial's run folder (config, model, report...), ``trial.log`` (its
                          output) and ``attempts.json`` (how often it was started)
 ``tune/``                Tune's experiment state (what ``--resume`` restores) and trial results
-``results.csv/.json``    one row per trial: status, attempts, the swept values, the metrics
+``results.csv/.json``    one row per trial: status, attempts, the swept values, the metrics,
+                         the training seconds
 ``results.md``           the same as a Markdown table, the best trial first
+``summary.csv/.md``      one row per setting (the swept values but the seed): its finished
+                         trials' mean metrics and the spread of their objective over the seeds
+                         (:func:`summary_table`; also under ``summary`` in ``results.json``)
 ``sweep.png``            the agent's and delta's objective against each swept key
 =======================  ==========================================================================
 
@@ -74,6 +78,15 @@ TRIAL_METRICS = {
     "objective_vs_delta": "the agent's objective minus delta's (negative: the agent is better)",
 }
 """What every trial reports to Tune (``sweep.metric`` is one of these keys)."""
+RUN_COLUMNS = {
+    "train_seconds": "wall-clock seconds of the trial's training (its run folder's "
+                     "training.json; a resumed trial's: the last command's)",
+}
+"""What the results table reads from each trial's run folder besides its metrics."""
+SUMMARY_MARKDOWN = ("trials", "objective", "objective_sd", "objective_min", "objective_max",
+                    "objective_se", "objective_vs_delta", "mean_cost", "std_cost",
+                    "train_seconds")
+"""The columns of ``summary.md`` after the group's keys (:func:`summary_table` has more)."""
 TUNE_DIR = "tune"
 TRIALS_DIR = "trials"
 ATTEMPTS_FILE = "attempts.json"
@@ -626,7 +639,8 @@ def results_table(results: Any, configs: Mapping[str, Mapping[str, Any]], spec: 
 
     Returns:
         Columns ``trial``, ``status`` (``ok``, ``failed`` or ``unfinished``), ``attempts``, the
-        swept keys, :data:`TRIAL_METRICS`, ``error`` (its last line) and ``run_dir``.
+        swept keys, :data:`TRIAL_METRICS`, :data:`RUN_COLUMNS`, ``error`` (its last line) and
+        ``run_dir``.
     """
     rows = []
     for result in results:
@@ -638,12 +652,70 @@ def results_table(results: Any, configs: Mapping[str, Mapping[str, Any]], spec: 
             "trial": trial, "status": status, "attempts": read_attempts(trials_dir / trial),
             **{key: _plain(params.get(key)) for key in spec.space},
             **{key: _number(metrics.get(key)) for key in TRIAL_METRICS},
+            "train_seconds": training_seconds(trials_dir / trial),
             "error": _last_line(result.error), "run_dir": str(trials_dir / trial),
         })
     table = pd.DataFrame(rows, columns=["trial", "status", "attempts", *spec.space,
-                                        *TRIAL_METRICS, "error", "run_dir"])
+                                        *TRIAL_METRICS, *RUN_COLUMNS, "error", "run_dir"])
     return table.sort_values([spec.metric, "trial"], ascending=[spec.mode == "min", True],
                              na_position="last", ignore_index=True)
+
+
+def training_seconds(run_dir: Path) -> float:
+    """The training seconds a run folder's ``training.json`` records (NaN: none yet)."""
+    try:
+        return _number(json.loads((run_dir / "training.json").read_text()).get("seconds"))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return float("nan")
+
+
+def summary_keys(spec: SweepSpec) -> list[str]:
+    """The swept keys a summary groups by: all but ``seed`` (seeds are replicates)."""
+    return [key for key in spec.space if key != "seed"]
+
+
+def summary_table(table: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
+    """Each group of finished trials (same values of :func:`summary_keys`) in one row.
+
+    Seeds are replicates of a setting: a sweep of algorithms or hyperparameters over several
+    seeds is read by each setting's mean objective and its spread over the seeds, beside the
+    arena's standard error of one trial's objective (a part of that spread).
+
+    Args:
+        table: the results (:func:`results_table`); only ``ok`` trials count.
+        spec: the sweep.
+
+    Returns:
+        One row per group, the best first (by the mean of ``spec.metric``, ``spec.mode``): the
+        group's keys, ``trials`` (finished), the mean over its trials of every metric
+        (:data:`TRIAL_METRICS`, :data:`RUN_COLUMNS`), and ``objective_sd`` (the sample std of
+        the trials' objectives, ddof 1; NaN for one trial), ``objective_min`` and
+        ``objective_max``. With no key but ``seed`` swept: one row, of every finished trial.
+
+    Examples:
+        >>> from hedgearena.run_config import SweepSpec
+        >>> spec = SweepSpec(space={"agent.algo": ["ppo", "sac"], "seed": [0, 1]})
+        >>> results = pd.DataFrame({
+        ...     "status": ["ok", "ok", "ok", "failed"], "agent.algo": ["ppo", "ppo", "sac", "sac"],
+        ...     "seed": [0, 1, 0, 1], "objective": [500.0, 510.0, 490.0, float("nan")],
+        ...     **{k: [1.0] * 4 for k in [*TRIAL_METRICS, *RUN_COLUMNS] if k != "objective"}})
+        >>> summary = summary_table(results, spec)
+        >>> summary[["agent.algo", "trials", "objective", "objective_sd"]].values.tolist()
+        [['sac', 1, 490.0, nan], ['ppo', 2, 505.0, 7.0710678118654755]]
+    """
+    keys = summary_keys(spec)
+    done = table[table["status"] == "ok"]
+    groups = done.groupby(keys, sort=False, dropna=False) if keys else done.groupby(
+        np.zeros(len(done), dtype=int))
+    spread = groups["objective"].agg(["size", "std", "min", "max"]).rename(columns={
+        "size": "trials", "std": "objective_sd", "min": "objective_min",
+        "max": "objective_max"})
+    means = groups[[*TRIAL_METRICS, *RUN_COLUMNS]].mean()
+    summary = pd.concat([spread, means], axis=1).reset_index(drop=not keys)
+    columns = [*keys, *SUMMARY_MARKDOWN, *(c for c in means.columns if c not in
+                                           SUMMARY_MARKDOWN)]
+    return summary[columns].sort_values(spec.metric, ascending=spec.mode == "min",
+                                        na_position="last", ignore_index=True)
 
 
 def _last_line(error: BaseException | None) -> str:
@@ -654,25 +726,36 @@ def _last_line(error: BaseException | None) -> str:
 
 
 def write_results(table: pd.DataFrame, config: RunConfig, folder: Path) -> dict[str, Path]:
-    """Write ``results.csv``, ``results.json``, ``results.md`` and ``sweep.png`` in ``folder``."""
+    """Write ``results.csv/.json/.md``, ``summary.csv/.md`` and ``sweep.png`` in ``folder``."""
     spec = config.sweep
     files = {"csv": folder / "results.csv", "json": folder / "results.json",
              "md": folder / "results.md"}
     table.to_csv(files["csv"], index=False)
-    records = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in row.items()} for row in table.to_dict(orient="records")]
-    document = {"metadata": {"metric": spec.metric, "mode": spec.mode, "search": spec.search,
-                             "space": spec.space, "c": config.arena.c,
-                             "units": "currency per episode", "metrics": TRIAL_METRICS},
-                "records": records}
+    document: dict[str, Any] = {
+        "metadata": {"metric": spec.metric, "mode": spec.mode, "search": spec.search,
+                     "space": spec.space, "c": config.arena.c, "units": "currency per episode",
+                     "metrics": {**TRIAL_METRICS, **RUN_COLUMNS}},
+        "records": _json_records(table)}
+    summary = summary_table(table, spec)
+    document["summary"] = _json_records(summary)
     files["json"].write_text(json.dumps(document, indent=2, default=str) + "\n")
     files["md"].write_text(markdown_results(table, spec, config.arena.c))
+    files["summary_csv"] = folder / "summary.csv"
+    summary.to_csv(files["summary_csv"], index=False)
+    files["summary_md"] = folder / "summary.md"
+    files["summary_md"].write_text(markdown_summary(summary, spec, config.arena.c))
     files["plot"] = plot_sweep(table, spec, folder / "sweep.png", config.arena.c)
     return files
 
 
+def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table's rows as JSON objects (NaN and infinities as null)."""
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else _plain(v))
+             for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
 MARKDOWN_METRICS = ("objective", "mean_cost", "std_cost", "delta_objective", "delta_mean_cost",
-                    "delta_std_cost", "objective_vs_delta")
+                    "delta_std_cost", "objective_vs_delta", "train_seconds")
 
 
 def markdown_results(table: pd.DataFrame, spec: SweepSpec, c: float) -> str:
@@ -688,6 +771,26 @@ def markdown_results(table: pd.DataFrame, spec: SweepSpec, c: float) -> str:
     caption = (f"\n{len(table)} trials ({ok} ok), sorted by {spec.metric} ({spec.mode}). "
                f"Currency per episode; objective Y = mean(cost) + {c:g} std(cost), lower is "
                "better; delta_* is Black-Scholes delta on the same paths.\n")
+    return "\n".join(lines) + "\n" + caption
+
+
+def markdown_summary(summary: pd.DataFrame, spec: SweepSpec, c: float) -> str:
+    """The summary (:func:`summary_table`) as a Markdown table with a caption."""
+    from hedgearena.baselines.report import format_number
+
+    extra = [] if spec.metric in SUMMARY_MARKDOWN else [spec.metric]
+    columns = [*summary_keys(spec), *SUMMARY_MARKDOWN, *extra]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in summary.iterrows():
+        lines.append("| " + " | ".join(_cell(row[col], format_number) for col in columns)
+                     + " |")
+    group = ", ".join(summary_keys(spec)) or "all trials"
+    caption = (f"\nFinished trials by {group}, sorted by the mean {spec.metric} ({spec.mode}). "
+               f"objective: the mean over the trials of Y = mean(cost) + {c:g} std(cost), "
+               "currency per episode, lower is better; objective_sd, _min and _max: its "
+               "spread over them (the seeds); objective_se: one trial's standard error on its "
+               "arena paths (mean); the other columns are means; train_seconds: training "
+               "time. summary.csv has the mean of every metric.\n")
     return "\n".join(lines) + "\n" + caption
 
 

@@ -56,7 +56,8 @@ def test_a_sweep_of_four_trials_runs_on_two_cpus_and_gathers_its_table(ray_insta
     config = _write_config(tmp_path, GRID)
     main(["sweep", "--config", str(config), "--no-progress"])
     folder = tmp_path / "runs" / "sweep-deep_hedging-ShortCall"
-    for name in ("config.yaml", "results.csv", "results.json", "results.md", "sweep.png"):
+    for name in ("config.yaml", "results.csv", "results.json", "results.md", "summary.csv",
+                 "summary.md", "sweep.png"):
         assert (folder / name).is_file(), name
     table = _table(folder)
     assert len(table) == 4
