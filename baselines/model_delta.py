@@ -57,10 +57,14 @@ the hedger is reset on them.
 The surface's derivatives are exact derivatives of the surface function by torch autograd
 (every surface of :mod:`hedgearena.envs` works on torch tensors): of a closed form (SABR, the
 smile, the flat and the term surfaces) the closed form's, of a tabulated one (Heston's own,
-Merton's) its interpolation's, piecewise linear on the refined table: Heston's vol slope in the
-variance is within 4.3% of Heston's (:class:`~hedgearena.envs.heston_surface.HestonSurface`)
-for vols of 5% to 50%, and below a variance of :data:`VARIANCE_FLOOR` (a vol of 2%), where the
-table's slope in ``v`` is meaningless, it is taken at the floor. Against QuantLib's
+Merton's) its interpolation's, piecewise linear on the refined table. Heston's own gives its vol
+and these slopes in one numpy pass instead (:func:`one_pass_slopes`: the chain rule through its
+table's cells, :meth:`~hedgearena.envs.heston_surface.HestonSurface.implied_vol_slopes`; the
+same vol bit for bit and autograd's slopes to rounding, the hedger about twice as fast on
+OptionBook-v0). Heston's vol slope in the variance is within 4.3% of Heston's
+(:class:`~hedgearena.envs.heston_surface.HestonSurface`) for vols of 5% to 50%, and below a
+variance of :data:`VARIANCE_FLOOR` (a vol of 2%), where the table's slope in ``v`` is
+meaningless, it is taken at the floor. Against QuantLib's
 AnalyticHestonEngine (``C_S + rho xi / S C_v`` by finite differences; 30 and 73 days, strikes
 90 to 110, vols 14% to 30%, calls and puts, with and without carry) the hedge ratio is within
 0.002 of Heston's own.
@@ -80,12 +84,13 @@ from numpy.typing import NDArray
 
 from hedgearena.baselines.delta import EnvHedger, FloatArray, stack_positions
 from hedgearena.baselines.hedger import State
-from hedgearena.baselines.minimum_variance import BookReader, held_greeks
-from hedgearena.envs.black_scholes import black_scholes_price
+from hedgearena.baselines.leland import BookSlots
+from hedgearena.baselines.minimum_variance import BookReader
+from hedgearena.envs.black_scholes import black_scholes_greeks, black_scholes_price
 from hedgearena.envs.gbm import GBM
 from hedgearena.envs.heston import Heston
 from hedgearena.envs.historical import HistoricalReplay
-from hedgearena.envs.market import MarketModel, VolSurface
+from hedgearena.envs.market import MarketModel, MarketPaths, VolSurface
 from hedgearena.envs.merton import MertonJumpDiffusion
 from hedgearena.envs.sabr import SABR
 from hedgearena.envs.vector_env import VecHedgingEnv
@@ -347,19 +352,69 @@ def model_slopes(
 
     For a surface whose level is a variance
     (:func:`~hedgearena.envs.vol_surface.level_is_variance`) the slope in the level is taken at
-    ``max(v, VARIANCE_FLOOR)`` (see :data:`VARIANCE_FLOOR`); the slope in the spot at ``v``.
-    Arguments and shapes as :func:`surface_slopes`'.
+    ``max(v, VARIANCE_FLOOR)`` (see :data:`VARIANCE_FLOOR`); the slope in the spot at ``v``. A
+    surface with its own one-pass ``implied_vol_slopes`` (:func:`one_pass_slopes`) gives them
+    by it: :func:`surface_slopes`' to rounding. Arguments and shapes as :func:`surface_slopes`'.
     """
-    slopes = surface_slopes(surface, spot, strike, tau, level, anchor, rate, dividend)
+    return _model_vol_slopes(surface, spot, strike, tau, level, anchor, rate, dividend)[1]
+
+
+OnePass = Callable[[Any, Any, Any, Any, Any, float, float],
+                   tuple[FloatArray, FloatArray, FloatArray]]
+"""A surface's ``implied_vol_slopes(spot, strike, tau, level, anchor, rate, dividend)``: its
+vol and the vol's slopes in the spot and the level, float64 of the inputs' shape each."""
+
+
+def one_pass_slopes(surface: VolSurface) -> OnePass | None:
+    """The surface's one-pass vol and slopes, if it has them for its own vol; else None.
+
+    A surface may offer ``implied_vol_slopes`` (:data:`OnePass`): its vol, exactly as
+    ``implied_vol`` gives it on numpy float64 arrays, and the exact slopes of that vol that
+    :func:`surface_slopes` gets by torch autograd (to rounding), in one numpy pass (the tabulated
+    :class:`~hedgearena.envs.heston_surface.HestonSurface`: half the cost of one autograd
+    pass, which came on top of the vol's). Only one defined by the class that defines the
+    surface's ``implied_vol`` counts: a subclass that overrides ``implied_vol`` alone is
+    differentiated by autograd.
+
+    Examples:
+        >>> from hedgearena.envs.heston_surface import HestonSurface
+        >>> from hedgearena.envs.vol_surface import SABRSurface
+        >>> one_pass_slopes(HestonSurface()) is not None, one_pass_slopes(SABRSurface())
+        (True, None)
+    """
+    for klass in type(surface).__mro__:
+        attributes = vars(klass)
+        if "implied_vol_slopes" in attributes:
+            own: OnePass | None = getattr(surface, "implied_vol_slopes", None)
+            return own if "implied_vol" in attributes else None
+        if "implied_vol" in attributes:
+            return None
+    return None
+
+
+def _model_vol_slopes(
+    surface: VolSurface, spot: Any, strike: Any, tau: Any, level: Any, anchor: Any,
+    rate: float, dividend: float,
+) -> tuple[FloatArray | None, SurfaceSlopes]:
+    """:func:`model_slopes`, and the vol where the surface's one pass gives it (else None)."""
+    one_pass = one_pass_slopes(surface)
+
+    def slopes_at(s: Any, k: Any, t: Any, v: Any, a: Any) -> tuple[FloatArray | None,
+                                                                    SurfaceSlopes]:
+        if one_pass is None:
+            return None, surface_slopes(surface, s, k, t, v, a, rate, dividend)
+        vol, d_spot, d_level = one_pass(s, k, t, v, a, rate, dividend)
+        return vol, SurfaceSlopes(d_spot, d_level)
+
+    vol, slopes = slopes_at(spot, strike, tau, level, anchor)
     low = np.flatnonzero(np.asarray(level) < VARIANCE_FLOOR) if level_is_variance(surface) \
         else np.zeros(0, dtype=np.intp)
     if low.size:
-        floor = np.full(low.size, VARIANCE_FLOOR)
-        slopes.level[low] = surface_slopes(
-            surface, np.take(spot, low), np.take(strike, low), np.take(tau, low), floor,
-            np.take(anchor, low), rate, dividend,
-        ).level
-    return slopes
+        slopes.level[low] = slopes_at(
+            np.take(spot, low), np.take(strike, low), np.take(tau, low),
+            np.full(low.size, VARIANCE_FLOOR), np.take(anchor, low),
+        )[1].level
+    return vol, slopes
 
 
 def smile_adjustment(vega: Any, slopes: SurfaceSlopes, ratio: Any) -> FloatArray:
@@ -398,7 +453,9 @@ class ModelDelta(EnvHedger):
     (:data:`JUMP_NODES` repricings of every held option a decision).
 
     Refused at :meth:`reset` (before its first position): a market without a vol-spot model
-    (:func:`vol_spot_covariance`), a surface that does not work on torch tensors.
+    (:func:`vol_spot_covariance`), a surface that does not work on torch tensors. The held
+    options' vols and slopes come in one pass from a surface that has one
+    (:func:`one_pass_slopes`: Heston's own), else from autograd.
     """
 
     uses_observations = False  # reads the state only
@@ -425,31 +482,78 @@ class ModelDelta(EnvHedger):
         return stack_positions(hedge, np.zeros_like(hedge), self.config.action_dim)
 
     def book_adjustment(self, state: State) -> FloatArray:
-        """``sum_i q_i (Delta_MV,i - Delta_BS,i)`` over the options held, ``(n_paths,)``, units."""
+        """``sum_i q_i (Delta_MV,i - Delta_BS,i)`` over the options held, ``(n_paths,)``, units.
+
+        The held options' vols and their slopes come from the surface's one pass where it has
+        one (:func:`one_pass_slopes`), else the vols from the book's reader (shared with the
+        arena's other hedgers of the batch) and the slopes from autograd (:func:`model_slopes`).
+        """
         reader = self._reader
         if reader is None:
             raise RuntimeError("ModelDelta: call reset(env) before positions()")
-        law = self._jumps
-        held = held_greeks(reader, state, with_price=law is not None)
-        slots, market = held.slots, self.env.batch.market
-        level = market.vol_state[slots.path, np.asarray(state["step"]).take(slots.path)]
-        anchor = market.spot[slots.path, 0]
-        slopes = model_slopes(market.surface, held.spot, slots.strike, slots.tau, level,
-                              anchor, market.rate, market.dividend)
-        adjustment = smile_adjustment(held.vega, slopes, self._covariance.ratio(held.spot))
+        held = self._held(reader, state)
+        law, market = self._jumps, self.env.batch.market
+        greeks = black_scholes_greeks(  # a put's vega is its call's: the same numbers
+            held.spot, held.slots.strike, held.slots.tau, held.vol, market.rate, market.dividend,
+            True if law is None else held.slots.is_call,
+            select=("vega",) if law is None else ("price", "delta", "vega"))
+        adjustment = smile_adjustment(greeks.vega, held.slopes, held.ratio)
         if law is not None:  # Merton: the diffusion's C_S and the jumps' covariance
-
-            def mark(spot: FloatArray) -> FloatArray:
-                vol = market.surface.implied_vol(spot, slots.strike, slots.tau, level, anchor,
-                                                 market.rate, market.dividend)
-                return np.asarray(black_scholes_price(spot, slots.strike, slots.tau, vol,
-                                                      market.rate, market.dividend,
-                                                      slots.is_call), dtype=np.float64)
-            covariance = jump_covariance(mark, np.asarray(held.price), held.spot, law)
+            delta = np.asarray(greeks.delta, dtype=np.float64)
+            covariance = jump_covariance(held.mark, np.asarray(greeks.price), held.spot, law)
             adjustment = merton_minimum_variance_delta(
-                held.delta + adjustment, covariance, held.spot, law) - held.delta
-        return np.bincount(slots.path, weights=slots.held * adjustment,
+                delta + adjustment, covariance, held.spot, law) - delta
+        return np.bincount(held.slots.path, weights=held.slots.held * adjustment,
                            minlength=len(state["spot"]))
+
+    def _held(self, reader: BookReader, state: State) -> _HeldOptions:
+        """The options held at ``state``, their vols and model slopes (:class:`_HeldOptions`)."""
+        market = self.env.batch.market
+        if one_pass_slopes(market.surface) is None:
+            slots, vol = reader.held_implied_vols(state)
+        else:  # the vols come with the slopes
+            slots, vol = reader.book_slots(state, held_only=True), None
+        paths = np.asarray(state["spot"], dtype=np.float64)  # each path's, then each slot's
+        level = market.vol_state[np.arange(len(paths)), np.asarray(state["step"])]
+        spot, level, anchor, ratio = (
+            x.take(slots.path)
+            for x in (paths, level, market.spot[:, 0], self._covariance.ratio(paths)))
+        own, slopes = _model_vol_slopes(market.surface, spot, slots.strike, slots.tau, level,
+                                        anchor, market.rate, market.dividend)
+        return _HeldOptions(slots, spot, level, anchor, ratio, own if vol is None else vol,
+                            slopes, market)
+
+
+class _HeldOptions(NamedTuple):
+    """The options held on each path at one decision, ``(k,)`` each (path-major).
+
+    Attributes:
+        slots: the book's held slots (:meth:`BookReader.book_slots`).
+        spot: the spot of each option's path, currency.
+        level: the surface level of each option's path.
+        anchor: the anchor spot of each option's path (its first).
+        ratio: the covariance ratio at each option's path (:meth:`VolSpotCovariance.ratio`).
+        vol: the surface's vol of each option.
+        slopes: the surface's slopes of each option (:func:`model_slopes`).
+        market: the batch's market paths (their surface, rate and dividend).
+    """
+
+    slots: BookSlots
+    spot: FloatArray
+    level: FloatArray
+    anchor: FloatArray
+    ratio: FloatArray
+    vol: FloatArray
+    slopes: SurfaceSlopes
+    market: MarketPaths
+
+    def mark(self, spot: FloatArray) -> FloatArray:
+        """The options' marks at spots ``spot`` (each its own), their paths' levels, currency."""
+        market, slots = self.market, self.slots
+        vol = market.surface.implied_vol(spot, slots.strike, slots.tau, self.level, self.anchor,
+                                         market.rate, market.dividend)
+        return np.asarray(black_scholes_price(spot, slots.strike, slots.tau, vol, market.rate,
+                                              market.dividend, slots.is_call), dtype=np.float64)
 
 
 def _check_torch_surface(surface: VolSurface) -> None:

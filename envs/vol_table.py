@@ -5,12 +5,16 @@ from a table of its implied vols on a uniform grid, computed once per parameter 
 turns the model's forward-normalised call prices into vols (:func:`otm_implied_vols`), fills what
 the solver cannot resolve far in the wings (:func:`fill_wings`), refines the strike axis (and any
 other) by cubics (:func:`refine`) and interpolates multilinearly at any point (:func:`cell`,
-:func:`multilinear`), in numpy or torch alike.
+:func:`multilinear`), in numpy or torch alike, with the interpolation's exact slopes if wanted
+(:func:`multilinear_slopes`, :func:`cell_slope`: autograd's, without autograd).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,11 +81,30 @@ class VolGrid:
         nodes, ``n_fine_tau`` the expiry axis' (``n_tau`` by default: not refined); ``z = 0`` at
         expiry.
         """
+        z = self.standard_moneyness(xp, spot, strike, tau, spread, rate, dividend)
+        return self.cells_at(xp, tau, z, n_fine_z, n_fine_tau)
+
+    def standard_moneyness(
+        self, xp: Any, spot: Any, strike: Any, tau: Any, spread: Any, rate: float, dividend: float
+    ) -> Any:
+        """``z = ln(K / F) / spread`` of an option, ``spread`` its ``sigma sqrt(tau)`` (0: z = 0).
+
+        Its slope in the spot is ``-1 / (S spread)``, in the spread ``-z / spread``.
+        """
         moneyness = xp.log(strike / _forward(xp, spot, tau, rate, dividend))
-        z = xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
+        return xp.where(spread > 0.0, moneyness / xp.where(spread > 0.0, spread, 1.0), 0.0)
+
+    def cells_at(
+        self, xp: Any, tau: Any, z: Any, n_fine_z: int, n_fine_tau: int | None = None
+    ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """The cells of ``0 <= tau <= max_tau`` and of ``z`` (see :meth:`tau_z_cells`)."""
         n_tau = self.n_tau if n_fine_tau is None else n_fine_tau
         return (cell(xp, safe_power(xp, tau, TAU_POWER), self.max_tau**TAU_POWER, n_tau),
                 cell(xp, z + self.max_z, 2.0 * self.max_z, n_fine_z))
+
+    def z_cell_slope(self, xp: Any, z: Any, n_fine_z: int) -> Any:
+        """The slope in ``z`` of :meth:`cells_at`'s offset in ``z`` (:func:`cell_slope`)."""
+        return cell_slope(xp, z + self.max_z, 2.0 * self.max_z, n_fine_z)
 
 
 def otm_implied_vols(call: FloatArray, log_strike: FloatArray, tau: Any) -> FloatArray:
@@ -253,6 +276,20 @@ def cell(xp: Any, x: Any, span: float, n: int) -> tuple[Any, Any]:
     return xp.astype(index, xp.int64), position - index
 
 
+def cell_slope(xp: Any, x: Any, span: float, n: int) -> Any:
+    """The slope of :func:`cell`'s offset in ``x``: ``(n - 1) / span`` on ``[0, span]``, else 0.
+
+    Inside the span the offset grows with ``x`` at the nodes' density; outside it the clip
+    holds it. At the span's ends (included) it is the inside's, as torch's ``clamp``
+    differentiates them, so that the interpolation's slopes are autograd's of it.
+
+    Examples:
+        >>> cell_slope(np, np.array([-1.0, 0.0, 0.5, 1.0, 2.0]), 1.0, 5)
+        array([0., 4., 4., 4., 0.])
+    """
+    return xp.where((x >= 0.0) & (x <= span), (n - 1) / span, 0.0)
+
+
 def flat_table(xp: Any, table: FloatArray, like: Any) -> Any:
     """``table`` flattened, in namespace ``xp``, the floating dtype (and device) of ``like``.
 
@@ -328,6 +365,89 @@ def multilinear(xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[
         >>> multilinear(np, grid.reshape(-1), cells, grid.shape)
         array([3.])
     """
+    out = 0.0
+    for _, weight, pair, _ in _corners(table, cells, shape):
+        out = out + (pair if weight is None else weight * pair)
+    return out
+
+
+def multilinear_slopes(
+    xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[int, ...],
+    axes: Sequence[int] | None = None,
+) -> tuple[Any, list[Any]]:
+    """:func:`multilinear` and its slopes in cells' offsets, from one gather of the corners.
+
+    Inside a cell the interpolation is linear in each offset ``w_a``: its slope in ``w_a`` is
+    the interpolation on the cell's face ``w_a = 1`` less that on its face ``w_a = 0`` (in the
+    last axis' offset, the corners' weighted differences ``high - low``), which is what torch
+    autograd gives of :func:`multilinear` (to rounding). The value is :func:`multilinear`'s, bit
+    for bit. A slope in the axis' own coordinate is this times :func:`cell_slope`.
+
+    Args:
+        xp: the namespace of the arrays (as :func:`multilinear`'s).
+        table: the flat table (as :func:`multilinear`'s).
+        cells: one cell per axis, :func:`cell`'s ``(index, offset)``.
+        shape: the table's shape.
+        axes: the axes whose slopes are wanted, in the order wanted (every axis by default).
+
+    Returns:
+        The value and the slopes ``d value / d w_a`` of ``axes``, each of the cells' shape
+        (the values' units per unit of offset).
+
+    Examples:
+        >>> grid = np.array([[0.0, 1.0, 4.0], [3.0, 5.0, 9.0]])
+        >>> cells = [cell(np, np.array([0.25]), 1.0, 2), cell(np, np.array([1.5]), 2.0, 3)]
+        >>> value, slopes = multilinear_slopes(np, grid.reshape(-1), cells, grid.shape)
+        >>> value, [float(s[0]) for s in slopes]  # the faces 2.5 and 7.0; the rows 3, 4
+        (array([3.625]), [4.5, 3.25])
+    """
+    last = len(cells) - 1
+    wanted = list(range(len(cells))) if axes is None else [a % len(cells) for a in axes]
+    sides = [(1.0 - w, w) for _, w in cells[:-1]]
+    out: Any = 0.0
+    pairs: dict[tuple[int, ...], Any] = {}
+    slope_last: Any = None
+    for corner, weight, pair, step in _corners(table, cells, shape):
+        out = out + (pair if weight is None else weight * pair)
+        pairs[corner] = pair
+        if last in wanted:
+            term = step if weight is None else weight * step
+            slope_last = term if slope_last is None else slope_last + term
+    slopes = [slope_last if a == last else _face_difference(pairs, sides, a) for a in wanted]
+    return out, slopes
+
+
+def _face_difference(
+    pairs: dict[tuple[int, ...], Any], sides: list[tuple[Any, Any]], axis: int
+) -> Any:
+    """The interpolation on the cell's face ``w_axis = 1`` less that on ``w_axis = 0``.
+
+    ``pairs`` the corners' interpolations along the last axis, ``sides`` the leading axes'
+    ``(1 - w, w)``: each edge along ``axis`` weighted by the product of the other axes' sides.
+    """
+    total: Any = None
+    for corner, pair in pairs.items():
+        if corner[axis]:
+            continue
+        up = (*corner[:axis], 1, *corner[axis + 1:])
+        others = [side[d] for b, (side, d) in enumerate(zip(sides, corner, strict=True))
+                  if b != axis]
+        edge = pairs[up] - pair
+        term = functools.reduce(operator.mul, others) * edge if others else edge
+        total = term if total is None else total + term
+    return total
+
+
+def _corners(
+    table: Any, cells: list[tuple[Any, Any]], shape: tuple[int, ...]
+) -> Iterator[tuple[tuple[int, ...], Any, Any, Any]]:
+    """Each corner of the leading axes' cell: ``(corner, weight, pair, step)``.
+
+    ``corner`` the 0/1 offsets of the leading axes' nodes, ``weight`` the product of their
+    sides ``1 - w`` (0) or ``w`` (1) in axis order (None for a 1-d table), ``pair`` the
+    interpolation along the last axis ``low + w_last (high - low)`` between the corner's two
+    neighbours and ``step`` their difference ``high - low``.
+    """
     strides = [int(np.prod(shape[a + 1:])) for a in range(len(shape))]
     pairs = _pair_view(table)
     base = 0
@@ -335,7 +455,6 @@ def multilinear(xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[
         base = base + index * stride
     *outer, (_, last) = cells
     sides = [(1.0 - w, w) for _, w in outer]
-    out = 0.0
     for corner in itertools.product((0, 1), repeat=len(outer)):
         offset, weight = 0, None
         for d, stride, side in zip(corner, strides, sides, strict=False):
@@ -347,9 +466,8 @@ def multilinear(xp: Any, table: Any, cells: list[tuple[Any, Any]], shape: tuple[
         else:  # one gather of both (a random read in a table larger than the caches)
             both = pairs[row]
             low, high = both.real, both.imag
-        pair = low + last * (high - low)
-        out = out + (pair if weight is None else weight * pair)
-    return out
+        step = high - low
+        yield corner, weight, low + last * step, step
 
 
 _PAIR_DTYPES: dict[np.dtype[Any], np.dtype[Any]] = {

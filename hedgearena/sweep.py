@@ -750,7 +750,7 @@ def write_results(table: pd.DataFrame, config: RunConfig, folder: Path) -> dict[
 
 def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The table's rows as JSON objects (NaN and infinities as null)."""
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else _plain(v))
+    return [{str(k): (None if isinstance(v, float) and not math.isfinite(v) else _plain(v))
              for k, v in row.items()} for row in table.to_dict(orient="records")]
 
 
