@@ -11,7 +11,7 @@ PF_VENV := .venv-pfhedge
 PF_STAMP := $(PF_VENV)/.installed
 ARENA_BENCH = $(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
 
-.PHONY: setup run test lint typecheck bench bench-pfhedge bench-floor quality clean
+.PHONY: setup run test lint typecheck bench bench-pfhedge bench-floor quality leaderboard clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,15 @@ bench-floor: $(PF_STAMP)
 
 quality: $(STAMP)
 	$(PY) bench/quality.py
+
+# Every learner x 3 seeds on the default case, a Ray Tune grid on all cores (about an hour on
+# 2); its tables and plot are copied into bench/results/leaderboard/. Run again after an
+# interruption, it resumes the sweep (finished trials are kept).
+LEADERBOARD := runs/leaderboard-ShortCall
+leaderboard: $(STAMP)
+	$(PY) train.py sweep --config configs/leaderboard.yml --no-progress $$(test -d $(LEADERBOARD) && echo --resume)
+	mkdir -p bench/results/leaderboard
+	for f in results.json results.md summary.csv summary.md sweep.png; do cp $(LEADERBOARD)/$$f bench/results/leaderboard/; done
 
 clean:
 	rm -rf $(VENV) $(PF_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info
