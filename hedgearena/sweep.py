@@ -837,15 +837,25 @@ def _log_axis(kind: str, values: pd.Series) -> bool:
 
 
 def _objective_panel(ax: Any, done: pd.DataFrame, key: str, log: bool) -> None:
-    """Points of each trial and the mean per value (grids), for the agent and delta."""
-    x, labels = _positions(done[key])
+    """Points of each trial and the mean per value (grids), for the agent and delta.
+
+    A key of categories (an algorithm's name) has its values ordered by the agent's mean
+    objective, each mean drawn as a tick with the trials' sample std as its bar. Delta, on the
+    keys that cannot change it, is one dashed line where it is the same on every trial.
+    """
+    x, labels = _positions(done[key], done["objective"])
     series = [("objective", "agent", "o", "C0")]
     if key.split(".")[0] in ("env", "arena"):  # delta does not depend on the agent or its seed
         series.append(("delta_objective", "delta", "^", "C1"))
+    else:
+        _reference_line(ax, done["delta_objective"], "delta (the same paths)", "C1")
     for column, label, marker, color in series:
         y = done[column].to_numpy(dtype=float)
         ax.scatter(x, y, marker=marker, alpha=0.75, color=color, label=label)
-        _mean_line(ax, x, y, color)
+        if labels is None:
+            _mean_line(ax, x, y, color)
+        else:
+            _mean_ticks(ax, x, y, color)
     if labels is not None:
         ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
     elif log:
@@ -859,13 +869,23 @@ def _objective_panel(ax: Any, done: pd.DataFrame, key: str, log: bool) -> None:
     ax.legend(fontsize=8)
 
 
-def _positions(values: pd.Series) -> tuple[np.ndarray, list[str] | None]:
-    """Numeric x of the values, or category positions and their labels."""
+def _positions(values: pd.Series, objective: pd.Series | None = None
+               ) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric x of the values, or category positions and their labels.
+
+    Categories are ordered by the mean of ``objective`` over their trials (best, lowest, first)
+    when it is given, else by name.
+    """
     numbers = pd.to_numeric(values, errors="coerce")
     if len(values) and not numbers.isna().any():
         return numbers.to_numpy(dtype=float), None
-    labels = sorted({str(v) for v in values})
-    return np.array([labels.index(str(v)) for v in values], dtype=float), labels
+    names = values.astype(str)
+    if objective is None:
+        labels = sorted(set(names))
+    else:
+        means = pd.Series(objective.to_numpy(dtype=float)).groupby(names.to_numpy()).mean()
+        labels = sorted(means.index, key=lambda name: (means[name], name))
+    return np.array([labels.index(v) for v in names], dtype=float), labels
 
 
 def _mean_line(ax: Any, x: np.ndarray, y: np.ndarray, color: Any) -> None:
@@ -875,3 +895,22 @@ def _mean_line(ax: Any, x: np.ndarray, y: np.ndarray, color: Any) -> None:
         return
     means = [np.nanmean(y[x == value]) for value in distinct]
     ax.plot(distinct, means, color=color, lw=1.2, alpha=0.8)
+
+
+def _mean_ticks(ax: Any, x: np.ndarray, y: np.ndarray, color: Any) -> None:
+    """Each category's mean as a tick, its trials' sample std as a bar (two or more trials)."""
+    distinct = np.unique(x)
+    if len(distinct) == len(x):
+        return
+    means = np.array([np.nanmean(y[x == value]) for value in distinct])
+    spread = np.array([np.nanstd(y[x == value], ddof=1) if np.sum(x == value) > 1 else 0.0
+                       for value in distinct])
+    ax.errorbar(distinct + 0.18, means, yerr=spread, fmt="_", markersize=14, capsize=3,
+                color=color, lw=1.2, label="mean ± std over trials")
+
+
+def _reference_line(ax: Any, values: pd.Series, label: str, color: Any) -> None:
+    """A dashed horizontal line at ``values`` where they are one value (NaN left out)."""
+    finite = values.dropna().unique()
+    if len(finite) == 1:
+        ax.axhline(float(finite[0]), ls="--", lw=1.0, color=color, label=label)

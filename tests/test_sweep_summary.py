@@ -133,3 +133,17 @@ def test_the_shipped_leaderboard_sweeps_every_learner_over_three_seeds() -> None
     assert sorted({point["seed"] for point in points}) == [0, 1, 2]
     assert len(points) == 3 * len(algos)
     assert (config.arena.seed, config.arena.paths) == (2024, 100_000)
+
+
+def test_categories_are_drawn_best_mean_first_and_numbers_where_they_are() -> None:
+    from hedgearena.sweep import _positions
+
+    names = pd.Series(["td3", "ppo", "sac", "ppo", "td3", "sac"])
+    objective = pd.Series([501.0, 491.0, 495.0, 493.0, 499.0, 480.0])  # means 500, 492, 487.5
+    x, labels = _positions(names, objective)
+    assert labels == ["sac", "ppo", "td3"]
+    assert x.tolist() == [2.0, 1.0, 0.0, 1.0, 2.0, 0.0]
+    assert _positions(names)[1] == ["ppo", "sac", "td3"]  # no objective: by name
+    numbers, none = _positions(pd.Series([0.001, 0.01]), objective.iloc[:2])
+    assert none is None
+    assert numbers.tolist() == [0.001, 0.01]
