@@ -7,7 +7,8 @@ Commands:
   score tables, plots).
 - ``evaluate RUN_DIR``: load a run's saved agent and score it again (same numbers for the same
   paths).
-- ``benchmark``: score the classical hedgers alone.
+- ``benchmark``: score the classical hedgers, and saved agents with ``--agent RUN_DIR...``,
+  on the same paths (one report: paired tests, frontier, attribution).
 - ``stress``: every hedger (the baselines, and saved agents with ``--agent RUN_DIR``) across the
   stress scenarios of :mod:`hedgearena.envs.scenarios`: tables, heat maps and worst paths.
 - ``sweep``: a Ray Tune sweep of training runs over seeds and any config field (the config's
@@ -72,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, help="a run folder written by train; the "
                           "scores go to RUN_DIR/evaluation/ (only arena.* may change)")
     _common(evaluate, new_run=False)
-    bench = commands.add_parser("benchmark", help="score the classical hedgers alone")
+    bench = commands.add_parser("benchmark", help="score the classical hedgers (and saved "
+                                "agents) on the same paths")
     _common(bench, trains=False)
+    _agents_option(bench, "scored beside the baselines on the same paths")
     _stress_options(commands.add_parser(
         "stress", help="every hedger across the stress scenarios (crashes, droughts, crowding)"))
     sweep = commands.add_parser("sweep", help="a Ray Tune sweep of training runs (seeds, "
@@ -97,6 +100,13 @@ def _ray_options(parser: argparse.ArgumentParser) -> None:
                         "(ray.address), e.g. auto or ray://head:10001")
 
 
+def _agents_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--agent", dest="agents", action="extend", nargs="+", type=Path,
+                        default=[], metavar="RUN_DIR", help=f"saved agent run folder(s) {what} "
+                        "(the env is the first agent's unless --env, --config or --set env... "
+                        "gives one)")
+
+
 def _stress_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="a run config (YAML); its stress section")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -104,9 +114,7 @@ def _stress_options(parser: argparse.ArgumentParser) -> None:
                         "e.g. --set stress.cost=0.001 --set stress.risk_limits={delta: 0.5}")
     parser.add_argument("--env", help="env id (env.id); default: the first agent's, else "
                         "hedgearena/ShortCall-v0")
-    parser.add_argument("--agent", dest="agents", action="extend", nargs="+", type=Path,
-                        default=[], metavar="RUN_DIR", help="saved agent run folder(s) to stress "
-                        "beside the baselines")
+    _agents_option(parser, "stressed beside the baselines")
     parser.add_argument("--scenarios", nargs="+", help="scenario names (stress.scenarios), "
                         "e.g. base gap flash_crash crowding crisis_2008")
     parser.add_argument("--hedgers", nargs="+", help="baseline hedger specs (stress.hedgers)")
@@ -139,30 +147,53 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.command == "evaluate":
         check_run_folder(args.run_dir, "RUN_DIR")
         path = path or args.run_dir / "config.yaml"  # the run's own config by default
-    return load_config(path, args.overrides, **shortcuts)
+    return _agents_env(load_config(path, args.overrides, **shortcuts), args)
 
 
-def run_benchmark(config: RunConfig, progress: bool, console: Console | None = None) -> Path:
-    """Score the classical hedgers of ``config.arena`` on its env; returns the report folder."""
+def _agents_env(config: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """``config`` with the first ``--agent``'s env, unless the command line gives an env.
+
+    An env is given by ``--env``, ``--config`` or an override of ``env`` or ``env.*``.
+    """
+    agents = getattr(args, "agents", None)
+    env_given = getattr(args, "env", None) or args.config or any(
+        parse_override(o)[0].split(".")[0] == "env" for o in args.overrides)
+    if agents and not env_given:
+        return config.model_copy(update={"env": _agent_config(agents[0]).env})
+    return config
+
+
+def run_benchmark(config: RunConfig, progress: bool, console: Console | None = None,
+                  agents: Sequence[Path] = ()) -> Path:
+    """Score the hedgers of ``config.arena`` and the saved ``agents`` on the same paths.
+
+    Each agent must have been trained on ``config.env``, on other paths than the scoring ones
+    (``arena.seed``) and, on the replay, before ``arena.split`` (:func:`load_agents`); all of it
+    is checked before the report folder is written. Returns the report folder.
+    """
     from hedgearena.baselines.benchmark import benchmark, report_note
     from hedgearena.baselines.report import print_table, wide_console
     from hedgearena.training import check_arena
 
     console = console or wide_console()
     env_config = config.env.config()
-    check_arena(config, env_config, n_agents=0)
+    loaded = load_agents(agents, config, "benchmark")
+    check_arena(config, env_config, n_agents=len(loaded))
     out_dir = benchmark_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id}: {config.arena.paths:,} paths, seed {config.arena.seed}"
     start = time.perf_counter()
     settings = config.arena.settings(progress)
-    result = benchmark(env_config, config.arena.hedgers, settings, out_dir, title)
+    result = benchmark(env_config, [*config.arena.hedgers, *loaded], settings, out_dir, title)
+    recorded = write_agents_record(out_dir / AGENTS_FILE, agents, loaded)
     print_table(result.table, title, console, c=config.arena.c,
                 risk_aversion=config.arena.risk_aversion,
                 note=report_note(result, settings))
-    files = sorted([*(p.name for p in result.files.values()), "run_config.yaml"])
+    files = sorted([*(p.name for p in result.files.values()), "run_config.yaml",
+                    *([AGENTS_FILE] if recorded else [])])
+    repeat = f" and the --agent folders of {AGENTS_FILE}" if recorded else ""
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ ({', '.join(files)}; "
-                  "run_config.yaml is the run config to repeat it with --config)")
+                  f"run_config.yaml is the run config to repeat it with --config{repeat})")
     return out_dir
 
 
@@ -190,12 +221,7 @@ def resolve_stress_config(args: argparse.Namespace) -> RunConfig:
         "stress__scenarios": args.scenarios, "stress__hedgers": args.hedgers, "out": args.out,
         "name": args.name,
     }
-    config = load_config(args.config, args.overrides, **shortcuts)
-    env_given = args.env or args.config or any(  # --set env.kwargs..., or the whole env=...
-        parse_override(o)[0].split(".")[0] == "env" for o in args.overrides)
-    if args.agents and not env_given:
-        config = config.model_copy(update={"env": _agent_config(args.agents[0]).env})
-    return config
+    return _agents_env(load_config(args.config, args.overrides, **shortcuts), args)
 
 
 def _agent_config(run_dir: Path) -> RunConfig:
@@ -215,28 +241,39 @@ def check_run_folder(run_dir: Path, what: str) -> None:
     saved.check_run_folder(run_dir, what)
 
 
-def load_agents(run_dirs: Sequence[Path], config: RunConfig) -> list[Any]:
+def load_agents(run_dirs: Sequence[Path], config: RunConfig,
+                command: str = "stress") -> list[Any]:
     """The saved agents of run folders as hedgers (their names made unique by the folder).
 
+    ``command`` (``stress`` or ``benchmark``) says whose seed the scoring paths have
+    (``stress.seed`` or ``arena.seed``), and names the command in the errors.
+
     Raises:
-        ValueError: a folder that is no run, or an agent trained on another env id.
+        ValueError: a folder that is no run, an agent trained on another env (id or kwargs),
+            on the scoring paths' seed, or (``benchmark``) on the replay's history after
+            ``arena.split`` (:func:`hedgearena.training.check_scoring_split`).
     """
     from hedgearena.agents.rllib import check_rllib_scoring_seed, is_rllib_run, load_rllib_run
-    from hedgearena.training import check_scoring_seed, load_agent
+    from hedgearena.training import check_scoring_seed, check_scoring_split, load_agent
 
+    seed, setting = ((config.stress.seed, "stress.seed") if command == "stress"
+                     else (config.arena.seed, "arena.seed"))
     agents = []
     for run_dir in run_dirs:
         run = _agent_config(run_dir)
         if run.env != config.env:
             raise ValueError(
                 f"--agent {run_dir} was trained on {run.env.id} with env.kwargs "
-                f"{run.env.kwargs}, the stress env is {config.env.id} with {config.env.kwargs}: "
-                "stress it on its own env (leave out --env and env.* settings)")
+                f"{run.env.kwargs}, the {command} env is {config.env.id} with "
+                f"{config.env.kwargs}: {command} it on its own env (leave out --env and env.* "
+                "settings)")
+        if command == "benchmark":
+            check_scoring_split(run, config)
         if is_rllib_run(run_dir):
-            check_rllib_scoring_seed(run, config.stress.seed, "stress.seed")
+            check_rllib_scoring_seed(run, seed, setting)
             agents.append(load_rllib_run(run_dir, run))  # which checks the model
             continue
-        check_scoring_seed(run, config.stress.seed, "stress.seed")
+        check_scoring_seed(run, seed, setting)
         agents.append(load_agent(run_dir, run))  # which checks the model is the run's agent
     names = [a.name for a in agents]
     for agent, run_dir in zip(agents, run_dirs, strict=True):
@@ -450,7 +487,8 @@ def _dispatch(command: str) -> Callable[[argparse.Namespace, RunConfig], Any]:
     if command == "stress":
         return lambda args, config: run_stress(config, args.agents, not args.no_progress)
     if command == "benchmark":
-        return lambda args, config: run_benchmark(config, not args.no_progress)
+        return lambda args, config: run_benchmark(config, not args.no_progress,
+                                                  agents=args.agents)
     from hedgearena import training
 
     if command == "evaluate":

@@ -66,7 +66,7 @@ def test_help_alone_is_the_commands_help_not_trains(
             main([flag])
         assert stopped.value.code == 0
         out = " ".join(capsys.readouterr().out.split())
-        assert "score the classical hedgers alone" in out  # benchmark's line
+        assert "score the classical hedgers (and saved agents)" in out  # benchmark's line
         assert "score a saved agent again" in out  # evaluate's line
         assert "--agent" not in out  # train's own option
 
@@ -199,7 +199,7 @@ def test_no_progress_turns_the_progress_bars_off(
     """(killed: ``progress`` passed as ``args.no_progress``, or always True, or
     ``--no-progress`` stored as False.)"""
     seen: list[bool] = []
-    monkeypatch.setattr(target, lambda config, progress: seen.append(progress))
+    monkeypatch.setattr(target, lambda config, progress, **_: seen.append(progress))
     main([*command, "--out", str(tmp_path)])
     main([*command, "--out", str(tmp_path), "--no-progress"])
     assert seen == [True, False]
