@@ -9,32 +9,20 @@ benchmark of agents could get wrong is refused before its folder is written.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from tiny_runs import TINY_ARENA, tiny_runs
 
 from hedgearena.cli import main
-
-TINY_ARENA = ["--set", "arena.paths=512", "--set", "arena.tune_paths=256",
-              "--set", "arena.hedgers=[delta]", "--set", "arena.frontier=false",
-              "--set", "arena.n_boot=20", "--no-progress"]
-PPO_TINY = {"n_timesteps": 256, "n_envs": 16, "n_steps": 8, "batch_size": 64, "n_epochs": 1}
-DH_TINY = {"steps": 4, "batch_size": 64, "n_train": 128, "n_valid": 64, "eval_every": 2,
-           "checkpoint_every": 2, "hidden": [8]}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny PPO run and a tiny deep-hedging run on ShortCall-v0, trained through train.py."""
-    out = tmp_path_factory.mktemp("runs")
-    for algo, params in (("ppo", PPO_TINY), ("deep_hedging", DH_TINY)):
-        extra = [] if algo == "deep_hedging" else ["--set", "agent.eval_paths=128"]
-        main(["train", "--agent", algo, "--out", str(out),
-              "--set", f"agent.hyperparams={json.dumps(params)}", *TINY_ARENA, *extra])
-    return {algo: out / f"{algo}-ShortCall-seed0" for algo in ("ppo", "deep_hedging")}
+    return tiny_runs(tmp_path_factory.mktemp("runs"))
 
 
 def test_agents_score_beside_the_baselines_as_in_their_own_reports(runs, tmp_path) -> None:

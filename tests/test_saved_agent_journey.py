@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tiny_runs import TINY_ARENA, tiny_runs
 
 from hedgearena.agents import saved
 from hedgearena.baselines import report, stress
@@ -36,27 +37,11 @@ from hedgearena.envs.config import make_config
 from hedgearena.envs.rendering import StoryFigures
 from hedgearena.run_config import load_config
 
-TINY_ARENA = ["--set", "arena.paths=512", "--set", "arena.tune_paths=256",
-              "--set", "arena.hedgers=[delta]", "--set", "arena.frontier=false",
-              "--set", "arena.n_boot=20", "--no-progress"]
-PPO_TINY = {"n_timesteps": 256, "n_envs": 16, "n_steps": 8, "batch_size": 64, "n_epochs": 1}
-DH_TINY = {"steps": 4, "batch_size": 64, "n_train": 128, "n_valid": 64, "eval_every": 2,
-           "checkpoint_every": 2, "hidden": [8]}
-
-
-def _train(algo: str, params: dict, out: Path) -> Path:
-    extra = [] if algo == "deep_hedging" else ["--set", "agent.eval_paths=128"]
-    main(["train", "--agent", algo, "--out", str(out),
-          "--set", f"agent.hyperparams={json.dumps(params)}", *TINY_ARENA, *extra])
-    return out / f"{algo}-ShortCall-seed0"
-
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny PPO run and a tiny deep-hedging run, trained through train.py."""
-    out = tmp_path_factory.mktemp("runs")
-    return {"ppo": _train("ppo", PPO_TINY, out), "deep_hedging": _train("deep_hedging",
-                                                                        DH_TINY, out)}
+    return tiny_runs(tmp_path_factory.mktemp("runs"))
 
 
 # ------------------------------------------------------------------- the Python API
