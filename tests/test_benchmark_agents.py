@@ -76,3 +76,21 @@ def test_a_folder_that_is_no_run_is_named(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["benchmark", "--agent", str(tmp_path / "nothing"), "--out", str(tmp_path)])
     assert "--agent" in capsys.readouterr().err
+
+
+def test_a_replay_agent_is_scored_after_its_split_only(tmp_path, capsys) -> None:
+    """An agent that learnt on the S&P 500 before arena.split may not be scored on days before
+    it (its run folder's config is enough: the check comes before its model is read)."""
+    from hedgearena.run_config import RunConfig
+
+    run = tmp_path / "replay-run"
+    trained = RunConfig.model_validate({"env": {"id": "hedgearena/HistoricalReplay-v0"},
+                                        "arena": {"split": "2012-01-01"}})
+    trained.dump(run / "config.yaml")
+    for split in ([], ["--set", "arena.split=2011-06-01"]):
+        with pytest.raises(SystemExit):
+            main(["benchmark", "--agent", str(run), "--out", str(tmp_path), "--name", "r",
+                  *split])
+        err = " ".join(capsys.readouterr().err.split())
+        assert "the agent learnt on the history before arena.split = 2012-01-01" in err
+    assert not (tmp_path / "r").exists()
