@@ -74,8 +74,8 @@ class _Terms(NamedTuple):
     q_df: Any  # e^{-q tau} (the float 1.0 when q == 0)
     spot_df: Any  # S e^{-q tau}
     strike_df: Any  # K e^{-r tau}
-    cdf1: Any  # N(w d1)
-    cdf2: Any  # N(w d2)
+    cdf1: Any  # N(w d1) (None when no selected greek reads it: see _cdfs_needed)
+    cdf2: Any  # N(w d2) (likewise)
     pdf1: Any  # n(d1), 0 where not live
     rate: float
     dividend: float
@@ -169,8 +169,10 @@ def _signed(sign: Any, x: Any) -> Any:
 
 
 def _terms(
-    spot: Any, strike: Any, tau: Any, vol: Any, rate: float, dividend: float, is_call: Any
+    spot: Any, strike: Any, tau: Any, vol: Any, rate: float, dividend: float, is_call: Any,
+    cdfs: tuple[bool, bool] = (True, True),
 ) -> _Terms:
+    """The shared quantities; ``cdfs`` says whether ``N(w d1)`` and ``N(w d2)`` are wanted."""
     xp = _namespace(spot, strike, tau, vol, is_call)
     if hasattr(is_call, "shape"):
         sign = xp.where(xp.asarray(is_call), 1.0, -1.0)
@@ -205,9 +207,25 @@ def _terms(
     strike_df = strike * xp.exp(-rate * tau) if rate else strike
     return _Terms(
         spot, strike, tau, vol, sign, live_mask, total, sqrt_tau, d1, d2, q_df, spot_df,
-        strike_df, normal_cdf(_signed(sign, d1)), normal_cdf(_signed(sign, d2)), pdf1, rate,
-        dividend, xp,
+        strike_df, normal_cdf(_signed(sign, d1)) if cdfs[0] else None,
+        normal_cdf(_signed(sign, d2)) if cdfs[1] else None, pdf1, rate, dividend, xp,
     )
+
+
+def _cdfs_needed(select: tuple[str, ...], rate: float, dividend: float) -> tuple[bool, bool]:
+    """Whether the greeks of ``select`` read ``N(w d1)`` and ``N(w d2)``.
+
+    The price reads both, the delta the first, the theta both when it has carry (``r`` or
+    ``q`` not 0); the gamma, vega, vanna and volga read neither (each cdf is an erfc a input).
+
+    Examples:
+        >>> _cdfs_needed(("delta", "gamma"), 0.0, 0.0), _cdfs_needed(("vega",), 0.05, 0.0)
+        ((True, False), (False, False))
+        >>> _cdfs_needed(("theta",), 0.0, 0.0), _cdfs_needed(("theta",), 0.05, 0.0)
+        ((False, False), (True, True))
+    """
+    carry = bool(rate or dividend) and "theta" in select
+    return ("price" in select or "delta" in select or carry, "price" in select or carry)
 
 
 def _price(t: _Terms) -> Any:
@@ -318,7 +336,8 @@ def _greeks(
     select: tuple[str, ...],
 ) -> Greeks:
     """The formulas on whole arrays (torch, so autograd sees one graph; small numpy inputs)."""
-    terms = _terms(spot, strike, tau, vol, rate, dividend, is_call)
+    terms = _terms(spot, strike, tau, vol, rate, dividend, is_call,
+                   _cdfs_needed(select, rate, dividend))
     values = {name: _mask(terms, _FORMULAS[name](terms), name) if name in select else None
               for name in GREEKS}
     return Greeks(**values)
