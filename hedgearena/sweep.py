@@ -898,13 +898,13 @@ def _mean_line(ax: Any, x: np.ndarray, y: np.ndarray, color: Any) -> None:
 
 
 def _mean_ticks(ax: Any, x: np.ndarray, y: np.ndarray, color: Any) -> None:
-    """Each category's mean as a tick, its trials' sample std as a bar (two or more trials)."""
+    """Each category's mean as a tick, its trials' sample std as a bar (two or more finite)."""
     distinct = np.unique(x)
     if len(distinct) == len(x):
         return
-    means = np.array([np.nanmean(y[x == value]) for value in distinct])
-    spread = np.array([np.nanstd(y[x == value], ddof=1) if np.sum(x == value) > 1 else 0.0
-                       for value in distinct])
+    groups = [y[(x == value) & np.isfinite(y)] for value in distinct]
+    means = np.array([g.mean() if g.size else np.nan for g in groups])
+    spread = np.array([g.std(ddof=1) if g.size > 1 else 0.0 for g in groups])
     ax.errorbar(distinct + 0.18, means, yerr=spread, fmt="_", markersize=14, capsize=3,
                 color=color, lw=1.2, label="mean ± std over trials")
 

@@ -147,3 +147,24 @@ def test_categories_are_drawn_best_mean_first_and_numbers_where_they_are() -> No
     numbers, none = _positions(pd.Series([0.001, 0.01]), objective.iloc[:2])
     assert none is None
     assert numbers.tolist() == [0.001, 0.01]
+
+
+def test_a_category_with_one_finite_trial_gets_its_mean_and_no_bar() -> None:
+    """A NaN objective (a delta missing on a finished trial) is left out of its category's
+    mean and spread, silently (no numpy 'degrees of freedom' warning)."""
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    from hedgearena.sweep import _mean_ticks
+
+    ax = Figure().add_subplot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _mean_ticks(ax, np.array([0.0, 0.0, 1.0, 1.0]), np.array([500.0, np.nan, 490.0, 494.0]),
+                    "C1")
+    bars = ax.containers[0]
+    assert bars.lines[0].get_ydata().tolist() == [500.0, 492.0]
+    segments = bars.lines[2][0].get_segments()
+    assert [round(s[1][1] - s[0][1], 12) for s in segments] == [0.0, round(2 * np.std(
+        [490.0, 494.0], ddof=1), 12)]
