@@ -191,9 +191,9 @@ def run_benchmark(config: RunConfig, progress: bool, console: Console | None = N
                 note=report_note(result, settings))
     files = sorted([*(p.name for p in result.files.values()), "run_config.yaml",
                     *([AGENTS_FILE] if recorded else [])])
-    repeat = f" and the --agent folders of {AGENTS_FILE}" if recorded else ""
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ ({', '.join(files)}; "
-                  f"run_config.yaml is the run config to repeat it with --config{repeat})")
+                  f"run_config.yaml is the run config to repeat it with "
+                  f"--config{_agents_hint(bool(recorded))})")
     return out_dir
 
 
@@ -314,16 +314,20 @@ def run_stress(
     for name, why in result.skipped.items():
         console.print(f"[yellow]not applicable to this env, left out:[/yellow] {name}: {why}")
     listed = f", {AGENTS_FILE}" if agents else ""
-    repeat = f" and the --agent folders of {AGENTS_FILE}" if agents else ""
     console.print(f"{time.perf_counter() - start:.1f} s; report in {out_dir}/ (stress.md, "
                   "stress.csv, stress.json, heatmap_objective.png, heatmap_es95.png, "
                   f"worst_paths/{listed}; run_config.yaml is the run config to repeat it with "
-                  f"--config{repeat})")
+                  f"--config{_agents_hint(bool(agents))})")
     return out_dir
 
 
 AGENTS_FILE = "agents.yaml"
-"""The saved agents of a stress report: hedger name -> run folder, algorithm, model files."""
+"""The saved agents of a report: hedger name -> run folder, algorithm, model files."""
+
+
+def _agents_hint(recorded: bool) -> str:
+    """What else repeats a report that scored saved agents (their record's folders)."""
+    return f" and the --agent folders of {AGENTS_FILE}" if recorded else ""
 
 
 def write_agents_record(path: Path, run_dirs: Sequence[Path],

@@ -760,13 +760,8 @@ MARKDOWN_METRICS = ("objective", "mean_cost", "std_cost", "delta_objective", "de
 
 def markdown_results(table: pd.DataFrame, spec: SweepSpec, c: float) -> str:
     """The results as a Markdown table (the best trial first) with a caption."""
-    from hedgearena.baselines.report import format_number
-
     columns = ["trial", "status", "attempts", *spec.space, *MARKDOWN_METRICS, "error"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in table.iterrows():
-        cells = [_cell(row[col], format_number) for col in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = _markdown_rows(table, columns)
     ok = int((table["status"] == "ok").sum())
     caption = (f"\n{len(table)} trials ({ok} ok), sorted by {spec.metric} ({spec.mode}). "
                f"Currency per episode; objective Y = mean(cost) + {c:g} std(cost), lower is "
@@ -776,14 +771,8 @@ def markdown_results(table: pd.DataFrame, spec: SweepSpec, c: float) -> str:
 
 def markdown_summary(summary: pd.DataFrame, spec: SweepSpec, c: float) -> str:
     """The summary (:func:`summary_table`) as a Markdown table with a caption."""
-    from hedgearena.baselines.report import format_number
-
     extra = [] if spec.metric in SUMMARY_MARKDOWN else [spec.metric]
-    columns = [*summary_keys(spec), *SUMMARY_MARKDOWN, *extra]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in summary.iterrows():
-        lines.append("| " + " | ".join(_cell(row[col], format_number) for col in columns)
-                     + " |")
+    lines = _markdown_rows(summary, [*summary_keys(spec), *SUMMARY_MARKDOWN, *extra])
     group = ", ".join(summary_keys(spec)) or "all trials"
     caption = (f"\nFinished trials by {group}, sorted by the mean {spec.metric} ({spec.mode}). "
                f"objective: the mean over the trials of Y = mean(cost) + {c:g} std(cost), "
@@ -792,6 +781,17 @@ def markdown_summary(summary: pd.DataFrame, spec: SweepSpec, c: float) -> str:
                "arena paths (mean); the other columns are means; train_seconds: training "
                "time. summary.csv has the mean of every metric.\n")
     return "\n".join(lines) + "\n" + caption
+
+
+def _markdown_rows(table: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The header, the rule and a line per row of ``table``'s ``columns`` (numbers formatted)."""
+    from hedgearena.baselines.report import format_number
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_cell(row[col], format_number) for col in columns)
+                     + " |")
+    return lines
 
 
 def _cell(value: Any, fmt: Any) -> str:
@@ -812,7 +812,7 @@ def plot_sweep(table: pd.DataFrame, spec: SweepSpec, path: Path, c: float) -> Pa
     from hedgearena.baselines.report import _save
     from hedgearena.envs.rendering import agg_figure
 
-    keys = [key for key in spec.space if key != "seed"] or list(spec.space)
+    keys = summary_keys(spec) or list(spec.space)
     cols = min(len(keys), 3)
     rows = math.ceil(len(keys) / cols)
     fig = agg_figure(figsize=(5.6 * cols, 4.2 * rows))
