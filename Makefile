@@ -11,7 +11,7 @@ PF_VENV := .venv-pfhedge
 PF_STAMP := $(PF_VENV)/.installed
 ARENA_BENCH = $(PY) bench/arena.py --pfhedge-python $(PF_VENV)/bin/python
 
-.PHONY: setup run test lint typecheck bench bench-pfhedge bench-floor quality leaderboard clean
+.PHONY: setup run test lint typecheck bench bench-pfhedge bench-floor quality leaderboard leaderboard-option-book clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,24 @@ leaderboard: $(STAMP)
 	$(PY) train.py sweep --config configs/leaderboard.yml --no-progress $$(test -d $(LEADERBOARD) && echo --resume)
 	mkdir -p bench/results/leaderboard
 	for f in results.json results.md summary.csv summary.md sweep.png; do cp $(LEADERBOARD)/$$f bench/results/leaderboard/; done
+
+# The same on the market maker's book (OptionBook-v0, 20,000 scoring paths): the SB3 learners x 3
+# seeds (configs/leaderboard_option_book.yml), deep hedging's OptionBook config over the same
+# seeds, and the classical hedges on the same paths (about 90 minutes on 2 cores in all); their
+# tables are copied into bench/results/leaderboard_option_book/.
+LEADERBOARD_OB := runs/leaderboard-OptionBook
+LEADERBOARD_OB_DH := runs/leaderboard-OptionBook-deep_hedging
+leaderboard-option-book: $(STAMP)
+	$(PY) train.py sweep --config configs/leaderboard_option_book.yml --no-progress $$(test -d $(LEADERBOARD_OB) && echo --resume)
+	$(PY) train.py sweep --config configs/option_book_deep_hedging.yml --name leaderboard-OptionBook-deep_hedging \
+	    --set 'sweep.space={seed: [0, 1, 2]}' --hedgers delta --no-progress $$(test -d $(LEADERBOARD_OB_DH) && echo --resume)
+	$(PY) train.py benchmark --env hedgearena/OptionBook-v0 --paths 20000 --no-progress \
+	    --hedgers delta band:best ww:best zakamouline:best adaptive leland --name leaderboard-OptionBook-baselines
+	mkdir -p bench/results/leaderboard_option_book
+	for f in results.json results.md summary.csv summary.md sweep.png; do \
+	    cp $(LEADERBOARD_OB)/$$f bench/results/leaderboard_option_book/; \
+	    cp $(LEADERBOARD_OB_DH)/$$f bench/results/leaderboard_option_book/deep_hedging_$$f; done
+	for f in scores.csv scores.md; do cp runs/leaderboard-OptionBook-baselines/$$f bench/results/leaderboard_option_book/baselines_$$f; done
 
 clean:
 	rm -rf $(VENV) $(PF_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

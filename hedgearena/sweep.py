@@ -863,6 +863,10 @@ def _objective_panel(ax: Any, done: pd.DataFrame, key: str, log: bool) -> None:
 
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
+    elif np.all(x == np.round(x)):  # seeds, counts: no ticks between whole numbers
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(key)
     ax.set_ylabel("objective (currency per episode)")
     ax.grid(alpha=0.3)

@@ -135,6 +135,41 @@ def test_the_shipped_leaderboard_sweeps_every_learner_over_three_seeds() -> None
     assert (config.arena.seed, config.arena.paths) == (2024, 100_000)
 
 
+def test_the_option_book_leaderboard_scores_every_learner_on_the_same_paths() -> None:
+    """configs/leaderboard_option_book.yml (the SB3 learners x seeds 0-2) and the deep-hedging
+    sweep ``make leaderboard-option-book`` runs beside it (its Makefile command's ``--set`` and
+    ``--hedgers``): every trial valid as the sweep checks it, and both score on the same env and
+    the same 20,000 arena paths, so their rows are comparable."""
+    import shlex
+
+    from hedgearena.agents.sb3 import SB3_ALGOS
+    from hedgearena.run_config import apply_overrides, load_config
+    from hedgearena.sweep import check_space, space_points
+    from hedgearena.yaml_io import load_yaml
+
+    root = Path(__file__).resolve().parents[1]
+    config = load_config(root / "configs" / "leaderboard_option_book.yml")
+    check_space(config)
+    points = space_points(config.sweep)
+    assert {point["agent.algo"] for point in points} == set(SB3_ALGOS)
+    assert sorted({point["seed"] for point in points}) == [0, 1, 2]
+    assert len(points) == 3 * len(SB3_ALGOS)
+    recipe = (root / "Makefile").read_text().split("leaderboard-option-book: ")[1]
+    words = shlex.split(recipe.split("$(LEADERBOARD_OB_DH)")[0].split("train.py sweep")[2]
+                        .replace("\\\n", " "))
+    space = words[words.index("--set") + 1].split("=", 1)
+    hedgers = words[words.index("--hedgers") + 1]
+    deep = load_config(root / words[words.index("--config") + 1])
+    deep = apply_overrides(deep, {space[0]: load_yaml(space[1]), "arena.hedgers": [hedgers]})
+    check_space(deep)
+    assert deep.agent.algo == "deep_hedging"
+    assert sorted(point["seed"] for point in space_points(deep.sweep)) == [0, 1, 2]
+    for other in (config, deep):
+        assert (other.env.id, other.env.kwargs) == ("hedgearena/OptionBook-v0", {})
+        assert (other.arena.seed, other.arena.paths, other.arena.c) == (2024, 20_000, 1.5)
+        assert other.arena.hedgers == ["delta"]
+
+
 def test_categories_are_drawn_best_mean_first_and_numbers_where_they_are() -> None:
     from hedgearena.sweep import _positions
 
@@ -168,3 +203,22 @@ def test_a_category_with_one_finite_trial_gets_its_mean_and_no_bar() -> None:
     segments = bars.lines[2][0].get_segments()
     assert [round(s[1][1] - s[0][1], 12) for s in segments] == [0.0, round(2 * np.std(
         [490.0, 494.0], ddof=1), 12)]
+
+
+@pytest.mark.parametrize(("key", "values", "whole"), [
+    ("seed", [0, 1, 2], True),
+    ("agent.hyperparams.steps", [100, 150, 200, 250], True),
+    ("env.kwargs.cost", [0.001, 0.002, 0.004], False),
+])
+def test_a_panel_of_whole_numbers_has_whole_ticks(key: str, values: list, whole: bool) -> None:
+    """A sweep of seeds (or counts) is read at 0, 1, 2, not at 0.25 steps between them."""
+    from matplotlib.figure import Figure
+
+    from hedgearena.sweep import _objective_panel
+
+    done = pd.DataFrame({key: values, "objective": np.linspace(730.0, 750.0, len(values)),
+                         "delta_objective": 877.2})
+    ax = Figure().add_subplot()
+    _objective_panel(ax, done, key, log=False)
+    ticks = ax.get_xticks()
+    assert np.all(ticks == np.round(ticks)) == whole, ticks
