@@ -16,7 +16,13 @@ import gymnasium as gym
 import pytest
 
 import hedgearena.envs  # noqa: F401  (registers the ids)
-from hedgearena.agents.sb3 import SB3_ALGOS, build_model, check_hyperparams, make_training_env
+from hedgearena.agents.sb3 import (
+    SB3_ALGOS,
+    build_model,
+    check_hyperparams,
+    make_training_env,
+    parse_normalize,
+)
 from hedgearena.agents.training import OFF_POLICY
 from hedgearena.yaml_io import load_yaml
 
@@ -57,7 +63,8 @@ def test_every_algorithm_has_a_block_for_each_leaderboard_env(algo: str) -> None
 def test_a_zoo_block_builds_its_agent_on_its_env(algo: str, env_id: str, block: dict) -> None:
     check_hyperparams(algo, block)
     params = {key: value for key, value in block.items() if key != "n_envs"}
-    venv = make_training_env(env_id, {}, n_envs=2, seed=0, normalize={"norm_reward": False},
+    venv = make_training_env(env_id, {}, n_envs=2, seed=0,
+                             normalize=parse_normalize(block.get("normalize")),
                              gamma=float(block.get("gamma", 0.99)))
     try:
         small = {**params, "batch_size": 2} if algo not in OFF_POLICY else {
