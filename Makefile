@@ -73,17 +73,19 @@ leaderboard: $(STAMP)
 # tables are copied into bench/results/leaderboard_option_book/.
 LEADERBOARD_OB := runs/leaderboard-OptionBook
 LEADERBOARD_OB_DH := runs/leaderboard-OptionBook-deep_hedging
+LEADERBOARD_OB_BASELINES := runs/leaderboard-OptionBook-baselines
+LEADERBOARD_OB_RESULTS := bench/results/leaderboard_option_book
 leaderboard-option-book: $(STAMP)
 	$(PY) train.py sweep --config configs/leaderboard_option_book.yml --no-progress $$(test -d $(LEADERBOARD_OB) && echo --resume)
-	$(PY) train.py sweep --config configs/option_book_deep_hedging.yml --name leaderboard-OptionBook-deep_hedging \
+	$(PY) train.py sweep --config configs/option_book_deep_hedging.yml --name $(notdir $(LEADERBOARD_OB_DH)) \
 	    --set 'sweep.space={seed: [0, 1, 2]}' --hedgers delta --no-progress $$(test -d $(LEADERBOARD_OB_DH) && echo --resume)
 	$(PY) train.py benchmark --env hedgearena/OptionBook-v0 --paths 20000 --no-progress \
-	    --hedgers delta band:best ww:best zakamouline:best adaptive leland --name leaderboard-OptionBook-baselines
-	mkdir -p bench/results/leaderboard_option_book
+	    --hedgers delta band:best ww:best zakamouline:best adaptive leland --name $(notdir $(LEADERBOARD_OB_BASELINES))
+	mkdir -p $(LEADERBOARD_OB_RESULTS)
 	for f in results.json results.md summary.csv summary.md sweep.png; do \
-	    cp $(LEADERBOARD_OB)/$$f bench/results/leaderboard_option_book/; \
-	    cp $(LEADERBOARD_OB_DH)/$$f bench/results/leaderboard_option_book/deep_hedging_$$f; done
-	for f in scores.csv scores.md; do cp runs/leaderboard-OptionBook-baselines/$$f bench/results/leaderboard_option_book/baselines_$$f; done
+	    cp $(LEADERBOARD_OB)/$$f $(LEADERBOARD_OB_RESULTS)/; \
+	    cp $(LEADERBOARD_OB_DH)/$$f $(LEADERBOARD_OB_RESULTS)/deep_hedging_$$f; done
+	for f in scores.csv scores.md; do cp $(LEADERBOARD_OB_BASELINES)/$$f $(LEADERBOARD_OB_RESULTS)/baselines_$$f; done
 
 clean:
 	rm -rf $(VENV) $(PF_VENV) .pytest_cache .ruff_cache .mypy_cache build *.egg-info

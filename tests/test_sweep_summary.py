@@ -155,8 +155,8 @@ def test_the_option_book_leaderboard_scores_every_learner_on_the_same_paths() ->
     assert sorted({point["seed"] for point in points}) == [0, 1, 2]
     assert len(points) == 3 * len(SB3_ALGOS)
     recipe = (root / "Makefile").read_text().split("leaderboard-option-book: ")[1]
-    words = shlex.split(recipe.split("$(LEADERBOARD_OB_DH)")[0].split("train.py sweep")[2]
-                        .replace("\\\n", " "))
+    command = recipe.split("train.py sweep")[2].split("$(PY)")[0]  # deep hedging sweep only
+    words = shlex.split(command.replace("\\\n", " "))
     space = words[words.index("--set") + 1].split("=", 1)
     hedgers = words[words.index("--hedgers") + 1]
     deep = load_config(root / words[words.index("--config") + 1])
