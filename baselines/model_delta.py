@@ -356,7 +356,8 @@ def model_slopes(
     surface with its own one-pass ``implied_vol_slopes`` (:func:`one_pass_slopes`) gives them
     by it: :func:`surface_slopes`' to rounding. Arguments and shapes as :func:`surface_slopes`'.
     """
-    return _model_vol_slopes(surface, spot, strike, tau, level, anchor, rate, dividend)[1]
+    return _model_vol_slopes(surface, one_pass_slopes(surface), spot, strike, tau, level,
+                             anchor, rate, dividend)[1]
 
 
 OnePass = Callable[[Any, Any, Any, Any, Any, float, float],
@@ -393,12 +394,13 @@ def one_pass_slopes(surface: VolSurface) -> OnePass | None:
 
 
 def _model_vol_slopes(
-    surface: VolSurface, spot: Any, strike: Any, tau: Any, level: Any, anchor: Any,
-    rate: float, dividend: float,
+    surface: VolSurface, one_pass: OnePass | None, spot: Any, strike: Any, tau: Any,
+    level: Any, anchor: Any, rate: float, dividend: float,
 ) -> tuple[FloatArray | None, SurfaceSlopes]:
-    """:func:`model_slopes`, and the vol where the surface's one pass gives it (else None)."""
-    one_pass = one_pass_slopes(surface)
+    """:func:`model_slopes`, and the vol where the surface's one pass gives it (else None).
 
+    ``one_pass`` is :func:`one_pass_slopes` of ``surface`` (looked up once by the caller).
+    """
     def slopes_at(s: Any, k: Any, t: Any, v: Any, a: Any) -> tuple[FloatArray | None,
                                                                     SurfaceSlopes]:
         if one_pass is None:
@@ -466,6 +468,7 @@ class ModelDelta(EnvHedger):
         self._reader: BookReader | None = None
         self._covariance = VolSpotCovariance(0.0, 0.0)
         self._jumps: JumpLaw | None = None
+        self._one_pass: OnePass | None = None
 
     def reset(self, env: VecHedgingEnv) -> None:
         """Read the market's covariance ratio and the book (a ``ValueError`` if refused)."""
@@ -473,6 +476,7 @@ class ModelDelta(EnvHedger):
         _check_torch_surface(env.batch.market.surface)
         super().reset(env)
         self._covariance, self._jumps = covariance, jump_law(env.config.market)
+        self._one_pass = one_pass_slopes(env.batch.market.surface)
         self._reader = BookReader()
         self._reader.reset(env)
 
@@ -509,7 +513,7 @@ class ModelDelta(EnvHedger):
     def _held(self, reader: BookReader, state: State) -> _HeldOptions:
         """The options held at ``state``, their vols and model slopes (:class:`_HeldOptions`)."""
         market = self.env.batch.market
-        if one_pass_slopes(market.surface) is None:
+        if self._one_pass is None:
             slots, vol = reader.held_implied_vols(state)
         else:  # the vols come with the slopes
             slots, vol = reader.book_slots(state, held_only=True), None
@@ -518,8 +522,8 @@ class ModelDelta(EnvHedger):
         spot, level, anchor, ratio = (
             x.take(slots.path)
             for x in (paths, level, market.spot[:, 0], self._covariance.ratio(paths)))
-        own, slopes = _model_vol_slopes(market.surface, spot, slots.strike, slots.tau, level,
-                                        anchor, market.rate, market.dividend)
+        own, slopes = _model_vol_slopes(market.surface, self._one_pass, spot, slots.strike,
+                                        slots.tau, level, anchor, market.rate, market.dividend)
         return _HeldOptions(slots, spot, level, anchor, ratio, own if vol is None else vol,
                             slopes, market)
 
