@@ -18,11 +18,15 @@ import numpy as np
 
 from hedgearena.envs.book import ClientFlow, HedgeOption, Option, OptionBook
 from hedgearena.envs.checks import is_integer, is_number
-from hedgearena.envs.core import INITIAL_HEDGES, CoreConfig
+from hedgearena.envs.core import INITIAL_HEDGES, MAX_LIMIT, CoreConfig
 from hedgearena.envs.limits import RiskLimits
 from hedgearena.envs.market import MarketModel
 
 MARKET_MODELS = ("gbm", "heston", "sabr", "merton", "historical")
+MIN_REWARD_SCALE = 1e-9
+"""Smallest ``reward_scale`` (currency per unit of reward): far below any book's premium, and
+bounded so that the rewards and the observed P&L (float32) cannot overflow (1e-320 made the
+rewards inf)."""
 
 
 def keywords(factory: Callable[..., Any]) -> list[str]:
@@ -174,7 +178,8 @@ class EnvConfig:
         market: the market model (an object, or a name of :data:`MARKET_MODELS`; default
             ``"gbm"``).
         market_kwargs: keywords of the named market model.
-        book: the option book to hedge.
+        book: the option book to hedge (its stock at most ``MAX_LIMIT`` notionals, the bound
+            of the action ranges: :data:`hedgearena.envs.core.MAX_LIMIT`).
         cost: the cost of trading the underlying (see :mod:`hedgearena.envs.frictions`; default
             0.01, a proportional cost of 1% of the traded value).
         hedge_option: a listed option the hedger may also trade, or None.
@@ -187,10 +192,11 @@ class EnvConfig:
         option_position_limit, trade_limit, band_limit, lot_size, unwind: see
         :class:`hedgearena.envs.core.CoreConfig`; ``option_position_limit`` also caps the
         model's position in the hedging option.
-        reward_scale: currency per unit of reward; None = the premium of an at-the-money option
-            on the book's notional, ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and
-            Subrahmanyam 1988) with the market's initial vol, floored at 1%; where the start
-            varies (the replay) the median of that over 256 seeded starting states
+        reward_scale: currency per unit of reward (at least :data:`MIN_REWARD_SCALE`); None =
+            the premium of an at-the-money option on the book's notional,
+            ``0.4 * sigma * sqrt(T) * S0 * notional`` (Brenner and Subrahmanyam 1988) with
+            the market's initial vol, floored at 1%; where the start varies (the replay) the
+            median of that over 256 seeded starting states
             (:func:`hedgearena.envs.hedging_env.default_reward_scale`).
         realised_vol_halflife: half-life, in market steps, of the EWMA realised-vol feature.
         observe_pnl: append the episode's P&L so far, ``(W_t - W_0) / reward_scale``, to the
@@ -279,8 +285,7 @@ class EnvConfig:
                 f"initial_hedge must be one of {', '.join(INITIAL_HEDGES)}; "
                 f"got {self.initial_hedge!r}"
             )
-        if self.reward_scale is not None and not is_number(self.reward_scale, gt=0.0):
-            raise ValueError(f"reward_scale must be > 0 or None, got {self.reward_scale!r}")
+        self._validate_sizes()
         if not is_number(self.realised_vol_halflife, gt=0.0):
             raise ValueError(
                 "realised_vol_halflife must be a finite number > 0 steps, "
@@ -295,6 +300,28 @@ class EnvConfig:
             )
         self.core(1.0)  # validates the core's fields (rebalance_every among them)
         self._validate_grid()
+
+    def _validate_sizes(self) -> None:
+        """Check ``reward_scale`` (:data:`MIN_REWARD_SCALE`) and the book's stock.
+
+        The stock is at most :data:`~hedgearena.envs.core.MAX_LIMIT` notionals, the bound of the
+        hedge's action ranges: the observations hold the book's delta in notionals (float32).
+        """
+        scale = self.reward_scale
+        if scale is not None and not is_number(scale, gt=0.0):
+            raise ValueError(f"reward_scale must be > 0 or None, got {scale!r}")
+        if scale is not None and scale < MIN_REWARD_SCALE:
+            raise ValueError(
+                f"reward_scale must be >= {MIN_REWARD_SCALE:g} (currency per unit of reward; "
+                f"smaller scales overflow the rewards and the observed P&L) or None, got {scale!r}"
+            )
+        notional, stock = self.book.notional, self.book.stock
+        if abs(stock) > MAX_LIMIT * notional:
+            raise ValueError(
+                f"the book's stock must be within +-{MAX_LIMIT:g} notionals (|stock| <= "
+                f"{MAX_LIMIT * notional:g} units for this book's notional of {notional:g}; "
+                f"larger positions overflow the float32 observations), got {stock!r}"
+            )
 
     def _validate_grid(self) -> None:
         """Check the grid: ``n_steps``, ``days_per_year``, the hedging option's expiry.
@@ -373,6 +400,7 @@ class EnvConfig:
             >>> type(config.replace(market="heston").market).__name__
             'Heston'
         """
+        check_env_keywords(changes)
         changes.setdefault("market_kwargs", {})
         return dataclasses.replace(self, **changes)
 
@@ -482,10 +510,22 @@ def make_config(preset: str | None = None, **overrides: Any) -> EnvConfig:
     return _config(kwargs)
 
 
-def _config(kwargs: dict[str, Any]) -> EnvConfig:
-    """``EnvConfig(**kwargs)``, unknown keywords named (with the allowed ones) first."""
+def check_env_keywords(kwargs: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the keys of ``kwargs`` that are not :class:`EnvConfig` fields.
+
+    Examples:
+        >>> check_env_keywords({"cost": 0.01, "foo": 1})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown env keyword(s) ['foo']; allowed: ['action_mode', 'band_limit', ...]
+    """
     names = {f.name for f in dataclasses.fields(EnvConfig)}
-    unknown = sorted(set(kwargs) - names)
+    unknown = sorted(str(key) for key in set(kwargs) - names)
     if unknown:
         raise ValueError(f"unknown env keyword(s) {unknown}; allowed: {sorted(names)}")
+
+
+def _config(kwargs: dict[str, Any]) -> EnvConfig:
+    """``EnvConfig(**kwargs)``, unknown keywords named (with the allowed ones) first."""
+    check_env_keywords(kwargs)
     return EnvConfig(**kwargs)

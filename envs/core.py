@@ -102,6 +102,20 @@ ALL_FILLED = 1.0
 NO_CAP = math.inf
 """``Episode.fill_cap`` and ``Episode.child_cap`` without a cap (the default)."""
 PNL_COMPONENTS = ("option_mtm", "hedge_pnl", "carry", "spread_income", "impact_pnl", "cost")
+LIMIT_FIELDS = ("position_limit", "option_position_limit", "trade_limit", "band_limit")
+"""The action ranges of :class:`CoreConfig`, in notionals (each in ``(0, MAX_LIMIT]``)."""
+MAX_LIMIT = 1e9
+"""Largest value of each of :data:`LIMIT_FIELDS`, notionals: far past any book (the gamma hedge
+of a deep out-of-the-money hedging option may take 1e4 notionals), and bounded so that the
+positions, their float32 observation entries and the P&L cannot overflow (a position limit of
+1e100 made the observations inf, a trade limit of 1e308 the rewards NaN)."""
+MAX_RISK_AVERSION = 1e15
+"""Largest ``risk_aversion`` (per unit of scaled P&L): far past any calibration (``c /
+Std[X]``), and bounded so that the mean-variance rewards' squares cannot overflow."""
+MAX_PNL_REFERENCE = 1e12
+"""Largest ``|pnl_reference|`` (units of ``reward_scale``): far past any episode's P&L, and
+bounded so that ``risk_aversion / 2 * (X - pnl_reference)^2`` cannot overflow (1e160 made every
+``terminal_mean_variance`` reward NaN)."""
 
 
 def _clip_scalar(x: float, low: float, high: float) -> float:
@@ -135,12 +149,15 @@ class CoreConfig:
             (the episode's P&L on the last step, zero before) or ``terminal_mean_variance``
             (step P&L, and on the last step minus ``risk_aversion / 2`` times the squared
             distance of the episode's P&L from ``pnl_reference``); see :func:`reward`.
-        risk_aversion: kappa of the mean-variance rewards, per unit of scaled P&L.
+        risk_aversion: kappa of the mean-variance rewards, per unit of scaled P&L (at most
+            :data:`MAX_RISK_AVERSION`).
         pnl_reference: m of ``terminal_mean_variance``: the reference level of the episode's
-            P&L, in units of ``reward_scale`` (best set to the episode P&L's mean).
+            P&L, in units of ``reward_scale`` (best set to the episode P&L's mean; at most
+            :data:`MAX_PNL_REFERENCE` in absolute value).
         reward_scale: currency per unit of reward (rewards are P&L divided by it).
         notional: the book's reference size; action ranges are multiples of it.
-        position_limit: ``target`` mode spans positions in ``[-limit, limit] * notional``.
+        position_limit: ``target`` mode spans positions in ``[-limit, limit] * notional``
+            (this and the other limits are in ``(0, MAX_LIMIT]``, :data:`MAX_LIMIT`).
         option_position_limit: the same for the hedging option's position (it is larger: a
             gamma-neutral position takes several notionals of an at-the-money option).
         trade_limit: ``trade`` mode spans trades in ``[-limit, limit] * notional``.
@@ -198,20 +215,7 @@ class CoreConfig:
             or self.risk_limits is not None
         )
         object.__setattr__(self, "stressed", stressed)
-        for name in ("reward_scale", "notional", "position_limit", "option_position_limit",
-                     "trade_limit", "band_limit"):
-            value = getattr(self, name)
-            if not is_number(value, gt=0.0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if not is_number(self.risk_aversion, ge=0.0):
-            raise ValueError(
-                f"risk_aversion must be a finite number >= 0, got {self.risk_aversion!r}"
-            )
-        if not is_number(self.pnl_reference):
-            raise ValueError(
-                f"pnl_reference must be a finite number (episode P&L over reward_scale), "
-                f"got {self.pnl_reference!r}"
-            )
+        self._check_sizes()
         if not is_number(self.lot_size, ge=0.0):
             raise ValueError(f"lot_size must be a finite number >= 0, got {self.lot_size!r}")
         if not isinstance(self.unwind, bool | np.bool_):
@@ -226,6 +230,42 @@ class CoreConfig:
             raise ValueError(
                 f"rebalance_every must be an integer >= 1, got {self.rebalance_every!r}"
             )
+
+    def _check_sizes(self) -> None:
+        """Check the scales, the action ranges (:data:`MAX_LIMIT`) and the reward's settings."""
+        for name in ("reward_scale", "notional", *LIMIT_FIELDS):
+            value = getattr(self, name)
+            if not is_number(value, gt=0.0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in LIMIT_FIELDS:
+            _at_most(name, getattr(self, name), MAX_LIMIT, "notionals (far past any book; larger "
+                     "limits overflow the float32 observations and the P&L)")
+        if not is_number(self.risk_aversion, ge=0.0):
+            raise ValueError(
+                f"risk_aversion must be a finite number >= 0, got {self.risk_aversion!r}"
+            )
+        _at_most("risk_aversion", self.risk_aversion, MAX_RISK_AVERSION,
+                 "(larger values overflow the mean-variance rewards)")
+        if not is_number(self.pnl_reference):
+            raise ValueError(
+                f"pnl_reference must be a finite number (episode P&L over reward_scale), "
+                f"got {self.pnl_reference!r}"
+            )
+        _at_most("pnl_reference", self.pnl_reference, MAX_PNL_REFERENCE,
+                 "in absolute value (larger values overflow the terminal_mean_variance reward)")
+
+
+def _at_most(name: str, value: float, bound: float, why: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless the number ``|value| <= bound``.
+
+    Examples:
+        >>> _at_most("position_limit", 1e100, MAX_LIMIT, "notionals")
+        Traceback (most recent call last):
+        ...
+        ValueError: position_limit must be <= 1e+09 notionals, got 1e+100
+    """
+    if abs(value) > bound:
+        raise ValueError(f"{name} must be <= {bound:g} {why}, got {value!r}")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

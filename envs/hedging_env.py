@@ -42,8 +42,9 @@ from hedgearena.envs.limits import (
     new_breaches,
     over_limits,
 )
+from hedgearena.envs.memory import check_episode_memory
 from hedgearena.envs.rendering import RENDER_MODES, StoryFigures, check_render_mode
-from hedgearena.envs.source import EpisodeSource, copy_batch, slice_batch
+from hedgearena.envs.source import EpisodeSource, check_block, copy_batch, slice_batch
 
 INFO_KEYS = (
     "pnl",
@@ -139,17 +140,20 @@ def reset_hedge(options: Any, allowed: tuple[str, ...]) -> float:
     if unknown:
         raise ValueError(f"unknown reset option(s) {unknown}; allowed: {list(allowed)}")
     hedge = options.get("hedge", 0.0)
-    if not is_number(hedge, ge=-MAX_RESET_HEDGE, le=MAX_RESET_HEDGE):
+    if not is_number(hedge, ge=-MAX_POSITION, le=MAX_POSITION):
         raise ValueError(
-            f"options['hedge'] must be a finite number of units within +-{MAX_RESET_HEDGE:g} "
+            f"options['hedge'] must be a finite number of units within +-{MAX_POSITION:g} "
             f"(its observation entry is float32), got {hedge!r}"
         )
     return float(hedge)
 
 
-MAX_RESET_HEDGE = 1e15
-"""Largest ``|options["hedge"]|`` of a reset, units (far past any book; beyond it the float32
-observations and the wealth in currency overflow)."""
+MAX_POSITION = 1e15
+"""Largest position a caller may set directly, units: a reset's ``|options["hedge"]|`` and the
+vector env's :meth:`~hedgearena.envs.vector_env.VecHedgingEnv.step_targets` (far past any book;
+beyond it the float32 observations and the wealth in currency overflow)."""
+MAX_RESET_HEDGE = MAX_POSITION
+"""Largest ``|options["hedge"]|`` of a reset, units (:data:`MAX_POSITION`)."""
 
 
 NUMERIC_KINDS = "fiu"
@@ -251,6 +255,8 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.config = config if config is not None else make_config(self.preset, **kwargs)
         check_render_mode(render_mode)
         self.render_mode = render_mode
+        self._block = check_block(block)
+        check_episode_memory(self._block, int(self.config.n_steps or 0), f"block={self._block:,}")
         self._figures = StoryFigures()  # rgb_array frames are drawn on kept figures
         self.observation_space = observation_space(self.config)
         self.action_space = action_space(self.config)
@@ -261,7 +267,6 @@ class HedgingEnv(gym.Env[np.ndarray, np.ndarray]):
             len(OPTION_FEATURES) if self._with_option else 0
         )
         self._action_dim = self.config.action_dim
-        self._block = block
         self._source: EpisodeSource | None = None
         self._batch: EpisodeBatch | None = None  # the current block; the episode is one row
         self._row = 0

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from hedgearena.envs.checks import is_integer, is_number, require_surface
+from hedgearena.envs.checks import is_integer, is_number, is_real, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
@@ -53,6 +53,20 @@ only (see :func:`garch_implied_vol`)."""
 MIN_SCALED_VOL = 0.005
 """Smallest median implied vol (0.5%) accepted after a ``vol_scale`` other than 1: below it the
 column was in fractions already (0.14 read as 0.14%)."""
+
+MIN_CLOSE = 1e-15
+"""Smallest close accepted, currency (far below any quoted price; see :data:`MAX_CLOSE`)."""
+
+MAX_CLOSE = 1e15
+"""Largest close accepted, currency: far above any quoted price (a hyperinflation's index
+included), and a series within ``[MIN_CLOSE, MAX_CLOSE]`` keeps the float32 observations and the
+P&L finite; beyond it a close is taken for a typo or a unit error."""
+
+MAX_DAILY_MOVE = 10.0
+"""Largest factor between consecutive closes accepted, up or down (a close more than 10 times
+the previous one, or less than a tenth of it is refused). Index closes and split-adjusted stock
+closes do not move so much in one day (the S&P 500's worst, 19 October 1987, was -20%), so such
+a move is taken for a typo, a unit change or an unadjusted split."""
 
 MAX_GAP_DAYS = 14
 """Calendar days between consecutive rows above which a replay warns of a gap in the data (the
@@ -77,6 +91,11 @@ class HistoricalReplay:
     Each replayed path has ``spot`` = the closes of its window, ``vol_state`` = the implied vols
     (the level of ``surface``, at-the-money vol for :class:`FlatVol`), ``variance`` = the implied
     vol squared, ``liquidity`` = 1 and ``dates`` = the window's calendar dates.
+
+    Implausible closes are refused when the series is loaded, naming the date(s) and the value: a
+    close outside ``[MIN_CLOSE, MAX_CLOSE]`` (1e-15 to 1e15) or a day-to-day move by a factor of
+    more than ``MAX_DAILY_MOVE`` (10, up or down) from one row to the next, which index and
+    split-adjusted stock closes do not make (a typo, a unit change or an unadjusted split).
 
     Attributes:
         data: the validated series: a sorted, duplicate-free ``DatetimeIndex`` and the columns
@@ -201,8 +220,10 @@ class HistoricalReplay:
         """A replay of the user's daily series, its rows and values as given.
 
         Nothing is sorted, filled, clipped or dropped: unsorted or duplicated dates, two rows on
-        one calendar day and missing or out-of-range values are refused, naming the column, the
-        first offending date and what is allowed. Each row is one step of the env's ``dt``
+        one calendar day, missing, boolean or out-of-range values and implausible closes (outside
+        ``[MIN_CLOSE, MAX_CLOSE]``, or a move by a factor of more than :data:`MAX_DAILY_MOVE` from
+        one row to the next) are refused, naming the column, the first offending date and what
+        is allowed. Each row is one step of the env's ``dt``
         whatever the calendar gap to the next (weekends, holidays); a ``UserWarning`` names
         gaps longer than :data:`MAX_GAP_DAYS` calendar days, weekend rows that repeat the
         previous close (a calendar-day series filled forward) and GARCH-estimated rows of the
@@ -210,7 +231,8 @@ class HistoricalReplay:
 
         Args:
             frame: one row per trading day.
-            price_column: column of closing prices, currency (> 0, no missing values).
+            price_column: column of closing prices, currency (> 0, no missing values). Column
+                names are non-empty strings, a different column for each of the three.
             vol_column: column of annualised implied vols; None estimates all of them with
                 :func:`garch_implied_vol` (needs at least ``MIN_GARCH_ROWS`` rows).
             date_column: column of dates; None uses the frame's index, which must then be a
@@ -220,19 +242,24 @@ class HistoricalReplay:
                 day-first dates); None lets ``pandas.to_datetime`` infer it.
             vol_scale: factor applied to ``vol_column``: 0.01 for vols quoted in percent (VIX).
                 With a factor other than 1 the median scaled vol must be at least
-                :data:`MIN_SCALED_VOL` (else the column was in fractions already).
-            fill_missing_vol: estimate missing values of ``vol_column`` with the GARCH estimate
-                instead of rejecting them.
+                :data:`MIN_SCALED_VOL` (else the column was in fractions already); a factor
+                other than 1 needs a ``vol_column``.
+            fill_missing_vol: True or False: estimate missing values of ``vol_column`` with the
+                GARCH estimate instead of rejecting them.
             rate: risk-free rate, per year.
             dividend: dividend yield, per year.
             surface: the implied-vol surface (default :class:`FlatVol`).
             name: a label for reports.
 
         Raises:
-            ValueError: a missing column, a non-datetime, unsorted or duplicated date, a missing,
-                non-positive or absurd value; the message names the first offending date.
+            ValueError: a column setting that is no column name, a missing column, a
+                non-datetime, unsorted or duplicated date, a missing, boolean, non-positive or
+                absurd value, an implausible close or move; the message names the first
+                offending date.
         """
         _check_frame(frame, "frame")
+        _check_column_names(price_column, vol_column, date_column)
+        _check_vol_options(vol_column, vol_scale, fill_missing_vol)
         _check_columns(frame, [c for c in (price_column, vol_column, date_column) if c])
         index = _date_index(frame, date_column, date_format)
         close = pd.Series(frame[price_column].to_numpy(), index=index, name=price_column)
@@ -243,8 +270,6 @@ class HistoricalReplay:
             vol, estimated = _garch(close, price_column), pd.Series(True, index=index)
             _warn_look_ahead(estimated, name)
         else:
-            if not is_number(vol_scale, gt=0.0):
-                raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale!r}")
             raw = pd.Series(frame[vol_column].to_numpy(), index=index, name=vol_column)
             vol = pd.Series(_numeric(raw, vol_column) * vol_scale, index=index)
             estimated = vol.isna()
@@ -277,18 +302,20 @@ class HistoricalReplay:
 
         Args:
             path: the CSV file.
-            date_column: column of dates (any format ``pandas.to_datetime`` reads, or the
-                ``date_format`` of :meth:`from_frame`).
+            date_column: column of dates (any format ``pandas.to_datetime`` reads, one format
+                for every row, or the ``date_format`` of :meth:`from_frame`).
             price_column: column of closing prices, currency.
             vol_column: column of annualised implied vols, or None for the GARCH estimate.
             **kwargs: the other keyword arguments of :meth:`from_frame`.
 
         Raises:
-            ValueError: the file cannot be read, or its content is invalid; the message starts
-                with the file's path.
+            ValueError: a column setting that is no column name (before the file is read), the
+                file cannot be read, or its content is invalid; the message then starts with the
+                file's path.
         """
         if not isinstance(path, str | os.PathLike):
             raise ValueError(f"path must be a CSV file's path (str or Path), got {path!r}")
+        _check_column_names(price_column, vol_column, date_column, csv=True)
         try:
             frame = pd.read_csv(path)
         except _CSV_ERRORS as err:
@@ -338,7 +365,7 @@ class HistoricalReplay:
             price_column: the CSV's column of closing prices, currency.
             vol_column: the CSV's column of annualised implied vols (None: GARCH estimate).
             vol_scale: factor applied to ``vol_column`` (0.01 for vols in percent).
-            fill_missing_vol: estimate the CSV's missing vols with GARCH.
+            fill_missing_vol: True or False: estimate the CSV's missing vols with GARCH.
             start: first date kept (inclusive; None = from the start), see :meth:`between`.
             end: last date kept (inclusive; None = to the end).
             rate: risk-free rate, per year.
@@ -356,16 +383,25 @@ class HistoricalReplay:
             21
         """
         carry = {"rate": rate, "dividend": dividend, "surface": surface}
+        _check_flag("fill_missing_vol", fill_missing_vol)
         if csv is not None:
             if series is not None:
                 raise ValueError(
                     f"series={series!r} and csv={str(csv)!r} name two histories: give one"
                 )
-            replay = cls.from_csv(
-                csv, date_column=date_column, date_format=date_format, price_column=price_column,
-                vol_column=vol_column, vol_scale=vol_scale, fill_missing_vol=fill_missing_vol,
-                **carry,
-            )
+            with warnings.catch_warnings():  # warned below if the rows kept include them
+                if start is not None:
+                    warnings.filterwarnings("ignore", message=_LOOK_AHEAD, category=UserWarning)
+                replay = cls.from_csv(
+                    csv, date_column=date_column, date_format=date_format,
+                    price_column=price_column, vol_column=vol_column, vol_scale=vol_scale,
+                    fill_missing_vol=fill_missing_vol, **carry,
+                )
+            if start is not None:
+                kept = replay.between(start, end)
+                if _look_ahead_kept(replay, kept):
+                    _warn_look_ahead(replay.data["vol_estimated"], replay.name)
+                return kept
         else:
             _check_no_csv_options(date_column, date_format, price_column, vol_column, vol_scale,
                                   fill_missing_vol)
@@ -646,11 +682,68 @@ def _check_no_csv_options(
     """
     given = {"date_column": date_column != "date", "date_format": date_format is not None,
              "price_column": price_column != "close",
-             "vol_column": vol_column is not None, "vol_scale": vol_scale != 1.0,
+             "vol_column": vol_column is not None,
+             "vol_scale": not (is_real(vol_scale) and vol_scale == 1.0),  # True == 1.0
              "fill_missing_vol": bool(fill_missing_vol)}
     named = sorted(name for name, changed in given.items() if changed)
     if named:
         raise ValueError(f"{named} apply to a CSV file only: give csv=<path> too, or drop them")
+
+
+_COLUMN_NAME = "a column name (a non-empty string)"
+_OPTIONAL_COLUMNS = {
+    "vol_column": " or None (the GARCH vol estimate)",
+    "date_column": " or None (the frame's DatetimeIndex)",
+}
+"""What None means for the column settings that may be None (in :meth:`from_frame`)."""
+
+
+def _check_column_names(
+    price_column: Any, vol_column: Any, date_column: Any, *, csv: bool = False
+) -> None:
+    """Raise unless the column settings are distinct column names (None where optional).
+
+    A column name is a non-empty string; ``vol_column`` may be None, and so may
+    ``date_column`` unless the series is a ``csv`` (whose dates are a column).
+    """
+    given = {"price_column": price_column, "vol_column": vol_column, "date_column": date_column}
+    for name, value in given.items():
+        optional = _OPTIONAL_COLUMNS.get(name, "")
+        if csv and name == "date_column":
+            optional = ""  # a CSV's dates are one of its columns
+        if not ((isinstance(value, str) and value) or (optional and value is None)):
+            raise ValueError(f"{name} must be {_COLUMN_NAME}{optional}, got {value!r}")
+    named = [(name, value) for name, value in given.items() if value is not None]
+    for (first, column), (second, other) in itertools.combinations(named, 2):
+        if column == other:
+            raise ValueError(
+                f"{first} and {second} name the same column {column!r}; allowed: a column of "
+                "its own for each of the closes, the implied vols and the dates"
+            )
+
+
+def _check_flag(name: str, value: Any) -> None:
+    """Raise unless ``value`` is True or False (numpy booleans too): ``"no"`` is no False."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_vol_options(vol_column: str | None, vol_scale: Any, fill_missing_vol: Any) -> None:
+    """Raise unless ``vol_scale`` and ``fill_missing_vol`` are valid for ``vol_column``.
+
+    ``vol_scale`` is a finite number > 0 (1 without a ``vol_column``: it would scale nothing),
+    ``fill_missing_vol`` True or False.
+    """
+    _check_flag("fill_missing_vol", fill_missing_vol)
+    if not is_number(vol_scale, gt=0.0):
+        raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale!r} (0.01 for vols "
+                         "in percent, 1 for annualised fractions)")
+    if vol_column is None and vol_scale != 1.0:
+        raise ValueError(
+            f"vol_scale={vol_scale!r} scales vol_column, and none is given (every vol is then "
+            "the GARCH estimate); allowed: 1 without a vol_column: give vol_column or drop "
+            "vol_scale"
+        )
 
 
 def _check_frame(frame: Any, what: str) -> None:
@@ -751,19 +844,57 @@ def _date_index(
         parsed = pd.to_datetime(column.map(lambda x: _local_time(x, date_format)))
     bad = parsed.isna().to_numpy()
     if bad.any():
-        row = int(np.argmax(bad))
-        value = frame[date_column].iloc[row]
-        day_first = re.fullmatch(r"\s*(1[3-9]|2\d|3[01])[/.-](0?[1-9]|1[0-2])[/.-]\d{2,4}.*",
-                                 str(value))
-        hint = (" (day first? write ISO dates such as 2014-01-13, or give the format, "
-                "date_format='%d/%m/%Y', beside date_column)"
-                if day_first and date_format is None else "")
-        how = f"date_format {date_format!r}" if date_format else "pandas.to_datetime"
-        raise ValueError(
-            f"date_column {date_column!r} has a missing or unparsable date at row {row}: "
-            f"{value!r}; dates must be readable by {how}{hint}"
-        )
+        raise _date_error(column, date_column, date_format, int(np.argmax(bad)))
     return pd.DatetimeIndex(parsed, name=date_column)
+
+
+def _date_error(
+    column: pd.Series, date_column: str, date_format: str | None, row: int
+) -> ValueError:
+    """The error for the first date at ``row`` that ``pandas.to_datetime`` could not read.
+
+    Without a ``date_format`` pandas infers the format from the first date and holds every row
+    to it: a date readable on its own, written in another format, is named as such.
+    """
+    value = column.iloc[row]
+    day_first = re.fullmatch(r"\s*(1[3-9]|2\d|3[01])[/.-](0?[1-9]|1[0-2])[/.-]\d{2,4}.*",
+                             str(value))
+    if date_format is None and not day_first:
+        mixed = _other_format(column, row)
+        if mixed:
+            return ValueError(f"date_column {date_column!r} has a date at row {row}, {value!r}, "
+                              f"{mixed}")
+    hint = (" (day first? write ISO dates such as 2014-01-13, or give the format, "
+            "date_format='%d/%m/%Y', beside date_column)"
+            if day_first and date_format is None else "")
+    how = f"date_format {date_format!r}" if date_format else "pandas.to_datetime"
+    return ValueError(
+        f"date_column {date_column!r} has a missing or unparsable date at row {row}: "
+        f"{value!r}; dates must be readable by {how}{hint}"
+    )
+
+
+def _other_format(column: pd.Series, row: int) -> str | None:
+    """Why the date at ``row`` was unreadable, if it reads on its own; else None.
+
+    Without a ``date_format``, pandas infers the format from the first date and applies it to
+    every row, so a date in another format is unreadable even where it reads on its own.
+    """
+    from pandas.tseries.api import guess_datetime_format
+
+    first_row = int(np.argmax(column.notna().to_numpy()))
+    value, first = column.iloc[row], column.iloc[first_row]
+    if row == first_row or not (isinstance(value, str) and isinstance(first, str)):
+        return None
+    with warnings.catch_warnings():  # a lone date's own inference warnings are of no interest
+        warnings.simplefilter("ignore")
+        if pd.isna(pd.to_datetime(value, errors="coerce")):
+            return None
+    inferred = guess_datetime_format(first)
+    fmt = f" ({inferred!r})" if inferred else ""
+    return (f"in another format than the one{fmt} pandas.to_datetime inferred from the first "
+            f"date {first!r} (row {first_row}) and applies to every row; allowed: one format "
+            "on every row: write the dates alike (ISO, such as 2014-01-13), or give date_format")
 
 
 def _local_time(value: Any, date_format: str | None) -> pd.Timestamp | None:
@@ -803,14 +934,23 @@ def _check_index(index: pd.Index, what: str) -> None:
 
 def _first_bad(values: pd.Series, bad: NDArray[np.bool_]) -> str:
     """'<date> (row <i>)' of the first True in ``bad``."""
-    row = int(np.argmax(bad))
+    return _row(values, int(np.argmax(bad)))
+
+
+def _row(values: pd.Series, row: int) -> str:
+    """'<date> (row <i>)' of the row ``row`` of ``values``."""
     label = values.index[row]
     where = label.date() if isinstance(label, pd.Timestamp) else repr(label)
     return f"{where} (row {row})"
 
 
 def _numeric(values: pd.Series, column: str) -> FloatArray:
-    """The values as float64, or an error naming the first non-numeric one."""
+    """The values as float64, or an error naming the first non-numeric or boolean one.
+
+    Booleans are no numbers (:func:`~hedgearena.envs.checks.is_real`): ``pd.to_numeric``
+    would read True as 1.0 (a close of 1, a vol of 100%).
+    """
+    _check_no_booleans(values, column)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
     bad = np.isnan(numbers) & values.notna().to_numpy()
     if bad.any():
@@ -819,6 +959,22 @@ def _numeric(values: pd.Series, column: str) -> FloatArray:
             f"on {_first_bad(values, bad)}"
         )
     return numbers
+
+
+def _check_no_booleans(values: pd.Series, column: str) -> None:
+    """Raise if ``values`` holds a boolean (a bool column, or True/False among numbers)."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        bad = values.notna().to_numpy(bool)
+    elif values.dtype == object:
+        bad = np.fromiter((isinstance(x, bool | np.bool_) for x in values), bool, len(values))
+    else:
+        return
+    if bad.any():
+        raise ValueError(
+            f"column {column!r} has a boolean {bool(values.iloc[int(np.argmax(bad))])} on "
+            f"{_first_bad(values, bad)}; allowed: numbers (a boolean is not read as 1 or 0): "
+            "is it the right column?"
+        )
 
 
 def _check_prices(close: pd.Series, column: str) -> None:
@@ -833,6 +989,35 @@ def _check_prices(close: pd.Series, column: str) -> None:
                 f"column {column!r} has {problem} ({prices[bad][0]}) on {_first_bad(close, bad)}; "
                 "prices must be finite and > 0 (fill or drop the row)"
             )
+    _check_plausible(close, prices, column)
+
+
+def _check_plausible(close: pd.Series, prices: FloatArray, column: str) -> None:
+    """Raise on an implausible close, naming the date(s) and the value(s).
+
+    A close outside ``[MIN_CLOSE, MAX_CLOSE]``, or more than :data:`MAX_DAILY_MOVE` times the
+    row before (or less than its ``1 / MAX_DAILY_MOVE``), is taken for a typo or unit error.
+    """
+    bad = (prices < MIN_CLOSE) | (prices > MAX_CLOSE)
+    if bad.any():
+        raise ValueError(
+            f"column {column!r} has a price of {prices[bad][0]:g} on {_first_bad(close, bad)}; "
+            f"allowed: closes in [{MIN_CLOSE:g}, {MAX_CLOSE:g}] (far beyond any quoted price; "
+            "past them the float32 observations and the P&L can overflow): a typo or a unit "
+            "error? correct or rescale the column"
+        )
+    ratio = prices[1:] / prices[:-1]
+    jump = (ratio > MAX_DAILY_MOVE) | (ratio < 1 / MAX_DAILY_MOVE)
+    if jump.any():
+        row = int(np.argmax(jump)) + 1
+        raise ValueError(
+            f"column {column!r} moves from {prices[row - 1]:g} on {_row(close, row - 1)} to "
+            f"{prices[row]:g} on {_row(close, row)}, a factor of "
+            f"{ratio[row - 1]:.3g} in one row; allowed: moves within a factor of "
+            f"{MAX_DAILY_MOVE:g} up or down (a close from a tenth to 10 times the one before), "
+            "which index and split-adjusted stock closes do not make in a day: a typo, a unit "
+            "change or an unadjusted split? correct the close (or split-adjust the series)"
+        )
 
 
 def _garch(close: pd.Series, price_column: str, rows: pd.Series | None = None) -> pd.Series:
@@ -892,6 +1077,18 @@ def _warn_look_ahead(estimated: pd.Series, name: str) -> None:
             f"needs {GARCH_BURN_IN_RETURNS} returns before a calendar year starts); {after}",
             UserWarning, stacklevel=3,
         )
+
+
+def _look_ahead_kept(replay: HistoricalReplay, kept: HistoricalReplay) -> bool:
+    """Whether ``kept`` (a window of ``replay``) holds a GARCH row of ``replay``'s burn-in.
+
+    Those rows (:func:`_warn_look_ahead`) are fitted on later closes of the whole series; a
+    window starting after them is estimated in real time only.
+    """
+    dates = replay.data.index
+    lo, hi, _ = garch_refits(pd.DatetimeIndex(dates))[0]
+    burn_in = dates[lo:hi][replay.data["vol_estimated"].to_numpy()[lo:hi]]
+    return bool(((burn_in >= kept.data.index[0]) & (burn_in <= kept.data.index[-1])).any())
 
 
 def _warn_calendar(close: pd.Series, column: str, name: str) -> None:

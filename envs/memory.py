@@ -16,6 +16,10 @@ a resident size that stays up to that much above the live data after a big build
 ``hedgearena.envs`` applies it on glibc systems; set the environment variable
 ``HEDGEARENA_MALLOC=system`` before the import to leave the allocator as it is (other systems
 are left alone anyway).
+
+:func:`check_episode_memory` refuses, before anything is allocated, an env whose blocks of
+episodes could not fit in the machine's memory (a ``ValueError`` naming the paths, the steps and
+the memory they would take, instead of numpy's ``MemoryError``).
 """
 
 from __future__ import annotations
@@ -59,4 +63,53 @@ def keep_freed_memory() -> bool:
     return bool(
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
+EPISODE_BYTES_PER_PATH_STEP = 128
+"""A lower bound of the bytes a block of episodes keeps per path and market step (measured with
+tracemalloc: a state-only ShortCall vector env keeps 146 at 1,000 steps and 167 at 20; with
+observations 190 to 550 on the presets, a hedging option and the observed P&L), so that
+:func:`check_episode_memory` refuses only what cannot fit."""
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of the machine, or None where the system does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_episode_memory(n_paths: int, n_steps: int, paths: str) -> None:
+    """Raise ``ValueError`` before building blocks of episodes that cannot fit in memory.
+
+    A block of ``n_paths`` episodes of ``n_steps`` market steps keeps at least
+    :data:`EPISODE_BYTES_PER_PATH_STEP` bytes a path and step (``n_steps + 1`` steps a path);
+    the bound is :func:`physical_memory` (no check where the system does not say).
+
+    Args:
+        n_paths: paths built at a time.
+        n_steps: market steps per episode.
+        paths: the setting that sets ``n_paths``, for the message (e.g. ``"num_envs=512"``).
+
+    Examples:
+        >>> check_episode_memory(256, 10**12, "block=256")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: block=256 paths of n_steps=1,000,000,000,000 market steps would take ...
+    """
+    per_path = EPISODE_BYTES_PER_PATH_STEP * (int(n_steps) + 1)
+    need, have = int(n_paths) * per_path, physical_memory()
+    if have is None or need <= have:
+        return
+    fit = have // (2 * per_path)
+    advice = (
+        f"give fewer paths or steps (about {fit:,} paths of these steps fit in half of it)"
+        if fit else "give fewer n_steps (not even one path of these steps fits in half of it)"
+    )
+    raise ValueError(
+        f"{paths} paths of n_steps={int(n_steps):,} market steps would take at least "
+        f"{need / 2**30:,.1f} GiB to build ({EPISODE_BYTES_PER_PATH_STEP} bytes a path and step), "
+        f"more than this machine's {have / 2**30:,.1f} GiB of memory: {advice}"
     )

@@ -389,7 +389,10 @@ throughout), `start` / `end` dates that cut it (e.g. `start="2008-01-01", end="2
 or the user's own daily series, `csv="prices.csv"` with `date_column`, `date_format` (None:
 inferred), `price_column`, `vol_column` (None: GARCH estimate), `vol_scale` (0.01 for vols in
 percent) and `fill_missing_vol`; and `rate`, `dividend` (0 by default) and `surface` (a
-`VolSurface` driven by the replayed vol; default `FlatVol`).
+`VolSurface` driven by the replayed vol; default `FlatVol`). A CSV's closes must lie within
+1e-15 to 1e15 and move by at most a factor of 10 from one row to the next (no index or
+split-adjusted stock does in a day); a close beyond is refused at load, naming the file, the
+date and the value.
 
 ## Starting State
 

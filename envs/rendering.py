@@ -268,10 +268,33 @@ RENDER_MODES = ("ansi", "rgb_array")
 """The envs' render modes: a line of text per step, or the path's story as a picture."""
 
 
+WRAPPER_HINTS = {
+    "human": "for a window, wrap an env made with render_mode='rgb_array' in "
+    "gymnasium.wrappers.HumanRendering (it needs pygame)",
+    "rgb_array_list": "for a list of frames, wrap an env made with render_mode='rgb_array' in "
+    "gymnasium.wrappers.RenderCollection",
+    "ansi_list": "for a list of lines, wrap an env made with render_mode='ansi' in "
+    "gymnasium.wrappers.RenderCollection",
+}
+"""What :func:`check_render_mode` adds for the modes Gymnasium's wrappers give (the envs do not
+apply them themselves: ``gym.make`` passes ``render_mode`` to the env as given)."""
+
+
 def check_render_mode(render_mode: Any) -> None:
-    """Raise ``ValueError`` unless ``render_mode`` is None or one of :data:`RENDER_MODES`."""
+    """Raise ``ValueError`` unless ``render_mode`` is None or one of :data:`RENDER_MODES`.
+
+    Examples:
+        >>> check_render_mode("human")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: render_mode must be one of ['ansi', 'rgb_array'], got 'human'; for a window...
+    """
     if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode must be one of {list(RENDER_MODES)}, got {render_mode!r}")
+        hint = WRAPPER_HINTS.get(render_mode, "") if isinstance(render_mode, str) else ""
+        hint = f"; {hint}" if hint else ""
+        raise ValueError(
+            f"render_mode must be one of {list(RENDER_MODES)}, got {render_mode!r}{hint}"
+        )
 
 
 def state_line(step: int, spot: float, hedge: float, model_hedge: float, wealth: float) -> str:

@@ -14,9 +14,28 @@ from typing import Any
 import numpy as np
 
 from hedgearena.envs.book import BookPaths
+from hedgearena.envs.checks import is_integer
 from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
 from hedgearena.envs.episode import EpisodeBatch, Features, build_episodes, market_rows
+
+
+def check_block(block: Any) -> int:
+    """``block`` (paths built at a time) as an int, or ``ValueError`` naming it.
+
+    An integer >= 1 (an integral float such as ``256.0`` too, as ``num_envs``).
+
+    Examples:
+        >>> check_block(2.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: block must be an integer >= 1 (paths built at a time), got 2.5
+    """
+    if not is_integer(block, integral_floats=True):
+        raise ValueError(f"block must be an integer >= 1 (paths built at a time), got {block!r}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block!r}")
+    return int(block)
 
 
 class EpisodeSource:
@@ -33,9 +52,7 @@ class EpisodeSource:
         self, config: EnvConfig, rng: np.random.Generator, block: int = 256,
         observations: bool = True,
     ) -> None:
-        if block < 1:
-            raise ValueError(f"block must be >= 1, got {block}")
-        self.config, self.rng, self.block = config, rng, block
+        self.config, self.rng, self.block = config, rng, check_block(block)
         self.observations = observations
         self._batch: EpisodeBatch | None = None
         self._next = 0

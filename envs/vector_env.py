@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from hedgearena.envs.checks import holds_real_numbers, is_integer
+from hedgearena.envs.checks import holds_real_numbers, is_integer, require_bool
 from hedgearena.envs.config import EnvConfig, make_config
 from hedgearena.envs.core import (
     ARRAY_OPS,
@@ -37,6 +37,7 @@ from hedgearena.envs.episode import (
 from hedgearena.envs.hedging_env import (
     EXPIRY,
     INFO_KEYS,
+    MAX_POSITION,
     TOTAL_KEYS,
     action_space,
     check_actions,
@@ -54,8 +55,9 @@ from hedgearena.envs.limits import (
     new_breaches,
     over_limits,
 )
+from hedgearena.envs.memory import check_episode_memory
 from hedgearena.envs.rendering import RENDER_MODES, StoryFigures, check_render_mode
-from hedgearena.envs.source import EpisodeSource, copy_batch
+from hedgearena.envs.source import EpisodeSource, check_block, copy_batch
 
 STRESS_KEYS = ("impact_pnl", "unfilled", "option_unfilled", "slippage")
 """The step results that are 0 without a stress mechanic (not summed nor copied then)."""
@@ -170,6 +172,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         mode = parse_autoreset_mode(autoreset_mode)
         self.config = config if config is not None else make_config(preset or self.preset, **kwargs)
         self.num_envs = int(num_envs)
+        self._block = _checked_block(block, self.num_envs, self.config)  # before any allocation
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.autoreset_mode = mode
         self.single_observation_space = observation_space(self.config)
@@ -182,7 +185,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self._hedge_col = len(EXOGENOUS_FEATURES) + (
             len(OPTION_FEATURES) if self._with_option else 0
         )
-        self._block = max(block, self.num_envs)
+        require_bool("VecHedgingEnv", "observations", observations)  # "no" is not False
         self._observe = bool(observations)
         self._no_obs = np.zeros((self.num_envs, 0), dtype=np.float32)
         self._no_obs.flags.writeable = False
@@ -336,7 +339,8 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         ``targets`` is ``(num_envs, action_dim)``: units of the underlying (and of the hedging
         option). No scaling and no clipping: this is how classical hedgers, which compute
         positions from :attr:`state`, trade. ``initial_hedge="delta"`` still fixes the first
-        position. Non-finite targets raise ValueError.
+        position. Non-finite targets, and targets beyond +-:data:`MAX_POSITION` units (1e15,
+        the cap of a reset's ``options["hedge"]``), raise ValueError.
 
         ``full_infos=False`` (``NEXT_STEP`` autoreset only; ignored otherwise) leaves out of the
         infos what :func:`hedgearena.baselines.hedger.run_hedger` does not read: they hold the
@@ -355,8 +359,7 @@ class VecHedgingEnv(gym.vector.VectorEnv):
                 f"targets must have shape {(self.num_envs, self.config.action_dim)}, "
                 f"got {values.shape}"
             )
-        if not np.isfinite(values).all():
-            raise ValueError("targets must be finite positions (units of the instrument)")
+        _check_targets(values)
         return self._step(values, from_actions=False, full_infos=full_infos)
 
     def _step(
@@ -792,6 +795,40 @@ class VecHedgingEnv(gym.vector.VectorEnv):
         self.__dict__.pop("_batch", None)
         self._remark = None
         self._stories = []
+
+
+def _checked_block(block: Any, num_envs: int, config: EnvConfig) -> int:
+    """Paths built at a time, ``max(block, num_envs)``: ``block`` checked, the memory too.
+
+    Raises:
+        ValueError: ``block`` is not an integer >= 1, or the blocks of episodes would not fit
+            in the machine's memory (naming ``num_envs`` or ``block``, whichever sets them).
+    """
+    paths = max(check_block(block), num_envs)
+    setting = f"num_envs={num_envs:,}" if paths == num_envs else f"block={paths:,}"
+    check_episode_memory(paths, int(config.n_steps or 0), setting)
+    return paths
+
+
+def _check_targets(values: np.ndarray) -> None:
+    """Raise ``ValueError`` unless every target is finite and within +-:data:`MAX_POSITION`.
+
+    Examples:
+        >>> _check_targets(np.array([[1e300], [1.0]]))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: targets must be positions within +-1e+15 units (...), got [1e+300]
+    """
+    within = np.abs(values) <= MAX_POSITION  # False for NaN
+    if within.all():
+        return
+    if not np.isfinite(values).all():
+        raise ValueError("targets must be finite positions (units of the instrument)")
+    raise ValueError(
+        f"targets must be positions within +-{MAX_POSITION:g} units (far past any book; larger "
+        f"positions overflow the float32 observations and the wealth), got "
+        f"{values[~within][:5].tolist()}"
+    )
 
 
 class _Constants:
