@@ -250,7 +250,7 @@ class TrainerConfig:
         n_train: paths of the fixed training set (minibatches are drawn from it without
             replacement, reshuffled every epoch); ignored with ``fresh_batches``.
         fresh_batches: simulate a new batch for every step instead.
-        n_valid: paths of the fixed validation set.
+        n_valid: paths of the fixed validation set (at least 2: its objective has a std).
         valid_history: on a dated market (the historical replay), the fraction of the history's last
             days the validation paths replay, in [0, 1); training replays the days before them, so
             no training window shares a day with a validation window
@@ -297,6 +297,9 @@ class TrainerConfig:
             if not (is_integer(value, integral_floats=True) and value >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
             object.__setattr__(self, name, int(value))  # 8192.0 (YAML) is 8192
+        if self.n_valid < 2:  # as agent.eval_paths for SB3 agents
+            raise ValueError(f"n_valid must be an integer >= 2 (the validation objective has a "
+                             f"std: 2 paths or more), got {self.n_valid!r}")
         if not isinstance(self.fresh_batches, bool):
             raise ValueError(f"fresh_batches must be true or false, got {self.fresh_batches!r}")
         if not self.fresh_batches and self.n_train < self.batch_size:

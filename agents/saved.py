@@ -20,6 +20,7 @@ another network).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -165,14 +166,17 @@ def check_run_folder(run_dir: Path, what: str) -> None:
         ValueError: a missing folder, a report folder, or one without ``config.yaml``.
     """
     if not run_dir.is_dir():
-        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (it does not exist)")
+        why = "it is a file, not a folder" if run_dir.exists() else "it does not exist"
+        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder ({why})")
     report = next((name for name in REPORTS if (run_dir / name).is_file()), None)
     if report is not None:
         raise ValueError(f"{what} {str(run_dir)!r} is a report folder (it holds {report}), not "
                          "a run folder: give a folder written by train or rllib, which holds "
                          "the agent (model/) and its config.yaml")
     if not (run_dir / "config.yaml").is_file():
-        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder (config.yaml is missing)")
+        why = ("its config.yaml is a folder, not the run config file"
+               if (run_dir / "config.yaml").exists() else "config.yaml is missing")
+        raise ValueError(f"{what} {str(run_dir)!r}: not a run folder ({why})")
 
 
 def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
@@ -268,14 +272,59 @@ def _plain(value: Any) -> Any:
     return value
 
 
+SCORING_SEED = "the scoring seed (run_arena's seed, BenchmarkSettings.seed)"
+"""How :func:`check_out_of_sample` names the seed it refuses."""
+
+
+def check_out_of_sample(run_dir: Path, config: RunConfig, rllib: bool, seed: int,
+                        env_config: Any) -> None:
+    """Refuse scoring the agent of ``run_dir`` (run config ``config``) on its training paths.
+
+    The checks ``train.py evaluate`` makes, for the Python API (a saved agent's
+    ``scoring_check``, called by :func:`hedgearena.baselines.arena.run_arena`): paths of
+    ``seed`` that the agent trained on (:func:`hedgearena.training.check_scoring_seed`, an
+    RLlib agent's runner seeds :func:`hedgearena.agents.rllib.check_rllib_scoring_seed`), and
+    a replay (``env_config``'s dated market) that begins before the ``arena.split`` the agent
+    learnt before.
+
+    Raises:
+        ValueError: naming the run folder, what would be replayed and what to do instead.
+    """
+    from hedgearena.baselines.benchmark import is_dated
+
+    try:
+        if rllib:
+            from hedgearena.agents.rllib import check_rllib_scoring_seed
+
+            check_rllib_scoring_seed(config, seed, SCORING_SEED)
+        else:
+            from hedgearena.training import check_scoring_seed
+
+            check_scoring_seed(config, seed, SCORING_SEED)
+    except ValueError as error:
+        raise ValueError(f"the agent of {run_dir}: {error}") from None
+    split = config.arena.split
+    if split is None or not is_dated(env_config.market):
+        return
+    first = env_config.market.data.index[0].date().isoformat()
+    if first < split:
+        raise ValueError(
+            f"the agent of {run_dir} learnt on the history before arena.split = {split}: "
+            f"scoring it on a replay from {first} would replay days it trained on; score it "
+            f"from {split} on (BenchmarkSettings(split='{split}') or a later date, or the "
+            f"market_kwargs start='{split}')")
+
+
 def load_saved_agent(run_dir: str | Path, name: str | None = None) -> Hedger:
     """The trained agent of a run folder (``train.py``'s or ``rllib``'s) as an arena hedger.
 
     The agent ``train.py evaluate`` and ``train.py stress --agent`` score: its weights, its
-    view of the env and (SB3) its observation statistics, acting deterministically. Score it
-    on paths other than its training ones: a seed other than the run's ``seed`` (SB3 also not
-    ``arena.seed + 1`` or ``+ 2``, its validation and calibration paths), see
-    :func:`hedgearena.training.check_scoring_seed`.
+    view of the env and (SB3) its observation statistics, acting deterministically. The arena
+    refuses scoring it on its training paths (:func:`check_out_of_sample`, its
+    ``scoring_check``): a seed that is the run's ``seed`` (an RLlib run's: one of its env
+    runners'), or a replay from before the ``arena.split`` it learnt before. Its validation and
+    calibration paths (``arena.seed + 1`` and ``+ 2`` of its run) are not refused, as
+    ``train.py evaluate`` does not refuse them: score it on other seeds than those too.
 
     Args:
         run_dir: the run folder (holding ``config.yaml`` and ``model/``).
@@ -300,13 +349,16 @@ def load_saved_agent(run_dir: str | Path, name: str | None = None) -> Hedger:
     folder = Path(run_dir)
     check_run_folder(folder, "run_dir")
     config = load_config(folder / "config.yaml")
-    if (folder / "model" / "rllib.json").is_file():
+    rllib = (folder / "model" / "rllib.json").is_file()
+    if rllib:
         from hedgearena.agents.rllib import load_rllib_run
 
-        return load_rllib_run(folder, config, name)
-    from hedgearena.training import load_agent  # which checks the model is the run's agent
+        hedger: Hedger = load_rllib_run(folder, config, name)
+    else:
+        from hedgearena.training import load_agent  # which checks the model is the run's agent
 
-    hedger = load_agent(folder, config)
+        hedger = load_agent(folder, config)
     if name is not None:
         hedger.name = name
+    hedger.scoring_check = functools.partial(check_out_of_sample, folder, config, rllib)
     return hedger

@@ -366,6 +366,74 @@ def _check_zoo_values(algo: str, hyperparams: Mapping[str, Any]) -> None:
                          "true (generalised state-dependent exploration); set both, or drop it")
 
 
+def check_policy(
+    algo: str, hyperparams: Mapping[str, Any], observation_space: Any, action_space: Any,
+    where: str = "agent.hyperparams.policy_kwargs",
+) -> None:
+    """Build ``algo``'s policy with ``policy_kwargs`` on the env's spaces, without training.
+
+    What stable-baselines3 would refuse only once the run has begun (a ``net_arch`` that is not
+    layer widths, an ``activation_fn`` that is not a torch module class, a keyword of the wrong
+    kind) is named here, before a run writes anything. ``where`` names the setting in the error
+    (``agent.hyperparams.policy_kwargs``, or the zoo file's). Keys are checked by
+    :func:`check_hyperparams`; without ``policy_kwargs`` nothing is built.
+
+    Raises:
+        ValueError: naming ``where``, the value, what is wrong and what is allowed.
+    """
+    given = hyperparams.get("policy_kwargs")
+    policy_kwargs = parse_policy_kwargs(given)
+    if not policy_kwargs:
+        return
+    _check_net_arch(algo, policy_kwargs.get("net_arch"), given, where)
+    activation = policy_kwargs.get("activation_fn")
+    if "activation_fn" in policy_kwargs and not _is_module_class(activation):
+        raise ValueError(
+            f"{where} {given!r}: activation_fn must be a torch.nn activation class, got "
+            f"{activation!r}; give policy_kwargs as the zoo's string to name one, e.g. "
+            "\"dict(activation_fn=nn.Tanh, net_arch=[64, 64])\"")
+    policy = hyperparams.get("policy") or next(iter(policy_classes(algo)))
+    cls = policy_classes(algo)[policy]
+    use_sde = hyperparams.get("use_sde", False)
+    explicit = {"use_sde": use_sde} if algo not in OFF_POLICY else {}  # as SB3 passes them
+    implied = {"use_sde": use_sde} if algo in ("sac", "tqc") else {}
+    kwargs = {**({"n_critics": 1} if algo == "ddpg" else {}), **policy_kwargs, **implied}
+    try:
+        cls(observation_space, action_space, lambda _: 3e-4, **explicit, **kwargs)
+    except (TypeError, AssertionError, ValueError, RuntimeError, KeyError,
+            AttributeError) as error:  # torch's and SB3's, unnamed
+        raise ValueError(f"{where} {given!r} is refused by {algo}'s {cls.__name__}: "
+                         f"{error or type(error).__name__}") from None
+
+
+def _is_module_class(value: Any) -> bool:
+    import torch.nn as nn
+
+    return isinstance(value, type) and issubclass(value, nn.Module)
+
+
+def _check_net_arch(algo: str, net_arch: Any, given: Any, where: str) -> None:
+    """``net_arch``: layer widths (integers >= 1), or a dict of them by network."""
+    if net_arch is None:
+        return
+    networks = ("pi", "qf") if algo in OFF_POLICY else ("pi", "vf")
+    allowed = (f"a list of layer widths (integers >= 1, e.g. [64, 64]) or a dict "
+               f"{{{networks[0]}: [...], {networks[1]}: [...]}} of them")
+
+    def widths(value: Any) -> bool:
+        return isinstance(value, list | tuple) and all(is_integer(v) and v >= 1 for v in value)
+
+    if isinstance(net_arch, Mapping):
+        keys = set(map(str, net_arch))
+        required = set(networks) if algo in OFF_POLICY else set()
+        ok = keys <= set(networks) and required <= keys and all(map(widths, net_arch.values()))
+    else:
+        ok = widths(net_arch)
+    if not ok:
+        raise ValueError(f"{where} {given!r}: net_arch must be {allowed} for {algo}, got "
+                         f"{net_arch!r}")
+
+
 def _check_noise(algo: str, hyperparams: Mapping[str, Any]) -> None:
     """The zoo's ``noise_type`` and ``noise_std`` (action noise of the off-policy agents).
 

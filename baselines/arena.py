@@ -46,6 +46,7 @@ from hedgearena.envs.config import EnvConfig
 from hedgearena.envs.core import Episode
 from hedgearena.envs.episode import EpisodeBatch, Features, build_episodes, with_realised_vol
 from hedgearena.envs.market import MarketPaths
+from hedgearena.envs.memory import physical_memory
 from hedgearena.envs.vector_env import VecHedgingEnv
 
 ENV_OVERRIDES = (
@@ -239,13 +240,15 @@ def run_arena(
     Raises:
         ValueError: naming what is wrong with the arguments (:func:`check_arena_inputs`;
             ``n_paths`` and ``record_paths`` too, and a run whose results would not fit in the
-            machine's memory, :func:`check_result_memory`, before anything is built), or
+            machine's memory, :func:`check_result_memory`, before anything is built), a saved
+            agent on its training paths (:func:`check_scoring_paths`), or
             the hedger and the decision where a hedger's positions are not finite real numbers
             of shape ``(paths of the block, action_dim)``. Each hedger is ``reset`` on every
             block (:class:`~hedgearena.baselines.hedger.Hedger`); an error of its own
             propagates as it is (the arena writes no files).
     """
     check_arena_inputs(config, hedgers, seed)
+    check_scoring_paths(config, hedgers, seed)
     n_blocks = block_count(n_paths)
     kept = check_record_paths(record_paths, n_paths)
     names = [h.name for h in hedgers]
@@ -398,14 +401,16 @@ def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recor
     )
 
 
-def physical_memory() -> int | None:
-    """Bytes of physical memory of the machine, or None where the system does not say."""
-    import os
+def check_scoring_paths(config: EnvConfig, hedgers: Sequence[Hedger], seed: int) -> None:
+    """Let each hedger with a ``scoring_check`` (a saved agent) refuse the paths of ``seed``.
 
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
+    Raises:
+        ValueError: the paths, or the replayed history, are ones the agent trained on.
+    """
+    for hedger in hedgers:
+        check = getattr(hedger, "scoring_check", None)
+        if check is not None:
+            check(int(seed), config)
 
 
 def check_arena_inputs(config: Any, hedgers: Any, seed: Any) -> None:

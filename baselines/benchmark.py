@@ -49,7 +49,7 @@ from hedgearena.baselines.registry import (
     is_fitted,
     parse_hedger,
 )
-from hedgearena.envs.checks import require_integer
+from hedgearena.envs.checks import is_integer, is_number, require_integer
 from hedgearena.envs.config import EnvConfig, plain_data
 from hedgearena.envs.rendering import StoryFigures, story_labels
 from hedgearena.yaml_io import dump_yaml
@@ -103,16 +103,18 @@ class BenchmarkSettings:
     split: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("n_paths", "tune_paths", "n_boot"):
-            value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not (np.isfinite(self.c) and self.c >= 0):
+        for name in ("n_paths", "tune_paths", "n_boot"):  # each named (True is no count)
+            require_integer("BenchmarkSettings", name, getattr(self, name), integral_floats=True)
+            object.__setattr__(self, name, int(getattr(self, name)))  # 1e4 (YAML) is 10000
+        if not is_number(self.c, ge=0.0):
             raise ValueError(f"c must be a finite number >= 0, got {self.c!r}")
-        if not (np.isfinite(self.risk_aversion) and self.risk_aversion > 0):
+        if not is_number(self.risk_aversion, gt=0.0):
             raise ValueError(
                 f"risk_aversion must be > 0 (per currency), got {self.risk_aversion!r}"
             )
+        if not (isinstance(self.reference, str) and self.reference.strip()):
+            raise ValueError(f"BenchmarkSettings.reference must be a hedger's name or spec (a "
+                             f"non-empty string such as 'delta'), got {self.reference!r}")
         for name in ("seed", "tune_seed"):
             if getattr(self, name) is not None:
                 require_integer("BenchmarkSettings", name, getattr(self, name), ge=0)
@@ -126,10 +128,12 @@ class BenchmarkSettings:
             object.__setattr__(self, "split", split_date(self.split))
 
     def _check_records(self) -> None:
-        """The drawn path and whether every path's records are kept, named when wrong."""
-        if not isinstance(self.keep_records, bool):
-            raise ValueError(f"keep_records must be True or False, got {self.keep_records!r}")
-        if not 0 <= self.story_path < self.n_paths:
+        """The drawn path, the switches (``keep_records``, ``frontier``, ``progress``), named."""
+        for name in ("keep_records", "frontier", "progress"):  # "no" would be read as true
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"BenchmarkSettings.{name} must be True or False, got "
+                                 f"{getattr(self, name)!r}")
+        if not (is_integer(self.story_path) and 0 <= self.story_path < self.n_paths):
             raise ValueError(f"story_path must be in [0, n_paths), got {self.story_path!r}")
 
     @property

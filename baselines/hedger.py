@@ -56,10 +56,15 @@ class Hedger(ABC):
             the state sets it to False (in the class that defines its ``positions``): the
             arena then skips building the float32 observations and passes an empty
             ``(n_paths, 0)`` array. Default True; see :func:`uses_observations`.
+        scoring_check: None, or a callable ``(seed, config)`` the arena calls before it scores
+            the hedger on the paths of ``seed`` of the env ``config``, raising ``ValueError``
+            if those are paths it trained on (a saved agent's,
+            :func:`hedgearena.agents.saved.load_saved_agent`).
     """
 
     name: str = "hedger"
     uses_observations: bool = True
+    scoring_check: Callable[[int, Any], None] | None = None
 
     def reset(self, env: VecHedgingEnv) -> None:  # noqa: B027  (optional hook)
         """Start of a batch of episodes on ``env`` (read its config, batch or core here)."""
@@ -188,7 +193,7 @@ def run_hedger(
     totals: dict[str, NDArray[np.float64]] = {}
     for k in range(n_decisions):
         targets = _checked_positions(hedger, env, obs, k)
-        obs, _, terminated, _, infos = env.step_targets(targets, full_infos=False)
+        obs, terminated, infos = _step(env, hedger, targets, k)
         every = bool(running.all())  # the common case: no row has ended early
         for values, key in written:
             values[k] = infos[key] if every else np.where(running, infos[key], 0)
@@ -209,7 +214,45 @@ def run_hedger(
             break
     if running.any():
         raise RuntimeError("episodes did not end after n_decisions decisions")
+    check_finite_totals(hedger.name, totals, hedge)
     return EpisodeRecord(totals, steps, hedge, option, trade, cost, unfilled, slippage, breach)
+
+
+def _step(env: VecHedgingEnv, hedger: Hedger, targets: NDArray[np.float64],
+          decision: int) -> tuple[Any, NDArray[np.bool_], dict[str, Any]]:
+    """Step ``env`` to the hedger's checked positions; the env's refusal names the hedger."""
+    try:
+        obs, _, terminated, _, infos = env.step_targets(targets, full_infos=False)
+    except ValueError as error:  # positions the env cannot trade (beyond its largest)
+        raise ValueError(f"{hedger.name}: the env refused its positions at decision "
+                         f"{decision}: {error}") from None
+    return obs, terminated, infos
+
+
+def check_finite_totals(name: str, totals: Mapping[str, NDArray[np.float64]],
+                        hedge: NDArray[np.float64]) -> None:
+    """Raise ``ValueError`` if a hedger's episode totals overflowed (inf or NaN P&L or cost).
+
+    Finite positions can still be too big for the accounting (``1e200`` units times a price
+    overflows float64): its scores would be inf and NaN, and its tests meaningless.
+
+    Raises:
+        ValueError: naming the hedger ``name``, the totals that are not finite, on how many
+            paths, and the largest position it held (``hedge``, units).
+    """
+    bad = {key: ~np.isfinite(values) for key, values in totals.items()}
+    bad = {key: rows for key, rows in bad.items() if rows.any()}
+    if not bad:
+        return
+    key, rows = next(iter(bad.items()))
+    path = int(np.flatnonzero(rows)[0])
+    largest = float(np.max(np.abs(hedge))) if hedge.size else 0.0
+    raise ValueError(
+        f"{name}: its P&L overflowed: the totals {sorted(bad)} are not finite (on "
+        f"{int(rows.sum())} path(s) of the block; path {path}: {key} = {totals[key][path]}); "
+        f"its positions reach {largest:.3g} units: a hedger's positions must be sized so that "
+        "the P&L (positions x prices) is a finite float64"
+    )
 
 
 RECORD_FIELDS = ("hedge", "option", "trade", "cost", "unfilled", "slippage", "breach")
@@ -268,6 +311,26 @@ def _checked_out(out: Sequence[NDArray[Any]], shape: tuple[int, int]) -> list[ND
     return arrays
 
 
+def _positions(hedger: Hedger, env: VecHedgingEnv, obs: NDArray[np.float32],
+               decision: int) -> Any:
+    """``hedger.positions`` of the env's state; a write into the read-only state named.
+
+    Raises:
+        ValueError: the hedger wrote into the state's arrays (numpy's "assignment
+            destination is read-only"), naming the hedger, the decision and the fix.
+    """
+    try:
+        return hedger.positions(env.state, obs)
+    except ValueError as error:
+        if "read-only" not in str(error):
+            raise
+        raise ValueError(
+            f"{hedger.name}: positions() wrote into a read-only array at decision {decision} "
+            f"({error}): the state's arrays (and the env's paths) are read-only snapshots; copy "
+            "what you need (e.g. np.array(state['book_delta'])) and compute new arrays from it"
+        ) from None
+
+
 def _checked_positions(
     hedger: Hedger, env: VecHedgingEnv, obs: NDArray[np.float32], decision: int = 0
 ) -> NDArray[np.float64]:
@@ -278,7 +341,7 @@ def _checked_positions(
     hedger, the decision and what is allowed.
     """
     shape = (env.num_envs, env.config.action_dim)
-    positions = hedger.positions(env.state, obs)
+    positions = _positions(hedger, env, obs, decision)
     refused = f"{hedger.name}: positions must be numbers (units), an array of shape {shape}; got"
     allowed = "real numbers (ints or floats, e.g. a float64 array) are allowed"
     if positions is None:

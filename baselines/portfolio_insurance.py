@@ -183,7 +183,9 @@ class CPPI(EnvHedger):
         if self.floor is None and put is None:
             raise ValueError(
                 "CPPI(floor=None) reads the floor from the book's put (as on "
-                "hedgearena/PortfolioInsurance-v0), but the book has none: give floor="
+                "hedgearena/PortfolioInsurance-v0), but the book has none: give the floor as a "
+                "fraction of the initial spot, CPPI(floor=0.9) in Python or the hedger spec "
+                "cppi:4:0.9 (multiplier 4, floor 0.9)"
             )
         floor = put[0] if self.floor is None else self.floor  # type: ignore[index]
         config, state = env.config, env.state

@@ -82,6 +82,17 @@ def _band(spec: str, args: list[str]) -> Hedger:
     return FixedBand(_number(spec, args[0]), *(args[1:2] or ["edge"]))
 
 
+def _mv_delta(spec: str, args: list[str]) -> Hedger:
+    """``mv_delta:a:b:c``, named by its coefficients: two sets are two hedgers of a report.
+
+    Examples:
+        >>> _mv_delta("mv_delta:-0.10:0.2:0", ["-0.10", "0.2", "0"]).name
+        'MV delta -0.1:0.2:0'
+    """
+    a, b, c = (_number(spec, x) for x in args)
+    return MinimumVarianceDelta(a, b, c, name=f"MV delta {a:.15g}:{b:.15g}:{c:.15g}")
+
+
 def _argument(text: str) -> int | float | str:
     """A spec argument: an integer, else a number, else the word itself.
 
@@ -97,6 +108,43 @@ def _argument(text: str) -> int | float | str:
     return text
 
 
+def _import_hedger_module(spec: str, module_name: str) -> Any:
+    """The module of a ``python:`` spec; any error at its import named with the file.
+
+    Raises:
+        ValueError: the module cannot be found, or its code fails as it is imported (a syntax
+            error, an exception it raises...), naming the spec, the module's file and the error.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        missing = error.name if isinstance(error, ModuleNotFoundError) else None
+        if missing and f"{module_name}.".startswith(f"{missing}."):  # it or its package
+            raise ValueError(f"hedger spec {spec!r}: cannot import {module_name!r} ({error}); "
+                             "the module must be importable (installed, or on PYTHONPATH)"
+                             ) from None
+        raise ValueError(f"hedger spec {spec!r}: importing {module_name!r} "
+                         f"({_module_file(module_name)}) failed: {type(error).__name__}: "
+                         f"{error}") from None
+    except Exception as error:  # the user's code: any error at import is named, with its file
+        where = getattr(error, "filename", None) if isinstance(error, SyntaxError) else None
+        line = f", line {error.lineno}" if isinstance(error, SyntaxError) else ""
+        raise ValueError(f"hedger spec {spec!r}: importing {module_name!r} "
+                         f"({where or _module_file(module_name)}{line}) failed: "
+                         f"{type(error).__name__}: {error}") from None
+
+
+def _module_file(module_name: str) -> str:
+    """The file of a module that may fail to import (``?`` if it cannot be found)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return "?"
+    return str(found.origin) if found is not None and found.origin else "?"
+
+
 def _python_hedger(spec: str, args: list[str]) -> Hedger:
     """``python:module.Class[:arg...]``: ``module.Class(*args)``, a :class:`Hedger` subclass."""
     path, *values = args
@@ -104,11 +152,7 @@ def _python_hedger(spec: str, args: list[str]) -> Hedger:
     if not module_name or not class_name:
         raise ValueError(f"hedger spec {spec!r}: name the class as module.Class, e.g. "
                          "python:my_hedgers.PartialDelta:0.8")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"hedger spec {spec!r}: cannot import {module_name!r} ({error}); the "
-                         "module must be importable (installed, or on PYTHONPATH)") from None
+    module = _import_hedger_module(spec, module_name)
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Hedger)):
         raise ValueError(f"hedger spec {spec!r}: {path} is not a Hedger subclass "
@@ -131,7 +175,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "zakamouline": (lambda s, a: Zakamouline(_number(s, a[0])), "zakamouline:risk_aversion"),
     "delta_gamma": (lambda s, a: DeltaGamma(), "delta_gamma"),
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
-    "mv_delta": (lambda s, a: MinimumVarianceDelta(*(_number(s, x) for x in a)), "mv_delta:a:b:c"),
+    "mv_delta": (lambda s, a: _mv_delta(s, a), "mv_delta:a:b:c"),
     "realised_delta": (lambda s, a: RealisedVolDelta(), "realised_delta"),
     "model_delta": (lambda s, a: ModelDelta(), "model_delta"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),

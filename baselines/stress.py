@@ -339,6 +339,7 @@ def stress_test(
     out_dir: str | Path | None = None,
     title: str = "",
     skip_inapplicable: bool | None = None,
+    notes: Sequence[str] = (),
 ) -> StressReport:
     """Every hedger across every scenario on the same paths; write the report to ``out_dir``.
 
@@ -352,6 +353,8 @@ def stress_test(
         skip_inapplicable: leave out the scenarios that cannot stress ``config``
             (:func:`inapplicable`; listed in ``StressReport.skipped`` and the report) instead of
             failing on them. None: only when ``scenarios`` is None (all of them).
+        notes: lines the report's notes begin with (:attr:`StressReport.notes`), before the
+            ``(tuned)`` and ``(fitted)`` lines.
 
     Returns:
         The report.
@@ -421,8 +424,9 @@ def stress_test(
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index = pd.MultiIndex.from_tuples(list(rows), names=["scenario", "hedger"])
         out = StressReport(table.astype(np.float64), chosen, pnl, tuned, names, skipped=skipped,
-                           notes=choice_notes(tuned, fits_of(hedgers, main), settings.benchmark(),
-                                              dated=is_dated(config.market), stressed=True))
+                           notes=(*notes, *choice_notes(
+                               tuned, fits_of(hedgers, main), settings.benchmark(),
+                               dated=is_dated(config.market), stressed=True)))
         if out_path is not None:
             out.files = write_report(out, config, main, settings, out_path, title,
                                      (stories, drawn) if stories is not None else None)

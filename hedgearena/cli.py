@@ -306,9 +306,12 @@ def run_stress(
     out_dir = stress_dir(config)
     config.dump(out_dir / "run_config.yaml")
     title = f"{config.env.id} under stress: {spec.paths:,} paths per scenario, seed {spec.seed}"
+    notes = agents_cost_note(config, [h.name for h in hedgers[len(spec.hedgers):]])
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
     start = time.perf_counter()
     result = stress_test(env_config, hedgers, scenarios, spec.settings(progress),
-                         out_dir, title, skip_inapplicable=spec.skip_inapplicable)
+                         out_dir, title, skip_inapplicable=spec.skip_inapplicable, notes=notes)
     write_agents_record(out_dir / AGENTS_FILE, agents, hedgers[len(spec.hedgers):])
     print_stress_table(result, title, console)
     for name, why in result.skipped.items():
@@ -323,6 +326,22 @@ def run_stress(
 
 AGENTS_FILE = "agents.yaml"
 """The saved agents of a report: hedger name -> run folder, algorithm, model files."""
+
+
+def agents_cost_note(config: RunConfig, agents: Sequence[str]) -> tuple[str, ...]:
+    """The report's note when saved ``agents`` are stressed under ``stress.cost``.
+
+    Every hedger of a stress pays ``stress.cost`` (the liquidity scenarios scale its spread
+    and impact), not the env's own cost the agents trained on and observe (``cost_rate``); the
+    note says so. None: no agents, or ``stress.cost`` null (the env's own cost).
+    """
+    if not agents or config.stress.cost is None:
+        return ()
+    own, stressed = config.env.config().cost, config.stress.env_config(config.env).cost
+    return (f"The agents ({', '.join(agents)}) trained on the env's cost {own}; like every "
+            f"hedger here they pay stress.cost, {stressed}, a cost they never saw (nor its "
+            "cost_rate in their observations): --set stress.cost=null stresses them under "
+            "their own.",)
 
 
 def _agents_hint(recorded: bool) -> str:

@@ -58,11 +58,13 @@ _NUMBERS = (int, float, int | None, float | None)
 
 
 class _Section(BaseModel):
-    """A config section: unknown keys are errors, and so are booleans given for numbers.
+    """A config section: unknown keys are errors, and so are booleans or text given for numbers.
 
-    Pydantic's lax mode would read ``seed: true`` as 1 and ``frontier: yes`` (a string in YAML
-    1.2) as true; a boolean where a number belongs, or anything but ``true``/``false`` where a
-    boolean does, is a mistake, reported with the field's name.
+    Pydantic's lax mode would read ``seed: true`` as 1, ``paths: "100"`` (quoted: text) as 100
+    and ``frontier: yes`` (a string in YAML 1.2) as true; a boolean or a quoted number where a
+    number belongs, or anything but ``true``/``false`` where a boolean does, is a mistake,
+    reported with the field's name (env kwargs refuse text for numbers alike). A whole float
+    (``paths: 1e5``, which YAML reads as 100000.0) is still the integer.
     """
 
     model_config = _STRICT
@@ -71,8 +73,13 @@ class _Section(BaseModel):
     @classmethod
     def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and field.annotation in _NUMBERS:
-            raise ValueError(f"must be a number, not a boolean ({value!r})")
+        if field is not None and field.annotation in _NUMBERS:
+            if isinstance(value, bool):
+                raise ValueError(f"must be a number, not a boolean ({value!r})")
+            if isinstance(value, str):
+                kind = "an integer" if field.annotation in (int, int | None) else "a number"
+                raise ValueError(f"must be {kind}, not text: got {value!r} (write the number "
+                                 "without quotes)")
         if field is not None and field.annotation is bool and not isinstance(value, bool):
             raise ValueError(f"must be true or false, got {value!r}")
         return value
@@ -505,10 +512,16 @@ class RllibSpec(_LearnerSpec):
         valid_history: on the replay, the share of the learning history's last days the
             validation paths replay (as ``agent.valid_history``).
         checkpoint_freq: env steps between checkpoints (0: five per run).
+        normalize_obs: standardise the observations the module reads with each entry's mean
+            and standard deviation on the calibration band's paths (``eval_paths`` paths, seed
+            ``arena.seed + 2``), fitted once when training starts and frozen
+            (:class:`hedgearena.agents.rllib.ObservationNormalizer`): stable-baselines3's
+            ``normalize: {norm_obs: True}``, whose statistics run instead.
     """
 
     algo: str = "PPO"
     n_timesteps: int = Field(default=200_000, ge=1)
+    normalize_obs: bool = True
     num_env_runners: int = Field(default=2, ge=0)
     num_envs_per_env_runner: int = Field(default=64, ge=1)
     section: ClassVar[str] = "rllib"
@@ -577,14 +590,36 @@ class RunConfig(_Section):
     def _one_folder(cls, value: Any) -> Any:
         """A run's name is one folder inside ``out`` (no path separators, not ``.`` or ``..``).
 
-        A number is its folder name too (``--set name=2024``, as ``--name 2024``).
+        An integer is its folder name too (``--set name=2024``, as ``--name 2024``); any other
+        value that is not text (``name: 1e3``, which YAML reads as the float 1000.0) is refused:
+        quoted, it is the folder's name as written. The name is at most :data:`NAME_BYTES`
+        bytes (UTF-8) without control characters (:func:`folder_name_problem`).
         """
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"name must be text, a folder name (quote it to keep it as "
+                             f"written, e.g. name: '1e3'), got {value!r}")
         if isinstance(value, str) and (not value or value in (".", "..") or "/" in value
                                        or "\\" in value):
             raise ValueError(f"name must be a folder name inside out (no '/', '\\' or '..'), "
                              f"got {value!r}")
+        problem = None if value is None else folder_name_problem(value)
+        if problem:
+            raise ValueError(f"name must be a folder name inside out: {problem}")
+        return value
+
+    @field_validator("out")
+    @classmethod
+    def _folder_path(cls, value: str) -> str:
+        """``out`` is a folder path: no NUL byte, each folder name at most :data:`NAME_BYTES`."""
+        if "\0" in value:
+            raise ValueError(f"out must be a folder path without NUL bytes, got {value!r}")
+        for part in Path(value).parts:
+            problem = folder_name_problem(part, control=False)
+            if problem:
+                raise ValueError(f"out must be a folder path: its folder {part[:40]!r}... "
+                                 f"{problem}")
         return value
 
     @property
@@ -606,6 +641,32 @@ class RunConfig(_Section):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(dump_yaml(self.model_dump(mode="json")))
         return target
+
+
+NAME_BYTES = 255
+"""The longest file or folder name the usual file systems take (ext4, APFS, NTFS), in bytes."""
+
+
+def folder_name_problem(name: str, control: bool = True) -> str | None:
+    r"""What keeps ``name`` from being a folder name, or None: too long, or control characters.
+
+    Longer than :data:`NAME_BYTES` bytes as UTF-8; a NUL byte or (``control``) another control
+    character (a newline, a tab...).
+
+    Examples:
+        >>> folder_name_problem("run-1"), folder_name_problem("a" * 256)
+        (None, 'it is 256 bytes long (UTF-8), longer than file systems allow (255 bytes)')
+        >>> folder_name_problem("a" + chr(0) + "b").split(" (")[0]
+        "it holds the control character '\\x00'"
+    """
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > NAME_BYTES:
+        return (f"it is {size} bytes long (UTF-8), longer than file systems allow "
+                f"({NAME_BYTES} bytes)")
+    bad = [c for c in name if c == "\0" or (control and (ord(c) < 32 or ord(c) == 127))]
+    if bad:
+        return f"it holds the control character {bad[0]!r} (got {name!r})"
+    return None
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -664,9 +725,40 @@ def load_config(
             given[key.replace("__", ".")] = value
     try:  # YAML's dates as the ISO text they are written back as: a config equals its file's
         # (JSON-plain: mapping keys become text, which every field of a run config's keys are)
-        return RunConfig.model_validate(to_jsonable_python(tree))
+        return RunConfig.model_validate(_plain(tree, path))
     except ValidationError as error:
         raise ValueError(_explain(error, path, given)) from None
+
+
+def _plain(tree: dict[str, Any], path: str | Path | None) -> Any:
+    """``tree`` JSON-plain; a value that holds itself (a YAML anchor used inside itself) named."""
+    try:
+        return to_jsonable_python(tree)
+    except ValueError as error:  # pydantic's "Circular reference detected (id repeated)"
+        where = f"config file {str(path)!r}" if path else "the run config"
+        key = _cycle_key(tree) or "?"
+        raise ValueError(f"{where}: {key} holds itself (a YAML anchor used inside its own "
+                         f"value, e.g. a: &x [*x]); write the value out ({error})") from None
+
+
+def _cycle_key(node: Any, key: str = "", above: tuple[int, ...] = ()) -> str | None:
+    """The dotted key of the first value in ``node`` that contains itself, or None.
+
+    Examples:
+        >>> tree = {"a": {"b": []}}
+        >>> tree["a"]["b"].append(tree["a"]["b"])
+        >>> _cycle_key(tree)
+        'a.b'
+    """
+    if id(node) in above:
+        return key.rsplit(".", 1)[0] if "." in key else key
+    items = (node.items() if isinstance(node, dict)
+             else enumerate(node) if isinstance(node, list) else ())
+    for name, child in items:
+        found = _cycle_key(child, f"{key}.{name}" if key else str(name), (*above, id(node)))
+        if found:
+            return found
+    return None
 
 
 def _read_config_file(source: Path) -> dict[str, Any]:

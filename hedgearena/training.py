@@ -422,6 +422,24 @@ def check_agent(config: RunConfig, env_config: EnvConfig | None = None) -> None:
     params = run_hyperparams(config)
     check_hyperparams(config.agent.algo, params)
     timesteps(params, DEFAULT_TIMESTEPS)
+    check_sb3_policy(config, env_config, params)
+
+
+def check_sb3_policy(config: RunConfig, env_config: EnvConfig, params: dict[str, Any]) -> None:
+    """Build the SB3 agent's policy on its view's spaces (``policy_kwargs``), before writing.
+
+    The view is ``agent.env_kwargs`` (the default view if empty, ``auto`` aside: it changes no
+    space); ``params`` are the run's hyperparameters (zoo file and overrides).
+    """
+    from hedgearena.agents.sb3 import check_policy, zoo_file
+    from hedgearena.agents.training import DEFAULT_VIEW
+    from hedgearena.envs.hedging_env import action_space, observation_space
+
+    algo = config.agent.algo
+    view = env_config.replace(**fixed_view(dict(config.agent.env_kwargs) or DEFAULT_VIEW))
+    where = ("agent.hyperparams.policy_kwargs" if "policy_kwargs" in config.agent.hyperparams
+             else f"policy_kwargs of {zoo_file(algo)} ({config.env.id})")
+    check_policy(algo, params, observation_space(view), action_space(view), where)
 
 
 def learning_env(config: RunConfig, env_config: EnvConfig) -> EnvConfig:

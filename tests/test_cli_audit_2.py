@@ -19,22 +19,14 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_refusal import refused as _refused
 
 import hedgearena.training  # noqa: F401  (imported before any test patches what it imports)
-from hedgearena.cli import main
 from hedgearena.run_config import RunConfig, load_config, parse_override
 from hedgearena.yaml_io import dump_yaml, load_yaml
 
 TINY = ["--paths", "64", "--hedgers", "delta", "--set", "arena.tune_paths=64",
         "--set", "arena.n_boot=5", "--set", "arena.frontier=false", "--no-progress"]
-
-
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI, expect a usage error (exit 2), return its message on one line."""
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    return " ".join(capsys.readouterr().err.split())
 
 
 def test_a_misspelt_command_is_named_with_the_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from cli_refusal import refused as _refused
 
 import hedgearena.training  # noqa: F401  (imported before any test patches what it imports)
 from hedgearena.cli import main
@@ -33,14 +34,6 @@ DH_TINY = {"steps": 4, "batch_size": 32, "n_train": 64, "n_valid": 32, "eval_eve
 def _train(out: Path, params: dict[str, Any], *extra: str) -> list[str]:
     return ["train", "--out", str(out), "--set", f"agent.hyperparams={json.dumps(params)}",
             *TINY_ARENA, *extra]
-
-
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI, expect a usage error (exit 2), return its message on one line."""
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    return " ".join(capsys.readouterr().err.split())
 
 
 # ------------------------------------------------------------------ 1. budgets below progress

@@ -16,19 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_refusal import refused as _refused
 
 import hedgearena.training  # noqa: F401  (imported before any test patches what it imports)
 from hedgearena import cli, training
 from hedgearena.cli import build_parser, main, resolve_config
 from hedgearena.run_config import RunConfig, load_config
-
-
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI, expect a usage error (exit 2), return its message on one line."""
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    return " ".join(capsys.readouterr().err.split())
 
 
 def _resolve(*argv: str) -> RunConfig:

@@ -18,22 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_refusal import refused as _refused
 
 import hedgearena.training  # noqa: F401  (imported before the CLI, as the CLI's tests do)
 from hedgearena.baselines.benchmark import BenchmarkSettings, benchmark
 from hedgearena.baselines.minimum_variance import MinimumVarianceDelta, fit_minimum_variance
 from hedgearena.baselines.model_delta import ModelDelta
 from hedgearena.baselines.stress import StressSettings, stress_test
-from hedgearena.cli import main
 from hedgearena.envs.config import make_config
-
-
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI, expect a usage error (exit 2), return its message on one line."""
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    return " ".join(capsys.readouterr().err.split())
 
 
 def test_stress_refuses_model_delta_on_a_wrapped_scenario_before_its_folder(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_refusal import refused as _refused
 
 import hedgearena.training  # noqa: F401  (imported before the CLI, as the CLI's tests do)
 from hedgearena.baselines.benchmark import (
@@ -57,14 +58,6 @@ def _bytes(n_paths: int, n_hedgers: int, n_recorded: int, n_kept: int) -> int:
 
 def _gib(n_bytes: int) -> str:
     return f"about {n_bytes / 2**30:,.1f} GiB"
-
-
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI, expect a usage error (exit 2), return its message on one line."""
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    return " ".join(capsys.readouterr().err.split())
 
 
 def _train(tmp_path: Path, *settings: str) -> list[str]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cli_refusal import refused as _refused
 
 import hedgearena.training  # noqa: F401  (imported before the CLI, as the CLI's tests do)
 from hedgearena.baselines import arena, stress
@@ -37,14 +38,6 @@ from hedgearena.envs.config import make_config
 from hedgearena.run_config import load_config
 
 ONE_GIB = 2**30
-
-
-def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run the CLI, expect a usage error (exit 2), return its message on one line."""
-    with pytest.raises(SystemExit) as stopped:
-        main(argv)
-    assert stopped.value.code == 2
-    return " ".join(capsys.readouterr().err.split())
 
 
 def _one_line(text: str) -> str:
