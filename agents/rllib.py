@@ -24,7 +24,10 @@ baselines on the same paths, like any hedger: :class:`RLlibHedger` feeds the obs
 the RLlib module and turns its deterministic actions into positions with
 :meth:`VecHedgingEnv.positions_from_actions`. The run folder
 (``runs/rllib_ppo-<env>-seed<seed>/``) is laid out like :mod:`hedgearena.training`'s, with the
-RLlib module in ``model/module/`` and ``model/rllib.json``.
+RLlib module in ``model/module/`` and ``model/rllib.json``. With ``rllib.normalize_obs`` (the
+default) the module reads standardised observations, as an SB3 agent behind ``VecNormalize``
+does: :class:`ObservationNormalizer`, fitted before training and frozen, applied by the env
+runners' env and by :class:`RLlibHedger`, saved in ``rllib.json``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,79 @@ AGENT_FILE = "rllib.json"
 """Written beside a saved RLlib module: the algorithm and the agent's view of the env."""
 LATEST = "latest.json"
 """The checkpoint folder's pointer to its newest checkpoint and step count."""
+OBS_NORMALIZER = "observation_normalizer"
+"""The key of the frozen observation normaliser in ``rllib.json``, ``latest.json`` and the env
+runners' env config (:func:`make_vector_env` pops it there)."""
+MIN_STD = 1e-8
+"""An entry whose standard deviation is below this is constant: it is shifted, not scaled."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservationNormalizer:
+    """A frozen standardisation of observations: ``clip((obs - mean) / std, -clip, clip)``.
+
+    The RLlib agent's counterpart of stable-baselines3's ``VecNormalize(norm_obs=True)``
+    (``rllib.normalize_obs``), with statistics fitted once before training
+    (:func:`fit_observation_normalizer`) instead of running ones: the env runners
+    (:func:`make_vector_env`) and the arena's :class:`RLlibHedger` apply the same map, it is
+    saved with the module, and a resumed run fits the same numbers. (RLlib's own
+    ``MeanStdFilter`` connector merges its runners' statistics wrongly in Ray 2.60: a mean
+    near zero, a standard deviation near the root mean square.)
+
+    Attributes:
+        mean: each entry's mean, ``(obs_dim,)``, in the observation's units.
+        std: each entry's standard deviation, ``(obs_dim,)``; 1 for a constant entry.
+        clip: bound of the standardised entries (SB3's ``clip_obs``).
+
+    Examples:
+        >>> ObservationNormalizer(mean=(1.0, 0.5), std=(2.0, 1.0))(np.array([[3.0, 40.0]]))
+        array([[ 1., 10.]], dtype=float32)
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    clip: float = 10.0
+
+    def __call__(self, obs: NDArray[np.floating]) -> NDArray[np.float32]:
+        """Standardised observations, float32, the shape of ``obs`` (``(..., obs_dim)``)."""
+        z = (np.asarray(obs, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.std)
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+
+    @classmethod
+    def fit(cls, observations: NDArray[np.floating]) -> ObservationNormalizer:
+        """Each entry's mean and (population) standard deviation of ``(n_rows, obs_dim)``."""
+        rows = np.asarray(observations, dtype=np.float64)
+        std = rows.std(axis=0)
+        std[std < MIN_STD] = 1.0
+        return cls(mean=tuple(rows.mean(axis=0).tolist()), std=tuple(std.tolist()))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain lists and a number (``rllib.json``, ``latest.json``, RLlib's env config)."""
+        return {"mean": list(self.mean), "std": list(self.std), "clip": self.clip}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> ObservationNormalizer:
+        """The normaliser of :meth:`to_json`'s dict; ``where`` names its source in errors.
+
+        Raises:
+            ValueError: not such a dict: naming what is wrong and what is expected.
+        """
+        expected = ("a mapping {mean: [m_1, ..., m_d], std: [s_1, ..., s_d], clip: c} of "
+                    "finite numbers, stds and c > 0")
+        if not isinstance(data, Mapping) or set(data) != {"mean", "std", "clip"}:
+            raise ValueError(f"{where}: {OBS_NORMALIZER} must be {expected}, got {data!r}")
+        try:
+            mean, std = (np.asarray(data[key], dtype=np.float64) for key in ("mean", "std"))
+            clip = float(data["clip"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: {OBS_NORMALIZER} must be {expected}, got {data!r}") \
+                from None
+        valid = (mean.ndim == 1 and mean.shape == std.shape and mean.size > 0
+                 and np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()
+                 and math.isfinite(clip) and clip > 0)
+        if not valid:
+            raise ValueError(f"{where}: {OBS_NORMALIZER} must be {expected}, got {data!r}")
+        return cls(mean=tuple(mean.tolist()), std=tuple(std.tolist()), clip=clip)
 
 
 def make_vector_env(env_id: str, env_config: Mapping[str, Any]) -> gym.vector.VectorEnv:
@@ -74,15 +150,24 @@ def make_vector_env(env_id: str, env_config: Mapping[str, Any]) -> gym.vector.Ve
 
     Args:
         env_id: a registered hedgearena id.
-        env_config: RLlib's env config: ``num_envs`` (set by the env runner) and keyword
-            overrides of the env's config (``cost``, ``action_mode``...).
+        env_config: RLlib's env config: ``num_envs`` (set by the env runner), keyword
+            overrides of the env's config (``cost``, ``action_mode``...) and optionally
+            :data:`OBS_NORMALIZER` (an :meth:`ObservationNormalizer.to_json` dict): the
+            observations are then standardised by it.
     """
     import hedgearena  # noqa: F401  (registers the ids in the env runner's process)
 
     kwargs = dict(env_config)
     num_envs = int(kwargs.pop("num_envs", 1))
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
-                        autoreset_mode="next_step", **kwargs)
+    normalizer = kwargs.pop(OBS_NORMALIZER, None)
+    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                       autoreset_mode="next_step", **kwargs)
+    if normalizer is None:
+        return env
+    return gym.wrappers.vector.TransformObservation(
+        env, ObservationNormalizer.from_json(normalizer, "the env config"),
+        observation_space=env.observation_space,
+        single_observation_space=env.single_observation_space)
 
 
 def register_rllib_envs() -> list[str]:
@@ -238,11 +323,14 @@ class RLlibHedger(Hedger):
         module: the RLlib ``RLModule`` (torch).
         env_overrides: the agent's view of the env (``action_mode``, ``reward_mode``...).
         name: the label in tables.
+        normalizer: the observations' standardisation the module was trained with
+            (``rllib.normalize_obs``), applied before the module reads them; None: raw.
     """
 
     def __init__(self, module: Any, env_overrides: Mapping[str, Any],
-                 name: str = "rllib ppo agent") -> None:
-        self.module, self.name = module, name
+                 name: str = "rllib ppo agent",
+                 normalizer: ObservationNormalizer | None = None) -> None:
+        self.module, self.name, self.normalizer = module, name, normalizer
         self.env_overrides = dict(env_overrides)
         self._env: VecHedgingEnv | None = None
 
@@ -258,8 +346,9 @@ class RLlibHedger(Hedger):
         """The module's deterministic actions in [-1, 1], ``(n_paths, action_dim)``."""
         import torch
 
+        seen = obs if self.normalizer is None else self.normalizer(obs)
         with torch.no_grad():
-            out = self.module.forward_inference({"obs": torch.as_tensor(obs, dtype=torch.float32)})
+            out = self.module.forward_inference({"obs": torch.as_tensor(seen, dtype=torch.float32)})
             dist = self.module.get_inference_action_dist_cls().from_logits(
                 out["action_dist_inputs"])
             actions = dist.to_deterministic().sample().cpu().numpy()
@@ -272,18 +361,57 @@ class RLlibHedger(Hedger):
         return self._env.positions_from_actions(self.actions(obs))
 
 
+class _ObservationRecorder(Hedger):
+    """Hedges as ``hedger`` does and keeps a copy of every observation it is given."""
+
+    def __init__(self, hedger: Hedger) -> None:
+        self.hedger, self.name = hedger, hedger.name
+        self.rows: list[NDArray[np.float32]] = []
+
+    def reset(self, env: VecHedgingEnv) -> None:
+        """Reset the hedger it follows."""
+        self.hedger.reset(env)
+
+    def positions(self, state: State, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """The followed hedger's positions; ``obs`` kept."""
+        self.rows.append(obs.copy())
+        return self.hedger.positions(state, obs)
+
+
+def fit_observation_normalizer(env_config: EnvConfig, n_paths: int,
+                               seed: int) -> ObservationNormalizer:
+    """The normaliser of the observations at the calibration band's decisions.
+
+    The band (:data:`hedgearena.agents.training.CALIBRATION_BAND`, the one ``auto``
+    ``risk_aversion`` is calibrated on) hedges ``n_paths`` paths of ``env_config`` (the agent's
+    view applied) with ``seed``; every observation it is given, ``(n_paths * decisions,
+    obs_dim)``, is fitted by :meth:`ObservationNormalizer.fit`.
+    """
+    from hedgearena.agents.training import CALIBRATION_BAND
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.bands import FixedBand
+
+    recorder = _ObservationRecorder(FixedBand(CALIBRATION_BAND))
+    run_arena(env_config, [recorder], n_paths, seed=seed, progress=False,
+              totals_only=[recorder.name])
+    return ObservationNormalizer.fit(np.concatenate(recorder.rows))
+
+
 def agent_name(spec: RllibSpec) -> str:
     """The agent's label in tables: ``"rllib <algo> agent"``."""
     return f"rllib {spec.algo.lower()} agent"
 
 
-def save_module(module: Any, folder: Path, spec: RllibSpec) -> Path:
-    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, agent's view).
+def save_module(module: Any, folder: Path, spec: RllibSpec,
+                normalizer: ObservationNormalizer | None = None) -> Path:
+    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, view, normaliser).
 
-    The folder is replaced whole (:func:`~hedgearena.agents.saved.replace_folder`): an
-    interruption leaves either the previous folder, or none, never half a module.
+    ``rllib.json``'s normaliser is null without one. The folder is replaced whole
+    (:func:`~hedgearena.agents.saved.replace_folder`): an interruption leaves either the
+    previous folder, or none, never half a module.
     """
-    view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs}
+    view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs,
+            OBS_NORMALIZER: None if normalizer is None else normalizer.to_json()}
 
     def write(partial: Path) -> None:
         module.save_to_path(str((partial / "module").resolve()))
@@ -298,8 +426,11 @@ def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
     rl_module = require("ray.rllib.core.rl_module.rl_module")
     with loading(model_dir / "module", "RLlib module checkpoint"):
         module = rl_module.RLModule.from_checkpoint(str((model_dir / "module").resolve()))
+    saved = view.get(OBS_NORMALIZER)  # absent: saved before rllib.normalize_obs existed
+    normalizer = (None if saved is None else
+                  ObservationNormalizer.from_json(saved, str(model_dir / AGENT_FILE)))
     return RLlibHedger(module, view["env_kwargs"],
-                       name or f"rllib {view['algo'].lower()} agent")
+                       name or f"rllib {view['algo'].lower()} agent", normalizer)
 
 
 def load_rllib_run(run_dir: Path, config: RunConfig, name: str | None = None) -> RLlibHedger:
@@ -387,10 +518,16 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
     register_rllib_envs()
     fitting, env_config = fitting_parts(config, env_config, spec.valid_history)
     env_kwargs = {**fitting.env.kwargs, **spec.env_kwargs}
+    normalizer = None
+    if spec.normalize_obs:  # on the paths 'auto' is calibrated on
+        normalizer = fit_observation_normalizer(
+            fitting.env.config().replace(**fixed_view(spec.env_kwargs)), spec.eval_paths,
+            config.arena.seed + 2)
+        env_kwargs[OBS_NORMALIZER] = normalizer.to_json()
     seed = rllib_resume_seed(config, _checkpointed_steps(run_dir / "checkpoints"))
     algo = algorithm_config(spec, config.env.id, env_kwargs, seed).build_algo()
     try:
-        state = _resume(algo, run_dir / "checkpoints")
+        state = _resume(algo, run_dir / "checkpoints", normalizer)
     except BaseException:
         algo.stop()  # its env runners are Ray actors
         raise
@@ -406,16 +543,16 @@ def train_rllib(config: RunConfig, env_config: EnvConfig, run_dir: Path,
             state.steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
             _log_iteration(writer, bar, result, state.steps)
             if state.steps - state.last_eval >= eval_freq:
-                _validate(algo, config, env_config, run_dir, state, writer)
+                _validate(algo, config, env_config, run_dir, state, writer, normalizer)
             if state.steps - state.last_checkpoint >= checkpoint_freq:
-                _checkpoint(algo, run_dir / "checkpoints", state)
+                _checkpoint(algo, run_dir / "checkpoints", state, normalizer)
         if state.last_eval < state.steps or not (run_dir / "best").is_dir():
-            _validate(algo, config, env_config, run_dir, state, writer)
+            _validate(algo, config, env_config, run_dir, state, writer, normalizer)
         if state.last_checkpoint < state.steps:
-            _checkpoint(algo, run_dir / "checkpoints", state)
+            _checkpoint(algo, run_dir / "checkpoints", state, normalizer)
     except KeyboardInterrupt:
         if state.last_checkpoint < state.steps:  # resume from here, not the last periodic one
-            _checkpoint(algo, run_dir / "checkpoints", state)
+            _checkpoint(algo, run_dir / "checkpoints", state, normalizer)
         raise
     finally:
         bar.close()
@@ -454,16 +591,28 @@ def rllib_resume_seed(config: RunConfig, timesteps: int) -> int:
     return seed
 
 
-def _resume(algo: Any, folder: Path) -> _Progress:
+def _resume(algo: Any, folder: Path, normalizer: ObservationNormalizer | None) -> _Progress:
     """Restore the newest checkpoint of ``folder`` into ``algo`` (if any); its progress.
 
     Raises:
-        ValueError: the checkpoint's state does not fit ``algo`` (another network).
+        ValueError: the checkpoint's state does not fit ``algo`` (another network), or its
+            module read observations normalised otherwise than ``normalizer`` would.
     """
     pointer = folder / LATEST
     if not pointer.is_file():
         return _Progress()
     data = json.loads(pointer.read_text())
+    saved = data.get(OBS_NORMALIZER)  # absent: checkpointed before rllib.normalize_obs existed
+    if (None if saved is None else ObservationNormalizer.from_json(saved, str(pointer))) \
+            != normalizer:
+        before = ("raw" if saved is None else "normalised" if normalizer is None
+                  else "normalised by other statistics")
+        raise ValueError(
+            f"cannot resume from {folder / data['path']}: its module read observations "
+            f"{before}, this config "
+            f"{'normalises them' if normalizer is not None else 'gives them raw'} "
+            "(rllib.normalize_obs; runs checkpointed before it existed read them raw): set "
+            "rllib.normalize_obs as the run had it, or train into a new folder (--name)")
     try:
         algo.restore_from_path(str((folder / data["path"]).resolve()))
     except (RuntimeError, ValueError, KeyError) as error:  # torch: a state of another shape
@@ -479,13 +628,15 @@ def _resume(algo: Any, folder: Path) -> _Progress:
                      history=list(data["history"]), last_eval=steps, last_checkpoint=steps)
 
 
-def _checkpoint(algo: Any, folder: Path, state: _Progress) -> Path:
+def _checkpoint(algo: Any, folder: Path, state: _Progress,
+                normalizer: ObservationNormalizer | None) -> Path:
     """Save the whole algorithm (learner, optimiser, env runners) as ``step_<n>``."""
     target = folder / f"step_{state.steps}"
     algo.save_to_path(str(target.resolve()))
     state.last_checkpoint = state.steps
     pointer = {"path": target.name, "timesteps": state.steps, "iterations": state.iterations,
-               "best": state.best, "history": state.history}
+               "best": state.best, "history": state.history,
+               OBS_NORMALIZER: None if normalizer is None else normalizer.to_json()}
     partial = folder / (LATEST + ".tmp")
     partial.write_text(json.dumps(pointer, default=float) + "\n")
     partial.replace(folder / LATEST)  # atomic: an interruption never leaves half a pointer
@@ -493,12 +644,14 @@ def _checkpoint(algo: Any, folder: Path, state: _Progress) -> Path:
 
 
 def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path,
-              state: _Progress, writer: Any) -> dict[str, float]:
+              state: _Progress, writer: Any,
+              normalizer: ObservationNormalizer | None) -> dict[str, float]:
     """Score the current module on the fixed validation paths; keep it if it is the best."""
     from hedgearena.agents.callbacks import validation_scores
 
     spec = config.rllib
-    hedger = RLlibHedger(algo.get_module(), spec.env_kwargs, name="agent")
+    hedger = RLlibHedger(algo.get_module(), spec.env_kwargs, name="agent",
+                         normalizer=normalizer)
     current = validation_scores(env_config, [hedger], spec.eval_paths, config.arena.seed + 1,
                                 config.arena.c)["agent"]
     for key, value in current.items():
@@ -506,7 +659,7 @@ def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path
     state.history.append({"timesteps": float(state.steps), **current})
     state.last_eval = state.steps
     if current["objective"] < state.best or not (run_dir / "best").is_dir():
-        save_module(algo.get_module(), run_dir / "best", spec)
+        save_module(algo.get_module(), run_dir / "best", spec, normalizer)
         state.best = current["objective"]  # once saved: a checkpoint's best is that of best/
     return current
 

@@ -193,7 +193,8 @@ def test_rllib_ppo_trains_with_two_env_runners_and_is_scored_by_the_arena(ray_in
     info = json.loads((run / "training.json").read_text())
     assert info["timesteps"] >= 480
     assert info["iterations"] == 3
-    assert (run / "model" / "rllib.json").is_file()
+    saved_agent = json.loads((run / "model" / "rllib.json").read_text())
+    assert len(saved_agent["observation_normalizer"]["mean"]) == 12  # normalize_obs: default on
     assert (run / "checkpoints" / "latest.json").is_file()
     written = yaml.safe_load((run / "config.yaml").read_text())["rllib"]["env_kwargs"]
     assert isinstance(written["risk_aversion"], float)  # 'auto' calibrated, the number written

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rllib_stand_in import untrained_module
 
 from hedgearena.cli import main
 from hedgearena.run_config import load_config
@@ -139,7 +140,7 @@ def test_vf_share_layers_reaches_the_model(rllib, hyperparams, shared):
     spec = config.rllib
     algo_config = rllib.algorithm_config(spec, config.env.id, spec.env_kwargs, config.seed)
     assert algo_config.model_config["vf_share_layers"] is shared
-    module = _module(rllib, config)
+    module = untrained_module(config)
     layer = 8 * module.observation_space.shape[0] + 8  # one hidden layer of 8 units
     heads = 2 * (8 + 1) + (8 + 1)  # the Gaussian's mean and log std; the value
     parameters = sum(p.numel() for p in module.parameters())
@@ -192,23 +193,6 @@ def test_the_shipped_rllib_config_trains_on_the_arenas_objective():
     assert (view["risk_aversion"], view["pnl_reference"]) == (3.7855, -0.6928)
 
 
-def _module(rllib, config: Any, seed: int = 0) -> Any:
-    """An untrained (random, seeded) PPO module on the agent's view, built without Ray."""
-    import torch
-
-    from hedgearena.envs.vector_env import VecHedgingEnv
-
-    spec = config.rllib
-    algo_config = rllib.algorithm_config(spec, config.env.id, spec.env_kwargs, config.seed)
-    view = VecHedgingEnv(1, config=config.env.config().replace(**spec.env_kwargs))
-    module_spec = algo_config.get_default_rl_module_spec()
-    module_spec.observation_space = view.single_observation_space
-    module_spec.action_space = view.single_action_space
-    module_spec.model_config = algo_config.model_config
-    torch.manual_seed(seed)
-    return module_spec.build()
-
-
 def test_the_rllib_hedger_is_scored_on_the_baselines_paths_by_the_envs_own_accounting(rllib):
     """In the arena the agent's P&L is the env's: its deterministic actions stepped through the
     native vector env with its own view (band mode) on the arena's paths give the same P&L to
@@ -220,7 +204,7 @@ def test_the_rllib_hedger_is_scored_on_the_baselines_paths_by_the_envs_own_accou
     from hedgearena.envs.vector_env import VecHedgingEnv
 
     config = _shipped_rllib()  # its auto view calibrated, as training starts
-    hedger = rllib.RLlibHedger(_module(rllib, config), config.rllib.env_kwargs, "agent")
+    hedger = rllib.RLlibHedger(untrained_module(config), config.rllib.env_kwargs, "agent")
     env_config, n, seed = config.env.config(), 256, 11
     both = run_arena(env_config, [parse_hedger("delta"), hedger], n, seed=seed, progress=False)
     alone = run_arena(env_config, [hedger], n, seed=seed, progress=False)
@@ -246,13 +230,14 @@ def test_the_rllib_hedger_is_scored_on_the_baselines_paths_by_the_envs_own_accou
 def test_a_saved_rllib_agent_description_names_its_view(rllib, tmp_path):
     """``model/rllib.json`` holds the view the arena applies (read back without Ray)."""
     config = _shipped_rllib()  # its auto view calibrated, as training starts
-    rllib.save_module(_module(rllib, config), tmp_path / "model", config.rllib)
+    rllib.save_module(untrained_module(config), tmp_path / "model", config.rllib)
     saved = json.loads((tmp_path / "model" / rllib.AGENT_FILE).read_text())
-    assert saved == {"algo": "PPO", "env_kwargs": config.rllib.env_kwargs}
+    assert saved == {"algo": "PPO", "env_kwargs": config.rllib.env_kwargs,
+                     rllib.OBS_NORMALIZER: None}  # none given
     hedger = rllib.load_rllib_hedger(tmp_path / "model")
     assert hedger.env_overrides == config.rllib.env_kwargs
     obs = np.zeros((3, hedger.module.observation_space.shape[0]), dtype=np.float32)
-    original = rllib.RLlibHedger(_module(rllib, config), {}).actions(obs)
+    original = rllib.RLlibHedger(untrained_module(config), {}).actions(obs)
     np.testing.assert_array_equal(hedger.actions(obs), original)  # the same weights back
 
 
@@ -279,7 +264,8 @@ def test_a_checkpoint_of_another_network_is_refused_naming_the_way_out(tmp_path,
     checkpoints.mkdir(parents=True)
     (checkpoints / rllib.LATEST).write_text(json.dumps(
         {"path": "step_100", "timesteps": 100, "iterations": 1, "best": 1.0, "history": []}))
-    config = load_config(None, [f"out={tmp_path}"])
+    # such runs also read raw observations (they predate rllib.normalize_obs)
+    config = load_config(None, [f"out={tmp_path}", "rllib.normalize_obs=false"])
     with pytest.raises(ValueError, match=r"cannot resume from .*step_100: its state does not fit"
                                          r".*Error\(s\) in loading state_dict.*--name"):
         rllib.train_rllib(config, config.env.config(), tmp_path / "run", progress=False)
@@ -293,33 +279,19 @@ def test_a_resumed_rllib_run_samples_fresh_paths(tmp_path, monkeypatch):
     551.0). A resume now builds the algorithm with a fresh seed of (seed, steps), as SB3 runs
     resume (the same for two resumes from one checkpoint; its runners away from the arena's
     and the validation's seeds). (No Ray: a stand-in algorithm.)"""
+    from rllib_stand_in import StandInAlgo
+
     from hedgearena.agents import rllib
     from hedgearena.agents.training import resume_seed
     from hedgearena.run_config import SEED_LIMIT
 
     seeds: list[int] = []
 
-    class Algo:
-        steps = 0
-
-        def train(self) -> dict[str, Any]:
-            self.steps += 100
-            return {"env_runners": {"num_env_steps_sampled_lifetime": self.steps}}
-
-        def save_to_path(self, path: str) -> None:
-            Path(path).mkdir(parents=True, exist_ok=True)
-
-        def restore_from_path(self, path: str) -> None:
-            self.steps = int(Path(path).name.removeprefix("step_"))
-
-        def stop(self) -> None:
-            pass
-
     def config_with(spec, env_id, env_kwargs, seed):
         seeds.append(seed)
-        return types.SimpleNamespace(build_algo=Algo)
+        return types.SimpleNamespace(build_algo=StandInAlgo)
 
-    def validate(algo, config, env_config, run_dir, state, writer):
+    def validate(algo, config, env_config, run_dir, state, writer, normalizer):
         state.last_eval = state.steps
         (run_dir / "best").mkdir(parents=True, exist_ok=True)
 

@@ -70,7 +70,7 @@ def fake_rllib(monkeypatch):
     monkeypatch.setattr(rllib, "algorithm_config",
                         lambda *args, **kwargs: _Config(interrupt["at"]))
 
-    def validate(algo, config, env_config, run_dir, state, writer):
+    def validate(algo, config, env_config, run_dir, state, writer, normalizer):
         validations.append(state.steps)
         state.history.append({"timesteps": float(state.steps), "objective": 1.0})
         state.last_eval = state.steps
@@ -172,7 +172,7 @@ def test_validation_restores_a_missing_best_module(tmp_path, monkeypatch) -> Non
 
     config = _config(tmp_path)
     state = rllib._Progress(steps=500, best=0.5)  # the lost module's objective
-    rllib._validate(_Algo(), config, config.env.config(), tmp_path, state, _Writer())
+    rllib._validate(_Algo(), config, config.env.config(), tmp_path, state, _Writer(), None)
     assert (tmp_path / "best" / "module" / "weights").is_file()
     assert state.best == 1.0  # the objective of the module in best/
     rllib._publish(tmp_path)
