@@ -819,9 +819,9 @@ def _check_targets(values: np.ndarray) -> None:
         ...
         ValueError: targets must be positions within +-1e+15 units (...), got [1e+300]
     """
-    within = np.abs(values) <= MAX_POSITION  # False for NaN
-    if within.all():
-        return
+    if values.size == 0 or -MAX_POSITION <= values.min() <= values.max() <= MAX_POSITION:
+        return  # two reductions, no temporary (a NaN fails the comparisons)
+    within = np.abs(values) <= MAX_POSITION
     if not np.isfinite(values).all():
         raise ValueError("targets must be finite positions (units of the instrument)")
     raise ValueError(
