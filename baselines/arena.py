@@ -374,7 +374,7 @@ RECORDS_HINT = "keep a few paths' (record_paths=[...]) or none (totals_only=[...
 
 def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recorded: int,
                         n_kept: int, setting: str = "n_paths",
-                        records_hint: str = RECORDS_HINT) -> None:
+                        records_hint: str = RECORDS_HINT, counted: str = "") -> None:
     """Raise ``ValueError`` before a run whose result would not fit in the machine's memory.
 
     The bound is :func:`result_bytes` against the physical memory (``os.sysconf``; no check
@@ -382,7 +382,8 @@ def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recor
     ``arena.paths`` for a run config) and, when every path's records are kept, what the
     caller can change about them: ``records_hint``, :data:`RECORDS_HINT` (``record_paths``,
     ``totals_only``) for :func:`run_arena`'s, the settings a report or command reads for
-    theirs (``train.py stress`` cannot set ``record_paths``).
+    theirs (``train.py stress`` cannot set ``record_paths``). ``counted`` follows the count of
+    hedgers in the message (what the count holds besides the caller's hedgers).
     """
     need = result_bytes(config, n_paths, n_hedgers, n_recorded, n_kept)
     have = physical_memory()
@@ -395,9 +396,9 @@ def check_result_memory(config: EnvConfig, n_paths: int, n_hedgers: int, n_recor
     )
     raise ValueError(
         f"{setting}={n_paths:,} would keep about {need / 2**30:,.1f} GiB of results for "
-        f"{n_hedgers} hedger(s), more than this machine's {have / 2**30:,.1f} GiB of memory: "
-        f"use fewer paths (about {max(1, int(n_paths * have / need) // 2):,} fit in half of "
-        f"it){hint}"
+        f"{n_hedgers} hedger(s){counted}, more than this machine's {have / 2**30:,.1f} GiB of "
+        f"memory: use fewer paths (about {max(1, int(n_paths * have / need) // 2):,} fit in "
+        f"half of it){hint}"
     )
 
 

@@ -526,9 +526,12 @@ def check_memory(config: EnvConfig, specs: Sequence[str | Hedger], settings: Ben
     n_frontier = sum(len(grid) for _, grid in FAMILIES.values()) if settings.frontier else 0
     n_kept = settings.n_paths if settings.keep_records else 1  # the drawn path's records
     n_hedgers = len(specs) + n_agents
+    counted = (f" ({n_hedgers} scored and the frontier plot's {n_frontier} band members: "
+               "frontier=False, arena.frontier=false, drops those)" if n_frontier else "")
     check_result_memory(scoring, settings.n_paths, n_hedgers + n_frontier, n_hedgers, n_kept,
                         setting=names[0],
-                        records_hint="keep the drawn path's only (keep_records=False)")
+                        records_hint="keep the drawn path's only (keep_records=False)",
+                        counted=counted)
     check_tuning_memory(tuning, specs, settings, names[1])
 
 

@@ -48,7 +48,8 @@ class _OptionHedger(EnvHedger):
         if env.config.hedge_option is None:
             raise ValueError(
                 f"{type(self).__name__} hedges with a listed option, but the env has none "
-                "(hedge_option=None): make it with hedge_option=True or a HedgeOption"
+                "(hedge_option=None): make it with hedge_option=True or a HedgeOption (from the "
+                "command line: --set env.kwargs.hedge_option=true)"
             )
         self.cap = env.config.option_position_limit * env.config.book.notional
         super().reset(env)

@@ -298,7 +298,7 @@ def warn_liquidity_blind(scenarios: Mapping[str, Scenario], config: EnvConfig) -
         f"the liquidity multiplier of {listed} does not reach it (only their partial fills "
         "bite, and a hedging option's spread); give the config a "
         "spread or impact cost, e.g. config.replace(cost=DEFAULT_STRESS_COST) as train.py stress "
-        "does by default (stress.cost)",
+        "does by default (stress.cost: leave it unset, or give a spread or impact cost there)",
         LiquidityBlindWarning, stacklevel=3,
     )
     return list(multipliers)

@@ -155,7 +155,7 @@ class SB3VecEnv(VecEnv):
                 f"set_attr({attr_name!r}) would overwrite an attribute of "
                 f"{type(self.venv).__name__}, which reads its settings when it is built (the new "
                 "value would not change the env); make a new env with the keyword instead "
-                f"(make_sb3_vec_env(env_id, n_envs, {attr_name}=...)), or set an attribute of "
+                f"(make_sb3_vec_env(env_id, num_envs, {attr_name}=...)), or set an attribute of "
                 "your own")
         setattr(self.venv, attr_name, value)
 

@@ -160,3 +160,31 @@ def test_an_rllib_agent_refuses_its_env_runners_seeds():
             check_out_of_sample(Path("run"), config, True, seed, make_config("ShortCall"))
     check_out_of_sample(Path("run"), config, True, 10, make_config("ShortCall"))
     check_out_of_sample(Path("run"), config, False, 8, make_config("ShortCall"))  # SB3: 7 only
+
+
+def test_the_memory_refusal_counts_the_frontier_plots_members_aloud(capsys):
+    """``benchmark --hedgers delta`` with too many paths said "results for 33 hedger(s)": the
+    frontier plot's band members were counted, unnamed (arena.frontier=false drops them)."""
+    from cli_refusal import refused
+
+    said = refused(["benchmark", "--hedgers", "delta", "--paths", "100000000000",
+                    "--no-progress"], capsys)
+    assert re.search(r"results for (\d+) hedger\(s\) \(1 scored and the frontier plot's \d+ band "
+                     r"members: frontier=False, arena.frontier=false, drops those\)", said), said
+    said = refused(["benchmark", "--hedgers", "delta", "--paths", "100000000000",
+                    "--set", "arena.frontier=false", "--no-progress"], capsys)
+    assert "results for 1 hedger(s), more than" in said
+
+
+def test_hints_give_the_command_lines_spelling_and_the_adapters_keyword():
+    from hedgearena.baselines.arena import run_arena
+    from hedgearena.baselines.delta_gamma import DeltaGamma
+    from hedgearena.envs.config import make_config
+    from hedgearena.envs.sb3_adapter import make_sb3_vec_env
+
+    with pytest.raises(ValueError, match=r"--set env.kwargs.hedge_option=true"):
+        run_arena(make_config("ShortCall"), [DeltaGamma()], n_paths=4, seed=1, progress=False)
+    env = make_sb3_vec_env("hedgearena/ShortCall-v0", 2)
+    with pytest.raises(ValueError, match=r"make_sb3_vec_env\(env_id, num_envs, "
+                                         r"reward_scale=\.\.\.\)"):
+        env.set_attr("reward_scale", 2.0)
