@@ -207,6 +207,8 @@ def _check_settings(config: RunConfig, run_dir: Path, learner: str) -> None:
     old = _training_settings(_read_yaml(saved), learner)
     changed = _differences(old, _training_settings(config.model_dump(mode="json"), learner))
     changed += _changed_zoo_hyperparams(config, run_dir, learner)
+    if any(line.startswith("env.") for line in changed) and _same_env(saved, config):
+        changed = [line for line in changed if not line.startswith("env.")]
     if changed:
         calibrated = any(line.startswith(("agent.env_kwargs.risk_aversion",
                                           "agent.env_kwargs.pnl_reference")) for line in changed)
@@ -217,6 +219,19 @@ def _check_settings(config: RunConfig, run_dir: Path, learner: str) -> None:
             f"{why}: resuming would carry those weights on. Give this run another name "
             f"(--name or --set name=...), or delete {checkpoints} to train from scratch"
         )
+
+
+def _same_env(saved: Path, config: RunConfig) -> bool:
+    """Whether the run config file ``saved`` and ``config`` build equal env configs.
+
+    Keywords written out at their defaults (``cost: 0.01`` on ShortCall-v0) change no env; env
+    configs compare by value (a replayed history compares by identity: never equal, so its
+    keywords are compared as written). False if either cannot be built.
+    """
+    try:
+        return bool(load_config(saved).env.config() == config.env.config())
+    except (ValueError, TypeError, OSError):
+        return False
 
 
 def training_budget(config: RunConfig, learner: str = "agent") -> tuple[int, str]:

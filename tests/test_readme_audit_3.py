@@ -188,3 +188,22 @@ def test_hints_give_the_command_lines_spelling_and_the_adapters_keyword():
     with pytest.raises(ValueError, match=r"make_sb3_vec_env\(env_id, num_envs, "
                                          r"reward_scale=\.\.\.\)"):
         env.set_attr("reward_scale", 2.0)
+
+
+def test_a_rerun_may_spell_out_an_env_default_but_not_change_it(tmp_path, capsys):
+    """Resuming compared the env's keywords as written: ``--set env.kwargs.cost=0.01`` on
+    ShortCall-v0 (whose cost is 0.01) was refused as "unset -> 0.01". Equal env configs now
+    resume; another cost is still refused."""
+    from cli_refusal import refused
+    from tiny_runs import PPO_TINY, TINY_ARENA, train_tiny
+
+    from hedgearena.cli import main
+
+    train_tiny("ppo", PPO_TINY, tmp_path)
+    again = ["train", "--agent", "ppo", "--out", str(tmp_path), "--set",
+             f"agent.hyperparams={json.dumps(PPO_TINY)}", "--set", "agent.eval_paths=128",
+             *TINY_ARENA]
+    main([*again, "--set", "env.kwargs.cost=0.01"])  # the default, written out
+    said = refused([*again, "--set", "env.kwargs.cost=0.02"], capsys)
+    assert "holds checkpoints trained with other settings (" in said
+    assert "env.kwargs.cost: 0.01 -> 0.02)" in said  # (and the auto view calibrated anew)
