@@ -301,8 +301,7 @@ def build_model(
         return cls(policy, venv, seed=seed, device="cpu", verbose=0,
                    tensorboard_log=tensorboard_log, **params)
     except (TypeError, AssertionError, ValueError, RuntimeError) as error:  # SB3's, unnamed
-        given = {k: hyperparams[k] for k in hyperparams if k not in ("policy_kwargs",)}
-        raise ValueError(f"{algo} rejected its hyperparameters {given}: "
+        raise ValueError(f"{algo} rejected its hyperparameters {dict(hyperparams)}: "
                          f"{error or type(error).__name__}") from None
 
 

@@ -207,3 +207,15 @@ def test_a_rerun_may_spell_out_an_env_default_but_not_change_it(tmp_path, capsys
     said = refused([*again, "--set", "env.kwargs.cost=0.02"], capsys)
     assert "holds checkpoints trained with other settings (" in said
     assert "env.kwargs.cost: 0.01 -> 0.02)" in said  # (and the auto view calibrated anew)
+
+
+def test_sb3s_own_refusal_prints_every_hyperparameter_given():
+    """The fallback message left policy_kwargs out of the hyperparameters it printed."""
+    from hedgearena.agents.sb3 import build_model
+    from hedgearena.envs.sb3_adapter import make_sb3_vec_env
+
+    venv = make_sb3_vec_env("hedgearena/ShortCall-v0", 2)
+    given = {"n_steps": 1, "batch_size": 1, "policy_kwargs": "dict(net_arch=[8])"}
+    with pytest.raises(ValueError, match=re.escape(f"ppo rejected its hyperparameters {given}: "
+                                                   "`batch_size` must be greater than 1")):
+        build_model("ppo", venv, given, seed=0)
