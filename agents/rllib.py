@@ -361,6 +361,20 @@ class RLlibHedger(Hedger):
         return self._env.positions_from_actions(self.actions(obs))
 
 
+def normalizer_json(normalizer: ObservationNormalizer | None) -> dict[str, Any] | None:
+    """``normalizer`` as written in ``rllib.json`` and ``latest.json`` (null: raw inputs)."""
+    return None if normalizer is None else normalizer.to_json()
+
+
+def read_normalizer(data: Mapping[str, Any], where: str) -> ObservationNormalizer | None:
+    """The normaliser of a ``rllib.json`` or ``latest.json`` dict, ``where`` naming the file.
+
+    None for null, or for a file written before ``rllib.normalize_obs`` existed (no key).
+    """
+    saved = data.get(OBS_NORMALIZER)
+    return None if saved is None else ObservationNormalizer.from_json(saved, where)
+
+
 class _ObservationRecorder(Hedger):
     """Hedges as ``hedger`` does and keeps a copy of every observation it is given."""
 
@@ -411,7 +425,7 @@ def save_module(module: Any, folder: Path, spec: RllibSpec,
     previous folder, or none, never half a module.
     """
     view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs,
-            OBS_NORMALIZER: None if normalizer is None else normalizer.to_json()}
+            OBS_NORMALIZER: normalizer_json(normalizer)}
 
     def write(partial: Path) -> None:
         module.save_to_path(str((partial / "module").resolve()))
@@ -426,9 +440,7 @@ def load_rllib_hedger(model_dir: Path, name: str | None = None) -> RLlibHedger:
     rl_module = require("ray.rllib.core.rl_module.rl_module")
     with loading(model_dir / "module", "RLlib module checkpoint"):
         module = rl_module.RLModule.from_checkpoint(str((model_dir / "module").resolve()))
-    saved = view.get(OBS_NORMALIZER)  # absent: saved before rllib.normalize_obs existed
-    normalizer = (None if saved is None else
-                  ObservationNormalizer.from_json(saved, str(model_dir / AGENT_FILE)))
+    normalizer = read_normalizer(view, str(model_dir / AGENT_FILE))
     return RLlibHedger(module, view["env_kwargs"],
                        name or f"rllib {view['algo'].lower()} agent", normalizer)
 
@@ -602,9 +614,8 @@ def _resume(algo: Any, folder: Path, normalizer: ObservationNormalizer | None) -
     if not pointer.is_file():
         return _Progress()
     data = json.loads(pointer.read_text())
-    saved = data.get(OBS_NORMALIZER)  # absent: checkpointed before rllib.normalize_obs existed
-    if (None if saved is None else ObservationNormalizer.from_json(saved, str(pointer))) \
-            != normalizer:
+    saved = read_normalizer(data, str(pointer))
+    if saved != normalizer:
         before = ("raw" if saved is None else "normalised" if normalizer is None
                   else "normalised by other statistics")
         raise ValueError(
@@ -636,7 +647,7 @@ def _checkpoint(algo: Any, folder: Path, state: _Progress,
     state.last_checkpoint = state.steps
     pointer = {"path": target.name, "timesteps": state.steps, "iterations": state.iterations,
                "best": state.best, "history": state.history,
-               OBS_NORMALIZER: None if normalizer is None else normalizer.to_json()}
+               OBS_NORMALIZER: normalizer_json(normalizer)}
     partial = folder / (LATEST + ".tmp")
     partial.write_text(json.dumps(pointer, default=float) + "\n")
     partial.replace(folder / LATEST)  # atomic: an interruption never leaves half a pointer

@@ -49,7 +49,7 @@ from hedgearena.baselines.registry import (
     is_fitted,
     parse_hedger,
 )
-from hedgearena.envs.checks import is_integer, is_number, require_integer
+from hedgearena.envs.checks import is_integer, is_number, require_field, require_integer
 from hedgearena.envs.config import EnvConfig, plain_data
 from hedgearena.envs.rendering import StoryFigures, story_labels
 from hedgearena.yaml_io import dump_yaml
@@ -130,9 +130,9 @@ class BenchmarkSettings:
     def _check_records(self) -> None:
         """The drawn path, the switches (``keep_records``, ``frontier``, ``progress``), named."""
         for name in ("keep_records", "frontier", "progress"):  # "no" would be read as true
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"BenchmarkSettings.{name} must be True or False, got "
-                                 f"{getattr(self, name)!r}")
+            value = getattr(self, name)
+            require_field("BenchmarkSettings", name, value, isinstance(value, bool),
+                          "True or False")
         if not (is_integer(self.story_path) and 0 <= self.story_path < self.n_paths):
             raise ValueError(f"story_path must be in [0, n_paths), got {self.story_path!r}")
 

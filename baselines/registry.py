@@ -117,16 +117,12 @@ def _import_hedger_module(spec: str, module_name: str) -> Any:
     """
     try:
         return importlib.import_module(module_name)
-    except ImportError as error:
+    except Exception as error:  # the user's code: any error at import is named, with its file
         missing = error.name if isinstance(error, ModuleNotFoundError) else None
         if missing and f"{module_name}.".startswith(f"{missing}."):  # it or its package
             raise ValueError(f"hedger spec {spec!r}: cannot import {module_name!r} ({error}); "
                              "the module must be importable (installed, or on PYTHONPATH)"
                              ) from None
-        raise ValueError(f"hedger spec {spec!r}: importing {module_name!r} "
-                         f"({_module_file(module_name)}) failed: {type(error).__name__}: "
-                         f"{error}") from None
-    except Exception as error:  # the user's code: any error at import is named, with its file
         where = getattr(error, "filename", None) if isinstance(error, SyntaxError) else None
         line = f", line {error.lineno}" if isinstance(error, SyntaxError) else ""
         raise ValueError(f"hedger spec {spec!r}: importing {module_name!r} "
@@ -175,7 +171,7 @@ BUILDERS: dict[str, tuple[Callable[[str, list[str]], Hedger], str]] = {
     "zakamouline": (lambda s, a: Zakamouline(_number(s, a[0])), "zakamouline:risk_aversion"),
     "delta_gamma": (lambda s, a: DeltaGamma(), "delta_gamma"),
     "delta_vega": (lambda s, a: DeltaVega(), "delta_vega"),
-    "mv_delta": (lambda s, a: _mv_delta(s, a), "mv_delta:a:b:c"),
+    "mv_delta": (_mv_delta, "mv_delta:a:b:c"),
     "realised_delta": (lambda s, a: RealisedVolDelta(), "realised_delta"),
     "model_delta": (lambda s, a: ModelDelta(), "model_delta"),
     "synthetic_put": (lambda s, a: SyntheticPut(_integer(s, a[0]) if a else 1),

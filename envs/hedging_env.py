@@ -152,8 +152,6 @@ MAX_POSITION = 1e15
 """Largest position a caller may set directly, units: a reset's ``|options["hedge"]|`` and the
 vector env's :meth:`~hedgearena.envs.vector_env.VecHedgingEnv.step_targets` (far past any book;
 beyond it the float32 observations and the wealth in currency overflow)."""
-MAX_RESET_HEDGE = MAX_POSITION
-"""Largest ``|options["hedge"]|`` of a reset, units (:data:`MAX_POSITION`)."""
 
 
 NUMERIC_KINDS = "fiu"

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from hedgearena.envs.checks import is_integer, is_number, is_real, require_surface
+from hedgearena.envs.checks import is_integer, is_number, is_real, require_bool, require_surface
 from hedgearena.envs.market import FloatArray, MarketPaths, VolSurface
 from hedgearena.envs.vol_surface import FlatVol
 
@@ -383,7 +383,7 @@ class HistoricalReplay:
             21
         """
         carry = {"rate": rate, "dividend": dividend, "surface": surface}
-        _check_flag("fill_missing_vol", fill_missing_vol)
+        require_bool("HistoricalReplay", "fill_missing_vol", fill_missing_vol)  # "no" is no False
         if csv is not None:
             if series is not None:
                 raise ValueError(
@@ -722,19 +722,13 @@ def _check_column_names(
             )
 
 
-def _check_flag(name: str, value: Any) -> None:
-    """Raise unless ``value`` is True or False (numpy booleans too): ``"no"`` is no False."""
-    if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
 def _check_vol_options(vol_column: str | None, vol_scale: Any, fill_missing_vol: Any) -> None:
     """Raise unless ``vol_scale`` and ``fill_missing_vol`` are valid for ``vol_column``.
 
     ``vol_scale`` is a finite number > 0 (1 without a ``vol_column``: it would scale nothing),
     ``fill_missing_vol`` True or False.
     """
-    _check_flag("fill_missing_vol", fill_missing_vol)
+    require_bool("HistoricalReplay", "fill_missing_vol", fill_missing_vol)
     if not is_number(vol_scale, gt=0.0):
         raise ValueError(f"vol_scale must be finite and > 0, got {vol_scale!r} (0.01 for vols "
                          "in percent, 1 for annualised fractions)")

@@ -821,9 +821,9 @@ def _check_targets(values: np.ndarray) -> None:
     """
     if values.size == 0 or -MAX_POSITION <= values.min() <= values.max() <= MAX_POSITION:
         return  # two reductions, no temporary (a NaN fails the comparisons)
-    within = np.abs(values) <= MAX_POSITION
     if not np.isfinite(values).all():
         raise ValueError("targets must be finite positions (units of the instrument)")
+    within = np.abs(values) <= MAX_POSITION
     raise ValueError(
         f"targets must be positions within +-{MAX_POSITION:g} units (far past any book; larger "
         f"positions overflow the float32 observations and the wealth), got "

@@ -198,7 +198,7 @@ def test_a_reset_hedge_of_either_sign_is_bought_at_the_initial_spot(hedge: float
 
 
 def test_a_reset_hedge_far_beyond_any_book_is_accepted_up_to_1e15() -> None:
-    """Kills H71 (a smaller cap). Expected: ``MAX_RESET_HEDGE`` = 1e15 as documented."""
+    """Kills H71 (a smaller cap). Expected: ``MAX_POSITION`` = 1e15 as documented."""
     env = ledger_env()
     _, info = env.reset(seed=0, options={"hedge": 1e12})
     assert info["hedge"] == 1e12
