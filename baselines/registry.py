@@ -25,8 +25,8 @@ spec                         hedger
                              own minimum-variance delta (Heston, SABR, Merton; GBM: ``C_S``)
 ``synthetic_put`` / ``:K``   :class:`~hedgearena.baselines.portfolio_insurance.SyntheticPut`,
                              rebalanced every K decisions
-``cppi:M[:F[:L]]``           :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M,
-                             floor F (K / S_0; default the book's put), leverage L
+``cppi[:M[:F[:L]]]``         :class:`~hedgearena.baselines.portfolio_insurance.CPPI`, multiplier M
+                             (default 4), floor F (K / S_0; default the book's put), leverage L
 ``python:mod.Class[:a...]``  a :class:`~hedgearena.baselines.hedger.Hedger` subclass of your own,
                              ``mod.Class(a, ...)`` (arguments read as integers, numbers or words);
                              ``mod`` must be importable (installed, or on ``PYTHONPATH``)
@@ -150,6 +150,13 @@ def _python_hedger(spec: str, args: list[str]) -> Hedger:
                          "python:my_hedgers.PartialDelta:0.8")
     module = _import_hedger_module(spec, module_name)
     cls = getattr(module, class_name, None)
+    if cls is None:
+        defined = sorted(name for name, value in vars(module).items()
+                         if isinstance(value, type) and issubclass(value, Hedger)
+                         and value.__module__ == module.__name__)
+        raise ValueError(f"hedger spec {spec!r}: module {module_name} "
+                         f"({getattr(module, '__file__', '?')}) has no {class_name!r}; the "
+                         f"Hedger subclasses it defines: {', '.join(defined) or 'none'}")
     if not (isinstance(cls, type) and issubclass(cls, Hedger)):
         raise ValueError(f"hedger spec {spec!r}: {path} is not a Hedger subclass "
                          "(hedgearena.baselines.Hedger)")

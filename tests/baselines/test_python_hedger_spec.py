@@ -55,7 +55,7 @@ def test_a_user_class_is_built_with_its_arguments(user_module: str) -> None:
     ("python:PartialDelta", r"name the class as module.Class"),
     ("python:no_such_module_xyz.Hedger", r"cannot import 'no_such_module_xyz'.*PYTHONPATH"),
     ("python:{m}.NotAHedger", r"is not a Hedger subclass"),
-    ("python:{m}.Missing", r"is not a Hedger subclass"),
+    ("python:{m}.Missing", r"has no .Missing.*defines: PartialDelta$"),
     ("python:{m}.PartialDelta:1:2:3", r"refused its arguments"),
 ])
 def test_bad_python_specs_are_named(user_module: str, spec: str, message: str) -> None:
