@@ -624,11 +624,13 @@ class RunConfig(_Section):
 
     @property
     def run_name(self) -> str:
-        """The run's folder name."""
+        """The run's folder name; its seed is the training's (a deep hedger's own, if given)."""
         if self.name:
             return self.name
         env = self.env.id.split("/")[-1].removesuffix("-v0")
-        return f"{self.agent.algo}-{env}-seed{self.seed}"
+        seed = (self.agent.hyperparams.get("seed", self.seed)
+                if self.agent.algo == "deep_hedging" else self.seed)
+        return f"{self.agent.algo}-{env}-seed{seed}"
 
     @property
     def run_dir(self) -> Path:

@@ -746,6 +746,16 @@ def test_a_run_name_is_one_folder_inside_out() -> None:
     assert load_config(None, ["name=2024"]).run_name == "2024"
 
 
+def test_a_run_folder_is_named_by_the_seed_it_trains_with() -> None:
+    """``--seed 7 --set agent.hyperparams.seed=5`` trains the deep hedger with seed 5 (its own
+    seed wins) but named the folder ``...-seed7``."""
+    from hedgearena.run_config import load_config
+
+    assert load_config(None, ["seed=7", "agent.hyperparams.seed=5"]).run_name.endswith("-seed5")
+    assert load_config(None, ["seed=7"]).run_name.endswith("-seed7")
+    assert load_config(None, ["seed=7", "agent.algo=ppo"]).run_name == "ppo-ShortCall-seed7"
+
+
 def test_a_bad_value_from_the_command_line_is_not_blamed_on_the_file(tmp_path: Path) -> None:
     """``evaluate RUN --paths 0`` said "invalid run config in 'RUN/config.yaml'": the value
     came from the command line (--paths sets arena.paths), not from the file."""
