@@ -41,6 +41,17 @@ Array = Any
 TRADING_DAYS_PER_YEAR = 252
 """Trading days per year: ``sigma_daily = vol / sqrt(252)``."""
 
+MAX_CURRENCY_COST = 1e15
+"""Largest fee in currency (a ticket, an absolute half-spread per unit): larger ones overflow
+the mean-variance reward's squares and the arena's variances into inf."""
+
+MAX_IMPACT_COEFFICIENT = 1e6
+"""Largest dimensionless impact or spread coefficient (``eta``, ``Y``, ``vol_sensitivity``):
+realistic ones are of order 0.1 to 1, and larger ones overflow like an oversized fee."""
+
+MIN_DAILY_VOLUME = 1e-6
+"""Smallest average daily volume, units of the underlying: impact divides by it."""
+
 
 # -------------------------------------------------------------------------------- base classes
 
@@ -246,7 +257,7 @@ class ProportionalCost(CostModel):
 
 @dataclass(frozen=True)
 class SpreadCost(CostModel):
-    """Half the bid-ask spread, paid on every unit traded, widening with volatility.
+    """Half the bid-ask spread on every unit traded; widens with vol if ``vol_sensitivity > 0``.
 
     The half-spread per unit is ``h = half_spread * m(vol) * liquidity`` with the multiplier
 
@@ -259,11 +270,12 @@ class SpreadCost(CostModel):
 
     Attributes:
         half_spread: half the bid-ask spread at ``reference_vol``: fraction of the price if
-            ``relative`` (in ``[0, 1)``), else currency per unit (>= 0).
+            ``relative`` (in ``[0, 1)``), else currency per unit (in ``[0, 1e15]``).
         relative: whether ``half_spread`` is a fraction of the price.
-        vol_sensitivity: slope of the multiplier in ``vol / reference_vol`` (>= 0; 0 = constant
-            spread, no ``vol`` needed; 1 = proportional to vol).
-        reference_vol: the annualised vol at which the spread is ``half_spread`` (> 0).
+        vol_sensitivity: slope of the multiplier in ``vol / reference_vol`` (in ``[0, 1e6]``; 0 =
+            constant spread, no ``vol`` needed; 1 = proportional to vol).
+        reference_vol: the annualised vol at which the spread is ``half_spread`` (>= 1e-4: the
+            multiplier divides by it).
         floor: smallest multiplier of ``half_spread``, in ``[0, 1]``, so that calm markets never
             make the spread vanish or turn negative.
 
@@ -284,10 +296,10 @@ class SpreadCost(CostModel):
 
     def __post_init__(self) -> None:
         require_bool(type(self).__name__, "relative", self.relative)
-        top = 1.0 if self.relative else math.inf
-        _check_range(self, "half_spread", 0.0, top, high_open=True)
-        _check_range(self, "vol_sensitivity", 0.0, math.inf, high_open=True)
-        _check_range(self, "reference_vol", 0.0, math.inf, low_open=True, high_open=True)
+        top = 1.0 if self.relative else MAX_CURRENCY_COST
+        _check_range(self, "half_spread", 0.0, top, high_open=self.relative)
+        _check_range(self, "vol_sensitivity", 0.0, MAX_IMPACT_COEFFICIENT)
+        _check_range(self, "reference_vol", 1e-4, math.inf, high_open=True)
         _check_range(self, "floor", 0.0, 1.0)
 
     def coefficients(
@@ -316,7 +328,7 @@ class FixedCost(CostModel):
     see this cost (penalise trading frequency separately if needed).
 
     Attributes:
-        ticket: fee per trade, currency (>= 0).
+        ticket: fee per trade, currency, in ``[0, 1e15]``.
 
     Examples:
         >>> import numpy as np
@@ -327,7 +339,7 @@ class FixedCost(CostModel):
     ticket: float
 
     def __post_init__(self) -> None:
-        _check_range(self, "ticket", 0.0, math.inf, high_open=True)
+        _check_range(self, "ticket", 0.0, MAX_CURRENCY_COST)
 
     def coefficients(
         self, price: Array, *, vol: Array | None = None, liquidity: Array | None = None
@@ -346,8 +358,8 @@ class LinearImpact(CostModel):
     that much each.
 
     Attributes:
-        eta: price move, as a fraction of the price, for trading one full ADV (>= 0).
-        daily_volume: average daily volume ADV, units of the underlying (> 0).
+        eta: price move, as a fraction of the price, for trading one full ADV, in ``[0, 1e6]``.
+        daily_volume: average daily volume ADV, units of the underlying (>= 1e-6).
 
     Examples:
         >>> import numpy as np
@@ -359,8 +371,8 @@ class LinearImpact(CostModel):
     daily_volume: float
 
     def __post_init__(self) -> None:
-        _check_range(self, "eta", 0.0, math.inf, high_open=True)
-        _check_range(self, "daily_volume", 0.0, math.inf, low_open=True, high_open=True)
+        _check_range(self, "eta", 0.0, MAX_IMPACT_COEFFICIENT)
+        _check_range(self, "daily_volume", MIN_DAILY_VOLUME, math.inf, high_open=True)
 
     def coefficients(
         self, price: Array, *, vol: Array | None = None, liquidity: Array | None = None
@@ -382,8 +394,8 @@ class SquareRootImpact(CostModel):
     with ``liquidity``. Evaluated as ``|q|^1.5``, whose gradient at ``q = 0`` is 0 (not NaN).
 
     Attributes:
-        coefficient: ``Y``, dimensionless (>= 0).
-        daily_volume: average daily volume ADV, units of the underlying (> 0).
+        coefficient: ``Y``, dimensionless, in ``[0, 1e6]``.
+        daily_volume: average daily volume ADV, units of the underlying (>= 1e-6).
         daily_vol: fixed daily volatility ``sigma_d``, in ``(0, 1]``, or None to take
             ``vol / sqrt(252)`` from the ``vol`` argument.
 
@@ -399,8 +411,8 @@ class SquareRootImpact(CostModel):
     daily_vol: float | None = None
 
     def __post_init__(self) -> None:
-        _check_range(self, "coefficient", 0.0, math.inf, high_open=True)
-        _check_range(self, "daily_volume", 0.0, math.inf, low_open=True, high_open=True)
+        _check_range(self, "coefficient", 0.0, MAX_IMPACT_COEFFICIENT)
+        _check_range(self, "daily_volume", MIN_DAILY_VOLUME, math.inf, high_open=True)
         if self.daily_vol is not None:
             _check_range(self, "daily_vol", 0.0, 1.0, low_open=True)
 
