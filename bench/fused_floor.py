@@ -24,11 +24,12 @@ not the arena's): the same case. The JSON records each round's seconds, the rati
 pfhedge within each round and the best times' ratios.
 
 The same question for #3's vector env (``vector_vs_kernel_16384`` of bench/env_throughput.py,
-target 0.35): :func:`vector_env` fuses ShortCall-v0's vector env (the GBM step, the call's price
-and four greeks, the realised vol, the float32 observation of ten entries, the accounting of a
-given target position) on one thread at 16,384 paths, and ``fused_vector_vs_kernel_16384`` is
-its path-steps/s over the inputs/s of the bare kernel of bench/kernel.py (d1 and one ndtr, numpy
-and scipy, one thread), the two in turns.
+target 0.35): :func:`vector_env` fuses a simplified ShortCall-v0 vector env (the GBM step, the
+call's price and four greeks, the realised vol, a float32 observation of ten entries, the env's
+twelve less its constant cost and liquidity entries and with simpler greek scalings, the
+accounting of a given target position) on one thread at 16,384 paths, and
+``fused_vector_vs_kernel_16384`` is its path-steps/s over the inputs/s of the bare kernel of
+bench/kernel.py (d1 and one ndtr, numpy and scipy, one thread), the two in turns.
 
 numba is not a dependency of hedgearena. ``make bench-floor`` installs numba 0.68.1 into
 ``.venv-pfhedge`` (pfhedge 0.23's venv, numpy < 2) and runs this there; pfhedge's hedger is
