@@ -97,19 +97,23 @@ def check_episode_memory(n_paths: int, n_steps: int, paths: str) -> None:
         >>> check_episode_memory(256, 10**12, "block=256")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: block=256 paths of n_steps=1,000,000,000,000 market steps would take ...
+        ValueError: n_steps=1,000,000,000,000 market steps are too many for this machine: ...
     """
     per_path = EPISODE_BYTES_PER_PATH_STEP * (int(n_steps) + 1)
     need, have = int(n_paths) * per_path, physical_memory()
     if have is None or need <= have:
         return
     fit = have // (2 * per_path)
-    advice = (
-        f"give fewer paths or steps (about {fit:,} paths of these steps fit in half of it)"
-        if fit else "give fewer n_steps (not even one path of these steps fits in half of it)"
-    )
+    steps, gib = f"n_steps={int(n_steps):,} market steps", f"{have / 2**30:,.1f} GiB"
+    if not fit:  # the steps are the problem, whatever built the paths
+        raise ValueError(
+            f"{steps} are too many for this machine: one path would take at least "
+            f"{per_path / 2**30:,.1f} GiB ({EPISODE_BYTES_PER_PATH_STEP} bytes a step), more than "
+            f"half its {gib} of memory: give fewer n_steps"
+        )
     raise ValueError(
-        f"{paths} paths of n_steps={int(n_steps):,} market steps would take at least "
-        f"{need / 2**30:,.1f} GiB to build ({EPISODE_BYTES_PER_PATH_STEP} bytes a path and step), "
-        f"more than this machine's {have / 2**30:,.1f} GiB of memory: {advice}"
+        f"{paths} paths of {steps} would take at least {need / 2**30:,.1f} GiB to build "
+        f"({EPISODE_BYTES_PER_PATH_STEP} bytes a path and step), more than this machine's {gib} "
+        f"of memory: give fewer paths or steps (about {fit:,} paths of these steps fit in half "
+        "of it)"
     )

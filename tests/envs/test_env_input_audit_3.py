@@ -148,10 +148,13 @@ def test_step_targets_checks_the_hedging_options_column_too() -> None:
 
 # ---------------------------------------------------------------- #7: sizes beyond the memory
 def test_n_steps_beyond_the_memory_is_refused_before_anything_is_allocated() -> None:
-    """``n_steps=10**9`` raised numpy's MemoryError at the first reset (1.86 TiB)."""
-    with pytest.raises(ValueError, match=r"block=256 paths of n_steps=1,000,000,000 market steps "
-                                         r"would take at least [\d,.]+ GiB to build .* give fewer "
-                                         r"n_steps \(not even one path"):
+    """``n_steps=10**9`` raised numpy's MemoryError at the first reset (1.86 TiB). Not even one
+    path fits, so the message leads with n_steps (the arena's probe env of 2 paths named its
+    ``num_envs=2``, a setting the user never gave)."""
+    with pytest.raises(ValueError, match=r"^n_steps=1,000,000,000 market steps are too many for "
+                                         r"this machine: one path would take at least 119.2 GiB "
+                                         r"\(128 bytes a step\), more than half its [\d,.]+ GiB of "
+                                         r"memory: give fewer n_steps$"):
         gym.make(ID, n_steps=10**9)
 
 
