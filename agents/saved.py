@@ -208,6 +208,7 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
     mismatch = (f"{str(model_dir)!r} is not the agent {str(config_file)!r} describes: "
                 "the model and the config are of different runs; train the run again, or "
                 "restore the run's own model/ or config.yaml")
+    env = _check_trained_env(run_dir, config, mismatch)
     if "rllib.json" in held:
         saved = read_json(model_dir / "rllib.json", "RLlib agent description", ("algo",))
         if str(saved["algo"]).lower() != config.rllib.algo.lower():
@@ -221,6 +222,7 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
                          f"{algo}, whose model/ holds {expected}: {mismatch}")
     if algo == "deep_hedging":
         _check_policy(model_dir / "settings.json", config, mismatch)
+        _check_policy_env(model_dir / "settings.json", env, config, mismatch)
         return
     view = read_json(model_dir / "agent.json", "SB3 agent description", ("algo", "env_kwargs"))
     if view["algo"] != algo:
@@ -229,6 +231,66 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
     differ = _differences(view["env_kwargs"], config.agent.env_kwargs)
     if differ:
         raise ValueError(f"model/agent.json's view of the env differs from agent.env_kwargs "
+                         f"({'; '.join(differ)}): {mismatch}")
+
+
+def _env_record(config: RunConfig) -> dict[str, Any]:
+    """``config``'s env as ``env.yaml`` records it (the YAML round trip of its plain data)."""
+    from hedgearena.envs.config import plain_data
+    from hedgearena.yaml_io import dump_yaml, load_yaml
+
+    return load_yaml(dump_yaml(plain_data(config.env.config().to_dict())))
+
+
+def _env_differences(saved: dict[str, Any], now: dict[str, Any], skip: set[str]) -> list[str]:
+    """``key: saved vs now`` of two env records: the first three (reprs cut to 60 characters).
+
+    Only keys both hold are compared (a key one lacks is a setting added since, at its
+    default), ``skip`` aside.
+    """
+    keys = [key for key in sorted(set(saved) & set(now) - skip) if saved[key] != now[key]]
+    shown = [f"{key}: {str(saved[key])[:60]} then, {str(now[key])[:60]} now" for key in keys[:3]]
+    return shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else [])
+
+
+def _check_trained_env(run_dir: Path, config: RunConfig, mismatch: str) -> dict[str, Any]:
+    """Refuse a ``config.yaml`` whose env is not the run's own; ``config``'s env record.
+
+    Training writes the env it built as ``env.yaml`` beside the config; ``evaluate`` and a
+    saved agent's scoring build the env from ``config.yaml`` again. An edited ``config.yaml``
+    (another cost, another env id) scored the model on an env it never saw, with no warning.
+    A folder without ``env.yaml`` (written by hand, or older) is not checked.
+    """
+    now = _env_record(config)
+    record = run_dir / "env.yaml"
+    if not record.is_file():
+        return now
+    from hedgearena.yaml_io import load_yaml
+
+    saved = load_yaml(record.read_text())
+    differ = _env_differences(saved if isinstance(saved, dict) else {}, now, set())
+    if differ:
+        raise ValueError(f"{str(run_dir / 'config.yaml')!r} builds another env than the run "
+                         f"trained on ({str(record)!r}: {'; '.join(differ)}): {mismatch}")
+    return now
+
+
+def _check_policy_env(settings_file: Path, env: dict[str, Any], config: RunConfig,
+                      mismatch: str) -> None:
+    """Refuse a deep-hedging policy trained on another env than ``config``'s (``env``).
+
+    ``settings.json`` records the env the trainer built; on a dated market (the replay) that is
+    the history before ``arena.split``, so its market and dates are not compared.
+    """
+    from hedgearena.baselines.benchmark import is_dated
+
+    saved = read_json(settings_file, "deep-hedging settings", ("policy",)).get("env")
+    if not isinstance(saved, dict):
+        return  # written before the env was recorded
+    dated = is_dated(config.env.config().market)
+    differ = _env_differences(saved, env, {"market", "market_kwargs"} if dated else set())
+    if differ:
+        raise ValueError(f"model/settings.json's policy was trained on another env "
                          f"({'; '.join(differ)}): {mismatch}")
 
 

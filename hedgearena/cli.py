@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,9 +297,14 @@ def run_stress(
     check_hedgers(env_config, spec.hedgers, "stress.hedgers")  # checked before writing
     check_fit(env_config, spec.hedgers, spec.settings(False).benchmark(), "stress")
     hedgers = [*spec.hedgers, *load_agents(agents, config)]
+    if not hedgers:
+        raise ValueError("nothing to stress: stress.hedgers is empty and no --agent is given; "
+                         "name at least one hedger (e.g. --hedgers delta) or pass --agent RUN_DIR")
     scenarios = spec.scenario_objects()
+    explicit = [s.name for s, item in zip(scenarios, spec.scenarios, strict=True)
+                if isinstance(item, dict) and any(item.values())]
     limited, chosen = check_applicable(scenarios, env_config, spec.risk_limits,
-                                       spec.skip_inapplicable)
+                                       spec.skip_inapplicable, explicit)
     check_scenario_hedgers(chosen, limited, spec.hedgers)
     check_memory(limited, chosen, hedgers, spec.settings(False),
                  ("stress.paths", "stress.tune_paths"))  # nothing simulated
@@ -384,21 +389,30 @@ def write_agents_record(path: Path, run_dirs: Sequence[Path],
 
 
 def check_applicable(scenarios: Sequence[Any], env_config: Any, risk_limits: Any,
-                     skip: bool) -> tuple[Any, dict[str, Any]]:
+                     skip: bool, explicit: Collection[str] = ()) -> tuple[Any, dict[str, Any]]:
     """Refuse a stress that would fail on its scenarios, before its folder is written.
 
     ``risk_limits`` are ``stress.risk_limits`` (checked too); ``skip`` is
-    ``stress.skip_inapplicable``. Returns ``env_config`` with the limits and the scenarios that
-    apply to it, by name (what the further checks read).
+    ``stress.skip_inapplicable``, which never skips the scenarios named in ``explicit`` (those
+    the config gives parameters: a parameter that does not fit the env is the config's error).
+    Returns ``env_config`` with the limits and the scenarios that apply to it, by name (what
+    the further checks read).
 
     Raises:
-        ValueError: bad risk limits; with ``skip`` false, every scenario that cannot stress
-            the env and why; with ``skip``, no scenario that can.
+        ValueError: bad risk limits; a scenario of ``explicit`` that cannot stress the env;
+            with ``skip`` false, every scenario that cannot and why; with ``skip``, no
+            scenario that can.
     """
     from hedgearena.baselines.stress import inapplicable, with_risk_limits
 
     env_config = with_risk_limits(env_config, risk_limits)
     reasons = {s.name: why for s in scenarios if (why := inapplicable(s, env_config))}
+    given = {name: why for name, why in reasons.items() if name in explicit}
+    if given:
+        lines = "; ".join(f"{name}: {why}" for name, why in given.items())
+        raise ValueError(f"stress.scenarios gives parameters that do not fit this env: {lines}. "
+                         "Change them, or name the scenario without parameters to let "
+                         "stress.skip_inapplicable leave it out")
     if skip and len(reasons) == len(scenarios):
         raise ValueError(f"no scenario of stress.scenarios applies to this env: {reasons}")
     if reasons and not skip:

@@ -20,6 +20,7 @@ that name the key and list the allowed ones. Every run writes its resolved confi
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -287,7 +288,9 @@ class StressSpec(_Section):
         worst_paths: draw every hedger's worst path in every scenario.
         skip_inapplicable: leave out (and list in the report) the scenarios that cannot
             stress the env, e.g. a historical window shorter than its episode or a vol spike
-            on Heston, instead of failing on them.
+            on Heston, instead of failing on them. A scenario given with parameters
+            (``{gap: {step: 100}}``) is never left out: parameters that do not fit the env
+            are refused.
     """
 
     paths: int = Field(default=20_000, ge=1)
@@ -372,11 +375,12 @@ def _check_axis(key: str, axis: Any) -> dict[str, list[Any]]:
         raise ValueError(f"sweep.space.{key}.{kind} must be a non-empty list, got {values!r}")
     values = [_number(v) for v in values]
     if kind in ("uniform", "loguniform", "randint"):
-        numbers = len(values) == 2 and all(isinstance(v, int | float) for v in values)
+        numbers = len(values) == 2 and all(isinstance(v, int | float) and math.isfinite(v)
+                                           for v in values)
         if not (numbers and values[0] < values[1]) or (kind == "loguniform" and values[0] <= 0):
             low = "0 < low" if kind == "loguniform" else "low"
-            raise ValueError(f"sweep.space.{key}.{kind} must be [low, high] with {low} < high, "
-                             f"got {values!r}")
+            raise ValueError(f"sweep.space.{key}.{kind} must be [low, high], finite numbers with "
+                             f"{low} < high, got {values!r}")
         if kind == "randint" and not all(isinstance(v, int) for v in values):
             raise ValueError(f"sweep.space.{key}.randint takes integers [low, high), "
                              f"got {values!r}")

@@ -705,6 +705,7 @@ def summary_table(table: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
     """
     keys = summary_keys(spec)
     done = table[table["status"] == "ok"]
+    done = done.assign(**{key: done[key].map(_groupable) for key in keys})
     groups = done.groupby(keys, sort=False, dropna=False) if keys else done.groupby(
         np.zeros(len(done), dtype=int))
     spread = groups["objective"].agg(["size", "std", "min", "max"]).rename(columns={
@@ -716,6 +717,11 @@ def summary_table(table: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
                                            SUMMARY_MARKDOWN)]
     return summary[columns].sort_values(spec.metric, ascending=spec.mode == "min",
                                         na_position="last", ignore_index=True)
+
+
+def _groupable(value: Any) -> Any:
+    """A swept value as a group key: a list or mapping by its JSON text (lists are unhashable)."""
+    return json.dumps(value, default=str) if isinstance(value, list | dict | tuple) else value
 
 
 def _last_line(error: BaseException | None) -> str:

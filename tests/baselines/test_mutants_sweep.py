@@ -168,11 +168,13 @@ def test_a_config_file_that_is_not_a_mapping_is_named(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("axis", "named"), [
-    ("{uniform: [0.01, 0.01]}", r"uniform must be \[low, high\] with low < high, got \[0\.01, "
-                                r"0\.01\]"),
-    ("{randint: [3, 3]}", r"randint must be \[low, high\] with low < high"),
-    ("{loguniform: [0, 0.1]}", r"loguniform must be \[low, high\] with 0 < low < high, got "
-                               r"\[0, 0\.1\]"),
+    ("{uniform: [0.01, 0.01]}", r"uniform must be \[low, high\], finite numbers with low < "
+                                r"high, got \[0\.01, 0\.01\]"),
+    ("{randint: [3, 3]}", r"randint must be \[low, high\], finite numbers with low < high"),
+    ("{loguniform: [0, 0.1]}", r"loguniform must be \[low, high\], finite numbers with 0 < low "
+                               r"< high, got \[0, 0\.1\]"),
+    ("{uniform: [0, .inf]}", r"uniform must be \[low, high\], finite numbers .*got \[0, inf\]"),
+    ("{loguniform: [1e-4, .inf]}", r"loguniform must be \[low, high\], finite numbers"),
 ])
 def test_an_empty_or_log_of_zero_range_is_named_when_the_config_is_read(axis, named) -> None:
     """Pins ``_check_axis``'s ``values[0] < values[1]`` (a range ``[a, a]`` holds no draw, and
