@@ -25,7 +25,10 @@ so a trainer's value and the report's differ slightly on the same sample of ``n`
   (at least one); this one weighs the next path by the fraction left over (Rockafellar and
   Uryasev's minimum, exact for the empirical distribution). Equal when ``n (1 - alpha)`` is a
   whole number, never above the arena's otherwise;
-- ``entropic``: the same measure as the arena's ``entropic_risk`` of ``P&L = -cost``.
+- ``entropic``: the measure of the arena's ``entropic_risk``, on another input: here of
+  ``-cost`` (``cost = premium - e^{-rT} P&L``), there of the terminal P&L itself. With
+  ``r = 0`` the trainer's value is the report's plus the premium (the measure is cash
+  additive); the arena's ``entropic_risk(-cost)`` is the trainer's.
 
 The differences are of order ``1 / n`` of the spread (for ES, of the gap between the worst
 paths): negligible on the arena's 100,000 paths, visible on a small validation batch, where
