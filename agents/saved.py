@@ -222,7 +222,9 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
                          f"{algo}, whose model/ holds {expected}: {mismatch}")
     if algo == "deep_hedging":
         _check_policy(model_dir / "settings.json", config, mismatch)
-        _check_policy_env(model_dir / "settings.json", env, config, mismatch)
+        settings = read_json(model_dir / "settings.json", "deep-hedging settings", ("policy",))
+        _check_model_env(settings.get("env"), env, config, "model/settings.json's policy",
+                         mismatch)
         return
     view = read_json(model_dir / "agent.json", "SB3 agent description", ("algo", "env_kwargs"))
     if view["algo"] != algo:
@@ -232,9 +234,10 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
     if differ:
         raise ValueError(f"model/agent.json's view of the env differs from agent.env_kwargs "
                          f"({'; '.join(differ)}): {mismatch}")
+    _check_model_env(view.get("env"), env, config, "model/agent.json's SB3 agent", mismatch)
 
 
-def _env_record(config: RunConfig) -> dict[str, Any]:
+def env_record(config: RunConfig) -> dict[str, Any]:
     """``config``'s env as ``env.yaml`` records it (the YAML round trip of its plain data)."""
     from hedgearena.envs.config import plain_data
     from hedgearena.yaml_io import dump_yaml, load_yaml
@@ -261,7 +264,7 @@ def _check_trained_env(run_dir: Path, config: RunConfig, mismatch: str) -> dict[
     (another cost, another env id) scored the model on an env it never saw, with no warning.
     A folder without ``env.yaml`` (written by hand, or older) is not checked.
     """
-    now = _env_record(config)
+    now = env_record(config)
     record = run_dir / "env.yaml"
     if not record.is_file():
         return now
@@ -275,23 +278,24 @@ def _check_trained_env(run_dir: Path, config: RunConfig, mismatch: str) -> dict[
     return now
 
 
-def _check_policy_env(settings_file: Path, env: dict[str, Any], config: RunConfig,
-                      mismatch: str) -> None:
-    """Refuse a deep-hedging policy trained on another env than ``config``'s (``env``).
+def _check_model_env(saved: Any, env: dict[str, Any], config: RunConfig, where: str,
+                     mismatch: str) -> None:
+    """Refuse a model whose recorded env (``saved``) is not ``config``'s (``env``).
 
-    ``settings.json`` records the env the trainer built; on a dated market (the replay) that is
-    the history before ``arena.split``, so its market and dates are not compared.
+    ``where`` names the record (``model/settings.json's policy``). The record is of the env
+    the model trained on; on a dated market (the replay) that is the history before
+    ``arena.split``, so its market and dates are not compared. A model saved before its env
+    was recorded (``saved`` not a mapping) passes.
     """
     from hedgearena.baselines.benchmark import is_dated
 
-    saved = read_json(settings_file, "deep-hedging settings", ("policy",)).get("env")
     if not isinstance(saved, dict):
-        return  # written before the env was recorded
+        return
     dated = is_dated(config.env.config().market)
     differ = _env_differences(saved, env, {"market", "market_kwargs"} if dated else set())
     if differ:
-        raise ValueError(f"model/settings.json's policy was trained on another env "
-                         f"({'; '.join(differ)}): {mismatch}")
+        raise ValueError(f"{where} was trained on another env ({'; '.join(differ)}): "
+                         f"{mismatch}")
 
 
 def _check_policy(settings_file: Path, config: RunConfig, mismatch: str) -> None:

@@ -268,10 +268,16 @@ def _n_envs(params: dict[str, Any]) -> int:
 def _publish(run_dir: Path, config: RunConfig, model: Any, venv: VecEnv) -> None:
     """Copy the best validated model (or the last one) to ``run_dir/model`` with agent.json.
 
+    ``agent.json`` holds the algorithm, the agent's view of the env and the env it trained on
+    (as ``env.yaml`` records it), which scoring the saved agent checks.
+
     ``model/`` is replaced whole (:func:`~hedgearena.agents.saved.replace_folder`).
     """
+    from hedgearena.agents.saved import env_record
+
     best = run_dir / "best"
-    view = {"algo": config.agent.algo, "env_kwargs": config.agent.env_kwargs}
+    view = {"algo": config.agent.algo, "env_kwargs": config.agent.env_kwargs,
+            "env": env_record(config)}  # the env it trained on, before its view
 
     def write(folder: Path) -> None:
         if (best / "model.zip").is_file():

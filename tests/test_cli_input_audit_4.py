@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 from cli_refusal import refused
-from tiny_runs import DH_TINY, TINY_ARENA, train_tiny
+from tiny_runs import DH_TINY, PPO_TINY, TINY_ARENA, train_tiny
 
 from hedgearena.agents.saved import check_saved_agent
 from hedgearena.run_config import SweepSpec, load_config
@@ -89,6 +89,26 @@ def test_a_policy_copied_from_another_run_is_refused(dh_run: Path, tmp_path: Pat
                                          r"env \(cost: ProportionalCost\(rate=0.001\) then, "
                                          r"ProportionalCost\(rate=0.01\) now\)"):
         check_saved_agent(run, load_config(run / "config.yaml"))
+
+
+def test_an_sb3_model_records_its_env_and_a_copy_from_another_run_is_refused(
+    tmp_path: Path,
+) -> None:
+    """agent.json held the algorithm and the view only: a PPO model of another env (the same
+    observation shape) loaded and was scored as this run's agent."""
+    run = train_tiny("ppo", PPO_TINY, tmp_path / "runs")
+    view = json.loads((run / "model" / "agent.json").read_text())
+    config = load_config(run / "config.yaml")
+    assert view["env"] == yaml.safe_load((run / "env.yaml").read_text())  # the run's env
+    check_saved_agent(run, config)
+    view["env"]["cost"] = "ProportionalCost(rate=0.001)"
+    (run / "model" / "agent.json").write_text(json.dumps(view))
+    with pytest.raises(ValueError, match=r"model/agent.json's SB3 agent was trained on another "
+                                         r"env \(cost: ProportionalCost\(rate=0.001\) then"):
+        check_saved_agent(run, config)
+    del view["env"]  # saved before agent.json recorded it
+    (run / "model" / "agent.json").write_text(json.dumps(view))
+    check_saved_agent(run, config)
 
 
 def test_older_records_are_compared_on_the_keys_they_hold(dh_run: Path, tmp_path: Path) -> None:
