@@ -417,15 +417,18 @@ def agent_name(spec: RllibSpec) -> str:
 
 
 def save_module(module: Any, folder: Path, spec: RllibSpec,
-                normalizer: ObservationNormalizer | None = None) -> Path:
-    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, view, normaliser).
+                normalizer: ObservationNormalizer | None = None,
+                env: Mapping[str, Any] | None = None) -> Path:
+    """Save the module (``folder/module``) and ``rllib.json`` (algorithm, view, normaliser, env).
 
-    ``rllib.json``'s normaliser is null without one. The folder is replaced whole
+    ``rllib.json``'s normaliser is null without one; ``env`` is the env the module trained on
+    (:func:`hedgearena.agents.saved.env_record`), which scoring the saved agent checks (left out
+    when not given). The folder is replaced whole
     (:func:`~hedgearena.agents.saved.replace_folder`): an interruption leaves either the
     previous folder, or none, never half a module.
     """
     view = {"algo": spec.algo, "env_kwargs": spec.env_kwargs,
-            OBS_NORMALIZER: normalizer_json(normalizer)}
+            OBS_NORMALIZER: normalizer_json(normalizer), **({"env": env} if env else {})}
 
     def write(partial: Path) -> None:
         module.save_to_path(str((partial / "module").resolve()))
@@ -659,6 +662,7 @@ def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path
               normalizer: ObservationNormalizer | None) -> dict[str, float]:
     """Score the current module on the fixed validation paths; keep it if it is the best."""
     from hedgearena.agents.callbacks import validation_scores
+    from hedgearena.agents.saved import env_record
 
     spec = config.rllib
     hedger = RLlibHedger(algo.get_module(), spec.env_kwargs, name="agent",
@@ -670,7 +674,7 @@ def _validate(algo: Any, config: RunConfig, env_config: EnvConfig, run_dir: Path
     state.history.append({"timesteps": float(state.steps), **current})
     state.last_eval = state.steps
     if current["objective"] < state.best or not (run_dir / "best").is_dir():
-        save_module(algo.get_module(), run_dir / "best", spec, normalizer)
+        save_module(algo.get_module(), run_dir / "best", spec, normalizer, env_record(config))
         state.best = current["objective"]  # once saved: a checkpoint's best is that of best/
     return current
 

@@ -214,6 +214,8 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
         if str(saved["algo"]).lower() != config.rllib.algo.lower():
             raise ValueError(f"model/rllib.json holds an RLlib {saved['algo']} agent, "
                              f"rllib.algo is {config.rllib.algo}: {mismatch}")
+        _check_model_env(saved.get("env"), env, config, "model/rllib.json's RLlib agent",
+                         mismatch)
         return
     algo = config.agent.algo
     expected = "settings.json" if algo == "deep_hedging" else "agent.json"

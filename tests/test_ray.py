@@ -195,6 +195,7 @@ def test_rllib_ppo_trains_with_two_env_runners_and_is_scored_by_the_arena(ray_in
     assert info["iterations"] == 3
     saved_agent = json.loads((run / "model" / "rllib.json").read_text())
     assert len(saved_agent["observation_normalizer"]["mean"]) == 12  # normalize_obs: default on
+    assert saved_agent["env"] == yaml.safe_load((run / "env.yaml").read_text())  # its env
     assert (run / "checkpoints" / "latest.json").is_file()
     written = yaml.safe_load((run / "config.yaml").read_text())["rllib"]["env_kwargs"]
     assert isinstance(written["risk_aversion"], float)  # 'auto' calibrated, the number written

@@ -190,6 +190,28 @@ def test_training_fits_the_normaliser_gives_it_to_the_runners_and_checkpoints_it
         "timesteps"] == 500
 
 
+def test_a_saved_module_records_its_env_and_one_of_another_env_is_refused(tmp_path):
+    """rllib.json held the algorithm, view and normaliser: a module trained on another env (the
+    same observation shape), copied into a run, was scored as its agent. (test_ray.py checks
+    that training records the env.)"""
+    from hedgearena.agents.saved import check_saved_agent, env_record
+    from hedgearena.training import write_env_yaml
+
+    run = tmp_path / "run"
+    config = load_config(None, [*(f"rllib.env_kwargs.{k}={v}" for k, v in VIEW.items())])
+    rllib.save_module(_module(VIEW), run / "model", config.rllib, None, env_record(config))
+    saved = json.loads((run / "model" / rllib.AGENT_FILE).read_text())
+    assert saved["env"]["cost"] == "ProportionalCost(rate=0.01)"  # ShortCall-v0's
+    config.dump(run / "config.yaml")
+    write_env_yaml(run, config.env.config())
+    check_saved_agent(run, config)
+    saved["env"]["cost"] = "ProportionalCost(rate=0.001)"
+    (run / "model" / rllib.AGENT_FILE).write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"model/rllib.json's RLlib agent was trained on another "
+                                         r"env \(cost: ProportionalCost\(rate=0.001\) then"):
+        check_saved_agent(run, config)
+
+
 def test_raw_observations_when_normalize_obs_is_off(tmp_path, stand_in):
     _train(tmp_path, "rllib.n_timesteps=200", "rllib.normalize_obs=false")
     assert rllib.OBS_NORMALIZER not in BUILT[0]
