@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hedgearena.baselines.hedger import Hedger
+    from hedgearena.envs.config import EnvConfig
     from hedgearena.run_config import RunConfig
 
 _RETRAIN = "train the run again or restore the file"
@@ -198,6 +199,8 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
         ValueError: naming the file, what it holds and what the config says.
         FileNotFoundError: never (a missing description is left to the loader).
     """
+    from hedgearena.baselines.benchmark import is_dated
+
     model_dir = run_dir / "model"
     if not model_dir.is_dir():
         return
@@ -208,13 +211,17 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
     mismatch = (f"{str(model_dir)!r} is not the agent {str(config_file)!r} describes: "
                 "the model and the config are of different runs; train the run again, or "
                 "restore the run's own model/ or config.yaml")
-    env = _check_trained_env(run_dir, config, mismatch)
+    env_config = config.env.config()  # built once: a replay's reads its data
+    env = _record(env_config)
+    _check_trained_env(run_dir, env, mismatch)
+    # a model records the env it trained on: on a dated market, the history before arena.split
+    skip = {"market", "market_kwargs"} if is_dated(env_config.market) else set()
     if "rllib.json" in held:
         saved = read_json(model_dir / "rllib.json", "RLlib agent description", ("algo",))
         if str(saved["algo"]).lower() != config.rllib.algo.lower():
             raise ValueError(f"model/rllib.json holds an RLlib {saved['algo']} agent, "
                              f"rllib.algo is {config.rllib.algo}: {mismatch}")
-        _check_model_env(saved.get("env"), env, config, "model/rllib.json's RLlib agent",
+        _check_model_env(saved.get("env"), env, skip, "model/rllib.json's RLlib agent",
                          mismatch)
         return
     algo = config.agent.algo
@@ -223,9 +230,10 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
         raise ValueError(f"model/ holds {MODEL_FILES[held[0]]} ({held[0]}), agent.algo is "
                          f"{algo}, whose model/ holds {expected}: {mismatch}")
     if algo == "deep_hedging":
-        _check_policy(model_dir / "settings.json", config, mismatch)
-        settings = read_json(model_dir / "settings.json", "deep-hedging settings", ("policy",))
-        _check_model_env(settings.get("env"), env, config, "model/settings.json's policy",
+        settings_file = model_dir / "settings.json"
+        settings = read_json(settings_file, "deep-hedging settings", ("policy",))
+        _check_policy(settings, settings_file, config, mismatch)
+        _check_model_env(settings.get("env"), env, skip, "model/settings.json's policy",
                          mismatch)
         return
     view = read_json(model_dir / "agent.json", "SB3 agent description", ("algo", "env_kwargs"))
@@ -236,15 +244,20 @@ def check_saved_agent(run_dir: Path, config: RunConfig) -> None:
     if differ:
         raise ValueError(f"model/agent.json's view of the env differs from agent.env_kwargs "
                          f"({'; '.join(differ)}): {mismatch}")
-    _check_model_env(view.get("env"), env, config, "model/agent.json's SB3 agent", mismatch)
+    _check_model_env(view.get("env"), env, skip, "model/agent.json's SB3 agent", mismatch)
 
 
 def env_record(config: RunConfig) -> dict[str, Any]:
     """``config``'s env as ``env.yaml`` records it (the YAML round trip of its plain data)."""
+    return _record(config.env.config())
+
+
+def _record(env_config: EnvConfig) -> dict[str, Any]:
+    """``env_config`` as ``env.yaml`` records it."""
     from hedgearena.envs.config import plain_data
     from hedgearena.yaml_io import dump_yaml, load_yaml
 
-    return load_yaml(dump_yaml(plain_data(config.env.config().to_dict())))
+    return load_yaml(dump_yaml(plain_data(env_config.to_dict())))
 
 
 def _env_differences(saved: dict[str, Any], now: dict[str, Any], skip: set[str]) -> list[str]:
@@ -258,18 +271,17 @@ def _env_differences(saved: dict[str, Any], now: dict[str, Any], skip: set[str])
     return shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else [])
 
 
-def _check_trained_env(run_dir: Path, config: RunConfig, mismatch: str) -> dict[str, Any]:
-    """Refuse a ``config.yaml`` whose env is not the run's own; ``config``'s env record.
+def _check_trained_env(run_dir: Path, now: dict[str, Any], mismatch: str) -> None:
+    """Refuse a ``config.yaml`` whose env (its record ``now``) is not the run's own.
 
     Training writes the env it built as ``env.yaml`` beside the config; ``evaluate`` and a
     saved agent's scoring build the env from ``config.yaml`` again. An edited ``config.yaml``
     (another cost, another env id) scored the model on an env it never saw, with no warning.
     A folder without ``env.yaml`` (written by hand, or older) is not checked.
     """
-    now = env_record(config)
     record = run_dir / "env.yaml"
     if not record.is_file():
-        return now
+        return
     from hedgearena.yaml_io import load_yaml
 
     saved = load_yaml(record.read_text())
@@ -277,35 +289,33 @@ def _check_trained_env(run_dir: Path, config: RunConfig, mismatch: str) -> dict[
     if differ:
         raise ValueError(f"{str(run_dir / 'config.yaml')!r} builds another env than the run "
                          f"trained on ({str(record)!r}: {'; '.join(differ)}): {mismatch}")
-    return now
 
 
-def _check_model_env(saved: Any, env: dict[str, Any], config: RunConfig, where: str,
+def _check_model_env(saved: Any, env: dict[str, Any], skip: set[str], where: str,
                      mismatch: str) -> None:
-    """Refuse a model whose recorded env (``saved``) is not ``config``'s (``env``).
+    """Refuse a model whose recorded env (``saved``) is not the config's (``env``).
 
-    ``where`` names the record (``model/settings.json's policy``). The record is of the env
-    the model trained on; on a dated market (the replay) that is the history before
-    ``arena.split``, so its market and dates are not compared. A model saved before its env
-    was recorded (``saved`` not a mapping) passes.
+    ``where`` names the record (``model/settings.json's policy``); ``skip`` are the keys not
+    compared (a dated market's, whose model trained on the history before ``arena.split``).
+    A model saved before its env was recorded (``saved`` not a mapping) passes.
     """
-    from hedgearena.baselines.benchmark import is_dated
-
     if not isinstance(saved, dict):
         return
-    dated = is_dated(config.env.config().market)
-    differ = _env_differences(saved, env, {"market", "market_kwargs"} if dated else set())
+    differ = _env_differences(saved, env, skip)
     if differ:
         raise ValueError(f"{where} was trained on another env ({'; '.join(differ)}): "
                          f"{mismatch}")
 
 
-def _check_policy(settings_file: Path, config: RunConfig, mismatch: str) -> None:
-    """Refuse a deep-hedging policy whose network differs from ``agent.hyperparams``'."""
+def _check_policy(settings: dict[str, Any], settings_file: Path, config: RunConfig,
+                  mismatch: str) -> None:
+    """Refuse a deep-hedging policy whose network differs from ``agent.hyperparams``'.
+
+    ``settings`` is the policy's ``settings.json`` (``settings_file``, named in errors).
+    """
     from hedgearena.agents.policies import PolicySpec
     from hedgearena.training import split_deep_hedging_params
 
-    settings = read_json(settings_file, "deep-hedging settings", ("policy",))
     policy = settings["policy"]
     if not isinstance(policy, dict):
         raise ValueError(f"deep-hedging settings {str(settings_file)!r} hold no policy "
